@@ -1,0 +1,3 @@
+module meshgo.dev/mesh
+
+go 1.26.8

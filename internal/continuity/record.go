@@ -1,0 +1,170 @@
+package continuity
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Role is a node's authority role.
+type Role string
+
+// Roles. Exactly one node of a healthy pair is RolePrimary.
+const (
+	RolePrimary Role = "primary"
+	RoleStandby Role = "standby"
+)
+
+// Phase is the lifecycle phase of a record.
+type Phase string
+
+// Phases. Completed and rejected are terminal.
+const (
+	PhaseSubmitted Phase = "submitted"
+	PhaseCompleted Phase = "completed"
+	PhaseRejected  Phase = "rejected"
+)
+
+// Terminal reports whether p is completed or rejected.
+func (p Phase) Terminal() bool { return p == PhaseCompleted || p == PhaseRejected }
+
+// Result is always paired with a phase: submitted/pending, completed/succeeded,
+// rejected/rejected.
+type Result string
+
+// Results.
+const (
+	ResultPending   Result = "pending"
+	ResultSucceeded Result = "succeeded"
+	ResultRejected  Result = "rejected"
+)
+
+// ReplicaStatus says how far a record's mirror got.
+type ReplicaStatus string
+
+// Replica statuses.
+const (
+	ReplicaUnassigned         ReplicaStatus = "unassigned"
+	ReplicaPreparing          ReplicaStatus = "preparing"
+	ReplicaMirrored           ReplicaStatus = "mirrored"
+	ReplicaOwnerLost          ReplicaStatus = "owner_lost"
+	ReplicaRejected           ReplicaStatus = "rejected"
+	ReplicaDegradedContinuing ReplicaStatus = "degraded_continuing"
+)
+
+// Health is a record's (or, aggregated, a node's) replication health.
+type Health string
+
+// Health values.
+const (
+	HealthLocalOnly   Health = "local_only"
+	HealthHealthy     Health = "healthy"
+	HealthDegraded    Health = "degraded"
+	HealthUnavailable Health = "unavailable"
+)
+
+// Record is the continuity record of one request key. Records are values: the
+// registry hands out copies, so callers may keep and compare them freely.
+type Record struct {
+	RequestKey       string
+	PayloadHash      string
+	Attempt          uint64 // rendered as AttemptID()
+	Phase            Phase
+	Result           Result
+	IngressNode      string
+	OwnerNode        string
+	ReplicaNode      string // "" when there is no replica
+	ReplicationCount uint64
+	ReplicaStatus    ReplicaStatus
+	Role             Role   // the local node's role (records are re-projected)
+	Epoch            uint64 // the local node's promotion epoch
+	Health           Health
+	ExecutionNode    string // "" until completed
+	RoutedRemotely   bool
+	FellBackLocally  bool
+	Error            string
+	RuntimeName      string // declared_handler_runtime_name
+	Kind             Kind
+	SubmittedAt      time.Time
+	CompletedAt      time.Time // zero until terminal
+	// Response is the encoded outcome of a route record that carries a client
+	// idempotency key, kept so a retried request can be answered byte for byte.
+	Response []byte
+}
+
+// Kind says what submitted a record.
+type Kind uint8
+
+// Record kinds. Startup work is KindWork with a startup:: key.
+const (
+	KindWork  Kind = 0
+	KindRoute Kind = 1
+)
+
+// AttemptID renders the attempt as "attempt-<n>".
+func (r Record) AttemptID() string { return FormatAttempt(r.Attempt) }
+
+// FormatAttempt renders n as "attempt-<n>".
+func FormatAttempt(n uint64) string { return "attempt-" + strconv.FormatUint(n, 10) }
+
+// ParseAttempt parses "attempt-<n>".
+func ParseAttempt(s string) (uint64, error) {
+	rest, ok := strings.CutPrefix(s, "attempt-")
+	if !ok {
+		return 0, fmt.Errorf("invalid attempt id %q", s)
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid attempt id %q", s)
+	}
+	return n, nil
+}
+
+// Pending reports whether the record is submitted and not yet terminal.
+func (r Record) Pending() bool { return r.Phase == PhaseSubmitted }
+
+// Key prefixes that give a record its kind.
+const (
+	StartupKeyPrefix   = "startup::"
+	StartupHashPrefix  = "startup-payload::"
+	RouteKeyPrefix     = "http-route::"
+	PlacementKeyPrefix = "request::"
+)
+
+// IsRoute reports whether the record belongs to a clustered HTTP request. Route
+// records are never re-run after failover: the client already saw an outcome.
+func (r Record) IsRoute() bool { return r.Kind == KindRoute }
+
+// Validate checks the invariants every stored or received record must hold.
+func (r Record) Validate() error {
+	switch {
+	case r.RequestKey == "":
+		return reasonError(ReasonRequestKeyMissing)
+	case r.PayloadHash == "":
+		return reasonError(ReasonPayloadHashMissing)
+	case r.OwnerNode == "":
+		return reasonError(ReasonOwnerNodeMissing)
+	case r.ReplicationCount == 0:
+		return reasonError(ReasonInvalidReplicationCount)
+	case r.ReplicaNode != "" && r.ReplicaNode == r.OwnerNode:
+		return reasonError(ReasonReplicaMatchesOwner)
+	}
+	switch r.Phase {
+	case PhaseSubmitted:
+		if r.Result != ResultPending {
+			return fmt.Errorf("phase %s with result %s", r.Phase, r.Result)
+		}
+	case PhaseCompleted:
+		if r.Result != ResultSucceeded {
+			return fmt.Errorf("phase %s with result %s", r.Phase, r.Result)
+		}
+	case PhaseRejected:
+		if r.Result != ResultRejected {
+			return fmt.Errorf("phase %s with result %s", r.Phase, r.Result)
+		}
+	default:
+		return fmt.Errorf("unknown phase %q", r.Phase)
+	}
+	return nil
+}
