@@ -1,6 +1,9 @@
 package mesh
 
-import "errors"
+import (
+	"context"
+	"errors"
+)
 
 // BootstrapStatus says how StartFromEnv started the runtime.
 type BootstrapStatus struct {
@@ -16,3 +19,8 @@ type BootstrapStatus struct {
 func StartFromEnv() (BootstrapStatus, error) {
 	return BootstrapStatus{}, errors.New("mesh: runtime not built yet")
 }
+
+// Shutdown stops the process's node: it stops accepting work, closes its
+// cluster sessions and listener, and waits for running handlers until ctx is
+// done. It is safe to call when no node was started.
+func Shutdown(ctx context.Context) error { return nil }
