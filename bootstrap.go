@@ -2,7 +2,9 @@ package mesh
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"os"
+	"sync"
 )
 
 // BootstrapStatus says how StartFromEnv started the runtime.
@@ -13,14 +15,63 @@ type BootstrapStatus struct {
 	DiscoverySeed string // "" in standalone mode
 }
 
+var (
+	defaultMu   sync.Mutex // guards defaultNode
+	defaultNode *Node
+)
+
 // StartFromEnv reads the MESH_* environment, validates it and starts the
 // process's node: standalone when no cookie and no cluster hints are set,
 // otherwise a cluster node listening on the host and port of its node name.
+// It is the one bootstrap path of a Mesh service and may be called once.
 func StartFromEnv() (BootstrapStatus, error) {
-	return BootstrapStatus{}, errors.New("mesh: runtime not built yet")
+	cfg, err := ConfigFromEnv(os.Getenv, os.Hostname)
+	if err != nil {
+		return BootstrapStatus{}, err
+	}
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if defaultNode != nil {
+		return BootstrapStatus{}, fmt.Errorf("mesh bootstrap start failed node=%s: node already started", defaultNode.Name())
+	}
+	n, err := Start(cfg)
+	if err != nil {
+		return BootstrapStatus{}, err
+	}
+	defaultNode = n
+	st := BootstrapStatus{Mode: cfg.Mode, ClusterPort: cfg.ClusterPort}
+	if cfg.Mode == ModeCluster {
+		st.NodeName = n.Name()
+		st.DiscoverySeed = cfg.DiscoverySeed
+	}
+	return st, nil
+}
+
+// Default returns the node started by StartFromEnv. Before StartFromEnv it
+// starts and returns a standalone node, so clustered routes and declared work
+// keep working (locally) in programs and tests that never bootstrap.
+func Default() *Node {
+	defaultMu.Lock()
+	defer defaultMu.Unlock()
+	if defaultNode == nil {
+		n, err := Start(Config{})
+		if err != nil {
+			panic(fmt.Sprintf("mesh: start standalone node: %v", err)) // standalone start cannot fail
+		}
+		defaultNode = n
+	}
+	return defaultNode
 }
 
 // Shutdown stops the process's node: it stops accepting work, closes its
 // cluster sessions and listener, and waits for running handlers until ctx is
 // done. It is safe to call when no node was started.
-func Shutdown(ctx context.Context) error { return nil }
+func Shutdown(ctx context.Context) error {
+	defaultMu.Lock()
+	n := defaultNode
+	defaultMu.Unlock()
+	if n == nil {
+		return nil
+	}
+	return n.Shutdown(ctx)
+}

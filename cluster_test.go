@@ -1,0 +1,120 @@
+package mesh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+var addCalls atomic.Int64
+
+// Add is the declared work every in-process test node runs at start-up.
+func Add(ctx context.Context) (int, error) {
+	addCalls.Add(1)
+	return 1 + 1, nil
+}
+
+var _ = Work(Add)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l4, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
+		l4.Close()
+		if err == nil {
+			l6.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free on both 127.0.0.1 and [::1]")
+	return 0
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("MESH_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", t.Name())
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func testConfig(t *testing.T, name, host string, port int, role Role) Config {
+	return Config{
+		Mode: ModeCluster, Cookie: "test-cookie", DiscoverySeed: "localhost", ClusterPort: port,
+		NodeName: NodeName{Name: name, Host: host, Port: port}, Role: role,
+		DiscoveryInterval: 200 * time.Millisecond, StartupWorkDelay: 300 * time.Millisecond,
+		HeartbeatInterval: 50 * time.Millisecond, PeerTimeout: 400 * time.Millisecond,
+		StateDir: t.TempDir(), Logger: testLogger(t),
+	}
+}
+
+func startNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	return n
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = f(); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("condition not met within %v: %v", timeout, err)
+}
+
+func TestTwoNodesStartupWorkRunsOnce(t *testing.T) {
+	port := freePort(t)
+	before := addCalls.Load()
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	key := continuity.StartupKeyPrefix + "mesh.Add"
+	eventually(t, 10*time.Second, func() error {
+		for _, n := range []*Node{p, s} {
+			if len(n.Peers()) != 1 {
+				return fmt.Errorf("%s peers %v", n.Name(), n.Peers())
+			}
+			rec, ok := n.Record(key)
+			if !ok || rec.Phase != continuity.PhaseCompleted {
+				return fmt.Errorf("%s record %+v", n.Name(), rec)
+			}
+		}
+		return nil
+	})
+	pr, _ := p.Record(key)
+	sr, _ := s.Record(key)
+	if pr.Attempt != sr.Attempt || pr.OwnerNode != sr.OwnerNode || pr.ExecutionNode != pr.OwnerNode ||
+		pr.ReplicaStatus != continuity.ReplicaMirrored || pr.OwnerNode == pr.ReplicaNode {
+		t.Fatalf("records disagree or wrong:\nprimary %+v\nstandby %+v", pr, sr)
+	}
+	if got := addCalls.Load() - before; got != 1 {
+		t.Fatalf("Add ran %d times, want 1", got)
+	}
+	if r, e := s.Authority(); r != RoleStandby || e != 0 {
+		t.Fatalf("standby authority %s/%d", r, e)
+	}
+}

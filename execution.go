@@ -1,0 +1,218 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// prepareTimeout bounds the wait for a replica's acknowledgement.
+const prepareTimeout = 5 * time.Second
+
+// submission is one request to record and, once recorded, run.
+type submission struct {
+	h       *handler
+	key     string
+	hash    string
+	count   uint64
+	relaxed bool // a count-2 record may run unmirrored (startup work alone)
+}
+
+// submit records the request, mirrors it to the replica when the count asks
+// for one, and returns the decision. It does not run anything.
+func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision, error) {
+	if n.stopped.Load() {
+		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
+	}
+	members := n.Members()
+	pl := continuity.Place(sub.key, members)
+	if sub.relaxed && len(members) == 1 {
+		pl.Replica = ""
+	}
+	count := sub.count
+	dec, err := n.reg.Submit(continuity.SubmitRequest{
+		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
+		Count: count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+	})
+	if err != nil || dec.Outcome != continuity.OutcomeCreated {
+		if err == nil && dec.Outcome == continuity.OutcomeRejected {
+			n.broadcast(dec.Record)
+		}
+		return dec, err
+	}
+	rec := dec.Record
+	if rec.ReplicaNode == "" {
+		n.broadcast(rec)
+		return dec, nil
+	}
+	rec, err = n.prepare(ctx, rec)
+	if err != nil {
+		rej, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, continuity.ReasonOf(err))
+		if rerr == nil {
+			n.broadcast(rej)
+		}
+		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
+	}
+	n.broadcast(rec)
+	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
+}
+
+// prepare mirrors rec to its replica and waits for the acknowledgement, so an
+// acknowledged record survives the loss of either node.
+func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.Record, error) {
+	if rec.ReplicaNode == n.self {
+		return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+	}
+	fail := func(reason continuity.Reason, detail string) (continuity.Record, error) {
+		n.reg.EmitRecord(continuity.TransitionPrepareFailed, rec, string(reason),
+			continuity.KV{Key: "target_node", Value: rec.ReplicaNode}, continuity.KV{Key: "detail", Value: detail})
+		return rec, &continuity.Error{Reason: reason}
+	}
+	s := n.session(rec.ReplicaNode)
+	if s == nil {
+		return fail(continuity.ReasonReplicaRequiredUnavailable, "no session")
+	}
+	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+	defer cancel()
+	id := n.callID.Add(1)
+	reply, err := s.call(ctx, id, wire.Prepare{ID: id, Authority: n.authorityMsg(), Record: rec})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(continuity.ReasonReplicaPrepareTimeout, "timeout")
+	case err != nil:
+		return fail(continuity.ReasonReplicaRequiredUnavailable, err.Error())
+	}
+	ack := reply.(wire.PrepareAck)
+	n.observeAuthority(s.peer, ack.Authority.Role, ack.Authority.Epoch, nil)
+	if !ack.OK {
+		return fail(continuity.Reason(ack.Reason), "refused by replica")
+	}
+	return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+}
+
+// handlePrepare stores a record this node mirrors. A sender at a lower epoch is
+// a superseded primary: it is refused and learns our authority from the ack.
+func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
+	_, epoch := n.reg.Authority()
+	if p.Authority.Epoch < epoch {
+		n.reg.EmitRecord(continuity.TransitionStaleEpochRejected, p.Record, string(continuity.ReasonStaleEpoch),
+			continuity.KV{Key: "incoming_epoch", Value: fmt.Sprint(p.Authority.Epoch)}, continuity.KV{Key: "from_node", Value: peer})
+		return wire.PrepareAck{ID: p.ID, Reason: string(continuity.ReasonStaleEpoch), Authority: n.authorityMsg()}
+	}
+	n.observeAuthority(peer, p.Authority.Role, p.Authority.Epoch, &p.Record)
+	if _, err := n.reg.MirrorPrepare(p.Record); err != nil {
+		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
+	}
+	return wire.PrepareAck{ID: p.ID, OK: true, Authority: n.authorityMsg()}
+}
+
+// dispatchWork runs a created work record on its owner: here, or on the peer.
+func (n *Node) dispatchWork(ctx context.Context, h *handler, rec continuity.Record) error {
+	gen := n.reg.FenceGeneration()
+	if rec.OwnerNode == n.self {
+		n.runWork(h, rec, gen)
+		return nil
+	}
+	s := n.session(rec.OwnerNode)
+	if s == nil {
+		return &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
+	}
+	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+	defer cancel()
+	id := n.callID.Add(1)
+	reply, err := s.call(ctx, id, wire.Dispatch{ID: id, RuntimeName: h.name, RequestKey: rec.RequestKey, Attempt: rec.Attempt, Epoch: rec.Epoch})
+	if err != nil {
+		return fmt.Errorf("dispatch to %s: %w", rec.OwnerNode, err)
+	}
+	if ack := reply.(wire.DispatchAck); !ack.OK {
+		return errors.New(ack.Reason)
+	}
+	return nil
+}
+
+// handleDispatch starts work a peer placed on this node.
+func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
+	h, ok := n.handlers.get(d.RuntimeName)
+	if !ok || h.kind != continuity.KindWork {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonHandlerNotRegistered) + ":" + d.RuntimeName}
+	}
+	rec, ok := n.reg.Get(d.RequestKey)
+	if !ok {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonRequestKeyNotFound)}
+	}
+	if rec.Attempt != d.Attempt || !rec.Pending() {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonAttemptMismatch)}
+	}
+	n.runWork(h, rec, n.reg.FenceGeneration())
+	return wire.DispatchAck{ID: d.ID, OK: true}
+}
+
+// runWork executes declared work for rec on this node and records the outcome.
+// It waits out a quarantine first and records nothing if the node was fenced
+// since gen: a superseded attempt never completes.
+func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
+	n.running.Add(1)
+	go func() {
+		defer n.running.Done()
+		if !n.awaitAuthority(n.ctx, gen) {
+			n.superseded(rec)
+			return
+		}
+		ctx := withIdentity(n.ctx, Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		if !n.awaitAuthority(n.ctx, gen) {
+			n.superseded(rec)
+			return
+		}
+		n.finish(rec, err, gen)
+	}()
+}
+
+// finish records a handler's outcome for rec and replicates it.
+func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
+	var out continuity.Record
+	var err error
+	if handlerErr != nil {
+		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, handlerErr.Error())
+	} else {
+		out, err = n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
+	}
+	if err != nil {
+		return // the registry recorded why (completion_rejected)
+	}
+	n.broadcast(out)
+}
+
+func (n *Node) superseded(rec continuity.Record) {
+	cur, ok := n.reg.Get(rec.RequestKey)
+	if !ok {
+		cur = rec
+	}
+	n.reg.EmitRecord(continuity.TransitionCompletionRejected, cur, string(continuity.ReasonFenced),
+		continuity.KV{Key: "attempted_attempt_id", Value: rec.AttemptID()}, continuity.KV{Key: "active_attempt_id", Value: cur.AttemptID()})
+}
+
+// callSafely runs f, turning a panic into an error that names it; the stack
+// goes to the log, never into the record.
+func (n *Node) callSafely(name string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			stack := string(debug.Stack())
+			if i := strings.Index(stack, "panic("); i > 0 {
+				stack = stack[i:]
+			}
+			n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
+			err = fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+		}
+	}()
+	if err := f(); err != nil {
+		return fmt.Errorf("handler_error: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+// Package authority owns the part of a node's authority that must survive a
+// restart: its role and the highest promotion epoch it has held. The runtime
+// saves the state whenever the node is promoted or fenced and merges it with
+// the configured role and epoch at boot, so that a restarted node never comes
+// back below an epoch it has already reached.
+//
+// The package touches only the local file system and imports only the
+// standard library.
+package authority
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// Roles a State may hold. They are the cluster_role strings of the operator
+// surface.
+const (
+	RolePrimary = "primary"
+	RoleStandby = "standby"
+)
+
+// FileName is the name of the state file inside a node's state directory.
+const FileName = "authority.json"
+
+// fileVersion is the format version written by Save. Load refuses any other.
+const fileVersion = 1
+
+// State is a node's persisted authority: its role ("primary" or "standby") and
+// promotion epoch.
+type State struct {
+	Role  string
+	Epoch uint64
+}
+
+// Valid reports whether s names a known role.
+func (s State) Valid() bool { return s.Role == RolePrimary || s.Role == RoleStandby }
+
+// fileState is the on-disk JSON form of State.
+type fileState struct {
+	Version int    `json:"version"`
+	Role    string `json:"role"`
+	Epoch   uint64 `json:"epoch"`
+}
+
+// Path returns the state file path inside dir.
+func Path(dir string) string { return filepath.Join(dir, FileName) }
+
+// Load reads the state saved at path. It returns false and no error when the
+// file does not exist. A file that cannot be decoded, has an unknown version
+// or names an unknown role is an error naming the path; it is never treated
+// as absent, because forgetting a persisted epoch could let a fenced node
+// come back as primary. Temporary files left by an interrupted Save are
+// ignored.
+func Load(path string) (State, bool, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return State{}, false, nil
+	}
+	if err != nil {
+		return State{}, false, fmt.Errorf("load authority state %s: %w", path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var f fileState
+	if err := dec.Decode(&f); err != nil {
+		return State{}, false, fmt.Errorf("load authority state %s: corrupt file: %w", path, err)
+	}
+	if dec.More() {
+		return State{}, false, fmt.Errorf("load authority state %s: corrupt file: trailing data", path)
+	}
+	if f.Version != fileVersion {
+		return State{}, false, fmt.Errorf("load authority state %s: unsupported version %d (want %d)", path, f.Version, fileVersion)
+	}
+	s := State{Role: f.Role, Epoch: f.Epoch}
+	if !s.Valid() {
+		return State{}, false, fmt.Errorf("load authority state %s: corrupt file: unknown role %q", path, f.Role)
+	}
+	return s, true, nil
+}
+
+// Save writes s to path atomically: readers see either the previous file or
+// the new one, never a mix, even if the process dies mid-write. The file is
+// written to a temporary file in the same directory, synced, renamed over
+// path, and the directory is synced. The directory is created (0700) if
+// missing and the file is readable by its owner only (0600). Save may run
+// concurrently with Load; concurrent Saves to one path leave one of them.
+func Save(path string, s State) (err error) {
+	if !s.Valid() {
+		return fmt.Errorf("save authority state %s: unknown role %q", path, s.Role)
+	}
+	data, err := json.Marshal(fileState{Version: fileVersion, Role: s.Role, Epoch: s.Epoch})
+	if err != nil {
+		return fmt.Errorf("save authority state %s: %w", path, err)
+	}
+	data = append(data, '\n')
+
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("save authority state %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save authority state %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+			err = fmt.Errorf("save authority state %s: %w", path, err)
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename inside dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// DefaultDir returns the state directory used when none is configured:
+// <user cache dir>/mesh/<node name>, or under os.TempDir when the user has no
+// cache directory. Characters of the node name that are unsafe or
+// significant in paths (including @ : [ ]) become '_', so
+// "standby@[::1]:4370" maps to "standby____1__4370". An empty node name maps
+// to "standalone".
+func DefaultDir(nodeName string) string {
+	base, err := os.UserCacheDir()
+	if err != nil || base == "" {
+		base = os.TempDir()
+	}
+	return filepath.Join(base, "mesh", sanitize(nodeName))
+}
+
+// sanitize maps a node name to one safe path element.
+func sanitize(name string) string {
+	if name == "" {
+		return "standalone"
+	}
+	out := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, name)
+	if strings.Trim(out, ".") == "" {
+		// "." and ".." would leave the mesh directory.
+		out = strings.Repeat("_", len(out))
+	}
+	return out
+}
+
+// Merge combines the role and epoch a node was configured with and the state
+// it persisted before a restart. The result never has a lower epoch than
+// either input, so a node that was promoted or fenced can never come back
+// below the epoch it reached:
+//
+//   - The higher epoch wins with its role. A persisted promotion (primary at a
+//     higher epoch) or fencing (standby at a higher epoch) therefore overrides
+//     a stale configuration; an operator who configures a higher epoch than
+//     the persisted one is obeyed.
+//   - At equal epochs the node is primary only if both say primary. Standby
+//     wins because a second primary at the same epoch could not be fenced,
+//     while an extra standby is safe; to make a node primary again an operator
+//     raises its epoch.
+//
+// A zero persisted State means nothing was persisted and returns configured.
+// Roles other than primary and standby are treated as standby.
+func Merge(configured, persisted State) State {
+	switch {
+	case persisted == State{}:
+		return State{Role: normalize(configured.Role), Epoch: configured.Epoch}
+	case persisted.Epoch > configured.Epoch:
+		return State{Role: normalize(persisted.Role), Epoch: persisted.Epoch}
+	case configured.Epoch > persisted.Epoch:
+		return State{Role: normalize(configured.Role), Epoch: configured.Epoch}
+	case normalize(configured.Role) == RolePrimary && normalize(persisted.Role) == RolePrimary:
+		return State{Role: RolePrimary, Epoch: configured.Epoch}
+	default:
+		return State{Role: RoleStandby, Epoch: configured.Epoch}
+	}
+}
+
+// normalize maps anything but primary to standby, the safe role.
+func normalize(role string) string {
+	if role == RolePrimary {
+		return RolePrimary
+	}
+	return RoleStandby
+}

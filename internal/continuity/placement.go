@@ -1,0 +1,60 @@
+package continuity
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"sort"
+	"strings"
+)
+
+// Placement is where a request key's work runs and where its record is
+// mirrored.
+type Placement struct {
+	Owner   string
+	Replica string // "" with a single member
+}
+
+// placementHash is the first 8 bytes of SHA-256(s), big-endian.
+func placementHash(s string) uint64 {
+	sum := sha256.Sum256([]byte(s))
+	return binary.BigEndian.Uint64(sum[:8])
+}
+
+// CanonicalMembership trims, drops blanks, deduplicates and orders members by
+// (hash(name), name), so every node computes the same order.
+func CanonicalMembership(members []string) []string {
+	seen := make(map[string]bool, len(members))
+	out := make([]string, 0, len(members))
+	for _, m := range members {
+		m = strings.TrimSpace(m)
+		if m == "" || seen[m] {
+			continue
+		}
+		seen[m] = true
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		hi, hj := placementHash(out[i]), placementHash(out[j])
+		if hi != hj {
+			return hi < hj
+		}
+		return out[i] < out[j]
+	})
+	return out
+}
+
+// Place computes the deterministic placement of key over members: the owner
+// is hash("request::"+key) mod len, the replica the next member. Roles play no
+// part. An empty membership places nothing.
+func Place(key string, members []string) Placement {
+	m := CanonicalMembership(members)
+	if len(m) == 0 {
+		return Placement{}
+	}
+	i := placementHash(PlacementKeyPrefix+key) % uint64(len(m))
+	p := Placement{Owner: m[i]}
+	if len(m) > 1 {
+		p.Replica = m[(i+1)%uint64(len(m))]
+	}
+	return p
+}

@@ -1,0 +1,720 @@
+package continuity
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Transition names recorded in diagnostics and log lines. Operators and
+// scripts grep for them; they never change.
+const (
+	TransitionSubmit                     = "submit"
+	TransitionDuplicate                  = "duplicate"
+	TransitionConflict                   = "conflict"
+	TransitionRejected                   = "rejected"
+	TransitionReplicaPrepare             = "replica_prepare"
+	TransitionReplicaAck                 = "replica_ack"
+	TransitionCompleted                  = "completed"
+	TransitionCompletionRejected         = "completion_rejected"
+	TransitionOwnerLost                  = "owner_lost"
+	TransitionDegraded                   = "degraded"
+	TransitionReplicationSourceLost      = "replication_source_lost"
+	TransitionRecoveryRollover           = "recovery_rollover"
+	TransitionPromote                    = "promote"
+	TransitionFencedRejoin               = "fenced_rejoin"
+	TransitionStaleEpochRejected         = "stale_epoch_rejected"
+	TransitionAutomaticPromotion         = "automatic_promotion"
+	TransitionAutomaticPromotionRejected = "automatic_promotion_rejected"
+	TransitionAutomaticRecovery          = "automatic_recovery"
+	TransitionAutomaticRecoveryRejected  = "automatic_recovery_rejected"
+	TransitionPrepareFailed              = "prepare_failed"
+	TransitionEvicted                    = "retention_evicted"
+	TransitionQuarantined                = "authority_quarantined"
+	TransitionQuarantineReleased         = "authority_confirmed"
+)
+
+// Outcome is the result of a submission.
+type Outcome string
+
+// Submission outcomes.
+const (
+	OutcomeCreated   Outcome = "created"
+	OutcomeDuplicate Outcome = "duplicate"
+	OutcomeConflict  Outcome = "conflict"
+	OutcomeRejected  Outcome = "rejected"
+)
+
+// Decision is what Submit decided, with the stored record.
+type Decision struct {
+	Outcome Outcome
+	Record  Record
+}
+
+// SubmitRequest asks the registry to record one request.
+type SubmitRequest struct {
+	Key         string
+	Hash        string
+	RuntimeName string
+	Kind        Kind
+	Count       uint64
+	Ingress     string
+	Placement   Placement
+	// Relaxed lets a count-2 record run unmirrored when there is no replica
+	// to place it on (startup work on a node that is alone).
+	Relaxed bool
+}
+
+// Options configure a Registry.
+type Options struct {
+	Self    string // the local node name
+	Role    Role
+	Epoch   uint64
+	Retain  int // terminal records kept; pending records are never evicted
+	Diag    *Diagnostics
+	Sink    func(Entry)                       // called for every entry, outside the lock
+	Persist func(role Role, epoch uint64) error // called under the lock before an authority change takes effect
+	Now     func() time.Time
+}
+
+// Registry is a node's continuity state: its records, its authority (role and
+// promotion epoch) and the attempt counter. It is a pure state machine: it
+// never touches the network or the disk itself (Persist is the caller's), so
+// every rule is testable in isolation. It is safe for concurrent use.
+type Registry struct {
+	mu          sync.Mutex // guards every field below
+	self        string
+	role        Role
+	epoch       uint64
+	fenceGen    uint64 // incremented whenever another node's authority lowers ours
+	records     map[string]*Record
+	nextAttempt uint64
+	retain      int
+	terminalQ   []string // keys in the order they became terminal (may hold stale keys)
+	nTerminal   int
+	diag        *Diagnostics
+	sink        func(Entry)
+	persist     func(Role, uint64) error
+	now         func() time.Time
+	outbox      []Entry // entries to hand to sink after unlock
+}
+
+// NewRegistry returns an empty registry with the given authority.
+func NewRegistry(o Options) *Registry {
+	if o.Role == "" {
+		o.Role = RolePrimary
+	}
+	if o.Diag == nil {
+		o.Diag = NewDiagnostics(0)
+	}
+	if o.Retain <= 0 {
+		o.Retain = 10000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Registry{
+		self: o.Self, role: o.Role, epoch: o.Epoch,
+		records: map[string]*Record{}, retain: o.Retain,
+		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now,
+	}
+}
+
+func (r *Registry) lock() { r.mu.Lock() }
+
+// unlock releases the lock and then hands queued entries to the sink, so the
+// sink may log (or call back into the registry) without deadlock.
+func (r *Registry) unlock() {
+	out := r.outbox
+	r.outbox = nil
+	r.mu.Unlock()
+	if r.sink != nil {
+		for _, e := range out {
+			r.sink(e)
+		}
+	}
+}
+
+// Self is the local node name.
+func (r *Registry) Self() string { return r.self }
+
+// Diagnostics returns the registry's diagnostic ring.
+func (r *Registry) Diagnostics() *Diagnostics { return r.diag }
+
+// Authority returns the local role and promotion epoch.
+func (r *Registry) Authority() (Role, uint64) {
+	r.lock()
+	defer r.unlock()
+	return r.role, r.epoch
+}
+
+// FenceGeneration changes every time another node's higher authority lowered
+// ours. Work dispatched under one generation must not complete under another.
+func (r *Registry) FenceGeneration() uint64 {
+	r.lock()
+	defer r.unlock()
+	return r.fenceGen
+}
+
+// Watermark is the next attempt number this registry would allocate.
+func (r *Registry) Watermark() uint64 {
+	r.lock()
+	defer r.unlock()
+	return r.nextAttempt
+}
+
+// RaiseWatermark makes sure future attempts are numbered above w.
+func (r *Registry) RaiseWatermark(w uint64) {
+	r.lock()
+	defer r.unlock()
+	r.nextAttempt = max(r.nextAttempt, w)
+}
+
+// Get returns a copy of the record for key, projected into the local role.
+func (r *Registry) Get(key string) (Record, bool) {
+	r.lock()
+	defer r.unlock()
+	rec, ok := r.records[key]
+	if !ok {
+		return Record{}, false
+	}
+	return r.view(rec), true
+}
+
+// Records returns copies of every record sorted by request key.
+func (r *Registry) Records() []Record {
+	r.lock()
+	defer r.unlock()
+	out := make([]Record, 0, len(r.records))
+	for _, rec := range r.records {
+		out = append(out, r.view(rec))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].RequestKey < out[j].RequestKey })
+	return out
+}
+
+// Len is the number of stored records.
+func (r *Registry) Len() int {
+	r.lock()
+	defer r.unlock()
+	return len(r.records)
+}
+
+// Health aggregates replication health over every record: any unavailable,
+// else any degraded, else any healthy, else local_only.
+func (r *Registry) Health() Health {
+	r.lock()
+	defer r.unlock()
+	var degraded, healthy bool
+	for _, rec := range r.records {
+		switch rec.Health {
+		case HealthUnavailable:
+			return HealthUnavailable
+		case HealthDegraded:
+			degraded = true
+		case HealthHealthy:
+			healthy = true
+		}
+	}
+	switch {
+	case degraded:
+		return HealthDegraded
+	case healthy:
+		return HealthHealthy
+	}
+	return HealthLocalOnly
+}
+
+func (r *Registry) view(rec *Record) Record {
+	v := *rec
+	v.Role = r.role
+	return v
+}
+
+// Submit records a new request, or reports a duplicate or conflict for a known
+// key. A created record of count 2 still needs its replica's prepare (the
+// caller sends it and reports with Prepared or Reject); counts of 3 or more and
+// count 2 without a replica are rejected durably here.
+func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
+	switch {
+	case req.Key == "":
+		return Decision{}, reasonError(ReasonRequestKeyMissing)
+	case req.Hash == "":
+		return Decision{}, reasonError(ReasonPayloadHashMissing)
+	case req.Placement.Owner == "":
+		return Decision{}, reasonError(ReasonOwnerNodeMissing)
+	case req.Count == 0:
+		return Decision{}, reasonError(ReasonInvalidReplicationCount)
+	}
+	r.lock()
+	defer r.unlock()
+	if old, ok := r.records[req.Key]; ok {
+		if old.PayloadHash != req.Hash {
+			r.emitRecord(TransitionConflict, old, string(ReasonRequestKeyConflict))
+			return Decision{Outcome: OutcomeConflict, Record: r.view(old)}, nil
+		}
+		r.emitRecord(TransitionDuplicate, old, "")
+		return Decision{Outcome: OutcomeDuplicate, Record: r.view(old)}, nil
+	}
+	replica := req.Placement.Replica
+	if req.Count < 2 {
+		replica = "" // an unmirrored record has no replica to wait for
+	}
+	rec := &Record{
+		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.nextAttempt,
+		Phase: PhaseSubmitted, Result: ResultPending,
+		IngressNode: req.Ingress, OwnerNode: req.Placement.Owner, ReplicaNode: replica,
+		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
+		Epoch: r.epoch, Health: HealthLocalOnly,
+		RoutedRemotely: req.Placement.Owner != req.Ingress, RuntimeName: req.RuntimeName,
+		Kind: req.Kind, SubmittedAt: r.now().UTC(),
+	}
+	rec.FellBackLocally = !rec.RoutedRemotely
+	if replica != "" {
+		rec.ReplicaStatus = ReplicaPreparing
+	}
+	r.nextAttempt++
+	r.records[req.Key] = rec
+	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
+	switch {
+	case req.Count > 2:
+		r.rejectLocked(rec, string(UnsupportedReplicationCount(req.Count)))
+		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
+	case req.Count == 2 && replica == "" && !req.Relaxed:
+		r.rejectLocked(rec, string(ReasonReplicaRequiredUnavailable))
+		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
+	}
+	return Decision{Outcome: OutcomeCreated, Record: r.view(rec)}, nil
+}
+
+// Prepared records the replica's acknowledgement of a prepare: the record is
+// mirrored and healthy.
+func (r *Registry) Prepared(key string, attempt uint64) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, attempt)
+	if err != nil {
+		return Record{}, err
+	}
+	if rec.ReplicaNode == "" || rec.Phase == PhaseRejected ||
+		rec.ReplicaStatus == ReplicaDegradedContinuing || rec.ReplicaStatus == ReplicaOwnerLost {
+		return r.view(rec), nil
+	}
+	rec.ReplicaStatus = ReplicaMirrored
+	rec.Health = HealthHealthy
+	rec.Error = ""
+	r.emitRecord(TransitionReplicaAck, rec, "")
+	return r.view(rec), nil
+}
+
+// MirrorPrepare stores a record the owner asks this node to mirror. The local
+// node must be the record's replica, and a known key must agree on hash,
+// attempt and owner.
+func (r *Registry) MirrorPrepare(in Record) (Record, error) {
+	if err := in.Validate(); err != nil {
+		return Record{}, err
+	}
+	r.lock()
+	defer r.unlock()
+	if in.ReplicaNode != r.self {
+		return Record{}, reasonError(ReasonReplicaTargetMismatch)
+	}
+	if old, ok := r.records[in.RequestKey]; ok {
+		switch {
+		case old.PayloadHash != in.PayloadHash:
+			return Record{}, reasonError(ReasonRequestKeyConflict)
+		case old.Attempt > in.Attempt || old.Epoch > in.Epoch:
+			return Record{}, reasonError(ReasonAttemptMismatch)
+		}
+	}
+	rec := in
+	rec.ReplicaStatus = ReplicaMirrored
+	rec.Health = HealthHealthy
+	r.nextAttempt = max(r.nextAttempt, in.Attempt+1)
+	r.storeLocked(&rec)
+	r.emitRecord(TransitionReplicaPrepare, &rec, "")
+	return r.view(&rec), nil
+}
+
+// Complete ends the current attempt of key as completed on node. gen is the
+// fence generation the work was dispatched under: if another node's authority
+// has lowered ours since, the attempt is superseded and completion is refused.
+func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, ok := r.records[key]
+	if !ok {
+		return Record{}, reasonError(ReasonRequestKeyNotFound)
+	}
+	fail := func(reason Reason) (Record, error) {
+		r.emitRecord(TransitionCompletionRejected, rec, string(reason),
+			KV{"attempted_attempt_id", FormatAttempt(attempt)}, KV{"active_attempt_id", rec.AttemptID()})
+		return r.view(rec), reasonError(reason)
+	}
+	switch {
+	case node == "":
+		return fail(ReasonExecutionNodeMissing)
+	case rec.Attempt != attempt:
+		return fail(ReasonAttemptMismatch)
+	case gen != r.fenceGen:
+		return fail(ReasonFenced)
+	case rec.Phase == PhaseCompleted && rec.ExecutionNode == node:
+		return r.view(rec), nil
+	case rec.Phase == PhaseCompleted:
+		return fail(ReasonAlreadyCompleted)
+	case rec.Phase == PhaseRejected:
+		return fail(ReasonPhase)
+	}
+	rec.Phase, rec.Result = PhaseCompleted, ResultSucceeded
+	rec.ExecutionNode = node
+	rec.Error = ""
+	rec.CompletedAt = r.now().UTC()
+	r.becameTerminalLocked(rec)
+	r.emitRecord(TransitionCompleted, rec, "")
+	return r.view(rec), nil
+}
+
+// Reject ends the current attempt of key as rejected with reason.
+func (r *Registry) Reject(key string, attempt uint64, reason string) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, attempt)
+	if err != nil {
+		return Record{}, err
+	}
+	switch rec.Phase {
+	case PhaseCompleted:
+		return r.view(rec), reasonError(ReasonAlreadyCompleted)
+	case PhaseRejected:
+		return r.view(rec), nil
+	}
+	r.rejectLocked(rec, reason)
+	return r.view(rec), nil
+}
+
+// SetResponse stores the encoded response of a route record for replay.
+func (r *Registry) SetResponse(key string, attempt uint64, resp []byte) {
+	r.lock()
+	defer r.unlock()
+	if rec, ok := r.records[key]; ok && rec.Attempt == attempt {
+		rec.Response = resp
+	}
+}
+
+func (r *Registry) lookupLocked(key string, attempt uint64) (*Record, error) {
+	rec, ok := r.records[key]
+	if !ok {
+		return nil, reasonError(ReasonRequestKeyNotFound)
+	}
+	if rec.Attempt != attempt {
+		return nil, reasonError(ReasonAttemptMismatch)
+	}
+	return rec, nil
+}
+
+func (r *Registry) rejectLocked(rec *Record, reason string) {
+	rec.Phase, rec.Result = PhaseRejected, ResultRejected
+	rec.ReplicaStatus = ReplicaRejected
+	rec.Health = HealthUnavailable
+	rec.Error = reason
+	rec.CompletedAt = r.now().UTC()
+	r.becameTerminalLocked(rec)
+	r.emitRecord(TransitionRejected, rec, reason)
+}
+
+// Merge folds a record received from a peer into the local state and reports
+// whether the stored record changed. Between two versions of a key the one with
+// the higher epoch wins, then the higher attempt, then a terminal phase over a
+// pending one, then the further replica status and health. A version that
+// loses on epoch alone comes from a superseded primary and is recorded as
+// stale_epoch_rejected.
+func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
+	if err := in.Validate(); err != nil {
+		return Record{}, false, err
+	}
+	r.lock()
+	defer r.unlock()
+	r.nextAttempt = max(r.nextAttempt, in.Attempt+1)
+	old, ok := r.records[in.RequestKey]
+	if !ok {
+		rec := in
+		r.storeLocked(&rec)
+		return r.view(&rec), true, nil
+	}
+	if old.PayloadHash != in.PayloadHash {
+		return r.view(old), false, reasonError(ReasonRequestKeyConflict)
+	}
+	if !prefer(in, *old) {
+		if in.Epoch < old.Epoch && (in.Attempt != old.Attempt || in.Phase != old.Phase) {
+			r.emitRecord(TransitionStaleEpochRejected, old, string(ReasonStaleEpoch),
+				KV{"incoming_attempt_id", in.AttemptID()}, KV{"incoming_epoch", strconv.FormatUint(in.Epoch, 10)},
+				KV{"local_epoch", strconv.FormatUint(old.Epoch, 10)}, KV{"from_node", from})
+		}
+		return r.view(old), false, nil
+	}
+	wasTerminal := old.Phase.Terminal()
+	*old = in
+	if !wasTerminal && old.Phase.Terminal() {
+		r.becameTerminalLocked(old)
+	} else if wasTerminal && !old.Phase.Terminal() {
+		r.nTerminal--
+	}
+	return r.view(old), true, nil
+}
+
+// prefer reports whether a should replace b.
+func prefer(a, b Record) bool {
+	if a.Epoch != b.Epoch {
+		return a.Epoch > b.Epoch
+	}
+	if a.Attempt != b.Attempt {
+		return a.Attempt > b.Attempt
+	}
+	if a.Phase.Terminal() != b.Phase.Terminal() {
+		return a.Phase.Terminal()
+	}
+	if ra, rb := statusRank(a.ReplicaStatus), statusRank(b.ReplicaStatus); ra != rb {
+		return ra > rb
+	}
+	if ha, hb := healthRank(a.Health), healthRank(b.Health); ha != hb {
+		return ha > hb
+	}
+	return false // identical enough: keep what we have, so merges converge
+}
+
+func statusRank(s ReplicaStatus) int {
+	switch s {
+	case ReplicaPreparing:
+		return 1
+	case ReplicaMirrored:
+		return 2
+	case ReplicaOwnerLost:
+		return 3
+	case ReplicaDegradedContinuing:
+		return 4
+	case ReplicaRejected:
+		return 5
+	}
+	return 0
+}
+
+func healthRank(h Health) int {
+	switch h {
+	case HealthUnavailable:
+		return 1
+	case HealthDegraded:
+		return 2
+	case HealthHealthy:
+		return 3
+	}
+	return 0
+}
+
+// ObserveAuthority applies a peer's authority. A higher epoch fences the local
+// node to standby at that epoch; two primaries at one epoch resolve to the
+// node whose name sorts first, so a pair always settles on one primary. It
+// reports whether the local authority changed. trigger, when known, names the
+// record that carried the higher epoch.
+func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
+	r.lock()
+	defer r.unlock()
+	switch {
+	case peerEpoch > r.epoch:
+	case peerEpoch == r.epoch && peerRole == RolePrimary && r.role == RolePrimary && r.self > peer:
+	default:
+		return false, nil
+	}
+	prevRole, prevEpoch := r.role, r.epoch
+	if err := r.setAuthorityLocked(RoleStandby, peerEpoch); err != nil {
+		return false, err
+	}
+	r.fenceGen++
+	reason := "higher_epoch_observed"
+	if peerEpoch == prevEpoch {
+		reason = "primary_tie"
+	}
+	e := Entry{Transition: TransitionFencedRejoin, Reason: reason}
+	if trigger != nil {
+		e = r.recordEntry(TransitionFencedRejoin, trigger, reason)
+	}
+	e.Metadata = append([]KV{{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
+		{"next_role", string(RoleStandby)}, {"next_epoch", strconv.FormatUint(peerEpoch, 10)}, {"fenced_by", peer}}, e.Metadata...)
+	r.emit(e)
+	return true, nil
+}
+
+// Promote makes the local standby the primary at epoch+1 and returns the new
+// epoch. The caller decides whether promotion is safe.
+func (r *Registry) Promote(lost string) (uint64, error) {
+	r.lock()
+	defer r.unlock()
+	if r.role != RoleStandby {
+		return r.epoch, fmt.Errorf("promote: local node is %s", r.role)
+	}
+	prevRole, prevEpoch := r.role, r.epoch
+	if err := r.setAuthorityLocked(RolePrimary, r.epoch+1); err != nil {
+		return prevEpoch, err
+	}
+	r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
+		{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
+		{"next_epoch", strconv.FormatUint(r.epoch, 10)}, {"disconnected_node", lost}}})
+	return r.epoch, nil
+}
+
+func (r *Registry) setAuthorityLocked(role Role, epoch uint64) error {
+	if r.persist != nil {
+		if err := r.persist(role, epoch); err != nil {
+			return fmt.Errorf("persist authority %s@%d: %w", role, epoch, err)
+		}
+	}
+	r.role, r.epoch = role, epoch
+	return nil
+}
+
+// NodeLost applies the loss of node to every pending record and returns the
+// pending work records the lost node owned, which must be re-run elsewhere.
+// Records it mirrored for us continue degraded.
+func (r *Registry) NodeLost(node string) []Record {
+	r.lock()
+	defer r.unlock()
+	var orphaned []Record
+	keys := make([]string, 0, len(r.records))
+	for k := range r.records {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		rec := r.records[k]
+		if !rec.Pending() {
+			continue
+		}
+		switch {
+		case rec.OwnerNode == node && r.role == RoleStandby:
+			rec.Health = HealthDegraded
+			rec.Error = "replication_source_lost:" + node
+			r.emitRecord(TransitionReplicationSourceLost, rec, rec.Error)
+			orphaned = append(orphaned, r.view(rec))
+		case rec.OwnerNode == node:
+			rec.ReplicaStatus = ReplicaOwnerLost
+			rec.Health = HealthUnavailable
+			rec.Error = "owner_lost:" + node
+			r.emitRecord(TransitionOwnerLost, rec, rec.Error)
+			orphaned = append(orphaned, r.view(rec))
+		case rec.ReplicaNode == node && rec.OwnerNode == r.self:
+			rec.ReplicaStatus = ReplicaDegradedContinuing
+			rec.Health = HealthDegraded
+			rec.Error = "replica_lost:" + node
+			r.emitRecord(TransitionDegraded, rec, rec.Error)
+		}
+	}
+	return orphaned
+}
+
+// Rollover re-assigns the pending record key, whose owner was lost, to the
+// local node under a new attempt at the current epoch. prev must be the attempt
+// the caller saw, so two recoveries of one record cannot both roll it over.
+func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, prev)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending() {
+		return r.view(rec), reasonError(ReasonAlreadyCompleted)
+	}
+	prevOwner := rec.OwnerNode
+	rec.Attempt = r.nextAttempt
+	r.nextAttempt++
+	rec.Epoch = r.epoch
+	rec.OwnerNode, rec.ReplicaNode, rec.IngressNode = r.self, "", r.self
+	rec.ReplicaStatus, rec.Health, rec.Error = ReplicaUnassigned, HealthLocalOnly, ""
+	rec.RoutedRemotely, rec.FellBackLocally = false, true
+	rec.ExecutionNode = ""
+	rec.SubmittedAt = r.now().UTC()
+	r.emitRecord(TransitionRecoveryRollover, rec, "",
+		KV{"previous_attempt_id", FormatAttempt(prev)}, KV{"next_attempt_id", rec.AttemptID()},
+		KV{"previous_owner", prevOwner}, KV{"next_owner", r.self}, KV{"next_replica", ""})
+	return r.view(rec), nil
+}
+
+// Emit records a node-level diagnostic, stamping it with the local authority
+// when the entry does not carry one.
+func (r *Registry) Emit(e Entry) Entry {
+	r.lock()
+	defer r.unlock()
+	return r.emit(e)
+}
+
+// EmitRecord records a diagnostic derived from rec.
+func (r *Registry) EmitRecord(transition string, rec Record, reason string, meta ...KV) {
+	r.lock()
+	defer r.unlock()
+	r.emitRecord(transition, &rec, reason, meta...)
+}
+
+func (r *Registry) emit(e Entry) Entry {
+	if e.ClusterRole == "" {
+		e.ClusterRole = r.role
+		e.PromotionEpoch = r.epoch
+	}
+	e.Time = r.now().UTC()
+	e = r.diag.Add(e)
+	r.outbox = append(r.outbox, e)
+	return e
+}
+
+func (r *Registry) emitRecord(transition string, rec *Record, reason string, meta ...KV) {
+	e := r.recordEntry(transition, rec, reason)
+	e.Metadata = append(meta, e.Metadata...)
+	r.emit(e)
+}
+
+func (r *Registry) recordEntry(transition string, rec *Record, reason string) Entry {
+	if reason == "" {
+		reason = rec.Error
+	}
+	e := Entry{
+		Transition: transition, RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(),
+		OwnerNode: rec.OwnerNode, ReplicaNode: rec.ReplicaNode, ExecutionNode: rec.ExecutionNode,
+		ClusterRole: r.role, PromotionEpoch: r.epoch,
+		ReplicationHealth: rec.Health, ReplicaStatus: rec.ReplicaStatus, Reason: reason,
+		Metadata: []KV{
+			{"phase", string(rec.Phase)}, {"result", string(rec.Result)},
+			{"replication_count", strconv.FormatUint(rec.ReplicationCount, 10)},
+		},
+	}
+	if rec.RuntimeName != "" {
+		e.Metadata = append(e.Metadata, KV{"declared_handler_runtime_name", rec.RuntimeName})
+	}
+	return e
+}
+
+func (r *Registry) storeLocked(rec *Record) {
+	r.records[rec.RequestKey] = rec
+	if rec.Phase.Terminal() {
+		r.becameTerminalLocked(rec)
+	}
+}
+
+// becameTerminalLocked queues rec for retention and evicts the oldest terminal
+// records beyond the bound. Pending records are never evicted.
+func (r *Registry) becameTerminalLocked(rec *Record) {
+	r.terminalQ = append(r.terminalQ, rec.RequestKey)
+	r.nTerminal++
+	for r.nTerminal > r.retain && len(r.terminalQ) > 0 {
+		k := r.terminalQ[0]
+		r.terminalQ = r.terminalQ[1:]
+		if old, ok := r.records[k]; ok && old.Phase.Terminal() {
+			delete(r.records, k)
+			r.nTerminal--
+		}
+	}
+	// Reallocate the queue now and then so its backing array does not grow
+	// without bound while the head advances.
+	if cap(r.terminalQ) > 4*r.retain+64 && len(r.terminalQ) < cap(r.terminalQ)/4 {
+		r.terminalQ = append([]string(nil), r.terminalQ...)
+	}
+}

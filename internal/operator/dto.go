@@ -1,0 +1,186 @@
+package operator
+
+import (
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// The reply documents. Fields are declared in alphabetical order of their JSON
+// keys so encoding/json writes sorted keys; a test walks every document to
+// keep it that way. Target is left empty by the node and filled in by meshc
+// with the node name the operator typed.
+
+// Status is the reply to a status query: who the node is, whom it is connected
+// to, and its authority.
+type Status struct {
+	Authority  Authority  `json:"authority"`
+	Membership Membership `json:"membership"`
+	Target     string     `json:"target"`
+}
+
+// Authority is a node's role, promotion epoch and aggregated replication
+// health.
+type Authority struct {
+	ClusterRole       continuity.Role   `json:"cluster_role"`
+	PromotionEpoch    uint64            `json:"promotion_epoch"`
+	ReplicationHealth continuity.Health `json:"replication_health"`
+}
+
+// Membership is the node's own name and its connected peers. Nodes is the
+// local node plus the peers; both lists are sorted, without duplicates, and
+// never null. Operator clients never appear in either.
+type Membership struct {
+	LocalNode string   `json:"local_node"`
+	Nodes     []string `json:"nodes"`
+	PeerNodes []string `json:"peer_nodes"`
+}
+
+// Record is the JSON form of one continuity record as the answering node
+// sees it (cluster_role and promotion_epoch are that node's). Times are UTC
+// RFC 3339 with nanoseconds; CompletedAt is null until the record is terminal
+// and SubmittedAt is null only for records that carry no submission time.
+type Record struct {
+	AttemptID                  string                   `json:"attempt_id"`
+	ClusterRole                continuity.Role          `json:"cluster_role"`
+	CompletedAt                *time.Time               `json:"completed_at"`
+	DeclaredHandlerRuntimeName string                   `json:"declared_handler_runtime_name"`
+	Error                      string                   `json:"error"`
+	ExecutionNode              string                   `json:"execution_node"`
+	FellBackLocally            bool                     `json:"fell_back_locally"`
+	IngressNode                string                   `json:"ingress_node"`
+	OwnerNode                  string                   `json:"owner_node"`
+	PayloadHash                string                   `json:"payload_hash"`
+	Phase                      continuity.Phase         `json:"phase"`
+	PromotionEpoch             uint64                   `json:"promotion_epoch"`
+	ReplicaNode                string                   `json:"replica_node"`
+	ReplicaStatus              continuity.ReplicaStatus `json:"replica_status"`
+	ReplicationCount           uint64                   `json:"replication_count"`
+	ReplicationHealth          continuity.Health        `json:"replication_health"`
+	RequestKey                 string                   `json:"request_key"`
+	Result                     continuity.Result        `json:"result"`
+	RoutedRemotely             bool                     `json:"routed_remotely"`
+	SubmittedAt                *time.Time               `json:"submitted_at"`
+}
+
+// ContinuityRecord is the reply to a continuity lookup: one record.
+type ContinuityRecord struct {
+	Record Record `json:"record"`
+	Target string `json:"target"`
+}
+
+// ContinuityList is the reply to a continuity list query. Records are sorted
+// by request key, then attempt id; TotalRecords counts them before any limit
+// and Truncated says a limit cut the list short.
+type ContinuityList struct {
+	Records      []Record `json:"records"`
+	Target       string   `json:"target"`
+	TotalRecords int      `json:"total_records"`
+	Truncated    bool     `json:"truncated"`
+}
+
+// Diagnostics is the reply to a diagnostics query. Entries are oldest first;
+// TotalEntries counts the entries the ring retains before any limit;
+// Truncated says entries were dropped from the ring or cut by a limit.
+type Diagnostics struct {
+	BufferCapacity int               `json:"buffer_capacity"`
+	DroppedEntries uint64            `json:"dropped_entries"`
+	Entries        []DiagnosticEntry `json:"entries"`
+	Target         string            `json:"target"`
+	TotalEntries   int               `json:"total_entries"`
+	Truncated      bool              `json:"truncated"`
+}
+
+// DiagnosticEntry is one recorded transition. Optional string fields are null
+// when the transition did not set them; Metadata keeps insertion order and is
+// never null.
+type DiagnosticEntry struct {
+	AttemptID         *string        `json:"attempt_id"`
+	ClusterRole       *string        `json:"cluster_role"`
+	ExecutionNode     *string        `json:"execution_node"`
+	Metadata          []MetadataPair `json:"metadata"`
+	OwnerNode         *string        `json:"owner_node"`
+	PromotionEpoch    uint64         `json:"promotion_epoch"`
+	Reason            *string        `json:"reason"`
+	ReplicaNode       *string        `json:"replica_node"`
+	ReplicaStatus     *string        `json:"replica_status"`
+	ReplicationHealth *string        `json:"replication_health"`
+	RequestKey        *string        `json:"request_key"`
+	Sequence          uint64         `json:"sequence"`
+	Time              *time.Time     `json:"time"`
+	Transition        string         `json:"transition"`
+}
+
+// MetadataPair is one ordered key/value pair of a diagnostic entry.
+type MetadataPair struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// newRecord converts a stored record to its JSON form.
+func newRecord(r continuity.Record) Record {
+	return Record{
+		AttemptID:                  r.AttemptID(),
+		ClusterRole:                r.Role,
+		CompletedAt:                optionalTime(r.CompletedAt),
+		DeclaredHandlerRuntimeName: r.RuntimeName,
+		Error:                      r.Error,
+		ExecutionNode:              r.ExecutionNode,
+		FellBackLocally:            r.FellBackLocally,
+		IngressNode:                r.IngressNode,
+		OwnerNode:                  r.OwnerNode,
+		PayloadHash:                r.PayloadHash,
+		Phase:                      r.Phase,
+		PromotionEpoch:             r.Epoch,
+		ReplicaNode:                r.ReplicaNode,
+		ReplicaStatus:              r.ReplicaStatus,
+		ReplicationCount:           r.ReplicationCount,
+		ReplicationHealth:          r.Health,
+		RequestKey:                 r.RequestKey,
+		Result:                     r.Result,
+		RoutedRemotely:             r.RoutedRemotely,
+		SubmittedAt:                optionalTime(r.SubmittedAt),
+	}
+}
+
+// newEntry converts a diagnostic entry to its JSON form; empty strings become
+// null.
+func newEntry(e continuity.Entry) DiagnosticEntry {
+	meta := make([]MetadataPair, 0, len(e.Metadata))
+	for _, kv := range e.Metadata {
+		meta = append(meta, MetadataPair{Key: kv.Key, Value: kv.Value})
+	}
+	return DiagnosticEntry{
+		AttemptID:         optionalString(e.AttemptID),
+		ClusterRole:       optionalString(string(e.ClusterRole)),
+		ExecutionNode:     optionalString(e.ExecutionNode),
+		Metadata:          meta,
+		OwnerNode:         optionalString(e.OwnerNode),
+		PromotionEpoch:    e.PromotionEpoch,
+		Reason:            optionalString(e.Reason),
+		ReplicaNode:       optionalString(e.ReplicaNode),
+		ReplicaStatus:     optionalString(string(e.ReplicaStatus)),
+		ReplicationHealth: optionalString(string(e.ReplicationHealth)),
+		RequestKey:        optionalString(e.RequestKey),
+		Sequence:          e.Sequence,
+		Time:              optionalTime(e.Time),
+		Transition:        e.Transition,
+	}
+}
+
+func optionalString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// optionalTime returns nil for the zero time and otherwise t in UTC without
+// its monotonic reading, so documents compare and print the same everywhere.
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC().Round(0)
+	return &u
+}

@@ -1,0 +1,503 @@
+package wire
+
+import (
+	"fmt"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// Message tags: the first byte of every session frame. Tags are part of the
+// format; add new ones, never reuse or renumber. 0x00 is never a message.
+//
+//	Tag   Message        Layout after the tag
+//	0x01  Ping           nonce u64, authority
+//	0x02  Pong           nonce u64, authority
+//	0x03  PeerList       count u32, count × string
+//	0x10  Sync           authority, attempt watermark u64, count u32, count × record
+//	0x11  Upsert         authority, attempt watermark u64, record
+//	0x12  Prepare        id u64, authority, record
+//	0x13  PrepareAck     id u64, ok bool, reason string, authority
+//	0x20  Dispatch       id u64, runtime name, request key, attempt u64, epoch u64
+//	0x21  DispatchAck    id u64, ok bool, reason string
+//	0x30  RouteRequest   id u64, runtime name, request key, attempt u64, epoch u64,
+//	                     deadline i64, method, uri, host, remote addr,
+//	                     header fields, path values, body
+//	0x31  RouteResponse  id u64, ok bool, reason string, status i32, header fields, body
+//	0x32  RouteCancel    id u64
+//	0x40  OperatorQuery  kind u8, request key, has limit bool, limit u32
+//	0x41  OperatorReply  ok bool, error string, body
+//
+// authority is role u8 (0 unset, 1 primary, 2 standby) then epoch u64; strings
+// and bodies are u32 length-prefixed; header fields are count u32 then
+// count × (name, value); a record is as written by EncodeRecord.
+const (
+	tagPing          = 0x01
+	tagPong          = 0x02
+	tagPeerList      = 0x03
+	tagSync          = 0x10
+	tagUpsert        = 0x11
+	tagPrepare       = 0x12
+	tagPrepareAck    = 0x13
+	tagDispatch      = 0x20
+	tagDispatchAck   = 0x21
+	tagRouteRequest  = 0x30
+	tagRouteResponse = 0x31
+	tagRouteCancel   = 0x32
+	tagOperatorQuery = 0x40
+	tagOperatorReply = 0x41
+)
+
+// Message is one session message. Only the types in this package implement
+// it; Decode returns them as values (Ping, not *Ping).
+type Message interface {
+	// appendTo appends the tag and the encoded fields to dst.
+	appendTo(dst []byte) []byte
+}
+
+// Encode returns the encoding of m: its tag byte followed by its fields.
+func Encode(m Message) []byte { return m.appendTo(nil) }
+
+// AppendEncode appends the encoding of m to dst and returns the extended
+// slice, so a caller reusing dst encodes without allocating.
+func AppendEncode(dst []byte, m Message) []byte { return m.appendTo(dst) }
+
+// Decode parses one message. It fails with ErrUnknownMessage for a tag this
+// version does not define, ErrTruncated, ErrInvalidValue or ErrTrailingBytes
+// for malformed input. The result never aliases b.
+func Decode(b []byte) (Message, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)
+	}
+	dec := decoders[b[0]]
+	if dec.decode == nil {
+		return nil, fmt.Errorf("decode message: %w 0x%02x", ErrUnknownMessage, b[0])
+	}
+	d := NewDecoder(b)
+	d.off = 1
+	m := dec.decode(d)
+	if err := d.Finish(); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", dec.name, err)
+	}
+	return m, nil
+}
+
+// decoders is indexed by tag; entries without a decode func are unknown tags.
+var decoders = [256]struct {
+	name   string
+	decode func(*Decoder) Message
+}{
+	tagPing:          {"ping", decodePing},
+	tagPong:          {"pong", decodePong},
+	tagPeerList:      {"peer list", decodePeerList},
+	tagSync:          {"sync", decodeSync},
+	tagUpsert:        {"upsert", decodeUpsert},
+	tagPrepare:       {"prepare", decodePrepare},
+	tagPrepareAck:    {"prepare ack", decodePrepareAck},
+	tagDispatch:      {"dispatch", decodeDispatch},
+	tagDispatchAck:   {"dispatch ack", decodeDispatchAck},
+	tagRouteRequest:  {"route request", decodeRouteRequest},
+	tagRouteResponse: {"route response", decodeRouteResponse},
+	tagRouteCancel:   {"route cancel", decodeRouteCancel},
+	tagOperatorQuery: {"operator query", decodeOperatorQuery},
+	tagOperatorReply: {"operator reply", decodeOperatorReply},
+}
+
+// Authority is the sender's role and promotion epoch, carried on messages the
+// receiver must fence against a stale primary.
+type Authority struct {
+	Role  continuity.Role
+	Epoch uint64
+}
+
+func (a Authority) encode(e *Encoder) {
+	encodeEnum(e, roleCodes, a.Role)
+	e.U64(a.Epoch)
+}
+
+func decodeAuthority(d *Decoder) Authority {
+	return Authority{Role: decodeEnum(d, roleCodes, "role"), Epoch: d.U64()}
+}
+
+// Ping is a heartbeat; the peer answers with a Pong carrying the same Nonce.
+type Ping struct {
+	Nonce     uint64
+	Authority Authority
+}
+
+func (m Ping) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagPing)}
+	e.U64(m.Nonce)
+	m.Authority.encode(&e)
+	return e.buf
+}
+
+func decodePing(d *Decoder) Message {
+	return Ping{Nonce: d.U64(), Authority: decodeAuthority(d)}
+}
+
+// Pong answers a Ping, echoing its Nonce.
+type Pong struct {
+	Nonce     uint64
+	Authority Authority
+}
+
+func (m Pong) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagPong)}
+	e.U64(m.Nonce)
+	m.Authority.encode(&e)
+	return e.buf
+}
+
+func decodePong(d *Decoder) Message {
+	return Pong{Nonce: d.U64(), Authority: decodeAuthority(d)}
+}
+
+// PeerList names the cluster members the sender knows, so the receiver can
+// dial the ones it is missing.
+type PeerList struct {
+	Names []string
+}
+
+func (m PeerList) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagPeerList)}
+	encodeStrings(&e, m.Names)
+	return e.buf
+}
+
+func decodePeerList(d *Decoder) Message {
+	return PeerList{Names: decodeStrings(d)}
+}
+
+// Sync is the sender's full continuity snapshot, sent once when a session
+// comes up. AttemptWatermark is the highest attempt number the sender has
+// issued, so the receiver never reissues one.
+type Sync struct {
+	Authority        Authority
+	AttemptWatermark uint64
+	Records          []continuity.Record
+}
+
+func (m Sync) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagSync)}
+	m.Authority.encode(&e)
+	e.U64(m.AttemptWatermark)
+	e.Count(len(m.Records))
+	for _, r := range m.Records {
+		EncodeRecord(&e, r)
+	}
+	return e.buf
+}
+
+func decodeSync(d *Decoder) Message {
+	m := Sync{Authority: decodeAuthority(d), AttemptWatermark: d.U64()}
+	if n := d.Count(minRecordSize); n > 0 {
+		m.Records = make([]continuity.Record, n)
+		for i := range m.Records {
+			m.Records[i] = DecodeRecord(d)
+		}
+	}
+	return m
+}
+
+// Upsert replicates one record change to the peer.
+type Upsert struct {
+	Authority        Authority
+	AttemptWatermark uint64
+	Record           continuity.Record
+}
+
+func (m Upsert) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagUpsert)}
+	m.Authority.encode(&e)
+	e.U64(m.AttemptWatermark)
+	EncodeRecord(&e, m.Record)
+	return e.buf
+}
+
+func decodeUpsert(d *Decoder) Message {
+	return Upsert{Authority: decodeAuthority(d), AttemptWatermark: d.U64(), Record: DecodeRecord(d)}
+}
+
+// Prepare asks the replica to mirror Record before the owner runs it; the
+// replica answers with a PrepareAck carrying the same ID.
+type Prepare struct {
+	ID        uint64
+	Authority Authority
+	Record    continuity.Record
+}
+
+func (m Prepare) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagPrepare)}
+	e.U64(m.ID)
+	m.Authority.encode(&e)
+	EncodeRecord(&e, m.Record)
+	return e.buf
+}
+
+func decodePrepare(d *Decoder) Message {
+	return Prepare{ID: d.U64(), Authority: decodeAuthority(d), Record: DecodeRecord(d)}
+}
+
+// PrepareAck answers the Prepare with the same ID. When OK is false, Reason
+// says why (a continuity.Reason).
+type PrepareAck struct {
+	ID        uint64
+	OK        bool
+	Reason    string
+	Authority Authority
+}
+
+func (m PrepareAck) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagPrepareAck)}
+	e.U64(m.ID)
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	m.Authority.encode(&e)
+	return e.buf
+}
+
+func decodePrepareAck(d *Decoder) Message {
+	return PrepareAck{ID: d.U64(), OK: d.Bool(), Reason: d.String(), Authority: decodeAuthority(d)}
+}
+
+// Dispatch asks the peer to run attempt Attempt of the declared work
+// RuntimeName under RequestKey, on behalf of a primary at Epoch. The peer
+// answers with a DispatchAck carrying the same ID.
+type Dispatch struct {
+	ID          uint64
+	RuntimeName string
+	RequestKey  string
+	Attempt     uint64
+	Epoch       uint64
+}
+
+func (m Dispatch) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagDispatch)}
+	e.U64(m.ID)
+	e.String(m.RuntimeName)
+	e.String(m.RequestKey)
+	e.U64(m.Attempt)
+	e.U64(m.Epoch)
+	return e.buf
+}
+
+func decodeDispatch(d *Decoder) Message {
+	return Dispatch{ID: d.U64(), RuntimeName: d.String(), RequestKey: d.String(), Attempt: d.U64(), Epoch: d.U64()}
+}
+
+// DispatchAck answers the Dispatch with the same ID. When OK is false, Reason
+// says why (a continuity.Reason).
+type DispatchAck struct {
+	ID     uint64
+	OK     bool
+	Reason string
+}
+
+func (m DispatchAck) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagDispatchAck)}
+	e.U64(m.ID)
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	return e.buf
+}
+
+func decodeDispatchAck(d *Decoder) Message {
+	return DispatchAck{ID: d.U64(), OK: d.Bool(), Reason: d.String()}
+}
+
+// HeaderField is one HTTP header line or one path value. Order and repeated
+// names are preserved.
+type HeaderField struct {
+	Name  string
+	Value string
+}
+
+// minHeaderFieldSize is the encoded size of a field with empty name and value.
+const minHeaderFieldSize = 2 * 4
+
+func encodeFields(e *Encoder, fields []HeaderField) {
+	e.Count(len(fields))
+	for _, f := range fields {
+		e.String(f.Name)
+		e.String(f.Value)
+	}
+}
+
+func decodeFields(d *Decoder) []HeaderField {
+	n := d.Count(minHeaderFieldSize)
+	if n == 0 {
+		return nil
+	}
+	fields := make([]HeaderField, n)
+	for i := range fields {
+		fields[i] = HeaderField{Name: d.String(), Value: d.String()}
+	}
+	return fields
+}
+
+func encodeStrings(e *Encoder, ss []string) {
+	e.Count(len(ss))
+	for _, s := range ss {
+		e.String(s)
+	}
+}
+
+func decodeStrings(d *Decoder) []string {
+	n := d.Count(4)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.String()
+	}
+	return ss
+}
+
+// RouteRequest forwards one clustered HTTP request to the node that owns it.
+// DeadlineUnixNano is when the ingress gives up (0: no deadline). The owner
+// answers with a RouteResponse carrying the same ID; the ingress may send a
+// RouteCancel first.
+type RouteRequest struct {
+	ID               uint64
+	RuntimeName      string
+	RequestKey       string
+	Attempt          uint64
+	Epoch            uint64
+	DeadlineUnixNano int64
+	Method           string
+	URI              string
+	Host             string
+	RemoteAddr       string
+	Header           []HeaderField
+	PathValues       []HeaderField
+	Body             []byte
+}
+
+func (m RouteRequest) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagRouteRequest)}
+	e.U64(m.ID)
+	e.String(m.RuntimeName)
+	e.String(m.RequestKey)
+	e.U64(m.Attempt)
+	e.U64(m.Epoch)
+	e.I64(m.DeadlineUnixNano)
+	e.String(m.Method)
+	e.String(m.URI)
+	e.String(m.Host)
+	e.String(m.RemoteAddr)
+	encodeFields(&e, m.Header)
+	encodeFields(&e, m.PathValues)
+	e.Blob(m.Body)
+	return e.buf
+}
+
+func decodeRouteRequest(d *Decoder) Message {
+	return RouteRequest{
+		ID:               d.U64(),
+		RuntimeName:      d.String(),
+		RequestKey:       d.String(),
+		Attempt:          d.U64(),
+		Epoch:            d.U64(),
+		DeadlineUnixNano: d.I64(),
+		Method:           d.String(),
+		URI:              d.String(),
+		Host:             d.String(),
+		RemoteAddr:       d.String(),
+		Header:           decodeFields(d),
+		PathValues:       decodeFields(d),
+		Body:             d.Blob(),
+	}
+}
+
+// RouteResponse answers the RouteRequest with the same ID. When OK is false
+// the handler did not produce a response and Reason says why; otherwise
+// Status, Header and Body are the HTTP response.
+type RouteResponse struct {
+	ID     uint64
+	OK     bool
+	Reason string
+	Status int32
+	Header []HeaderField
+	Body   []byte
+}
+
+func (m RouteResponse) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagRouteResponse)}
+	e.U64(m.ID)
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	e.I32(m.Status)
+	encodeFields(&e, m.Header)
+	e.Blob(m.Body)
+	return e.buf
+}
+
+func decodeRouteResponse(d *Decoder) Message {
+	return RouteResponse{
+		ID:     d.U64(),
+		OK:     d.Bool(),
+		Reason: d.String(),
+		Status: d.I32(),
+		Header: decodeFields(d),
+		Body:   d.Blob(),
+	}
+}
+
+// RouteCancel tells the owner that the ingress gave up on RouteRequest ID.
+type RouteCancel struct {
+	ID uint64
+}
+
+func (m RouteCancel) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagRouteCancel)}
+	e.U64(m.ID)
+	return e.buf
+}
+
+func decodeRouteCancel(d *Decoder) Message {
+	return RouteCancel{ID: d.U64()}
+}
+
+// OperatorQuery is the single request of an operator connection. Kind selects
+// the query (its values belong to the operator package); RequestKey and Limit
+// narrow it, Limit only when HasLimit is set.
+type OperatorQuery struct {
+	Kind       uint8
+	RequestKey string
+	HasLimit   bool
+	Limit      uint32
+}
+
+func (m OperatorQuery) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagOperatorQuery)}
+	e.U8(m.Kind)
+	e.String(m.RequestKey)
+	e.Bool(m.HasLimit)
+	e.U32(m.Limit)
+	return e.buf
+}
+
+func decodeOperatorQuery(d *Decoder) Message {
+	return OperatorQuery{Kind: d.U8(), RequestKey: d.String(), HasLimit: d.Bool(), Limit: d.U32()}
+}
+
+// OperatorReply answers an OperatorQuery. Body is a JSON document when OK;
+// otherwise Error says what went wrong.
+type OperatorReply struct {
+	OK    bool
+	Error string
+	Body  []byte
+}
+
+func (m OperatorReply) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagOperatorReply)}
+	e.Bool(m.OK)
+	e.String(m.Error)
+	e.Blob(m.Body)
+	return e.buf
+}
+
+func decodeOperatorReply(d *Decoder) Message {
+	return OperatorReply{OK: d.Bool(), Error: d.String(), Body: d.Blob()}
+}

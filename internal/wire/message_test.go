@@ -1,0 +1,166 @@
+package wire
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+func TestMessageRoundTrip(t *testing.T) {
+	for _, s := range sampleMessages() {
+		t.Run(s.name, func(t *testing.T) {
+			enc := Encode(s.in)
+			got, err := Decode(enc)
+			if err != nil {
+				t.Fatalf("Decode: %v", err)
+			}
+			if want := s.expected(); !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip mismatch\n got: %#v\nwant: %#v", got, want)
+			}
+			if again := Encode(got); !bytes.Equal(again, enc) {
+				t.Fatalf("re-encoding differs: %d bytes vs %d", len(again), len(enc))
+			}
+			prefix := []byte("prefix")
+			if app := AppendEncode(prefix, s.in); !bytes.Equal(app[:len(prefix)], prefix) || !bytes.Equal(app[len(prefix):], enc) {
+				t.Fatal("AppendEncode does not append the Encode bytes")
+			}
+		})
+	}
+}
+
+func TestDecodeDoesNotAliasInput(t *testing.T) {
+	enc := Encode(realisticRouteRequest())
+	m, err := Decode(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range enc {
+		enc[i] = 0xAA
+	}
+	if !reflect.DeepEqual(m, realisticRouteRequest()) {
+		t.Fatal("decoded message changed when the input buffer was overwritten")
+	}
+}
+
+// Every strict prefix of a valid encoding must fail cleanly: the format is
+// prefix-free, so a prefix can never be a complete message.
+func TestDecodeTruncatedAtEveryOffset(t *testing.T) {
+	for _, s := range sampleMessages() {
+		t.Run(s.name, func(t *testing.T) {
+			enc := Encode(s.in)
+			step := 1
+			if len(enc) > 4096 {
+				step = 7 // large bodies: still thousands of offsets, including all the small ones
+			}
+			for i := 0; i < len(enc); i += step {
+				m, err := Decode(enc[:i])
+				if err == nil {
+					t.Fatalf("Decode of %d/%d bytes succeeded: %#v", i, len(enc), m)
+				}
+				if !errors.Is(err, ErrTruncated) {
+					t.Fatalf("Decode of %d/%d bytes: %v, want ErrTruncated", i, len(enc), err)
+				}
+			}
+			for i := max(0, len(enc)-64); i < len(enc); i++ {
+				if _, err := Decode(enc[:i]); err == nil {
+					t.Fatalf("Decode of %d/%d bytes succeeded", i, len(enc))
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeTrailingBytes(t *testing.T) {
+	for _, s := range sampleMessages() {
+		enc := append(Encode(s.in), 0)
+		if _, err := Decode(enc); !errors.Is(err, ErrTrailingBytes) {
+			t.Errorf("%s: Decode with a trailing byte: %v, want ErrTrailingBytes", s.name, err)
+		}
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	u32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	pingWithRole := func(code byte) []byte {
+		b := Encode(Ping{Nonce: 1, Authority: Authority{Role: continuity.RolePrimary, Epoch: 1}})
+		b[9] = code // tag, 8 nonce bytes, then the role code
+		return b
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want error
+		text string
+	}{
+		{"empty", nil, ErrTruncated, "empty message"},
+		{"tag zero", []byte{0}, ErrUnknownMessage, "0x00"},
+		{"unknown tag", []byte{0xFE, 1, 2}, ErrUnknownMessage, "0xfe"},
+		{"unknown role", pingWithRole(3), ErrInvalidValue, "unknown role code 3"},
+		{"invalid role marker", pingWithRole(invalidCode), ErrInvalidValue, "unknown role code 255"},
+		{"bool 2", cat([]byte{tagDispatchAck}, make([]byte, 8), []byte{2}, u32(0)), ErrInvalidValue, "bool byte 2"},
+		{"peer count 4G", cat([]byte{tagPeerList}, u32(0xFFFFFFFF)), ErrTruncated, "length 4294967295"},
+		{"peer count exceeds bytes", cat([]byte{tagPeerList}, u32(3), u32(0), u32(0)), ErrTruncated, "length 3"},
+		{"string length 4G", cat([]byte{tagPeerList}, u32(1), u32(0xFFFFFFFF), []byte("abc")), ErrTruncated, "length 4294967295"},
+		{"body length 4G", cat([]byte{tagOperatorReply}, []byte{1}, u32(0), u32(0xFFFFFFFF)), ErrTruncated, "length 4294967295"},
+		{"record count 4G", cat([]byte{tagSync}, make([]byte, 9+8), u32(0xFFFFFFFF)), ErrTruncated, "length 4294967295"},
+		{"record count beyond min size", cat([]byte{tagSync}, make([]byte, 9+8), u32(2), make([]byte, 2*minRecordSize-1)),
+			ErrTruncated, "length 2"},
+		{"header count 4G", cat([]byte{tagRouteResponse}, make([]byte, 8), []byte{1}, u32(0), u32(200), u32(0xFFFFFFFF)),
+			ErrTruncated, "length 4294967295"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := Decode(tt.in)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Decode = %#v, %v; want %v", m, err, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("error %q does not mention %q", err, tt.text)
+			}
+		})
+	}
+}
+
+// A hostile count must be refused before anything proportional to it is
+// allocated.
+func TestDecodeHugeCountsDoNotAllocate(t *testing.T) {
+	in := append([]byte{tagSync}, make([]byte, 9+8)...)
+	in = binary.LittleEndian.AppendUint32(in, 0xFFFFFFFF)
+	run := func() {
+		if _, err := Decode(in); err == nil {
+			t.Fatal("Decode succeeded")
+		}
+	}
+	if perCall := allocatedBytes(50, run); perCall > 2048 {
+		t.Fatalf("rejecting a 4G record count allocated %d bytes per call", perCall)
+	}
+}
+
+func TestAppendEncodeReusesBuffer(t *testing.T) {
+	req := realisticRouteRequest()
+	var m Message = req
+	buf := AppendEncode(nil, m)
+	allocs := testing.AllocsPerRun(100, func() { buf = AppendEncode(buf[:0], m) })
+	if allocs != 0 {
+		t.Fatalf("AppendEncode into a large enough buffer allocated %v times", allocs)
+	}
+}
+
+func BenchmarkEncodeDecodeRouteRequest(b *testing.B) {
+	var m Message = realisticRouteRequest()
+	buf := AppendEncode(nil, m)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendEncode(buf[:0], m)
+		if _, err := Decode(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,126 @@
+package wire
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+func encodeRecord(r continuity.Record) []byte {
+	var e Encoder
+	EncodeRecord(&e, r)
+	return e.Bytes()
+}
+
+func decodeRecord(b []byte) (continuity.Record, error) {
+	d := NewDecoder(b)
+	r := DecodeRecord(d)
+	return r, d.Finish()
+}
+
+// If continuity.Record gains a field, fullRecord must set it, which makes the
+// round trip below fail until the codec carries it too.
+func TestRecordSampleCoversEveryField(t *testing.T) {
+	v := reflect.ValueOf(fullRecord())
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Errorf("fullRecord leaves %s zero; set it so the codec test covers it", v.Type().Field(i).Name)
+		}
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	for name, r := range map[string]continuity.Record{
+		"full": fullRecord(), "pending": pendingRecord(), "extreme": extremeRecord(), "zero": {},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := decodeRecord(encodeRecord(r))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, r) {
+				t.Fatalf("round trip mismatch\n got: %#v\nwant: %#v", got, r)
+			}
+		})
+	}
+}
+
+func TestRecordMinSize(t *testing.T) {
+	if n := len(encodeRecord(continuity.Record{})); n != minRecordSize {
+		t.Fatalf("zero record encodes in %d bytes, minRecordSize is %d", n, minRecordSize)
+	}
+}
+
+func TestRecordEveryEnumValue(t *testing.T) {
+	for _, role := range roleCodes {
+		for _, phase := range phaseCodes {
+			for _, result := range resultCodes {
+				for _, health := range healthCodes {
+					for _, rs := range replicaStatusCodes {
+						for _, kind := range []continuity.Kind{continuity.KindWork, continuity.KindRoute} {
+							r := continuity.Record{Role: role, Phase: phase, Result: result, Health: health, ReplicaStatus: rs, Kind: kind}
+							got, err := decodeRecord(encodeRecord(r))
+							if err != nil || !reflect.DeepEqual(got, r) {
+								t.Fatalf("%+v: got %+v, %v", r, got, err)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestRecordLocalTimeComesBackUTC(t *testing.T) {
+	r := pendingRecord()
+	r.SubmittedAt = time.Date(2025, 1, 2, 3, 4, 5, 6, time.FixedZone("CET", 3600))
+	got, err := decodeRecord(encodeRecord(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.SubmittedAt.Equal(r.SubmittedAt) || got.SubmittedAt.Location() != time.UTC {
+		t.Fatalf("SubmittedAt = %v, want %v in UTC", got.SubmittedAt, r.SubmittedAt)
+	}
+}
+
+// Values outside the known sets must not turn into a different valid value.
+func TestRecordUnknownValuesRejected(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*continuity.Record)
+		text   string
+	}{
+		{"phase", func(r *continuity.Record) { r.Phase = "running" }, "unknown phase code 255"},
+		{"result", func(r *continuity.Record) { r.Result = "maybe" }, "unknown result code 255"},
+		{"replica status", func(r *continuity.Record) { r.ReplicaStatus = "lost" }, "unknown replica status code 255"},
+		{"role", func(r *continuity.Record) { r.Role = "leader" }, "unknown role code 255"},
+		{"health", func(r *continuity.Record) { r.Health = "ok" }, "unknown health code 255"},
+		{"kind", func(r *continuity.Record) { r.Kind = 2 }, "unknown record kind 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := fullRecord()
+			tt.mutate(&r)
+			got, err := decodeRecord(encodeRecord(r))
+			if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), tt.text) {
+				t.Fatalf("decode = %v; want ErrInvalidValue mentioning %q", err, tt.text)
+			}
+			if !reflect.DeepEqual(got, continuity.Record{}) {
+				t.Fatalf("failed decode returned a non-zero record %+v", got)
+			}
+		})
+	}
+}
+
+func TestRecordTruncated(t *testing.T) {
+	enc := encodeRecord(fullRecord())
+	for i := range enc {
+		if _, err := decodeRecord(enc[:i]); !errors.Is(err, ErrTruncated) {
+			t.Fatalf("decode of %d/%d bytes: %v, want ErrTruncated", i, len(enc), err)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package mesh
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+var thingHits, blockHits atomic.Int64
+var release = make(chan struct{})
+
+// ListThings echoes who ran it.
+func ListThings(w http.ResponseWriter, r *http.Request) {
+	thingHits.Add(1)
+	id, _ := IdentityFrom(r.Context())
+	w.Header().Set("X-Handled-Key", id.RequestKey)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	fmt.Fprintf(w, `{"method":%q,"path":%q,"id":%q,"n":%d}`, r.Method, r.URL.Path, r.PathValue("id"), thingHits.Load())
+}
+
+// RetryThing must never run: it is declared with count 3.
+func RetryThing(w http.ResponseWriter, r *http.Request) { panic("count 3 route ran") }
+
+// BlockThing waits until the test releases it or the request ends.
+func BlockThing(w http.ResponseWriter, r *http.Request) {
+	blockHits.Add(1)
+	select {
+	case <-release:
+	case <-r.Context().Done():
+	}
+}
+
+var (
+	routeDefault = ClusteredDefault(ListThings)
+	routeThree   = Clustered(3, RetryThing)
+	routeBlock   = Clustered(1, BlockThing)
+)
+
+func serveNode(t *testing.T, n *Node, count1 http.Handler) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.Handle("GET /things", n.For(routeDefault))
+	mux.Handle("POST /things/{id}", n.For(routeDefault))
+	mux.Handle("GET /retry", n.For(routeThree))
+	mux.Handle("GET /block", n.For(routeBlock))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func get(t *testing.T, url string, hdr map[string]string, body string) (*http.Response, string) {
+	t.Helper()
+	method := "GET"
+	if body != "" {
+		method = "POST"
+	}
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+func pair(t *testing.T) (*Node, *Node) {
+	port := freePort(t)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	eventually(t, 5*time.Second, func() error {
+		if len(p.Peers()) != 1 || len(s.Peers()) != 1 {
+			return fmt.Errorf("not converged")
+		}
+		return nil
+	})
+	return p, s
+}
+
+func TestRoutesTwoNodes(t *testing.T) {
+	p, s := pair(t)
+	ps, ss := serveNode(t, p, nil), serveNode(t, s, nil)
+	keys := map[string]bool{}
+	remote := 0
+	for i := range 12 {
+		srv := ps
+		if i%2 == 1 {
+			srv = ss
+		}
+		resp, body := get(t, srv.URL+"/things", nil, "")
+		key := resp.Header.Get(HeaderRequestKey)
+		if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(key, "http-route::mesh.ListThings::") {
+			t.Fatalf("status %d key %q body %s", resp.StatusCode, key, body)
+		}
+		if resp.Header.Get("X-Handled-Key") != key {
+			t.Fatalf("handler saw key %q, response key %q", resp.Header.Get("X-Handled-Key"), key)
+		}
+		if keys[key] {
+			t.Fatalf("key %q reused", key)
+		}
+		keys[key] = true
+		for _, n := range []*Node{p, s} {
+			eventually(t, 3*time.Second, func() error {
+				r, ok := n.Record(key)
+				if !ok || r.Phase != continuity.PhaseCompleted || r.ReplicaStatus != continuity.ReplicaMirrored ||
+					r.OwnerNode == r.ReplicaNode || r.ExecutionNode != r.OwnerNode || r.ReplicationCount != 2 {
+					return fmt.Errorf("%s view %+v", n.Name(), r)
+				}
+				if r.RoutedRemotely && n == p {
+					remote++
+				}
+				return nil
+			})
+		}
+	}
+	if remote == 0 {
+		t.Fatal("no request was executed remotely in 12 tries")
+	}
+
+	// Count 3 is refused, durably, without running the handler.
+	resp, body := get(t, ss.URL+"/retry", nil, "")
+	if resp.StatusCode != 503 || strings.TrimSpace(body) != `{"error":"unsupported_replication_count:3"}` {
+		t.Fatalf("count 3: %d %s", resp.StatusCode, body)
+	}
+	key := resp.Header.Get(HeaderRequestKey)
+	for _, n := range []*Node{p, s} {
+		eventually(t, 3*time.Second, func() error {
+			r, ok := n.Record(key)
+			if !ok || r.Phase != continuity.PhaseRejected || r.ReplicationCount != 3 {
+				return fmt.Errorf("%s view %+v", n.Name(), r)
+			}
+			return nil
+		})
+	}
+}
+
+func TestRouteIdempotencyKeyReplay(t *testing.T) {
+	p, s := pair(t)
+	ps, ss := serveNode(t, p, nil), serveNode(t, s, nil)
+	before := thingHits.Load()
+	hdr := map[string]string{"Idempotency-Key": "order-42", "Content-Type": "application/json"}
+	r1, b1 := get(t, ps.URL+"/things/7", hdr, `{"qty":1}`)
+	if r1.StatusCode != http.StatusCreated || r1.Header.Get(HeaderRequestKey) != "order-42" {
+		t.Fatalf("first: %d %s", r1.StatusCode, b1)
+	}
+	// A retry through the other node gets the same bytes; the handler ran once.
+	var r2 *http.Response
+	var b2 string
+	eventually(t, 3*time.Second, func() error {
+		r2, b2 = get(t, ss.URL+"/things/7", hdr, `{"qty":1}`)
+		if b2 != b1 || r2.StatusCode != r1.StatusCode {
+			return fmt.Errorf("replay %d %s, first %s", r2.StatusCode, b2, b1)
+		}
+		return nil
+	})
+	if got := thingHits.Load() - before; got != 1 {
+		t.Fatalf("handler ran %d times", got)
+	}
+	r3, b3 := get(t, ps.URL+"/things/7", hdr, `{"qty":2}`)
+	if r3.StatusCode != http.StatusConflict || strings.TrimSpace(b3) != `{"error":"request_key_conflict"}` {
+		t.Fatalf("conflict: %d %s", r3.StatusCode, b3)
+	}
+	r4, b4 := get(t, ps.URL+"/things/7", map[string]string{"Idempotency-Key": "bad key"}, `{}`)
+	if r4.StatusCode != 400 {
+		t.Fatalf("invalid key: %d %s", r4.StatusCode, b4)
+	}
+}
+
+func TestRouteOwnerDiesMidRequest(t *testing.T) {
+	p, s := pair(t)
+	ps := serveNode(t, p, nil)
+	// Find an idempotency key whose owner is the standby.
+	var key string
+	for i := 0; ; i++ {
+		key = fmt.Sprintf("block-%d", i)
+		if continuity.Place(key, p.Members()).Owner == s.Name() {
+			break
+		}
+	}
+	type result struct {
+		status int
+		body   string
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, body := get(t, ps.URL+"/block", map[string]string{"Idempotency-Key": key}, "")
+		done <- result{resp.StatusCode, body}
+	}()
+	eventually(t, 3*time.Second, func() error {
+		if blockHits.Load() == 0 {
+			return fmt.Errorf("handler not started")
+		}
+		return nil
+	})
+	go stop(s)
+	select {
+	case r := <-done:
+		var e map[string]string
+		_ = json.Unmarshal([]byte(r.body), &e)
+		if r.status != 503 || e["error"] == "" {
+			t.Fatalf("got %d %s", r.status, r.body)
+		}
+	case <-time.After(DefaultRouteTimeout + 2*time.Second):
+		t.Fatal("request hung after the owner died")
+	}
+	close(release)
+}

@@ -1,0 +1,284 @@
+package mesh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+var errSessionClosed = errors.New("cluster session closed")
+
+// session is an authenticated link to one peer. One goroutine reads and
+// dispatches frames in order; writers serialise on wmu; a second goroutine
+// sends heartbeats. Any frame counts as a sign of life: a peer silent for the
+// peer timeout is lost.
+type session struct {
+	n        *Node
+	peer     string
+	conn     net.Conn
+	outgoing bool
+	started  int64 // node-monotonic nanoseconds at registration
+
+	wmu sync.Mutex // serialises frame writes
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	err       error // why the session closed; set before closed is closed
+
+	synced   chan struct{} // closed when the peer's first Sync was applied
+	syncOnce sync.Once
+
+	calls  sync.Map // call id -> chan wire.Message
+	routes sync.Map // route id -> context.CancelFunc for requests this node executes
+}
+
+func (s *session) direction() string {
+	if s.outgoing {
+		return "outgoing"
+	}
+	return "incoming"
+}
+
+func (s *session) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *session) close(cause error) {
+	s.closeOnce.Do(func() {
+		s.err = cause
+		close(s.closed)
+		s.conn.Close()
+	})
+}
+
+// startSession registers a freshly authenticated connection and starts its
+// reader and heartbeat.
+func (n *Node) startSession(conn net.Conn, peer string, outgoing bool) {
+	s := &session{n: n, peer: peer, conn: conn, outgoing: outgoing, started: n.mono(),
+		closed: make(chan struct{}), synced: make(chan struct{})}
+	if !n.register(s) {
+		conn.Close()
+		return
+	}
+	n.goRun(s.readLoop)
+	n.goRun(s.heartbeatLoop)
+	if peers := n.Peers(); len(peers) > 1 {
+		_ = s.send(wire.PeerList{Names: peers})
+	}
+	for _, m := range n.syncMessages() {
+		if s.send(m) != nil {
+			return
+		}
+	}
+}
+
+func (n *Node) authorityMsg() wire.Authority {
+	role, epoch := n.reg.Authority()
+	return wire.Authority{Role: role, Epoch: epoch}
+}
+
+// syncChunk bounds the records in one Sync frame, keeping frames far below the
+// frame cap and heartbeats flowing between chunks.
+const syncChunk = 2000
+
+func (n *Node) syncMessages() []wire.Message {
+	recs := n.reg.Records()
+	auth := n.authorityMsg()
+	wm := n.reg.Watermark()
+	var out []wire.Message
+	for len(recs) > syncChunk {
+		out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[:syncChunk]})
+		recs = recs[syncChunk:]
+	}
+	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs})
+}
+
+// broadcastSync resends the whole local state to every peer, used after the
+// local authority was lowered so the peer learns what this node still holds.
+func (n *Node) broadcastSync() {
+	for _, s := range n.sessionList() {
+		for _, m := range n.syncMessages() {
+			if s.send(m) != nil {
+				break
+			}
+		}
+	}
+}
+
+// broadcast sends one record transition to every peer.
+func (n *Node) broadcast(rec continuity.Record) {
+	if n.cfg.Mode != ModeCluster {
+		return
+	}
+	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
+	for _, s := range n.sessionList() {
+		_ = s.send(m)
+	}
+}
+
+// send writes one message. A write error closes the session.
+func (s *session) send(m wire.Message) error {
+	b := wire.Encode(m)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.isClosed() {
+		return errSessionClosed
+	}
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+	if err := wire.WriteFrame(s.conn, b); err != nil {
+		go s.close(err)
+		return err
+	}
+	return nil
+}
+
+// call sends m and waits for the reply carrying the same id.
+func (s *session) call(ctx context.Context, id uint64, m wire.Message) (wire.Message, error) {
+	ch := make(chan wire.Message, 1)
+	s.calls.Store(id, ch)
+	defer s.calls.Delete(id)
+	if err := s.send(m); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-s.closed:
+		return nil, errSessionClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *session) deliver(id uint64, m wire.Message) {
+	if v, ok := s.calls.Load(id); ok {
+		select {
+		case v.(chan wire.Message) <- m:
+		default:
+		}
+	}
+}
+
+func (s *session) heartbeatLoop() {
+	t := time.NewTicker(s.n.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+			if s.send(wire.Ping{Nonce: randUint64(), Authority: s.n.authorityMsg()}) != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *session) readLoop() {
+	defer func() { s.n.unregister(s, s.err) }()
+	r := bufio.NewReaderSize(s.conn, 64<<10)
+	for {
+		_ = s.conn.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+		b, err := wire.ReadFrame(r, wire.MaxFrame)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = errors.New("heartbeat timeout: peer silent for " + s.n.cfg.PeerTimeout.String())
+			}
+			s.close(err)
+			return
+		}
+		m, err := wire.Decode(b)
+		if err != nil {
+			s.n.log.Warn("[mesh-rt transport] malformed frame; closing session", "peer", s.peer, "error", err.Error())
+			s.close(err)
+			return
+		}
+		s.handle(m)
+	}
+}
+
+func (s *session) handle(m wire.Message) {
+	n := s.n
+	switch m := m.(type) {
+	case wire.Ping:
+		_ = s.send(wire.Pong{Nonce: m.Nonce, Authority: n.authorityMsg()})
+		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, nil)
+	case wire.Pong:
+		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, nil)
+		if n.quarantined.Load() && m.Nonce == n.quarNonce.Load() {
+			n.releaseQuarantine("peer_confirmed:" + s.peer)
+		}
+	case wire.PeerList:
+		for _, name := range m.Names {
+			if name == n.self || n.session(name) != nil {
+				continue
+			}
+			if addr, err := nameAddr(name); err == nil {
+				go func() { _, _ = n.dial(n.ctx, addr, n.cfg.PeerTimeout) }()
+			}
+		}
+	case wire.Sync:
+		n.reg.RaiseWatermark(m.AttemptWatermark)
+		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
+		for _, rec := range m.Records {
+			n.merge(rec, s.peer)
+		}
+		s.syncOnce.Do(func() { close(s.synced) })
+		if n.quarantined.Load() && s.started > n.quarSince.Load() {
+			n.releaseQuarantine("resynced:" + s.peer)
+		}
+	case wire.Upsert:
+		n.reg.RaiseWatermark(m.AttemptWatermark)
+		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, &m.Record)
+		n.merge(m.Record, s.peer)
+	case wire.Prepare:
+		_ = s.send(n.handlePrepare(s.peer, m))
+	case wire.PrepareAck:
+		s.deliver(m.ID, m)
+	case wire.Dispatch:
+		_ = s.send(n.handleDispatch(m))
+	case wire.DispatchAck:
+		s.deliver(m.ID, m)
+	case wire.RouteRequest:
+		n.running.Add(1)
+		go func() {
+			defer n.running.Done()
+			n.serveRemoteRoute(s, m)
+		}()
+	case wire.RouteResponse:
+		s.deliver(m.ID, m)
+	case wire.RouteCancel:
+		if v, ok := s.routes.Load(m.ID); ok {
+			v.(context.CancelFunc)()
+		}
+	}
+}
+
+func highestEpoch(recs []continuity.Record) *continuity.Record {
+	var best *continuity.Record
+	for i := range recs {
+		if best == nil || recs[i].Epoch > best.Epoch {
+			best = &recs[i]
+		}
+	}
+	return best
+}
+
+// merge folds one peer record into the registry.
+func (n *Node) merge(rec continuity.Record, from string) {
+	if _, _, err := n.reg.Merge(rec, from); err != nil {
+		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
+	}
+}

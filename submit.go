@@ -1,0 +1,61 @@
+package mesh
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// Submission outcomes returned by Node.Submit.
+const (
+	OutcomeCreated   = string(continuity.OutcomeCreated)
+	OutcomeDuplicate = string(continuity.OutcomeDuplicate)
+	OutcomeConflict  = string(continuity.OutcomeConflict)
+	OutcomeRejected  = string(continuity.OutcomeRejected)
+)
+
+// SubmitResult describes what Submit did with a request.
+type SubmitResult struct {
+	Outcome   string // created, duplicate, conflict or rejected
+	Record    continuity.Record
+	Conflict  bool
+	Duplicate bool
+}
+
+// ErrNotDeclared is returned by Submit for a runtime name that was never
+// declared with Work.
+var ErrNotDeclared = errors.New("mesh: declared work not registered")
+
+// Submit runs declared work under a caller-chosen request key, once per key:
+// the same key with the same payload is a duplicate (the stored record, the
+// work does not run again); the same key with another payload is a conflict.
+// A created request runs on its placement owner; with replication count 2 its
+// record is mirrored to the replica before the work starts, so it survives the
+// loss of either node and is re-run under a new attempt if its owner dies.
+// Submit returns once the record is stored, not when the work finishes.
+func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload string) (SubmitResult, error) {
+	h, ok := n.handlers.get(d.RuntimeName)
+	if !ok || h.kind != continuity.KindWork {
+		return SubmitResult{}, fmt.Errorf("submit %s: %w", d.RuntimeName, ErrNotDeclared)
+	}
+	dec, err := n.submit(ctx, submission{h: h, key: requestKey, hash: payload, count: uint64(h.count)})
+	if err != nil {
+		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
+	}
+	res := SubmitResult{Outcome: string(dec.Outcome), Record: dec.Record,
+		Conflict: dec.Outcome == continuity.OutcomeConflict, Duplicate: dec.Outcome == continuity.OutcomeDuplicate}
+	if dec.Outcome == continuity.OutcomeCreated {
+		if err := n.dispatchWork(ctx, h, dec.Record); err != nil {
+			if out, rerr := n.reg.Reject(requestKey, dec.Record.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {
+				n.broadcast(out)
+				res.Outcome, res.Record = OutcomeRejected, out
+			}
+		}
+	}
+	return res, nil
+}
+
+// withHandlers makes a node use its own handler registry (tests).
+func withHandlers(r *registry) Option { return func(n *Node) { n.handlers = r } }
