@@ -186,10 +186,11 @@ func sanitize(name string) string {
 //     higher epoch) or fencing (standby at a higher epoch) therefore overrides
 //     a stale configuration; an operator who configures a higher epoch than
 //     the persisted one is obeyed.
-//   - At equal epochs the node is primary only if both say primary. Standby
-//     wins because a second primary at the same epoch could not be fenced,
-//     while an extra standby is safe; to make a node primary again an operator
-//     raises its epoch.
+//   - At equal epochs the configured role wins: nothing happened at that epoch
+//     that the configuration does not already know about, and an operator who
+//     swaps or corrects roles must not be overruled by an old file. Two nodes
+//     that both end up primary at one epoch settle when they meet (the runtime
+//     demotes one deterministically).
 //
 // A zero persisted State means nothing was persisted and returns configured.
 // Roles other than primary and standby are treated as standby.
@@ -199,12 +200,8 @@ func Merge(configured, persisted State) State {
 		return State{Role: normalize(configured.Role), Epoch: configured.Epoch}
 	case persisted.Epoch > configured.Epoch:
 		return State{Role: normalize(persisted.Role), Epoch: persisted.Epoch}
-	case configured.Epoch > persisted.Epoch:
-		return State{Role: normalize(configured.Role), Epoch: configured.Epoch}
-	case normalize(configured.Role) == RolePrimary && normalize(persisted.Role) == RolePrimary:
-		return State{Role: RolePrimary, Epoch: configured.Epoch}
 	default:
-		return State{Role: RoleStandby, Epoch: configured.Epoch}
+		return State{Role: normalize(configured.Role), Epoch: configured.Epoch}
 	}
 }
 

@@ -1,0 +1,124 @@
+package cluster_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/meshtest"
+)
+
+// Two processes converge, a wrong-cookie process is refused by both and never
+// becomes a member, and operator queries never join membership.
+func TestTwoNodesConvergeAndRefuseWrongCookie(t *testing.T) {
+	h := newHarness(t)
+	p := h.start("primary", "127.0.0.1", "primary")
+	s := h.start("standby", "::1", "standby")
+	for _, n := range []*node{p, s} {
+		role := map[*node]string{p: "primary", s: "standby"}[n]
+		st := h.waitAuthority(n, role, 0, 1, 10*time.Second)
+		if len(st.Membership.Nodes) != 2 || st.Membership.LocalNode != n.name {
+			t.Fatalf("%s membership %+v", n.name, st.Membership)
+		}
+	}
+
+	// A third process with the wrong cookie on another loopback address.
+	_, env := h.nodeEnv("intruder", "127.0.0.2", "standby")
+	for i, kv := range env {
+		if strings.HasPrefix(kv, "MESH_CLUSTER_COOKIE=") {
+			env[i] = "MESH_CLUSTER_COOKIE=not-the-cookie"
+		}
+	}
+	intruder := meshtest.StartProcess(t, "intruder", h.app, env, "")
+	intruder.WaitLog(t, "authentication failed", 10*time.Second)
+	p.proc.WaitLog(t, "authentication failed", 10*time.Second)
+	for range 5 {
+		for _, n := range []*node{p, s} {
+			st, err := h.status(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Membership.PeerNodes) != 1 {
+				t.Fatalf("%s peers %v after intruder and status queries", n.name, st.Membership.PeerNodes)
+			}
+		}
+	}
+	for _, n := range []*node{p, s, {proc: intruder}} {
+		if n.proc != nil && strings.Contains(n.proc.Log(), cookie) || strings.Contains(intruder.Log(), "not-the-cookie") {
+			t.Fatalf("a log contains a cookie")
+		}
+	}
+}
+
+// SIGKILL is seen at once, SIGSTOP within the peer timeout, and a continued
+// or restarted node is back after the next discovery tick.
+func TestMembershipLossAndReturn(t *testing.T) {
+	h := newHarness(t)
+	p := h.start("primary", "127.0.0.1", "primary", "MESH_PEER_TIMEOUT_MS=1500")
+	s := h.start("standby", "::1", "standby", "MESH_PEER_TIMEOUT_MS=1500")
+	h.waitAuthority(p, "primary", 0, 1, 10*time.Second)
+	h.waitAuthority(s, "standby", 0, 1, 10*time.Second)
+
+	s.proc.Kill()
+	h.waitAuthority(p, "primary", 0, 0, time.Second)
+	s.proc.Restart()
+	h.waitAuthority(p, "primary", 0, 1, 5*time.Second)
+	h.waitAuthority(s, "standby", 0, 1, 5*time.Second)
+
+	s.proc.Stop()
+	stopped := time.Now()
+	h.waitAuthority(p, "primary", 0, 0, 1500*time.Millisecond+time.Second)
+	t.Logf("frozen standby dropped after %v", time.Since(stopped).Round(10*time.Millisecond))
+	s.proc.Cont()
+	h.waitAuthority(p, "primary", 0, 1, 5*time.Second)
+	h.waitAuthority(s, "standby", 0, 1, 5*time.Second)
+}
+
+func TestOperatorErrors(t *testing.T) {
+	h := newHarness(t)
+	p := h.start("primary", "127.0.0.1", "primary")
+	h.waitAuthority(p, "primary", 0, 0, 10*time.Second)
+	unused := meshtest.FreePort(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unreachable", []string{"cluster", "status", fmt.Sprintf("ghost@127.0.0.1:%d", unused)}, "connection refused"},
+		{"wrong cookie", []string{"cluster", "status", p.name, "--cookie", "wrong"}, "authentication failed"},
+		{"bad target", []string{"cluster", "status", "nodename-without-at"}, "missing '@' separator"},
+		{"unknown key", []string{"cluster", "continuity", p.name, "no-such-key"}, "request_key_not_found"},
+		{"limit with key", []string{"cluster", "continuity", p.name, "k", "--limit", "1"}, "does not accept --limit"},
+	}
+	seen := map[string]string{}
+	for _, c := range cases {
+		out, errs, code := h.meshc(c.args...)
+		if code != 1 || out != "" || !strings.HasPrefix(errs, "error: ") || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d stdout %q stderr %q; want exit 1 and %q", c.name, code, out, errs, c.want)
+		}
+		if other, dup := seen[errs]; dup {
+			t.Errorf("%s and %s print the same error", c.name, other)
+		}
+		seen[errs] = c.name
+	}
+	st, err := h.status(p)
+	if err != nil || len(st.Membership.PeerNodes) != 0 {
+		t.Fatalf("status after failed queries: %+v %v", st, err)
+	}
+}
+
+func TestBootstrapListenerBindFailure(t *testing.T) {
+	h := newHarness(t)
+	h.start("primary", "127.0.0.1", "primary")
+	_, env := h.nodeEnv("primary", "127.0.0.1", "primary")
+	env = append(env, "MESH_STATE_DIR="+h.dir+"/state-second")
+	second := meshtest.StartProcess(t, "second", h.app, env, "")
+	if code, err := second.Wait(10 * time.Second); err != nil || code == 0 {
+		t.Fatalf("second node on a bound port: exit %d %v", code, err)
+	}
+	want := fmt.Sprintf("mesh bootstrap start failed node=primary@127.0.0.1:%d: listener bind failed", h.port)
+	if !strings.Contains(second.Log(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, second.Log())
+	}
+}

@@ -1,0 +1,62 @@
+// Command testapp is the application the end-to-end tests and benchmarks run
+// as real node processes: declared work, clustered routes of each count and a
+// plain route, configured only through the MESH_* environment plus
+// TESTAPP_HTTP_ADDR.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"meshgo.dev/mesh"
+	"meshgo.dev/mesh/e2e/testapp/api"
+	"meshgo.dev/mesh/e2e/testapp/work"
+)
+
+func main() {
+	if os.Getenv("TESTAPP_DECLARE_RETRY") == "1" {
+		mesh.Work(work.Retry, mesh.ReplicationCount(3))
+	}
+	if os.Getenv("TESTAPP_DECLARE_EXPLODE") == "1" {
+		mesh.Work(work.Explode, mesh.ReplicationCount(1))
+	}
+	st, err := mesh.StartFromEnv()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap failed reason=%v\n", err)
+		os.Exit(1)
+	}
+	fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap mode=%s node=%s cluster_port=%d discovery_seed=%s\n",
+		st.Mode, st.NodeName, st.ClusterPort, st.DiscoverySeed)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var srv *http.Server
+	if addr := os.Getenv("TESTAPP_HTTP_ADDR"); addr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("GET /todos", mesh.ClusteredDefault(api.List))
+		mux.Handle("GET /one", mesh.Clustered(1, api.One))
+		mux.Handle("GET /retry", mesh.Clustered(3, api.Retry))
+		mux.HandleFunc("GET /plain", api.Plain)
+		srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(os.Stderr, "[testapp] http: %v\n", err)
+				os.Exit(1)
+			}
+		}()
+		fmt.Fprintf(os.Stderr, "[testapp] HTTP listening on %s\n", addr)
+	}
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if srv != nil {
+		_ = srv.Shutdown(shutdown)
+	}
+	_ = mesh.Shutdown(shutdown)
+}
