@@ -209,8 +209,10 @@ func TestStalledPeersDoNotBlockOthers(t *testing.T) {
 	stalledDone := make(chan error, stalled)
 	for range stalled {
 		_, sraw := tcpPair(t)
+		scfg := config(t, primaryName, KindNode, cookie)
+		scfg.Timeout = time.Minute // only the cancel below may end these
 		go func() {
-			_, err := Server(stallCtx, sraw, config(t, primaryName, KindNode, cookie))
+			_, err := Server(stallCtx, sraw, scfg)
 			stalledDone <- err
 		}()
 	}

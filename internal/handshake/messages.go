@@ -118,7 +118,8 @@ func decode(b []byte) (message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("%w: empty message", ErrProtocol)
 	}
-	d := wire.NewDecoder(b[1:])
+	d := wire.NewDecoder(b)
+	d.U8() // the tag, read so error offsets count from the start
 	var m message
 	switch b[0] {
 	case tagClientHello, tagServerHello:

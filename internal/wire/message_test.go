@@ -53,22 +53,13 @@ func TestDecodeTruncatedAtEveryOffset(t *testing.T) {
 	for _, s := range sampleMessages() {
 		t.Run(s.name, func(t *testing.T) {
 			enc := Encode(s.in)
-			step := 1
-			if len(enc) > 4096 {
-				step = 7 // large bodies: still thousands of offsets, including all the small ones
-			}
-			for i := 0; i < len(enc); i += step {
+			for i := range enc {
 				m, err := Decode(enc[:i])
 				if err == nil {
 					t.Fatalf("Decode of %d/%d bytes succeeded: %#v", i, len(enc), m)
 				}
 				if !errors.Is(err, ErrTruncated) {
 					t.Fatalf("Decode of %d/%d bytes: %v, want ErrTruncated", i, len(enc), err)
-				}
-			}
-			for i := max(0, len(enc)-64); i < len(enc); i++ {
-				if _, err := Decode(enc[:i]); err == nil {
-					t.Fatalf("Decode of %d/%d bytes succeeded", i, len(enc))
 				}
 			}
 		})

@@ -1,0 +1,271 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"meshgo.dev/mesh"
+	"meshgo.dev/mesh/internal/operator"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// defaultClusterTimeout bounds one operator query when --timeout-ms is not given.
+const defaultClusterTimeout = 5000 * time.Millisecond
+
+// clusterVerb is one `meshc cluster` subcommand.
+type clusterVerb struct {
+	name     string
+	usage    string // argument synopsis after "meshc cluster <name> "
+	summary  string
+	maxArgs  int  // positional arguments, the node name included
+	hasLimit bool // accepts --limit
+}
+
+var clusterVerbs = []clusterVerb{
+	{
+		name:    "status",
+		usage:   "<node> [--json] [--cookie C] [--timeout-ms MS]",
+		summary: "show a node's membership and authority (role, promotion epoch, replication health)",
+		maxArgs: 1,
+	},
+	{
+		name:     "continuity",
+		usage:    "<node> [request-key] [--limit N] [--json] [--cookie C] [--timeout-ms MS]",
+		summary:  "list a node's continuity records, or show the one for request-key",
+		maxArgs:  2,
+		hasLimit: true,
+	},
+	{
+		name:     "diagnostics",
+		usage:    "<node> [--limit N] [--json] [--cookie C] [--timeout-ms MS]",
+		summary:  "show a node's recent continuity transitions, oldest first",
+		maxArgs:  1,
+		hasLimit: true,
+	},
+}
+
+// runCluster implements `meshc cluster status|continuity|diagnostics`: one
+// authenticated query to one node, printed as aligned text or as the JSON
+// document of DESIGN §6.
+func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runClusterEnv(ctx, args, stdout, os.LookupEnv)
+}
+
+// runClusterEnv is runCluster with the environment passed in, for tests.
+func runClusterEnv(ctx context.Context, args []string, stdout io.Writer, lookupEnv func(string) (string, bool)) error {
+	if len(args) == 0 {
+		return errors.New("meshc cluster: a subcommand is required (status, continuity or diagnostics); run 'meshc cluster --help'")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		clusterUsage(stdout)
+		return flag.ErrHelp
+	}
+	for _, v := range clusterVerbs {
+		if v.name == args[0] {
+			return v.run(ctx, args[1:], stdout, lookupEnv)
+		}
+	}
+	return fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity or diagnostics)", args[0])
+}
+
+func clusterUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: meshc cluster <subcommand> <node> [arguments]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Query one running node over the authenticated cluster transport. meshc")
+	fmt.Fprintln(w, "connects as a short-lived operator client and never joins membership.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Subcommands:")
+	for _, v := range clusterVerbs {
+		fmt.Fprintf(w, "  %-12s %s\n", v.name, v.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Run 'meshc cluster <subcommand> --help' for its flags.")
+}
+
+// limitFlag is an optional --limit: a u32 that remembers whether it was given.
+type limitFlag struct {
+	n   uint32
+	set bool
+}
+
+func (l *limitFlag) String() string {
+	if l == nil || !l.set {
+		return ""
+	}
+	return strconv.FormatUint(uint64(l.n), 10)
+}
+
+func (l *limitFlag) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return errors.New("must be a non-negative integer below 2^32")
+	}
+	l.n, l.set = uint32(n), true
+	return nil
+}
+
+// clusterOptions are the parsed flags and arguments of one verb.
+type clusterOptions struct {
+	node       string
+	requestKey *string // continuity only; nil when not given
+	json       bool
+	cookie     string
+	cookieSet  bool
+	timeoutMS  int
+	limit      limitFlag
+}
+
+func (v clusterVerb) flagSet(o *clusterOptions) *flag.FlagSet {
+	fs := flag.NewFlagSet("meshc cluster "+v.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned; help is printed on request
+	fs.Usage = func() {}
+	fs.BoolVar(&o.json, "json", false, "print the JSON document instead of text")
+	fs.StringVar(&o.cookie, "cookie", "", "cluster cookie `C`; defaults to $MESH_CLUSTER_COOKIE")
+	fs.IntVar(&o.timeoutMS, "timeout-ms", int(defaultClusterTimeout/time.Millisecond), "give up after `MS` milliseconds")
+	if v.hasLimit {
+		help := "show at most `N` entries, the most recent ones"
+		if v.name == "continuity" {
+			help = "list at most `N` records, the first ones in request-key order"
+		}
+		fs.Var(&o.limit, "limit", help)
+	}
+	return fs
+}
+
+func (v clusterVerb) help(w io.Writer) {
+	var o clusterOptions
+	fs := v.flagSet(&o)
+	fmt.Fprintf(w, "Usage: meshc cluster %s %s\n\n", v.name, v.usage)
+	fmt.Fprintf(w, "%s.\n", strings.ToUpper(v.summary[:1])+v.summary[1:])
+	fmt.Fprintln(w, "<node> is the node's name, name@host:port (name@[v6]:port for IPv6).")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Flags:")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+}
+
+// parse reads flags and positional arguments in any order; "--" ends flags.
+func (v clusterVerb) parse(args []string) (clusterOptions, error) {
+	var o clusterOptions
+	fs := v.flagSet(&o)
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return o, err
+		}
+		rest := fs.Args()
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "cookie" {
+			o.cookieSet = true
+		}
+	})
+	switch {
+	case len(positional) == 0:
+		return o, fmt.Errorf("meshc cluster %s: missing <node>; usage: meshc cluster %s %s", v.name, v.name, v.usage)
+	case len(positional) > v.maxArgs:
+		return o, fmt.Errorf("meshc cluster %s: unexpected argument %q; usage: meshc cluster %s %s", v.name, positional[v.maxArgs], v.name, v.usage)
+	}
+	o.node = positional[0]
+	if len(positional) > 1 {
+		o.requestKey = &positional[1]
+	}
+	return o, nil
+}
+
+func (v clusterVerb) run(ctx context.Context, args []string, stdout io.Writer, lookupEnv func(string) (string, bool)) error {
+	o, err := v.parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		v.help(stdout)
+		return flag.ErrHelp
+	}
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "meshc cluster") {
+			return err
+		}
+		return fmt.Errorf("meshc cluster %s: %w", v.name, err)
+	}
+	if o.requestKey != nil && o.limit.set {
+		return errors.New("meshc cluster continuity does not accept --limit when request_key is provided")
+	}
+	if o.timeoutMS <= 0 {
+		return fmt.Errorf("meshc cluster: --timeout-ms must be a positive integer, got %d", o.timeoutMS)
+	}
+
+	q := wire.OperatorQuery{HasLimit: o.limit.set, Limit: o.limit.n}
+	switch {
+	case v.name == "status":
+		q.Kind = uint8(operator.KindStatus)
+	case v.name == "diagnostics":
+		q.Kind = uint8(operator.KindDiagnostics)
+	case o.requestKey != nil:
+		q.Kind, q.RequestKey = uint8(operator.KindContinuityLookup), *o.requestKey
+	default:
+		q.Kind = uint8(operator.KindContinuityList)
+	}
+	kind := operator.Kind(q.Kind)
+	if err := operator.Validate(q); err != nil {
+		return err
+	}
+	target, err := mesh.ParseTarget(o.node)
+	if err != nil {
+		return &operator.QueryError{Kind: kind, Target: o.node, Failure: operator.FailureInvalid, Err: err}
+	}
+	cookie, err := clusterCookie(o, lookupEnv)
+	if err != nil {
+		return err
+	}
+
+	body, err := operator.Query(ctx, target, cookie, q, time.Duration(o.timeoutMS)*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	report, err := operator.DecodeReply(kind, body)
+	if err != nil {
+		return &operator.QueryError{Kind: kind, Target: target.String(), Failure: operator.FailureDecode, Err: err}
+	}
+	report.SetTarget(o.node)
+	if o.json {
+		return operator.WriteJSON(stdout, report)
+	}
+	return report.WriteText(stdout)
+}
+
+// clusterCookie returns the cookie from --cookie, else from
+// MESH_CLUSTER_COOKIE. Both are trimmed, as the node trims its own, and
+// neither may be blank. No message ever contains the cookie.
+func clusterCookie(o clusterOptions, lookupEnv func(string) (string, bool)) ([]byte, error) {
+	if o.cookieSet {
+		c := strings.TrimSpace(o.cookie)
+		if c == "" {
+			return nil, errors.New("meshc cluster: --cookie must not be blank")
+		}
+		return []byte(c), nil
+	}
+	env, ok := lookupEnv("MESH_CLUSTER_COOKIE")
+	if !ok {
+		return nil, errors.New("meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie is provided")
+	}
+	c := strings.TrimSpace(env)
+	if c == "" {
+		return nil, errors.New("meshc cluster: MESH_CLUSTER_COOKIE must not be blank")
+	}
+	return []byte(c), nil
+}
