@@ -25,6 +25,10 @@ type Entry struct {
 	Reason            string
 	Metadata          []KV
 	Time              time.Time
+	// Kind is the kind of the record the entry is about (KindWork for
+	// node-level entries). It is not shown to operators; logging uses it to
+	// keep per-request route transitions out of the default log level.
+	Kind Kind
 }
 
 // DefaultDiagnosticsCapacity is the ring size when none is configured.

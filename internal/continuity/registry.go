@@ -680,7 +680,7 @@ func (r *Registry) recordEntry(transition string, rec *Record, reason string) En
 		Transition: transition, RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(),
 		OwnerNode: rec.OwnerNode, ReplicaNode: rec.ReplicaNode, ExecutionNode: rec.ExecutionNode,
 		ClusterRole: r.role, PromotionEpoch: r.epoch,
-		ReplicationHealth: rec.Health, ReplicaStatus: rec.ReplicaStatus, Reason: reason,
+		ReplicationHealth: rec.Health, ReplicaStatus: rec.ReplicaStatus, Reason: reason, Kind: rec.Kind,
 		Metadata: []KV{
 			{"phase", string(rec.Phase)}, {"result", string(rec.Result)},
 			{"replication_count", strconv.FormatUint(rec.ReplicationCount, 10)},

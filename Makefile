@@ -1,0 +1,49 @@
+# Mesh for Go — developer entry points. `make demo` runs a real local
+# two-node cluster; `make test` runs everything CI runs.
+
+GO ?= go
+# Packages whose concurrency the race detector checks: the runtime and its kit.
+RACE_PKGS := . ./internal/... ./meshtest/...
+
+.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails deps bench fuzz examples
+
+demo:
+	bash scripts/demo.sh
+
+test: deps vet test-race test-tools test-e2e test-website test-rails
+	@echo "make test: all suites passed"
+
+deps:
+	bash scripts/ensure-deps.sh
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+test-race:
+	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
+
+test-tools:
+	$(GO) test -count=1 -timeout 15m ./cmd/...
+
+test-e2e:
+	$(GO) test -count=1 -timeout 20m ./e2e/cluster/ ./e2e/
+
+test-website:
+	npm --prefix website run build
+	$(GO) test -count=1 -timeout 10m -run Website ./e2e/
+
+test-rails:
+	bash scripts/verify-staged-deploy.sh
+	bash scripts/verify-failover.sh
+
+bench:
+	bash bench/run.sh
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeMessage -fuzztime 30s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./internal/wire/
+	$(GO) test -run '^$$' -fuzz FuzzHandshakeMessages -fuzztime 30s ./internal/handshake/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 30s ./internal/operator/
+	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s .

@@ -1,0 +1,429 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"meshgo.dev/mesh/internal/scaffold"
+)
+
+// repoRoot is the runtime source tree these tests run in, symlinks resolved.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, err = filepath.EvalSymlinks(root); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// treeFiles lists the regular files below dir as sorted slash paths.
+func treeFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := scaffold.Manifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.Kind == scaffold.EntryFile {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+func TestInitMatrix(t *testing.T) {
+	const forms = "meshc init <name>, meshc init --clustered <name>, or meshc init --template todo-api [--db sqlite|postgres] <name>"
+	tests := []struct {
+		name       string
+		args       []string      // after "init"
+		existing   bool          // "app" exists beforehand
+		wantCode   int           //
+		wantStdout string        // exact
+		wantStderr string        // exact
+		kind       scaffold.Kind // created template, "" when nothing is created
+	}{
+		{name: "hello", args: []string{"app"},
+			wantStdout: "Created project 'app'\n", kind: scaffold.KindHello},
+		{name: "clustered", args: []string{"--clustered", "app"},
+			wantStdout: "Created clustered project 'app'\n", kind: scaffold.KindClustered},
+		{name: "clustered flag after the name", args: []string{"app", "--clustered"},
+			wantStdout: "Created clustered project 'app'\n", kind: scaffold.KindClustered},
+		{name: "todo-api defaults to sqlite", args: []string{"--template", "todo-api", "app"},
+			wantStdout: "Created todo-api project 'app'\n", kind: scaffold.KindTodoSQLite},
+		{name: "todo-api sqlite", args: []string{"--template=todo-api", "--db", "sqlite", "app"},
+			wantStdout: "Created todo-api project 'app'\n", kind: scaffold.KindTodoSQLite},
+		{name: "todo-api postgres, flags around the name", args: []string{"--template", "todo-api", "app", "--db=postgres"},
+			wantStdout: "Created todo-api project 'app'\n", kind: scaffold.KindTodoPostgres},
+
+		{name: "unknown template", args: []string{"--template", "other", "app"}, wantCode: 1,
+			wantStderr: "error: unknown init template 'other'; supported templates: todo-api\n"},
+		{name: "unknown template with --db", args: []string{"--template", "other", "--db", "postgres", "app"}, wantCode: 1,
+			wantStderr: "error: unknown init template 'other'; supported templates: todo-api; --db only applies to meshc init --template todo-api [--db sqlite|postgres] <name>\n"},
+		{name: "--db alone", args: []string{"--db", "postgres", "app"}, wantCode: 1,
+			wantStderr: "error: --db only applies to the todo-api template: meshc init --template todo-api --db sqlite|postgres <name>\n"},
+		{name: "--clustered with --db", args: []string{"--clustered", "--db", "sqlite", "app"}, wantCode: 1,
+			wantStderr: "error: --db only applies to the todo-api template: meshc init --template todo-api --db sqlite|postgres <name>\n"},
+		{name: "--clustered with --template", args: []string{"--clustered", "--template", "todo-api", "app"}, wantCode: 1,
+			wantStderr: "error: --clustered and --template cannot be combined; use one of: " + forms + "\n"},
+		{name: "bad --db", args: []string{"--template", "todo-api", "--db", "mysql", "app"}, wantCode: 1,
+			wantStderr: "error: unknown --db value 'mysql'; supported: sqlite, postgres\n"},
+		{name: "missing name", args: nil, wantCode: 1,
+			wantStderr: "error: meshc init needs a project name: " + forms + "\n"},
+		{name: "missing name after a flag", args: []string{"--clustered"}, wantCode: 1,
+			wantStderr: "error: meshc init needs a project name: " + forms + "\n"},
+		{name: "two names", args: []string{"app", "other"}, wantCode: 1,
+			wantStderr: "error: meshc init takes one project name, got 2 (app other): " + forms + "\n"},
+		{name: "unknown flag", args: []string{"--bogus", "app"}, wantCode: 1,
+			wantStderr: "error: flag provided but not defined: -bogus; run 'meshc init --help'\n"},
+		{name: "path as name", args: []string{"../app"}, wantCode: 1,
+			wantStderr: "error: invalid project name '../app': use letters, digits, '-' and '_' (dots only between them); the name becomes the directory, module and binary name\n"},
+		{name: "existing directory", args: []string{"app"}, existing: true, wantCode: 1,
+			wantStderr: "error: Directory 'app' already exists\n"},
+		{name: "existing directory, clustered", args: []string{"--clustered", "app"}, existing: true, wantCode: 1,
+			wantStderr: "error: Directory 'app' already exists\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.kind != "" && !scaffold.Has(tt.kind) {
+				t.Skipf("the %s template has not landed in this tree", tt.kind)
+			}
+			dir := t.TempDir()
+			if tt.existing {
+				if err := os.MkdirAll(filepath.Join(dir, "app"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(dir, "app", "mine.txt"), []byte("keep"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := treeFiles(t, dir)
+			res := runMeshc(t, dir, nil, append([]string{"init"}, tt.args...)...)
+			if res.code != tt.wantCode || res.stdout != tt.wantStdout || res.stderr != tt.wantStderr {
+				t.Errorf("meshc init %s:\n exit %d, stdout %q, stderr %q\nwant exit %d, stdout %q, stderr %q",
+					strings.Join(tt.args, " "), res.code, res.stdout, res.stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+			got := treeFiles(t, dir)
+			if tt.kind == "" {
+				if !slices.Equal(got, before) {
+					t.Errorf("a failed init changed the directory: before %v, after %v", before, got)
+				}
+				return
+			}
+			want, err := scaffold.Files(tt.kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range want {
+				want[i] = "app/" + want[i]
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("created files:\n %v\nwant (the %s template):\n %v", got, tt.kind, want)
+			}
+		})
+	}
+}
+
+func TestInitHelp(t *testing.T) {
+	for _, args := range [][]string{{"init", "--help"}, {"init", "-h"}, {"init", "app", "--help"}} {
+		dir := t.TempDir()
+		res := runMeshc(t, dir, nil, args...)
+		if res.code != 0 || !strings.HasPrefix(res.stdout, "Usage:\n  meshc init <name>") || res.stderr != "" {
+			t.Errorf("meshc %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+		if files := treeFiles(t, dir); len(files) != 0 {
+			t.Errorf("meshc %s created %v", strings.Join(args, " "), files)
+		}
+	}
+}
+
+// fakeSource makes a directory that looks like the runtime source tree.
+func fakeSource(t *testing.T, goVersion string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "mesh-src")
+	if err := os.MkdirAll(filepath.Join(dir, "examples"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gomod := "module meshgo.dev/mesh\n\ngo " + goVersion + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func replaceLine(t *testing.T, project string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(project, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "replace ") {
+			return line
+		}
+	}
+	t.Fatalf("no replace line in %s/go.mod:\n%s", project, b)
+	return ""
+}
+
+func TestInitRuntimeSource(t *testing.T) {
+	root := repoRoot(t)
+	fake := fakeSource(t, "1.99.1")
+	notSource := t.TempDir()
+	if err := os.WriteFile(filepath.Join(notSource, "go.mod"), []byte("module example.com/other\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name        string
+		cwd         string // "" = a fresh temp dir
+		env         []string
+		flags       []string
+		wantReplace string // replace line; "" when init must fail
+		wantErr     string // stderr substring when init fails
+		wantGo      string // go directive
+	}{
+		{name: "the tree meshc was built from", wantReplace: "replace meshgo.dev/mesh => " + root},
+		{name: "MESH_SOURCE_DIR", env: []string{"MESH_SOURCE_DIR=" + fake},
+			wantReplace: "replace meshgo.dev/mesh => " + fake, wantGo: "go 1.99.1"},
+		{name: "--mesh-source wins over MESH_SOURCE_DIR", env: []string{"MESH_SOURCE_DIR=" + notSource}, flags: []string{"--mesh-source", fake},
+			wantReplace: "replace meshgo.dev/mesh => " + fake},
+		{name: "inside the source tree: relative", cwd: filepath.Join(fake, "examples"), env: []string{"MESH_SOURCE_DIR=" + fake},
+			wantReplace: "replace meshgo.dev/mesh => ../.."},
+		{name: "MESH_SOURCE_DIR without the runtime go.mod", env: []string{"MESH_SOURCE_DIR=" + notSource},
+			wantErr: "error: MESH_SOURCE_DIR=" + notSource + " is not the Mesh runtime source: go.mod does not declare module meshgo.dev/mesh; set MESH_SOURCE_DIR to the directory holding the go.mod of meshgo.dev/mesh\n"},
+		{name: "--mesh-source without a go.mod", flags: []string{"--mesh-source", t.TempDir()},
+			wantErr: "is not the Mesh runtime source: no go.mod there; set MESH_SOURCE_DIR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cwd := tt.cwd
+			if cwd == "" {
+				cwd = t.TempDir()
+			}
+			res := runMeshc(t, cwd, tt.env, append(append([]string{"init", "--clustered"}, tt.flags...), "srcapp")...)
+			project := filepath.Join(cwd, "srcapp")
+			t.Cleanup(func() { os.RemoveAll(project) })
+			if tt.wantReplace == "" {
+				if res.code != 1 || !strings.Contains(res.stderr, tt.wantErr) {
+					t.Errorf("exit %d, stderr %q; want exit 1 and %q", res.code, res.stderr, tt.wantErr)
+				}
+				if _, err := os.Stat(project); err == nil {
+					t.Errorf("a failed init created %s", project)
+				}
+				return
+			}
+			if res.code != 0 {
+				t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+			}
+			if got := replaceLine(t, project); got != tt.wantReplace {
+				t.Errorf("replace line = %q, want %q", got, tt.wantReplace)
+			}
+			if tt.wantGo != "" {
+				if b, _ := os.ReadFile(filepath.Join(project, "go.mod")); !strings.Contains(string(b), "\n"+tt.wantGo+"\n") {
+					t.Errorf("go.mod lacks %q:\n%s", tt.wantGo, b)
+				}
+			}
+		})
+	}
+}
+
+func TestFindMeshSource(t *testing.T) {
+	root := repoRoot(t)
+	fake := fakeSource(t, "1.26.8")
+	getenv := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+	src, err := findMeshSource("", getenv(nil))
+	if err != nil || src.Dir != root {
+		t.Errorf("default discovery = %q, %v; want %q (the tree this test binary was built from)", src.Dir, err, root)
+	}
+	src, err = findMeshSource("", getenv(map[string]string{sourceEnv: fake}))
+	if err != nil || src.Dir != fake || src.GoVersion != "1.26.8" {
+		t.Errorf("MESH_SOURCE_DIR discovery = %+v, %v; want %q", src, err, fake)
+	}
+	src, err = findMeshSource(fake, getenv(map[string]string{sourceEnv: "/nonexistent"}))
+	if err != nil || src.Dir != fake {
+		t.Errorf("flag discovery = %+v, %v; want %q", src, err, fake)
+	}
+	if _, err := findMeshSource(filepath.Join(fake, "examples"), getenv(nil)); err == nil {
+		t.Errorf("an explicit directory below the source was accepted; it must hold the go.mod itself")
+	}
+}
+
+func TestReplaceTarget(t *testing.T) {
+	src := fakeSource(t, "1.26.8")
+	outside := t.TempDir()
+	tests := []struct{ project, want string }{
+		{filepath.Join(src, "examples", "app"), "../.."},
+		{filepath.Join(src, "app"), ".."},
+		{filepath.Join(src, "a", "b", "c"), "../../.."},
+		{filepath.Join(outside, "app"), src},
+		{src + "-sibling", src}, // a name prefix is not containment
+	}
+	for _, tt := range tests {
+		got, err := replaceTarget(tt.project, src)
+		if err != nil || got != tt.want {
+			t.Errorf("replaceTarget(%q) = %q, %v; want %q", tt.project, got, err, tt.want)
+		}
+	}
+}
+
+// examples maps each committed example to the meshc init command that
+// generates it. An example is required once its template kind exists.
+var examples = []struct {
+	dir  string        // under examples/
+	kind scaffold.Kind // template it is generated from
+	args []string      // meshc init flags
+}{
+	{"hello-cluster", scaffold.KindClustered, []string{"--clustered"}},
+	{"todo-sqlite", scaffold.KindTodoSQLite, []string{"--template", "todo-api"}},
+	{"todo-postgres", scaffold.KindTodoPostgres, []string{"--template", "todo-api", "--db", "postgres"}},
+}
+
+// replaceDirective matches the machine-specific line of a generated go.mod.
+var replaceDirective = regexp.MustCompile(`(?m)^replace meshgo\.dev/mesh => .*$`)
+
+// projectManifest is scaffold.Manifest with go.mod files normalised: the
+// replace target is written relative inside the source tree (../.. in
+// examples/) and absolute elsewhere, so a tree generated in a temporary
+// directory differs from the committed example on that one line by
+// construction. It is compared as "replace meshgo.dev/mesh => <mesh-source>".
+// The binary meshc build writes into the project (ignored by the generated
+// .gitignore) is left out too.
+func projectManifest(dir, name string) ([]scaffold.Entry, error) {
+	entries, err := scaffold.Manifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := entries[:0]
+	for _, e := range entries {
+		if e.Path == name && e.Kind == scaffold.EntryFile {
+			continue
+		}
+		if e.Kind == scaffold.EntryFile && path.Base(e.Path) == "go.mod" {
+			b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(e.Path)))
+			if err != nil {
+				return nil, err
+			}
+			b = replaceDirective.ReplaceAll(b, []byte("replace meshgo.dev/mesh => <mesh-source>"))
+			e.Size, e.SHA256 = scaffold.HashBytes(b)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// exampleDrift compares a committed example with a freshly generated tree.
+func exampleDrift(example, generated, name string) (scaffold.Drift, error) {
+	want, err := projectManifest(generated, name)
+	if err != nil {
+		return scaffold.Drift{}, err
+	}
+	got, err := projectManifest(example, name)
+	if err != nil {
+		return scaffold.Drift{}, err
+	}
+	return scaffold.Compare(want, got), nil
+}
+
+// TestExamplesMatchScaffold regenerates every example with meshc init and
+// fails, naming every missing, extra and changed path, when the committed
+// tree differs.
+func TestExamplesMatchScaffold(t *testing.T) {
+	root := repoRoot(t)
+	for _, ex := range examples {
+		t.Run(ex.dir, func(t *testing.T) {
+			exampleDir := filepath.Join(root, "examples", ex.dir)
+			_, statErr := os.Stat(exampleDir)
+			regen := fmt.Sprintf("rm -rf examples/%s && (cd examples && meshc init %s %s)", ex.dir, strings.Join(ex.args, " "), ex.dir)
+			if !scaffold.Has(ex.kind) {
+				t.Skipf("the %s template has not landed; examples/%s is not checked", ex.kind, ex.dir)
+			}
+			if statErr != nil {
+				t.Fatalf("examples/%s is missing but the %s template exists; generate it with: %s", ex.dir, ex.kind, regen)
+			}
+			parent := newProject(t, ex.dir, ex.args...)
+			d, err := exampleDrift(exampleDir, filepath.Join(parent, ex.dir), ex.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !d.Empty() {
+				t.Errorf("example=%s target=examples/%s %s\nregenerate with: %s", ex.dir, ex.dir, d, regen)
+			}
+		})
+	}
+}
+
+// TestExampleDriftIsNamed proves the parity check fails on hand edits and
+// names each path in the right bucket, and that it ignores only the replace
+// target of go.mod.
+func TestExampleDriftIsNamed(t *testing.T) {
+	parent := newProject(t, "hello-cluster", "--clustered")
+	generated := filepath.Join(parent, "hello-cluster")
+	copyDir := filepath.Join(t.TempDir(), "hello-cluster")
+	if err := os.CopyFS(copyDir, os.DirFS(generated)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := exampleDrift(copyDir, generated, "hello-cluster"); err != nil || !d.Empty() {
+		t.Fatalf("an exact copy drifts: %v %v", d, err)
+	}
+
+	// A different replace target is not drift.
+	gomod := filepath.Join(copyDir, "go.mod")
+	b, err := os.ReadFile(gomod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = replaceDirective.ReplaceAll(b, []byte("replace meshgo.dev/mesh => ../.."))
+	if err := os.WriteFile(gomod, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := exampleDrift(copyDir, generated, "hello-cluster"); !d.Empty() {
+		t.Fatalf("a different replace target counts as drift: %s", d)
+	}
+
+	// Hand edits.
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Rename(filepath.Join(copyDir, "work", "work_test.go"), filepath.Join(copyDir, "work", "add_test.go")))
+	must(os.Remove(filepath.Join(copyDir, "README.md")))
+	must(os.WriteFile(filepath.Join(copyDir, "HAND_EDITED.txt"), []byte("x"), 0o644))
+	must(os.WriteFile(filepath.Join(copyDir, "main.go"), []byte("package main\n"), 0o644))
+	must(os.WriteFile(gomod, []byte(strings.Replace(string(b), "module hello-cluster", "module renamed", 1)), 0o644))
+
+	d, err := exampleDrift(copyDir, generated, "hello-cluster")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := scaffold.Drift{
+		Missing: []string{"README.md", "work/work_test.go"},
+		Extra:   []string{"HAND_EDITED.txt", "work/add_test.go"},
+		Changed: []string{"go.mod", "main.go"},
+	}
+	if d.String() != want.String() {
+		t.Errorf("drift = %s\nwant    %s", d, want)
+	}
+
+	// A symbolic link is refused rather than followed.
+	must(os.Symlink(filepath.Join(generated, "README.md"), filepath.Join(copyDir, "README.md")))
+	if _, err := exampleDrift(copyDir, generated, "hello-cluster"); err == nil || !strings.Contains(err.Error(), "README.md is a symbolic link") {
+		t.Errorf("symlink in an example: err = %v, want a symbolic link error naming README.md", err)
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os/exec"
+	"slices"
+)
+
+const testUsage = `Usage: meshc test [dir] [-- go test flags]
+
+Runs go test ./... in the project dir (default .), streaming its output.
+Arguments after -- are passed to go test, e.g. meshc test . -- -run TestAdd -v
+`
+
+func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var goArgs []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, goArgs = args[:i], args[i+1:]
+	}
+	fset := flag.NewFlagSet("test", flag.ContinueOnError)
+	pos, err := parseArgs(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, testUsage)
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return fmt.Errorf("%v; run 'meshc test --help'", err)
+	}
+	dir, err := projectDirArg("test", pos)
+	if err != nil {
+		return err
+	}
+	if _, err := readProject(dir); err != nil {
+		return err
+	}
+	goBin, err := goTool()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, goBin, append(append([]string{"test"}, goArgs...), "./...")...)
+	cmd.Dir = dir
+	cmd.Stdout = stdout
+	cmd.Stderr = stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tests failed in %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,368 @@
+// Package pgtest gives tests a fresh, empty PostgreSQL database per call.
+//
+// New returns the URL of a database created for the calling test and dropped
+// (WITH (FORCE)) when the test ends. The databases live on one server per test
+// binary:
+//
+//   - when DATABASE_URL is set, it is the admin URL of an existing server
+//     (the role needs CREATEDB), and a server that cannot be reached fails the
+//     test;
+//   - otherwise pgtest starts a throwaway server from the machine's initdb and
+//     pg_ctl (found on PATH or under /usr/lib/postgresql/*/bin) in a temporary
+//     directory, on a free port of 127.0.0.1 only, with fsync off. Run as root
+//     it runs them as the postgres user through runuser. The server is stopped
+//     and its directory removed by Main (or Run), which the test binary must
+//     call from TestMain.
+//
+// When no server can be had the test is skipped with the reason, unless
+// MESH_REQUIRE_POSTGRES=1, which turns the skip into a failure (for CI).
+//
+// A test binary killed before Main returns leaves its throwaway server
+// running; its directory is named mesh-pgtest-* under the temporary directory,
+// and pg_ctl -D <dir>/data stop stops it.
+package pgtest
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+)
+
+// Environment variables read by pgtest.
+const (
+	EnvAdminURL = "DATABASE_URL"          // admin URL of an existing server
+	EnvRequire  = "MESH_REQUIRE_POSTGRES" // "1": unavailable PostgreSQL fails instead of skipping
+)
+
+var (
+	mainCalled atomic.Bool
+	serial     atomic.Int64
+
+	mu     sync.Mutex // guards state
+	state  *server    // nil until the first New
+	failed error      // why no server is available; sticky
+)
+
+// server is the PostgreSQL server the test binary's databases live on.
+type server struct {
+	admin *sql.DB
+	url   string // admin URL
+	dir   string // throwaway server directory; "" for DATABASE_URL
+	stop  func() error
+}
+
+// errMisconfigured marks failures that fail a test even without
+// MESH_REQUIRE_POSTGRES: a DATABASE_URL that was set but does not work.
+var errMisconfigured = errors.New("DATABASE_URL is set but unusable")
+
+// Run runs the tests, then stops the throwaway server and removes its
+// directory, and returns the exit code for os.Exit. Use it from a TestMain
+// that has its own clean-up; otherwise use Main.
+func Run(m *testing.M) int {
+	mainCalled.Store(true)
+	code := m.Run()
+	if err := shutdown(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: %v\n", err)
+		if code == 0 {
+			code = 1
+		}
+	}
+	return code
+}
+
+// Main runs the tests, stops the throwaway server and exits. Call it from
+// TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// New creates an empty database for t and returns its URL. The database is
+// dropped when t ends. New may be called from parallel tests.
+func New(t testing.TB) string {
+	t.Helper()
+	s, err := get()
+	if err != nil {
+		unavailable(t, err)
+	}
+	name := fmt.Sprintf("mesh_test_%d_%d_%s", os.Getpid(), serial.Add(1), randomHex(3))
+	if _, err := s.admin.ExecContext(t.Context(), `CREATE DATABASE `+quoteIdent(name)); err != nil {
+		t.Fatalf("pgtest: create database %s: %s", name, s.scrub(err.Error()))
+	}
+	t.Cleanup(func() {
+		// t.Context is already cancelled during cleanup.
+		drop := `DROP DATABASE IF EXISTS ` + quoteIdent(name)
+		if _, err := s.admin.Exec(drop + ` WITH (FORCE)`); err != nil {
+			// Servers before PostgreSQL 13 lack FORCE.
+			if _, err2 := s.admin.Exec(drop); err2 != nil {
+				t.Errorf("pgtest: drop database %s: %s", name, s.scrub(err.Error()))
+			}
+		}
+	})
+	u, err := withDatabase(s.url, name)
+	if err != nil {
+		t.Fatalf("pgtest: %s", s.scrub(err.Error()))
+	}
+	return u
+}
+
+func unavailable(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, errMisconfigured) || os.Getenv(EnvRequire) == "1" {
+		t.Fatalf("pgtest: PostgreSQL unavailable: %v", err)
+	}
+	t.Skipf("pgtest: PostgreSQL unavailable, skipping: %v (set %s=1 to fail instead)", err, EnvRequire)
+}
+
+// get returns the server, connecting to or starting it on first use.
+func get() (*server, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if state != nil || failed != nil {
+		return state, failed
+	}
+	var s *server
+	var err error
+	if admin := os.Getenv(EnvAdminURL); admin != "" {
+		s, err = connect(admin)
+		if err != nil {
+			err = fmt.Errorf("%w: %v", errMisconfigured, scrubURL(admin, err.Error()))
+		}
+	} else if !mainCalled.Load() {
+		err = errors.New("a throwaway server needs pgtest.Main(m) (or Run) in TestMain to stop it; add func TestMain(m *testing.M) { pgtest.Main(m) }")
+	} else {
+		s, err = startThrowaway()
+	}
+	state, failed = s, err
+	return s, err
+}
+
+// connect opens and pings the admin URL.
+func connect(adminURL string) (*server, error) {
+	db, err := sql.Open("pgx", adminURL)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(4)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &server{admin: db, url: adminURL, stop: db.Close}, nil
+}
+
+func shutdown() error {
+	mu.Lock()
+	defer mu.Unlock()
+	if state == nil {
+		return nil
+	}
+	err := state.stop()
+	state = nil
+	failed = errors.New("pgtest: server already stopped")
+	return err
+}
+
+func (s *server) scrub(msg string) string { return scrubURL(s.url, msg) }
+
+// startThrowaway initialises and starts a private server.
+func startThrowaway() (*server, error) {
+	binDir, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	initdb, pgctl := filepath.Join(binDir, "initdb"), filepath.Join(binDir, "pg_ctl")
+
+	var wrap []string // prefix that runs a command as the server's owner
+	var uid, gid = -1, -1
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root.
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			return nil, errors.New("running as root, and there is no postgres user to run the server as")
+		}
+		runuser, err := exec.LookPath("runuser")
+		if err != nil {
+			return nil, errors.New("running as root, and runuser is not on PATH to run the server as postgres")
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+		wrap = []string{runuser, "-u", "postgres", "--"}
+	}
+	dir, err := os.MkdirTemp("", "mesh-pgtest-")
+	if err != nil {
+		return nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	password := randomHex(16)
+	pwfile := filepath.Join(dir, "pwfile")
+	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
+		cleanup()
+		return nil, err
+	}
+	if uid >= 0 {
+		for _, p := range []string{dir, pwfile} {
+			if err := os.Chown(p, uid, gid); err != nil {
+				cleanup()
+				return nil, err
+			}
+		}
+	}
+	data := filepath.Join(dir, "data")
+	run := func(args ...string) error {
+		cmd := exec.Command(args[0], args[1:]...)
+		if wrap != nil {
+			cmd = exec.Command(wrap[0], append(slices.Clone(wrap[1:]), args...)...)
+		}
+		cmd.Dir = dir // a directory the server's owner can enter
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v\n%s", filepath.Base(args[0]), err, tail(out, 20))
+		}
+		return nil
+	}
+	if err := run(initdb, "-D", data, "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pwfile,
+		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
+		cleanup()
+		return nil, err
+	}
+	os.Remove(pwfile)
+
+	logFile := filepath.Join(dir, "server.log")
+	var port int
+	for attempt := 1; ; attempt++ {
+		port, err = freePort()
+		if err != nil {
+			cleanup()
+			return nil, err
+		}
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s"+
+			" -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+		err = run(pgctl, "-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60", "start")
+		if err == nil {
+			break
+		}
+		if attempt == 3 { // the free port may have been taken meanwhile; retry twice
+			logTail, _ := os.ReadFile(logFile)
+			cleanup()
+			return nil, fmt.Errorf("%v\nserver log:\n%s", err, tail(logTail, 20))
+		}
+	}
+	stopServer := func() error {
+		err := run(pgctl, "-D", data, "-m", "immediate", "-w", "stop")
+		if rmErr := os.RemoveAll(dir); err == nil {
+			err = rmErr
+		}
+		return err
+	}
+	adminURL := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", password, port)
+	s, err := connect(adminURL)
+	if err != nil {
+		stopServer()
+		return nil, fmt.Errorf("connect to the throwaway server: %s", scrubURL(adminURL, err.Error()))
+	}
+	s.dir = dir
+	s.stop = func() error {
+		s.admin.Close()
+		return stopServer()
+	}
+	return s, nil
+}
+
+// findBinDir returns the directory holding initdb and pg_ctl.
+func findBinDir() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			p = resolved
+		}
+		dir := filepath.Dir(p)
+		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
+			return dir, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	// Newest major version first.
+	slices.SortFunc(dirs, func(a, b string) int { return majorOf(b) - majorOf(a) })
+	for _, dir := range dirs {
+		_, err1 := os.Stat(filepath.Join(dir, "initdb"))
+		_, err2 := os.Stat(filepath.Join(dir, "pg_ctl"))
+		if err1 == nil && err2 == nil {
+			return dir, nil
+		}
+	}
+	return "", errors.New("no initdb and pg_ctl on PATH or under /usr/lib/postgresql/*/bin, and DATABASE_URL is not set")
+}
+
+func majorOf(binDir string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
+	return n
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// withDatabase returns adminURL pointing at database name. It accepts URLs
+// (postgres://...) and keyword/value connection strings.
+func withDatabase(adminURL, name string) (string, error) {
+	if strings.HasPrefix(adminURL, "postgres://") || strings.HasPrefix(adminURL, "postgresql://") {
+		u, err := url.Parse(adminURL)
+		if err != nil {
+			return "", errors.New("DATABASE_URL is not a valid URL")
+		}
+		u.Path = "/" + name
+		u.RawPath = ""
+		return u.String(), nil
+	}
+	// Keyword/value form: a later dbname overrides an earlier one.
+	return strings.TrimSpace(adminURL) + " dbname=" + name, nil
+}
+
+// scrubURL removes a connection string and its password from msg.
+func scrubURL(connURL, msg string) string {
+	msg = strings.ReplaceAll(msg, connURL, "<redacted:DATABASE_URL>")
+	if u, err := url.Parse(connURL); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "<redacted>")
+		}
+	}
+	return msg
+}
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func tail(b []byte, lines int) string {
+	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
