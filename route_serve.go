@@ -33,7 +33,7 @@ const (
 // Bounds of idempotent replay.
 const (
 	maxIdempotencyKey    = 255
-	maxReplayStoredBytes = 256 << 10
+	maxReplayStoredBytes = 64 << 10 // with the retention bound, caps memory held for replay
 )
 
 // hashedHeaders are the request headers that take part in the payload hash.

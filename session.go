@@ -88,20 +88,31 @@ func (n *Node) authorityMsg() wire.Authority {
 	return wire.Authority{Role: role, Epoch: epoch}
 }
 
-// syncChunk bounds the records in one Sync frame, keeping frames far below the
-// frame cap and heartbeats flowing between chunks.
-const syncChunk = 2000
+// syncChunkBytes bounds the approximate encoded size of one Sync frame, so a
+// snapshot of many records (or of records carrying stored responses) never
+// nears the frame cap and heartbeats keep flowing between chunks.
+const syncChunkBytes = 2 << 20
+
+func approxRecordSize(r continuity.Record) int {
+	return 256 + len(r.RequestKey) + len(r.PayloadHash) + len(r.IngressNode) + len(r.OwnerNode) +
+		len(r.ReplicaNode) + len(r.ExecutionNode) + len(r.Error) + len(r.RuntimeName) + len(r.Response)
+}
 
 func (n *Node) syncMessages() []wire.Message {
 	recs := n.reg.Records()
 	auth := n.authorityMsg()
 	wm := n.reg.Watermark()
 	var out []wire.Message
-	for len(recs) > syncChunk {
-		out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[:syncChunk]})
-		recs = recs[syncChunk:]
+	start, size := 0, 0
+	for i, r := range recs {
+		sz := approxRecordSize(r)
+		if size+sz > syncChunkBytes && i > start {
+			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i]})
+			start, size = i, 0
+		}
+		size += sz
 	}
-	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs})
+	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:]})
 }
 
 // broadcastSync resends the whole local state to every peer, used after the
