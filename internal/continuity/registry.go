@@ -74,7 +74,7 @@ type Options struct {
 	Epoch   uint64
 	Retain  int // terminal records kept; pending records are never evicted
 	Diag    *Diagnostics
-	Sink    func(Entry)                       // called for every entry, outside the lock
+	Sink    func(Entry)                         // called for every entry, outside the lock
 	Persist func(role Role, epoch uint64) error // called under the lock before an authority change takes effect
 	Now     func() time.Time
 }
