@@ -26,7 +26,19 @@ type operatorSource struct{ n *Node }
 
 func (s operatorSource) Status() operator.StatusView {
 	role, epoch := s.n.reg.Authority()
-	return operator.StatusView{LocalNode: s.n.self, PeerNodes: s.n.Peers(), Role: role, Epoch: epoch, Health: s.n.reg.Health()}
+	peers := s.n.Peers()
+	return operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0)}
+}
+
+// health is the node's replication health: whether its in-flight work is
+// mirrored right now. With a peer connected and nothing in flight degraded,
+// the node is healthy; alone, local_only.
+func (n *Node) health(peered bool) continuity.Health {
+	h := n.reg.PendingHealth()
+	if h == continuity.HealthLocalOnly && peered {
+		return continuity.HealthHealthy
+	}
+	return h
 }
 
 func (s operatorSource) Records() []continuity.Record { return s.n.reg.Records() }

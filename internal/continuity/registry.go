@@ -227,6 +227,31 @@ func (r *Registry) Health() Health {
 	return HealthLocalOnly
 }
 
+// PendingHealth aggregates replication health over pending records only:
+// unavailable if any in-flight record lost its owner, degraded if any lost its
+// mirror, otherwise local_only. Terminal records no longer need a mirror, so a
+// past outage does not mark the node degraded forever.
+func (r *Registry) PendingHealth() Health {
+	r.lock()
+	defer r.unlock()
+	degraded := false
+	for _, rec := range r.records {
+		if !rec.Pending() {
+			continue
+		}
+		switch rec.Health {
+		case HealthUnavailable:
+			return HealthUnavailable
+		case HealthDegraded:
+			degraded = true
+		}
+	}
+	if degraded {
+		return HealthDegraded
+	}
+	return HealthLocalOnly
+}
+
 func (r *Registry) view(rec *Record) Record {
 	v := *rec
 	v.Role = r.role
