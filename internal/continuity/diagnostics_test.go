@@ -433,3 +433,18 @@ func TestRegistryDiagnosticsSequenceAcrossTransitions(t *testing.T) {
 		t.Fatalf("last entry = seq %d %q, want seq %d custom", last.Sequence, last.Transition, total)
 	}
 }
+
+func TestEntryKindFollowsRecord(t *testing.T) {
+	r := NewRegistry(Options{Self: "a", Now: newClock().Now})
+	submitOK(t, r, SubmitRequest{Key: "http-route::R::1", Hash: "h", Count: 1, Kind: KindRoute, Ingress: "a", Placement: Placement{Owner: "a"}})
+	submitOK(t, r, SubmitRequest{Key: "w", Hash: "h", Count: 1, Kind: KindWork, Ingress: "a", Placement: Placement{Owner: "a"}})
+	r.EmitRecord("route_note", mkRecord("x", func(x *Record) { x.Kind = KindRoute }), "")
+	r.Emit(Entry{Transition: "node_level"})
+	var got []Kind
+	for _, e := range entries(r) {
+		got = append(got, e.Kind)
+	}
+	if want := []Kind{KindRoute, KindWork, KindRoute, KindWork}; !slices.Equal(got, want) {
+		t.Fatalf("entry kinds = %v, want %v", got, want)
+	}
+}

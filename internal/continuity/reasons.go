@@ -17,6 +17,7 @@ const (
 	ReasonReplicaPrepareTimeout      Reason = "replica_prepare_timeout"
 	ReasonReplicaTargetMismatch      Reason = "replica_prepare_target_mismatch"
 	ReasonAttemptMismatch            Reason = "attempt_id_mismatch"
+	ReasonOwnerNodeMismatch          Reason = "owner_node_mismatch"
 	ReasonAlreadyCompleted           Reason = "transition_rejected:already_completed"
 	ReasonPhase                      Reason = "transition_rejected:phase"
 	ReasonExecutionNodeMissing       Reason = "execution_node_missing"

@@ -31,7 +31,6 @@ const (
 	TransitionAutomaticRecovery          = "automatic_recovery"
 	TransitionAutomaticRecoveryRejected  = "automatic_recovery_rejected"
 	TransitionPrepareFailed              = "prepare_failed"
-	TransitionEvicted                    = "retention_evicted"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
 )
@@ -92,13 +91,25 @@ type Registry struct {
 	records     map[string]*Record
 	nextAttempt uint64
 	retain      int
-	terminalQ   []string // keys in the order they became terminal (may hold stale keys)
+	terminalQ   []ticket          // terminal records in the order they became terminal
+	tickets     map[string]uint64 // key -> its current ticket; queue entries with another ticket are stale
+	nextTicket  uint64
 	nTerminal   int
 	diag        *Diagnostics
 	sink        func(Entry)
 	persist     func(Role, uint64) error
 	now         func() time.Time
 	outbox      []Entry // entries to hand to sink after unlock
+
+	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
+	deliverQ   []Entry
+	delivering bool
+}
+
+// ticket marks one record's place in the retention queue.
+type ticket struct {
+	key string
+	n   uint64
 }
 
 // NewRegistry returns an empty registry with the given authority.
@@ -117,7 +128,7 @@ func NewRegistry(o Options) *Registry {
 	}
 	return &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
-		records: map[string]*Record{}, retain: o.Retain,
+		records: map[string]*Record{}, retain: o.Retain, tickets: map[string]uint64{},
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now,
 	}
 }
@@ -125,16 +136,35 @@ func NewRegistry(o Options) *Registry {
 func (r *Registry) lock() { r.mu.Lock() }
 
 // unlock releases the lock and then hands queued entries to the sink, so the
-// sink may log (or call back into the registry) without deadlock.
+// sink may log (or call back into the registry) without deadlock. Entries are
+// queued for delivery before mu is released and delivered by one goroutine at
+// a time, so the sink sees them in sequence order even when it calls back in.
 func (r *Registry) unlock() {
-	out := r.outbox
-	r.outbox = nil
+	if len(r.outbox) == 0 || r.sink == nil {
+		r.outbox = r.outbox[:0]
+		r.mu.Unlock()
+		return
+	}
+	r.deliverMu.Lock()
+	r.deliverQ = append(r.deliverQ, r.outbox...)
+	r.outbox = r.outbox[:0]
 	r.mu.Unlock()
-	if r.sink != nil {
-		for _, e := range out {
+	if r.delivering {
+		r.deliverMu.Unlock()
+		return
+	}
+	r.delivering = true
+	for len(r.deliverQ) > 0 {
+		batch := r.deliverQ
+		r.deliverQ = nil
+		r.deliverMu.Unlock()
+		for _, e := range batch {
 			r.sink(e)
 		}
+		r.deliverMu.Lock()
 	}
+	r.delivering = false
+	r.deliverMu.Unlock()
 }
 
 // Self is the local node name.
@@ -272,6 +302,8 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		return Decision{}, reasonError(ReasonOwnerNodeMissing)
 	case req.Count == 0:
 		return Decision{}, reasonError(ReasonInvalidReplicationCount)
+	case req.Placement.Replica != "" && req.Placement.Replica == req.Placement.Owner:
+		return Decision{}, reasonError(ReasonReplicaMatchesOwner)
 	}
 	r.lock()
 	defer r.unlock()
@@ -346,19 +378,25 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 	if in.ReplicaNode != r.self {
 		return Record{}, reasonError(ReasonReplicaTargetMismatch)
 	}
-	if old, ok := r.records[in.RequestKey]; ok {
+	old, ok := r.records[in.RequestKey]
+	if ok {
 		switch {
 		case old.PayloadHash != in.PayloadHash:
 			return Record{}, reasonError(ReasonRequestKeyConflict)
-		case old.Attempt > in.Attempt || old.Epoch > in.Epoch:
+		case old.Epoch > in.Epoch || (old.Epoch == in.Epoch && old.Attempt > in.Attempt):
 			return Record{}, reasonError(ReasonAttemptMismatch)
+		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.OwnerNode != in.OwnerNode:
+			return Record{}, reasonError(ReasonOwnerNodeMismatch)
+		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.Phase.Terminal():
+			// Already mirrored and finished: a repeated prepare changes nothing.
+			return r.view(old), nil
 		}
 	}
 	rec := in
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	r.nextAttempt = max(r.nextAttempt, in.Attempt+1)
-	r.storeLocked(&rec)
+	r.putLocked(old, &rec)
 	r.emitRecord(TransitionReplicaPrepare, &rec, "")
 	return r.view(&rec), nil
 }
@@ -396,7 +434,7 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 	rec.ExecutionNode = node
 	rec.Error = ""
 	rec.CompletedAt = r.now().UTC()
-	r.becameTerminalLocked(rec)
+	r.enqueueTerminalLocked(rec.RequestKey)
 	r.emitRecord(TransitionCompleted, rec, "")
 	return r.view(rec), nil
 }
@@ -445,7 +483,7 @@ func (r *Registry) rejectLocked(rec *Record, reason string) {
 	rec.Health = HealthUnavailable
 	rec.Error = reason
 	rec.CompletedAt = r.now().UTC()
-	r.becameTerminalLocked(rec)
+	r.enqueueTerminalLocked(rec.RequestKey)
 	r.emitRecord(TransitionRejected, rec, reason)
 }
 
@@ -465,7 +503,7 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	old, ok := r.records[in.RequestKey]
 	if !ok {
 		rec := in
-		r.storeLocked(&rec)
+		r.putLocked(nil, &rec)
 		return r.view(&rec), true, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
@@ -479,14 +517,9 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 		}
 		return r.view(old), false, nil
 	}
-	wasTerminal := old.Phase.Terminal()
-	*old = in
-	if !wasTerminal && old.Phase.Terminal() {
-		r.becameTerminalLocked(old)
-	} else if wasTerminal && !old.Phase.Terminal() {
-		r.nTerminal--
-	}
-	return r.view(old), true, nil
+	rec := in
+	r.putLocked(old, &rec)
+	return r.view(&rec), true, nil
 }
 
 // prefer reports whether a should replace b.
@@ -499,6 +532,12 @@ func prefer(a, b Record) bool {
 	}
 	if a.Phase.Terminal() != b.Phase.Terminal() {
 		return a.Phase.Terminal()
+	}
+	if a.Phase != b.Phase && a.Phase.Terminal() {
+		// Both ended, differently: the attempt ran to completion on its
+		// owner, which is the fact to keep (an ingress may have given up on
+		// it first).
+		return a.Phase == PhaseCompleted
 	}
 	if ra, rb := statusRank(a.ReplicaStatus), statusRank(b.ReplicaStatus); ra != rb {
 		return ra > rb
@@ -693,7 +732,7 @@ func (r *Registry) emit(e Entry) Entry {
 
 func (r *Registry) emitRecord(transition string, rec *Record, reason string, meta ...KV) {
 	e := r.recordEntry(transition, rec, reason)
-	e.Metadata = append(meta, e.Metadata...)
+	e.Metadata = append(append(make([]KV, 0, len(meta)+len(e.Metadata)), meta...), e.Metadata...)
 	r.emit(e)
 }
 
@@ -717,29 +756,42 @@ func (r *Registry) recordEntry(transition string, rec *Record, reason string) En
 	return e
 }
 
-func (r *Registry) storeLocked(rec *Record) {
+// putLocked stores rec in place of old (nil for a new key), keeping the
+// retention bookkeeping right for every change between pending and terminal.
+func (r *Registry) putLocked(old, rec *Record) {
+	wasTerminal := old != nil && old.Phase.Terminal()
 	r.records[rec.RequestKey] = rec
-	if rec.Phase.Terminal() {
-		r.becameTerminalLocked(rec)
+	switch {
+	case wasTerminal && !rec.Phase.Terminal():
+		r.nTerminal--
+		delete(r.tickets, rec.RequestKey)
+	case !wasTerminal && rec.Phase.Terminal():
+		r.enqueueTerminalLocked(rec.RequestKey)
 	}
 }
 
-// becameTerminalLocked queues rec for retention and evicts the oldest terminal
-// records beyond the bound. Pending records are never evicted.
-func (r *Registry) becameTerminalLocked(rec *Record) {
-	r.terminalQ = append(r.terminalQ, rec.RequestKey)
+// enqueueTerminalLocked records that key just became terminal and evicts the
+// oldest terminal records beyond the bound. Pending records are never
+// evicted; a queue entry whose ticket is no longer the key's current one is
+// stale (the record went back to pending, or was replaced) and is skipped.
+func (r *Registry) enqueueTerminalLocked(key string) {
+	r.nextTicket++
+	r.tickets[key] = r.nextTicket
+	r.terminalQ = append(r.terminalQ, ticket{key: key, n: r.nextTicket})
 	r.nTerminal++
 	for r.nTerminal > r.retain && len(r.terminalQ) > 0 {
-		k := r.terminalQ[0]
+		t := r.terminalQ[0]
 		r.terminalQ = r.terminalQ[1:]
-		if old, ok := r.records[k]; ok && old.Phase.Terminal() {
-			delete(r.records, k)
-			r.nTerminal--
+		if r.tickets[t.key] != t.n {
+			continue
 		}
+		delete(r.records, t.key)
+		delete(r.tickets, t.key)
+		r.nTerminal--
 	}
 	// Reallocate the queue now and then so its backing array does not grow
 	// without bound while the head advances.
 	if cap(r.terminalQ) > 4*r.retain+64 && len(r.terminalQ) < cap(r.terminalQ)/4 {
-		r.terminalQ = append([]string(nil), r.terminalQ...)
+		r.terminalQ = append([]ticket(nil), r.terminalQ...)
 	}
 }
