@@ -1,0 +1,55 @@
+// Package api is the HTTP surface of the service: routes, request
+// validation, the JSON shapes and the mapping of storage errors to status
+// codes.
+package api
+
+import (
+	"net/http"
+
+	"meshgo.dev/mesh"
+
+	"todo-postgres/ratelimit"
+)
+
+// NewRouter returns the service's HTTP handler.
+//
+// GET /todos and GET /todos/{id} are clustered routes (mesh.Clustered with
+// replication count 1, runtime names api.Todos.List and api.Todos.Get): each
+// request gets a continuity record and runs on the node the runtime places it
+// on. /health and the writes are ordinary local handlers; the writes share
+// limiter's budget.
+//
+// Call NewRouter once per process: the runtime finds a clustered route by its
+// runtime name, so the first *Todos registered is the one that serves.
+func NewRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter) http.Handler {
+	return newRouter(todos, health, limiter, mesh.Clustered)
+}
+
+// clusterFunc wraps a handler as a clustered route with replication count n.
+// It is mesh.Clustered in the service and a plain adapter in unit tests.
+type clusterFunc func(n int, h func(http.ResponseWriter, *http.Request)) http.Handler
+
+func newRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter, clustered clusterFunc) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /health", health)
+	mux.Handle("GET /todos", clustered(1, todos.List))
+	mux.Handle("GET /todos/{id}", clustered(1, todos.Get))
+	mux.Handle("POST /todos", limitWrites(limiter, todos.Create))
+	mux.Handle("PUT /todos/{id}", limitWrites(limiter, todos.Toggle))
+	mux.Handle("DELETE /todos/{id}", limitWrites(limiter, todos.Delete))
+	return mux
+}
+
+// limitWrites answers 429 when limiter has no budget left. The check runs
+// before h looks at the request, so a write that later fails validation or
+// finds nothing still spends budget: the limiter caps write traffic, not
+// successful writes.
+func limitWrites(limiter *ratelimit.Limiter, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !limiter.Allow() {
+			writeError(w, http.StatusTooManyRequests, msgRateLimited)
+			return
+		}
+		h(w, r)
+	})
+}
