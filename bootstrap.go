@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"time"
 )
 
 // BootstrapStatus says how StartFromEnv started the runtime.
@@ -16,8 +17,9 @@ type BootstrapStatus struct {
 }
 
 var (
-	defaultMu   sync.Mutex // guards defaultNode
-	defaultNode *Node
+	defaultMu       sync.Mutex // guards defaultNode and defaultImplicit
+	defaultNode     *Node
+	defaultImplicit bool // defaultNode is the standalone node Default started
 )
 
 // StartFromEnv reads the MESH_* environment, validates it and starts the
@@ -31,8 +33,16 @@ func StartFromEnv() (BootstrapStatus, error) {
 	}
 	defaultMu.Lock()
 	defer defaultMu.Unlock()
-	if defaultNode != nil {
+	if defaultNode != nil && !defaultImplicit {
 		return BootstrapStatus{}, fmt.Errorf("mesh bootstrap start failed node=%s: node already started", defaultNode.Name())
+	}
+	if defaultNode != nil {
+		// A clustered route or Default ran before bootstrap and started a
+		// standalone node; the configured node replaces it.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = defaultNode.Shutdown(ctx)
+		cancel()
+		defaultNode, defaultImplicit = nil, false
 	}
 	n, err := Start(cfg)
 	if err != nil {
@@ -58,7 +68,7 @@ func Default() *Node {
 		if err != nil {
 			panic(fmt.Sprintf("mesh: start standalone node: %v", err)) // standalone start cannot fail
 		}
-		defaultNode = n
+		defaultNode, defaultImplicit = n, true
 	}
 	return defaultNode
 }

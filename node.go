@@ -387,7 +387,9 @@ func (n *Node) observeAuthority(peer string, role Role, epoch uint64, trigger *c
 	if changed {
 		n.releaseQuarantine("fenced")
 		n.authorityChanged()
-		n.broadcastSync()
+		// Off the reader goroutine: a snapshot can be large, and two readers
+		// writing at each other would stall until the write deadline.
+		n.goRun(n.broadcastSync)
 	}
 }
 

@@ -237,7 +237,7 @@ func (s *session) handle(m wire.Message) {
 				continue
 			}
 			if addr, err := nameAddr(name); err == nil {
-				go func() { _, _ = n.dial(n.ctx, addr, n.cfg.PeerTimeout) }()
+				n.goRun(func() { _, _ = n.dial(n.ctx, addr, n.cfg.PeerTimeout) })
 			}
 		}
 	case wire.Sync:
