@@ -235,21 +235,26 @@ func (n *Node) Records() []continuity.Record { return n.reg.Records() }
 // Diagnostics returns a snapshot of the node's diagnostic ring.
 func (n *Node) Diagnostics() continuity.Snapshot { return n.reg.Diagnostics().Snapshot() }
 
-// Shutdown stops the node: no new work, sessions and listener closed, and
-// in-flight handlers waited for until ctx is done.
+// Shutdown stops the node gracefully: it refuses new work at once, lets the
+// handlers already running finish (until ctx is done), then closes its
+// sessions and listener — the peer sees the node leave only after its
+// in-flight work is recorded.
 func (n *Node) Shutdown(ctx context.Context) error {
 	if !n.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
-	n.cancel()
-	if n.ln != nil {
-		n.ln.Close()
+	drained := make(chan struct{})
+	go func() {
+		n.running.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
 	}
-	n.mu.Lock()
-	for _, s := range n.sessions {
-		s.close(errors.New("node shutting down"))
-	}
-	n.mu.Unlock()
+	n.crash()
 	done := make(chan struct{})
 	go func() {
 		n.wg.Wait()
@@ -259,10 +264,25 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	return err
+}
+
+// crash stops the node abruptly, as a killed process would: contexts are
+// cancelled and every connection is closed without waiting for anything.
+func (n *Node) crash() {
+	n.stopped.Store(true)
+	n.cancel()
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.mu.Lock()
+	for _, s := range n.sessions {
+		s.close(errors.New("node shutting down"))
+	}
+	n.mu.Unlock()
 }
 
 // ---- authority and quarantine ----------------------------------------------

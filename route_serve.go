@@ -188,6 +188,15 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 			Header: map[string][]string{"Content-Type": {"application/json"}},
 			Body:   jsonError(string(continuity.ReasonHandlerPanicked))}, nil
 	}
+	if err := ctx.Err(); err != nil {
+		// The request was cancelled or timed out (or this node is stopping)
+		// while the handler ran: whatever it wrote is not an outcome.
+		reason := string(continuity.ReasonForwardTimeout)
+		if n.stopped.Load() {
+			reason = string(continuity.ReasonShuttingDown)
+		}
+		return routeResponse{}, &continuity.Error{Reason: continuity.Reason(reason)}
+	}
 	if rc.status == 0 {
 		rc.status = http.StatusOK
 	}

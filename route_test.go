@@ -15,7 +15,8 @@ import (
 )
 
 var thingHits, blockHits atomic.Int64
-var release = make(chan struct{})
+// release unblocks BlockThing; each test run installs its own channel.
+var release atomic.Pointer[chan struct{}]
 
 // ListThings echoes who ran it.
 func ListThings(w http.ResponseWriter, r *http.Request) {
@@ -33,8 +34,9 @@ func RetryThing(w http.ResponseWriter, r *http.Request) { panic("count 3 route r
 // BlockThing waits until the test releases it or the request ends.
 func BlockThing(w http.ResponseWriter, r *http.Request) {
 	blockHits.Add(1)
+	ch := release.Load()
 	select {
-	case <-release:
+	case <-*ch:
 	case <-r.Context().Done():
 	}
 }
@@ -178,6 +180,10 @@ func TestRouteIdempotencyKeyReplay(t *testing.T) {
 }
 
 func TestRouteOwnerDiesMidRequest(t *testing.T) {
+	ch := make(chan struct{})
+	release.Store(&ch)
+	defer close(ch)
+	blockHits.Store(0)
 	p, s := pair(t)
 	ps := serveNode(t, p, nil)
 	// Find an idempotency key whose owner is the standby.
@@ -203,7 +209,7 @@ func TestRouteOwnerDiesMidRequest(t *testing.T) {
 		}
 		return nil
 	})
-	go stop(s)
+	s.crash() // as SIGKILL would: no draining
 	select {
 	case r := <-done:
 		var e map[string]string
@@ -214,5 +220,4 @@ func TestRouteOwnerDiesMidRequest(t *testing.T) {
 	case <-time.After(DefaultRouteTimeout + 2*time.Second):
 		t.Fatal("request hung after the owner died")
 	}
-	close(release)
 }
