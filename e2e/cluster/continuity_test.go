@@ -54,6 +54,14 @@ func TestSingleNodeCountsAndPanics(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "work.Add") || !strings.Contains(out, "completed") {
 		t.Fatalf("human record output: %s", out)
 	}
+	// The route-free app kept running after its startup work and stops
+	// cleanly on SIGTERM.
+	if err := n.proc.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	if code, err := n.proc.Wait(time.Second); err != nil || code != 0 {
+		t.Fatalf("exit after SIGTERM: code %d, %v", code, err)
+	}
 }
 
 func TestTwoNodesStartupRunsOnceMirrored(t *testing.T) {
