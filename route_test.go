@@ -15,6 +15,7 @@ import (
 )
 
 var thingHits, blockHits atomic.Int64
+
 // release unblocks BlockThing; each test run installs its own channel.
 var release atomic.Pointer[chan struct{}]
 
