@@ -35,10 +35,9 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
-	count := sub.count
 	dec, err := n.reg.Submit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
-		Count: count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
 		if err == nil && dec.Outcome == continuity.OutcomeRejected {
