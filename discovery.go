@@ -62,6 +62,15 @@ func (n *Node) discoverOnce() {
 	if err != nil {
 		lastErr = "seed=" + seed + " resolve_failed=" + err.Error()
 	}
+	// Peers this node knew before are dialed too: the seed may not resolve
+	// to every peer's address from every node (localhost is often IPv4 only).
+	for _, peer := range n.known() {
+		if nn, err := ParseNodeName(peer); err == nil {
+			if addrs, err := n.resolveAddrs(ctx, nn.Host, nn.Port); err == nil {
+				candidates = append(candidates, addrs...)
+			}
+		}
+	}
 	self := map[string]bool{}
 	if addrs, err := n.resolveAddrs(ctx, n.cfg.NodeName.Host, n.cfg.NodeName.Port); err == nil {
 		for _, a := range addrs {

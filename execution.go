@@ -157,8 +157,10 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 	n.running.Add(1)
+	n.inflight.Store(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
 	go func() {
 		defer n.running.Done()
+		defer n.inflight.CompareAndDelete(rec.RequestKey, rec.Attempt)
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(rec)
 			return

@@ -107,7 +107,9 @@ func (n *Node) autoPromote(lost string) bool {
 }
 
 // recoverOrphans re-runs, here and under a new attempt, every pending work
-// record whose owner is no longer a member. Route records are closed instead:
+// record whose owner is no longer a member — and every pending record this
+// node owns but never received: its ingress died before dispatching it (for
+// example inside the startup window). Route records are closed instead:
 // their client already saw an outcome.
 func (n *Node) recoverOrphans(lost string) {
 	members := map[string]bool{}
@@ -115,7 +117,12 @@ func (n *Node) recoverOrphans(lost string) {
 		members[m] = true
 	}
 	for _, rec := range n.reg.Records() {
-		if !rec.Pending() || members[rec.OwnerNode] {
+		if !rec.Pending() {
+			continue
+		}
+		_, running := n.inflight.Load(rec.RequestKey)
+		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
+		if members[rec.OwnerNode] && !undispatched {
 			continue
 		}
 		n.recoverRecord(rec, lost)

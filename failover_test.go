@@ -183,3 +183,33 @@ func TestIdleFailoverPromotesAndFences(t *testing.T) {
 		return nil
 	})
 }
+
+// The standby owns the startup work, the primary (its ingress) dies inside
+// the dispatch window: nobody else will dispatch it, so the promoted standby
+// must run it.
+func TestFailoverStandbyOwnedWorkIngressDiesInWindow(t *testing.T) {
+	port := portWhereOwner(t, "standby")
+	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
+	pcfg.StartupWorkDelay = 20 * time.Second
+	p := startNode(t, pcfg)
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	pending := waitRecord(t, s, func(r continuity.Record) error {
+		if r.OwnerNode != s.Name() || !r.Pending() {
+			return fmt.Errorf("standby view %+v", r)
+		}
+		return nil
+	})
+	p.crash()
+	done := waitRecord(t, s, func(r continuity.Record) error {
+		if r.Phase != continuity.PhaseCompleted {
+			return fmt.Errorf("not completed %+v", r)
+		}
+		return nil
+	})
+	if done.Attempt == pending.Attempt || done.ExecutionNode != s.Name() {
+		t.Fatalf("record %+v", done)
+	}
+	if r, e := s.Authority(); r != RolePrimary || e != 1 {
+		t.Fatalf("standby %s/%d", r, e)
+	}
+}

@@ -97,6 +97,11 @@ type Node struct {
 	stopped   atomic.Bool
 	routeSeq  atomic.Uint64
 	routeSalt string
+
+	stateDir   string
+	knownMu    sync.Mutex // guards knownPeers
+	knownPeers []string   // peers this node has been connected to, persisted in stateDir
+	inflight   sync.Map   // request key -> attempt running on this node
 }
 
 // Option changes how Start runs a node; options exist for tests and
@@ -138,6 +143,12 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		dir := cfg.StateDir
 		if dir == "" {
 			dir = authority.DefaultDir(n.self)
+		}
+		n.stateDir = dir
+		for _, p := range authority.LoadPeers(dir) {
+			if p != n.self {
+				n.knownPeers = append(n.knownPeers, p)
+			}
 		}
 		path := filepath.Join(dir, "authority.json")
 		persisted, ok, err := authority.Load(path)
@@ -456,6 +467,7 @@ func (n *Node) register(s *session) bool {
 		old.close(errors.New("replaced by a preferred connection"))
 	}
 	n.peerSeen.Store(true)
+	n.rememberPeer(s.peer)
 	if fresh {
 		n.log.Info("[mesh-rt membership] node up", "node", n.self, "peer", s.peer, "direction", s.direction())
 		for _, fn := range listeners {
@@ -463,6 +475,27 @@ func (n *Node) register(s *session) bool {
 		}
 	}
 	return true
+}
+
+// rememberPeer adds peer to the persisted known peers.
+func (n *Node) rememberPeer(peer string) {
+	n.knownMu.Lock()
+	defer n.knownMu.Unlock()
+	if slices.Contains(n.knownPeers, peer) {
+		return
+	}
+	n.knownPeers = append(n.knownPeers, peer)
+	sort.Strings(n.knownPeers)
+	if err := authority.SavePeers(n.stateDir, n.knownPeers); err != nil {
+		n.log.Warn("[mesh-rt membership] known peers not saved", "error", err.Error())
+	}
+}
+
+// known returns the peers this node has been connected to before.
+func (n *Node) known() []string {
+	n.knownMu.Lock()
+	defer n.knownMu.Unlock()
+	return slices.Clone(n.knownPeers)
 }
 
 // unregister removes s if it is still the registered session for its peer and

@@ -178,7 +178,9 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	}
 	rc := &recorder{header: http.Header{}}
 	n.running.Add(1)
+	n.inflight.Store(rec.RequestKey, rec.Attempt)
 	err := n.callSafely(h.name, func() error { h.http.ServeHTTP(rc, req); return nil })
+	n.inflight.CompareAndDelete(rec.RequestKey, rec.Attempt)
 	n.running.Done()
 	if err != nil {
 		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, err.Error()); rerr == nil {

@@ -63,7 +63,14 @@ func (n *Node) runStartup(ctx context.Context, h *handler) {
 	polls, sawPeer := 0, false
 	if n.cfg.Mode == ModeCluster {
 		stable, converged := 0, false
-		for polls < convergencePolls && !converged {
+		// A node that was part of a pair before waits longer for its peer:
+		// running startup work alone while the peer is alive would run it
+		// twice. A fresh node gives up after a short settle time.
+		maxPolls := convergencePolls
+		if len(n.known()) > 0 {
+			maxPolls = max(maxPolls, int((2*n.cfg.DiscoveryInterval+2*n.cfg.PeerTimeout)/convergencePoll))
+		}
+		for !converged && (polls < convergencePolls || (!sawPeer && polls < maxPolls)) {
 			select {
 			case <-ctx.Done():
 				return

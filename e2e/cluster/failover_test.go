@@ -13,8 +13,12 @@ const longWindow = "MESH_STARTUP_WORK_DELAY_MS=20000"
 func TestKillPrimaryDuringWindowThenFencedRejoin(t *testing.T) {
 	h := newHarness(t)
 	h.withOwner("primary")
-	p := h.start("primary", "127.0.0.1", "primary", longWindow)
-	s := h.start("standby", "::1", "standby", longWindow)
+	// The default discovery interval: the restarted primary must find the
+	// promoted standby before it considers running startup work alone, even
+	// when the seed does not resolve to the standby's address.
+	slow := "MESH_DISCOVERY_INTERVAL_MS=5000"
+	p := h.start("primary", "127.0.0.1", "primary", longWindow, slow)
+	s := h.start("standby", "::1", "standby", longWindow, slow)
 	pre := h.waitRecord(s, addKey, 15*time.Second, pendingMirrored)
 	if pre.OwnerNode != p.name || pre.ReplicaNode != s.name || pre.ClusterRole != "standby" || pre.ExecutionNode != "" {
 		t.Fatalf("pre-kill standby view %+v", pre)

@@ -170,7 +170,21 @@ func (h *harness) nodeEnv(name, host, role string, extra ...string) (string, []s
 		"MESH_DISCOVERY_INTERVAL_MS=1000", "MESH_STARTUP_WORK_DELAY_MS=500",
 		"HOME=" + h.dir, "PATH=" + os.Getenv("PATH"),
 	}
-	return full, append(env, extra...)
+	// A process sees the first of duplicate variables, so extra values
+	// replace defaults instead of being appended after them.
+	for _, kv := range extra {
+		k, _, _ := strings.Cut(kv, "=")
+		replaced := false
+		for i, old := range env {
+			if strings.HasPrefix(old, k+"=") {
+				env[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			env = append(env, kv)
+		}
+	}
+	return full, env
 }
 
 func (h *harness) start(name, host, role string, extra ...string) *node {

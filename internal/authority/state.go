@@ -91,7 +91,7 @@ func Load(path string) (State, bool, error) {
 // path, and the directory is synced. The directory is created (0700) if
 // missing and the file is readable by its owner only (0600). Save may run
 // concurrently with Load; concurrent Saves to one path leave one of them.
-func Save(path string, s State) (err error) {
+func Save(path string, s State) error {
 	if !s.Valid() {
 		return fmt.Errorf("save authority state %s: unknown role %q", path, s.Role)
 	}
@@ -99,21 +99,65 @@ func Save(path string, s State) (err error) {
 	if err != nil {
 		return fmt.Errorf("save authority state %s: %w", path, err)
 	}
-	data = append(data, '\n')
+	if err := writeAtomic(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("save authority state %s: %w", path, err)
+	}
+	return nil
+}
 
+// PeersFileName is the name of the known-peers file inside a state directory.
+const PeersFileName = "peers.json"
+
+// SavePeers records the peers a node has been connected to, so that after a
+// restart it can dial them directly instead of waiting for discovery (which
+// may not resolve every peer's address from every node). Written like Save.
+func SavePeers(dir string, peers []string) error {
+	data, err := json.Marshal(struct {
+		Version int      `json:"version"`
+		Peers   []string `json:"peers"`
+	}{fileVersion, peers})
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, PeersFileName)
+	if err := writeAtomic(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("save known peers %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadPeers returns the peers saved by SavePeers; none when the file is
+// missing or unreadable (known peers are a hint, never a source of truth).
+func LoadPeers(dir string) []string {
+	data, err := os.ReadFile(filepath.Join(dir, PeersFileName))
+	if err != nil {
+		return nil
+	}
+	var f struct {
+		Peers []string `json:"peers"`
+	}
+	if json.Unmarshal(data, &f) != nil {
+		return nil
+	}
+	return f.Peers
+}
+
+// writeAtomic writes data to a temporary file in path's directory (created
+// 0700 if missing), syncs it, renames it over path and syncs the directory.
+// The file is readable by its owner only.
+func writeAtomic(path string, data []byte) (err error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("save authority state %s: %w", path, err)
+		return err
 	}
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("save authority state %s: %w", path, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
-			err = fmt.Errorf("save authority state %s: %w", path, err)
 		}
 	}()
 	if err := tmp.Chmod(0o600); err != nil {
