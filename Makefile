@@ -36,6 +36,7 @@ test-website:
 test-rails:
 	bash scripts/verify-staged-deploy.sh
 	bash scripts/verify-failover.sh
+	bash scripts/verify-public-surface.sh
 
 bench:
 	bash bench/run.sh
