@@ -118,3 +118,25 @@ func TestTwoNodesStartupWorkRunsOnce(t *testing.T) {
 		t.Fatalf("standby authority %s/%d", r, e)
 	}
 }
+
+func TestMembershipEvents(t *testing.T) {
+	port := freePort(t)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
+	events := make(chan MembershipEvent, 8)
+	p.OnMembership(func(e MembershipEvent) { events <- e })
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	want := func(up bool) {
+		t.Helper()
+		select {
+		case e := <-events:
+			if e.Node != s.Name() || e.Up != up {
+				t.Fatalf("event %+v, want node %s up=%v", e, s.Name(), up)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no membership event (up=%v)", up)
+		}
+	}
+	want(true)
+	s.crash()
+	want(false)
+}

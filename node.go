@@ -229,8 +229,10 @@ func (n *Node) Peers() []string {
 // Members returns the local node and its connected peers.
 func (n *Node) Members() []string { return append([]string{n.self}, n.Peers()...) }
 
-// OnMembership registers fn to be called, on its own goroutine order
-// preserved per node, whenever a peer joins or leaves. fn must not block.
+// OnMembership registers fn to be called whenever a peer joins or leaves.
+// fn runs synchronously on the runtime goroutine that saw the change, in the
+// order of the changes, so it must return quickly and must not call back into
+// membership-changing methods.
 func (n *Node) OnMembership(fn func(MembershipEvent)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -18,10 +18,8 @@ const (
 
 // SubmitResult describes what Submit did with a request.
 type SubmitResult struct {
-	Outcome   string // created, duplicate, conflict or rejected
-	Record    continuity.Record
-	Conflict  bool
-	Duplicate bool
+	Outcome string            // OutcomeCreated, OutcomeDuplicate, OutcomeConflict or OutcomeRejected
+	Record  continuity.Record // the stored record (for a duplicate or conflict, the earlier one)
 }
 
 // ErrNotDeclared is returned by Submit for a runtime name that was never
@@ -44,8 +42,7 @@ func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload st
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
 	}
-	res := SubmitResult{Outcome: string(dec.Outcome), Record: dec.Record,
-		Conflict: dec.Outcome == continuity.OutcomeConflict, Duplicate: dec.Outcome == continuity.OutcomeDuplicate}
+	res := SubmitResult{Outcome: string(dec.Outcome), Record: dec.Record}
 	if dec.Outcome == continuity.OutcomeCreated {
 		if err := n.dispatchWork(ctx, h, dec.Record); err != nil {
 			if out, rerr := n.reg.Reject(requestKey, dec.Record.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {

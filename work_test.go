@@ -196,11 +196,11 @@ func TestSingleNodeCountsPanicsAndErrors(t *testing.T) {
 		return nil
 	})
 	dup, err := n.Submit(ctx, slow, "job-1", "payload-a")
-	if err != nil || !dup.Duplicate || dup.Record.Attempt != first.Record.Attempt {
+	if err != nil || dup.Outcome != OutcomeDuplicate || dup.Record.Attempt != first.Record.Attempt {
 		t.Fatalf("duplicate submit %+v %v", dup, err)
 	}
 	conflict, err := n.Submit(ctx, slow, "job-1", "payload-b")
-	if err != nil || !conflict.Conflict {
+	if err != nil || conflict.Outcome != OutcomeConflict {
 		t.Fatalf("conflict submit %+v %v", conflict, err)
 	}
 	if got := onceCalls.Load() - before; got != 1 {
