@@ -30,8 +30,8 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	if n.stopped.Load() {
 		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
-	members := n.Members()
-	pl := continuity.Place(sub.key, members)
+	members := *n.placement.Load()
+	pl := continuity.PlaceCanonical(sub.key, members)
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}

@@ -27,16 +27,6 @@ var warnTransitions = map[string]bool{
 	"handshake_rejected": true,
 }
 
-// routineTransitions are the steps every successful request goes through.
-// For clustered routes they are logged at debug level: one line per request
-// per step would drown everything else at production request rates. They
-// stay in the diagnostics ring either way.
-var routineTransitions = map[string]bool{
-	continuity.TransitionSubmit: true, continuity.TransitionReplicaPrepare: true,
-	continuity.TransitionReplicaAck: true, continuity.TransitionCompleted: true,
-	continuity.TransitionDuplicate: true,
-}
-
 // logEntry writes one line per diagnostic entry:
 // [mesh-rt continuity] transition=<t> request_key=<k> <metadata...> <fields...>
 func (n *Node) logEntry(e continuity.Entry) {
@@ -48,7 +38,9 @@ func (n *Node) logEntry(e continuity.Entry) {
 	switch {
 	case warnTransitions[e.Transition]:
 		level = slog.LevelWarn
-	case e.Kind == continuity.KindRoute && routineTransitions[e.Transition]:
+	case e.Kind == continuity.KindRoute && continuity.Routine(e.Transition):
+		// One line per request per step would drown everything else at
+		// production request rates.
 		level = slog.LevelDebug
 	}
 	if !n.log.Enabled(context.Background(), level) {

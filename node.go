@@ -102,6 +102,8 @@ type Node struct {
 	knownMu    sync.Mutex // guards knownPeers
 	knownPeers []string   // peers this node has been connected to, persisted in stateDir
 	inflight   sync.Map   // request key -> attempt running on this node
+
+	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 }
 
 // Option changes how Start runs a node; options exist for tests and
@@ -179,7 +181,9 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 	n.reg = continuity.NewRegistry(continuity.Options{
 		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords,
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
+		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
 	})
+	n.placement.Store(&[]string{n.self})
 
 	if cfg.Mode == ModeCluster {
 		ln, err := n.network.Listen("tcp", cfg.NodeName.Addr())
@@ -462,6 +466,7 @@ func (n *Node) register(s *session) bool {
 		return false
 	}
 	n.sessions[s.peer] = s
+	n.updatePlacementLocked()
 	fresh := old == nil || old.isClosed()
 	listeners := slices.Clone(n.listeners)
 	n.mu.Unlock()
@@ -477,6 +482,17 @@ func (n *Node) register(s *session) bool {
 		}
 	}
 	return true
+}
+
+// updatePlacementLocked recomputes the canonical membership placement uses.
+// Caller holds n.mu.
+func (n *Node) updatePlacementLocked() {
+	m := []string{n.self}
+	for name := range n.sessions {
+		m = append(m, name)
+	}
+	c := continuity.CanonicalMembership(m)
+	n.placement.Store(&c)
 }
 
 // rememberPeer adds peer to the persisted known peers.
@@ -509,6 +525,7 @@ func (n *Node) unregister(s *session, cause error) {
 		return
 	}
 	delete(n.sessions, s.peer)
+	n.updatePlacementLocked()
 	listeners := slices.Clone(n.listeners)
 	n.mu.Unlock()
 	if n.stopped.Load() {

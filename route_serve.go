@@ -106,7 +106,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp routeResponse
 	if rec.OwnerNode == n.self {
-		resp, err = n.executeRoute(r.Context(), h, rec, r, body, pathValues, idempotent)
+		ctx := withIdentity(r.Context(), Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.ContentLength = int64(len(body))
+		resp, err = n.executeRoute(ctx, h, rec, req, idempotent)
 	} else {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
 	}
@@ -161,20 +165,13 @@ func (c *recorder) Write(b []byte) (int, error) {
 	return c.body.Write(b)
 }
 
-// executeRoute runs the route handler for rec on this node, completes the
-// record and returns the buffered response.
-func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, r *http.Request, body []byte,
-	pathValues []wire.HeaderField, store bool) (routeResponse, error) {
+// executeRoute runs the route handler for rec on this node with req (whose
+// context ctx carries the continuity identity), completes the record and
+// returns the buffered response.
+func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (routeResponse, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
-	}
-	ctx = withIdentity(ctx, Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
-	req := r.Clone(ctx)
-	req.Body = io.NopCloser(bytes.NewReader(body))
-	req.ContentLength = int64(len(body))
-	for _, pv := range pathValues {
-		req.SetPathValue(pv.Name, pv.Value)
 	}
 	rc := &recorder{header: http.Header{}}
 	n.running.Add(1)
@@ -273,7 +270,8 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	defer cancel()
 	s.routes.Store(m.ID, cancel)
 	defer s.routes.Delete(m.ID)
-	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, nil)
+	ctx = withIdentity(ctx, Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, bytes.NewReader(m.Body))
 	if err != nil {
 		fail("invalid_forwarded_request")
 		return
@@ -282,7 +280,11 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	for _, f := range m.Header {
 		req.Header.Add(f.Name, f.Value)
 	}
-	resp, err := n.executeRoute(ctx, h, rec, req, m.Body, m.PathValues, rec.RoutedRemotely && !strings.HasPrefix(m.RequestKey, continuity.RouteKeyPrefix))
+	for _, pv := range m.PathValues {
+		req.SetPathValue(pv.Name, pv.Value)
+	}
+	idempotent := !strings.HasPrefix(m.RequestKey, continuity.RouteKeyPrefix)
+	resp, err := n.executeRoute(ctx, h, rec, req, idempotent)
 	if err != nil {
 		fail(continuity.ReasonOf(err))
 		return

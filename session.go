@@ -3,7 +3,9 @@ package mesh
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -15,9 +17,10 @@ import (
 var errSessionClosed = errors.New("cluster session closed")
 
 // session is an authenticated link to one peer. One goroutine reads and
-// dispatches frames in order; writers serialise on wmu; a second goroutine
-// sends heartbeats. Any frame counts as a sign of life: a peer silent for the
-// peer timeout is lost.
+// dispatches frames in order; one goroutine writes, coalescing every frame
+// queued meanwhile into a single buffered flush (one TLS record and one
+// syscall for many frames under load); a third sends heartbeats. Any frame
+// counts as a sign of life: a peer silent for the peer timeout is lost.
 type session struct {
 	n        *Node
 	peer     string
@@ -25,7 +28,7 @@ type session struct {
 	outgoing bool
 	started  int64 // node-monotonic nanoseconds at registration
 
-	wmu sync.Mutex // serialises frame writes
+	out chan []byte // framed messages for writeLoop, in send order
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -66,11 +69,12 @@ func (s *session) close(cause error) {
 // reader and heartbeat.
 func (n *Node) startSession(conn net.Conn, peer string, outgoing bool) {
 	s := &session{n: n, peer: peer, conn: conn, outgoing: outgoing, started: n.mono(),
-		closed: make(chan struct{}), synced: make(chan struct{})}
+		closed: make(chan struct{}), synced: make(chan struct{}), out: make(chan []byte, sendQueue)}
 	if !n.register(s) {
 		conn.Close()
 		return
 	}
+	n.goRun(s.writeLoop)
 	n.goRun(s.readLoop)
 	n.goRun(s.heartbeatLoop)
 	if peers := n.Peers(); len(peers) > 1 {
@@ -138,20 +142,56 @@ func (n *Node) broadcast(rec continuity.Record) {
 	}
 }
 
-// send writes one message. A write error closes the session.
+// sendQueue bounds the frames waiting for the writer; a full queue makes
+// senders wait (backpressure) rather than grow memory.
+const sendQueue = 1024
+
+// send queues one message for the writer. It fails only when the session is
+// closed; a write error later closes the session, which every caller waiting
+// for a reply observes.
 func (s *session) send(m wire.Message) error {
-	b := wire.Encode(m)
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.isClosed() {
+	frame := wire.AppendEncode(make([]byte, 4, 256), m)
+	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-4))
+	if len(frame)-4 > wire.MaxFrame {
+		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", s.peer, len(frame)-4)
+	}
+	select {
+	case s.out <- frame:
+		return nil
+	case <-s.closed:
 		return errSessionClosed
 	}
-	_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
-	if err := wire.WriteFrame(s.conn, b); err != nil {
-		go s.close(err)
-		return err
+}
+
+// writeLoop writes queued frames, flushing when the queue is momentarily
+// empty, so a burst becomes one write.
+func (s *session) writeLoop() {
+	w := bufio.NewWriterSize(s.conn, 64<<10)
+	for {
+		var frame []byte
+		select {
+		case frame = <-s.out:
+		case <-s.closed:
+			return
+		}
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+		for {
+			if _, err := w.Write(frame); err != nil {
+				s.close(err)
+				return
+			}
+			select {
+			case frame = <-s.out:
+				continue
+			default:
+			}
+			break
+		}
+		if err := w.Flush(); err != nil {
+			s.close(err)
+			return
+		}
 	}
-	return nil
 }
 
 // call sends m and waits for the reply carrying the same id.

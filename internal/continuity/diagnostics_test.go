@@ -435,7 +435,7 @@ func TestRegistryDiagnosticsSequenceAcrossTransitions(t *testing.T) {
 }
 
 func TestEntryKindFollowsRecord(t *testing.T) {
-	r := NewRegistry(Options{Self: "a", Now: newClock().Now})
+	r := NewRegistry(Options{Self: "a", Now: newClock().Now, RoutineRoutes: true})
 	submitOK(t, r, SubmitRequest{Key: "http-route::R::1", Hash: "h", Count: 1, Kind: KindRoute, Ingress: "a", Placement: Placement{Owner: "a"}})
 	submitOK(t, r, SubmitRequest{Key: "w", Hash: "h", Count: 1, Kind: KindWork, Ingress: "a", Placement: Placement{Owner: "a"}})
 	r.EmitRecord("route_note", mkRecord("x", func(x *Record) { x.Kind = KindRoute }), "")
@@ -446,5 +446,21 @@ func TestEntryKindFollowsRecord(t *testing.T) {
 	}
 	if want := []Kind{KindRoute, KindWork, KindRoute, KindWork}; !slices.Equal(got, want) {
 		t.Fatalf("entry kinds = %v, want %v", got, want)
+	}
+}
+
+func TestRoutineRouteTransitionsStayOutOfTheRingByDefault(t *testing.T) {
+	r := NewRegistry(Options{Self: "a", Now: newClock().Now})
+	d := submitOK(t, r, SubmitRequest{Key: "http-route::R::1", Hash: "h", Count: 1, Kind: KindRoute, Ingress: "a", Placement: Placement{Owner: "a"}})
+	if _, err := r.Complete(d.Record.RequestKey, d.Record.Attempt, "a", r.FenceGeneration()); err != nil {
+		t.Fatal(err)
+	}
+	if got := entries(r); len(got) != 0 {
+		t.Fatalf("routine route transitions recorded: %+v", got)
+	}
+	submitOK(t, r, SubmitRequest{Key: "http-route::R::2", Hash: "h", Count: 3, Kind: KindRoute, Ingress: "a", Placement: Placement{Owner: "a"}})
+	got := entries(r)
+	if len(got) != 1 || got[0].Transition != TransitionRejected {
+		t.Fatalf("a refused route request must stay visible: %+v", got)
 	}
 }

@@ -47,7 +47,12 @@ func CanonicalMembership(members []string) []string {
 // is hash("request::"+key) mod len, the replica the next member. Roles play no
 // part. An empty membership places nothing.
 func Place(key string, members []string) Placement {
-	m := CanonicalMembership(members)
+	return PlaceCanonical(key, CanonicalMembership(members))
+}
+
+// PlaceCanonical is Place over a membership already in canonical order (as
+// returned by CanonicalMembership), for callers that cache it.
+func PlaceCanonical(key string, m []string) Placement {
 	if len(m) == 0 {
 		return Placement{}
 	}

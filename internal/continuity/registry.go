@@ -76,6 +76,22 @@ type Options struct {
 	Sink    func(Entry)                         // called for every entry, outside the lock
 	Persist func(role Role, epoch uint64) error // called under the lock before an authority change takes effect
 	Now     func() time.Time
+	// RoutineRoutes records the routine transitions of route records
+	// (submit, replica_prepare, replica_ack, completed, duplicate) in the
+	// diagnostics ring. Off, one request per transition would push every
+	// failover event out of the ring within milliseconds under traffic;
+	// refusals, rejections and every failover transition are always kept.
+	RoutineRoutes bool
+}
+
+// Routine reports whether transition is a step every successful request
+// goes through (as opposed to a refusal, a failure or a failover event).
+func Routine(transition string) bool {
+	switch transition {
+	case TransitionSubmit, TransitionReplicaPrepare, TransitionReplicaAck, TransitionCompleted, TransitionDuplicate:
+		return true
+	}
+	return false
 }
 
 // Registry is a node's continuity state: its records, its authority (role and
@@ -99,6 +115,7 @@ type Registry struct {
 	sink        func(Entry)
 	persist     func(Role, uint64) error
 	now         func() time.Time
+	quietRoutes bool    // skip routine transitions of route records
 	outbox      []Entry // entries to hand to sink after unlock
 
 	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
@@ -129,7 +146,7 @@ func NewRegistry(o Options) *Registry {
 	return &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
 		records: map[string]*Record{}, retain: o.Retain, tickets: map[string]uint64{},
-		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now,
+		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 	}
 }
 
@@ -731,6 +748,9 @@ func (r *Registry) emit(e Entry) Entry {
 }
 
 func (r *Registry) emitRecord(transition string, rec *Record, reason string, meta ...KV) {
+	if r.quietRoutes && rec.Kind == KindRoute && Routine(transition) {
+		return
+	}
 	e := r.recordEntry(transition, rec, reason)
 	e.Metadata = append(append(make([]KV, 0, len(meta)+len(e.Metadata)), meta...), e.Metadata...)
 	r.emit(e)
