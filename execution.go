@@ -47,7 +47,14 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	}
 	rec := dec.Record
 	if rec.ReplicaNode == "" {
-		n.broadcast(rec)
+		// An unmirrored route record that runs here reaches the peer when it
+		// ends: nothing would act on its pending state (route records are
+		// never re-run after a failover), and skipping it halves the frames
+		// per request. Work records and forwarded requests are sent at once:
+		// the peer may have to recover the work, or must run the request.
+		if !(rec.Kind == continuity.KindRoute && rec.OwnerNode == n.self) {
+			n.broadcast(rec)
+		}
 		return dec, nil
 	}
 	rec, err = n.prepare(ctx, rec)

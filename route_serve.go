@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -137,7 +138,7 @@ func (rr routeResponse) writeTo(w http.ResponseWriter) {
 		if k == HeaderRequestKey {
 			continue
 		}
-		dst[k] = append([]string(nil), vs...)
+		dst[k] = vs // the recorder's header belongs to this response alone
 	}
 	w.WriteHeader(rr.Status)
 	_, _ = w.Write(rr.Body)
@@ -340,26 +341,49 @@ func routePathValues(r *http.Request) []wire.HeaderField {
 }
 
 // payloadHash is the SHA-256 of a canonical encoding of what identifies a
-// request: method, path, path values, sorted query, selected headers, body.
+// request: method, path, path values (by name), query (sorted), selected
+// headers and body, each length-prefixed so no two requests encode alike.
 func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) string {
-	var e wire.Encoder
-	e.String(r.Method)
-	e.String(r.URL.Path)
-	sorted := append([]wire.HeaderField(nil), pathValues...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
-	for _, pv := range sorted {
-		e.String(pv.Name)
-		e.String(pv.Value)
+	d := sha256.New()
+	var lb [8]byte
+	field := func(s string) {
+		binary.LittleEndian.PutUint64(lb[:], uint64(len(s)))
+		d.Write(lb[:])
+		io.WriteString(d, s)
 	}
-	q, _ := url.ParseQuery(r.URL.RawQuery)
-	e.String(q.Encode()) // Encode sorts by key
+	field(r.Method)
+	field(r.URL.Path)
+	if len(pathValues) > 1 {
+		pathValues = append([]wire.HeaderField(nil), pathValues...)
+		sort.Slice(pathValues, func(i, j int) bool { return pathValues[i].Name < pathValues[j].Name })
+	}
+	for _, pv := range pathValues {
+		field(pv.Name)
+		field(pv.Value)
+	}
+	if r.URL.RawQuery == "" {
+		field("")
+	} else {
+		q, _ := url.ParseQuery(r.URL.RawQuery)
+		field(q.Encode()) // Encode sorts by key
+	}
 	for _, h := range hashedHeaders {
-		e.String(h)
-		e.String(strings.Join(r.Header.Values(h), ","))
+		field(h)
+		vs := r.Header[h]
+		switch len(vs) {
+		case 0:
+			field("")
+		case 1:
+			field(vs[0])
+		default:
+			field(strings.Join(vs, ","))
+		}
 	}
-	e.Blob(body)
-	sum := sha256.Sum256(e.Bytes())
-	return hex.EncodeToString(sum[:])
+	binary.LittleEndian.PutUint64(lb[:], uint64(len(body)))
+	d.Write(lb[:])
+	d.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(d.Sum(sum[:0]))
 }
 
 func headerFields(h map[string][]string) []wire.HeaderField {
