@@ -1,0 +1,294 @@
+// Package clusterkit starts real testapp node processes on loopback and reads
+// their state over the operator protocol, for the benchmark programs under
+// bench/. It is a small, non-testing cousin of meshtest: the programs here run
+// outside `go test`, so they cannot use a testing.TB.
+//
+// Every process leads its own process group and is killed (SIGKILL to the
+// group) by Cluster.Close; callers defer Close and also call it from their
+// signal handler, so nothing outlives the benchmark.
+package clusterkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"meshgo.dev/mesh"
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/operator"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// Cookie is the cluster cookie every benchmark cluster uses.
+const Cookie = "bench-cluster-cookie-3c9e"
+
+// StartupKey is the request key of the testapp's declared work at boot.
+const StartupKey = continuity.StartupKeyPrefix + "work.Add"
+
+// Node is one testapp process.
+type Node struct {
+	Name    string // primary@127.0.0.1:P
+	Role    string // configured role
+	HTTP    string // host:port of the HTTP listener, "" when none
+	LogPath string
+
+	target mesh.NodeName
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+// Cluster is a set of node processes started by one benchmark.
+type Cluster struct {
+	Bin  string // testapp binary
+	Dir  string // state dirs and logs
+	Port int    // cluster port shared by both nodes
+
+	mu    sync.Mutex // guards nodes
+	nodes []*Node
+}
+
+// FreePair returns a TCP port that is free on both 127.0.0.1 and [::1] now.
+func FreePair() (int, error) {
+	for range 200 {
+		l4, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l4.Addr().(*net.TCPAddr).Port
+		l6, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
+		l4.Close()
+		if err != nil {
+			continue
+		}
+		l6.Close()
+		return port, nil
+	}
+	return 0, errors.New("no port free on both 127.0.0.1 and [::1]")
+}
+
+// FreePort returns a free TCP port on host (127.0.0.1 or ::1).
+func FreePort(host string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Names returns the primary and standby node names at port.
+func Names(port int) (primary, standby string) {
+	return fmt.Sprintf("primary@127.0.0.1:%d", port), fmt.Sprintf("standby@[::1]:%d", port)
+}
+
+// PortOwnedBy returns a cluster port at which the placement owner of
+// StartupKey is the primary (owner "primary") or the standby.
+func PortOwnedBy(owner string) (int, error) {
+	for range 400 {
+		p, err := FreePair()
+		if err != nil {
+			return 0, err
+		}
+		pri, sby := Names(p)
+		want := pri
+		if owner == "standby" {
+			want = sby
+		}
+		if continuity.Place(StartupKey, []string{pri, sby}).Owner == want {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no port places %s on the %s", StartupKey, owner)
+}
+
+// Start launches one testapp node: name "primary" on 127.0.0.1 or "standby"
+// on [::1], at the cluster port, with the given extra environment (KEY=VALUE).
+// httpAddr, when not empty, becomes TESTAPP_HTTP_ADDR. The environment is
+// complete: nothing is inherited except PATH.
+func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
+	pri, sby := Names(c.Port)
+	name := pri
+	if role == "standby" {
+		name = sby
+	}
+	short := strings.SplitN(name, "@", 2)[0]
+	stateDir := filepath.Join(c.Dir, "state-"+short)
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + c.Dir,
+		"MESH_CLUSTER_COOKIE=" + Cookie, "MESH_DISCOVERY_SEED=localhost",
+		fmt.Sprintf("MESH_CLUSTER_PORT=%d", c.Port), "MESH_NODE_NAME=" + name,
+		"MESH_CONTINUITY_ROLE=" + role, "MESH_STATE_DIR=" + stateDir,
+	}
+	if httpAddr != "" {
+		env = append(env, "TESTAPP_HTTP_ADDR="+httpAddr)
+	}
+	env = append(env, extra...)
+	c.mu.Lock()
+	run := len(c.nodes) + 1
+	c.mu.Unlock()
+	logPath := filepath.Join(c.Dir, fmt.Sprintf("%s-%d.log", short, run))
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.Bin)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	target, err := mesh.ParseNodeName(name)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{Name: name, Role: role, HTTP: httpAddr, LogPath: logPath, target: target, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(n.done)
+	}()
+	c.mu.Lock()
+	c.nodes = append(c.nodes, n)
+	c.mu.Unlock()
+	return n, nil
+}
+
+// Signal sends sig to the node's process group unless it has exited.
+func (n *Node) Signal(sig syscall.Signal) {
+	select {
+	case <-n.done:
+	default:
+		_ = syscall.Kill(-n.cmd.Process.Pid, sig)
+	}
+}
+
+// Kill sends SIGKILL to the group and waits (bounded) for the process to be
+// reaped.
+func (n *Node) Kill() {
+	n.Signal(syscall.SIGCONT)
+	n.Signal(syscall.SIGKILL)
+	select {
+	case <-n.done:
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// Exited reports whether the process has exited.
+func (n *Node) Exited() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Log returns the node's output so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(n.LogPath)
+	return string(b)
+}
+
+// Close kills every node the cluster started.
+func (c *Cluster) Close() {
+	c.mu.Lock()
+	nodes := append([]*Node(nil), c.nodes...)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		n.Kill()
+	}
+}
+
+// query sends one operator query to n and returns the reply body.
+func (n *Node) query(ctx context.Context, q wire.OperatorQuery, timeout time.Duration) ([]byte, error) {
+	return operator.Query(ctx, n.target, []byte(Cookie), q, timeout)
+}
+
+// Status reads the node's status document.
+func (n *Node) Status(ctx context.Context, timeout time.Duration) (operator.Status, error) {
+	body, err := n.query(ctx, wire.OperatorQuery{Kind: uint8(operator.KindStatus)}, timeout)
+	if err != nil {
+		return operator.Status{}, err
+	}
+	return operator.DecodeStatus(body)
+}
+
+// Record reads one continuity record.
+func (n *Node) Record(ctx context.Context, key string, timeout time.Duration) (operator.Record, error) {
+	body, err := n.query(ctx, wire.OperatorQuery{Kind: uint8(operator.KindContinuityLookup), RequestKey: key}, timeout)
+	if err != nil {
+		return operator.Record{}, err
+	}
+	doc, err := operator.DecodeContinuityRecord(body)
+	return doc.Record, err
+}
+
+// Diagnostics reads the node's diagnostics ring.
+func (n *Node) Diagnostics(ctx context.Context, timeout time.Duration) (operator.Diagnostics, error) {
+	body, err := n.query(ctx, wire.OperatorQuery{Kind: uint8(operator.KindDiagnostics)}, timeout)
+	if err != nil {
+		return operator.Diagnostics{}, err
+	}
+	return operator.DecodeDiagnostics(body)
+}
+
+// WaitFor polls cond every interval until it returns nil or timeout passes,
+// and returns the last error.
+func WaitFor(timeout, interval time.Duration, cond func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %v: %w", timeout, err)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// WaitPaired waits until both nodes list each other as peers.
+func WaitPaired(a, b *Node, timeout time.Duration) error {
+	return WaitFor(timeout, 50*time.Millisecond, func() error {
+		for _, n := range []*Node{a, b} {
+			if n.Exited() {
+				return fmt.Errorf("%s exited; log %s", n.Name, n.LogPath)
+			}
+			st, err := n.Status(context.Background(), time.Second)
+			if err != nil {
+				return err
+			}
+			if len(st.Membership.PeerNodes) != 1 {
+				return fmt.Errorf("%s peers %v", n.Name, st.Membership.PeerNodes)
+			}
+		}
+		return nil
+	})
+}
+
+// Pid is the node's process id.
+func (n *Node) Pid() int { return n.cmd.Process.Pid }
+
+// WaitLog waits until the node's output contains s.
+func WaitLog(n *Node, s string, timeout time.Duration) error {
+	return WaitFor(timeout, 10*time.Millisecond, func() error {
+		switch {
+		case strings.Contains(n.Log(), s):
+			return nil
+		case n.Exited():
+			return fmt.Errorf("%s exited without logging %q; log %s", n.Name, s, n.LogPath)
+		}
+		return fmt.Errorf("%s has not logged %q", n.Name, s)
+	})
+}

@@ -1,0 +1,470 @@
+// Command loadgen measures the throughput and latency of the testapp's routes
+// on loopback: a keep-alive HTTP/1.1 client with N concurrent workers, a
+// warm-up, then a fixed measured window in which every request's duration is
+// recorded (p50/p99 are exact, nearest rank); non-2xx answers are errors.
+//
+// Suite mode (-testapp BIN) starts a primary (127.0.0.1) and a standby
+// ([::1]) testapp process on one cluster port, waits for the pair and for the
+// startup work to finish, then runs, against the primary's HTTP listener and
+// in rounds (the scenarios interleaved so that every ratio compares numbers
+// from the same minute):
+//
+//	plain      GET /plain           ordinary net/http handler (baseline)
+//	one-local  GET /one             Clustered(1); Idempotency-Key placed on the ingress node
+//	one-remote GET /one             Clustered(1); Idempotency-Key placed on the peer (forwarded)
+//	todos      GET /todos           Clustered(2) (ClusteredDefault), both nodes up, no key
+//	one-random GET /one             Clustered(1), no key: runtime key, random placement
+//
+// Single mode (-url URL) drives one URL and prints its numbers.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"meshgo.dev/mesh/bench/internal/clusterkit"
+)
+
+type options struct {
+	testapp   string
+	url       string
+	workers   int
+	warmup    time.Duration
+	duration  time.Duration
+	rounds    int
+	maxReq    int64
+	out       string
+	scenarios string
+	lightC    int
+	lightD    time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.testapp, "testapp", "", "testapp binary: run the route suite on a local two-node cluster")
+	flag.StringVar(&o.url, "url", "", "drive this one URL instead of the suite")
+	flag.IntVar(&o.workers, "c", 32, "concurrent workers (one keep-alive connection each)")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "warm-up before each measured window (not recorded)")
+	flag.DurationVar(&o.duration, "d", 10*time.Second, "measured window per scenario per round")
+	flag.IntVar(&o.rounds, "rounds", 2, "rounds; each round runs every scenario once, in order")
+	flag.Int64Var(&o.maxReq, "max-requests", 5_000_000, "hard cap on requests per window (0: none)")
+	flag.StringVar(&o.out, "out", "", "directory for node logs and results.json (default: a temp dir)")
+	flag.StringVar(&o.scenarios, "scenarios", "plain,one-local,one-remote,todos,one-random", "scenarios to run, in order")
+	flag.IntVar(&o.lightC, "light-c", 1, "after the rounds, one light-load pass at this concurrency (0: skip)")
+	flag.DurationVar(&o.lightD, "light-d", 5*time.Second, "measured window of each light-load scenario")
+	flag.Parse()
+
+	var err error
+	switch {
+	case o.url != "":
+		err = single(o)
+	case o.testapp != "":
+		err = suite(o)
+	default:
+		err = errors.New("give -testapp BIN (suite) or -url URL")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func single(o options) error {
+	client := newClient(o.workers)
+	s := scenario{Name: "url", URL: o.url}
+	drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false)
+	r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true)
+	sum := summarize(s.Name, []result{r})
+	printTable(os.Stdout, []summary{sum}, nil)
+	return nil
+}
+
+// procCPU returns the user+system CPU time of pid so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+2:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ = 100 on Linux
+}
+
+func procRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "?"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "?"
+}
+
+// systemBusy returns the CPU time all processes have used so far (every
+// /proc/stat state but idle and iowait).
+func systemBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var ticks int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 8 { // idle, iowait, guest, guest_nice (already in user)
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / 100)
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// cpuCost is CPU time spent per successful request during one window.
+type cpuCost struct {
+	Primary, Standby, Loadgen time.Duration // total per window
+}
+
+func suite(o options) error {
+	if o.out == "" {
+		d, err := os.MkdirTemp("", "mesh-loadgen-")
+		if err != nil {
+			return err
+		}
+		o.out = d
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	port, err := clusterkit.PortOwnedBy("primary")
+	if err != nil {
+		return err
+	}
+	h1, err := clusterkit.FreePort("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	h2, err := clusterkit.FreePort("::1")
+	if err != nil {
+		return err
+	}
+	c := &clusterkit.Cluster{Bin: o.testapp, Dir: o.out, Port: port}
+	defer c.Close()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		c.Close()
+		os.Exit(130)
+	}()
+	// Every MESH_* knob at its default. The standby starts once the primary
+	// listens, so its first discovery tick forms the pair.
+	pri, err := c.Start("primary", net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)))
+	if err != nil {
+		return err
+	}
+	if err := clusterkit.WaitLog(pri, "[testapp] runtime bootstrap mode=cluster", 10*time.Second); err != nil {
+		return err
+	}
+	sby, err := c.Start("standby", net.JoinHostPort("::1", strconv.Itoa(h2)))
+	if err != nil {
+		return err
+	}
+	if err := clusterkit.WaitPaired(pri, sby, 30*time.Second); err != nil {
+		return fmt.Errorf("cluster did not form: %w", err)
+	}
+	if err := clusterkit.WaitFor(30*time.Second, 100*time.Millisecond, func() error {
+		rec, err := pri.Record(context.Background(), clusterkit.StartupKey, time.Second)
+		if err != nil {
+			return err
+		}
+		if rec.Phase != "completed" {
+			return fmt.Errorf("startup record %s", rec.Phase)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("startup work: %w", err)
+	}
+	members := []string{pri.Name, sby.Name}
+	fmt.Printf("cluster: %s + %s, HTTP ingress http://127.0.0.1:%d, logs in %s\n", pri.Name, sby.Name, h1, o.out)
+	fmt.Printf("workers=%d warmup=%v window=%v rounds=%d GOMAXPROCS(loadgen)=%d\n", o.workers, o.warmup, o.duration, o.rounds, runtime.GOMAXPROCS(0))
+
+	base := "http://127.0.0.1:" + strconv.Itoa(h1)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	local := newPlacedKeys("bench-"+run+"-local-", members, pri.Name)
+	remote := newPlacedKeys("bench-"+run+"-remote-", members, sby.Name)
+	all := map[string]scenario{
+		"plain":      {Name: "plain", URL: base + "/plain"},
+		"one-local":  {Name: "one-local", URL: base + "/one", Keys: local, Clustered: true},
+		"one-remote": {Name: "one-remote", URL: base + "/one", Keys: remote, Clustered: true},
+		"todos":      {Name: "todos", URL: base + "/todos", Clustered: true},
+		"one-random": {Name: "one-random", URL: base + "/one", Clustered: true},
+	}
+	var order []string
+	for _, name := range strings.Split(o.scenarios, ",") {
+		name = strings.TrimSpace(name)
+		if _, ok := all[name]; !ok {
+			return fmt.Errorf("unknown scenario %q", name)
+		}
+		order = append(order, name)
+	}
+
+	logLinesBefore := [2]int{lines(pri.Log()), lines(sby.Log())}
+	client := newClient(o.workers)
+	results := map[string][]result{}
+	costs := map[string][]cpuCost{}
+	var notes []string
+	type roundRow struct {
+		Round    int
+		Scenario string
+		RPS      float64
+		P50, P99 time.Duration
+		Errors   int
+		Load     string
+		Inline   int64
+		Foreign  float64 // % of all cores used by other processes during the window
+	}
+	var rows []roundRow
+	pid := os.Getpid()
+	for round := 1; round <= o.rounds; round++ {
+		for _, name := range order {
+			s := all[name]
+			w := drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false)
+			if pk, ok := s.Keys.(*placedKeys); ok {
+				// Enough keys for the window at twice the warm-up rate.
+				need := int(w.RPS()*o.duration.Seconds()*2) + 10000
+				pk.Fill(min(need, 3_000_000))
+			}
+			loadBefore := loadavg()
+			c0 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
+			busy0 := systemBusy()
+			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true)
+			c1 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
+			ours := (c1.Primary - c0.Primary) + (c1.Standby - c0.Standby) + (c1.Loadgen - c0.Loadgen)
+			foreign := max(0, systemBusy()-busy0-ours)
+			foreignPct := 100 * foreign.Seconds() / (r.Elapsed.Seconds() * float64(runtime.NumCPU()))
+			results[name] = append(results[name], r)
+			costs[name] = append(costs[name], cpuCost{c1.Primary - c0.Primary, c1.Standby - c0.Standby, c1.Loadgen - c0.Loadgen})
+			sorted := slices.Clone(r.Latencies)
+			slices.Sort(sorted)
+			var inline int64
+			if pk, ok := s.Keys.(*placedKeys); ok {
+				inline = pk.Inline()
+				if n := verifyPlacement(pri, r.LastKeys, pk.want); n != "" {
+					notes = append(notes, fmt.Sprintf("round %d %s: %s", round, name, n))
+				}
+			}
+			rows = append(rows, roundRow{round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadBefore + " -> " + loadavg(), inline, foreignPct})
+			fmt.Printf("round %d %-10s %9.0f req/s  p50 %-9v p99 %-9v errors %d  other processes %4.1f%% of the CPUs  load %s -> %s\n",
+				round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, foreignPct, loadBefore, loadavg())
+		}
+	}
+	logLinesAfter := [2]int{lines(pri.Log()), lines(sby.Log())}
+
+	// Light load: the latency a single client sees when nothing queues.
+	var light []summary
+	if o.lightC > 0 {
+		lc := newClient(o.lightC)
+		for _, name := range order {
+			s := all[name]
+			w := drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false)
+			if pk, ok := s.Keys.(*placedKeys); ok {
+				pk.Fill(int(w.RPS()*o.lightD.Seconds()*2) + 10000)
+			}
+			r := drive(context.Background(), lc, s, o.lightC, o.lightD, o.maxReq, true)
+			light = append(light, summarize(name, []result{r}))
+			fmt.Printf("light c=%d %-10s %9.0f req/s  load %s\n", o.lightC, name, r.RPS(), loadavg())
+		}
+	}
+
+	var sums []summary
+	for _, name := range order {
+		sums = append(sums, summarize(name, results[name]))
+	}
+	fmt.Println()
+	printTable(os.Stdout, sums, costs)
+	fmt.Println()
+	printRatios(os.Stdout, sums, results, o.rounds)
+	if len(light) > 0 {
+		fmt.Printf("\nlight load, %d worker(s), %v window per scenario:\n\n", o.lightC, o.lightD)
+		printTable(os.Stdout, light, nil)
+		if base := light[0]; base.Scenario == "plain" {
+			for _, s := range light[1:] {
+				fmt.Printf("light: %s p99 %s ms vs plain %s ms (%+.3f ms); p50 %+.3f ms\n", s.Scenario, ms(s.P99), ms(base.P99),
+					float64(s.P99-base.P99)/1e6, float64(s.P50-base.P50)/1e6)
+			}
+		}
+	}
+	fmt.Println()
+	fmt.Printf("node stderr lines during the measured rounds: primary %d, standby %d (before: %d, %d)\n",
+		logLinesAfter[0]-logLinesBefore[0], logLinesAfter[1]-logLinesBefore[1], logLinesBefore[0], logLinesBefore[1])
+	fmt.Printf("transition log lines in node output: primary %d, standby %d\n",
+		strings.Count(pri.Log(), "transition="), strings.Count(sby.Log(), "transition="))
+	fmt.Printf("RSS after the run: primary %s, standby %s\n", procRSS(pri.Pid()), procRSS(sby.Pid()))
+	for _, n := range notes {
+		fmt.Println("placement check:", n)
+	}
+	if len(notes) == 0 {
+		fmt.Println("placement check: the last key of every worker of every keyed window was executed where intended")
+	}
+
+	doc := map[string]any{"summaries": sums, "rounds": rows, "notes": notes, "light": light}
+	b, _ := json.MarshalIndent(doc, "", "  ")
+	return os.WriteFile(filepath.Join(o.out, "results.json"), b, 0o644)
+}
+
+func lines(s string) int { return strings.Count(s, "\n") }
+
+// verifyPlacement looks up some of the keys on the ingress node and checks
+// that each ran on want. It returns "" when all checked keys did.
+func verifyPlacement(ingress *clusterkit.Node, keys []string, want string) string {
+	sort.Strings(keys)
+	var bad []string
+	checked := 0
+	for _, k := range keys {
+		if checked == 8 {
+			break
+		}
+		rec, err := ingress.Record(context.Background(), k, 2*time.Second)
+		if err != nil {
+			bad = append(bad, k+": "+err.Error())
+			continue
+		}
+		checked++
+		if rec.OwnerNode != want || rec.ExecutionNode != want || rec.Phase != "completed" {
+			bad = append(bad, fmt.Sprintf("%s: owner %s execution %s phase %s", k, rec.OwnerNode, rec.ExecutionNode, rec.Phase))
+		}
+	}
+	if len(bad) == 0 {
+		return ""
+	}
+	return strings.Join(bad, "; ")
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
+
+func printTable(w *os.File, sums []summary, costs map[string][]cpuCost) {
+	fmt.Fprintln(w, "| scenario | requests | errors | req/s (pooled) | req/s per round | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | CPU µs/req primary | standby | loadgen |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range sums {
+		var per []string
+		for _, r := range s.RoundRPS {
+			per = append(per, fmt.Sprintf("%.0f", r))
+		}
+		var cp, cs, cl time.Duration
+		for _, c := range costs[s.Scenario] {
+			cp += c.Primary
+			cs += c.Standby
+			cl += c.Loadgen
+		}
+		perReq := func(d time.Duration) string {
+			if s.Requests == 0 || costs == nil {
+				return "-"
+			}
+			return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(s.Requests))
+		}
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			s.Scenario, s.Requests, s.Errors, s.RPS(), strings.Join(per, " / "), ms(s.P50), ms(s.P90), ms(s.P99), ms(s.P999), ms(s.Max),
+			perReq(cp), perReq(cs), perReq(cl))
+		if s.Errors > 0 {
+			fmt.Fprintf(w, "  %s: status counts %v, first error %q\n", s.Scenario, s.Status, s.FirstError)
+		}
+		if s.MissingKey > 0 {
+			fmt.Fprintf(w, "  %s: %d responses without X-Mesh-Continuity-Request-Key\n", s.Scenario, s.MissingKey)
+		}
+		if len(s.ExecutedBy) > 0 {
+			fmt.Fprintf(w, "  %s: X-Executed-By %v\n", s.Scenario, s.ExecutedBy)
+		}
+	}
+}
+
+func printRatios(w *os.File, sums []summary, results map[string][]result, rounds int) {
+	find := func(name string) (summary, bool) {
+		for _, s := range sums {
+			if s.Scenario == name {
+				return s, true
+			}
+		}
+		return summary{}, false
+	}
+	a, okA := find("plain")
+	if !okA {
+		return
+	}
+	verdict := func(ok bool) string {
+		if ok {
+			return "PASS"
+		}
+		return "MISS"
+	}
+	perRound := func(name string, f func(x, base result) string) string {
+		var out []string
+		for i := 0; i < rounds && i < len(results[name]) && i < len(results["plain"]); i++ {
+			out = append(out, f(results[name][i], results["plain"][i]))
+		}
+		return strings.Join(out, " / ")
+	}
+	fmt.Fprintln(w, "| target | measured (pooled) | per round | verdict |")
+	fmt.Fprintln(w, "|---|---:|---|---|")
+	if b, ok := find("one-local"); ok {
+		r := b.RPS() / a.RPS()
+		fmt.Fprintf(w, "| (b) Clustered(1) local ≥ 85%% of (a) throughput | %.1f%% | %s | %s |\n", 100*r,
+			perRound("one-local", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }), verdict(r >= 0.85))
+		d := b.P99 - a.P99
+		fmt.Fprintf(w, "| (b) p99 within 1 ms of (a) p99 | %+.3f ms (%s vs %s) | %s | %s |\n", float64(d)/1e6, ms(b.P99), ms(a.P99),
+			perRound("one-local", func(x, base result) string {
+				xs, bs := slices.Clone(x.Latencies), slices.Clone(base.Latencies)
+				slices.Sort(xs)
+				slices.Sort(bs)
+				return fmt.Sprintf("%+.3f ms", float64(percentile(xs, 0.99)-percentile(bs, 0.99))/1e6)
+			}), verdict(d <= time.Millisecond))
+	}
+	if c, ok := find("one-remote"); ok {
+		fmt.Fprintf(w, "| (c) Clustered(1) remote owner (no target) | %.1f%% of (a) | %s | - |\n", 100*c.RPS()/a.RPS(),
+			perRound("one-remote", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }))
+	}
+	if d, ok := find("todos"); ok {
+		r := d.RPS() / a.RPS()
+		fmt.Fprintf(w, "| (d) Clustered(2) mirrored ≥ 40%% of (a) throughput | %.1f%% | %s | %s |\n", 100*r,
+			perRound("todos", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }), verdict(r >= 0.40))
+	}
+	if e, ok := find("one-random"); ok {
+		fmt.Fprintf(w, "| (e) Clustered(1) no key, random owner (no target) | %.1f%% of (a) | %s | - |\n", 100*e.RPS()/a.RPS(),
+			perRound("one-random", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }))
+	}
+}
