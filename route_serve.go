@@ -63,7 +63,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n = Default()
 	}
 	h, _ := n.handlers.get(rh.name)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.RouteMaxBodyBytes))
+	var body []byte
+	var err error
+	if r.Body != nil && r.Body != http.NoBody {
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, n.cfg.RouteMaxBodyBytes))
+	}
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

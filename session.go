@@ -150,7 +150,7 @@ const sendQueue = 1024
 // closed; a write error later closes the session, which every caller waiting
 // for a reply observes.
 func (s *session) send(m wire.Message) error {
-	frame := wire.AppendEncode(make([]byte, 4, 256), m)
+	frame := wire.AppendEncode(make([]byte, 4, 1024), m)
 	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-4))
 	if len(frame)-4 > wire.MaxFrame {
 		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", s.peer, len(frame)-4)
