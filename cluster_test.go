@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/meshtest"
 )
 
 var addCalls atomic.Int64
@@ -24,24 +24,7 @@ func Add(ctx context.Context) (int, error) {
 
 var _ = Work(Add)
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l4, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free on both 127.0.0.1 and [::1]")
-	return 0
-}
+func freePort(t *testing.T) int { return meshtest.FreePort(t) }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("MESH_TEST_LOG") != "" {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func observe(h *meshtest.History, n *mesh.Node) {
 func TestPartitionAndHeal(t *testing.T) {
 	fn := meshtest.New()
 	t.Cleanup(fn.Close)
-	port := freePortBoth(t)
+	port := meshtest.FreePort(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := func(name, host string, role mesh.Role) mesh.Config {
 		return mesh.Config{Mode: mesh.ModeCluster, Cookie: "partition-cookie", DiscoverySeed: "localhost", ClusterPort: port,
@@ -147,23 +146,4 @@ func TestPartitionAndHeal(t *testing.T) {
 	if err := h.Check(); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freePortBoth(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l4, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp", fmt.Sprintf("[::1]:%d", port))
-		l4.Close()
-		if err == nil {
-			l6.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
