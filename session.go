@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -317,11 +318,24 @@ func (s *session) handle(m wire.Message) {
 	}
 }
 
+// highestEpoch picks the record a fencing diagnostic should name: one of the
+// highest epoch, preferring declared work over route records and startup
+// work above all — the recovered work is what an operator looks for.
 func highestEpoch(recs []continuity.Record) *continuity.Record {
+	rank := func(r *continuity.Record) int {
+		switch {
+		case r.Kind == continuity.KindRoute:
+			return 0
+		case strings.HasPrefix(r.RequestKey, continuity.StartupKeyPrefix):
+			return 2
+		}
+		return 1
+	}
 	var best *continuity.Record
 	for i := range recs {
-		if best == nil || recs[i].Epoch > best.Epoch {
-			best = &recs[i]
+		r := &recs[i]
+		if best == nil || r.Epoch > best.Epoch || (r.Epoch == best.Epoch && rank(r) > rank(best)) {
+			best = r
 		}
 	}
 	return best

@@ -64,9 +64,10 @@ func TestKillPrimaryDuringWindowThenFencedRejoin(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		f := d.find("fenced_rejoin", "")
-		if len(f) == 0 || f[0].meta("previous_role") != "primary" || f[0].meta("previous_epoch") != "0" || str(f[0].Role) != "standby" {
-			return fmt.Errorf("fenced_rejoin entries %+v", f)
+		f := d.find("fenced_rejoin", addKey)
+		if len(f) == 0 || f[0].meta("previous_role") != "primary" || f[0].meta("previous_epoch") != "0" ||
+			str(f[0].Role) != "standby" || str(f[0].AttemptID) != post.AttemptID {
+			return fmt.Errorf("fenced_rejoin entries for %s: %+v", addKey, f)
 		}
 		return nil
 	})
