@@ -477,7 +477,7 @@ func TestVerifyRailsHelpTouchesNothing(t *testing.T) {
 			t.Parallel()
 			script := "scripts/verify-" + rail + ".sh"
 			if _, err := os.Stat(filepath.Join(railRepoRoot(t), script)); err != nil {
-				t.Skipf("%s not present", script)
+				t.Fatalf("%s is missing: %v", script, err)
 			}
 			root := t.TempDir()
 			run := runRailScript(t, root, rail, time.Minute, nil, script, "--help")

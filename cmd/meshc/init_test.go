@@ -96,7 +96,7 @@ func TestInitMatrix(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.kind != "" && !scaffold.Has(tt.kind) {
-				t.Skipf("the %s template has not landed in this tree", tt.kind)
+				t.Fatalf("the %s template is missing from internal/scaffold/templates", tt.kind)
 			}
 			dir := t.TempDir()
 			if tt.existing {
@@ -350,7 +350,7 @@ func TestExamplesMatchScaffold(t *testing.T) {
 			_, statErr := os.Stat(exampleDir)
 			regen := fmt.Sprintf("rm -rf examples/%s && (cd examples && meshc init %s %s)", ex.dir, strings.Join(ex.args, " "), ex.dir)
 			if !scaffold.Has(ex.kind) {
-				t.Skipf("the %s template has not landed; examples/%s is not checked", ex.kind, ex.dir)
+				t.Fatalf("the %s template is missing from internal/scaffold/templates; examples/%s cannot be checked", ex.kind, ex.dir)
 			}
 			if statErr != nil {
 				t.Fatalf("examples/%s is missing but the %s template exists; generate it with: %s", ex.dir, ex.kind, regen)
