@@ -17,6 +17,7 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/operator"
+	"meshgo.dev/mesh/meshtest"
 )
 
 const clusterTestCookie = "cluster-test-cookie-7c1d"
@@ -110,33 +111,7 @@ func startClusterNode(t *testing.T, src *clusterSource) string {
 }
 
 // silentNode accepts TCP connections and never answers.
-func silentNode(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				<-done
-				c.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		wg.Wait()
-	})
-	return "silent@" + ln.Addr().String()
-}
+func silentNode(t *testing.T) string { return "silent@" + meshtest.SilentListener(t) }
 
 func closedNode(t *testing.T) string {
 	t.Helper()

@@ -12,6 +12,7 @@ import (
 
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/wire"
+	"meshgo.dev/mesh/meshtest"
 )
 
 const testCookie = "s3cret-cookie-value"
@@ -85,31 +86,8 @@ func startNode(t *testing.T, src Source, behavior func(conn net.Conn)) *fakeNode
 // silentListener accepts connections and never writes a byte until the test
 // ends.
 func silentListener(t *testing.T) target {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				<-done
-				c.Close()
-			})
-		}
-	})
-	t.Cleanup(func() {
-		close(done)
-		ln.Close()
-		wg.Wait()
-	})
-	return target{name: "silent@" + ln.Addr().String(), addr: ln.Addr().String()}
+	addr := meshtest.SilentListener(t)
+	return target{name: "silent@" + addr, addr: addr}
 }
 
 // closedPort returns a loopback address nothing listens on.
