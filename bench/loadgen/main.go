@@ -24,7 +24,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -51,6 +53,7 @@ type options struct {
 	scenarios string
 	lightC    int
 	lightD    time.Duration
+	profile   bool
 }
 
 func main() {
@@ -66,6 +69,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "plain,one-local,one-remote,todos,one-random", "scenarios to run, in order")
 	flag.IntVar(&o.lightC, "light-c", 1, "after the rounds, one light-load pass at this concurrency (0: skip)")
 	flag.DurationVar(&o.lightD, "light-d", 5*time.Second, "measured window of each light-load scenario")
+	flag.BoolVar(&o.profile, "profile", false, "suite: record a CPU profile of both nodes during every measured window of round 1 (into -out)")
 	flag.Parse()
 
 	var err error
@@ -194,14 +198,18 @@ func suite(o options) error {
 	}()
 	// Every MESH_* knob at its default. The standby starts once the primary
 	// listens, so its first discovery tick forms the pair.
-	pri, err := c.Start("primary", net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)))
+	var extra []string
+	if o.profile {
+		extra = append(extra, "TESTAPP_PPROF=1")
+	}
+	pri, err := c.Start("primary", net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)), extra...)
 	if err != nil {
 		return err
 	}
 	if err := clusterkit.WaitLog(pri, "[testapp] runtime bootstrap mode=cluster", 10*time.Second); err != nil {
 		return err
 	}
-	sby, err := c.Start("standby", net.JoinHostPort("::1", strconv.Itoa(h2)))
+	sby, err := c.Start("standby", net.JoinHostPort("::1", strconv.Itoa(h2)), extra...)
 	if err != nil {
 		return err
 	}
@@ -273,8 +281,15 @@ func suite(o options) error {
 			loadBefore := loadavg()
 			c0 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			busy0 := systemBusy()
+			var profiled chan struct{}
+			if o.profile && round == 1 {
+				profiled = profileNodes(o, name, []string{base, "http://" + net.JoinHostPort("::1", strconv.Itoa(h2))})
+			}
 			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true)
 			c1 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
+			if profiled != nil {
+				<-profiled
+			}
 			ours := (c1.Primary - c0.Primary) + (c1.Standby - c0.Standby) + (c1.Loadgen - c0.Loadgen)
 			foreign := max(0, systemBusy()-busy0-ours)
 			foreignPct := 100 * foreign.Seconds() / (r.Elapsed.Seconds() * float64(runtime.NumCPU()))
@@ -467,4 +482,43 @@ func printRatios(w *os.File, sums []summary, results map[string][]result, rounds
 		fmt.Fprintf(w, "| (e) Clustered(1) no key, random owner (no target) | %.1f%% of (a) | %s | - |\n", 100*e.RPS()/a.RPS(),
 			perRound("one-random", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }))
 	}
+}
+
+// profileNodes fetches a CPU profile of each node (by HTTP base URL: primary
+// first) covering most of the coming measured window, into
+// <out>/cpu-<scenario>-<primary|standby>.prof. The returned channel closes
+// when both are written.
+func profileNodes(o options, scenario string, bases []string) chan struct{} {
+	done := make(chan struct{})
+	secs := max(1, int(o.duration.Seconds())-1)
+	go func() {
+		defer close(done)
+		client := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
+		ch := make(chan error, len(bases))
+		for i, b := range bases {
+			role := [...]string{"primary", "standby"}[i]
+			go func() {
+				resp, err := client.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", b, secs))
+				if err != nil {
+					ch <- err
+					return
+				}
+				defer resp.Body.Close()
+				data, err := io.ReadAll(resp.Body)
+				if err == nil && resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s: HTTP %d", role, resp.StatusCode)
+				}
+				if err == nil {
+					err = os.WriteFile(filepath.Join(o.out, "cpu-"+scenario+"-"+role+".prof"), data, 0o644)
+				}
+				ch <- err
+			}()
+		}
+		for range bases {
+			if err := <-ch; err != nil {
+				fmt.Fprintln(os.Stderr, "profile:", err)
+			}
+		}
+	}()
+	return done
 }

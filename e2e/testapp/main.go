@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +44,13 @@ func main() {
 		mux.Handle("GET /one", mesh.Clustered(1, api.One))
 		mux.Handle("GET /retry", mesh.Clustered(3, api.Retry))
 		mux.HandleFunc("GET /plain", api.Plain)
+		if os.Getenv("TESTAPP_PPROF") == "1" {
+			// Opt-in for benchmark runs (loadgen -profile): CPU and heap
+			// profiles of the node under load.
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
+			mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
+		}
 		srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
