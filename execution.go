@@ -164,10 +164,10 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 	n.running.Add(1)
-	n.inflight.Store(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
+	n.inflight.add(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
 	go func() {
 		defer n.running.Done()
-		defer n.inflight.CompareAndDelete(rec.RequestKey, rec.Attempt)
+		defer n.inflight.done(rec.RequestKey, rec.Attempt)
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(rec)
 			return
@@ -211,16 +211,23 @@ func (n *Node) superseded(rec continuity.Record) {
 func (n *Node) callSafely(name string, f func() error) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			stack := string(debug.Stack())
-			if i := strings.Index(stack, "panic("); i > 0 {
-				stack = stack[i:]
-			}
-			n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
-			err = fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+			err = n.handlerPanicked(name, v)
 		}
 	}()
 	if err := f(); err != nil {
 		return fmt.Errorf("handler_error: %w", err)
 	}
 	return nil
+}
+
+// handlerPanicked logs a recovered handler panic with its stack (called from
+// the deferred recover, so the stack still holds the panic) and returns the
+// error the record is rejected with.
+func (n *Node) handlerPanicked(name string, v any) error {
+	stack := string(debug.Stack())
+	if i := strings.Index(stack, "panic("); i > 0 {
+		stack = stack[i:]
+	}
+	n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
+	return fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
 }

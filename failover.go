@@ -120,7 +120,7 @@ func (n *Node) recoverOrphans(lost string) {
 		if !rec.Pending() {
 			continue
 		}
-		_, running := n.inflight.Load(rec.RequestKey)
+		running := n.inflight.has(rec.RequestKey)
 		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
 		if members[rec.OwnerNode] && !undispatched {
 			continue

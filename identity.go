@@ -26,13 +26,29 @@ type Identity struct {
 
 type identityKey struct{}
 
+// identityCtx carries an Identity: one allocation where context.WithValue
+// would take two.
+type identityCtx struct {
+	context.Context
+	id Identity
+}
+
+func (c *identityCtx) Value(key any) any {
+	if _, ok := key.(identityKey); ok {
+		return &c.id
+	}
+	return c.Context.Value(key)
+}
+
 // IdentityFrom returns the continuity identity carried by ctx. It is present in
 // the context of every declared work function and clustered route handler.
 func IdentityFrom(ctx context.Context) (Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(Identity)
-	return id, ok
+	if id, ok := ctx.Value(identityKey{}).(*Identity); ok {
+		return *id, true
+	}
+	return Identity{}, false
 }
 
 func withIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
+	return &identityCtx{Context: ctx, id: id}
 }

@@ -99,9 +99,9 @@ type Node struct {
 	routeSalt string
 
 	stateDir   string
-	knownMu    sync.Mutex // guards knownPeers
-	knownPeers []string   // peers this node has been connected to, persisted in stateDir
-	inflight   sync.Map   // request key -> attempt running on this node
+	knownMu    sync.Mutex  // guards knownPeers
+	knownPeers []string    // peers this node has been connected to, persisted in stateDir
+	inflight   inflightSet // request key -> attempt running on this node
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 }
@@ -270,6 +270,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
+	}
+	// Whatever is still queued for the peers (batched route transitions)
+	// goes out before the links close.
+	for _, s := range n.sessionList() {
+		_ = s.flush(ctx)
 	}
 	n.crash()
 	done := make(chan struct{})
@@ -446,6 +451,16 @@ func (n *Node) sessionList() []*session {
 		out = append(out, s)
 	}
 	return out
+}
+
+// appendSessions appends the current sessions to dst.
+func (n *Node) appendSessions(dst []*session) []*session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.sessions {
+		dst = append(dst, s)
+	}
+	return dst
 }
 
 func (n *Node) session(peer string) *session {
@@ -645,4 +660,35 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 	}
 	n.startSession(res.Conn, res.RemoteName, true)
 	return res.RemoteName, nil
+}
+
+// inflightSet holds the attempts executing on this node, by request key.
+type inflightSet struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+func (f *inflightSet) add(key string, attempt uint64) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]uint64{}
+	}
+	f.m[key] = attempt
+	f.mu.Unlock()
+}
+
+// done removes key if it still maps to attempt.
+func (f *inflightSet) done(key string, attempt uint64) {
+	f.mu.Lock()
+	if a, ok := f.m[key]; ok && a == attempt {
+		delete(f.m, key)
+	}
+	f.mu.Unlock()
+}
+
+func (f *inflightSet) has(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.m[key]
+	return ok
 }

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -86,7 +87,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		key = continuity.RouteKeyPrefix + rh.name + "::" + n.routeSalt + "-" + strconv.FormatUint(n.routeSeq.Add(1), 10)
+		key = n.mintRouteKey(rh.name)
 	}
 	w.Header().Set(HeaderRequestKey, key)
 	hash := payloadHash(r, pathValues, body)
@@ -113,8 +114,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec.OwnerNode == n.self {
 		ctx := withIdentity(r.Context(), Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.ContentLength = int64(len(body))
+		req.Body, req.ContentLength = http.NoBody, 0
+		if len(body) > 0 {
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.ContentLength = int64(len(body))
+		}
 		resp, err = n.executeRoute(ctx, h, rec, req, idempotent)
 	} else {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
@@ -127,13 +131,39 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.writeTo(w)
+	resp.release()
+}
+
+// mintAttempts bounds the search for a runtime key this node owns.
+const mintAttempts = 64
+
+// mintRouteKey returns a fresh request key for a request that brought none:
+// http-route::<name>::<salt>-<seq>, unique across nodes (the salt is random
+// per process) and restarts. Among consecutive sequence numbers it takes the
+// first whose placement owner is this node. Nobody else can ever send the
+// same key, so which node owns it is free to choose, and choosing the node
+// that already holds the request saves forwarding it: the request runs where
+// it arrived, and a count-2 record is mirrored to the other node.
+func (n *Node) mintRouteKey(name string) string {
+	members := *n.placement.Load()
+	var stack [192]byte
+	buf := append(append(append(append(stack[:0], continuity.RouteKeyPrefix...), name...), "::"...), n.routeSalt...)
+	buf = append(buf, '-')
+	base := len(buf)
+	for i := 0; ; i++ {
+		buf = strconv.AppendUint(buf[:base], n.routeSeq.Add(1), 10)
+		if len(members) < 2 || i == mintAttempts || continuity.OwnerOf(buf, members) == n.self {
+			return string(buf)
+		}
+	}
 }
 
 // routeResponse is a buffered handler response.
 type routeResponse struct {
-	Status int                 `json:"status"`
-	Header map[string][]string `json:"header"`
-	Body   []byte              `json:"body"`
+	Status int
+	Header map[string][]string
+	Body   []byte
+	rc     *recorder // the buffers Header and Body live in, when pooled
 }
 
 func (rr routeResponse) writeTo(w http.ResponseWriter) {
@@ -148,11 +178,38 @@ func (rr routeResponse) writeTo(w http.ResponseWriter) {
 	_, _ = w.Write(rr.Body)
 }
 
+// release returns the response's buffers for reuse; rr must not be used
+// afterwards.
+func (rr routeResponse) release() {
+	if rr.rc != nil {
+		rr.rc.release()
+	}
+}
+
 // recorder buffers a handler's response.
 type recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+}
+
+// maxPooledBody is the largest response body buffer kept for reuse.
+const maxPooledBody = 64 << 10
+
+var recorders = sync.Pool{New: func() any { return &recorder{header: http.Header{}} }}
+
+func newRecorder() *recorder { return recorders.Get().(*recorder) }
+
+// release clears c and returns it to the pool. The header's value slices
+// were handed to the real response and are dropped, never reused.
+func (c *recorder) release() {
+	if c.body.Cap() > maxPooledBody || len(c.header) > 64 {
+		return
+	}
+	clear(c.header)
+	c.status = 0
+	c.body.Reset()
+	recorders.Put(c)
 }
 
 func (c *recorder) Header() http.Header { return c.header }
@@ -170,21 +227,34 @@ func (c *recorder) Write(b []byte) (int, error) {
 	return c.body.Write(b)
 }
 
+// serveSafely runs a route handler, turning a panic into an error.
+func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = n.handlerPanicked(h.name, v)
+		}
+	}()
+	h.http.ServeHTTP(w, req)
+	return nil
+}
+
 // executeRoute runs the route handler for rec on this node with req (whose
 // context ctx carries the continuity identity), completes the record and
-// returns the buffered response.
+// returns the buffered response. When store is set (the key came from the
+// client) the response is kept on the record for replay.
 func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (routeResponse, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
-	rc := &recorder{header: http.Header{}}
+	rc := newRecorder()
 	n.running.Add(1)
-	n.inflight.Store(rec.RequestKey, rec.Attempt)
-	err := n.callSafely(h.name, func() error { h.http.ServeHTTP(rc, req); return nil })
-	n.inflight.CompareAndDelete(rec.RequestKey, rec.Attempt)
+	n.inflight.add(rec.RequestKey, rec.Attempt)
+	err := n.serveSafely(h, rc, req)
+	n.inflight.done(rec.RequestKey, rec.Attempt)
 	n.running.Done()
 	if err != nil {
+		rc.release()
 		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, err.Error()); rerr == nil {
 			n.broadcast(out)
 		}
@@ -195,6 +265,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	if err := ctx.Err(); err != nil {
 		// The request was cancelled or timed out (or this node is stopping)
 		// while the handler ran: whatever it wrote is not an outcome.
+		rc.release()
 		reason := string(continuity.ReasonForwardTimeout)
 		if n.stopped.Load() {
 			reason = string(continuity.ReasonShuttingDown)
@@ -204,21 +275,104 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	if rc.status == 0 {
 		rc.status = http.StatusOK
 	}
-	resp := routeResponse{Status: rc.status, Header: rc.header, Body: rc.body.Bytes()}
+	resp := routeResponse{Status: rc.status, Header: rc.header, Body: rc.body.Bytes(), rc: rc}
 	if store {
-		if b, err := json.Marshal(resp); err == nil && len(b) <= maxReplayStoredBytes {
+		if b := appendStoredResponse(nil, resp); len(b) <= maxReplayStoredBytes {
 			n.reg.SetResponse(rec.RequestKey, rec.Attempt, b)
 		}
 	}
 	if !n.confirmed() {
+		resp.release()
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
 	out, err := n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
 	if err != nil {
+		resp.release()
 		return routeResponse{}, err
 	}
 	n.broadcast(out)
 	return resp, nil
+}
+
+// storedResponseVersion leads the encoding of a stored response.
+const storedResponseVersion = 1
+
+// appendStoredResponse appends the replay encoding of resp to dst: a version
+// byte, the status, the header fields (sorted by name, so equal responses
+// encode alike) and the body, each length-prefixed with uvarints.
+func appendStoredResponse(dst []byte, resp routeResponse) []byte {
+	dst = append(dst, storedResponseVersion)
+	dst = binary.AppendUvarint(dst, uint64(resp.Status))
+	names := make([]string, 0, len(resp.Header))
+	fields := 0
+	for k, vs := range resp.Header {
+		if k == HeaderRequestKey {
+			continue
+		}
+		names = append(names, k)
+		fields += len(vs)
+	}
+	sort.Strings(names)
+	dst = binary.AppendUvarint(dst, uint64(fields))
+	for _, k := range names {
+		for _, v := range resp.Header[k] {
+			dst = binary.AppendUvarint(dst, uint64(len(k)))
+			dst = append(dst, k...)
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(resp.Body)))
+	return append(dst, resp.Body...)
+}
+
+var errStoredResponse = errors.New("malformed stored response")
+
+// decodeStoredResponse parses appendStoredResponse's encoding.
+func decodeStoredResponse(b []byte) (routeResponse, error) {
+	if len(b) == 0 || b[0] != storedResponseVersion {
+		return routeResponse{}, errStoredResponse
+	}
+	b = b[1:]
+	uv := func() (uint64, bool) {
+		v, n := binary.Uvarint(b)
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	bytesOf := func() ([]byte, bool) {
+		l, ok := uv()
+		if !ok || l > uint64(len(b)) {
+			return nil, false
+		}
+		out := b[:l:l]
+		b = b[l:]
+		return out, true
+	}
+	status, ok := uv()
+	if !ok || status < 100 || status > 999 {
+		return routeResponse{}, errStoredResponse
+	}
+	fields, ok := uv()
+	if !ok || fields > uint64(len(b)) {
+		return routeResponse{}, errStoredResponse
+	}
+	hdr := make(map[string][]string, fields)
+	for range fields {
+		k, ok1 := bytesOf()
+		v, ok2 := bytesOf()
+		if !ok1 || !ok2 {
+			return routeResponse{}, errStoredResponse
+		}
+		hdr[string(k)] = append(hdr[string(k)], string(v))
+	}
+	body, ok := bytesOf()
+	if !ok || len(b) != 0 {
+		return routeResponse{}, errStoredResponse
+	}
+	return routeResponse{Status: int(status), Header: hdr, Body: body}, nil
 }
 
 // forwardRoute sends the request to the record's owner and waits, within the
@@ -295,6 +449,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 		return
 	}
 	_ = s.send(wire.RouteResponse{ID: m.ID, OK: true, Status: int32(resp.Status), Header: headerFields(resp.Header), Body: resp.Body})
+	resp.release() // send encoded the response
 }
 
 // replay answers a request whose key was seen before from the stored outcome.
@@ -307,8 +462,8 @@ func (n *Node) replay(w http.ResponseWriter, rec continuity.Record) {
 	case len(rec.Response) == 0:
 		writeJSONError(w, http.StatusConflict, "response_not_replayable")
 	default:
-		var resp routeResponse
-		if err := json.Unmarshal(rec.Response, &resp); err != nil {
+		resp, err := decodeStoredResponse(rec.Response)
+		if err != nil {
 			writeJSONError(w, http.StatusConflict, "response_not_replayable")
 			return
 		}
@@ -331,8 +486,11 @@ func validIdempotencyKey(k string) error {
 // routePathValues extracts the wildcard values of the matched ServeMux pattern.
 func routePathValues(r *http.Request) []wire.HeaderField {
 	var out []wire.HeaderField
-	for _, seg := range strings.Split(r.Pattern, "/") {
-		if !strings.HasPrefix(seg, "{") || !strings.HasSuffix(seg, "}") {
+	rest := r.Pattern
+	for rest != "" {
+		var seg string
+		seg, rest, _ = strings.Cut(rest, "/")
+		if len(seg) < 2 || seg[0] != '{' || seg[len(seg)-1] != '}' {
 			continue
 		}
 		name := strings.TrimSuffix(strings.TrimSuffix(seg[1:len(seg)-1], "..."), "$")
@@ -348,12 +506,11 @@ func routePathValues(r *http.Request) []wire.HeaderField {
 // request: method, path, path values (by name), query (sorted), selected
 // headers and body, each length-prefixed so no two requests encode alike.
 func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) string {
-	d := sha256.New()
-	var lb [8]byte
+	var stack [512]byte
+	buf := stack[:0]
 	field := func(s string) {
-		binary.LittleEndian.PutUint64(lb[:], uint64(len(s)))
-		d.Write(lb[:])
-		io.WriteString(d, s)
+		buf = binary.LittleEndian.AppendUint64(buf, uint64(len(s)))
+		buf = append(buf, s...)
 	}
 	field(r.Method)
 	field(r.URL.Path)
@@ -383,11 +540,17 @@ func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 			field(strings.Join(vs, ","))
 		}
 	}
-	binary.LittleEndian.PutUint64(lb[:], uint64(len(body)))
-	d.Write(lb[:])
-	d.Write(body)
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(d.Sum(sum[:0]))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(body)))
+	if len(buf)+len(body) <= cap(buf) {
+		sum = sha256.Sum256(append(buf, body...))
+	} else {
+		d := sha256.New()
+		d.Write(buf)
+		d.Write(body)
+		d.Sum(sum[:0])
+	}
+	return hex.EncodeToString(sum[:])
 }
 
 func headerFields(h map[string][]string) []wire.HeaderField {

@@ -91,23 +91,32 @@ func pair(t *testing.T) (*Node, *Node) {
 	return p, s
 }
 
+// keyOwnedBy returns an Idempotency-Key whose placement owner is want.
+func keyOwnedBy(t *testing.T, prefix string, members []string, want string) string {
+	t.Helper()
+	for i := range 1000 {
+		key := fmt.Sprintf("%s-%d", prefix, i)
+		if continuity.Place(key, members).Owner == want {
+			return key
+		}
+	}
+	t.Fatalf("no key of %s owned by %s", prefix, want)
+	return ""
+}
+
 func TestRoutesTwoNodes(t *testing.T) {
 	p, s := pair(t)
 	ps, ss := serveNode(t, p, nil), serveNode(t, s, nil)
 	keys := map[string]bool{}
-	remote := 0
-	for i := range 12 {
-		srv := ps
-		if i%2 == 1 {
-			srv = ss
+	check := func(resp *http.Response, body, key string, ingress, owner *Node) {
+		t.Helper()
+		if resp.StatusCode != http.StatusCreated || resp.Header.Get(HeaderRequestKey) != key {
+			t.Fatalf("status %d key %q (want %q) body %s", resp.StatusCode, resp.Header.Get(HeaderRequestKey), key, body)
 		}
-		resp, body := get(t, srv.URL+"/things", nil, "")
-		key := resp.Header.Get(HeaderRequestKey)
-		if resp.StatusCode != http.StatusCreated || !strings.HasPrefix(key, "http-route::mesh.ListThings::") {
-			t.Fatalf("status %d key %q body %s", resp.StatusCode, key, body)
-		}
-		if resp.Header.Get("X-Handled-Key") != key {
-			t.Fatalf("handler saw key %q, response key %q", resp.Header.Get("X-Handled-Key"), key)
+		// The owner's handler set these; the ingress passes them on.
+		if resp.Header.Get("X-Handled-Key") != key || resp.Header.Get("Content-Type") != "application/json" ||
+			!strings.Contains(body, `"path":"/things"`) {
+			t.Fatalf("response not the handler's: %v %s", resp.Header, body)
 		}
 		if keys[key] {
 			t.Fatalf("key %q reused", key)
@@ -120,15 +129,38 @@ func TestRoutesTwoNodes(t *testing.T) {
 					r.OwnerNode == r.ReplicaNode || r.ExecutionNode != r.OwnerNode || r.ReplicationCount != 2 {
 					return fmt.Errorf("%s view %+v", n.Name(), r)
 				}
-				if r.RoutedRemotely && n == p {
-					remote++
+				if r.OwnerNode != owner.Name() || r.IngressNode != ingress.Name() || r.RoutedRemotely != (owner != ingress) {
+					return fmt.Errorf("%s view: ingress %s owner %s remote %v, want ingress %s owner %s",
+						n.Name(), r.IngressNode, r.OwnerNode, r.RoutedRemotely, ingress.Name(), owner.Name())
 				}
 				return nil
 			})
 		}
 	}
-	if remote == 0 {
-		t.Fatal("no request was executed remotely in 12 tries")
+	// Without a client key the runtime mints one this node owns: the
+	// request runs where it arrived and is mirrored to the other node.
+	for i := range 8 {
+		srv, ingress := ps, p
+		if i%2 == 1 {
+			srv, ingress = ss, s
+		}
+		resp, body := get(t, srv.URL+"/things", nil, "")
+		key := resp.Header.Get(HeaderRequestKey)
+		if !strings.HasPrefix(key, "http-route::mesh.ListThings::") {
+			t.Fatalf("runtime key %q", key)
+		}
+		check(resp, body, key, ingress, ingress)
+	}
+	// A client key placed on the other node is forwarded there, executed by
+	// its owner, and the owner's status, headers and body come back.
+	for i, ingress := range []*Node{p, s, p, s} {
+		srv, owner := ps, s
+		if ingress == s {
+			srv, owner = ss, p
+		}
+		key := keyOwnedBy(t, fmt.Sprintf("remote-%d", i), p.Members(), owner.Name())
+		resp, body := get(t, srv.URL+"/things", map[string]string{"Idempotency-Key": key}, "")
+		check(resp, body, key, ingress, owner)
 	}
 
 	// Count 3 is refused, durably, without running the handler.

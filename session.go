@@ -29,7 +29,15 @@ type session struct {
 	outgoing bool
 	started  int64 // node-monotonic nanoseconds at registration
 
-	out chan []byte // framed messages for writeLoop, in send order
+	// Outgoing frames, in send order, shared by every sender and writeLoop.
+	wmu       sync.Mutex
+	wbuf      []byte          // encoded frames writeLoop has not taken yet
+	wurgent   bool            // wbuf holds a frame that must go out now
+	wlazy     bool            // a lazy flush is scheduled
+	wwaiters  []chan struct{} // closed once what was queued before them is written
+	wroom     chan struct{}   // closed (and replaced) when writeLoop takes wbuf
+	wake      chan struct{}   // capacity 1: writeLoop has something to do
+	lazyTimer *time.Timer
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -70,7 +78,9 @@ func (s *session) close(cause error) {
 // reader and heartbeat.
 func (n *Node) startSession(conn net.Conn, peer string, outgoing bool) {
 	s := &session{n: n, peer: peer, conn: conn, outgoing: outgoing, started: n.mono(),
-		closed: make(chan struct{}), synced: make(chan struct{}), out: make(chan []byte, sendQueue)}
+		closed: make(chan struct{}), synced: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{})}
+	s.lazyTimer = time.AfterFunc(time.Hour, s.kick)
+	s.lazyTimer.Stop()
 	if !n.register(s) {
 		conn.Close()
 		return
@@ -132,66 +142,144 @@ func (n *Node) broadcastSync() {
 	}
 }
 
-// broadcast sends one record transition to every peer.
+// broadcast sends one record transition to every peer. Transitions of route
+// records go out with the next flush, at most lazyFlushDelay later, except the
+// outcome of a mirrored (count 2) record: nothing acts on the others after a
+// failover (route records are never re-run), so batching them saves a write
+// and a wake-up on both nodes per request. A frame sent after them, such as a
+// forwarded request that needs its record on the peer, still follows them on
+// the link.
 func (n *Node) broadcast(rec continuity.Record) {
 	if n.cfg.Mode != ModeCluster {
 		return
 	}
+	lazy := rec.Kind == continuity.KindRoute && (rec.ReplicationCount < 2 || !rec.Phase.Terminal())
 	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
-	for _, s := range n.sessionList() {
-		_ = s.send(m)
+	var arr [4]*session
+	for _, s := range n.appendSessions(arr[:0]) {
+		_ = s.enqueue(m, !lazy)
 	}
 }
 
-// sendQueue bounds the frames waiting for the writer; a full queue makes
-// senders wait (backpressure) rather than grow memory.
-const sendQueue = 1024
+// Outgoing queue bounds.
+const (
+	// lazyFlushDelay is how long a frame nobody waits for may sit in the
+	// queue before it is written; anything urgent writes it sooner.
+	lazyFlushDelay = time.Millisecond
+	// maxQueuedBytes bounds the encoded frames waiting for the writer; a
+	// sender finding more waits (backpressure) rather than grow memory.
+	maxQueuedBytes = 8 << 20
+	// keptWriteBuffer is the largest buffer the writer keeps for reuse.
+	keptWriteBuffer = 256 << 10
+)
 
-// send queues one message for the writer. It fails only when the session is
-// closed; a write error later closes the session, which every caller waiting
-// for a reply observes.
-func (s *session) send(m wire.Message) error {
-	frame := wire.AppendEncode(make([]byte, 4, 1024), m)
-	binary.LittleEndian.PutUint32(frame, uint32(len(frame)-4))
-	if len(frame)-4 > wire.MaxFrame {
-		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", s.peer, len(frame)-4)
+// send queues one message to be written at once. It fails only when the
+// session is closed; a write error later closes the session, which every
+// caller waiting for a reply observes.
+func (s *session) send(m wire.Message) error { return s.enqueue(m, true) }
+
+// enqueue encodes m at the end of the outgoing queue. An urgent message
+// wakes the writer now; any other is written within lazyFlushDelay.
+func (s *session) enqueue(m wire.Message, urgent bool) error {
+	s.wmu.Lock()
+	for len(s.wbuf) > maxQueuedBytes {
+		room := s.wroom
+		s.wmu.Unlock()
+		select {
+		case <-room:
+		case <-s.closed:
+			return errSessionClosed
+		}
+		s.wmu.Lock()
 	}
+	if s.isClosed() {
+		s.wmu.Unlock()
+		return errSessionClosed
+	}
+	start := len(s.wbuf)
+	s.wbuf = wire.AppendEncode(append(s.wbuf, 0, 0, 0, 0), m)
+	size := len(s.wbuf) - start - 4
+	if size > wire.MaxFrame {
+		s.wbuf = s.wbuf[:start]
+		s.wmu.Unlock()
+		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", s.peer, size)
+	}
+	binary.LittleEndian.PutUint32(s.wbuf[start:], uint32(size))
+	kick := false
+	switch {
+	case urgent:
+		kick = !s.wurgent
+		s.wurgent = true
+	case !s.wlazy && !s.wurgent:
+		s.wlazy = true
+		s.lazyTimer.Reset(lazyFlushDelay)
+	}
+	s.wmu.Unlock()
+	if kick {
+		s.kick()
+	}
+	return nil
+}
+
+// kick wakes the writer.
+func (s *session) kick() {
 	select {
-	case s.out <- frame:
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flush waits until everything queued so far is written, the session closes
+// or ctx ends.
+func (s *session) flush(ctx context.Context) error {
+	done := make(chan struct{})
+	s.wmu.Lock()
+	s.wwaiters = append(s.wwaiters, done)
+	s.wurgent = true
+	s.wmu.Unlock()
+	s.kick()
+	select {
+	case <-done:
 		return nil
 	case <-s.closed:
 		return errSessionClosed
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
-// writeLoop writes queued frames, flushing when the queue is momentarily
-// empty, so a burst becomes one write.
+// writeLoop takes every frame queued since its last turn and writes them
+// together: under load many frames share one TLS record and one syscall.
 func (s *session) writeLoop() {
-	w := bufio.NewWriterSize(s.conn, 64<<10)
+	defer s.lazyTimer.Stop()
+	var spare []byte
 	for {
-		var frame []byte
 		select {
-		case frame = <-s.out:
+		case <-s.wake:
 		case <-s.closed:
 			return
 		}
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
-		for {
-			if _, err := w.Write(frame); err != nil {
+		s.wmu.Lock()
+		buf, waiters := s.wbuf, s.wwaiters
+		s.wbuf, s.wwaiters = spare[:0], nil
+		s.wurgent, s.wlazy = false, false
+		close(s.wroom)
+		s.wroom = make(chan struct{})
+		s.wmu.Unlock()
+		if len(buf) > 0 {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+			if _, err := s.conn.Write(buf); err != nil {
 				s.close(err)
 				return
 			}
-			select {
-			case frame = <-s.out:
-				continue
-			default:
-			}
-			break
 		}
-		if err := w.Flush(); err != nil {
-			s.close(err)
-			return
+		for _, w := range waiters {
+			close(w)
 		}
+		if cap(buf) > keptWriteBuffer {
+			buf = nil
+		}
+		spare = buf
 	}
 }
 

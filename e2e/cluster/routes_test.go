@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/meshtest"
 )
 
@@ -23,10 +24,23 @@ func httpAddr(t *testing.T) string {
 
 func httpGet(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
+	return httpGetKey(t, url, "")
+}
+
+// httpGetKey is httpGet with an Idempotency-Key header when key is set.
+func httpGetKey(t *testing.T, url, key string) (int, http.Header, string) {
+	t.Helper()
 	var resp *http.Response
 	var err error
 	meshtest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
-		resp, err = http.Get(url)
+		req, rerr := http.NewRequest(http.MethodGet, url, nil)
+		if rerr != nil {
+			return rerr
+		}
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err = http.DefaultClient.Do(req)
 		return err
 	})
 	defer resp.Body.Close()
@@ -53,22 +67,31 @@ func TestRoutesTwoNodesKeysStayUniqueAcrossRestart(t *testing.T) {
 				t.Fatalf("request key %s used twice", key)
 			}
 			keys[key] = true
-			for _, m := range []*node{p, s} {
-				r := h.waitRecord(m, key, 5*time.Second, completed)
-				if r.ReplicaStatus != "mirrored" || r.OwnerNode == r.ReplicaNode || r.ExecutionNode != r.OwnerNode || r.ReplicationCount != 2 {
-					t.Fatalf("%s view of %s: %+v", m.name, key, r)
-				}
-				if r.RoutedRemotely && !strings.Contains(hdr.Get("X-Executed-By"), strings.SplitN(r.OwnerNode, "@", 2)[0]) {
-					t.Fatalf("remote route executed by %q, owner %s", hdr.Get("X-Executed-By"), r.OwnerNode)
-				}
+			// A runtime key is minted so that the ingress owns it: the
+			// request runs where it arrived and is mirrored to the peer.
+			checkRouteRecord(t, h, []*node{p, s}, key, hdr, n, n)
+		}
+	}
+	// A client key owned by the other node is forwarded to it: the owner
+	// executes the request and its response comes back through the ingress.
+	sendRemote := func(tag string) {
+		for i, ingress := range []*node{p, s} {
+			owner := []*node{s, p}[i]
+			key := keyOwnedBy(t, "remote-"+tag+"-"+ingress.name, []string{p.name, s.name}, owner.name)
+			code, hdr, body := httpGetKey(t, ingress.http+"/todos", key)
+			if code != 200 || hdr.Get("X-Mesh-Continuity-Request-Key") != key || !strings.Contains(body, `"handler":"api.List"`) {
+				t.Fatalf("GET /todos with %s on %s: %d %v %s", key, ingress.name, code, hdr, body)
 			}
+			checkRouteRecord(t, h, []*node{p, s}, key, hdr, ingress, owner)
 		}
 	}
 	send(6)
+	sendRemote("before")
 	s.proc.Kill()
 	s.proc.Restart()
 	h.waitAuthority(s, "standby", 0, 1, 10*time.Second)
 	send(6)
+	sendRemote("after")
 
 	// Count 3 is refused on the standby, durably, and the handler never runs.
 	code, hdr, body := httpGet(t, s.http+"/retry")
@@ -105,4 +128,35 @@ func TestRoutesSingleNode(t *testing.T) {
 	if !r.FellBackLocally || r.RoutedRemotely || r.Health != "local_only" || r.ReplicationCount != 1 || r.ExecutionNode != n.name {
 		t.Fatalf("count 1 record %+v", r)
 	}
+}
+
+// checkRouteRecord waits until every node holds key's record as a completed,
+// mirrored count-2 route record taken in by ingress and executed by owner,
+// and checks the response came from the owner's handler.
+func checkRouteRecord(t *testing.T, h *harness, nodes []*node, key string, hdr http.Header, ingress, owner *node) {
+	t.Helper()
+	if got := hdr.Get("X-Executed-By"); got != owner.name {
+		t.Fatalf("%s executed by %q, want the owner %s", key, got, owner.name)
+	}
+	for _, m := range nodes {
+		r := h.waitRecord(m, key, 5*time.Second, completed)
+		if r.ReplicaStatus != "mirrored" || r.OwnerNode == r.ReplicaNode || r.ExecutionNode != r.OwnerNode || r.ReplicationCount != 2 ||
+			r.OwnerNode != owner.name || r.IngressNode != ingress.name || r.RoutedRemotely != (owner != ingress) {
+			t.Fatalf("%s view of %s (ingress %s, owner %s): %+v", m.name, key, ingress.name, owner.name, r)
+		}
+	}
+}
+
+// keyOwnedBy returns an Idempotency-Key, starting with prefix, whose
+// placement owner over members is want.
+func keyOwnedBy(t *testing.T, prefix string, members []string, want string) string {
+	t.Helper()
+	for i := range 1000 {
+		key := fmt.Sprintf("%s-%d", prefix, i)
+		if continuity.Place(key, members).Owner == want {
+			return key
+		}
+	}
+	t.Fatalf("no key of %s owned by %s", prefix, want)
+	return ""
 }

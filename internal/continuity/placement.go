@@ -15,8 +15,13 @@ type Placement struct {
 }
 
 // placementHash is the first 8 bytes of SHA-256(s), big-endian.
-func placementHash(s string) uint64 {
-	sum := sha256.Sum256([]byte(s))
+func placementHash(s string) uint64 { return placementHash2("", s) }
+
+// placementHash2 is placementHash(a+b) without building the string.
+func placementHash2(a, b string) uint64 {
+	var stack [160]byte
+	buf := append(append(stack[:0], a...), b...)
+	sum := sha256.Sum256(buf)
 	return binary.BigEndian.Uint64(sum[:8])
 }
 
@@ -56,10 +61,21 @@ func PlaceCanonical(key string, m []string) Placement {
 	if len(m) == 0 {
 		return Placement{}
 	}
-	i := placementHash(PlacementKeyPrefix+key) % uint64(len(m))
+	i := placementHash2(PlacementKeyPrefix, key) % uint64(len(m))
 	p := Placement{Owner: m[i]}
 	if len(m) > 1 {
 		p.Replica = m[(i+1)%uint64(len(m))]
 	}
 	return p
+}
+
+// OwnerOf is PlaceCanonical(string(key), m).Owner without converting key.
+func OwnerOf(key []byte, m []string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	var stack [192]byte
+	buf := append(append(stack[:0], PlacementKeyPrefix...), key...)
+	sum := sha256.Sum256(buf)
+	return m[binary.BigEndian.Uint64(sum[:8])%uint64(len(m))]
 }

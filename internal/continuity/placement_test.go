@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -233,4 +234,19 @@ func TestPlaceKeyUsesRequestPrefix(t *testing.T) {
 		return
 	}
 	t.Fatal("no key distinguishes prefixed from bare hashing")
+}
+
+func TestOwnerOfAgreesWithPlaceCanonical(t *testing.T) {
+	for _, members := range [][]string{{"a@h:1"}, {"a@h:1", "b@h:1"}, {"n1", "n2", "n3"}} {
+		m := CanonicalMembership(members)
+		for i := range 200 {
+			key := fmt.Sprintf("http-route::api.List::%d-%s", i, strings.Repeat("x", i))
+			if got, want := OwnerOf([]byte(key), m), PlaceCanonical(key, m).Owner; got != want {
+				t.Fatalf("OwnerOf(%q, %v) = %q, PlaceCanonical says %q", key, m, got, want)
+			}
+		}
+	}
+	if got := OwnerOf([]byte("k"), nil); got != "" {
+		t.Fatalf("OwnerOf over no members = %q", got)
+	}
 }

@@ -91,6 +91,10 @@ type Record struct {
 	// Response is the encoded outcome of a route record that carries a client
 	// idempotency key, kept so a retried request can be answered byte for byte.
 	Response []byte
+
+	// retention is the record's ticket in its registry's retention queue
+	// while it is terminal (0 otherwise); never part of a view.
+	retention uint64
 }
 
 // Kind says what submitted a record.
@@ -106,7 +110,10 @@ const (
 func (r Record) AttemptID() string { return FormatAttempt(r.Attempt) }
 
 // FormatAttempt renders n as "attempt-<n>".
-func FormatAttempt(n uint64) string { return "attempt-" + strconv.FormatUint(n, 10) }
+func FormatAttempt(n uint64) string {
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], "attempt-"...), n, 10))
+}
 
 // ParseAttempt parses "attempt-<n>".
 func ParseAttempt(s string) (uint64, error) {

@@ -107,8 +107,7 @@ type Registry struct {
 	records     map[string]*Record
 	nextAttempt uint64
 	retain      int
-	terminalQ   []ticket          // terminal records in the order they became terminal
-	tickets     map[string]uint64 // key -> its current ticket; queue entries with another ticket are stale
+	terminalQ   []ticket // terminal records in the order they became terminal
 	nextTicket  uint64
 	nTerminal   int
 	diag        *Diagnostics
@@ -145,7 +144,7 @@ func NewRegistry(o Options) *Registry {
 	}
 	return &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
-		records: map[string]*Record{}, retain: o.Retain, tickets: map[string]uint64{},
+		records: map[string]*Record{}, retain: o.Retain,
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 	}
 }
@@ -302,6 +301,7 @@ func (r *Registry) PendingHealth() Health {
 func (r *Registry) view(rec *Record) Record {
 	v := *rec
 	v.Role = r.role
+	v.retention = 0
 	return v
 }
 
@@ -451,7 +451,7 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 	rec.ExecutionNode = node
 	rec.Error = ""
 	rec.CompletedAt = r.now().UTC()
-	r.enqueueTerminalLocked(rec.RequestKey)
+	r.enqueueTerminalLocked(rec)
 	r.emitRecord(TransitionCompleted, rec, "")
 	return r.view(rec), nil
 }
@@ -500,7 +500,7 @@ func (r *Registry) rejectLocked(rec *Record, reason string) {
 	rec.Health = HealthUnavailable
 	rec.Error = reason
 	rec.CompletedAt = r.now().UTC()
-	r.enqueueTerminalLocked(rec.RequestKey)
+	r.enqueueTerminalLocked(rec)
 	r.emitRecord(TransitionRejected, rec, reason)
 }
 
@@ -784,29 +784,34 @@ func (r *Registry) putLocked(old, rec *Record) {
 	switch {
 	case wasTerminal && !rec.Phase.Terminal():
 		r.nTerminal--
-		delete(r.tickets, rec.RequestKey)
-	case !wasTerminal && rec.Phase.Terminal():
-		r.enqueueTerminalLocked(rec.RequestKey)
+		rec.retention = 0
+	case wasTerminal:
+		rec.retention = old.retention
+	case rec.Phase.Terminal():
+		r.enqueueTerminalLocked(rec)
+	default:
+		rec.retention = 0
 	}
 }
 
-// enqueueTerminalLocked records that key just became terminal and evicts the
-// oldest terminal records beyond the bound. Pending records are never
-// evicted; a queue entry whose ticket is no longer the key's current one is
-// stale (the record went back to pending, or was replaced) and is skipped.
-func (r *Registry) enqueueTerminalLocked(key string) {
+// enqueueTerminalLocked records that rec (stored under its key) just became
+// terminal and evicts the oldest terminal records beyond the bound. Pending
+// records are never evicted; a queue entry whose ticket is no longer the
+// stored record's is stale (the record went back to pending, or was
+// replaced) and is skipped.
+func (r *Registry) enqueueTerminalLocked(rec *Record) {
 	r.nextTicket++
-	r.tickets[key] = r.nextTicket
-	r.terminalQ = append(r.terminalQ, ticket{key: key, n: r.nextTicket})
+	rec.retention = r.nextTicket
+	r.terminalQ = append(r.terminalQ, ticket{key: rec.RequestKey, n: r.nextTicket})
 	r.nTerminal++
 	for r.nTerminal > r.retain && len(r.terminalQ) > 0 {
 		t := r.terminalQ[0]
+		r.terminalQ[0] = ticket{} // let the key be collected
 		r.terminalQ = r.terminalQ[1:]
-		if r.tickets[t.key] != t.n {
+		if old, ok := r.records[t.key]; !ok || old.retention != t.n {
 			continue
 		}
 		delete(r.records, t.key)
-		delete(r.tickets, t.key)
 		r.nTerminal--
 	}
 	// Reallocate the queue now and then so its backing array does not grow
