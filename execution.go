@@ -172,7 +172,7 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 			n.superseded(rec)
 			return
 		}
-		ctx := withIdentity(n.ctx, Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+		ctx := withIdentity(n.ctx, &rec)
 		err := n.callSafely(h.name, func() error { return h.run(ctx) })
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(rec)

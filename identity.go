@@ -26,16 +26,19 @@ type Identity struct {
 
 type identityKey struct{}
 
-// identityCtx carries an Identity: one allocation where context.WithValue
-// would take two.
+// identityCtx carries the identity of one execution: one allocation where
+// context.WithValue would take two, and the attempt id is only rendered for
+// a handler that asks for it.
 type identityCtx struct {
 	context.Context
-	id Identity
+	key     string
+	attempt uint64
+	epoch   uint64
 }
 
 func (c *identityCtx) Value(key any) any {
 	if _, ok := key.(identityKey); ok {
-		return &c.id
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -43,12 +46,13 @@ func (c *identityCtx) Value(key any) any {
 // IdentityFrom returns the continuity identity carried by ctx. It is present in
 // the context of every declared work function and clustered route handler.
 func IdentityFrom(ctx context.Context) (Identity, bool) {
-	if id, ok := ctx.Value(identityKey{}).(*Identity); ok {
-		return *id, true
+	if c, ok := ctx.Value(identityKey{}).(*identityCtx); ok {
+		return Identity{RequestKey: c.key, AttemptID: continuity.FormatAttempt(c.attempt), Epoch: c.epoch}, true
 	}
 	return Identity{}, false
 }
 
-func withIdentity(ctx context.Context, id Identity) context.Context {
-	return &identityCtx{Context: ctx, id: id}
+// withIdentity returns ctx carrying the identity of rec's current attempt.
+func withIdentity(ctx context.Context, rec *continuity.Record) context.Context {
+	return &identityCtx{Context: ctx, key: rec.RequestKey, attempt: rec.Attempt, epoch: rec.Epoch}
 }

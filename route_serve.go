@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -112,7 +113,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp routeResponse
 	if rec.OwnerNode == n.self {
-		ctx := withIdentity(r.Context(), Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+		ctx := withIdentity(r.Context(), &rec)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
 		req.Body, req.ContentLength = http.NoBody, 0
 		if len(body) > 0 {
@@ -301,18 +302,23 @@ const storedResponseVersion = 1
 // byte, the status, the header fields (sorted by name, so equal responses
 // encode alike) and the body, each length-prefixed with uvarints.
 func appendStoredResponse(dst []byte, resp routeResponse) []byte {
-	dst = append(dst, storedResponseVersion)
-	dst = binary.AppendUvarint(dst, uint64(resp.Status))
-	names := make([]string, 0, len(resp.Header))
-	fields := 0
+	var stack [16]string
+	names := stack[:0]
+	fields, size := 0, 1+3*binary.MaxVarintLen64+len(resp.Body)
 	for k, vs := range resp.Header {
 		if k == HeaderRequestKey {
 			continue
 		}
 		names = append(names, k)
 		fields += len(vs)
+		for _, v := range vs {
+			size += 2*binary.MaxVarintLen64 + len(k) + len(v)
+		}
 	}
 	sort.Strings(names)
+	dst = slices.Grow(dst, size)
+	dst = append(dst, storedResponseVersion)
+	dst = binary.AppendUvarint(dst, uint64(resp.Status))
 	dst = binary.AppendUvarint(dst, uint64(fields))
 	for _, k := range names {
 		for _, v := range resp.Header[k] {
@@ -429,7 +435,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	defer cancel()
 	s.routes.Store(m.ID, cancel)
 	defer s.routes.Delete(m.ID)
-	ctx = withIdentity(ctx, Identity{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Epoch: rec.Epoch})
+	ctx = withIdentity(ctx, &rec)
 	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, bytes.NewReader(m.Body))
 	if err != nil {
 		fail("invalid_forwarded_request")

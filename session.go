@@ -154,12 +154,28 @@ func (n *Node) broadcast(rec continuity.Record) {
 		return
 	}
 	lazy := rec.Kind == continuity.KindRoute && (rec.ReplicationCount < 2 || !rec.Phase.Terminal())
-	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
 	var arr [4]*session
-	for _, s := range n.appendSessions(arr[:0]) {
-		_ = s.enqueue(m, !lazy)
+	sessions := n.appendSessions(arr[:0])
+	if len(sessions) == 0 {
+		return
+	}
+	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
+	bp := frameScratch.Get().(*[]byte)
+	msg := wire.AppendUpsert((*bp)[:0], &m)
+	for _, s := range sessions {
+		_ = s.enqueueEncoded(msg, !lazy)
+	}
+	if cap(msg) <= maxPooledFrame {
+		*bp = msg
+		frameScratch.Put(bp)
 	}
 }
+
+// frameScratch holds buffers broadcast encodes a message into once for all
+// sessions.
+var frameScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledFrame = 64 << 10
 
 // Outgoing queue bounds.
 const (
@@ -181,6 +197,17 @@ func (s *session) send(m wire.Message) error { return s.enqueue(m, true) }
 // enqueue encodes m at the end of the outgoing queue. An urgent message
 // wakes the writer now; any other is written within lazyFlushDelay.
 func (s *session) enqueue(m wire.Message, urgent bool) error {
+	return s.enqueueFrame(m, nil, urgent)
+}
+
+// enqueueEncoded is enqueue for a message already encoded (by AppendEncode).
+func (s *session) enqueueEncoded(msg []byte, urgent bool) error {
+	return s.enqueueFrame(nil, msg, urgent)
+}
+
+// enqueueFrame queues m, or when m is nil the encoded message msg, as one
+// frame.
+func (s *session) enqueueFrame(m wire.Message, msg []byte, urgent bool) error {
 	s.wmu.Lock()
 	for len(s.wbuf) > maxQueuedBytes {
 		room := s.wroom
@@ -197,7 +224,11 @@ func (s *session) enqueue(m wire.Message, urgent bool) error {
 		return errSessionClosed
 	}
 	start := len(s.wbuf)
-	s.wbuf = wire.AppendEncode(append(s.wbuf, 0, 0, 0, 0), m)
+	if m != nil {
+		s.wbuf = wire.AppendEncode(append(s.wbuf, 0, 0, 0, 0), m)
+	} else {
+		s.wbuf = append(append(s.wbuf, 0, 0, 0, 0), msg...)
+	}
 	size := len(s.wbuf) - start - 4
 	if size > wire.MaxFrame {
 		s.wbuf = s.wbuf[:start]
@@ -327,10 +358,11 @@ func (s *session) heartbeatLoop() {
 
 func (s *session) readLoop() {
 	defer func() { s.n.unregister(s, s.err) }()
-	r := bufio.NewReaderSize(s.conn, 64<<10)
+	fr := wire.NewFrameReader(bufio.NewReaderSize(s.conn, 64<<10), wire.MaxFrame)
+	var md wire.MessageDecoder
 	for {
 		_ = s.conn.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
-		b, err := wire.ReadFrame(r, wire.MaxFrame)
+		b, err := fr.Next()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -339,7 +371,7 @@ func (s *session) readLoop() {
 			s.close(err)
 			return
 		}
-		m, err := wire.Decode(b)
+		m, err := md.Decode(b)
 		if err != nil {
 			s.n.log.Warn("[mesh-rt transport] malformed frame; closing session", "peer", s.peer, "error", err.Error())
 			s.close(err)

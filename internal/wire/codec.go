@@ -89,6 +89,7 @@ type Decoder struct {
 	b   []byte
 	off int
 	err error
+	in  *Interner // optional: shares the strings of names that repeat
 }
 
 // NewDecoder returns a Decoder reading b from its start.
@@ -168,6 +169,45 @@ func (d *Decoder) Bool() bool {
 func (d *Decoder) String() string {
 	n := d.length(1)
 	return string(d.take(n))
+}
+
+// Name reads a string like String, sharing one copy of each distinct value
+// through the decoder's Interner when it has one: node and handler names
+// repeat in every record.
+func (d *Decoder) Name() string {
+	n := d.length(1)
+	p := d.take(n)
+	if d.in == nil {
+		return string(p)
+	}
+	return d.in.intern(p)
+}
+
+// Interner keeps one copy of each distinct short string it is given, up to
+// a bound, so records decoded from one peer share their node and handler
+// names instead of allocating them again. It is not safe for concurrent use.
+type Interner struct {
+	m map[string]string
+}
+
+// Interner bounds.
+const (
+	maxInterned    = 256
+	maxInternedLen = 256
+)
+
+func (in *Interner) intern(p []byte) string {
+	if s, ok := in.m[string(p)]; ok { // the lookup does not allocate
+		return s
+	}
+	s := string(p)
+	if len(p) <= maxInternedLen && len(in.m) < maxInterned {
+		if in.m == nil {
+			in.m = make(map[string]string)
+		}
+		in.m[s] = s
+	}
+	return s
 }
 
 // Blob reads a u32 length-prefixed byte string into a new slice; an empty byte

@@ -64,7 +64,26 @@ func AppendEncode(dst []byte, m Message) []byte { return m.appendTo(dst) }
 // Decode parses one message. It fails with ErrUnknownMessage for a tag this
 // version does not define, ErrTruncated, ErrInvalidValue or ErrTrailingBytes
 // for malformed input. The result never aliases b.
-func Decode(b []byte) (Message, error) {
+func Decode(b []byte) (Message, error) { return DecodeInterned(b, nil) }
+
+// DecodeInterned is Decode sharing repeated names through in (nil: none).
+func DecodeInterned(b []byte, in *Interner) (Message, error) {
+	var d Decoder
+	return d.decodeMessage(b, in)
+}
+
+// MessageDecoder decodes successive messages of one stream, sharing
+// repeated names between them and reusing its own state. It is not safe for
+// concurrent use; its zero value is ready.
+type MessageDecoder struct {
+	d     Decoder
+	names Interner
+}
+
+// Decode is the package Decode, for one more message of the stream.
+func (md *MessageDecoder) Decode(b []byte) (Message, error) { return md.d.decodeMessage(b, &md.names) }
+
+func (d *Decoder) decodeMessage(b []byte, in *Interner) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)
 	}
@@ -72,10 +91,11 @@ func Decode(b []byte) (Message, error) {
 	if dec.decode == nil {
 		return nil, fmt.Errorf("decode message: %w 0x%02x", ErrUnknownMessage, b[0])
 	}
-	d := NewDecoder(b)
-	d.off = 1
+	*d = Decoder{b: b, off: 1, in: in}
 	m := dec.decode(d)
-	if err := d.Finish(); err != nil {
+	err := d.Finish()
+	d.b = nil // do not hold on to the frame
+	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", dec.name, err)
 	}
 	return m, nil
@@ -205,6 +225,9 @@ type Upsert struct {
 	AttemptWatermark uint64
 	Record           continuity.Record
 }
+
+// AppendUpsert is AppendEncode for an Upsert, without boxing it in a Message.
+func AppendUpsert(dst []byte, m *Upsert) []byte { return m.appendTo(dst) }
 
 func (m Upsert) appendTo(dst []byte) []byte {
 	e := Encoder{buf: append(dst, tagUpsert)}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"meshgo.dev/mesh/internal/continuity"
 )
@@ -125,5 +126,44 @@ func TestRecordTruncated(t *testing.T) {
 		if _, err := decodeRecord(enc[:i]); !errors.Is(err, ErrTruncated) {
 			t.Fatalf("decode of %d/%d bytes: %v, want ErrTruncated", i, len(enc), err)
 		}
+	}
+}
+
+func TestDecodeInternedSharesNames(t *testing.T) {
+	var in Interner
+	msg := AppendEncode(nil, Upsert{Record: fullRecord()})
+	a, err := DecodeInterned(msg, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := DecodeInterned(msg, &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra, rb := a.(Upsert).Record, b.(Upsert).Record
+	if !reflect.DeepEqual(ra, rb) || !reflect.DeepEqual(ra, fullRecord()) {
+		t.Fatalf("interned decode changed the record:\n%+v\n%+v", ra, rb)
+	}
+	if unsafe.StringData(ra.OwnerNode) != unsafe.StringData(rb.OwnerNode) ||
+		unsafe.StringData(ra.RuntimeName) != unsafe.StringData(rb.RuntimeName) {
+		t.Fatal("names decoded twice through one Interner are separate copies")
+	}
+	if unsafe.StringData(ra.RequestKey) == unsafe.StringData(rb.RequestKey) {
+		t.Fatal("request keys are interned; they never repeat")
+	}
+}
+
+func TestInternerIsBounded(t *testing.T) {
+	var in Interner
+	for i := range 3 * maxInterned {
+		in.intern([]byte(strings.Repeat("n", i%300+1) + string(rune('a'+i%26))))
+	}
+	if len(in.m) > maxInterned {
+		t.Fatalf("interner holds %d names, bound %d", len(in.m), maxInterned)
+	}
+	long := []byte(strings.Repeat("x", maxInternedLen+1))
+	var fresh Interner
+	if fresh.intern(long); len(fresh.m) != 0 {
+		t.Fatal("a name longer than the bound was kept")
 	}
 }

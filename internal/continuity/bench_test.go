@@ -1,0 +1,61 @@
+package continuity
+
+import (
+	"strconv"
+	"testing"
+)
+
+// BenchmarkSubmitComplete is the registry's share of one count-1 route
+// request on its owner, with the retention bound full: submit, complete,
+// evict the oldest terminal record.
+func BenchmarkSubmitComplete(b *testing.B) {
+	r := NewRegistry(Options{Self: "a@h:1"})
+	members := CanonicalMembership([]string{"a@h:1"})
+	keys := make([]string, b.N+10000)
+	for i := range keys {
+		keys[i] = "http-route::api.One::0123456789abcdef-" + strconv.Itoa(i)
+	}
+	submit := func(key string) {
+		dec, err := r.Submit(SubmitRequest{Key: key, Hash: "h", RuntimeName: "api.One", Kind: KindRoute,
+			Count: 1, Ingress: "a@h:1", Placement: PlaceCanonical(key, members)})
+		if err != nil || dec.Outcome != OutcomeCreated {
+			b.Fatal(dec.Outcome, err)
+		}
+		if _, err := r.Complete(key, dec.Record.Attempt, "a@h:1", r.FenceGeneration()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, k := range keys[:10000] {
+		submit(k)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, k := range keys[10000:] {
+		submit(k)
+	}
+}
+
+// BenchmarkMergeTerminal is the peer's share: one completed record arriving
+// for a new key, with the retention bound full.
+func BenchmarkMergeTerminal(b *testing.B) {
+	r := NewRegistry(Options{Self: "b@h:1", Role: RoleStandby})
+	recs := make([]Record, b.N+10000)
+	for i := range recs {
+		recs[i] = Record{RequestKey: "http-route::api.One::0123456789abcdef-" + strconv.Itoa(i), PayloadHash: "h",
+			Attempt: uint64(i + 1), Phase: PhaseCompleted, Result: ResultSucceeded, IngressNode: "a@h:1", OwnerNode: "a@h:1",
+			ReplicationCount: 1, ReplicaStatus: ReplicaUnassigned, Health: HealthLocalOnly, ExecutionNode: "a@h:1",
+			FellBackLocally: true, RuntimeName: "api.One", Kind: KindRoute}
+	}
+	for _, rec := range recs[:10000] {
+		if _, _, err := r.Merge(rec, "a@h:1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for _, rec := range recs[10000:] {
+		if _, _, err := r.Merge(rec, "a@h:1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
