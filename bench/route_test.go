@@ -22,7 +22,7 @@ var routeCases = []routeCase{
 	{"one-local", "/one", "local"},
 	{"one-remote", "/one", "remote"},
 	{"todos", "/todos", ""},
-	{"one-random", "/one", ""},
+	{"one-nokey", "/one", ""},
 }
 
 // BenchmarkRouteHandler calls the route table of the primary directly
