@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/meshtest"
 )
 
 var thingHits, blockHits atomic.Int64
@@ -91,19 +92,6 @@ func pair(t *testing.T) (*Node, *Node) {
 	return p, s
 }
 
-// keyOwnedBy returns an Idempotency-Key whose placement owner is want.
-func keyOwnedBy(t *testing.T, prefix string, members []string, want string) string {
-	t.Helper()
-	for i := range 1000 {
-		key := fmt.Sprintf("%s-%d", prefix, i)
-		if continuity.Place(key, members).Owner == want {
-			return key
-		}
-	}
-	t.Fatalf("no key of %s owned by %s", prefix, want)
-	return ""
-}
-
 func TestRoutesTwoNodes(t *testing.T) {
 	p, s := pair(t)
 	ps, ss := serveNode(t, p, nil), serveNode(t, s, nil)
@@ -158,7 +146,7 @@ func TestRoutesTwoNodes(t *testing.T) {
 		if ingress == s {
 			srv, owner = ss, p
 		}
-		key := keyOwnedBy(t, fmt.Sprintf("remote-%d", i), p.Members(), owner.Name())
+		key := meshtest.KeyOwnedBy(t, fmt.Sprintf("remote-%d", i), p.Members(), owner.Name())
 		resp, body := get(t, srv.URL+"/things", map[string]string{"Idempotency-Key": key}, "")
 		check(resp, body, key, ingress, owner)
 	}
@@ -219,14 +207,7 @@ func TestRouteOwnerDiesMidRequest(t *testing.T) {
 	blockHits.Store(0)
 	p, s := pair(t)
 	ps := serveNode(t, p, nil)
-	// Find an idempotency key whose owner is the standby.
-	var key string
-	for i := 0; ; i++ {
-		key = fmt.Sprintf("block-%d", i)
-		if continuity.Place(key, p.Members()).Owner == s.Name() {
-			break
-		}
-	}
+	key := meshtest.KeyOwnedBy(t, "block", p.Members(), s.Name()) // the standby runs it
 	type result struct {
 		status int
 		body   string

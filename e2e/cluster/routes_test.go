@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/meshtest"
 )
 
@@ -77,7 +76,7 @@ func TestRoutesTwoNodesKeysStayUniqueAcrossRestart(t *testing.T) {
 	sendRemote := func(tag string) {
 		for i, ingress := range []*node{p, s} {
 			owner := []*node{s, p}[i]
-			key := keyOwnedBy(t, "remote-"+tag+"-"+ingress.name, []string{p.name, s.name}, owner.name)
+			key := meshtest.KeyOwnedBy(t, "remote-"+tag+"-"+ingress.name, []string{p.name, s.name}, owner.name)
 			code, hdr, body := httpGetKey(t, ingress.http+"/todos", key)
 			if code != 200 || hdr.Get("X-Mesh-Continuity-Request-Key") != key || !strings.Contains(body, `"handler":"api.List"`) {
 				t.Fatalf("GET /todos with %s on %s: %d %v %s", key, ingress.name, code, hdr, body)
@@ -145,18 +144,4 @@ func checkRouteRecord(t *testing.T, h *harness, nodes []*node, key string, hdr h
 			t.Fatalf("%s view of %s (ingress %s, owner %s): %+v", m.name, key, ingress.name, owner.name, r)
 		}
 	}
-}
-
-// keyOwnedBy returns an Idempotency-Key, starting with prefix, whose
-// placement owner over members is want.
-func keyOwnedBy(t *testing.T, prefix string, members []string, want string) string {
-	t.Helper()
-	for i := range 1000 {
-		key := fmt.Sprintf("%s-%d", prefix, i)
-		if continuity.Place(key, members).Owner == want {
-			return key
-		}
-	}
-	t.Fatalf("no key of %s owned by %s", prefix, want)
-	return ""
 }
