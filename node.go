@@ -443,15 +443,7 @@ func randUint64() uint64 {
 
 // ---- membership --------------------------------------------------------------
 
-func (n *Node) sessionList() []*session {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]*session, 0, len(n.sessions))
-	for _, s := range n.sessions {
-		out = append(out, s)
-	}
-	return out
-}
+func (n *Node) sessionList() []*session { return n.appendSessions(nil) }
 
 // appendSessions appends the current sessions to dst.
 func (n *Node) appendSessions(dst []*session) []*session {

@@ -18,8 +18,8 @@ type Placement struct {
 func placementHash(s string) uint64 { return placementHash2("", s) }
 
 // placementHash2 is placementHash(a+b) without building the string.
-func placementHash2(a, b string) uint64 {
-	var stack [160]byte
+func placementHash2[T string | []byte](a string, b T) uint64 {
+	var stack [192]byte
 	buf := append(append(stack[:0], a...), b...)
 	sum := sha256.Sum256(buf)
 	return binary.BigEndian.Uint64(sum[:8])
@@ -74,8 +74,5 @@ func OwnerOf(key []byte, m []string) string {
 	if len(m) == 0 {
 		return ""
 	}
-	var stack [192]byte
-	buf := append(append(stack[:0], PlacementKeyPrefix...), key...)
-	sum := sha256.Sum256(buf)
-	return m[binary.BigEndian.Uint64(sum[:8])%uint64(len(m))]
+	return m[placementHash2(PlacementKeyPrefix, key)%uint64(len(m))]
 }

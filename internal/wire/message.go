@@ -64,12 +64,9 @@ func AppendEncode(dst []byte, m Message) []byte { return m.appendTo(dst) }
 // Decode parses one message. It fails with ErrUnknownMessage for a tag this
 // version does not define, ErrTruncated, ErrInvalidValue or ErrTrailingBytes
 // for malformed input. The result never aliases b.
-func Decode(b []byte) (Message, error) { return DecodeInterned(b, nil) }
-
-// DecodeInterned is Decode sharing repeated names through in (nil: none).
-func DecodeInterned(b []byte, in *Interner) (Message, error) {
+func Decode(b []byte) (Message, error) {
 	var d Decoder
-	return d.decodeMessage(b, in)
+	return d.decodeMessage(b, nil)
 }
 
 // MessageDecoder decodes successive messages of one stream, sharing

@@ -129,14 +129,14 @@ func TestRecordTruncated(t *testing.T) {
 	}
 }
 
-func TestDecodeInternedSharesNames(t *testing.T) {
-	var in Interner
+func TestMessageDecoderSharesNames(t *testing.T) {
+	var md MessageDecoder
 	msg := AppendEncode(nil, Upsert{Record: fullRecord()})
-	a, err := DecodeInterned(msg, &in)
+	a, err := md.Decode(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := DecodeInterned(msg, &in)
+	b, err := md.Decode(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
