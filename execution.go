@@ -163,10 +163,12 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // It waits out a quarantine first and records nothing if the node was fenced
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
-	n.running.Add(1)
+	if !n.running.add() {
+		return // stopping: the record stays pending, as on a crash, for the peer to recover
+	}
 	n.inflight.add(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
 	go func() {
-		defer n.running.Done()
+		defer n.running.done()
 		defer n.inflight.done(rec.RequestKey, rec.Attempt)
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(rec)

@@ -93,7 +93,7 @@ type Node struct {
 	callID    atomic.Uint64
 	authFails atomic.Uint64
 	startups  sync.WaitGroup
-	running   sync.WaitGroup // handlers in flight
+	running   runGroup // handlers in flight
 	stopped   atomic.Bool
 	routeSeq  atomic.Uint64
 	routeSalt string
@@ -260,11 +260,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if !n.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
-	drained := make(chan struct{})
-	go func() {
-		n.running.Wait()
-		close(drained)
-	}()
+	drained := n.running.closeAndWait()
 	var err error
 	select {
 	case <-drained:
@@ -280,7 +276,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		n.wg.Wait()
-		n.running.Wait()
+		<-drained
 		n.startups.Wait()
 		close(done)
 	}()
@@ -683,4 +679,51 @@ func (f *inflightSet) has(key string) bool {
 	defer f.mu.Unlock()
 	_, ok := f.m[key]
 	return ok
+}
+
+// runGroup counts the handlers running on this node. Unlike a WaitGroup,
+// starting one may race with waiting for all of them: once the group is
+// closed and has drained, nothing new starts, and while it drains handlers
+// already running may still start others (work submitted by a handler).
+type runGroup struct {
+	mu      sync.Mutex
+	n       int
+	closed  bool
+	drained chan struct{} // made by closeAndWait, closed when n is 0
+}
+
+// add counts one more handler, or reports false once the group is closed
+// and drained: the node is stopping and the handler must not start.
+func (g *runGroup) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed && g.n == 0 {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *runGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 && g.closed {
+		close(g.drained) // once: a closed group never grows from 0 again
+	}
+}
+
+// closeAndWait closes the group and returns a channel closed once no
+// handler runs.
+func (g *runGroup) closeAndWait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		g.drained = make(chan struct{})
+		if g.n == 0 {
+			close(g.drained)
+		}
+	}
+	return g.drained
 }

@@ -248,12 +248,14 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	if !n.confirmed() {
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
+	if !n.running.add() {
+		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
+	}
 	rc := newRecorder()
-	n.running.Add(1)
 	n.inflight.add(rec.RequestKey, rec.Attempt)
 	err := n.serveSafely(h, rc, req)
 	n.inflight.done(rec.RequestKey, rec.Attempt)
-	n.running.Done()
+	n.running.done()
 	if err != nil {
 		rc.release()
 		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, err.Error()); rerr == nil {

@@ -424,9 +424,12 @@ func (s *session) handle(m wire.Message) {
 	case wire.DispatchAck:
 		s.deliver(m.ID, m)
 	case wire.RouteRequest:
-		n.running.Add(1)
+		if !n.running.add() {
+			_ = s.send(wire.RouteResponse{ID: m.ID, Reason: string(continuity.ReasonShuttingDown)})
+			break
+		}
 		go func() {
-			defer n.running.Done()
+			defer n.running.done()
 			n.serveRemoteRoute(s, m)
 		}()
 	case wire.RouteResponse:
