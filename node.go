@@ -67,7 +67,7 @@ type Node struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	wg     runGroup // background goroutines (sessions, listeners, dials)
 	ln     net.Listener
 
 	mu        sync.Mutex // guards sessions, dialing, listeners
@@ -202,9 +202,11 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 }
 
 func (n *Node) goRun(f func()) {
-	n.wg.Add(1)
+	if !n.wg.add() {
+		return // stopped and drained: nothing new runs
+	}
 	go func() {
-		defer n.wg.Done()
+		defer n.wg.done()
 		f()
 	}()
 }
@@ -275,7 +277,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.crash()
 	done := make(chan struct{})
 	go func() {
-		n.wg.Wait()
+		<-n.wg.closeAndWait()
 		<-drained
 		n.startups.Wait()
 		close(done)
@@ -681,7 +683,8 @@ func (f *inflightSet) has(key string) bool {
 	return ok
 }
 
-// runGroup counts the handlers running on this node. Unlike a WaitGroup,
+// runGroup counts goroutines of one kind (handlers, background loops) on
+// this node. Unlike a WaitGroup,
 // starting one may race with waiting for all of them: once the group is
 // closed and has drained, nothing new starts, and while it drains handlers
 // already running may still start others (work submitted by a handler).
