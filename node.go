@@ -684,10 +684,10 @@ func (f *inflightSet) has(key string) bool {
 }
 
 // runGroup counts goroutines of one kind (handlers, background loops) on
-// this node. Unlike a WaitGroup,
-// starting one may race with waiting for all of them: once the group is
-// closed and has drained, nothing new starts, and while it drains handlers
-// already running may still start others (work submitted by a handler).
+// this node. Unlike a WaitGroup, starting one may race with waiting for all
+// of them: once the group is closed and has drained, nothing new starts, and
+// while it drains those already running may still start others (work
+// submitted by a handler).
 type runGroup struct {
 	mu      sync.Mutex
 	n       int
