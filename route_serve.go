@@ -279,16 +279,17 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 		rc.status = http.StatusOK
 	}
 	resp := routeResponse{Status: rc.status, Header: rc.header, Body: rc.body.Bytes(), rc: rc}
+	var stored []byte
 	if store {
 		if b := appendStoredResponse(nil, resp); len(b) <= maxReplayStoredBytes {
-			n.reg.SetResponse(rec.RequestKey, rec.Attempt, b)
+			stored = b
 		}
 	}
 	if !n.confirmed() {
 		resp.release()
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
-	out, err := n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
+	out, err := n.reg.CompleteWithResponse(rec.RequestKey, rec.Attempt, n.self, gen, stored)
 	if err != nil {
 		resp.release()
 		return routeResponse{}, err

@@ -32,11 +32,13 @@ type session struct {
 	// Outgoing frames, in send order, shared by every sender and writeLoop.
 	wmu       sync.Mutex
 	wbuf      []byte          // encoded frames writeLoop has not taken yet
+	lazy      lazyRecords     // record transitions queued after all of wbuf
 	wurgent   bool            // wbuf holds a frame that must go out now
 	wlazy     bool            // a lazy flush is scheduled
 	wwaiters  []chan struct{} // closed once what was queued before them is written
 	wroom     chan struct{}   // closed (and replaced) when writeLoop takes wbuf
 	wake      chan struct{}   // capacity 1: writeLoop has something to do
+	lazyDelay time.Duration   // lazyFlushDelay, but for tests
 	lazyTimer *time.Timer
 
 	closed    chan struct{}
@@ -78,7 +80,8 @@ func (s *session) close(cause error) {
 // reader and heartbeat.
 func (n *Node) startSession(conn net.Conn, peer string, outgoing bool) {
 	s := &session{n: n, peer: peer, conn: conn, outgoing: outgoing, started: n.mono(),
-		closed: make(chan struct{}), synced: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{})}
+		closed: make(chan struct{}), synced: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		lazyDelay: lazyFlushDelay}
 	s.lazyTimer = time.AfterFunc(time.Hour, s.kick)
 	s.lazyTimer.Stop()
 	if !n.register(s) {
@@ -146,9 +149,11 @@ func (n *Node) broadcastSync() {
 // records go out with the next flush, at most lazyFlushDelay later, except the
 // outcome of a mirrored (count 2) record: nothing acts on the others after a
 // failover (route records are never re-run), so batching them saves a write
-// and a wake-up on both nodes per request. A frame sent after them, such as a
-// forwarded request that needs its record on the peer, still follows them on
-// the link.
+// and a wake-up on both nodes per request. A later transition of the same
+// record replaces one still queued, so a request that completes within the
+// delay costs the peer one upsert, not two. A frame sent after them, such as
+// a forwarded request that needs its record on the peer, still follows them
+// on the link.
 func (n *Node) broadcast(rec continuity.Record) {
 	if n.cfg.Mode != ModeCluster {
 		return
@@ -163,7 +168,7 @@ func (n *Node) broadcast(rec continuity.Record) {
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendUpsert((*bp)[:0], &m)
 	for _, s := range sessions {
-		_ = s.enqueueEncoded(msg, !lazy)
+		_ = s.enqueueFrame(nil, msg, rec.RequestKey, lazy)
 	}
 	if cap(msg) <= maxPooledFrame {
 		*bp = msg
@@ -181,7 +186,7 @@ const maxPooledFrame = 64 << 10
 const (
 	// lazyFlushDelay is how long a frame nobody waits for may sit in the
 	// queue before it is written; anything urgent writes it sooner.
-	lazyFlushDelay = time.Millisecond
+	lazyFlushDelay = 10 * time.Millisecond
 	// maxQueuedBytes bounds the encoded frames waiting for the writer; a
 	// sender finding more waits (backpressure) rather than grow memory.
 	maxQueuedBytes = 8 << 20
@@ -192,24 +197,81 @@ const (
 // send queues one message to be written at once. It fails only when the
 // session is closed; a write error later closes the session, which every
 // caller waiting for a reply observes.
-func (s *session) send(m wire.Message) error { return s.enqueue(m, true) }
+func (s *session) send(m wire.Message) error { return s.enqueueFrame(m, nil, "", false) }
 
-// enqueue encodes m at the end of the outgoing queue. An urgent message
-// wakes the writer now; any other is written within lazyFlushDelay.
-func (s *session) enqueue(m wire.Message, urgent bool) error {
-	return s.enqueueFrame(m, nil, urgent)
+// lazyRecords holds encoded record transitions that may wait up to
+// lazyFlushDelay, at most one per request key: queuing a newer transition of
+// a key drops the older one. Merging is by state, so the peer loses nothing
+// by never seeing a state that was already superseded.
+type lazyRecords struct {
+	buf  []byte      // length-prefixed frames, including dropped ones
+	ents []lazyEntry // in queue order
+	live map[string]int
+	dead int // bytes of buf held by dropped frames
 }
 
-// enqueueEncoded is enqueue for a message already encoded (by AppendEncode).
-func (s *session) enqueueEncoded(msg []byte, urgent bool) error {
-	return s.enqueueFrame(nil, msg, urgent)
+type lazyEntry struct {
+	start, end int
+	dropped    bool
 }
+
+// drop forgets the queued transition of key, if any.
+func (l *lazyRecords) drop(key string) {
+	if i, ok := l.live[key]; ok {
+		e := &l.ents[i]
+		e.dropped = true
+		l.dead += e.end - e.start
+		delete(l.live, key)
+	}
+}
+
+// add records the frame appended to buf since start as the newest
+// transition of key.
+func (l *lazyRecords) add(key string, start int) {
+	l.drop(key)
+	if l.live == nil {
+		l.live = map[string]int{}
+	}
+	l.live[key] = len(l.ents)
+	l.ents = append(l.ents, lazyEntry{start: start, end: len(l.buf)})
+}
+
+// moveTo appends the queued frames, in queue order, to dst and empties l.
+func (l *lazyRecords) moveTo(dst []byte) []byte {
+	if len(l.ents) == 0 {
+		return dst
+	}
+	if l.dead == 0 {
+		dst = append(dst, l.buf...)
+	} else {
+		for _, e := range l.ents {
+			if !e.dropped {
+				dst = append(dst, l.buf[e.start:e.end]...)
+			}
+		}
+	}
+	l.buf, l.ents, l.dead = l.buf[:0], l.ents[:0], 0
+	clear(l.live)
+	if cap(l.buf) > keptWriteBuffer {
+		l.buf = nil
+	}
+	return dst
+}
+
+func (l *lazyRecords) size() int { return len(l.buf) - l.dead }
 
 // enqueueFrame queues m, or when m is nil the encoded message msg, as one
-// frame.
-func (s *session) enqueueFrame(m wire.Message, msg []byte, urgent bool) error {
+// frame. A lazy frame (a transition of the record key, which must then be
+// set) waits up to lazyFlushDelay; any other frame wakes the writer now. A
+// frame carrying a transition of key replaces a queued lazy one of the same
+// key.
+//
+// Order on the link is the order of the calls, except that a lazy frame
+// replaced by a newer one is not sent at all: before any frame that is not
+// lazy joins the queue, every lazy frame queued so far is moved ahead of it.
+func (s *session) enqueueFrame(m wire.Message, msg []byte, key string, lazy bool) error {
 	s.wmu.Lock()
-	for len(s.wbuf) > maxQueuedBytes {
+	for len(s.wbuf)+s.lazy.size() > maxQueuedBytes {
 		room := s.wroom
 		s.wmu.Unlock()
 		select {
@@ -223,27 +285,38 @@ func (s *session) enqueueFrame(m wire.Message, msg []byte, urgent bool) error {
 		s.wmu.Unlock()
 		return errSessionClosed
 	}
-	start := len(s.wbuf)
-	if m != nil {
-		s.wbuf = wire.AppendEncode(append(s.wbuf, 0, 0, 0, 0), m)
+	dst := &s.wbuf
+	if lazy {
+		dst = &s.lazy.buf
 	} else {
-		s.wbuf = append(append(s.wbuf, 0, 0, 0, 0), msg...)
+		if key != "" {
+			s.lazy.drop(key)
+		}
+		s.wbuf = s.lazy.moveTo(s.wbuf)
 	}
-	size := len(s.wbuf) - start - 4
+	start := len(*dst)
+	if m != nil {
+		*dst = wire.AppendEncode(append(*dst, 0, 0, 0, 0), m)
+	} else {
+		*dst = append(append(*dst, 0, 0, 0, 0), msg...)
+	}
+	size := len(*dst) - start - 4
 	if size > wire.MaxFrame {
-		s.wbuf = s.wbuf[:start]
+		*dst = (*dst)[:start]
 		s.wmu.Unlock()
 		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", s.peer, size)
 	}
-	binary.LittleEndian.PutUint32(s.wbuf[start:], uint32(size))
+	binary.LittleEndian.PutUint32((*dst)[start:], uint32(size))
 	kick := false
-	switch {
-	case urgent:
+	if lazy {
+		s.lazy.add(key, start)
+		if !s.wlazy && !s.wurgent {
+			s.wlazy = true
+			s.lazyTimer.Reset(s.lazyDelay)
+		}
+	} else {
 		kick = !s.wurgent
 		s.wurgent = true
-	case !s.wlazy && !s.wurgent:
-		s.wlazy = true
-		s.lazyTimer.Reset(lazyFlushDelay)
 	}
 	s.wmu.Unlock()
 	if kick {
@@ -284,6 +357,7 @@ func (s *session) flush(ctx context.Context) error {
 func (s *session) writeLoop() {
 	defer s.lazyTimer.Stop()
 	var spare []byte
+	var wdl deadline
 	for {
 		select {
 		case <-s.wake:
@@ -291,14 +365,16 @@ func (s *session) writeLoop() {
 			return
 		}
 		s.wmu.Lock()
-		buf, waiters := s.wbuf, s.wwaiters
+		buf, waiters := s.lazy.moveTo(s.wbuf), s.wwaiters
 		s.wbuf, s.wwaiters = spare[:0], nil
 		s.wurgent, s.wlazy = false, false
 		close(s.wroom)
 		s.wroom = make(chan struct{})
 		s.wmu.Unlock()
 		if len(buf) > 0 {
-			_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+			if now := time.Now(); wdl.stale(now) {
+				_ = s.conn.SetWriteDeadline(wdl.next(now, s.n.cfg.PeerTimeout))
+			}
 			if _, err := s.conn.Write(buf); err != nil {
 				s.close(err)
 				return
@@ -312,6 +388,24 @@ func (s *session) writeLoop() {
 		}
 		spare = buf
 	}
+}
+
+// deadline spaces out a connection's I/O deadline updates: moving a
+// deadline costs a timer update, and a busy link reads and writes many
+// thousands of times a second. The deadline is set at most once per
+// deadlineRefresh, that much beyond the timeout, so an operation still
+// fails no sooner than the timeout after the previous one and at most
+// deadlineRefresh later.
+type deadline struct{ set time.Time }
+
+// deadlineRefresh is how often a busy link moves its deadlines.
+const deadlineRefresh = 20 * time.Millisecond
+
+func (d *deadline) stale(now time.Time) bool { return now.Sub(d.set) >= deadlineRefresh }
+
+func (d *deadline) next(now time.Time, timeout time.Duration) time.Time {
+	d.set = now
+	return now.Add(timeout + deadlineRefresh)
 }
 
 // call sends m and waits for the reply carrying the same id.
@@ -360,8 +454,12 @@ func (s *session) readLoop() {
 	defer func() { s.n.unregister(s, s.err) }()
 	fr := wire.NewFrameReader(bufio.NewReaderSize(s.conn, 64<<10), wire.MaxFrame)
 	var md wire.MessageDecoder
+	var up wire.Upsert // reused: the common frame under load
+	var rdl deadline
 	for {
-		_ = s.conn.SetReadDeadline(time.Now().Add(s.n.cfg.PeerTimeout))
+		if now := time.Now(); rdl.stale(now) {
+			_ = s.conn.SetReadDeadline(rdl.next(now, s.n.cfg.PeerTimeout))
+		}
 		b, err := fr.Next()
 		if err != nil {
 			var ne net.Error
@@ -371,13 +469,21 @@ func (s *session) readLoop() {
 			s.close(err)
 			return
 		}
-		m, err := md.Decode(b)
+		isUpsert, err := md.DecodeUpsert(b, &up)
+		var m wire.Message
+		if !isUpsert && err == nil {
+			m, err = md.Decode(b)
+		}
 		if err != nil {
 			s.n.log.Warn("[mesh-rt transport] malformed frame; closing session", "peer", s.peer, "error", err.Error())
 			s.close(err)
 			return
 		}
-		s.handle(m)
+		if isUpsert {
+			s.handleUpsert(&up)
+		} else {
+			s.handle(m)
+		}
 	}
 }
 
@@ -412,9 +518,7 @@ func (s *session) handle(m wire.Message) {
 			n.releaseQuarantine("resynced:" + s.peer)
 		}
 	case wire.Upsert:
-		n.reg.RaiseWatermark(m.AttemptWatermark)
-		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, &m.Record)
-		n.merge(m.Record, s.peer)
+		s.handleUpsert(&m)
 	case wire.Prepare:
 		_ = s.send(n.handlePrepare(s.peer, m))
 	case wire.PrepareAck:
@@ -439,6 +543,14 @@ func (s *session) handle(m wire.Message) {
 			v.(context.CancelFunc)()
 		}
 	}
+}
+
+// handleUpsert applies one record transition from the peer.
+func (s *session) handleUpsert(m *wire.Upsert) {
+	n := s.n
+	n.reg.RaiseWatermark(m.AttemptWatermark)
+	n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, &m.Record)
+	n.merge(m.Record, s.peer)
 }
 
 // highestEpoch picks the record a fencing diagnostic should name: one of the

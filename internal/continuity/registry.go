@@ -124,7 +124,7 @@ type Registry struct {
 
 // ticket marks one record's place in the retention queue.
 type ticket struct {
-	key string
+	rec *Record
 	n   uint64
 }
 
@@ -422,6 +422,13 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 // fence generation the work was dispatched under: if another node's authority
 // has lowered ours since, the attempt is superseded and completion is refused.
 func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64) (Record, error) {
+	return r.CompleteWithResponse(key, attempt, node, gen, nil)
+}
+
+// CompleteWithResponse is Complete that also keeps resp, the encoded
+// response of a clustered route, on the record for idempotent replay. A
+// completion that is refused stores nothing.
+func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, ok := r.records[key]
@@ -450,6 +457,9 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 	rec.Phase, rec.Result = PhaseCompleted, ResultSucceeded
 	rec.ExecutionNode = node
 	rec.Error = ""
+	if resp != nil {
+		rec.Response = resp
+	}
 	rec.CompletedAt = r.now().UTC()
 	r.enqueueTerminalLocked(rec)
 	r.emitRecord(TransitionCompleted, rec, "")
@@ -472,15 +482,6 @@ func (r *Registry) Reject(key string, attempt uint64, reason string) (Record, er
 	}
 	r.rejectLocked(rec, reason)
 	return r.view(rec), nil
-}
-
-// SetResponse stores the encoded response of a route record for replay.
-func (r *Registry) SetResponse(key string, attempt uint64, resp []byte) {
-	r.lock()
-	defer r.unlock()
-	if rec, ok := r.records[key]; ok && rec.Attempt == attempt {
-		rec.Response = resp
-	}
 }
 
 func (r *Registry) lookupLocked(key string, attempt uint64) (*Record, error) {
@@ -778,40 +779,48 @@ func (r *Registry) recordEntry(transition string, rec *Record, reason string) En
 
 // putLocked stores rec in place of old (nil for a new key), keeping the
 // retention bookkeeping right for every change between pending and terminal.
+//
+// Retention invariant: a record whose retention ticket is set is the one
+// stored under its key, so a queue entry can be checked without a map
+// lookup. A record leaving the map has its ticket cleared.
 func (r *Registry) putLocked(old, rec *Record) {
-	wasTerminal := old != nil && old.Phase.Terminal()
 	r.records[rec.RequestKey] = rec
-	switch {
-	case wasTerminal && !rec.Phase.Terminal():
+	if old != rec {
+		rec.retention = 0 // a new version has no queue entry yet
+		if old != nil && old.retention != 0 {
+			old.retention = 0 // replaced: its queue entry is stale
+			r.nTerminal--
+		}
+	}
+	if rec.Phase.Terminal() {
+		if rec.retention == 0 {
+			r.enqueueTerminalLocked(rec)
+		}
+	} else if rec.retention != 0 {
+		rec.retention = 0
 		r.nTerminal--
-		rec.retention = 0
-	case wasTerminal:
-		rec.retention = old.retention
-	case rec.Phase.Terminal():
-		r.enqueueTerminalLocked(rec)
-	default:
-		rec.retention = 0
 	}
 }
 
 // enqueueTerminalLocked records that rec (stored under its key) just became
 // terminal and evicts the oldest terminal records beyond the bound. Pending
-// records are never evicted; a queue entry whose ticket is no longer the
-// stored record's is stale (the record went back to pending, or was
-// replaced) and is skipped.
+// records are never evicted; a queue entry whose ticket is no longer its
+// record's is stale (the record went back to pending, or was replaced) and is
+// skipped.
 func (r *Registry) enqueueTerminalLocked(rec *Record) {
 	r.nextTicket++
 	rec.retention = r.nextTicket
-	r.terminalQ = append(r.terminalQ, ticket{key: rec.RequestKey, n: r.nextTicket})
+	r.terminalQ = append(r.terminalQ, ticket{rec: rec, n: r.nextTicket})
 	r.nTerminal++
 	for r.nTerminal > r.retain && len(r.terminalQ) > 0 {
 		t := r.terminalQ[0]
-		r.terminalQ[0] = ticket{} // let the key be collected
+		r.terminalQ[0] = ticket{} // let the record be collected
 		r.terminalQ = r.terminalQ[1:]
-		if old, ok := r.records[t.key]; !ok || old.retention != t.n {
+		if t.rec.retention != t.n {
 			continue
 		}
-		delete(r.records, t.key)
+		t.rec.retention = 0
+		delete(r.records, t.rec.RequestKey)
 		r.nTerminal--
 	}
 	// Reallocate the queue now and then so its backing array does not grow

@@ -1888,23 +1888,27 @@ func TestRecordsAreSortedCopies(t *testing.T) {
 	}
 }
 
-func TestSetResponse(t *testing.T) {
+func TestCompleteWithResponse(t *testing.T) {
 	r, _ := newReg("a", RolePrimary, 0)
 	rec := mirrored(t, r, "k")
-	r.SetResponse("k", rec.Attempt+1, []byte("stale"))
+	if _, err := r.CompleteWithResponse("k", rec.Attempt+1, "a", 0, []byte("stale")); err == nil {
+		t.Fatal("completion of a wrong attempt accepted")
+	}
 	if got := mustGet(t, r, "k").Response; got != nil {
-		t.Fatalf("response for a wrong attempt stored: %q", got)
+		t.Fatalf("response of a refused completion stored: %q", got)
 	}
-	r.SetResponse("missing", 0, []byte("x"))
-	if r.Len() != 1 {
-		t.Fatal("SetResponse created a record")
+	if _, err := r.CompleteWithResponse("missing", 0, "a", 0, []byte("x")); err == nil || r.Len() != 1 {
+		t.Fatalf("completion of an unknown key: err %v, %d records", err, r.Len())
 	}
-	r.SetResponse("k", rec.Attempt, []byte(`{"ok":true}`))
+	out, err := r.CompleteWithResponse("k", rec.Attempt, "a", 0, []byte(`{"ok":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out.Response) != `{"ok":true}` || out.Phase != PhaseCompleted {
+		t.Fatalf("returned record: phase %s response %q", out.Phase, out.Response)
+	}
 	if got := string(mustGet(t, r, "k").Response); got != `{"ok":true}` {
-		t.Fatalf("response = %q", got)
-	}
-	if len(entries(r)) != 2 {
-		t.Fatalf("SetResponse emitted diagnostics: %q", transitions(r))
+		t.Fatalf("stored response = %q", got)
 	}
 }
 

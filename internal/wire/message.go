@@ -80,6 +80,24 @@ type MessageDecoder struct {
 // Decode is the package Decode, for one more message of the stream.
 func (md *MessageDecoder) Decode(b []byte) (Message, error) { return md.d.decodeMessage(b, &md.names) }
 
+// DecodeUpsert decodes b into *m when b is an Upsert and reports whether it
+// was one; any other message is left to Decode. The hot path of replication
+// decodes upserts without boxing a Record-sized value in an interface.
+func (md *MessageDecoder) DecodeUpsert(b []byte, m *Upsert) (bool, error) {
+	if len(b) == 0 || b[0] != tagUpsert {
+		return false, nil
+	}
+	md.d = Decoder{b: b, off: 1, in: &md.names}
+	m.Authority, m.AttemptWatermark = decodeAuthority(&md.d), md.d.U64()
+	m.Record = DecodeRecord(&md.d)
+	err := md.d.Finish()
+	md.d.b = nil
+	if err != nil {
+		return true, fmt.Errorf("decode upsert: %w", err)
+	}
+	return true, nil
+}
+
 func (d *Decoder) decodeMessage(b []byte, in *Interner) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)

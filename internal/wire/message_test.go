@@ -155,3 +155,35 @@ func BenchmarkEncodeDecodeRouteRequest(b *testing.B) {
 		}
 	}
 }
+
+// MessageDecoder.DecodeUpsert agrees with Decode on every sample: an Upsert
+// decodes alike into the caller's value, anything else is left to Decode,
+// and a truncated Upsert is an error.
+func TestDecodeUpsertMatchesDecode(t *testing.T) {
+	var md MessageDecoder
+	for _, s := range sampleMessages() {
+		enc := Encode(s.in)
+		var up Upsert
+		ok, err := md.DecodeUpsert(enc, &up)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := s.expected()
+		if _, isUpsert := want.(Upsert); ok != isUpsert {
+			t.Fatalf("%s: DecodeUpsert took it: %v", s.name, ok)
+		}
+		if ok && !reflect.DeepEqual(up, want) {
+			t.Fatalf("%s: mismatch\n got: %#v\nwant: %#v", s.name, up, want)
+		}
+		if ok {
+			for cut := 1; cut < len(enc); cut++ {
+				if ok, err := md.DecodeUpsert(enc[:cut], &up); !ok || err == nil {
+					t.Fatalf("%s cut at %d: ok %v err %v", s.name, cut, ok, err)
+				}
+			}
+		}
+	}
+	if ok, err := md.DecodeUpsert(nil, new(Upsert)); ok || err != nil {
+		t.Fatalf("empty frame: ok %v err %v", ok, err)
+	}
+}

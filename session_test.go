@@ -1,0 +1,123 @@
+package mesh
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// pipeSession is a session whose writer sends into one end of an in-memory
+// pipe; the returned function reads the next message from the other end.
+func pipeSession(t *testing.T) (*session, func() wire.Message) {
+	t.Helper()
+	a, b := net.Pipe()
+	s := &session{n: &Node{cfg: Config{PeerTimeout: 5 * time.Second}}, peer: "peer@127.0.0.1:1", conn: a,
+		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		lazyDelay: time.Hour} // lazy frames wait for an urgent one unless a test shortens this
+	s.lazyTimer = time.AfterFunc(time.Hour, s.kick)
+	s.lazyTimer.Stop()
+	done := make(chan struct{})
+	go func() { defer close(done); s.writeLoop() }()
+	t.Cleanup(func() {
+		s.close(errSessionClosed)
+		b.Close()
+		<-done
+	})
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	var md wire.MessageDecoder
+	next := func() wire.Message {
+		t.Helper()
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		m, err := md.Decode(f)
+		if err != nil {
+			t.Fatalf("decode frame: %v", err)
+		}
+		return m
+	}
+	return s, next
+}
+
+func upsertFrame(t *testing.T, key string, phase continuity.Phase) []byte {
+	t.Helper()
+	m := wire.Upsert{Record: continuity.Record{RequestKey: key, PayloadHash: "h", Phase: phase, Kind: continuity.KindRoute, ReplicationCount: 1}}
+	return wire.AppendUpsert(nil, &m)
+}
+
+// expect reads one message and checks it is an Upsert of key in phase, or,
+// with key "", a Ping carrying nonce.
+func expect(t *testing.T, next func() wire.Message, key string, phase continuity.Phase, nonce uint64) {
+	t.Helper()
+	switch m := next().(type) {
+	case wire.Upsert:
+		if key == "" || m.Record.RequestKey != key || m.Record.Phase != phase {
+			t.Fatalf("got upsert %s %s, want %q %s / ping %d", m.Record.RequestKey, m.Record.Phase, key, phase, nonce)
+		}
+	case wire.Ping:
+		if key != "" || m.Nonce != nonce {
+			t.Fatalf("got ping %d, want upsert %q %s / ping %d", m.Nonce, key, phase, nonce)
+		}
+	default:
+		t.Fatalf("unexpected %T", m)
+	}
+}
+
+func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
+	s, next := pipeSession(t)
+	sub, done := continuity.PhaseSubmitted, continuity.PhaseCompleted
+	// a's newer transition replaces its queued one and moves behind b; the
+	// urgent ping follows every lazy transition queued before it.
+	for _, step := range []struct {
+		key   string
+		phase continuity.Phase
+	}{{"a", sub}, {"b", sub}, {"a", done}} {
+		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.send(wire.Ping{Nonce: 7}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "b", sub, 0)
+	expect(t, next, "a", done, 0)
+	expect(t, next, "", "", 7)
+
+	// An urgent transition of a key drops its queued lazy one; other lazy
+	// transitions still go first.
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", true)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", true)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", false)
+	expect(t, next, "d", sub, 0)
+	expect(t, next, "c", done, 0)
+
+	// Lazy transitions alone are written within the lazy delay, nothing
+	// else prompting the writer.
+	s.wmu.Lock()
+	s.lazyDelay = time.Millisecond
+	s.wmu.Unlock()
+	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", true)
+	expect(t, next, "e", sub, 0)
+
+	// After every turn the queue starts empty: nothing is sent twice.
+	if err := s.send(wire.Ping{Nonce: 8}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "", "", 8)
+}
+
+func TestSessionFlushWritesLazyTransitions(t *testing.T) {
+	s, next := pipeSession(t)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", true)
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.flush(t.Context()) }()
+	expect(t, next, "a", continuity.PhaseSubmitted, 0)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+}
