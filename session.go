@@ -167,8 +167,15 @@ func (n *Node) broadcast(rec continuity.Record) {
 	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendUpsert((*bp)[:0], &m)
+	kind := frameUrgent
+	switch {
+	case lazy && rec.Phase.Terminal():
+		kind = frameLazyLast
+	case lazy:
+		kind = frameLazy
+	}
 	for _, s := range sessions {
-		_ = s.enqueueFrame(nil, msg, rec.RequestKey, lazy)
+		_ = s.enqueueFrame(nil, msg, rec.RequestKey, kind)
 	}
 	if cap(msg) <= maxPooledFrame {
 		*bp = msg
@@ -197,7 +204,21 @@ const (
 // send queues one message to be written at once. It fails only when the
 // session is closed; a write error later closes the session, which every
 // caller waiting for a reply observes.
-func (s *session) send(m wire.Message) error { return s.enqueueFrame(m, nil, "", false) }
+func (s *session) send(m wire.Message) error { return s.enqueueFrame(m, nil, "", frameUrgent) }
+
+// frameKind says when a queued frame is written.
+type frameKind uint8
+
+const (
+	// frameUrgent wakes the writer at once.
+	frameUrgent frameKind = iota
+	// frameLazy is a record transition that may wait up to lazyFlushDelay;
+	// a later transition of the same key replaces it while it waits.
+	frameLazy
+	// frameLazyLast is frameLazy for a final (terminal) transition: nothing
+	// is expected to replace it, so it is not indexed for replacement.
+	frameLazyLast
+)
 
 // lazyRecords holds encoded record transitions that may wait up to
 // lazyFlushDelay, at most one per request key: queuing a newer transition of
@@ -226,13 +247,15 @@ func (l *lazyRecords) drop(key string) {
 }
 
 // add records the frame appended to buf since start as the newest
-// transition of key.
-func (l *lazyRecords) add(key string, start int) {
+// transition of key; only an indexed one can be replaced later.
+func (l *lazyRecords) add(key string, start int, indexed bool) {
 	l.drop(key)
-	if l.live == nil {
-		l.live = map[string]int{}
+	if indexed {
+		if l.live == nil {
+			l.live = map[string]int{}
+		}
+		l.live[key] = len(l.ents)
 	}
-	l.live[key] = len(l.ents)
 	l.ents = append(l.ents, lazyEntry{start: start, end: len(l.buf)})
 }
 
@@ -261,15 +284,16 @@ func (l *lazyRecords) moveTo(dst []byte) []byte {
 func (l *lazyRecords) size() int { return len(l.buf) - l.dead }
 
 // enqueueFrame queues m, or when m is nil the encoded message msg, as one
-// frame. A lazy frame (a transition of the record key, which must then be
-// set) waits up to lazyFlushDelay; any other frame wakes the writer now. A
-// frame carrying a transition of key replaces a queued lazy one of the same
-// key.
+// frame of the given kind. A lazy frame (a transition of the record key,
+// which must then be set) waits up to lazyFlushDelay; an urgent one wakes
+// the writer now. A frame carrying a transition of key replaces a queued
+// lazy one of the same key.
 //
 // Order on the link is the order of the calls, except that a lazy frame
 // replaced by a newer one is not sent at all: before any frame that is not
 // lazy joins the queue, every lazy frame queued so far is moved ahead of it.
-func (s *session) enqueueFrame(m wire.Message, msg []byte, key string, lazy bool) error {
+func (s *session) enqueueFrame(m wire.Message, msg []byte, key string, kind frameKind) error {
+	lazy := kind != frameUrgent
 	s.wmu.Lock()
 	for len(s.wbuf)+s.lazy.size() > maxQueuedBytes {
 		room := s.wroom
@@ -309,7 +333,7 @@ func (s *session) enqueueFrame(m wire.Message, msg []byte, key string, lazy bool
 	binary.LittleEndian.PutUint32((*dst)[start:], uint32(size))
 	kick := false
 	if lazy {
-		s.lazy.add(key, start)
+		s.lazy.add(key, start, kind == frameLazy)
 		if !s.wlazy && !s.wurgent {
 			s.wlazy = true
 			s.lazyTimer.Reset(s.lazyDelay)

@@ -77,7 +77,7 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 		key   string
 		phase continuity.Phase
 	}{{"a", sub}, {"b", sub}, {"a", done}} {
-		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, true); err != nil {
+		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, frameLazy); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -90,9 +90,9 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 
 	// An urgent transition of a key drops its queued lazy one; other lazy
 	// transitions still go first.
-	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", true)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", true)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", false)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", frameUrgent)
 	expect(t, next, "d", sub, 0)
 	expect(t, next, "c", done, 0)
 
@@ -101,8 +101,23 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 	s.wmu.Lock()
 	s.lazyDelay = time.Millisecond
 	s.wmu.Unlock()
-	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", true)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", frameLazy)
 	expect(t, next, "e", sub, 0)
+
+	// A final transition replaces the queued pending one but is not itself
+	// replaced: a later transition of the key follows it.
+	s.wmu.Lock()
+	s.lazyDelay = time.Hour
+	s.wmu.Unlock()
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", sub), "f", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", done), "f", frameLazyLast)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", continuity.PhaseRejected), "f", frameLazy)
+	if err := s.send(wire.Ping{Nonce: 9}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "f", done, 0)
+	expect(t, next, "f", continuity.PhaseRejected, 0)
+	expect(t, next, "", "", 9)
 
 	// After every turn the queue starts empty: nothing is sent twice.
 	if err := s.send(wire.Ping{Nonce: 8}); err != nil {
@@ -113,7 +128,7 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 
 func TestSessionFlushWritesLazyTransitions(t *testing.T) {
 	s, next := pipeSession(t)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", true)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", frameLazy)
 	flushed := make(chan error, 1)
 	go func() { flushed <- s.flush(t.Context()) }()
 	expect(t, next, "a", continuity.PhaseSubmitted, 0)

@@ -13,10 +13,10 @@
 # Numbers for bench/RESULTS.md are copied from there by hand.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=5          route rounds (each runs every scenario once; more,
+#   BENCH_ROUNDS=10         route rounds (each runs every scenario once; more,
 #                           shorter rounds average out drift of a shared host)
-#   BENCH_WINDOW=5s         measured window per scenario per round
-#   BENCH_WARMUP=1s         warm-up before each window
+#   BENCH_WINDOW=2s         measured window per scenario per round
+#   BENCH_WARMUP=500ms      warm-up before each window
 #   BENCH_WORKERS=32        concurrent keep-alive connections
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
 #   BENCH_STEPS="routes inprocess failover memory micro"  steps to run
@@ -28,9 +28,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 GO=${GO:-go}
-ROUNDS=${BENCH_ROUNDS:-5}
-WINDOW=${BENCH_WINDOW:-5s}
-WARMUP=${BENCH_WARMUP:-1s}
+ROUNDS=${BENCH_ROUNDS:-10}
+WINDOW=${BENCH_WINDOW:-2s}
+WARMUP=${BENCH_WARMUP:-500ms}
 WORKERS=${BENCH_WORKERS:-32}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
 STEPS=${BENCH_STEPS:-"routes inprocess failover memory micro"}

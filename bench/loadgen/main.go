@@ -31,6 +31,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strconv"
@@ -69,7 +70,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "plain,one-local,one-remote,todos,one-nokey", "scenarios to run, in order")
 	flag.IntVar(&o.lightC, "light-c", 1, "after the rounds, one light-load pass at this concurrency (0: skip)")
 	flag.DurationVar(&o.lightD, "light-d", 5*time.Second, "measured window of each light-load scenario")
-	flag.BoolVar(&o.profile, "profile", false, "suite: record a CPU profile of both nodes during every measured window of round 1 (into -out)")
+	flag.BoolVar(&o.profile, "profile", false, "suite: record CPU profiles of both nodes and of the load generator during every measured window of round 1 (into -out)")
 	flag.Parse()
 
 	var err error
@@ -494,7 +495,7 @@ func profileNodes(o options, scenario string, bases []string) chan struct{} {
 	go func() {
 		defer close(done)
 		client := &http.Client{Timeout: time.Duration(secs+30) * time.Second}
-		ch := make(chan error, len(bases))
+		ch := make(chan error, len(bases)+1)
 		for i, b := range bases {
 			role := [...]string{"primary", "standby"}[i]
 			go func() {
@@ -514,7 +515,23 @@ func profileNodes(o options, scenario string, bases []string) chan struct{} {
 				ch <- err
 			}()
 		}
-		for range bases {
+		// The load generator profiles itself over the same seconds: its CPU
+		// per request differs between scenarios too.
+		go func() {
+			f, err := os.Create(filepath.Join(o.out, "cpu-"+scenario+"-loadgen.prof"))
+			if err == nil {
+				err = pprof.StartCPUProfile(f)
+				if err == nil {
+					time.Sleep(time.Duration(secs) * time.Second)
+					pprof.StopCPUProfile()
+				}
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			ch <- err
+		}()
+		for range len(bases) + 1 {
 			if err := <-ch; err != nil {
 				fmt.Fprintln(os.Stderr, "profile:", err)
 			}
