@@ -264,7 +264,11 @@ func (l *lazyRecords) moveTo(dst []byte) []byte {
 	if len(l.ents) == 0 {
 		return dst
 	}
-	if l.dead == 0 {
+	if l.dead == 0 && len(dst) == 0 {
+		// Nothing precedes the queued frames: hand over the buffer itself
+		// and keep dst's for the next batch rather than copy.
+		dst, l.buf = l.buf, dst
+	} else if l.dead == 0 {
 		dst = append(dst, l.buf...)
 	} else {
 		for _, e := range l.ents {
