@@ -515,6 +515,8 @@ func (s *session) readLoop() {
 	}
 }
 
+// handle applies one message from the peer. Upserts never get here:
+// readLoop decodes them in place and calls handleUpsert.
 func (s *session) handle(m wire.Message) {
 	n := s.n
 	switch m := m.(type) {
@@ -545,8 +547,6 @@ func (s *session) handle(m wire.Message) {
 		if n.quarantined.Load() && s.started > n.quarSince.Load() {
 			n.releaseQuarantine("resynced:" + s.peer)
 		}
-	case wire.Upsert:
-		s.handleUpsert(&m)
 	case wire.Prepare:
 		_ = s.send(n.handlePrepare(s.peer, m))
 	case wire.PrepareAck:

@@ -136,3 +136,27 @@ func TestSessionFlushWritesLazyTransitions(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A deadline is moved at most once per deadlineRefresh, and whenever it is
+// moved it lies at least the timeout after every operation since the last
+// move, so spacing the updates never shortens the timeout.
+func TestDeadlineSpacing(t *testing.T) {
+	var d deadline
+	t0 := time.Now()
+	if !d.stale(t0) {
+		t.Fatal("a fresh deadline must be set")
+	}
+	at := d.next(t0, time.Second)
+	for _, off := range []time.Duration{0, deadlineRefresh / 2, deadlineRefresh - time.Nanosecond} {
+		now := t0.Add(off)
+		if d.stale(now) {
+			t.Fatalf("moved again after %v", off)
+		}
+		if at.Before(now.Add(time.Second)) {
+			t.Fatalf("deadline %v is less than the timeout after an operation at +%v", at.Sub(t0), off)
+		}
+	}
+	if !d.stale(t0.Add(deadlineRefresh)) {
+		t.Fatal("not moved after deadlineRefresh")
+	}
+}
