@@ -24,7 +24,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 test-tools:
-	$(GO) test -count=1 -timeout 15m ./cmd/...
+	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/cluster/ ./e2e/

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,7 +21,16 @@ var (
 	defaultMu       sync.Mutex // guards defaultNode and defaultImplicit
 	defaultNode     *Node
 	defaultImplicit bool // defaultNode is the standalone node Default started
+	// defaultLoaded mirrors defaultNode for the lock-free read every
+	// clustered request makes; it is only stored with defaultMu held.
+	defaultLoaded atomic.Pointer[Node]
 )
+
+// setDefault replaces the process's node; defaultMu must be held.
+func setDefault(n *Node, implicit bool) {
+	defaultNode, defaultImplicit = n, implicit
+	defaultLoaded.Store(n)
+}
 
 // StartFromEnv reads the MESH_* environment, validates it and starts the
 // process's node: standalone when no cookie and no cluster hints are set,
@@ -42,13 +52,13 @@ func StartFromEnv() (BootstrapStatus, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_ = defaultNode.Shutdown(ctx)
 		cancel()
-		defaultNode, defaultImplicit = nil, false
+		setDefault(nil, false)
 	}
 	n, err := Start(cfg)
 	if err != nil {
 		return BootstrapStatus{}, err
 	}
-	defaultNode = n
+	setDefault(n, false)
 	st := BootstrapStatus{Mode: cfg.Mode, ClusterPort: cfg.ClusterPort}
 	if cfg.Mode == ModeCluster {
 		st.NodeName = n.Name()
@@ -61,6 +71,9 @@ func StartFromEnv() (BootstrapStatus, error) {
 // starts and returns a standalone node, so clustered routes and declared work
 // keep working (locally) in programs and tests that never bootstrap.
 func Default() *Node {
+	if n := defaultLoaded.Load(); n != nil {
+		return n
+	}
 	defaultMu.Lock()
 	defer defaultMu.Unlock()
 	if defaultNode == nil {
@@ -68,7 +81,7 @@ func Default() *Node {
 		if err != nil {
 			panic(fmt.Sprintf("mesh: start standalone node: %v", err)) // standalone start cannot fail
 		}
-		defaultNode, defaultImplicit = n, true
+		setDefault(n, true)
 	}
 	return defaultNode
 }

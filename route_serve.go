@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -39,7 +40,8 @@ const (
 	maxReplayStoredBytes = 64 << 10 // with the retention bound, caps memory held for replay
 )
 
-// hashedHeaders are the request headers that take part in the payload hash.
+// hashedHeaders are the request headers that take part in the payload hash,
+// in the order they are encoded.
 var hashedHeaders = []string{"Content-Type", "Content-Encoding", "Accept"}
 
 // routeHandler is the http.Handler Clustered returns.
@@ -47,6 +49,28 @@ type routeHandler struct {
 	name  string
 	count int
 	node  *Node // nil: the process's default node
+
+	// resolved caches the declared handler found in a node's handler
+	// registry; handlers are never replaced once added, so the entry stays
+	// right for as long as the node uses that registry.
+	resolved atomic.Pointer[resolvedHandler]
+}
+
+type resolvedHandler struct {
+	in *registry
+	h  *handler
+}
+
+// handlerFor returns the declared handler of rh in n's registry.
+func (rh *routeHandler) handlerFor(n *Node) (*handler, bool) {
+	if c := rh.resolved.Load(); c != nil && c.in == n.handlers {
+		return c.h, true
+	}
+	h, ok := n.handlers.get(rh.name)
+	if ok {
+		rh.resolved.Store(&resolvedHandler{in: n.handlers, h: h})
+	}
+	return h, ok
 }
 
 // For returns a copy of the clustered route h served by node n instead of the
@@ -64,7 +88,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n == nil {
 		n = Default()
 	}
-	h, _ := n.handlers.get(rh.name)
+	h, ok := rh.handlerFor(n)
+	if !ok || h.kind != continuity.KindRoute {
+		writeJSONError(w, http.StatusServiceUnavailable, string(continuity.ReasonHandlerNotRegistered))
+		return
+	}
 	var body []byte
 	var err error
 	if r.Body != nil && r.Body != http.NoBody {
@@ -90,7 +118,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		key = n.mintRouteKey(rh.name)
 	}
-	w.Header().Set(HeaderRequestKey, key)
+	w.Header()[HeaderRequestKey] = []string{key} // the name is in canonical form
 	hash := payloadHash(r, pathValues, body)
 
 	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count)})
@@ -513,16 +541,19 @@ func routePathValues(r *http.Request) []wire.HeaderField {
 
 // payloadHash is the SHA-256 of a canonical encoding of what identifies a
 // request: method, path, path values (by name), query (sorted), selected
-// headers and body, each length-prefixed so no two requests encode alike.
+// headers (by their place in hashedHeaders) and body, each prefixed with its
+// uvarint length so no two requests encode alike. A typical request encodes
+// into one or two SHA-256 blocks.
 func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) string {
 	var stack [512]byte
-	buf := stack[:0]
+	buf := append(stack[:0], payloadHashVersion)
 	field := func(s string) {
-		buf = binary.LittleEndian.AppendUint64(buf, uint64(len(s)))
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
 	field(r.Method)
 	field(r.URL.Path)
+	buf = binary.AppendUvarint(buf, uint64(len(pathValues)))
 	if len(pathValues) > 1 {
 		pathValues = append([]wire.HeaderField(nil), pathValues...)
 		sort.Slice(pathValues, func(i, j int) bool { return pathValues[i].Name < pathValues[j].Name })
@@ -538,9 +569,7 @@ func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 		field(q.Encode()) // Encode sorts by key
 	}
 	for _, h := range hashedHeaders {
-		field(h)
-		vs := r.Header[h]
-		switch len(vs) {
+		switch vs := r.Header[h]; len(vs) {
 		case 0:
 			field("")
 		case 1:
@@ -550,7 +579,7 @@ func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 		}
 	}
 	var sum [sha256.Size]byte
-	buf = binary.LittleEndian.AppendUint64(buf, uint64(len(body)))
+	buf = binary.AppendUvarint(buf, uint64(len(body)))
 	if len(buf)+len(body) <= cap(buf) {
 		sum = sha256.Sum256(append(buf, body...))
 	} else {
@@ -559,8 +588,14 @@ func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 		d.Write(body)
 		d.Sum(sum[:0])
 	}
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
+
+// payloadHashVersion leads the canonical encoding payloadHash digests, so a
+// change of the encoding can never make two different requests hash alike.
+const payloadHashVersion = 2
 
 func headerFields(h map[string][]string) []wire.HeaderField {
 	out := make([]wire.HeaderField, 0, len(h))

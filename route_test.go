@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
 	"meshgo.dev/mesh/meshtest"
 )
 
@@ -233,5 +234,85 @@ func TestRouteOwnerDiesMidRequest(t *testing.T) {
 		}
 	case <-time.After(DefaultRouteTimeout + 2*time.Second):
 		t.Fatal("request hung after the owner died")
+	}
+}
+
+// EchoThing answers "echo".
+func EchoThing(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "echo") }
+
+var routeEcho = Clustered(1, EchoThing)
+
+// A node whose handler registry lacks the route's function answers 503
+// rather than crash, and a node that has it serves the same wrapped route
+// (the cached lookup is per registry).
+func TestRouteHandlerMissingFromRegistry(t *testing.T) {
+	port := freePort(t)
+	n, err := Start(testConfig(t, "solo", "127.0.0.1", port, RolePrimary), withHandlers(privateRegistry(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop(n)
+	route := routeEcho
+	w := httptest.NewRecorder()
+	n.For(route).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/things", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), string(continuity.ReasonHandlerNotRegistered)) {
+		t.Fatalf("missing handler: %d %s", w.Code, w.Body.String())
+	}
+	other := startNode(t, testConfig(t, "other", "127.0.0.1", freePort(t), RolePrimary))
+	shared := other.For(route)
+	for range 2 {
+		w = httptest.NewRecorder()
+		shared.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/things", nil))
+		if w.Code != http.StatusOK || w.Body.String() != "echo" {
+			t.Fatalf("registered handler: %d %s", w.Code, w.Body.String())
+		}
+	}
+}
+
+// Requests that differ in any hashed part get different payload hashes,
+// including splits that only a length prefix tells apart.
+func TestPayloadHashDistinguishesRequests(t *testing.T) {
+	type req struct {
+		method, target string
+		hdr            map[string]string
+		pv             []string // name, value pairs
+		body           string
+	}
+	cases := map[string]req{
+		"base":        {method: "GET", target: "/a"},
+		"method":      {method: "POST", target: "/a"},
+		"path":        {method: "GET", target: "/b"},
+		"query":       {method: "GET", target: "/a?x=1"},
+		"query-order": {method: "GET", target: "/a?x=1&y=2"},
+		"accept":      {method: "GET", target: "/a", hdr: map[string]string{"Accept": "text/plain"}},
+		"ctype":       {method: "GET", target: "/a", hdr: map[string]string{"Content-Type": "text/plain"}},
+		"pathvalue":   {method: "GET", target: "/a", pv: []string{"id", "7"}},
+		"pv-split":    {method: "GET", target: "/a", pv: []string{"id7", ""}},
+		"body":        {method: "GET", target: "/a", body: "x"},
+		"body-big":    {method: "GET", target: "/a", body: strings.Repeat("x", 4096)},
+	}
+	seen := map[string]string{}
+	for name, c := range cases {
+		r := httptest.NewRequest(c.method, c.target, nil)
+		for k, v := range c.hdr {
+			r.Header.Set(k, v)
+		}
+		var pv []wire.HeaderField
+		for i := 0; i+1 < len(c.pv); i += 2 {
+			pv = append(pv, wire.HeaderField{Name: c.pv[i], Value: c.pv[i+1]})
+		}
+		h := payloadHash(r, pv, []byte(c.body))
+		if len(h) != 64 {
+			t.Fatalf("%s: hash %q is not 64 hex digits", name, h)
+		}
+		if other, dup := seen[h]; dup {
+			t.Fatalf("%s and %s hash alike", name, other)
+		}
+		seen[h] = name
+	}
+	// The same request in another query order or header case hashes alike.
+	a := payloadHash(httptest.NewRequest("GET", "/a?y=2&x=1", nil), nil, nil)
+	if b := payloadHash(httptest.NewRequest("GET", "/a?x=1&y=2", nil), nil, nil); a != b {
+		t.Fatalf("query order changed the hash")
 	}
 }

@@ -60,7 +60,15 @@ func newClient(c int) *http.Client {
 // drive runs workers goroutines against s until d has passed or maxRequests
 // requests were started (0: no cap), and returns what they measured. Every
 // loop is bounded by the deadline and by the per-request client timeout.
-func drive(ctx context.Context, client *http.Client, s scenario, workers int, d time.Duration, maxRequests int64, record bool) result {
+//
+// With rate 0 each worker sends its next request as soon as the last one is
+// answered (closed loop: the server's speed sets the rate). With rate > 0
+// the workers together start requests on a fixed schedule of rate per
+// second: worker w takes slots w, w+workers, … of the schedule, waits for its
+// slot, and a request's latency counts from its slot, so a server that falls
+// behind is charged the time requests spent waiting for a worker too (open
+// loop, free of coordinated omission while the workers keep up).
+func drive(ctx context.Context, client *http.Client, s scenario, workers int, d time.Duration, maxRequests int64, record bool, rate float64) result {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var started atomic.Int64
@@ -75,6 +83,7 @@ func drive(ctx context.Context, client *http.Client, s scenario, workers int, d 
 	outs := make([]workerOut, workers)
 	var wg sync.WaitGroup
 	begin := time.Now()
+	deadline, _ := ctx.Deadline()
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -85,9 +94,19 @@ func drive(ctx context.Context, client *http.Client, s scenario, workers int, d 
 			if record {
 				o.lat = make([]time.Duration, 0, 1<<14)
 			}
-			for ctx.Err() == nil {
+			for slot := w; ctx.Err() == nil; slot += workers {
 				if maxRequests > 0 && started.Add(1) > maxRequests {
 					return
+				}
+				var due time.Time
+				if rate > 0 {
+					due = begin.Add(time.Duration(float64(slot) / rate * float64(time.Second)))
+					if !due.Before(deadline) {
+						return
+					}
+					if wait := time.Until(due); wait > 0 {
+						time.Sleep(wait)
+					}
 				}
 				req, err := http.NewRequest(http.MethodGet, s.URL, nil)
 				if err != nil {
@@ -98,6 +117,9 @@ func drive(ctx context.Context, client *http.Client, s scenario, workers int, d 
 					req.Header.Set("Idempotency-Key", o.lastKey)
 				}
 				t0 := time.Now()
+				if rate > 0 {
+					t0 = due
+				}
 				resp, err := client.Do(req)
 				if err != nil {
 					if ctx.Err() != nil {

@@ -15,6 +15,11 @@
 //	todos      GET /todos           Clustered(2) (ClusteredDefault), both nodes up, no key
 //	one-nokey  GET /one             Clustered(1), no key: the runtime mints a key the ingress owns
 //
+// After the rounds, plain and one-local run again at one fixed request rate
+// (-paced, a fraction of plain's closed-loop throughput), which compares their
+// latency under the same offered load, then each scenario once more with a
+// single worker (-light-c).
+//
 // Single mode (-url URL) drives one URL and prints its numbers.
 package main
 
@@ -54,6 +59,9 @@ type options struct {
 	scenarios string
 	lightC    int
 	lightD    time.Duration
+	pacedFrac float64
+	pacedN    int
+	nodeEnv   string
 	profile   bool
 }
 
@@ -70,6 +78,9 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "plain,one-local,one-remote,todos,one-nokey", "scenarios to run, in order")
 	flag.IntVar(&o.lightC, "light-c", 1, "after the rounds, one light-load pass at this concurrency (0: skip)")
 	flag.DurationVar(&o.lightD, "light-d", 5*time.Second, "measured window of each light-load scenario")
+	flag.Float64Var(&o.pacedFrac, "paced", 0.5, "after the rounds, plain and one-local at one fixed request rate, this fraction of plain's closed-loop throughput (0: skip)")
+	flag.IntVar(&o.pacedN, "paced-rounds", 3, "interleaved rounds of the fixed-rate pass")
+	flag.StringVar(&o.nodeEnv, "node-env", "", "extra environment for both nodes, space-separated KEY=VALUE (for example GODEBUG=gctrace=1)")
 	flag.BoolVar(&o.profile, "profile", false, "suite: record CPU profiles of both nodes and of the load generator during every measured window of round 1 (into -out)")
 	flag.Parse()
 
@@ -91,8 +102,8 @@ func main() {
 func single(o options) error {
 	client := newClient(o.workers)
 	s := scenario{Name: "url", URL: o.url}
-	drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false)
-	r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true)
+	drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
+	r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, 0)
 	sum := summarize(s.Name, []result{r})
 	printTable(os.Stdout, []summary{sum}, nil)
 	return nil
@@ -203,6 +214,7 @@ func suite(o options) error {
 	if o.profile {
 		extra = append(extra, "TESTAPP_PPROF=1")
 	}
+	extra = append(extra, strings.Fields(o.nodeEnv)...)
 	pri, err := c.Start("primary", net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)), extra...)
 	if err != nil {
 		return err
@@ -273,7 +285,7 @@ func suite(o options) error {
 	for round := 1; round <= o.rounds; round++ {
 		for _, name := range order {
 			s := all[name]
-			w := drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false)
+			w := drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
 			if pk, ok := s.Keys.(*placedKeys); ok {
 				// Enough keys for the window at twice the warm-up rate.
 				need := int(w.RPS()*o.duration.Seconds()*2) + 10000
@@ -286,7 +298,7 @@ func suite(o options) error {
 			if o.profile && round == 1 {
 				profiled = profileNodes(o, name, []string{base, "http://" + net.JoinHostPort("::1", strconv.Itoa(h2))})
 			}
-			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true)
+			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, 0)
 			c1 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			if profiled != nil {
 				<-profiled
@@ -318,15 +330,17 @@ func suite(o options) error {
 		lc := newClient(o.lightC)
 		for _, name := range order {
 			s := all[name]
-			w := drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false)
+			w := drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false, 0)
 			if pk, ok := s.Keys.(*placedKeys); ok {
 				pk.Fill(int(w.RPS()*o.lightD.Seconds()*2) + 10000)
 			}
-			r := drive(context.Background(), lc, s, o.lightC, o.lightD, o.maxReq, true)
+			r := drive(context.Background(), lc, s, o.lightC, o.lightD, o.maxReq, true, 0)
 			light = append(light, summarize(name, []result{r}))
 			fmt.Printf("light c=%d %-10s %9.0f req/s  load %s\n", o.lightC, name, r.RPS(), loadavg())
 		}
 	}
+
+	paced, pacedRate := pacedPass(o, client, all, order, results)
 
 	var sums []summary
 	for _, name := range order {
@@ -346,6 +360,18 @@ func suite(o options) error {
 			}
 		}
 	}
+	if len(paced) > 0 {
+		fmt.Printf("\nfixed rate: %.0f req/s (%.0f%% of plain's closed-loop throughput), %d workers, %d rounds × %v per scenario:\n\n",
+			pacedRate, 100*o.pacedFrac, o.workers, o.pacedN, o.duration)
+		printTable(os.Stdout, paced, nil)
+		if len(paced) == 2 {
+			a, b := paced[0], paced[1]
+			d := b.P99 - a.P99
+			fmt.Printf("\n| target | measured | verdict |\n|---|---:|---|\n")
+			fmt.Printf("| (b) p99 within 1 ms of (a) p99 at the same request rate (%.0f req/s) | %+.3f ms (%s vs %s) | %s |\n",
+				pacedRate, float64(d)/1e6, ms(b.P99), ms(a.P99), map[bool]string{true: "PASS", false: "MISS"}[d <= time.Millisecond])
+		}
+	}
 	fmt.Println()
 	fmt.Printf("node stderr lines during the measured rounds: primary %d, standby %d (before: %d, %d)\n",
 		logLinesAfter[0]-logLinesBefore[0], logLinesAfter[1]-logLinesBefore[1], logLinesBefore[0], logLinesBefore[1])
@@ -359,12 +385,47 @@ func suite(o options) error {
 		fmt.Println("placement check: the last key of every worker of every keyed window was executed where intended")
 	}
 
-	doc := map[string]any{"summaries": sums, "rounds": rows, "notes": notes, "light": light}
+	doc := map[string]any{"summaries": sums, "rounds": rows, "notes": notes, "light": light, "paced": paced, "paced_rate": pacedRate}
 	b, _ := json.MarshalIndent(doc, "", "  ")
 	return os.WriteFile(filepath.Join(o.out, "results.json"), b, 0o644)
 }
 
 func lines(s string) int { return strings.Count(s, "\n") }
+
+// pacedPass drives plain and one-local, interleaved, at one fixed request
+// rate: o.pacedFrac of plain's pooled closed-loop throughput. In the closed
+// loop each scenario runs at its own saturation, so its latency is mostly
+// the time requests queue (Little's law: 32 workers over the throughput);
+// at one rate both face the same offered load, and the difference in p99 is
+// what the runtime adds to a request.
+func pacedPass(o options, client *http.Client, all map[string]scenario, order []string, results map[string][]result) ([]summary, float64) {
+	if o.pacedFrac <= 0 || !slices.Contains(order, "plain") || !slices.Contains(order, "one-local") {
+		return nil, 0
+	}
+	rate := o.pacedFrac * summarize("plain", results["plain"]).RPS()
+	names := []string{"plain", "one-local"}
+	got := map[string][]result{}
+	for round := 1; round <= o.pacedN; round++ {
+		for _, name := range names {
+			s := all[name]
+			drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, rate)
+			if pk, ok := s.Keys.(*placedKeys); ok {
+				pk.Fill(int(rate*o.duration.Seconds()*1.2) + 10000)
+			}
+			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, rate)
+			got[name] = append(got[name], r)
+			sorted := slices.Clone(r.Latencies)
+			slices.Sort(sorted)
+			fmt.Printf("paced %d %-10s %9.0f req/s (target %.0f)  p50 %-9v p99 %-9v errors %d  load %s\n",
+				round, name, r.RPS(), rate, percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadavg())
+		}
+	}
+	var out []summary
+	for _, name := range names {
+		out = append(out, summarize(name, got[name]))
+	}
+	return out, rate
+}
 
 // verifyPlacement looks up some of the keys on the ingress node and checks
 // that each ran on want. It returns "" when all checked keys did.
@@ -462,7 +523,7 @@ func printRatios(w *os.File, sums []summary, results map[string][]result, rounds
 		fmt.Fprintf(w, "| (b) Clustered(1) local ≥ 85%% of (a) throughput | %.1f%% | %s | %s |\n", 100*r,
 			perRound("one-local", func(x, base result) string { return fmt.Sprintf("%.1f%%", 100*x.RPS()/base.RPS()) }), verdict(r >= 0.85))
 		d := b.P99 - a.P99
-		fmt.Fprintf(w, "| (b) p99 within 1 ms of (a) p99 | %+.3f ms (%s vs %s) | %s | %s |\n", float64(d)/1e6, ms(b.P99), ms(a.P99),
+		fmt.Fprintf(w, "| (b) p99 within 1 ms of (a) p99, closed loop (each at its own saturation) | %+.3f ms (%s vs %s) | %s | %s |\n", float64(d)/1e6, ms(b.P99), ms(a.P99),
 			perRound("one-local", func(x, base result) string {
 				xs, bs := slices.Clone(x.Latencies), slices.Clone(base.Latencies)
 				slices.Sort(xs)

@@ -67,7 +67,12 @@ const (
 // Record is the continuity record of one request key. Records are values: the
 // registry hands out copies, so callers may keep and compare them freely.
 type Record struct {
-	RequestKey       string
+	RequestKey string
+	// retention is the record's ticket in its registry's retention queue
+	// while it is terminal (0 otherwise); never part of a view. It sits next
+	// to RequestKey so evicting a record reads one cache line of it.
+	retention uint64
+
 	PayloadHash      string
 	Attempt          uint64 // rendered as AttemptID()
 	Phase            Phase
@@ -91,10 +96,6 @@ type Record struct {
 	// Response is the encoded outcome of a route record that carries a client
 	// idempotency key, kept so a retried request can be answered byte for byte.
 	Response []byte
-
-	// retention is the record's ticket in its registry's retention queue
-	// while it is terminal (0 otherwise); never part of a view.
-	retention uint64
 }
 
 // Kind says what submitted a record.

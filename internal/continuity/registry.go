@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -105,7 +106,7 @@ type Registry struct {
 	epoch       uint64
 	fenceGen    uint64 // incremented whenever another node's authority lowers ours
 	records     map[string]*Record
-	nextAttempt uint64
+	nextAttempt atomic.Uint64 // written with mu held; Watermark reads it without
 	retain      int
 	terminalQ   []ticket // terminal records in the order they became terminal
 	nextTicket  uint64
@@ -117,9 +118,26 @@ type Registry struct {
 	quietRoutes bool    // skip routine transitions of route records
 	outbox      []Entry // entries to hand to sink after unlock
 
+	// published mirrors role, epoch and fenceGen for the lock-free reads of
+	// the request path; it is stored, with mu held, whenever one changes.
+	published atomic.Pointer[authority]
+
 	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
 	deliverQ   []Entry
 	delivering bool
+}
+
+// authority is a consistent snapshot of a registry's role, epoch and fence
+// generation.
+type authority struct {
+	role     Role
+	epoch    uint64
+	fenceGen uint64
+}
+
+// publishLocked makes the current authority visible to lock-free readers.
+func (r *Registry) publishLocked() {
+	r.published.Store(&authority{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen})
 }
 
 // ticket marks one record's place in the retention queue.
@@ -142,11 +160,13 @@ func NewRegistry(o Options) *Registry {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Registry{
+	r := &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
 		records: map[string]*Record{}, retain: o.Retain,
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 	}
+	r.publishLocked()
+	return r
 }
 
 func (r *Registry) lock() { r.mu.Lock() }
@@ -191,31 +211,26 @@ func (r *Registry) Diagnostics() *Diagnostics { return r.diag }
 
 // Authority returns the local role and promotion epoch.
 func (r *Registry) Authority() (Role, uint64) {
-	r.lock()
-	defer r.unlock()
-	return r.role, r.epoch
+	a := r.published.Load()
+	return a.role, a.epoch
 }
 
 // FenceGeneration changes every time another node's higher authority lowered
 // ours. Work dispatched under one generation must not complete under another.
 func (r *Registry) FenceGeneration() uint64 {
-	r.lock()
-	defer r.unlock()
-	return r.fenceGen
+	return r.published.Load().fenceGen
 }
 
 // Watermark is the next attempt number this registry would allocate.
 func (r *Registry) Watermark() uint64 {
-	r.lock()
-	defer r.unlock()
-	return r.nextAttempt
+	return r.nextAttempt.Load()
 }
 
 // RaiseWatermark makes sure future attempts are numbered above w.
 func (r *Registry) RaiseWatermark(w uint64) {
 	r.lock()
 	defer r.unlock()
-	r.nextAttempt = max(r.nextAttempt, w)
+	r.raiseAttemptLocked(w)
 }
 
 // Get returns a copy of the record for key, projected into the local role.
@@ -337,7 +352,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		replica = "" // an unmirrored record has no replica to wait for
 	}
 	rec := &Record{
-		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.nextAttempt,
+		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.nextAttempt.Load(),
 		Phase: PhaseSubmitted, Result: ResultPending,
 		IngressNode: req.Ingress, OwnerNode: req.Placement.Owner, ReplicaNode: replica,
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
@@ -349,7 +364,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	if replica != "" {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
-	r.nextAttempt++
+	r.nextAttempt.Add(1)
 	r.records[req.Key] = rec
 	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	switch {
@@ -412,7 +427,7 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 	rec := in
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
-	r.nextAttempt = max(r.nextAttempt, in.Attempt+1)
+	r.raiseAttemptLocked(in.Attempt + 1)
 	r.putLocked(old, &rec)
 	r.emitRecord(TransitionReplicaPrepare, &rec, "")
 	return r.view(&rec), nil
@@ -517,7 +532,7 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	}
 	r.lock()
 	defer r.unlock()
-	r.nextAttempt = max(r.nextAttempt, in.Attempt+1)
+	r.raiseAttemptLocked(in.Attempt + 1)
 	old, ok := r.records[in.RequestKey]
 	if !ok {
 		rec := in
@@ -613,6 +628,7 @@ func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64
 		return false, err
 	}
 	r.fenceGen++
+	r.publishLocked()
 	reason := "higher_epoch_observed"
 	if peerEpoch == prevEpoch {
 		reason = "primary_tie"
@@ -652,7 +668,15 @@ func (r *Registry) setAuthorityLocked(role Role, epoch uint64) error {
 		}
 	}
 	r.role, r.epoch = role, epoch
+	r.publishLocked()
 	return nil
+}
+
+// raiseAttemptLocked makes sure the next attempt allocated is at least w.
+func (r *Registry) raiseAttemptLocked(w uint64) {
+	if w > r.nextAttempt.Load() {
+		r.nextAttempt.Store(w)
+	}
 }
 
 // NodeLost applies the loss of node to every pending record and returns the
@@ -708,8 +732,7 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 		return r.view(rec), reasonError(ReasonAlreadyCompleted)
 	}
 	prevOwner := rec.OwnerNode
-	rec.Attempt = r.nextAttempt
-	r.nextAttempt++
+	rec.Attempt = r.nextAttempt.Add(1) - 1
 	rec.Epoch = r.epoch
 	rec.OwnerNode, rec.ReplicaNode, rec.IngressNode = r.self, "", r.self
 	rec.ReplicaStatus, rec.Health, rec.Error = ReplicaUnassigned, HealthLocalOnly, ""
