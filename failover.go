@@ -116,10 +116,7 @@ func (n *Node) recoverOrphans(lost string) {
 	for _, m := range n.Members() {
 		members[m] = true
 	}
-	for _, rec := range n.reg.Records() {
-		if !rec.Pending() {
-			continue
-		}
+	for _, rec := range n.reg.PendingRecords() {
 		running := n.inflight.has(rec.RequestKey)
 		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
 		if members[rec.OwnerNode] && !undispatched {

@@ -104,13 +104,10 @@ type Registry struct {
 	self        string
 	role        Role
 	epoch       uint64
-	fenceGen    uint64 // incremented whenever another node's authority lowers ours
-	records     map[string]*Record
-	nextAttempt atomic.Uint64 // written with mu held; Watermark reads it without
-	retain      int
-	terminalQ   []ticket // terminal records in the order they became terminal
-	nextTicket  uint64
-	nTerminal   int
+	fenceGen    uint64             // incremented whenever another node's authority lowers ours
+	records     map[string]*Record // pending records
+	kept        *retained          // terminal records, up to the retention bound
+	nextAttempt atomic.Uint64      // written with mu held; Watermark reads it without
 	diag        *Diagnostics
 	sink        func(Entry)
 	persist     func(Role, uint64) error
@@ -140,12 +137,6 @@ func (r *Registry) publishLocked() {
 	r.published.Store(&authority{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen})
 }
 
-// ticket marks one record's place in the retention queue.
-type ticket struct {
-	rec *Record
-	n   uint64
-}
-
 // NewRegistry returns an empty registry with the given authority.
 func NewRegistry(o Options) *Registry {
 	if o.Role == "" {
@@ -162,7 +153,7 @@ func NewRegistry(o Options) *Registry {
 	}
 	r := &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
-		records: map[string]*Record{}, retain: o.Retain,
+		records: map[string]*Record{}, kept: newRetained(o.Retain),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 	}
 	r.publishLocked()
@@ -237,7 +228,7 @@ func (r *Registry) RaiseWatermark(w uint64) {
 func (r *Registry) Get(key string) (Record, bool) {
 	r.lock()
 	defer r.unlock()
-	rec, ok := r.records[key]
+	rec, ok := r.getLocked(key)
 	if !ok {
 		return Record{}, false
 	}
@@ -246,6 +237,20 @@ func (r *Registry) Get(key string) (Record, bool) {
 
 // Records returns copies of every record sorted by request key.
 func (r *Registry) Records() []Record {
+	r.lock()
+	defer r.unlock()
+	out := make([]Record, 0, len(r.records)+r.kept.live)
+	for _, rec := range r.records {
+		out = append(out, r.view(rec))
+	}
+	r.kept.each(func(rec *Record) { out = append(out, r.view(rec)) })
+	sort.Slice(out, func(i, j int) bool { return out[i].RequestKey < out[j].RequestKey })
+	return out
+}
+
+// PendingRecords returns copies of the pending records sorted by request
+// key: what recovery looks at, without decoding the retained ones.
+func (r *Registry) PendingRecords() []Record {
 	r.lock()
 	defer r.unlock()
 	out := make([]Record, 0, len(r.records))
@@ -260,7 +265,7 @@ func (r *Registry) Records() []Record {
 func (r *Registry) Len() int {
 	r.lock()
 	defer r.unlock()
-	return len(r.records)
+	return len(r.records) + r.kept.live
 }
 
 // Health aggregates replication health over every record: any unavailable,
@@ -268,18 +273,24 @@ func (r *Registry) Len() int {
 func (r *Registry) Health() Health {
 	r.lock()
 	defer r.unlock()
-	var degraded, healthy bool
-	for _, rec := range r.records {
+	var degraded, healthy, unavailable bool
+	note := func(rec *Record) {
 		switch rec.Health {
 		case HealthUnavailable:
-			return HealthUnavailable
+			unavailable = true
 		case HealthDegraded:
 			degraded = true
 		case HealthHealthy:
 			healthy = true
 		}
 	}
+	for _, rec := range r.records {
+		note(rec)
+	}
+	r.kept.each(note)
 	switch {
+	case unavailable:
+		return HealthUnavailable
 	case degraded:
 		return HealthDegraded
 	case healthy:
@@ -316,8 +327,31 @@ func (r *Registry) PendingHealth() Health {
 func (r *Registry) view(rec *Record) Record {
 	v := *rec
 	v.Role = r.role
-	v.retention = 0
 	return v
+}
+
+// getLocked returns the record stored under key: the pending record itself,
+// or a decoded copy of a retained terminal one, which a change must store
+// again with putLocked.
+func (r *Registry) getLocked(key string) (*Record, bool) {
+	if rec, ok := r.records[key]; ok {
+		return rec, true
+	}
+	return r.kept.lookup(key)
+}
+
+// putLocked stores rec under its key, in place of whatever was stored: a
+// pending record in the map, a terminal one among the retained records,
+// which evicts the oldest terminal records beyond the bound. Pending records
+// are never evicted.
+func (r *Registry) putLocked(rec *Record) {
+	if rec.Phase.Terminal() {
+		delete(r.records, rec.RequestKey)
+		r.kept.put(rec)
+		return
+	}
+	r.kept.remove(rec.RequestKey)
+	r.records[rec.RequestKey] = rec
 }
 
 // Submit records a new request, or reports a duplicate or conflict for a known
@@ -339,7 +373,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	}
 	r.lock()
 	defer r.unlock()
-	if old, ok := r.records[req.Key]; ok {
+	if old, ok := r.getLocked(req.Key); ok {
 		if old.PayloadHash != req.Hash {
 			r.emitRecord(TransitionConflict, old, string(ReasonRequestKeyConflict))
 			return Decision{Outcome: OutcomeConflict, Record: r.view(old)}, nil
@@ -394,6 +428,9 @@ func (r *Registry) Prepared(key string, attempt uint64) (Record, error) {
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	rec.Error = ""
+	if rec.Phase.Terminal() {
+		r.putLocked(rec) // a retained record is a copy; a pending one is changed in place
+	}
 	r.emitRecord(TransitionReplicaAck, rec, "")
 	return r.view(rec), nil
 }
@@ -410,7 +447,7 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 	if in.ReplicaNode != r.self {
 		return Record{}, reasonError(ReasonReplicaTargetMismatch)
 	}
-	old, ok := r.records[in.RequestKey]
+	old, ok := r.getLocked(in.RequestKey)
 	if ok {
 		switch {
 		case old.PayloadHash != in.PayloadHash:
@@ -428,7 +465,7 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	r.raiseAttemptLocked(in.Attempt + 1)
-	r.putLocked(old, &rec)
+	r.putLocked(&rec)
 	r.emitRecord(TransitionReplicaPrepare, &rec, "")
 	return r.view(&rec), nil
 }
@@ -446,7 +483,7 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
-	rec, ok := r.records[key]
+	rec, ok := r.getLocked(key)
 	if !ok {
 		return Record{}, reasonError(ReasonRequestKeyNotFound)
 	}
@@ -476,7 +513,7 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 		rec.Response = resp
 	}
 	rec.CompletedAt = r.now().UTC()
-	r.enqueueTerminalLocked(rec)
+	r.putLocked(rec)
 	r.emitRecord(TransitionCompleted, rec, "")
 	return r.view(rec), nil
 }
@@ -500,7 +537,7 @@ func (r *Registry) Reject(key string, attempt uint64, reason string) (Record, er
 }
 
 func (r *Registry) lookupLocked(key string, attempt uint64) (*Record, error) {
-	rec, ok := r.records[key]
+	rec, ok := r.getLocked(key)
 	if !ok {
 		return nil, reasonError(ReasonRequestKeyNotFound)
 	}
@@ -516,7 +553,7 @@ func (r *Registry) rejectLocked(rec *Record, reason string) {
 	rec.Health = HealthUnavailable
 	rec.Error = reason
 	rec.CompletedAt = r.now().UTC()
-	r.enqueueTerminalLocked(rec)
+	r.putLocked(rec)
 	r.emitRecord(TransitionRejected, rec, reason)
 }
 
@@ -533,10 +570,10 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	r.lock()
 	defer r.unlock()
 	r.raiseAttemptLocked(in.Attempt + 1)
-	old, ok := r.records[in.RequestKey]
+	old, ok := r.getLocked(in.RequestKey)
 	if !ok {
 		rec := in
-		r.putLocked(nil, &rec)
+		r.putLocked(&rec)
 		return r.view(&rec), true, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
@@ -551,7 +588,7 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 		return r.view(old), false, nil
 	}
 	rec := in
-	r.putLocked(old, &rec)
+	r.putLocked(&rec)
 	return r.view(&rec), true, nil
 }
 
@@ -798,57 +835,4 @@ func (r *Registry) recordEntry(transition string, rec *Record, reason string) En
 		e.Metadata = append(e.Metadata, KV{"declared_handler_runtime_name", rec.RuntimeName})
 	}
 	return e
-}
-
-// putLocked stores rec in place of old (nil for a new key), keeping the
-// retention bookkeeping right for every change between pending and terminal.
-//
-// Retention invariant: a record whose retention ticket is set is the one
-// stored under its key, so a queue entry can be checked without a map
-// lookup. A record leaving the map has its ticket cleared.
-func (r *Registry) putLocked(old, rec *Record) {
-	r.records[rec.RequestKey] = rec
-	if old != rec {
-		rec.retention = 0 // a new version has no queue entry yet
-		if old != nil && old.retention != 0 {
-			old.retention = 0 // replaced: its queue entry is stale
-			r.nTerminal--
-		}
-	}
-	if rec.Phase.Terminal() {
-		if rec.retention == 0 {
-			r.enqueueTerminalLocked(rec)
-		}
-	} else if rec.retention != 0 {
-		rec.retention = 0
-		r.nTerminal--
-	}
-}
-
-// enqueueTerminalLocked records that rec (stored under its key) just became
-// terminal and evicts the oldest terminal records beyond the bound. Pending
-// records are never evicted; a queue entry whose ticket is no longer its
-// record's is stale (the record went back to pending, or was replaced) and is
-// skipped.
-func (r *Registry) enqueueTerminalLocked(rec *Record) {
-	r.nextTicket++
-	rec.retention = r.nextTicket
-	r.terminalQ = append(r.terminalQ, ticket{rec: rec, n: r.nextTicket})
-	r.nTerminal++
-	for r.nTerminal > r.retain && len(r.terminalQ) > 0 {
-		t := r.terminalQ[0]
-		r.terminalQ[0] = ticket{} // let the record be collected
-		r.terminalQ = r.terminalQ[1:]
-		if t.rec.retention != t.n {
-			continue
-		}
-		t.rec.retention = 0
-		delete(r.records, t.rec.RequestKey)
-		r.nTerminal--
-	}
-	// Reallocate the queue now and then so its backing array does not grow
-	// without bound while the head advances.
-	if cap(r.terminalQ) > 4*r.retain+64 && len(r.terminalQ) < cap(r.terminalQ)/4 {
-		r.terminalQ = append([]ticket(nil), r.terminalQ...)
-	}
 }

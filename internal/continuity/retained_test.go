@@ -1,0 +1,152 @@
+package continuity
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fullRecord(key string) Record {
+	at := time.Date(2026, 12, 4, 15, 4, 5, 123456789, time.UTC)
+	return Record{
+		RequestKey: key, PayloadHash: "h-" + key, Attempt: 7, Phase: PhaseCompleted, Result: ResultSucceeded,
+		IngressNode: "a@127.0.0.1:1", OwnerNode: "b@[::1]:1", ReplicaNode: "a@127.0.0.1:1", ReplicationCount: 2,
+		ReplicaStatus: ReplicaDegradedContinuing, Role: RoleStandby, Epoch: 3, Health: HealthDegraded,
+		ExecutionNode: "b@[::1]:1", RoutedRemotely: true, Error: "replica_lost:x", RuntimeName: "api.List",
+		Kind: KindRoute, SubmittedAt: at, CompletedAt: at.Add(time.Millisecond), Response: []byte{1, 2, 3},
+	}
+}
+
+func TestRetainedEncodingRoundTrips(t *testing.T) {
+	full := fullRecord("k")
+	bare := Record{RequestKey: "b", PayloadHash: "h", Phase: PhaseRejected, Result: ResultRejected, OwnerNode: "a", ReplicationCount: 1}
+	empty := full
+	empty.Response = []byte{}
+	odd := full
+	odd.Phase, odd.Health, odd.ReplicaStatus, odd.Role = "future_phase", "future_health", "future_status", "future_role"
+	odd.FellBackLocally, odd.RoutedRemotely = true, false
+	odd.SubmittedAt = time.Date(1500, 1, 1, 0, 0, 0, 1, time.UTC) // outside the UnixNano range
+	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd} {
+		b := appendRetained(nil, &rec)
+		if len(b) > retainedSize(&rec) {
+			t.Fatalf("%s: encoded %d bytes, size estimate %d", name, len(b), retainedSize(&rec))
+		}
+		got, err := decodeRetained(b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(*got, rec) {
+			t.Fatalf("%s: round trip\n got %+v\nwant %+v", name, *got, rec)
+		}
+		if !retainedKeyIs(b, rec.RequestKey) || retainedKeyIs(b, rec.RequestKey+"x") {
+			t.Fatalf("%s: retainedKeyIs wrong", name)
+		}
+		for i := range len(b) {
+			if _, err := decodeRetained(b[:i]); err == nil {
+				t.Fatalf("%s: truncation at %d decoded", name, i)
+			}
+		}
+	}
+	// A decoded response is a copy: changing it leaves the stored entry alone.
+	kept := newRetained(4)
+	rec := fullRecord("k")
+	kept.put(&rec)
+	got, _ := kept.lookup("k")
+	got.Response[0] = 9
+	if again, _ := kept.lookup("k"); again.Response[0] != 1 {
+		t.Fatal("a decoded response aliases the log")
+	}
+}
+
+func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
+	kept := newRetained(3)
+	put := func(key, errText string) {
+		rec := fullRecord(key)
+		rec.Error = errText
+		kept.put(&rec)
+	}
+	for i := range 5 {
+		put(fmt.Sprint(i), "")
+	}
+	var order []string
+	kept.each(func(r *Record) { order = append(order, r.RequestKey) })
+	if strings.Join(order, ",") != "2,3,4" || kept.live != 3 {
+		t.Fatalf("retained %v (live %d), want the newest three oldest first", order, kept.live)
+	}
+	// Storing a key again makes its old entry dead and the newest version
+	// wins; many updates of one key never grow the log past twice the bound.
+	for i := range 100 {
+		put("3", fmt.Sprint("v", i))
+	}
+	if got, ok := kept.lookup("3"); !ok || got.Error != "v99" {
+		t.Fatalf("lookup after updates: %+v %v", got, ok)
+	}
+	if kept.total > 2*kept.bound || kept.live > kept.bound {
+		t.Fatalf("log holds %d entries (%d live) for bound %d", kept.total, kept.live, kept.bound)
+	}
+	kept.remove("3")
+	if _, ok := kept.lookup("3"); ok {
+		t.Fatal("removed key still found")
+	}
+	kept.remove("never-stored") // no effect
+	live := 0
+	kept.each(func(*Record) { live++ })
+	if live != kept.live {
+		t.Fatalf("each saw %d records, live counts %d", live, kept.live)
+	}
+	// A response larger than a chunk gets a chunk of its own.
+	big := fullRecord("big")
+	big.Response = make([]byte, 3*retainedChunk)
+	kept.put(&big)
+	if got, ok := kept.lookup("big"); !ok || len(got.Response) != 3*retainedChunk {
+		t.Fatal("large record lost")
+	}
+	for i := range 50 {
+		put(fmt.Sprint("after-", i), "")
+	}
+	if len(kept.chunks) > 2 {
+		t.Fatalf("%d chunks kept for %d small records", len(kept.chunks), kept.live)
+	}
+}
+
+// Keys whose hashes collide cannot both be retained: the newer replaces the
+// older, and neither is ever answered for the other.
+func TestRetainedHashCollision(t *testing.T) {
+	kept := newRetained(10)
+	kept.hash = func(string) uint64 { return 42 }
+	a, b := fullRecord("a"), fullRecord("b")
+	kept.put(&a)
+	kept.put(&b)
+	if _, ok := kept.lookup("a"); ok {
+		t.Fatal("replaced key a still answered")
+	}
+	if got, ok := kept.lookup("b"); !ok || got.RequestKey != "b" {
+		t.Fatal("key b lost")
+	}
+	kept.remove("a") // must not remove b
+	if _, ok := kept.lookup("b"); !ok || kept.live != 1 {
+		t.Fatalf("removing a removed b (live %d)", kept.live)
+	}
+}
+
+// FuzzDecodeRetained: any bytes decode without panicking, and whatever
+// decodes encodes back to the same bytes.
+func FuzzDecodeRetained(f *testing.F) {
+	full := fullRecord("k")
+	f.Add(appendRetained(nil, &full))
+	bare := Record{RequestKey: "b", Phase: "x"}
+	f.Add(appendRetained(nil, &bare))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		rec, err := decodeRetained(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeRetained(appendRetained(nil, rec))
+		if err != nil || !reflect.DeepEqual(again, rec) {
+			t.Fatalf("re-encoding changed the record: %+v / %+v (%v)", rec, again, err)
+		}
+	})
+}
