@@ -24,6 +24,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,7 @@ type options struct {
 	lightD    time.Duration
 	pacedFrac float64
 	pacedN    int
+	pacedC    int
 	nodeEnv   string
 	profile   bool
 }
@@ -80,6 +82,7 @@ func main() {
 	flag.DurationVar(&o.lightD, "light-d", 5*time.Second, "measured window of each light-load scenario")
 	flag.Float64Var(&o.pacedFrac, "paced", 0.5, "after the rounds, plain and one-local at one fixed request rate, this fraction of plain's closed-loop throughput (0: skip)")
 	flag.IntVar(&o.pacedN, "paced-rounds", 3, "interleaved rounds of the fixed-rate pass")
+	flag.IntVar(&o.pacedC, "paced-c", 128, "workers (keep-alive connections) of the fixed-rate pass; enough that a slow answer rarely holds up the next slot")
 	flag.StringVar(&o.nodeEnv, "node-env", "", "extra environment for both nodes, space-separated KEY=VALUE (for example GODEBUG=gctrace=1)")
 	flag.BoolVar(&o.profile, "profile", false, "suite: record CPU profiles of both nodes and of the load generator during every measured window of round 1 (into -out)")
 	flag.Parse()
@@ -282,15 +285,14 @@ func suite(o options) error {
 	}
 	var rows []roundRow
 	pid := os.Getpid()
+	lastRPS := map[string]float64{}
 	for round := 1; round <= o.rounds; round++ {
 		for _, name := range order {
 			s := all[name]
-			w := drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
-			if pk, ok := s.Keys.(*placedKeys); ok {
-				// Enough keys for the window at twice the warm-up rate.
-				need := int(w.RPS()*o.duration.Seconds()*2) + 10000
-				pk.Fill(min(need, 3_000_000))
-			}
+			// Twice the rate this scenario reached last time (50,000/s
+			// before it ran at all); keys run out only if that doubles.
+			fillKeys(s, 2*cmp.Or(lastRPS[name], 50_000), o.warmup+o.duration)
+			drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
 			loadBefore := loadavg()
 			c0 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			busy0 := systemBusy()
@@ -307,6 +309,7 @@ func suite(o options) error {
 			foreign := max(0, systemBusy()-busy0-ours)
 			foreignPct := 100 * foreign.Seconds() / (r.Elapsed.Seconds() * float64(runtime.NumCPU()))
 			results[name] = append(results[name], r)
+			lastRPS[name] = r.RPS()
 			costs[name] = append(costs[name], cpuCost{c1.Primary - c0.Primary, c1.Standby - c0.Standby, c1.Loadgen - c0.Loadgen})
 			sorted := slices.Clone(r.Latencies)
 			slices.Sort(sorted)
@@ -330,17 +333,15 @@ func suite(o options) error {
 		lc := newClient(o.lightC)
 		for _, name := range order {
 			s := all[name]
-			w := drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false, 0)
-			if pk, ok := s.Keys.(*placedKeys); ok {
-				pk.Fill(int(w.RPS()*o.lightD.Seconds()*2) + 10000)
-			}
+			fillKeys(s, 2*cmp.Or(lastRPS[name], 50_000)/float64(o.workers)*float64(o.lightC), o.warmup/2+o.lightD)
+			drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false, 0)
 			r := drive(context.Background(), lc, s, o.lightC, o.lightD, o.maxReq, true, 0)
 			light = append(light, summarize(name, []result{r}))
 			fmt.Printf("light c=%d %-10s %9.0f req/s  load %s\n", o.lightC, name, r.RPS(), loadavg())
 		}
 	}
 
-	paced, pacedRate := pacedPass(o, client, all, order, results)
+	paced, pacedRate := pacedPass(o, newClient(o.pacedC), all, order, results)
 
 	var sums []summary
 	for _, name := range order {
@@ -362,7 +363,7 @@ func suite(o options) error {
 	}
 	if len(paced) > 0 {
 		fmt.Printf("\nfixed rate: %.0f req/s (%.0f%% of plain's closed-loop throughput), %d workers, %d rounds × %v per scenario:\n\n",
-			pacedRate, 100*o.pacedFrac, o.workers, o.pacedN, o.duration)
+			pacedRate, 100*o.pacedFrac, o.pacedC, o.pacedN, o.duration)
 		printTable(os.Stdout, paced, nil)
 		if len(paced) == 2 {
 			a, b := paced[0], paced[1]
@@ -390,6 +391,17 @@ func suite(o options) error {
 	return os.WriteFile(filepath.Join(o.out, "results.json"), b, 0o644)
 }
 
+// fillKeys gives a keyed scenario a fresh pool for a warm-up and the window
+// after it at up to rps requests per second. It runs before the warm-up, so
+// no pause separates the warm-up from the measured window (generating keys
+// takes a while, and a server that was left idle meanwhile starts the window
+// cold).
+func fillKeys(s scenario, rps float64, d time.Duration) {
+	if pk, ok := s.Keys.(*placedKeys); ok {
+		pk.Fill(min(int(rps*d.Seconds())+10000, 3_000_000))
+	}
+}
+
 func lines(s string) int { return strings.Count(s, "\n") }
 
 // pacedPass drives plain and one-local, interleaved, at one fixed request
@@ -408,11 +420,9 @@ func pacedPass(o options, client *http.Client, all map[string]scenario, order []
 	for round := 1; round <= o.pacedN; round++ {
 		for _, name := range names {
 			s := all[name]
-			drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, rate)
-			if pk, ok := s.Keys.(*placedKeys); ok {
-				pk.Fill(int(rate*o.duration.Seconds()*1.2) + 10000)
-			}
-			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, rate)
+			fillKeys(s, 1.2*rate, o.warmup+o.duration)
+			drive(context.Background(), client, s, o.pacedC, o.warmup, o.maxReq, false, rate)
+			r := drive(context.Background(), client, s, o.pacedC, o.duration, o.maxReq, true, rate)
 			got[name] = append(got[name], r)
 			sorted := slices.Clone(r.Latencies)
 			slices.Sort(sorted)

@@ -106,10 +106,9 @@ func (t *retained) put(rec *Record) {
 	c = appendRetained(c, rec)
 	binary.LittleEndian.PutUint32(c[off:], uint32(len(c)-off-entryHeader))
 	t.chunks[last] = c
-	if _, ok := t.index[h]; !ok {
-		t.live++
-	}
+	before := len(t.index)
 	t.index[h] = pos(t.first+uint64(last), off)
+	t.live += len(t.index) - before // one map operation for insert-or-replace
 	t.total++
 	for t.live > t.bound || t.total > 2*t.bound {
 		t.popHead()
