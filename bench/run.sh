@@ -18,6 +18,8 @@
 #   BENCH_WINDOW=2s         measured window per scenario per round
 #   BENCH_WARMUP=500ms      warm-up before each window
 #   BENCH_WORKERS=32        concurrent keep-alive connections
+#   BENCH_PACED_ROUNDS=6    rounds of the fixed-rate pass (plain and one-local
+#                           at half of plain's closed-loop throughput)
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
 #   BENCH_STEPS="routes inprocess failover memory micro"  steps to run
 #
@@ -32,6 +34,7 @@ ROUNDS=${BENCH_ROUNDS:-10}
 WINDOW=${BENCH_WINDOW:-2s}
 WARMUP=${BENCH_WARMUP:-500ms}
 WORKERS=${BENCH_WORKERS:-32}
+PACED_ROUNDS=${BENCH_PACED_ROUNDS:-6}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
 STEPS=${BENCH_STEPS:-"routes inprocess failover memory micro"}
 
@@ -74,7 +77,7 @@ $GO test -c -o "$BIN/bench.test" ./bench/
 if has routes; then
 	step "1. routes on a real two-node cluster"
 	"$BIN/loadgen" -testapp "$BIN/testapp" -c "$WORKERS" -warmup "$WARMUP" -d "$WINDOW" \
-		-rounds "$ROUNDS" -out "$OUT/routes" | tee "$OUT/routes.txt"
+		-rounds "$ROUNDS" -paced-rounds "$PACED_ROUNDS" -out "$OUT/routes" | tee "$OUT/routes.txt"
 	echo "load after: $(load)" | tee -a "$OUT/routes.txt"
 fi
 
