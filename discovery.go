@@ -2,6 +2,7 @@ package mesh
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sort"
 	"strconv"
@@ -11,11 +12,13 @@ import (
 
 // discoveryLoop resolves the seed every interval (and at once when a peer is
 // lost) and dials every resolved address at the cluster port that is neither
-// this node nor an already connected peer.
+// this node nor an already connected peer. A tick is logged at info level
+// when its outcome differs from the previous tick's, at debug level when
+// nothing changed, so a settled pair does not log every interval.
 func (n *Node) discoveryLoop() {
 	t := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer t.Stop()
-	n.discoverOnce()
+	last := n.discoverOnce("")
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -23,7 +26,7 @@ func (n *Node) discoveryLoop() {
 		case <-t.C:
 		case <-n.kick:
 		}
-		n.discoverOnce()
+		last = n.discoverOnce(last)
 	}
 }
 
@@ -53,7 +56,9 @@ func (n *Node) resolveAddrs(ctx context.Context, host string, port int) ([]strin
 	return out, nil
 }
 
-func (n *Node) discoverOnce() {
+// discoverOnce runs one discovery tick and returns its outcome as logged;
+// last is the previous tick's.
+func (n *Node) discoverOnce(last string) string {
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 	defer cancel()
 	seed, port := n.cfg.DiscoverySeed, n.cfg.ClusterPort
@@ -104,9 +109,15 @@ func (n *Node) discoverOnce() {
 		seen[c] = true
 	}
 	sort.Strings(accepted)
-	n.log.Info("[mesh-rt discovery]", "provider", "dns", "seed", seed, "cluster_port", port,
+	attrs := []any{"provider", "dns", "seed", seed, "cluster_port", port,
 		"resolved", len(candidates), "accepted", len(accepted), "accepted_targets", joinOrNone(accepted),
-		"rejected_targets", joinOrNone(rejected), "last_error", lastErr)
+		"rejected_targets", joinOrNone(rejected), "last_error", lastErr}
+	outcome := fmt.Sprint(attrs...)
+	if outcome != last || len(accepted) > 0 {
+		n.log.Info("[mesh-rt discovery]", attrs...)
+	} else {
+		n.log.Debug("[mesh-rt discovery]", attrs...)
+	}
 	for _, addr := range accepted {
 		n.goRun(func() {
 			if _, err := n.dial(n.ctx, addr, n.cfg.PeerTimeout); err != nil && n.ctx.Err() == nil {
@@ -114,6 +125,7 @@ func (n *Node) discoverOnce() {
 			}
 		})
 	}
+	return outcome
 }
 
 func joinOrNone(s []string) string {
