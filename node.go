@@ -659,8 +659,9 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 
 // inflightSet holds the attempts executing on this node, by request key.
 type inflightSet struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu   sync.Mutex
+	m    map[string]uint64
+	peak int // most entries since m was last rebuilt
 }
 
 func (f *inflightSet) add(key string, attempt uint64) {
@@ -669,6 +670,7 @@ func (f *inflightSet) add(key string, attempt uint64) {
 		f.m = map[string]uint64{}
 	}
 	f.m[key] = attempt
+	f.peak = max(f.peak, len(f.m))
 	f.mu.Unlock()
 }
 
@@ -677,6 +679,15 @@ func (f *inflightSet) done(key string, attempt uint64) {
 	f.mu.Lock()
 	if a, ok := f.m[key]; ok && a == attempt {
 		delete(f.m, key)
+		if f.peak >= 1024 && len(f.m) <= f.peak/8 {
+			// A Go map keeps the size of its largest moment: rebuild it
+			// once a burst has drained.
+			m := make(map[string]uint64, len(f.m))
+			for k, v := range f.m {
+				m[k] = v
+			}
+			f.m, f.peak = m, len(m)
+		}
 	}
 	f.mu.Unlock()
 }

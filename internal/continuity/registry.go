@@ -106,6 +106,7 @@ type Registry struct {
 	epoch       uint64
 	fenceGen    uint64             // incremented whenever another node's authority lowers ours
 	records     map[string]*Record // pending records
+	recordsPeak int                // most pending records since records was last rebuilt
 	kept        *retained          // terminal records, up to the retention bound
 	nextAttempt atomic.Uint64      // written with mu held; Watermark reads it without
 	diag        *Diagnostics
@@ -348,10 +349,31 @@ func (r *Registry) putLocked(rec *Record) {
 	if rec.Phase.Terminal() {
 		delete(r.records, rec.RequestKey)
 		r.kept.put(rec)
+		r.shrinkPendingLocked()
 		return
 	}
 	r.kept.remove(rec.RequestKey)
+	r.addPendingLocked(rec)
+}
+
+// addPendingLocked stores a pending record in the map.
+func (r *Registry) addPendingLocked(rec *Record) {
 	r.records[rec.RequestKey] = rec
+	r.recordsPeak = max(r.recordsPeak, len(r.records))
+}
+
+// shrinkPendingLocked rebuilds the map of pending records once a burst has
+// drained: a Go map keeps the size of its largest moment, and a burst of
+// thousands of pending records would otherwise hold that memory for good.
+func (r *Registry) shrinkPendingLocked() {
+	if r.recordsPeak < 1024 || len(r.records) > r.recordsPeak/8 {
+		return
+	}
+	m := make(map[string]*Record, len(r.records))
+	for k, v := range r.records {
+		m[k] = v
+	}
+	r.records, r.recordsPeak = m, len(m)
 }
 
 // Submit records a new request, or reports a duplicate or conflict for a known
@@ -399,7 +421,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
 	r.nextAttempt.Add(1)
-	r.records[req.Key] = rec
+	r.addPendingLocked(rec)
 	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	switch {
 	case req.Count > 2:

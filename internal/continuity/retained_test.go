@@ -150,3 +150,28 @@ func FuzzDecodeRetained(f *testing.F) {
 		}
 	})
 }
+
+// After a burst of pending records drains, the pending map is rebuilt at
+// its new size instead of keeping the burst's.
+func TestPendingMapShrinksAfterBurst(t *testing.T) {
+	r := NewRegistry(Options{Self: "a", Retain: 100})
+	var attempts []uint64
+	for i := range 5000 {
+		d, err := r.Submit(SubmitRequest{Key: fmt.Sprint("k", i), Hash: "h", Count: 1, Ingress: "a", Placement: Placement{Owner: "a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, d.Record.Attempt)
+	}
+	if r.recordsPeak != 5000 {
+		t.Fatalf("peak %d, want 5000", r.recordsPeak)
+	}
+	for i, a := range attempts {
+		if _, err := r.Complete(fmt.Sprint("k", i), a, "a", 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.recordsPeak >= 1024 || len(r.records) != 0 || r.Len() != 100 {
+		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.recordsPeak, len(r.records), r.Len())
+	}
+}
