@@ -220,6 +220,9 @@ func (r *Registry) Watermark() uint64 {
 
 // RaiseWatermark makes sure future attempts are numbered above w.
 func (r *Registry) RaiseWatermark(w uint64) {
+	if w <= r.nextAttempt.Load() {
+		return // the common case, every upsert from the peer: nothing to raise
+	}
 	r.lock()
 	defer r.unlock()
 	r.raiseAttemptLocked(w)
@@ -674,6 +677,9 @@ func healthRank(h Health) int {
 // reports whether the local authority changed. trigger, when known, names the
 // record that carried the higher epoch.
 func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
+	if a := r.published.Load(); peerEpoch < a.epoch || (peerEpoch == a.epoch && !(peerRole == RolePrimary && a.role == RolePrimary)) {
+		return false, nil // nothing to fence: decided without the lock, re-checked under it otherwise
+	}
 	r.lock()
 	defer r.unlock()
 	switch {
