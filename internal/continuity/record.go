@@ -67,12 +67,7 @@ const (
 // Record is the continuity record of one request key. Records are values: the
 // registry hands out copies, so callers may keep and compare them freely.
 type Record struct {
-	RequestKey string
-	// retention is the record's ticket in its registry's retention queue
-	// while it is terminal (0 otherwise); never part of a view. It sits next
-	// to RequestKey so evicting a record reads one cache line of it.
-	retention uint64
-
+	RequestKey       string
 	PayloadHash      string
 	Attempt          uint64 // rendered as AttemptID()
 	Phase            Phase
