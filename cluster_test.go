@@ -43,9 +43,9 @@ func testConfig(t *testing.T, name, host string, port int, role Role) Config {
 	}
 }
 
-func startNode(t *testing.T, cfg Config) *Node {
+func startNode(t *testing.T, cfg Config, opts ...Option) *Node {
 	t.Helper()
-	n, err := Start(cfg)
+	n, err := Start(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/mapsize"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -661,7 +662,7 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 type inflightSet struct {
 	mu   sync.Mutex
 	m    map[string]uint64
-	peak int // most entries since m was last rebuilt
+	peak int // for mapsize: m is rebuilt after a burst drains
 }
 
 func (f *inflightSet) add(key string, attempt uint64) {
@@ -670,7 +671,7 @@ func (f *inflightSet) add(key string, attempt uint64) {
 		f.m = map[string]uint64{}
 	}
 	f.m[key] = attempt
-	f.peak = max(f.peak, len(f.m))
+	mapsize.Grew(f.m, &f.peak)
 	f.mu.Unlock()
 }
 
@@ -679,15 +680,7 @@ func (f *inflightSet) done(key string, attempt uint64) {
 	f.mu.Lock()
 	if a, ok := f.m[key]; ok && a == attempt {
 		delete(f.m, key)
-		if f.peak >= 1024 && len(f.m) <= f.peak/8 {
-			// A Go map keeps the size of its largest moment: rebuild it
-			// once a burst has drained.
-			m := make(map[string]uint64, len(f.m))
-			for k, v := range f.m {
-				m[k] = v
-			}
-			f.m, f.peak = m, len(m)
-		}
+		f.m = mapsize.Rebuilt(f.m, &f.peak)
 	}
 	f.mu.Unlock()
 }

@@ -246,12 +246,7 @@ var routeEcho = Clustered(1, EchoThing)
 // rather than crash, and a node that has it serves the same wrapped route
 // (the cached lookup is per registry).
 func TestRouteHandlerMissingFromRegistry(t *testing.T) {
-	port := freePort(t)
-	n, err := Start(testConfig(t, "solo", "127.0.0.1", port, RolePrimary), withHandlers(privateRegistry(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop(n)
+	n := startNode(t, testConfig(t, "solo", "127.0.0.1", freePort(t), RolePrimary), withHandlers(privateRegistry(t)))
 	route := routeEcho
 	w := httptest.NewRecorder()
 	n.For(route).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/things", nil))

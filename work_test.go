@@ -117,12 +117,7 @@ func privateRegistry(t *testing.T) *registry {
 }
 
 func TestSingleNodeCountsPanicsAndErrors(t *testing.T) {
-	port := freePort(t)
-	n, err := Start(testConfig(t, "solo", "127.0.0.1", port, RolePrimary), withHandlers(privateRegistry(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop(n)
+	n := startNode(t, testConfig(t, "solo", "127.0.0.1", freePort(t), RolePrimary), withHandlers(privateRegistry(t)))
 	want := map[string]func(continuity.Record) error{
 		"startup::mesh.Explode": func(r continuity.Record) error {
 			if r.Phase != continuity.PhaseRejected || !strings.Contains(r.Error, "handler_panicked: boom") {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"meshgo.dev/mesh/internal/mapsize"
 )
 
 // Transition names recorded in diagnostics and log lines. Operators and
@@ -106,7 +108,7 @@ type Registry struct {
 	epoch       uint64
 	fenceGen    uint64             // incremented whenever another node's authority lowers ours
 	records     map[string]*Record // pending records
-	recordsPeak int                // most pending records since records was last rebuilt
+	recordsPeak int                // for mapsize: records is rebuilt after a burst drains
 	kept        *retained          // terminal records, up to the retention bound
 	nextAttempt atomic.Uint64      // written with mu held; Watermark reads it without
 	diag        *Diagnostics
@@ -351,8 +353,8 @@ func (r *Registry) getLocked(key string) (*Record, bool) {
 func (r *Registry) putLocked(rec *Record) {
 	if rec.Phase.Terminal() {
 		delete(r.records, rec.RequestKey)
+		r.records = mapsize.Rebuilt(r.records, &r.recordsPeak)
 		r.kept.put(rec)
-		r.shrinkPendingLocked()
 		return
 	}
 	r.kept.remove(rec.RequestKey)
@@ -362,21 +364,7 @@ func (r *Registry) putLocked(rec *Record) {
 // addPendingLocked stores a pending record in the map.
 func (r *Registry) addPendingLocked(rec *Record) {
 	r.records[rec.RequestKey] = rec
-	r.recordsPeak = max(r.recordsPeak, len(r.records))
-}
-
-// shrinkPendingLocked rebuilds the map of pending records once a burst has
-// drained: a Go map keeps the size of its largest moment, and a burst of
-// thousands of pending records would otherwise hold that memory for good.
-func (r *Registry) shrinkPendingLocked() {
-	if r.recordsPeak < 1024 || len(r.records) > r.recordsPeak/8 {
-		return
-	}
-	m := make(map[string]*Record, len(r.records))
-	for k, v := range r.records {
-		m[k] = v
-	}
-	r.records, r.recordsPeak = m, len(m)
+	mapsize.Grew(r.records, &r.recordsPeak)
 }
 
 // Submit records a new request, or reports a duplicate or conflict for a known
@@ -677,15 +665,12 @@ func healthRank(h Health) int {
 // reports whether the local authority changed. trigger, when known, names the
 // record that carried the higher epoch.
 func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
-	if a := r.published.Load(); peerEpoch < a.epoch || (peerEpoch == a.epoch && !(peerRole == RolePrimary && a.role == RolePrimary)) {
-		return false, nil // nothing to fence: decided without the lock, re-checked under it otherwise
+	if a := r.published.Load(); !r.fencedBy(a.role, a.epoch, peer, peerRole, peerEpoch) {
+		return false, nil // the common case, decided without the lock
 	}
 	r.lock()
 	defer r.unlock()
-	switch {
-	case peerEpoch > r.epoch:
-	case peerEpoch == r.epoch && peerRole == RolePrimary && r.role == RolePrimary && r.self > peer:
-	default:
+	if !r.fencedBy(r.role, r.epoch, peer, peerRole, peerEpoch) {
 		return false, nil
 	}
 	prevRole, prevEpoch := r.role, r.epoch
@@ -706,6 +691,13 @@ func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64
 		{"next_role", string(RoleStandby)}, {"next_epoch", strconv.FormatUint(peerEpoch, 10)}, {"fenced_by", peer}}, e.Metadata...)
 	r.emit(e)
 	return true, nil
+}
+
+// fencedBy reports whether a node holding role at epoch must step down for
+// peer's authority: a higher epoch, or two primaries at one epoch, where the
+// name that sorts first stays primary.
+func (r *Registry) fencedBy(role Role, epoch uint64, peer string, peerRole Role, peerEpoch uint64) bool {
+	return peerEpoch > epoch || (peerEpoch == epoch && peerRole == RolePrimary && role == RolePrimary && r.self > peer)
 }
 
 // Promote makes the local standby the primary at epoch+1 and returns the new

@@ -16,8 +16,8 @@ import (
 // found through a pointer-free index from its key's hash to its place in the
 // log. Ten thousand retained records are then a few dozen byte slices the
 // garbage collector marks without scanning, instead of ten thousand records
-// and their strings it walks on every cycle; that walk is what made
-// latency spike under steady load.
+// and their strings it walks on every cycle (under route load that walk made
+// each mark phase several milliseconds long).
 //
 // An entry stops being live when its key is stored again (a newer version
 // went to the log, or the record went back to pending) or is evicted. Dead
