@@ -352,13 +352,33 @@ func (r *Registry) getLocked(key string) (*Record, bool) {
 // are never evicted.
 func (r *Registry) putLocked(rec *Record) {
 	if rec.Phase.Terminal() {
-		delete(r.records, rec.RequestKey)
-		r.records = mapsize.Rebuilt(r.records, &r.recordsPeak)
-		r.kept.put(rec)
+		r.retainLocked(rec)
 		return
 	}
 	r.kept.remove(rec.RequestKey)
 	r.addPendingLocked(rec)
+}
+
+// retainLocked stores a terminal record among the retained ones, encoded:
+// rec itself is not kept.
+func (r *Registry) retainLocked(rec *Record) {
+	delete(r.records, rec.RequestKey)
+	r.records = mapsize.Rebuilt(r.records, &r.recordsPeak)
+	r.kept.put(rec)
+}
+
+// putCopyLocked is putLocked for a record the caller keeps: a terminal one
+// is encoded straight from *rec, so a record merged from a peer, which is
+// usually terminal, costs no allocation of its own; a pending one is copied
+// into the map.
+func (r *Registry) putCopyLocked(rec *Record) {
+	if rec.Phase.Terminal() {
+		r.retainLocked(rec)
+		return
+	}
+	p := new(Record)
+	*p = *rec
+	r.putLocked(p)
 }
 
 // addPendingLocked stores a pending record in the map.
@@ -585,9 +605,8 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	r.raiseAttemptLocked(in.Attempt + 1)
 	old, ok := r.getLocked(in.RequestKey)
 	if !ok {
-		rec := in
-		r.putLocked(&rec)
-		return r.view(&rec), true, nil
+		r.putCopyLocked(&in)
+		return r.view(&in), true, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
 		return r.view(old), false, reasonError(ReasonRequestKeyConflict)
@@ -600,9 +619,8 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 		}
 		return r.view(old), false, nil
 	}
-	rec := in
-	r.putLocked(&rec)
-	return r.view(&rec), true, nil
+	r.putCopyLocked(&in)
+	return r.view(&in), true, nil
 }
 
 // prefer reports whether a should replace b.

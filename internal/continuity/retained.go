@@ -33,6 +33,7 @@ type retained struct {
 	live   int               // live entries
 	total  int               // entries in the log, live or dead
 	bound  int
+	spare  []byte // the last chunk popped off the head, emptied for reuse
 }
 
 // retainedChunk is the usual size of a log chunk; a larger record gets a
@@ -96,7 +97,12 @@ func (t *retained) put(rec *Record) {
 	size := entryHeader + retainedSize(rec)
 	last := len(t.chunks) - 1
 	if last < 0 || cap(t.chunks[last])-len(t.chunks[last]) < size {
-		t.chunks = append(t.chunks, make([]byte, 0, max(retainedChunk, size)))
+		c := t.spare
+		if cap(c) < size {
+			c = make([]byte, 0, max(retainedChunk, size))
+		}
+		t.spare = nil
+		t.chunks = append(t.chunks, c[:0])
 		last++
 	}
 	c := t.chunks[last]
@@ -127,6 +133,12 @@ func (t *retained) popHead() {
 	t.total--
 	t.head += entryHeader + len(b)
 	if t.head == len(c) && len(t.chunks) > 1 {
+		if cap(c) == retainedChunk {
+			// Under steady churn one chunk empties for every one that
+			// fills: reusing it spares allocating (and zeroing) 64 KiB
+			// every few hundred records, and the collector the pace.
+			t.spare = c[:0]
+		}
 		t.chunks[0] = nil
 		t.chunks = t.chunks[1:]
 		t.first++

@@ -111,6 +111,40 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 	}
 }
 
+// Under steady churn the chunk that empties at the head is the next one
+// filled: no new chunk is allocated, and what is retained stays right.
+func TestRetainedReusesEmptiedChunks(t *testing.T) {
+	kept := newRetained(500)
+	recs := make([]Record, 16000)
+	for i := range recs {
+		recs[i] = fullRecord(fmt.Sprint("churn-", i))
+	}
+	seq := 0
+	churn := func(n int) {
+		for range n {
+			kept.put(&recs[seq])
+			seq++
+		}
+	}
+	churn(5000) // past the bound, so every put evicts
+	allocs := testing.AllocsPerRun(20, func() { churn(500) })
+	// 500 records of about 110 bytes fill most of a 64 KiB chunk; a fresh
+	// chunk per run would be about one allocation per run.
+	if allocs > 0.5 {
+		t.Fatalf("%.1f allocations per 500 puts at steady state, want chunks reused", allocs)
+	}
+	var keys []string
+	kept.each(func(r *Record) { keys = append(keys, r.RequestKey) })
+	if len(keys) != 500 || keys[0] != fmt.Sprint("churn-", seq-500) || keys[499] != fmt.Sprint("churn-", seq-1) {
+		t.Fatalf("after reuse: %d records, first %q, last %q", len(keys), keys[0], keys[len(keys)-1])
+	}
+	for _, k := range keys {
+		if got, ok := kept.lookup(k); !ok || got.PayloadHash != "h-"+k {
+			t.Fatalf("lookup %q after reuse: %+v %v", k, got, ok)
+		}
+	}
+}
+
 // Keys whose hashes collide cannot both be retained: the newer replaces the
 // older, and neither is ever answered for the other.
 func TestRetainedHashCollision(t *testing.T) {
