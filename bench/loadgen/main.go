@@ -103,10 +103,10 @@ func main() {
 }
 
 func single(o options) error {
-	client := newClient(o.workers)
+	tr := newTransport(o.workers)
 	s := scenario{Name: "url", URL: o.url}
-	drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
-	r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, 0)
+	drive(context.Background(), tr, s, o.workers, o.warmup, o.maxReq, false, 0)
+	r := drive(context.Background(), tr, s, o.workers, o.duration, o.maxReq, true, 0)
 	sum := summarize(s.Name, []result{r})
 	printTable(os.Stdout, []summary{sum}, nil)
 	return nil
@@ -269,7 +269,7 @@ func suite(o options) error {
 	}
 
 	logLinesBefore := [2]int{lines(pri.Log()), lines(sby.Log())}
-	client := newClient(o.workers)
+	tr := newTransport(o.workers)
 	results := map[string][]result{}
 	costs := map[string][]cpuCost{}
 	var notes []string
@@ -292,7 +292,7 @@ func suite(o options) error {
 			// Twice the rate this scenario reached last time (50,000/s
 			// before it ran at all); keys run out only if that doubles.
 			fillKeys(s, 2*cmp.Or(lastRPS[name], 50_000), o.warmup+o.duration)
-			drive(context.Background(), client, s, o.workers, o.warmup, o.maxReq, false, 0)
+			drive(context.Background(), tr, s, o.workers, o.warmup, o.maxReq, false, 0)
 			loadBefore := loadavg()
 			c0 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			busy0 := systemBusy()
@@ -300,7 +300,7 @@ func suite(o options) error {
 			if o.profile && round == 1 {
 				profiled = profileNodes(o, name, []string{base, "http://" + net.JoinHostPort("::1", strconv.Itoa(h2))})
 			}
-			r := drive(context.Background(), client, s, o.workers, o.duration, o.maxReq, true, 0)
+			r := drive(context.Background(), tr, s, o.workers, o.duration, o.maxReq, true, 0)
 			c1 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			if profiled != nil {
 				<-profiled
@@ -330,7 +330,7 @@ func suite(o options) error {
 	// Light load: the latency a single client sees when nothing queues.
 	var light []summary
 	if o.lightC > 0 {
-		lc := newClient(o.lightC)
+		lc := newTransport(o.lightC)
 		for _, name := range order {
 			s := all[name]
 			fillKeys(s, 2*cmp.Or(lastRPS[name], 50_000)/float64(o.workers)*float64(o.lightC), o.warmup/2+o.lightD)
@@ -341,7 +341,7 @@ func suite(o options) error {
 		}
 	}
 
-	paced, pacedRounds, pacedRate := pacedPass(o, newClient(o.pacedC), all, order, results)
+	paced, pacedRounds, pacedRate := pacedPass(o, newTransport(o.pacedC), all, order, results)
 
 	var sums []summary
 	for _, name := range order {
@@ -419,7 +419,7 @@ func lines(s string) int { return strings.Count(s, "\n") }
 // at one rate both face the same offered load, and the difference in p99 is
 // what the runtime adds to a request, its own work and the longer queues
 // that work causes on shared cores.
-func pacedPass(o options, client *http.Client, all map[string]scenario, order []string, results map[string][]result) ([]summary, map[string][]result, float64) {
+func pacedPass(o options, tr http.RoundTripper, all map[string]scenario, order []string, results map[string][]result) ([]summary, map[string][]result, float64) {
 	if o.pacedFrac <= 0 || !slices.Contains(order, "plain") || !slices.Contains(order, "one-local") {
 		return nil, nil, 0
 	}
@@ -430,8 +430,8 @@ func pacedPass(o options, client *http.Client, all map[string]scenario, order []
 		for _, name := range names {
 			s := all[name]
 			fillKeys(s, 1.2*rate, o.warmup+o.duration)
-			drive(context.Background(), client, s, o.pacedC, o.warmup, o.maxReq, false, rate)
-			r := drive(context.Background(), client, s, o.pacedC, o.duration, o.maxReq, true, rate)
+			drive(context.Background(), tr, s, o.pacedC, o.warmup, o.maxReq, false, rate)
+			r := drive(context.Background(), tr, s, o.pacedC, o.duration, o.maxReq, true, rate)
 			got[name] = append(got[name], r)
 			sorted := slices.Clone(r.Latencies)
 			slices.Sort(sorted)
