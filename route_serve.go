@@ -280,9 +280,17 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
 	rc := newRecorder()
-	n.inflight.add(rec.RequestKey, rec.Attempt)
+	// Loss handling asks whether a pending record whose ingress died is
+	// running here; a request that arrived here has no other ingress to lose,
+	// so only forwarded requests need the entry.
+	tracked := rec.IngressNode != n.self
+	if tracked {
+		n.inflight.add(rec.RequestKey, rec.Attempt)
+	}
 	err := n.serveSafely(h, rc, req)
-	n.inflight.done(rec.RequestKey, rec.Attempt)
+	if tracked {
+		n.inflight.done(rec.RequestKey, rec.Attempt)
+	}
 	n.running.done()
 	if err != nil {
 		rc.release()
