@@ -59,3 +59,27 @@ func BenchmarkMergeTerminal(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRetainedPut is the retained log alone at its default bound: one
+// new terminal record in, the oldest out.
+func BenchmarkRetainedPut(b *testing.B) {
+	const bound = 10000
+	kept := newRetained(bound)
+	recs := make([]Record, 4*bound)
+	for i := range recs {
+		recs[i] = Record{RequestKey: "http-route::api.One::0123456789abcdef-" + strconv.Itoa(i), PayloadHash: "h",
+			Attempt: uint64(i + 1), Phase: PhaseCompleted, Result: ResultSucceeded, IngressNode: "a@h:1", OwnerNode: "a@h:1",
+			ReplicationCount: 1, ReplicaStatus: ReplicaUnassigned, Health: HealthLocalOnly, ExecutionNode: "a@h:1",
+			FellBackLocally: true, RuntimeName: "api.One", Kind: KindRoute}
+	}
+	for i := range recs {
+		kept.put(&recs[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		rec := &recs[i%len(recs)]
+		rec.Attempt++ // a new version of an evicted key
+		kept.put(rec)
+	}
+}

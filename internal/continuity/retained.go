@@ -34,6 +34,18 @@ type retained struct {
 	total  int               // entries in the log, live or dead
 	bound  int
 	spare  []byte // the last chunk popped off the head, emptied for reuse
+
+	// order repeats the hash and size of every entry in the log, oldest
+	// at orderHead, so eviction never reads the log itself: its head was
+	// written thousands of records ago and is cold in the cache by then,
+	// while order is dense and read front to back.
+	order     []orderEntry
+	orderHead int
+}
+
+type orderEntry struct {
+	hash uint64
+	size uint32 // the payload's length
 }
 
 // retainedChunk is the usual size of a log chunk; a larger record gets a
@@ -112,6 +124,7 @@ func (t *retained) put(rec *Record) {
 	c = appendRetained(c, rec)
 	binary.LittleEndian.PutUint32(c[off:], uint32(len(c)-off-entryHeader))
 	t.chunks[last] = c
+	t.order = append(t.order, orderEntry{hash: h, size: uint32(len(c) - off - entryHeader)})
 	before := len(t.index)
 	t.index[h] = pos(t.first+uint64(last), off)
 	t.live += len(t.index) - before // one map operation for insert-or-replace
@@ -125,13 +138,18 @@ func (t *retained) put(rec *Record) {
 func (t *retained) popHead() {
 	c := t.chunks[0]
 	p := pos(t.first, t.head)
-	h, b := t.entryAt(p)
-	if q, ok := t.index[h]; ok && q == p {
-		delete(t.index, h)
+	e := t.order[t.orderHead]
+	t.orderHead++
+	if t.orderHead >= 1024 && 2*t.orderHead >= len(t.order) {
+		t.order = t.order[:copy(t.order, t.order[t.orderHead:])]
+		t.orderHead = 0
+	}
+	if q, ok := t.index[e.hash]; ok && q == p {
+		delete(t.index, e.hash)
 		t.live--
 	}
 	t.total--
-	t.head += entryHeader + len(b)
+	t.head += entryHeader + int(e.size)
 	if t.head == len(c) && len(t.chunks) > 1 {
 		if cap(c) == retainedChunk {
 			// Under steady churn one chunk empties for every one that
@@ -146,6 +164,7 @@ func (t *retained) popHead() {
 	} else if t.head == len(c) && t.total == 0 {
 		t.chunks[0] = c[:0] // empty log: reuse the chunk from its start
 		t.head = 0
+		t.order, t.orderHead = t.order[:0], 0
 	}
 }
 

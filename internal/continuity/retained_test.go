@@ -133,6 +133,9 @@ func TestRetainedReusesEmptiedChunks(t *testing.T) {
 	if allocs > 0.5 {
 		t.Fatalf("%.1f allocations per 500 puts at steady state, want chunks reused", allocs)
 	}
+	if n := len(kept.order) - kept.orderHead; n != kept.total {
+		t.Fatalf("eviction order holds %d entries, the log %d", n, kept.total)
+	}
 	var keys []string
 	kept.each(func(r *Record) { keys = append(keys, r.RequestKey) })
 	if len(keys) != 500 || keys[0] != fmt.Sprint("churn-", seq-500) || keys[499] != fmt.Sprint("churn-", seq-1) {
