@@ -311,3 +311,48 @@ func TestPayloadHashDistinguishesRequests(t *testing.T) {
 		t.Fatalf("query order changed the hash")
 	}
 }
+
+// HeaderThing sets headers, meddles with the runtime's key header and, when
+// asked, panics after setting them.
+func HeaderThing(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Private", "from-handler")
+	w.Header().Del(HeaderRequestKey)
+	if r.URL.Query().Get("panic") != "" {
+		panic("after setting headers")
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, _ = io.WriteString(w, "ok")
+}
+
+var routeHeaders = Clustered(1, HeaderThing)
+
+// A route that runs where it arrived sets its headers on the real response:
+// a delivered outcome carries them and the runtime's key header whatever the
+// handler did to it; an outcome that is not delivered (here a panic) carries
+// none of them.
+func TestRouteHeadersOfLocalExecution(t *testing.T) {
+	n := startNode(t, testConfig(t, "solo", "127.0.0.1", freePort(t), RolePrimary))
+	route := n.For(routeHeaders)
+	serve := func(target, key string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, target, nil)
+		if key != "" {
+			req.Header.Set(HeaderIdempotencyKey, key)
+		}
+		w := httptest.NewRecorder()
+		route.ServeHTTP(w, req)
+		return w
+	}
+	for range 2 { // the second answer is the stored one
+		w := serve("/h", "header-key-1")
+		if w.Code != http.StatusOK || w.Body.String() != "ok" || w.Header().Get("X-Private") != "from-handler" ||
+			w.Header().Get(HeaderRequestKey) != "header-key-1" || w.Header().Get("Content-Type") != "text/plain" {
+			t.Fatalf("delivered outcome: %d %v %q", w.Code, w.Header(), w.Body.String())
+		}
+	}
+	w := serve("/h?panic=1", "")
+	if w.Code != http.StatusInternalServerError || w.Header().Get("X-Private") != "" ||
+		w.Header().Get(HeaderRequestKey) == "" || w.Header().Get("Content-Type") != "application/json" ||
+		!strings.Contains(w.Body.String(), string(continuity.ReasonHandlerPanicked)) {
+		t.Fatalf("panicked handler: %d %v %q", w.Code, w.Header(), w.Body.String())
+	}
+}
