@@ -603,6 +603,9 @@ func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 
 // payloadHashVersion leads the canonical encoding payloadHash digests, so a
 // change of the encoding can never make two different requests hash alike.
+// Nodes of different versions compare each other's hashes (a mirrored record
+// against a retried request), so the encoding must not change without a
+// migration; TestPayloadHashIsStable pins it.
 const payloadHashVersion = 2
 
 func headerFields(h map[string][]string) []wire.HeaderField {
