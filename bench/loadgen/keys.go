@@ -13,8 +13,8 @@ import (
 // known node. Keys are never reused (a reused key would replay).
 //
 // Computing placement costs a few SHA-256 hashes per candidate, so keys are
-// generated into a pool between the warm-up and the measured window; if the
-// pool runs dry the remaining keys are generated inline (counted in Inline).
+// generated into a pool before each warm-up (fillKeys); if the pool runs dry
+// the remaining keys are generated inline (counted in Inline).
 //
 // The pool is one byte arena plus end offsets, neither holding pointers: a
 // pool of a million separate strings would be a live heap the load
