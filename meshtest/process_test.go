@@ -3,10 +3,13 @@
 package meshtest
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -197,6 +200,40 @@ func TestProcessTerminate(t *testing.T) {
 	}
 	if !strings.Contains(p.Log(), "terminated") {
 		t.Errorf("stopped process did not handle SIGTERM: %q", p.Log())
+	}
+}
+
+// TestHelloHandlesSIGTERMSentAtReadyLine sends SIGTERM to the hello helper
+// the instant its ready line arrives, a thousand times in a row: a program
+// that announces readiness before installing its handler is killed by the
+// default action in a large share of these runs.
+func TestHelloHandlesSIGTERMSentAtReadyLine(t *testing.T) {
+	bin := BuildBinary(t, "./meshtest/testdata/hello")
+	const runs = 1000
+	for i := range runs {
+		cmd := exec.Command(bin, "wait")
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(stdout)
+		ready, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(ready, "hello args=wait") {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			t.Fatalf("run %d: ready line %q, %v", i, ready, err)
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatalf("run %d: SIGTERM: %v", i, err)
+		}
+		rest, _ := io.ReadAll(r)
+		err = cmd.Wait()
+		if err != nil || string(rest) != "terminated\n" {
+			t.Fatalf("run %d of %d: after SIGTERM at the ready line: exit %v, output %q; want exit 0 and \"terminated\"", i+1, runs, err, rest)
+		}
 	}
 }
 
