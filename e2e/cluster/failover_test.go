@@ -50,7 +50,7 @@ func TestKillPrimaryDuringWindowThenFencedRejoin(t *testing.T) {
 	}
 
 	// The old primary restarts with its original env and is fenced.
-	p.proc.Restart()
+	h.restart(p)
 	h.waitAuthority(p, "standby", 1, 1, 10*time.Second)
 	h.waitAuthority(s, "primary", 1, 1, 5*time.Second)
 	for _, n := range []*node{p, s} {
@@ -93,7 +93,7 @@ func TestKillStandbyOwningWork(t *testing.T) {
 		t.Fatalf("primary view %+v", post)
 	}
 	h.waitAuthority(p, "primary", 0, 0, 2*time.Second)
-	s.proc.Restart()
+	h.restart(s)
 	h.waitAuthority(s, "standby", 0, 1, 10*time.Second)
 	r := h.waitRecord(s, addKey, 5*time.Second, completed)
 	if r.AttemptID != post.AttemptID {
@@ -108,13 +108,13 @@ func TestIdleFailoverAndRestartOfPromotedNode(t *testing.T) {
 	h.waitRecord(s, addKey, 15*time.Second, completed)
 	p.proc.Kill()
 	h.waitAuthority(s, "primary", 1, 0, 2*time.Second)
-	p.proc.Restart()
+	h.restart(p)
 	h.waitAuthority(p, "standby", 1, 1, 10*time.Second)
 
 	// Restart the promoted node with its original env (standby, epoch 0): its
 	// state file keeps it at epoch >= 1 and the pair settles on one primary.
 	s.proc.Kill()
-	s.proc.Restart()
+	h.restart(s)
 	h.eventually(15*time.Second, func() error {
 		a, err := h.status(p)
 		if err != nil {

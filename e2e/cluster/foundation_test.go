@@ -62,7 +62,7 @@ func TestMembershipLossAndReturn(t *testing.T) {
 
 	s.proc.Kill()
 	h.waitAuthority(p, "primary", 0, 0, time.Second)
-	s.proc.Restart()
+	h.restart(s)
 	h.waitAuthority(p, "primary", 0, 1, 5*time.Second)
 	h.waitAuthority(s, "standby", 0, 1, 5*time.Second)
 

@@ -197,8 +197,27 @@ func (h *harness) start(name, host, role string, extra ...string) *node {
 		}
 	}
 	n.proc = meshtest.StartProcess(h.t, name, h.app, env, "")
-	n.proc.WaitLog(h.t, "[testapp] runtime bootstrap mode=cluster", 10*time.Second)
+	h.waitReady(n)
 	return n
+}
+
+// restart starts n again from its original environment (killing a run that
+// is still going) and waits until the new run is ready.
+func (h *harness) restart(n *node) {
+	h.t.Helper()
+	n.proc.Restart()
+	h.waitReady(n)
+}
+
+// waitReady waits for the current run's readiness lines: the runtime has
+// bootstrapped and, when the node serves HTTP, its listener is bound (the
+// test app prints that line only after binding).
+func (h *harness) waitReady(n *node) {
+	h.t.Helper()
+	n.proc.WaitLog(h.t, "[testapp] runtime bootstrap mode=cluster", 10*time.Second)
+	if n.http != "" {
+		n.proc.WaitLog(h.t, "[testapp] HTTP listening on", 10*time.Second)
+	}
 }
 
 // meshc runs the CLI and returns stdout, stderr and the exit code.

@@ -26,22 +26,22 @@ func httpGet(t *testing.T, url string) (int, http.Header, string) {
 	return httpGetKey(t, url, "")
 }
 
-// httpGetKey is httpGet with an Idempotency-Key header when key is set.
+// httpGetKey is httpGet with an Idempotency-Key header when key is set. It
+// sends the request once: the harness waits for a node's HTTP listener
+// before a test talks to it, so a refused connection is a failure.
 func httpGetKey(t *testing.T, url, key string) (int, http.Header, string) {
 	t.Helper()
-	var resp *http.Response
-	var err error
-	meshtest.Eventually(t, 5*time.Second, 50*time.Millisecond, func() error {
-		req, rerr := http.NewRequest(http.MethodGet, url, nil)
-		if rerr != nil {
-			return rerr
-		}
-		if key != "" {
-			req.Header.Set("Idempotency-Key", key)
-		}
-		resp, err = http.DefaultClient.Do(req)
-		return err
-	})
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, string(b)
@@ -87,7 +87,7 @@ func TestRoutesTwoNodesKeysStayUniqueAcrossRestart(t *testing.T) {
 	send(6)
 	sendRemote("before")
 	s.proc.Kill()
-	s.proc.Restart()
+	h.restart(s)
 	h.waitAuthority(s, "standby", 0, 1, 10*time.Second)
 	send(6)
 	sendRemote("after")

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -21,6 +22,10 @@ import (
 )
 
 func main() {
+	// Signals are caught before any line a test waits on is printed, so a
+	// SIGTERM sent the instant a line appears is handled, never fatal.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	if os.Getenv("TESTAPP_DECLARE_RETRY") == "1" {
 		mesh.Work(work.Retry, mesh.ReplicationCount(3))
 	}
@@ -35,8 +40,6 @@ func main() {
 	fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap mode=%s node=%s cluster_port=%d discovery_seed=%s\n",
 		st.Mode, st.NodeName, st.ClusterPort, st.DiscoverySeed)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var srv *http.Server
 	if addr := os.Getenv("TESTAPP_HTTP_ADDR"); addr != "" {
 		mux := http.NewServeMux()
@@ -51,9 +54,16 @@ func main() {
 			mux.Handle("GET /debug/pprof/heap", pprof.Handler("heap"))
 			mux.Handle("GET /debug/pprof/allocs", pprof.Handler("allocs"))
 		}
-		srv = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// The listener is bound before the ready line is printed, so a
+		// request sent as soon as the line appears is accepted.
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "[testapp] http: %v\n", err)
+			os.Exit(1)
+		}
+		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				fmt.Fprintf(os.Stderr, "[testapp] http: %v\n", err)
 				os.Exit(1)
 			}
