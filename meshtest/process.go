@@ -6,11 +6,13 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -340,38 +342,105 @@ func findModuleRoot() string {
 var (
 	portsMu    sync.Mutex
 	portsGiven = make(map[int]bool) // ports FreePort returned, never handed out twice
+	portsHeld  []*os.File           // reservation locks, held until the process exits
+	portsRand  = rand.New(rand.NewPCG(uint64(os.Getpid()), uint64(time.Now().UnixNano())))
 )
 
 // FreePort returns a TCP port that is free on both 127.0.0.1 and [::1] right
-// now, so a primary@127.0.0.1:P and standby@[::1]:P pair can share it. It
-// never returns the same port twice in one test binary. Another process may
-// still take the port before the test binds it.
+// now, so a primary@127.0.0.1:P and standby@[::1]:P pair can share it.
+//
+// Two races are closed that a port from the kernel's ephemeral range leaves
+// open: the port is drawn from below that range, so no outgoing connection
+// (a node dialing its peer, meshc, an HTTP client) can be given it as its
+// local port before the test binds it; and it is reserved with a lock file
+// under the temporary directory, held until the test binary exits, so test
+// binaries running in parallel never pick the same port. It never returns
+// the same port twice in one test binary.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	lo, hi := portRange()
 	var lastErr error
-	for range 100 {
-		l4, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("free port: listen on 127.0.0.1: %v", err)
+	for range 200 {
+		port := lo + portsRand.IntN(hi-lo)
+		portsMu.Lock()
+		given := portsGiven[port]
+		portsMu.Unlock()
+		if given {
+			continue
 		}
-		port := l4.Addr().(*net.TCPAddr).Port
-		l6, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
-		l4.Close()
+		lock, err := reservePort(port)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		l6.Close()
-		portsMu.Lock()
-		fresh := !portsGiven[port]
-		portsGiven[port] = true
-		portsMu.Unlock()
-		if fresh {
-			return port
+		if err := bindableTwice(port); err != nil {
+			lock.Close()
+			lastErr = err
+			continue
 		}
+		portsMu.Lock()
+		portsGiven[port] = true
+		portsHeld = append(portsHeld, lock)
+		portsMu.Unlock()
+		return port
 	}
-	t.Fatalf("free port: no port free on both 127.0.0.1 and [::1] after 100 tries (last error: %v)", lastErr)
+	t.Fatalf("free port: no port in [%d, %d) free on both 127.0.0.1 and [::1] after 200 tries (last error: %v)", lo, hi, lastErr)
 	return 0
+}
+
+// portRange returns the range FreePort draws from: the ports below the
+// kernel's ephemeral range (ip_local_port_range), from 10000 up, or 20000 to
+// 32768 when the range cannot be read or leaves too little room below it.
+func portRange() (lo, hi int) {
+	lo, hi = 20000, 32768
+	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return lo, hi
+	}
+	fields := strings.Fields(string(data))
+	if len(fields) != 2 {
+		return lo, hi
+	}
+	ephemeralLo, err := strconv.Atoi(fields[0])
+	if err != nil || ephemeralLo < 12000 {
+		return lo, hi
+	}
+	return 10000, ephemeralLo
+}
+
+// reservePort takes an exclusive, non-blocking lock on the port's lock file,
+// shared by every test binary on the machine. The lock lasts while the
+// returned file is open; the kernel drops it when the process exits, however
+// it exits.
+func reservePort(port int) (*os.File, error) {
+	dir := filepath.Join(os.TempDir(), "meshtest-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)+".lock"), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("port %d reserved by another test binary: %w", port, err)
+	}
+	return f, nil
+}
+
+// bindableTwice reports whether port can be bound on 127.0.0.1 and [::1]
+// right now.
+func bindableTwice(port int) error {
+	l4, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		return err
+	}
+	defer l4.Close()
+	l6, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port))
+	if err != nil {
+		return err
+	}
+	return l6.Close()
 }
 
 // Eventually calls condition every interval until it returns nil, and fails

@@ -384,6 +384,16 @@ func TestFreePort(t *testing.T) {
 		}
 		defer l.Close()
 	}
+	// The port lies below the kernel's ephemeral range, so no outgoing
+	// connection can be given it, and it stays reserved against other test
+	// binaries (a second lock on it fails while this binary runs).
+	if lo, hi := portRange(); a < lo || a >= hi {
+		t.Errorf("port %d outside [%d, %d)", a, lo, hi)
+	}
+	if f, err := reservePort(a); err == nil {
+		f.Close()
+		t.Errorf("port %d could be reserved a second time", a)
+	}
 }
 
 func TestEventually(t *testing.T) {
