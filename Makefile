@@ -5,12 +5,12 @@ GO ?= go
 # Packages whose concurrency the race detector checks: the runtime and its kit.
 RACE_PKGS := . ./internal/... ./meshtest/...
 
-.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails deps bench fuzz examples
+.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples
 
 demo:
 	bash scripts/demo.sh
 
-test: deps vet test-race test-tools test-e2e test-website test-rails
+test: deps vet test-race test-tools test-e2e test-stress test-website test-rails
 	@echo "make test: all suites passed"
 
 deps:
@@ -28,6 +28,17 @@ test-tools:
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/cluster/ ./e2e/
+
+# A short stress pass of the process-starting and fault-network tests on a
+# loaded machine: three runs of each test at GOMAXPROCS 1 and 2, so a race that
+# shows one time in ten is seen by the change that introduced it.
+test-stress:
+	STRESS_COUNT=3 STRESS_MAX_SECONDS=900 bash scripts/stress.sh
+
+# The full stress run to do before landing timing-sensitive changes (see the
+# README's contributor section); STRESS_* variables tune it.
+stress:
+	bash scripts/stress.sh
 
 test-website:
 	npm --prefix website run build
