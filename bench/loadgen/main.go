@@ -232,6 +232,11 @@ func suite(o options) error {
 	if err := clusterkit.WaitPaired(pri, sby, 30*time.Second); err != nil {
 		return fmt.Errorf("cluster did not form: %w", err)
 	}
+	for _, n := range []*clusterkit.Node{pri, sby} {
+		if err := clusterkit.WaitLog(n, "[testapp] HTTP listening on", 10*time.Second); err != nil {
+			return err
+		}
+	}
 	if err := clusterkit.WaitFor(30*time.Second, 100*time.Millisecond, func() error {
 		rec, err := pri.Record(context.Background(), clusterkit.StartupKey, time.Second)
 		if err != nil {
