@@ -388,11 +388,14 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
-// portRange returns the range FreePort draws from: the ports below the
-// kernel's ephemeral range (ip_local_port_range), from 10000 up, or 20000 to
-// 32768 when the range cannot be read or leaves too little room below it.
+// portRange returns the range FreePort draws from: 10000 to 24000, below the
+// kernel's ephemeral range (ip_local_port_range, 32768 and up by default).
+// The shell rails draw from 24000 to 32000 (rail_free_port in
+// scripts/lib/rail.sh), so a rail started by a test never meets a port of a
+// test binary. On a machine whose ephemeral range starts below 24000, the
+// 2000 ports just below that range are used instead.
 func portRange() (lo, hi int) {
-	lo, hi = 20000, 32768
+	lo, hi = 10000, 24000
 	data, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err != nil {
 		return lo, hi
@@ -402,10 +405,10 @@ func portRange() (lo, hi int) {
 		return lo, hi
 	}
 	ephemeralLo, err := strconv.Atoi(fields[0])
-	if err != nil || ephemeralLo < 12000 {
+	if err != nil || ephemeralLo >= hi || ephemeralLo < 3024 {
 		return lo, hi
 	}
-	return 10000, ephemeralLo
+	return ephemeralLo - 2000, ephemeralLo
 }
 
 // reservePort takes an exclusive, non-blocking lock on the port's lock file,

@@ -693,15 +693,23 @@ rail_poll_abort() {
 }
 
 # rail_free_port prints a TCP port free on 127.0.0.1 (and on ::1 when
-# --dual-stack is given, so two nodes can share it on both loopbacks).
+# --dual-stack is given, so two nodes can share it on both loopbacks). Ports
+# come from 24000 to 32000: below the kernel's ephemeral range, so no
+# outgoing connection can be given the port before the rail's node binds it,
+# and apart from the 10000 to 24000 that Go tests take (meshtest.FreePort),
+# so a rail started by a test never meets a test binary's port.
 rail_free_port() {
 	python3 - "${1:-}" <<'PY'
-import socket, sys
+import random, socket, sys
 dual = sys.argv[1] == "--dual-stack"
 for _ in range(200):
+    port = random.randrange(24000, 32000)
     s4 = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s4.bind(("127.0.0.1", 0))
-    port = s4.getsockname()[1]
+    try:
+        s4.bind(("127.0.0.1", port))
+    except OSError:
+        s4.close()
+        continue
     ok = True
     if dual:
         try:
