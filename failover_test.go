@@ -68,6 +68,16 @@ func TestFailoverKillDuringWindowThenFencedRejoin(t *testing.T) {
 		}
 		return nil
 	})
+	// The standby stores the record before its acknowledgement reaches the
+	// primary; a primary stopped in between rejects the unacknowledged
+	// attempt, and there is nothing left to recover. The work is in its
+	// window once the primary has opened it.
+	eventually(t, 10*time.Second, func() error {
+		if !hasTransition(p, transitionStartupDispatchWindow, addKey) {
+			return fmt.Errorf("primary has not opened the dispatch window of %s", addKey)
+		}
+		return nil
+	})
 	stop(p)
 	eventually(t, 3*time.Second, func() error {
 		if r, e := s.Authority(); r != RolePrimary || e != 1 {
