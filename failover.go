@@ -92,6 +92,12 @@ func (n *Node) autoPromote(lost string) bool {
 	case len(n.Peers()) > 0:
 		return reject("peers_remaining")
 	case !n.confirmed():
+		// Acting now could promote on the word of a node that was itself
+		// frozen; the loss is acted on once the quarantine is released.
+		n.deferredLoss.Store(&lost)
+		if !n.quarantined.Load() {
+			n.retryDeferredLoss() // released while we were deciding
+		}
 		return reject("authority_unconfirmed_after_pause")
 	}
 	_, prev := n.reg.Authority()
@@ -104,6 +110,30 @@ func (n *Node) autoPromote(lost string) bool {
 			{Key: "previous_epoch", Value: strconv.FormatUint(prev, 10)}, {Key: "next_epoch", Value: strconv.FormatUint(epoch, 10)}}})
 	n.authorityChanged()
 	return true
+}
+
+// retryDeferredLoss acts on a primary loss that autoPromote deferred while
+// this node's authority was in doubt. It runs when the quarantine is
+// released: if no peer is connected and the lost primary is still
+// unreachable, the standby promotes and recovers as it would have at the
+// loss. Without it, a standby that happened to stall when its primary died
+// would stay a standby, and the pair would have no primary.
+func (n *Node) retryDeferredLoss() {
+	lost := n.deferredLoss.Swap(nil)
+	if lost == nil || len(n.Peers()) > 0 {
+		return
+	}
+	n.goRun(func() {
+		if n.stopped.Load() || n.reachable(*lost) {
+			return
+		}
+		if role, _ := n.reg.Authority(); role != RoleStandby {
+			return
+		}
+		if n.autoPromote(*lost) {
+			n.recoverOrphans(*lost)
+		}
+	})
 }
 
 // recoverOrphans re-runs, here and under a new attempt, every pending work

@@ -88,8 +88,12 @@ type Node struct {
 	quarNonce   atomic.Uint64 // nonce of the ping that can release quarantine
 	quarSince   atomic.Int64
 	peerSeen    atomic.Bool
-	authCh      chan struct{} // closed and replaced whenever authority or quarantine changes
-	authMu      sync.Mutex    // guards authCh
+	// deferredLoss names a primary whose loss this standby could not act on
+	// because its own authority was in doubt after a pause; the promotion is
+	// retried once the quarantine is released with no peer connected.
+	deferredLoss atomic.Pointer[string]
+	authCh       chan struct{} // closed and replaced whenever authority or quarantine changes
+	authMu       sync.Mutex    // guards authCh
 
 	callID    atomic.Uint64
 	authFails atomic.Uint64
@@ -385,6 +389,7 @@ func (n *Node) releaseQuarantine(how string) {
 		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionQuarantineReleased,
 			Metadata: []continuity.KV{{Key: "confirmed_by", Value: how}}})
 		n.authorityChanged()
+		n.retryDeferredLoss()
 	}
 }
 
