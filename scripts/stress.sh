@@ -8,7 +8,9 @@
 #   1. starts STRESS_LOAD busy loops (bounded by STRESS_MAX_SECONDS, stopped on
 #      exit) so the tests compete for the CPU;
 #   2. runs STRESS_PKGS with -race -count=STRESS_COUNT -cpu STRESS_CPU, so each
-#      test runs STRESS_COUNT times at each GOMAXPROCS value;
+#      test runs STRESS_COUNT times at each GOMAXPROCS value, then the starter
+#      and rail tests of ./e2e/ (each about a minute a run, with PostgreSQL)
+#      STRESS_E2E_COUNT times at each GOMAXPROCS value;
 #   3. runs each shell rail in STRESS_RAILS (if any) STRESS_RAIL_LOOPS times;
 #   4. prints every failing test with the number of runs it failed, the
 #      artifact directories the failing tests kept, and a one-line summary.
@@ -18,6 +20,7 @@
 #   STRESS_CPU          GOMAXPROCS values, comma-separated       (default 1,2)
 #   STRESS_PKGS         packages                                 (default: below)
 #   STRESS_RUN          -run filter, empty for every test        (default empty)
+#   STRESS_E2E_COUNT    runs of the ./e2e/ starter and rail tests (default 2; 0 skips)
 #   STRESS_LOAD         background busy loops                    (default 1)
 #   STRESS_RAILS        rails to loop, e.g. "verify-failover"    (default none)
 #   STRESS_RAIL_LOOPS   runs of each rail                        (default 3)
@@ -34,6 +37,7 @@ cpus=${STRESS_CPU:-1,2}
 # kit, and the real-process cluster tests.
 pkgs=${STRESS_PKGS:-". ./meshtest/... ./e2e/cluster/"}
 run=${STRESS_RUN:-}
+e2e_count=${STRESS_E2E_COUNT:-2}
 load=${STRESS_LOAD:-1}
 rails=${STRESS_RAILS:-}
 rail_loops=${STRESS_RAIL_LOOPS:-3}
@@ -61,6 +65,12 @@ set +e
 # shellcheck disable=SC2086 # pkgs is a list of package patterns
 timeout "$max" go test -race -count="$count" -cpu "$cpus" ${run:+-run "$run"} -timeout "${max}s" $pkgs >"$out/go-test.log" 2>&1
 go_rc=$?
+if ((e2e_count > 0)); then
+	echo "stress: ./e2e/ starters and rails: -race -count=$e2e_count -cpu $cpus (each test $((e2e_count * ncpu)) runs)"
+	timeout "$max" go test -race -count="$e2e_count" -cpu "$cpus" -run 'Starter|Rail' -timeout "${max}s" ./e2e/ >>"$out/go-test.log" 2>&1
+	e2e_rc=$?
+	if ((e2e_rc != 0)); then go_rc=$e2e_rc; fi
+fi
 set -e
 go_secs=$((SECONDS - start))
 
@@ -88,7 +98,7 @@ fails=$(grep -oE -- '--- FAIL: [^ ]+' "$out/go-test.log" | sed 's/--- FAIL: //' 
 pkg_fails=$(grep -E '^FAIL[[:space:]]+[^[:space:]]+' "$out/go-test.log" | awk '{print $2}' | sort -u || true)
 failed_runs=0
 if [[ -n "$fails" ]]; then
-	echo "stress: failing tests (failed runs of $((count * ncpu))):"
+	echo "stress: failing tests (failed runs; each test ran $((count * ncpu)) times, ./e2e/ tests $((e2e_count * ncpu))):"
 	while read -r n name; do
 		echo "  $name: $n"
 		failed_runs=$((failed_runs + n))
