@@ -180,7 +180,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.self = StandaloneNodeName
 	}
 	n.reg = continuity.NewRegistry(continuity.Options{
-		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords,
+		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords, RetainBytes: cfg.RetainedBytes,
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
 		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
 	})
