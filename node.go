@@ -96,8 +96,7 @@ type Node struct {
 	startups  sync.WaitGroup
 	running   runGroup // handlers in flight
 	stopped   atomic.Bool
-	routeSeq  atomic.Uint64
-	routeSalt string
+	scopeMACs sync.Pool // of *scopeMAC, keyed with the node's caller-tag secret
 
 	stateDir   string
 	knownMu    sync.Mutex  // guards knownPeers
@@ -134,9 +133,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		o(n)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	var salt [6]byte
-	_, _ = rand.Read(salt[:])
-	n.routeSalt = fmt.Sprintf("%x", salt)
+	n.initKeyScope()
 
 	role, epoch := cfg.Role, cfg.Epoch
 	var persist func(continuity.Role, uint64) error
