@@ -257,3 +257,86 @@ func commonPrefix(a, b string) int {
 	}
 	return i
 }
+
+// FuzzRouteKeyHeaders sends requests with any Idempotency-Key bytes and
+// lengths, any credential values, and repeated headers (values are split at
+// newlines) to a clustered route, as caller A twice and then caller B, and
+// checks the rules of the key path: a key is refused exactly when it is
+// invalid (request_key_invalid) or reserved (request_key_reserved), without
+// running the handler; an accepted key is scoped as
+// http-route::<route>::caller-<tag>::<key>; A's retry is A's stored response
+// without its Set-Cookie; B is answered from A's record only when B's
+// credentials equal A's.
+func FuzzRouteKeyHeaders(f *testing.F) {
+	f.Add("order-42", "Bearer alice", "Bearer bob", "")
+	f.Add("order-42", "Bearer alice", "Bearer alice", "sid=1")
+	f.Add("k\nk", "a", "b", "")
+	f.Add("startup::mesh.Add", "", "", "")
+	f.Add("http-route::mesh.SessionThing::0", "x", "y", "")
+	f.Add(strings.Repeat("z", 255), "a\na", "a", "c=1\nc=2")
+	f.Add("\x00\xff", "", "", "")
+	n := standalone(f, Config{})
+	route := n.For(routeSession)
+	split := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return strings.Split(s, "\n")
+	}
+	f.Fuzz(func(t *testing.T, keys, authA, authB, cookie string) {
+		hdrA := http.Header{"Authorization": split(authA), "Cookie": split(cookie)}
+		hdrB := http.Header{"Authorization": split(authB), "Cookie": split(cookie)}
+		with := func(h http.Header) http.Header {
+			h = h.Clone()
+			if ks := split(keys); ks != nil {
+				h[HeaderIdempotencyKey] = ks
+			}
+			return h
+		}
+		before := sessionCalls.Load()
+		a1 := serveRoute(route, "POST", "/f", "body", with(hdrA))
+
+		ks := split(keys)
+		var want continuity.Reason
+		switch {
+		case len(ks) > 1 || len(ks) == 1 && len(ks[0]) > 255 ||
+			len(ks) == 1 && strings.ContainsFunc(ks[0], func(r rune) bool { return r < 0x21 || r > 0x7e }):
+			want = continuity.ReasonRequestKeyInvalid
+		case len(ks) == 1 && continuity.ReservedKey(ks[0]):
+			want = continuity.ReasonRequestKeyReserved
+		}
+		if want != "" {
+			if a1.Code != 400 || strings.TrimSpace(a1.Body.String()) != `{"error":"`+string(want)+`"}` || sessionCalls.Load() != before {
+				t.Fatalf("keys %q: %d %s, want 400 %s without running the handler", keys, a1.Code, a1.Body, want)
+			}
+			return
+		}
+		if a1.Code != 200 {
+			t.Fatalf("keys %q: %d %s", keys, a1.Code, a1.Body)
+		}
+		ck := ""
+		if len(ks) == 1 {
+			ck = ks[0]
+		}
+		key := a1.Header().Get(HeaderRequestKey)
+		if ck == "" {
+			if clientKeyed(key) || !strings.HasPrefix(key, "http-route::mesh.SessionThing::") {
+				t.Fatalf("un-keyed request got key %q", key)
+			}
+			return
+		}
+		if scoped := routeScope(n, "mesh.SessionThing", hdrA); key != scoped+ck || !clientKeyed(key) ||
+			!regexp.MustCompile(`^http-route::mesh\.SessionThing::caller-[0-9a-f]{32}::$`).MatchString(scoped) {
+			t.Fatalf("key %q for client key %q under scope %q", key, ck, scoped)
+		}
+		a2 := serveRoute(route, "POST", "/f", "body", with(hdrA))
+		if a2.Code != 200 || a2.Body.String() != a1.Body.String() || a2.Header().Get("Set-Cookie") != "" || a2.Header().Get(HeaderRequestKey) != key {
+			t.Fatalf("A's retry: %d %v %s, first %v %s", a2.Code, a2.Header(), a2.Body, a1.Header(), a1.Body)
+		}
+		b := serveRoute(route, "POST", "/f", "body", with(hdrB))
+		same := strings.Join(split(authA), "\n") == strings.Join(split(authB), "\n")
+		if b.Code != 200 || (b.Body.String() == a1.Body.String()) != same || (b.Header().Get(HeaderRequestKey) == key) != same {
+			t.Fatalf("B (same credentials %v): %d %v %s; A %v %s", same, b.Code, b.Header(), b.Body, a1.Header(), a1.Body)
+		}
+	})
+}
