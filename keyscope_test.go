@@ -10,12 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/meshtest"
 )
 
 // routeScope returns what node n puts before a client's Idempotency-Key in
@@ -339,4 +341,77 @@ func FuzzRouteKeyHeaders(f *testing.F) {
 			t.Fatalf("B (same credentials %v): %d %v %s; A %v %s", same, b.Code, b.Header(), b.Body, a1.Header(), a1.Body)
 		}
 	})
+}
+
+// BenchThing is the handler of the key-scoping benchmark: a small answer.
+func BenchThing(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"ok":true}`)
+}
+
+var routeBench = Clustered(1, BenchThing)
+
+// BenchmarkKeyedRouteCredentials serves keyed Clustered(1) requests on a
+// cluster-mode node alone (every record local, nothing replicated), with and
+// without credential headers: the difference is what hashing a caller's
+// Authorization and Cookie into the key scope costs a request. Every request
+// has a new key, so none is a replay.
+func BenchmarkKeyedRouteCredentials(b *testing.B) {
+	port := meshtest.FreePort(b)
+	n, err := Start(Config{
+		Mode: ModeCluster, Cookie: "bench-cookie-0123456789abcdef0123456789abcdef", DiscoverySeed: "localhost",
+		ClusterPort: port, NodeName: NodeName{Name: "alone", Host: "127.0.0.1", Port: port},
+		StateDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n.Shutdown(ctx)
+	})
+	route := n.For(routeBench)
+	for _, c := range []struct {
+		name string
+		hdr  http.Header
+	}{
+		{"no-credentials", http.Header{}},
+		{"credentials", http.Header{
+			"Authorization": {"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"},
+			"Cookie":        {"session=6f1c2d3e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978; theme=dark"},
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			prefix := fmt.Sprintf("bench-%s-%d-%d-", c.name, time.Now().UnixNano(), b.N)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for j := range b.N {
+				req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+				for k, vs := range c.hdr {
+					req.Header[k] = vs
+				}
+				req.Header[HeaderIdempotencyKey] = []string{prefix + strconv.Itoa(j)}
+				w := httptest.NewRecorder()
+				route.ServeHTTP(w, req)
+				if w.Code != http.StatusOK {
+					b.Fatalf("HTTP %d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkScopedRouteKey is the key-scoping hash alone: the request key of
+// a keyed request whose caller sends a bearer token and a session cookie.
+func BenchmarkScopedRouteKey(b *testing.B) {
+	n := standalone(b, Config{})
+	h := http.Header{
+		"Authorization": {"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"},
+		"Cookie":        {"session=6f1c2d3e4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a6978; theme=dark"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = n.scopedRouteKey("mesh.BenchThing", DefaultKeyScope, h, "order-42")
+	}
 }
