@@ -204,13 +204,16 @@ func (n *Node) initKeyScope() {
 		_, _ = rand.Read(secret)
 	}
 	n.scopeMACs.New = func() any { return &scopeMAC{mac: hmac.New(sha256.New, secret)} }
+	for i := range n.anonTags {
+		n.anonTags[i] = n.callerTag(make([]string, i), nil)
+	}
 }
 
-// scopedRouteKey returns the request key of a request to route name that
-// brought the client key ck: http-route::<name>::caller-<tag>::<ck>, where
-// tag is a keyed hash of the values of the route's scope headers in h. The
-// credentials never leave this function.
-func (n *Node) scopedRouteKey(name string, scope []string, h http.Header, ck string) string {
+// callerTag returns the hex caller tag of the values of the scope headers
+// in h: the first 128 bits of HMAC-SHA256(secret, encoding), where the
+// encoding counts each header's values and length-prefixes each value, so
+// no two sets of credentials encode alike.
+func (n *Node) callerTag(scope []string, h http.Header) [2 * callerTagBytes]byte {
 	m := n.scopeMACs.Get().(*scopeMAC)
 	buf := m.buf[:0]
 	for _, name := range scope {
@@ -224,21 +227,42 @@ func (n *Node) scopedRouteKey(name string, scope []string, h http.Header, ck str
 	m.mac.Reset()
 	m.mac.Write(buf)
 	sum := m.mac.Sum(m.sum[:0])
-	var b strings.Builder
-	b.Grow(len(continuity.RouteKeyPrefix) + len(name) + 2 + len(callerMarker) + 2*callerTagBytes + 2 + len(ck))
-	b.WriteString(continuity.RouteKeyPrefix)
-	b.WriteString(name)
-	b.WriteString("::" + callerMarker)
 	var tag [2 * callerTagBytes]byte
 	hex.Encode(tag[:], sum[:callerTagBytes])
-	b.Write(tag[:])
-	b.WriteString("::")
-	b.WriteString(ck)
 	clear(buf) // credentials do not linger in the pool
 	if cap(buf) <= 4<<10 {
 		m.buf = buf[:0]
 		n.scopeMACs.Put(m)
 	}
+	return tag
+}
+
+// scopedRouteKey returns the request key of a request to route name that
+// brought the client key ck: http-route::<name>::caller-<tag>::<ck>, where
+// tag is a keyed hash of the values of the route's scope headers in h. The
+// credentials never leave this function.
+func (n *Node) scopedRouteKey(name string, scope []string, h http.Header, ck string) string {
+	var tag [2 * callerTagBytes]byte
+	anonymous := true
+	for _, name := range scope {
+		if _, ok := h[name]; ok {
+			anonymous = false
+			break
+		}
+	}
+	if anonymous && len(scope) < len(n.anonTags) {
+		tag = n.anonTags[len(scope)] // the tag of a caller without credentials, computed once
+	} else {
+		tag = n.callerTag(scope, h)
+	}
+	var b strings.Builder
+	b.Grow(len(continuity.RouteKeyPrefix) + len(name) + 2 + len(callerMarker) + len(tag) + 2 + len(ck))
+	b.WriteString(continuity.RouteKeyPrefix)
+	b.WriteString(name)
+	b.WriteString("::" + callerMarker)
+	b.Write(tag[:])
+	b.WriteString("::")
+	b.WriteString(ck)
 	return b.String()
 }
 

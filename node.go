@@ -96,7 +96,8 @@ type Node struct {
 	startups  sync.WaitGroup
 	running   runGroup // handlers in flight
 	stopped   atomic.Bool
-	scopeMACs sync.Pool // of *scopeMAC, keyed with the node's caller-tag secret
+	scopeMACs sync.Pool                   // of *scopeMAC, keyed with the node's caller-tag secret
+	anonTags  [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
 
 	stateDir   string
 	knownMu    sync.Mutex  // guards knownPeers
