@@ -155,7 +155,7 @@ func clientKeyed(key string) bool {
 	return ok && strings.HasPrefix(rest, callerMarker)
 }
 
-// clientKey returns the client's Idempotency-Key of r ("" when it sent none),
+// clientKey returns the client's Idempotency-Key in h ("" when it sent none),
 // or the reason the route refuses it: more than one value, longer than 255
 // bytes, anything but visible ASCII (request_key_invalid), or a runtime
 // prefix (request_key_reserved).
