@@ -141,6 +141,12 @@ func TestRouteKeysScopedByCaller(t *testing.T) {
 			}
 			return nil
 		})
+		r, _ := n.Record(aliceKey)
+		stored, err := decodeStoredResponse(r.Response)
+		if err != nil || len(stored.Header["Set-Cookie"]) != 0 || len(stored.Header["Connection"]) != 0 ||
+			len(stored.Header["connection-scoped"]) != 0 || len(stored.Header["X-Call"]) != 1 {
+			t.Fatalf("%s stores alice's response as %+v (%v)", n.Name(), stored.Header, err)
+		}
 		recs, _ := json.Marshal(n.Records())
 		diag, _ := json.Marshal(n.Diagnostics())
 		for _, secret := range []string{"alice-7d1e0c3b9a", "bob-44f0e2a1c8", "sid=1", "sess-"} {
