@@ -20,34 +20,39 @@ import (
 type RouteOption func(*routeOptions)
 
 // routeOptions is the declared behaviour of a route's keys and replays. The
-// zero value is not the default: use defaultRouteOptions.
+// zero value is the default.
 type routeOptions struct {
-	// scope lists, in canonical form and sorted, the request
-	// headers whose values identify the caller of a client-keyed request.
+	// scope lists, in canonical form and sorted, the request headers whose
+	// values identify the caller of a client-keyed request; nil means
+	// defaultKeyScope, empty (KeyScope()) means none.
 	scope []string
 	// replay lists, in canonical form, the withheld response headers the
 	// route stores and replays anyway.
 	replay []string
 }
 
-// DefaultKeyScope lists the request headers that identify the caller of a
+// defaultKeyScope lists the request headers that identify the caller of a
 // clustered route unless KeyScope says otherwise (sorted).
-var DefaultKeyScope = []string{"Authorization", "Cookie"}
-
-func defaultRouteOptions() routeOptions {
-	return routeOptions{scope: slices.Clone(DefaultKeyScope)}
-}
+var defaultKeyScope = []string{"Authorization", "Cookie"}
 
 func newRouteOptions(opts []RouteOption) routeOptions {
-	o := defaultRouteOptions()
+	var o routeOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
 }
 
+// scopeHeaders returns the headers that identify a caller of the route.
+func (o *routeOptions) scopeHeaders() []string {
+	if o.scope == nil {
+		return defaultKeyScope
+	}
+	return o.scope
+}
+
 func (o routeOptions) equal(p routeOptions) bool {
-	return slices.Equal(o.scope, p.scope) && slices.Equal(o.replay, p.replay)
+	return slices.Equal(o.scopeHeaders(), p.scopeHeaders()) && slices.Equal(o.replay, p.replay)
 }
 
 // KeyScope names the request headers that identify the caller of a route
@@ -309,7 +314,7 @@ func (n *Node) routeKey(h *handler, r *http.Request) (key string, client bool, r
 	case ck == "":
 		return n.mintRouteKey(h.name), false, ""
 	}
-	return n.scopedRouteKey(h.name, h.route.scope, r.Header, ck), true, ""
+	return n.scopedRouteKey(h.name, h.route.scopeHeaders(), r.Header, ck), true, ""
 }
 
 // routeOptionsError describes a route declared twice with other options.

@@ -24,7 +24,7 @@ import (
 // the request key of the route named name, for a caller whose credential
 // headers are h (default scope).
 func routeScope(n *Node, name string, h http.Header) string {
-	return n.scopedRouteKey(name, DefaultKeyScope, h, "")
+	return n.scopedRouteKey(name, defaultKeyScope, h, "")
 }
 
 var sessionCalls atomic.Int64
@@ -47,10 +47,14 @@ func SessionReplayed(w http.ResponseWriter, r *http.Request) { SessionThing(w, r
 // SessionByAPIKey is SessionThing on a route whose callers are told apart by X-Api-Key.
 func SessionByAPIKey(w http.ResponseWriter, r *http.Request) { SessionThing(w, r) }
 
+// SessionShared is SessionThing on a route whose callers share one key space.
+func SessionShared(w http.ResponseWriter, r *http.Request) { SessionThing(w, r) }
+
 var (
 	routeSession         = Clustered(1, SessionThing)
 	routeSessionReplayed = Clustered(1, SessionReplayed, ReplayHeaders("set-cookie"))
 	routeSessionAPIKey   = Clustered(1, SessionByAPIKey, KeyScope("X-Api-Key"))
+	routeSessionShared   = Clustered(1, SessionShared, KeyScope())
 )
 
 // standalone starts a standalone node (no network) for route tests.
@@ -177,6 +181,13 @@ func TestRouteKeyScopeOptions(t *testing.T) {
 	k2 := serveRoute(route, "GET", "/k", "", http.Header{"X-Api-Key": {"two"}, "Authorization": {"a"}, HeaderIdempotencyKey: {"k"}})
 	if k1b.Body.String() != k1.Body.String() || k2.Body.String() == k1.Body.String() {
 		t.Fatalf("X-Api-Key scope: %s / %s / %s", k1.Body, k1b.Body, k2.Body)
+	}
+
+	shared := n.For(routeSessionShared)
+	s1 := serveRoute(shared, "GET", "/s", "", http.Header{"Authorization": {"a"}, HeaderIdempotencyKey: {"k"}})
+	s2 := serveRoute(shared, "GET", "/s", "", http.Header{"Authorization": {"b"}, HeaderIdempotencyKey: {"k"}})
+	if s1.Code != 200 || s2.Body.String() != s1.Body.String() {
+		t.Fatalf("KeyScope(): %s / %s, want one shared record", s1.Body, s2.Body)
 	}
 
 	func() {
@@ -418,6 +429,6 @@ func BenchmarkScopedRouteKey(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = n.scopedRouteKey("mesh.BenchThing", DefaultKeyScope, h, "order-42")
+		_ = n.scopedRouteKey("mesh.BenchThing", defaultKeyScope, h, "order-42")
 	}
 }
