@@ -28,6 +28,7 @@ const (
 	envPeerTimeout       = "MESH_PEER_TIMEOUT_MS"
 	envDiagnosticsCap    = "MESH_DIAGNOSTICS_CAPACITY"
 	envRetainRecords     = "MESH_CONTINUITY_RETAIN_RECORDS"
+	envRetainBytes       = "MESH_CONTINUITY_RETAIN_BYTES"
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
@@ -38,7 +39,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRouteTimeout, envRouteMaxBody, envStateDir,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -65,7 +66,8 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_STARTUP_WORK_DELAY_MS (2500), MESH_HEARTBEAT_INTERVAL_MS (250),
 //     MESH_PEER_TIMEOUT_MS (1500, greater than the heartbeat interval),
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
-//     MESH_ROUTE_TIMEOUT_MS (5000), MESH_ROUTE_MAX_BODY_BYTES (10485760).
+//     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
+//     MESH_ROUTE_MAX_BODY_BYTES (1048576).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
@@ -188,6 +190,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.DiagnosticsCapacity = int(capacity)
 	retain, _ := positive(envRetainRecords, DefaultRetainedRecords, math.MaxInt)
 	cfg.RetainedRecords = int(retain)
+	cfg.RetainedBytes, _ = positive(envRetainBytes, DefaultRetainedBytes, math.MaxInt64)
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
 	cfg.StateDir = get(envStateDir)

@@ -122,8 +122,9 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		PeerTimeout:         1500 * time.Millisecond,
 		DiagnosticsCapacity: 128,
 		RetainedRecords:     10000,
+		RetainedBytes:       67108864,
 		RouteTimeout:        5 * time.Second,
-		RouteMaxBodyBytes:   10485760,
+		RouteMaxBodyBytes:   1048576,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -140,6 +141,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envPeerTimeout:       "51",
 		envDiagnosticsCap:    "7",
 		envRetainRecords:     "9",
+		envRetainBytes:       " 65536 ",
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
 		envStateDir:          " /var/lib/mesh ",
@@ -160,6 +162,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"PeerTimeout", cfg.PeerTimeout, 51 * time.Millisecond},
 		{"DiagnosticsCapacity", cfg.DiagnosticsCapacity, 7},
 		{"RetainedRecords", cfg.RetainedRecords, 9},
+		{"RetainedBytes", cfg.RetainedBytes, int64(65536)},
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
@@ -298,6 +301,10 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_DIAGNOSTICS_CAPACITY: expected a positive integer"},
 		{"retained records", map[string]string{envRetainRecords: "0"}, nil,
 			"Invalid MESH_CONTINUITY_RETAIN_RECORDS: expected a positive integer"},
+		{"retained bytes", map[string]string{envRetainBytes: "64MiB"}, nil,
+			"Invalid MESH_CONTINUITY_RETAIN_BYTES: expected a positive integer"},
+		{"retained bytes zero", map[string]string{envRetainBytes: "0"}, nil,
+			"Invalid MESH_CONTINUITY_RETAIN_BYTES: expected a positive integer"},
 		{"route timeout", map[string]string{envRouteTimeout: "1s"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 		{"route max body", map[string]string{envRouteMaxBody: "10MB"}, nil,

@@ -100,8 +100,8 @@ type Node struct {
 	startups  sync.WaitGroup
 	running   runGroup // handlers in flight
 	stopped   atomic.Bool
-	routeSeq  atomic.Uint64
-	routeSalt string
+	scopeMACs sync.Pool                   // of *scopeMAC, keyed with the node's caller-tag secret
+	anonTags  [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
 
 	stateDir   string
 	knownMu    sync.Mutex  // guards knownPeers
@@ -138,9 +138,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		o(n)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	var salt [6]byte
-	_, _ = rand.Read(salt[:])
-	n.routeSalt = fmt.Sprintf("%x", salt)
+	n.initKeyScope()
 
 	role, epoch := cfg.Role, cfg.Epoch
 	var persist func(continuity.Role, uint64) error
@@ -184,7 +182,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.self = StandaloneNodeName
 	}
 	n.reg = continuity.NewRegistry(continuity.Options{
-		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords,
+		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords, RetainBytes: cfg.RetainedBytes,
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
 		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
 	})
