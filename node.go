@@ -20,6 +20,7 @@ import (
 
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/mapsize"
 	"meshgo.dev/mesh/internal/wire"
@@ -142,6 +143,9 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 	var persist func(continuity.Role, uint64) error
 	if cfg.Mode == ModeCluster {
 		n.self = cfg.NodeName.String()
+		if err := meshcookie.Check("cluster cookie", string(cfg.Cookie)); err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+		}
 		n.cookie = []byte(cfg.Cookie)
 		dir := cfg.StateDir
 		if dir == "" {

@@ -27,7 +27,7 @@ func TestTwoNodesConvergeAndRefuseWrongCookie(t *testing.T) {
 	_, env := h.nodeEnv("intruder", "127.0.0.2", "standby")
 	for i, kv := range env {
 		if strings.HasPrefix(kv, "MESH_CLUSTER_COOKIE=") {
-			env[i] = "MESH_CLUSTER_COOKIE=not-the-cookie"
+			env[i] = "MESH_CLUSTER_COOKIE=not-the-cluster-7f3a-Lr4Kc8Nw3Tb6Hp1Zs5Jd"
 		}
 	}
 	intruder := meshtest.StartProcess(t, "intruder", h.app, env, "")

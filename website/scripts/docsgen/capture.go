@@ -74,7 +74,7 @@ var errPortTaken = errors.New("cluster port taken")
 func capture(ctx context.Context, root, work, meshc string) (map[string][]byte, error) {
 	// A cookie of its own keeps this run's meshc queries from ever being
 	// answered by another cluster on the same port (a concurrent test, say).
-	var b [8]byte
+	var b [16]byte
 	crand.Read(b[:])
 	c := &capturer{ctx: ctx, root: root, meshc: meshc, demo: filepath.Join(work, "demo"),
 		cookie: "docs-capture-" + hex.EncodeToString(b[:]), files: map[string][]byte{}}
