@@ -92,13 +92,14 @@ type Node struct {
 	authCh      chan struct{} // closed and replaced whenever authority or quarantine changes
 	authMu      sync.Mutex    // guards authCh
 
-	callID    atomic.Uint64
-	authFails atomic.Uint64
-	startups  sync.WaitGroup
-	running   runGroup // handlers in flight
-	stopped   atomic.Bool
-	routeSeq  atomic.Uint64
-	routeSalt string
+	callID     atomic.Uint64
+	hsFailures handshakeFailures
+	admission  *admission
+	startups   sync.WaitGroup
+	running    runGroup // handlers in flight
+	stopped    atomic.Bool
+	routeSeq   atomic.Uint64
+	routeSalt  string
 
 	stateDir   string
 	knownMu    sync.Mutex  // guards knownPeers
@@ -130,6 +131,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, handlers: defaultRegistry, network: tcpNetwork{},
 		sessions: map[string]*session{}, dialing: map[string]bool{},
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
+		admission: newAdmission(time.Now),
 	}
 	for _, o := range opts {
 		o(n)
@@ -588,17 +590,30 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
-		n.goRun(func() { n.serveConn(conn) })
+		// Admission runs here, before any goroutine or TLS work: a
+		// connection over the limits costs one accept and one close.
+		t, refused := n.admission.admit(conn.RemoteAddr())
+		if refused != "" {
+			conn.Close()
+			n.handshakeFailed(conn.RemoteAddr().String(), refused, "")
+			continue
+		}
+		n.goRun(func() { n.serveConn(conn, t) })
 	}
 }
 
 // serveConn authenticates one inbound connection on its own goroutine, so a
-// client that sends nothing delays nobody else.
-func (n *Node) serveConn(raw net.Conn) {
-	res, err := handshake.Server(n.ctx, raw, n.handshakeConfig(handshake.KindNode))
+// client that sends nothing delays nobody else; t is its admission ticket.
+func (n *Node) serveConn(raw net.Conn, t *ticket) {
+	cfg := n.handshakeConfig(handshake.KindNode)
+	cfg.TLSTimeout = preTLSTimeout
+	res, err := handshake.Server(n.ctx, raw, cfg)
+	t.done(err == nil)
 	if err != nil {
 		raw.Close()
-		n.handshakeFailed(raw.RemoteAddr().String(), err)
+		if n.ctx.Err() == nil {
+			n.handshakeFailed(raw.RemoteAddr().String(), failureReason(err), err.Error())
+		}
 		return
 	}
 	switch res.RemoteKind {
@@ -615,15 +630,12 @@ func (n *Node) serveConn(raw net.Conn) {
 	}
 }
 
-func (n *Node) handshakeFailed(remote string, err error) {
+// failureReason classifies a failed handshake for diagnostics.
+func failureReason(err error) string {
 	if errors.Is(err, handshake.ErrAuthFailed) {
-		n.authFails.Add(1)
-		n.reg.Emit(continuity.Entry{Transition: "handshake_rejected", Reason: "authentication_failed",
-			Metadata: []continuity.KV{{Key: "remote_addr", Value: remote}, {Key: "authentication_failures", Value: strconv.FormatUint(n.authFails.Load(), 10)}}})
-		n.log.Warn("[mesh-rt transport] handshake failed: authentication failed", "remote_addr", remote)
-		return
+		return reasonAuthFailed
 	}
-	n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", remote, "error", err.Error())
+	return reasonHandshakeFailed
 }
 
 // dial connects to addr and registers the session. It returns the peer's name.
@@ -651,7 +663,13 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 	res, err := handshake.Client(ctx, raw, cfg)
 	if err != nil {
 		raw.Close()
-		n.handshakeFailed(addr, err)
+		if errors.Is(err, handshake.ErrAuthFailed) {
+			// Timeouts and refusals of dials are the peer's absence, which
+			// failure handling reports; a cookie mismatch is worth a count.
+			n.handshakeFailed(addr, reasonAuthFailed, err.Error())
+		} else {
+			n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", addr, "error", err.Error())
+		}
 		return "", fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	if res.RemoteName == n.self {
