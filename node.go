@@ -151,7 +151,10 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.cookie = []byte(cfg.Cookie)
 		dir := cfg.StateDir
 		if dir == "" {
-			dir = authority.DefaultDir(n.self)
+			var err error
+			if dir, err = authority.DefaultDir(n.self); err != nil {
+				return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+			}
 		}
 		n.stateDir = dir
 		for _, p := range authority.LoadPeers(dir) {

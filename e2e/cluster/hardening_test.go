@@ -301,3 +301,47 @@ func TestIdleConnectionsDoNotStopFailover(t *testing.T) {
 		t.Fatal("the standby exited under the flood")
 	}
 }
+
+// TestStateDirFallbackIsPrivate: with no HOME and no MESH_STATE_DIR a node
+// keeps its state under $TMPDIR/mesh-<uid>, created 0700; a pre-created one
+// that others can write is refused at bootstrap.
+func TestStateDirFallbackIsPrivate(t *testing.T) {
+	h := newHarness(t)
+	envWithout := func(tmp string) []string {
+		_, env := h.nodeEnv("primary", "127.0.0.1", "primary")
+		out := []string{"TMPDIR=" + tmp}
+		for _, kv := range env {
+			if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "MESH_STATE_DIR=") {
+				out = append(out, kv)
+			}
+		}
+		return out
+	}
+	tmp := t.TempDir()
+	base := fmt.Sprintf("%s/mesh-%d", tmp, os.Getuid())
+	p := meshtest.StartProcess(t, "fallback", h.app, envWithout(tmp), "")
+	p.WaitLog(t, "[testapp] runtime bootstrap mode=cluster", 10*time.Second)
+	st, err := os.Stat(base)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("state base %s: %v; want a 0700 directory", base, err)
+	}
+	if _, err := os.Stat(base + "/primary_127.0.0.1_" + strconv.Itoa(h.port) + "/authority.json"); err != nil {
+		t.Fatalf("no authority state under the fallback: %v", err)
+	}
+	p.Kill()
+
+	planted := t.TempDir()
+	if err := os.Mkdir(fmt.Sprintf("%s/mesh-%d", planted, os.Getuid()), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(fmt.Sprintf("%s/mesh-%d", planted, os.Getuid()), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	q := meshtest.StartProcess(t, "planted", h.app, envWithout(planted), "")
+	if code, err := q.Wait(10 * time.Second); err != nil || code == 0 {
+		t.Fatalf("node with a world-writable state base: exit %d %v", code, err)
+	}
+	if want := "is writable by other users (mode 0777); remove it or set MESH_STATE_DIR"; !strings.Contains(q.Log(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, q.Log())
+	}
+}
