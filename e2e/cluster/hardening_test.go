@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,6 +263,10 @@ func TestIdleConnectionsDoNotStopFailover(t *testing.T) {
 	h.waitAuthority(s, "standby", 0, 1, 5*time.Second)
 	addr := strings.TrimPrefix(s.name, "standby@")
 	pid := s.proc.Pid()
+	limits, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", pid))
+	if err != nil || !regexp.MustCompile(`(?m)^Max open files\s+256\s+256\s`).Match(limits) {
+		t.Fatalf("the standby does not run with 256 descriptors (%v):\n%s", err, limits)
+	}
 	baseline := fdCount(t, pid)
 	bound := baseline + maxPendingHandshakes + reservedHandshakes + 8
 
