@@ -93,8 +93,14 @@ func TestFailedHandshakesKeepDiagnostics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(before.Entries) < 3 || len(before.find("startup_completed", "")) == 0 && len(before.find("startup_dispatched", "")) == 0 {
-		t.Logf("entries before: %+v", before.Entries)
+	startup := 0
+	for _, e := range before.Entries {
+		if strings.HasPrefix(e.Transition, "startup_") {
+			startup++
+		}
+	}
+	if startup < 2 {
+		t.Fatalf("the primary has %d startup entries before the attack, want its real transitions to check: %+v", startup, before.Entries)
 	}
 	addr := strings.TrimPrefix(p.name, "primary@")
 
@@ -129,25 +135,47 @@ func TestFailedHandshakesKeepDiagnostics(t *testing.T) {
 		t.Fatalf("%d of 300 guesses were answered authentication failed (%d other errors); want all 300 (under the per-source budget)", authFailed.Load(), other.Load())
 	}
 	// One source past its budget: the first failureBurst guesses are
-	// answered, the rest are closed before TLS.
-	refused := 0
+	// answered, the rest are closed before TLS, except one a second as the
+	// budget refills.
+	reached, refused := 0, 0
+	lastReason := ""
+	start99 := time.Now()
 	for i := range 50 {
 		err := badHandshake(t.Context(), "127.0.0.99", addr)
 		switch {
 		case i < failureBurst && !errors.Is(err, handshake.ErrAuthFailed):
 			t.Fatalf("guess %d from one source: %v, want authentication failed", i, err)
-		case i >= failureBurst && errors.Is(err, handshake.ErrAuthFailed):
-			t.Fatalf("guess %d from one source reached the proof; want it refused past the budget of %d", i, failureBurst)
-		case i >= failureBurst:
+		case errors.Is(err, handshake.ErrAuthFailed):
+			reached++
+			lastReason = "authentication_failed"
+		default:
 			refused++
+			lastReason = "handshake_rate_limited"
 		}
+	}
+	// Slack: a refill a second, and the client may see its refusal a moment
+	// before the node has counted the failure against the next connection.
+	if refill := int(time.Since(start99)/time.Second) + 2; reached > failureBurst+refill || refused == 0 {
+		t.Fatalf("one source reached the proof %d times in 50 guesses over %v; want at most %d (a budget of %d, one more a second)",
+			reached, time.Since(start99).Round(time.Millisecond), failureBurst+refill, failureBurst)
 	}
 	elapsed := time.Since(start)
 
-	after, err := h.diagnostics(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The node counts a failure just after the client sees it: wait for
+	// the last one.
+	var after diagDoc
+	h.eventually(5*time.Second, func() error {
+		var err error
+		if after, err = h.diagnostics(p); err != nil {
+			return err
+		}
+		for _, e := range after.find("handshake_rejected", "") {
+			if e.meta("handshake_failures") == "350" {
+				return nil
+			}
+		}
+		return fmt.Errorf("handshake_rejected entries %+v, want 350 failures counted", after.find("handshake_rejected", ""))
+	})
 	seqs := map[uint64]string{}
 	for _, e := range after.Entries {
 		seqs[e.Sequence] = e.Transition
@@ -170,16 +198,16 @@ func TestFailedHandshakesKeepDiagnostics(t *testing.T) {
 	e := rejected[0]
 	want := map[string]string{
 		"handshake_failures":      "350",
-		"authentication_failures": strconv.Itoa(300 + failureBurst),
-		"refused_connections":     strconv.Itoa(50 - failureBurst),
+		"authentication_failures": strconv.Itoa(300 + reached),
+		"refused_connections":     strconv.Itoa(refused),
 	}
 	for k, v := range want {
 		if e.meta(k) != v {
 			t.Errorf("handshake_rejected %s = %q, want %s (entry %+v)", k, e.meta(k), v, e)
 		}
 	}
-	if !strings.HasPrefix(e.meta("remote_addr"), "127.0.0.99:") || str(e.Reason) != "handshake_rate_limited" {
-		t.Errorf("last remote %q reason %q, want 127.0.0.99 and handshake_rate_limited", e.meta("remote_addr"), str(e.Reason))
+	if !strings.HasPrefix(e.meta("remote_addr"), "127.0.0.99:") || str(e.Reason) != lastReason {
+		t.Errorf("last remote %q reason %q, want 127.0.0.99 and %s", e.meta("remote_addr"), str(e.Reason), lastReason)
 	}
 	lines := strings.Count(p.proc.Log(), "[mesh-rt transport] handshake failed")
 	if maxLines := 1 + int(elapsed/(10*time.Second)); lines > maxLines || lines == 0 {
@@ -271,14 +299,14 @@ func TestIdleConnectionsDoNotStopFailover(t *testing.T) {
 	bound := baseline + maxPendingHandshakes + reservedHandshakes + 8
 
 	var closed atomic.Int64
-	opened := time.Now()
 	release := idleFlood(t, addr, 1000, &closed)
 	defer release()
-	// Excess connections are closed at once, long before the pre-TLS
-	// deadline; the rest when it ends.
+	// Excess connections are closed at once, well within the pre-TLS
+	// deadline of the ones held; those are closed when it ends.
+	opened := time.Now()
 	meshtest.Eventually(t, preTLSTimeout/2, 10*time.Millisecond, func() error {
 		if c := closed.Load(); c < 1000-maxPendingHandshakes {
-			return fmt.Errorf("%d of 1000 idle connections closed by the node %v after opening", c, time.Since(opened).Round(time.Millisecond))
+			return fmt.Errorf("%d of 1000 idle connections closed by the node %v after the last one opened", c, time.Since(opened).Round(time.Millisecond))
 		}
 		return nil
 	})
