@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 )
 
 // Environment variables of the node contract. Every value is trimmed, and a
@@ -17,6 +19,7 @@ import (
 const (
 	envClusterPort       = "MESH_CLUSTER_PORT"
 	envClusterCookie     = "MESH_CLUSTER_COOKIE"
+	envClusterCookieFile = "MESH_CLUSTER_COOKIE_FILE"
 	envDiscoverySeed     = "MESH_DISCOVERY_SEED"
 	envNodeName          = "MESH_NODE_NAME"
 	envNodeHost          = "MESH_NODE_HOST"
@@ -36,7 +39,7 @@ const (
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
 var envVars = []string{
-	envClusterPort, envClusterCookie, envDiscoverySeed, envNodeName, envNodeHost,
+	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
 	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir,
@@ -54,10 +57,15 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //
 //   - MESH_CLUSTER_PORT: default 4370, else an integer in 1..65535. It is
 //     checked even when the node runs standalone.
-//   - Mode: a non-blank MESH_CLUSTER_COOKIE selects cluster mode. Without one,
-//     any cluster hint (MESH_DISCOVERY_SEED, MESH_NODE_NAME, MESH_NODE_HOST) is
+//   - Mode: a non-blank MESH_CLUSTER_COOKIE (or MESH_CLUSTER_COOKIE_FILE, the
+//     path of a file holding it) selects cluster mode. Without one, any
+//     cluster hint (MESH_DISCOVERY_SEED, MESH_NODE_NAME, MESH_NODE_HOST) is
 //     an error; with no hint at all the node runs standalone (zero NodeName,
 //     empty seed). Cluster mode requires MESH_DISCOVERY_SEED.
+//   - Cookie: both variables set is an error; the file must be a regular
+//     file its group and other users cannot read; the cookie must pass
+//     cookie.Check (at least 32 characters, no known placeholder), and the
+//     error names `meshc cluster cookie`, which prints a good one.
 //   - Identity: MESH_NODE_NAME as name@host:port (IPv6 in brackets) whose port
 //     equals the cluster port; otherwise derived from the hostname.
 //   - MESH_CONTINUITY_ROLE (primary or standby, default primary) and
@@ -109,14 +117,29 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 		}
 	}
 
-	cookie, seed := get(envClusterCookie), get(envDiscoverySeed)
+	cookie, cookieFile, seed := get(envClusterCookie), get(envClusterCookieFile), get(envDiscoverySeed)
 	name, host := get(envNodeName), get(envNodeHost)
-	if cookie != "" || seed != "" || name != "" || host != "" {
+	if cookie != "" || cookieFile != "" || seed != "" || name != "" || host != "" {
 		cfg.Mode = ModeCluster
-		cfg.Cookie = Cookie(cookie)
 		cfg.DiscoverySeed = seed
-		if cookie == "" {
+		switch {
+		case cookie != "" && cookieFile != "":
+			errs = append(errs, errors.New("set only one of "+envClusterCookie+" and "+envClusterCookieFile))
+		case cookieFile != "":
+			c, err := meshcookie.ReadFile(envClusterCookieFile, cookieFile)
+			if err != nil {
+				errs = append(errs, errors.New("Invalid "+err.Error()))
+			} else if err := meshcookie.Check(envClusterCookieFile, c); err != nil {
+				errs = append(errs, err)
+			}
+			cfg.Cookie = Cookie(c)
+		case cookie == "":
 			errs = append(errs, errors.New(envClusterCookie+" is required when discovery or identity env is set"))
+		default:
+			if err := meshcookie.Check(envClusterCookie, cookie); err != nil {
+				errs = append(errs, err)
+			}
+			cfg.Cookie = Cookie(cookie)
 		}
 		if seed == "" {
 			errs = append(errs, errors.New("Missing required environment variable "+envDiscoverySeed))

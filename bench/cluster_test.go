@@ -23,7 +23,7 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-const cookie = "bench-inprocess-cookie-51d0"
+const cookie = "bench-inprocess-51d0-8Kq2Wn6Yt9Bv3Mx7Cz1Pd"
 
 // One mirrors the testapp's api.One: a count-1 clustered route.
 func One(w http.ResponseWriter, r *http.Request) {
