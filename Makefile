@@ -59,4 +59,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHandshakeMessages -fuzztime 30s ./internal/handshake/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 30s ./internal/operator/
 	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRetained -fuzztime 30s ./internal/continuity/

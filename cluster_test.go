@@ -35,7 +35,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func testConfig(t *testing.T, name, host string, port int, role Role) Config {
 	return Config{
-		Mode: ModeCluster, Cookie: "test-cookie", DiscoverySeed: "localhost", ClusterPort: port,
+		Mode: ModeCluster, Cookie: "cluster-unit-7Qm2Vx9Lr4Kc8Nw3Tb6Hp1Zs5J", DiscoverySeed: "localhost", ClusterPort: port,
 		NodeName: NodeName{Name: name, Host: host, Port: port}, Role: role,
 		DiscoveryInterval: 200 * time.Millisecond, StartupWorkDelay: 300 * time.Millisecond,
 		HeartbeatInterval: 50 * time.Millisecond, PeerTimeout: 400 * time.Millisecond,

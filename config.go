@@ -25,7 +25,8 @@ const (
 	DefaultDiagnosticsCapacity = 128
 	DefaultRetainedRecords     = 10000
 	DefaultRouteTimeout        = 5000 * time.Millisecond
-	DefaultRouteMaxBodyBytes   = 10 << 20
+	DefaultRouteMaxBodyBytes   = 1 << 20  // 1 MiB
+	DefaultRetainedBytes       = 64 << 20 // 64 MiB
 )
 
 // Cookie is the shared cluster secret. It prints as [redacted] in every format,
@@ -62,7 +63,8 @@ type Config struct {
 	PeerTimeout         time.Duration
 	StateDir            string // where the authority state file lives; "" = default per node name
 	DiagnosticsCapacity int
-	RetainedRecords     int // terminal records kept; pending records are never evicted
+	RetainedRecords     int   // terminal records kept; pending records are never evicted
+	RetainedBytes       int64 // memory of the terminal records kept (stored responses above all), oldest evicted first
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
 
@@ -99,6 +101,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RetainedRecords <= 0 {
 		c.RetainedRecords = DefaultRetainedRecords
+	}
+	if c.RetainedBytes <= 0 {
+		c.RetainedBytes = DefaultRetainedBytes
 	}
 	if c.RouteTimeout <= 0 {
 		c.RouteTimeout = DefaultRouteTimeout

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 )
 
 // Environment variables of the node contract. Every value is trimmed, and a
@@ -17,6 +19,7 @@ import (
 const (
 	envClusterPort       = "MESH_CLUSTER_PORT"
 	envClusterCookie     = "MESH_CLUSTER_COOKIE"
+	envClusterCookieFile = "MESH_CLUSTER_COOKIE_FILE"
 	envDiscoverySeed     = "MESH_DISCOVERY_SEED"
 	envNodeName          = "MESH_NODE_NAME"
 	envNodeHost          = "MESH_NODE_HOST"
@@ -28,6 +31,7 @@ const (
 	envPeerTimeout       = "MESH_PEER_TIMEOUT_MS"
 	envDiagnosticsCap    = "MESH_DIAGNOSTICS_CAPACITY"
 	envRetainRecords     = "MESH_CONTINUITY_RETAIN_RECORDS"
+	envRetainBytes       = "MESH_CONTINUITY_RETAIN_BYTES"
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
@@ -35,10 +39,10 @@ const (
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
 var envVars = []string{
-	envClusterPort, envClusterCookie, envDiscoverySeed, envNodeName, envNodeHost,
+	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRouteTimeout, envRouteMaxBody, envStateDir,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -53,10 +57,15 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //
 //   - MESH_CLUSTER_PORT: default 4370, else an integer in 1..65535. It is
 //     checked even when the node runs standalone.
-//   - Mode: a non-blank MESH_CLUSTER_COOKIE selects cluster mode. Without one,
-//     any cluster hint (MESH_DISCOVERY_SEED, MESH_NODE_NAME, MESH_NODE_HOST) is
+//   - Mode: a non-blank MESH_CLUSTER_COOKIE (or MESH_CLUSTER_COOKIE_FILE, the
+//     path of a file holding it) selects cluster mode. Without one, any
+//     cluster hint (MESH_DISCOVERY_SEED, MESH_NODE_NAME, MESH_NODE_HOST) is
 //     an error; with no hint at all the node runs standalone (zero NodeName,
 //     empty seed). Cluster mode requires MESH_DISCOVERY_SEED.
+//   - Cookie: both variables set is an error; the file must be a regular
+//     file its group and other users cannot read; the cookie must pass
+//     cookie.Check (at least 32 characters, no known placeholder), and the
+//     error names `meshc cluster cookie`, which prints a good one.
 //   - Identity: MESH_NODE_NAME as name@host:port (IPv6 in brackets) whose port
 //     equals the cluster port; otherwise derived from the hostname.
 //   - MESH_CONTINUITY_ROLE (primary or standby, default primary) and
@@ -65,7 +74,8 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_STARTUP_WORK_DELAY_MS (2500), MESH_HEARTBEAT_INTERVAL_MS (250),
 //     MESH_PEER_TIMEOUT_MS (1500, greater than the heartbeat interval),
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
-//     MESH_ROUTE_TIMEOUT_MS (5000), MESH_ROUTE_MAX_BODY_BYTES (10485760).
+//     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
+//     MESH_ROUTE_MAX_BODY_BYTES (1048576).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
@@ -107,14 +117,29 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 		}
 	}
 
-	cookie, seed := get(envClusterCookie), get(envDiscoverySeed)
+	cookie, cookieFile, seed := get(envClusterCookie), get(envClusterCookieFile), get(envDiscoverySeed)
 	name, host := get(envNodeName), get(envNodeHost)
-	if cookie != "" || seed != "" || name != "" || host != "" {
+	if cookie != "" || cookieFile != "" || seed != "" || name != "" || host != "" {
 		cfg.Mode = ModeCluster
-		cfg.Cookie = Cookie(cookie)
 		cfg.DiscoverySeed = seed
-		if cookie == "" {
+		switch {
+		case cookie != "" && cookieFile != "":
+			errs = append(errs, errors.New("set only one of "+envClusterCookie+" and "+envClusterCookieFile))
+		case cookieFile != "":
+			c, err := meshcookie.ReadFile(envClusterCookieFile, cookieFile)
+			if err != nil {
+				errs = append(errs, errors.New("Invalid "+err.Error()))
+			} else if err := meshcookie.Check(envClusterCookieFile, c); err != nil {
+				errs = append(errs, err)
+			}
+			cfg.Cookie = Cookie(c)
+		case cookie == "":
 			errs = append(errs, errors.New(envClusterCookie+" is required when discovery or identity env is set"))
+		default:
+			if err := meshcookie.Check(envClusterCookie, cookie); err != nil {
+				errs = append(errs, err)
+			}
+			cfg.Cookie = Cookie(cookie)
 		}
 		if seed == "" {
 			errs = append(errs, errors.New("Missing required environment variable "+envDiscoverySeed))
@@ -188,6 +213,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.DiagnosticsCapacity = int(capacity)
 	retain, _ := positive(envRetainRecords, DefaultRetainedRecords, math.MaxInt)
 	cfg.RetainedRecords = int(retain)
+	cfg.RetainedBytes, _ = positive(envRetainBytes, DefaultRetainedBytes, math.MaxInt64)
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
 	cfg.StateDir = get(envStateDir)

@@ -2,10 +2,15 @@ package mesh
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 )
+
+// testCookie is a cluster cookie that passes the strength check.
+const testCookie = "env-test-7Qm2Vx9Lr4Kc8Nw3Tb6Hp1Zs5Jd0Fg"
 
 // envOf returns a getenv over a fixed map.
 func envOf(m map[string]string) func(string) string {
@@ -20,7 +25,7 @@ func fixedHost(h string) func() (string, error) {
 // cluster returns the minimal cluster environment plus extra.
 func cluster(extra map[string]string) map[string]string {
 	m := map[string]string{
-		envClusterCookie:  "s3cret-cookie",
+		envClusterCookie:  testCookie,
 		envDiscoverySeed:  "localhost",
 		envNodeName:       "primary@127.0.0.1:4370",
 		envClusterPort:    "",
@@ -57,24 +62,24 @@ func TestConfigFromEnvModes(t *testing.T) {
 			env:  cluster(map[string]string{envNodeName: "app@127.0.0.1:7000", envClusterPort: "7000"}),
 			mode: ModeCluster, node: "app@127.0.0.1:7000", nodeHost: "127.0.0.1", port: 7000, seed: "localhost"},
 		{name: "values are trimmed",
-			env: map[string]string{envClusterCookie: " c ", envDiscoverySeed: " seed.internal ",
+			env: map[string]string{envClusterCookie: " " + testCookie + " ", envDiscoverySeed: " seed.internal ",
 				envNodeName: " a@h:4370 "},
 			mode: ModeCluster, node: "a@h:4370", nodeHost: "h", port: 4370, seed: "seed.internal"},
 		{name: "derived from hostname",
-			env:      map[string]string{envClusterCookie: "c", envDiscoverySeed: "localhost"},
+			env:      map[string]string{envClusterCookie: testCookie, envDiscoverySeed: "localhost"},
 			hostname: fixedHost(" web-1 \n"),
 			mode:     ModeCluster, node: "web-1@web-1:4370", nodeHost: "web-1", port: 4370, seed: "localhost"},
 		{name: "derived with IPv6 MESH_NODE_HOST",
-			env:      map[string]string{envClusterCookie: "c", envDiscoverySeed: "localhost", envNodeHost: "::1"},
+			env:      map[string]string{envClusterCookie: testCookie, envDiscoverySeed: "localhost", envNodeHost: "::1"},
 			hostname: fixedHost("host"),
 			mode:     ModeCluster, node: "host@[::1]:4370", nodeHost: "::1", port: 4370, seed: "localhost"},
 		{name: "derived with bracketed MESH_NODE_HOST",
-			env: map[string]string{envClusterCookie: "c", envDiscoverySeed: "localhost",
+			env: map[string]string{envClusterCookie: testCookie, envDiscoverySeed: "localhost",
 				envNodeHost: "[fd00::1]", envClusterPort: "4444"},
 			hostname: fixedHost("host"),
 			mode:     ModeCluster, node: "host@[fd00::1]:4444", nodeHost: "fd00::1", port: 4444, seed: "localhost"},
 		{name: "derived with DNS MESH_NODE_HOST",
-			env:      map[string]string{envClusterCookie: "c", envDiscoverySeed: "localhost", envNodeHost: "node.internal"},
+			env:      map[string]string{envClusterCookie: testCookie, envDiscoverySeed: "localhost", envNodeHost: "node.internal"},
 			hostname: fixedHost("host"),
 			mode:     ModeCluster, node: "host@node.internal:4370", nodeHost: "node.internal", port: 4370, seed: "localhost"},
 	}
@@ -122,8 +127,9 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		PeerTimeout:         1500 * time.Millisecond,
 		DiagnosticsCapacity: 128,
 		RetainedRecords:     10000,
+		RetainedBytes:       67108864,
 		RouteTimeout:        5 * time.Second,
-		RouteMaxBodyBytes:   10485760,
+		RouteMaxBodyBytes:   1048576,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -140,6 +146,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envPeerTimeout:       "51",
 		envDiagnosticsCap:    "7",
 		envRetainRecords:     "9",
+		envRetainBytes:       " 65536 ",
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
 		envStateDir:          " /var/lib/mesh ",
@@ -160,6 +167,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"PeerTimeout", cfg.PeerTimeout, 51 * time.Millisecond},
 		{"DiagnosticsCapacity", cfg.DiagnosticsCapacity, 7},
 		{"RetainedRecords", cfg.RetainedRecords, 9},
+		{"RetainedBytes", cfg.RetainedBytes, int64(65536)},
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
@@ -204,7 +212,7 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			fixedHost("h"), cookieRequired},
 		{"host hint without cookie", map[string]string{envNodeHost: "10.0.0.1", envDiscoverySeed: "s"},
 			fixedHost("h"), cookieRequired},
-		{"cookie without seed", map[string]string{envClusterCookie: "c", envNodeName: "a@h:4370"}, nil, missingSeed},
+		{"cookie without seed", map[string]string{envClusterCookie: testCookie, envNodeName: "a@h:4370"}, nil, missingSeed},
 		{"blank seed", cluster(map[string]string{envDiscoverySeed: "  "}), nil, missingSeed},
 
 		// Explicit node name, one row per reason.
@@ -298,6 +306,10 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_DIAGNOSTICS_CAPACITY: expected a positive integer"},
 		{"retained records", map[string]string{envRetainRecords: "0"}, nil,
 			"Invalid MESH_CONTINUITY_RETAIN_RECORDS: expected a positive integer"},
+		{"retained bytes", map[string]string{envRetainBytes: "64MiB"}, nil,
+			"Invalid MESH_CONTINUITY_RETAIN_BYTES: expected a positive integer"},
+		{"retained bytes zero", map[string]string{envRetainBytes: "0"}, nil,
+			"Invalid MESH_CONTINUITY_RETAIN_BYTES: expected a positive integer"},
 		{"route timeout", map[string]string{envRouteTimeout: "1s"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 		{"route max body", map[string]string{envRouteMaxBody: "10MB"}, nil,
@@ -362,7 +374,7 @@ func TestConfigFromEnvReportsEverythingInOrder(t *testing.T) {
 }
 
 func TestConfigFromEnvNeverLeaksCookie(t *testing.T) {
-	const secret = "very-secret-cookie-value"
+	const secret = "vErY-hidden-value-9Xk2Lm7Qp4Rz8Tn3Wc"
 	envs := []map[string]string{
 		{envClusterCookie: secret},
 		{envClusterCookie: secret, envDiscoverySeed: "s", envNodeName: secret},
@@ -385,5 +397,93 @@ func TestConfigFromEnvNeverLeaksCookie(t *testing.T) {
 	}
 	if string(cfg.Cookie) != secret {
 		t.Errorf("cookie not kept")
+	}
+}
+
+func TestConfigFromEnvRefusesWeakCookies(t *testing.T) {
+	tests := []struct {
+		name, cookie, want string
+	}{
+		{"one character", "c", "at least 32 characters"},
+		{"short", "s3cret-cookie", "at least 32 characters"},
+		{"placeholder", "change-me-in-production-0123456789abcdef", "known placeholder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ConfigFromEnv(envOf(cluster(map[string]string{envClusterCookie: tt.cookie})), nil)
+			if err == nil {
+				t.Fatal("ConfigFromEnv accepted a weak cookie")
+			}
+			want := "Invalid MESH_CLUSTER_COOKIE: it "
+			if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), tt.want) ||
+				!strings.Contains(err.Error(), "`meshc cluster cookie`") {
+				t.Fatalf("error %q: want %q..., %q and the remedy `meshc cluster cookie`", err, want, tt.want)
+			}
+			if len(tt.cookie) > 4 && strings.Contains(err.Error(), tt.cookie) {
+				t.Fatalf("error leaks the cookie: %v", err)
+			}
+		})
+	}
+}
+
+func TestConfigFromEnvCookieFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	private := write("cookie", testCookie+"\n", 0o600)
+	fileEnv := func(path string) map[string]string {
+		m := cluster(map[string]string{envClusterCookieFile: path})
+		delete(m, envClusterCookie)
+		return m
+	}
+
+	cfg, err := ConfigFromEnv(envOf(fileEnv(private)), nil)
+	if err != nil {
+		t.Fatalf("ConfigFromEnv with a private cookie file: %v", err)
+	}
+	if string(cfg.Cookie) != testCookie || cfg.Mode != ModeCluster {
+		t.Fatalf("cookie file not read: mode %s", cfg.Mode)
+	}
+
+	refused := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"both set", cluster(map[string]string{envClusterCookieFile: private}),
+			"set only one of MESH_CLUSTER_COOKIE and MESH_CLUSTER_COOKIE_FILE"},
+		{"group readable", fileEnv(write("group", testCookie, 0o640)),
+			"Invalid MESH_CLUSTER_COOKIE_FILE: " + filepath.Join(dir, "group") + " is readable or writable by other users (mode 0640)"},
+		{"world readable", fileEnv(write("world", testCookie, 0o644)), "mode 0644"},
+		{"weak", fileEnv(write("weak", "short", 0o600)),
+			"Invalid MESH_CLUSTER_COOKIE_FILE: it must be at least 32 characters long"},
+		{"missing", fileEnv(filepath.Join(dir, "nope")), "Invalid MESH_CLUSTER_COOKIE_FILE: open "},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ConfigFromEnv(envOf(tt.env), nil)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), testCookie) {
+				t.Fatalf("error leaks the cookie: %v", err)
+			}
+		})
+	}
+}
+
+func TestStartRefusesWeakCookie(t *testing.T) {
+	_, err := Start(Config{Mode: ModeCluster, Cookie: "short", DiscoverySeed: "localhost",
+		NodeName: NodeName{Name: "a", Host: "127.0.0.1", Port: 1}, StateDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "meshc cluster cookie") {
+		t.Fatalf("Start with a short cookie: %v; want a refusal naming `meshc cluster cookie`", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/mapsize"
 	"meshgo.dev/mesh/internal/wire"
@@ -95,13 +96,14 @@ type Node struct {
 	authCh       chan struct{} // closed and replaced whenever authority or quarantine changes
 	authMu       sync.Mutex    // guards authCh
 
-	callID    atomic.Uint64
-	authFails atomic.Uint64
-	startups  sync.WaitGroup
-	running   runGroup // handlers in flight
-	stopped   atomic.Bool
-	routeSeq  atomic.Uint64
-	routeSalt string
+	callID     atomic.Uint64
+	hsFailures handshakeFailures
+	admission  *admission
+	startups   sync.WaitGroup
+	running    runGroup // handlers in flight
+	stopped    atomic.Bool
+	scopeMACs  sync.Pool                   // of *scopeMAC, keyed with the node's caller-tag secret
+	anonTags   [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
 
 	stateDir   string
 	knownMu    sync.Mutex  // guards knownPeers
@@ -133,23 +135,28 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, handlers: defaultRegistry, network: tcpNetwork{},
 		sessions: map[string]*session{}, dialing: map[string]bool{},
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
+		admission: newAdmission(time.Now),
 	}
 	for _, o := range opts {
 		o(n)
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	var salt [6]byte
-	_, _ = rand.Read(salt[:])
-	n.routeSalt = fmt.Sprintf("%x", salt)
+	n.initKeyScope()
 
 	role, epoch := cfg.Role, cfg.Epoch
 	var persist func(continuity.Role, uint64) error
 	if cfg.Mode == ModeCluster {
 		n.self = cfg.NodeName.String()
+		if err := meshcookie.Check("cluster cookie", string(cfg.Cookie)); err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+		}
 		n.cookie = []byte(cfg.Cookie)
 		dir := cfg.StateDir
 		if dir == "" {
-			dir = authority.DefaultDir(n.self)
+			var err error
+			if dir, err = authority.DefaultDir(n.self); err != nil {
+				return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+			}
 		}
 		n.stateDir = dir
 		for _, p := range authority.LoadPeers(dir) {
@@ -184,7 +191,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.self = StandaloneNodeName
 	}
 	n.reg = continuity.NewRegistry(continuity.Options{
-		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords,
+		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords, RetainBytes: cfg.RetainedBytes,
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
 		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
 	})
@@ -589,17 +596,30 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
-		n.goRun(func() { n.serveConn(conn) })
+		// Admission runs here, before any goroutine or TLS work: a
+		// connection over the limits costs one accept and one close.
+		t, refused := n.admission.admit(conn.RemoteAddr())
+		if refused != "" {
+			conn.Close()
+			n.handshakeFailed(conn.RemoteAddr().String(), refused, "")
+			continue
+		}
+		n.goRun(func() { n.serveConn(conn, t) })
 	}
 }
 
 // serveConn authenticates one inbound connection on its own goroutine, so a
-// client that sends nothing delays nobody else.
-func (n *Node) serveConn(raw net.Conn) {
-	res, err := handshake.Server(n.ctx, raw, n.handshakeConfig(handshake.KindNode))
+// client that sends nothing delays nobody else; t is its admission ticket.
+func (n *Node) serveConn(raw net.Conn, t *ticket) {
+	cfg := n.handshakeConfig(handshake.KindNode)
+	cfg.TLSTimeout = preTLSTimeout
+	res, err := handshake.Server(n.ctx, raw, cfg)
+	t.done(err == nil)
 	if err != nil {
 		raw.Close()
-		n.handshakeFailed(raw.RemoteAddr().String(), err)
+		if n.ctx.Err() == nil {
+			n.handshakeFailed(raw.RemoteAddr().String(), failureReason(err), err.Error())
+		}
 		return
 	}
 	switch res.RemoteKind {
@@ -616,15 +636,12 @@ func (n *Node) serveConn(raw net.Conn) {
 	}
 }
 
-func (n *Node) handshakeFailed(remote string, err error) {
+// failureReason classifies a failed handshake for diagnostics.
+func failureReason(err error) string {
 	if errors.Is(err, handshake.ErrAuthFailed) {
-		n.authFails.Add(1)
-		n.reg.Emit(continuity.Entry{Transition: "handshake_rejected", Reason: "authentication_failed",
-			Metadata: []continuity.KV{{Key: "remote_addr", Value: remote}, {Key: "authentication_failures", Value: strconv.FormatUint(n.authFails.Load(), 10)}}})
-		n.log.Warn("[mesh-rt transport] handshake failed: authentication failed", "remote_addr", remote)
-		return
+		return reasonAuthFailed
 	}
-	n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", remote, "error", err.Error())
+	return reasonHandshakeFailed
 }
 
 // dial connects to addr and registers the session. It returns the peer's name.
@@ -652,7 +669,13 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 	res, err := handshake.Client(ctx, raw, cfg)
 	if err != nil {
 		raw.Close()
-		n.handshakeFailed(addr, err)
+		if errors.Is(err, handshake.ErrAuthFailed) {
+			// Timeouts and refusals of dials are the peer's absence, which
+			// failure handling reports; a cookie mismatch is worth a count.
+			n.handshakeFailed(addr, reasonAuthFailed, err.Error())
+		} else {
+			n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", addr, "error", err.Error())
+		}
 		return "", fmt.Errorf("handshake with %s: %w", addr, err)
 	}
 	if res.RemoteName == n.self {

@@ -46,7 +46,7 @@ func TestPartitionAndHeal(t *testing.T) {
 	port := meshtest.FreePort(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg := func(name, host string, role mesh.Role) mesh.Config {
-		return mesh.Config{Mode: mesh.ModeCluster, Cookie: "partition-cookie", DiscoverySeed: "localhost", ClusterPort: port,
+		return mesh.Config{Mode: mesh.ModeCluster, Cookie: "partition-unit-4Hs8Kq2Wn6Yt9Bv3Mx7Cz1Pd5R", DiscoverySeed: "localhost", ClusterPort: port,
 			NodeName: mesh.NodeName{Name: name, Host: host, Port: port}, Role: role,
 			DiscoveryInterval: 150 * time.Millisecond, StartupWorkDelay: 100 * time.Millisecond,
 			HeartbeatInterval: 50 * time.Millisecond, PeerTimeout: 400 * time.Millisecond, StateDir: t.TempDir(), Logger: logger}

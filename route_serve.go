@@ -8,13 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,22 +99,17 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			writeJSONError(w, http.StatusRequestEntityTooLarge, "request_body_too_large")
+			writeJSONError(w, http.StatusRequestEntityTooLarge, string(continuity.ReasonRequestBodyTooLarge))
 			return
 		}
 		writeJSONError(w, http.StatusBadRequest, "request_body_unreadable")
 		return
 	}
 	pathValues := routePathValues(r)
-	key := r.Header.Get(HeaderIdempotencyKey)
-	idempotent := key != ""
-	if idempotent {
-		if err := validIdempotencyKey(key); err != nil {
-			writeJSONError(w, http.StatusBadRequest, err.Error())
-			return
-		}
-	} else {
-		key = n.mintRouteKey(rh.name)
+	key, idempotent, reason := n.routeKey(h, r)
+	if reason != "" {
+		writeJSONError(w, http.StatusBadRequest, string(reason))
+		return
 	}
 	w.Header()[HeaderRequestKey] = []string{key} // the name is in canonical form
 	hash := payloadHash(r, pathValues, body)
@@ -135,7 +128,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, rec.Error)
 		return
 	case continuity.OutcomeDuplicate:
-		n.replay(w, rec)
+		n.replay(w, rec, &h.route)
 		return
 	}
 
@@ -161,30 +154,6 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	resp.writeTo(w)
 	resp.release()
-}
-
-// mintAttempts bounds the search for a runtime key this node owns.
-const mintAttempts = 64
-
-// mintRouteKey returns a fresh request key for a request that brought none:
-// http-route::<name>::<salt>-<seq>, unique across nodes (the salt is random
-// per process) and restarts. Among consecutive sequence numbers it takes the
-// first whose placement owner is this node. Nobody else can ever send the
-// same key, so which node owns it is free to choose, and choosing the node
-// that already holds the request saves forwarding it: the request runs where
-// it arrived, and a count-2 record is mirrored to the other node.
-func (n *Node) mintRouteKey(name string) string {
-	members := *n.placement.Load()
-	var stack [192]byte
-	buf := append(append(append(append(stack[:0], continuity.RouteKeyPrefix...), name...), "::"...), n.routeSalt...)
-	buf = append(buf, '-')
-	base := len(buf)
-	for i := 0; ; i++ {
-		buf = strconv.AppendUint(buf[:base], n.routeSeq.Add(1), 10)
-		if len(members) < 2 || i == mintAttempts || continuity.OwnerOf(buf, members) == n.self {
-			return string(buf)
-		}
-	}
 }
 
 // routeResponse is a buffered handler response.
@@ -317,7 +286,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	resp := routeResponse{Status: rc.status, Header: rc.header, Body: rc.body.Bytes(), rc: rc}
 	var stored []byte
 	if store {
-		if b := appendStoredResponse(nil, resp); len(b) <= maxReplayStoredBytes {
+		if b := appendStoredResponse(nil, resp, &h.route); len(b) <= maxReplayStoredBytes {
 			stored = b
 		}
 	}
@@ -339,13 +308,19 @@ const storedResponseVersion = 1
 
 // appendStoredResponse appends the replay encoding of resp to dst: a version
 // byte, the status, the header fields (sorted by name, so equal responses
-// encode alike) and the body, each length-prefixed with uvarints.
-func appendStoredResponse(dst []byte, resp routeResponse) []byte {
+// encode alike) and the body, each length-prefixed with uvarints. Header
+// fields opts does not let replay (credentials, hop-by-hop) are left out; nil
+// opts keeps every field.
+func appendStoredResponse(dst []byte, resp routeResponse, opts *routeOptions) []byte {
 	var stack [16]string
 	names := stack[:0]
 	fields, size := 0, 1+3*binary.MaxVarintLen64+len(resp.Body)
+	var connection []string
+	if opts != nil {
+		connection = connectionHeader(resp.Header)
+	}
 	for k, vs := range resp.Header {
-		if k == HeaderRequestKey {
+		if k == HeaderRequestKey || opts != nil && !opts.replayable(k, connection) {
 			continue
 		}
 		names = append(names, k)
@@ -487,8 +462,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	for _, pv := range m.PathValues {
 		req.SetPathValue(pv.Name, pv.Value)
 	}
-	idempotent := !strings.HasPrefix(m.RequestKey, continuity.RouteKeyPrefix)
-	resp, err := n.executeRoute(ctx, h, rec, req, idempotent)
+	resp, err := n.executeRoute(ctx, h, rec, req, clientKeyed(m.RequestKey))
 	if err != nil {
 		fail(continuity.ReasonOf(err))
 		return
@@ -497,8 +471,10 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	resp.release() // send encoded the response
 }
 
-// replay answers a request whose key was seen before from the stored outcome.
-func (n *Node) replay(w http.ResponseWriter, rec continuity.Record) {
+// replay answers a request whose key was seen before from the stored
+// outcome, without the header fields opts does not let replay (a record
+// stored by a node that kept them has them dropped here).
+func (n *Node) replay(w http.ResponseWriter, rec continuity.Record, opts *routeOptions) {
 	switch {
 	case rec.Phase == continuity.PhaseRejected:
 		writeJSONError(w, http.StatusServiceUnavailable, rec.Error)
@@ -512,20 +488,14 @@ func (n *Node) replay(w http.ResponseWriter, rec continuity.Record) {
 			writeJSONError(w, http.StatusConflict, "response_not_replayable")
 			return
 		}
+		connection := connectionHeader(resp.Header)
+		for k := range resp.Header {
+			if !opts.replayable(k, connection) {
+				delete(resp.Header, k)
+			}
+		}
 		resp.writeTo(w)
 	}
-}
-
-func validIdempotencyKey(k string) error {
-	if len(k) > maxIdempotencyKey {
-		return fmt.Errorf("invalid Idempotency-Key: longer than %d bytes", maxIdempotencyKey)
-	}
-	for i := 0; i < len(k); i++ {
-		if c := k[i]; c < 0x21 || c > 0x7e {
-			return errors.New("invalid Idempotency-Key: only visible ASCII characters are allowed")
-		}
-	}
-	return nil
 }
 
 // routePathValues extracts the wildcard values of the matched ServeMux pattern.

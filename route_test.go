@@ -147,9 +147,10 @@ func TestRoutesTwoNodes(t *testing.T) {
 		if ingress == s {
 			srv, owner = ss, p
 		}
-		key := meshtest.KeyOwnedBy(t, fmt.Sprintf("remote-%d", i), p.Members(), owner.Name())
+		scope := routeScope(p, "mesh.ListThings", http.Header{})
+		key := meshtest.ClientKeyOwnedBy(t, scope, fmt.Sprintf("remote-%d", i), p.Members(), owner.Name())
 		resp, body := get(t, srv.URL+"/things", map[string]string{"Idempotency-Key": key}, "")
-		check(resp, body, key, ingress, owner)
+		check(resp, body, scope+key, ingress, owner)
 	}
 
 	// Count 3 is refused, durably, without running the handler.
@@ -175,7 +176,7 @@ func TestRouteIdempotencyKeyReplay(t *testing.T) {
 	before := thingHits.Load()
 	hdr := map[string]string{"Idempotency-Key": "order-42", "Content-Type": "application/json"}
 	r1, b1 := get(t, ps.URL+"/things/7", hdr, `{"qty":1}`)
-	if r1.StatusCode != http.StatusCreated || r1.Header.Get(HeaderRequestKey) != "order-42" {
+	if r1.StatusCode != http.StatusCreated || r1.Header.Get(HeaderRequestKey) != routeScope(p, "mesh.ListThings", http.Header{})+"order-42" {
 		t.Fatalf("first: %d %s", r1.StatusCode, b1)
 	}
 	// A retry through the other node gets the same bytes; the handler ran once.
@@ -196,7 +197,7 @@ func TestRouteIdempotencyKeyReplay(t *testing.T) {
 		t.Fatalf("conflict: %d %s", r3.StatusCode, b3)
 	}
 	r4, b4 := get(t, ps.URL+"/things/7", map[string]string{"Idempotency-Key": "bad key"}, `{}`)
-	if r4.StatusCode != 400 {
+	if r4.StatusCode != 400 || strings.TrimSpace(b4) != `{"error":"request_key_invalid"}` {
 		t.Fatalf("invalid key: %d %s", r4.StatusCode, b4)
 	}
 }
@@ -208,7 +209,7 @@ func TestRouteOwnerDiesMidRequest(t *testing.T) {
 	blockHits.Store(0)
 	p, s := pair(t)
 	ps := serveNode(t, p, nil)
-	key := meshtest.KeyOwnedBy(t, "block", p.Members(), s.Name()) // the standby runs it
+	key := meshtest.ClientKeyOwnedBy(t, routeScope(p, "mesh.BlockThing", http.Header{}), "block", p.Members(), s.Name()) // the standby runs it
 	type result struct {
 		status int
 		body   string
@@ -345,7 +346,8 @@ func TestRouteHeadersOfLocalExecution(t *testing.T) {
 	for range 2 { // the second answer is the stored one
 		w := serve("/h", "header-key-1")
 		if w.Code != http.StatusOK || w.Body.String() != "ok" || w.Header().Get("X-Private") != "from-handler" ||
-			w.Header().Get(HeaderRequestKey) != "header-key-1" || w.Header().Get("Content-Type") != "text/plain" {
+			w.Header().Get(HeaderRequestKey) != routeScope(n, "mesh.HeaderThing", http.Header{})+"header-key-1" ||
+			w.Header().Get("Content-Type") != "text/plain" {
 			t.Fatalf("delivered outcome: %d %v %q", w.Code, w.Header(), w.Body.String())
 		}
 	}

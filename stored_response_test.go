@@ -19,7 +19,7 @@ func TestStoredResponseRoundTrip(t *testing.T) {
 			for k, v := range resp.Header {
 				withKey.Header[k] = v
 			}
-			b := appendStoredResponse(nil, withKey)
+			b := appendStoredResponse(nil, withKey, nil)
 			got, err := decodeStoredResponse(b)
 			if err != nil {
 				t.Fatal(err)
@@ -32,7 +32,7 @@ func TestStoredResponseRoundTrip(t *testing.T) {
 					t.Fatalf("header %s: %q, want %q", k, got.Header[k], v)
 				}
 			}
-			if !bytes.Equal(appendStoredResponse(nil, got), b) {
+			if !bytes.Equal(appendStoredResponse(nil, got, nil), b) {
 				t.Fatal("encoding is not canonical")
 			}
 		})
@@ -45,15 +45,15 @@ func TestStoredResponseRoundTrip(t *testing.T) {
 }
 
 func FuzzStoredResponse(f *testing.F) {
-	f.Add(appendStoredResponse(nil, routeResponse{Status: 200, Header: map[string][]string{"A": {"1", "2"}}, Body: []byte("x")}))
-	f.Add(appendStoredResponse(nil, routeResponse{Status: http.StatusNoContent}))
+	f.Add(appendStoredResponse(nil, routeResponse{Status: 200, Header: map[string][]string{"A": {"1", "2"}}, Body: []byte("x")}, nil))
+	f.Add(appendStoredResponse(nil, routeResponse{Status: http.StatusNoContent}, nil))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		resp, err := decodeStoredResponse(b)
 		if err != nil {
 			return
 		}
-		again, err := decodeStoredResponse(appendStoredResponse(nil, resp))
+		again, err := decodeStoredResponse(appendStoredResponse(nil, resp, nil))
 		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || len(again.Header) != len(resp.Header) {
 			t.Fatalf("re-encoding %+v gave %+v, %v", resp, again, err)
 		}

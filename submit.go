@@ -33,10 +33,17 @@ var ErrNotDeclared = errors.New("mesh: declared work not registered")
 // record is mirrored to the replica before the work starts, so it survives the
 // loss of either node and is re-run under a new attempt if its owner dies.
 // Submit returns once the record is stored, not when the work finishes.
+//
+// Keys with a runtime prefix (http-route::, startup::, request::) belong to
+// the runtime's own records and are refused with request_key_reserved; a key
+// already used by another declared function or by a route is a conflict.
 func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload string) (SubmitResult, error) {
 	h, ok := n.handlers.get(d.RuntimeName)
 	if !ok || h.kind != continuity.KindWork {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", d.RuntimeName, ErrNotDeclared)
+	}
+	if continuity.ReservedKey(requestKey) {
+		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyReserved})
 	}
 	dec, err := n.submit(ctx, submission{h: h, key: requestKey, hash: payload, count: uint64(h.count)})
 	if err != nil {

@@ -72,6 +72,7 @@ type handler struct {
 	kind  continuity.Kind
 	run   func(context.Context) error // work
 	http  http.Handler                // route
+	route routeOptions                // route
 }
 
 // registry maps runtime names to declared handlers. Nodes started in one process
@@ -88,6 +89,9 @@ func (r *registry) add(h *handler) error {
 	defer r.mu.Unlock()
 	if old, ok := r.handlers[h.name]; ok {
 		if h.kind == continuity.KindRoute && old.kind == continuity.KindRoute && old.count == h.count {
+			if !old.route.equal(h.route) {
+				return routeOptionsError(h.name)
+			}
 			return nil // the same route wrapped again (a second mux) is the same handler
 		}
 		return fmt.Errorf("%s is already declared; each function may be declared once", h.name)

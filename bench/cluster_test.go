@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-const cookie = "bench-inprocess-cookie-51d0"
+const cookie = "bench-inprocess-51d0-8Kq2Wn6Yt9Bv3Mx7Cz1Pd"
 
 // One mirrors the testapp's api.One: a count-1 clustered route.
 func One(w http.ResponseWriter, r *http.Request) {
@@ -134,11 +136,11 @@ func mux(n *mesh.Node) *http.ServeMux {
 }
 
 // placedKeys returns n unique keys owned by want over members.
-func placedKeys(prefix string, n int, members []string, want string) []string {
+func placedKeys(scope, prefix string, n int, members []string, want string) []string {
 	out := make([]string, 0, n)
 	for i := 0; len(out) < n; i++ {
 		k := fmt.Sprintf("%s-%d", prefix, i)
-		if continuity.Place(k, members).Owner == want {
+		if continuity.Place(scope+k, members).Owner == want {
 			out = append(out, k)
 		}
 	}
@@ -146,3 +148,19 @@ func placedKeys(prefix string, n int, members []string, want string) []string {
 }
 
 var runID = fmt.Sprintf("%x", time.Now().UnixNano())
+
+// routeScope returns what the route at path of h puts before a client's
+// Idempotency-Key in the request key (http-route::<name>::caller-<tag>::),
+// learnt from one keyed request: client keys are placed by the whole key.
+func routeScope(tb testing.TB, h http.Handler, path string) string {
+	tb.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Header.Set("Idempotency-Key", runID+"-scope-probe")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	scope, ok := strings.CutSuffix(w.Header().Get("X-Mesh-Continuity-Request-Key"), runID+"-scope-probe")
+	if w.Code != http.StatusOK || !ok {
+		tb.Fatalf("scope probe of %s: %d %v", path, w.Code, w.Header())
+	}
+	return scope
+}

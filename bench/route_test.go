@@ -40,9 +40,9 @@ func BenchmarkRouteHandler(b *testing.B) {
 			var keys []string
 			switch rc.owner {
 			case "local":
-				keys = placedKeys(runID+"-h"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, pri.Name())
+				keys = placedKeys(routeScope(b, h, rc.path), runID+"-h"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, pri.Name())
 			case "remote":
-				keys = placedKeys(runID+"-h"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, sby.Name())
+				keys = placedKeys(routeScope(b, h, rc.path), runID+"-h"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, sby.Name())
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -78,9 +78,9 @@ func BenchmarkRouteHTTP(b *testing.B) {
 			var keys []string
 			switch rc.owner {
 			case "local":
-				keys = placedKeys(runID+"-n"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, pri.Name())
+				keys = placedKeys(routeScope(b, srv.Config.Handler, rc.path), runID+"-n"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, pri.Name())
 			case "remote":
-				keys = placedKeys(runID+"-n"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, sby.Name())
+				keys = placedKeys(routeScope(b, srv.Config.Handler, rc.path), runID+"-n"+strconv.Itoa(i)+"-"+strconv.Itoa(b.N), b.N, members, sby.Name())
 			}
 			var next atomic.Int64
 			b.SetParallelism(8)

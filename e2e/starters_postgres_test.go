@@ -90,7 +90,7 @@ func TestStarterPostgresStartFailuresNeverServe(t *testing.T) {
 	})
 	t.Run("runtime bootstrap error", func(t *testing.T) {
 		db := starterDatabaseURL(t)
-		const cookie = "never-printed-cookie"
+		const cookie = "never-printed-8Kq2Wn6Yt9Bv3Mx7Cz1Pd5R"
 		log := startFailing(t, "todo-postgres-bad-role", bin, "DATABASE_URL="+db,
 			"MESH_CLUSTER_COOKIE="+cookie, "MESH_DISCOVERY_SEED=127.0.0.1", "MESH_CONTINUITY_ROLE=leader")
 		starterInOrder(t, "log", log, "[todo-api] Connecting to PostgreSQL pool...\n", "[todo-api] runtime bootstrap failed reason=")

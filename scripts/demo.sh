@@ -20,7 +20,7 @@ echo "==> building meshc and examples/hello-cluster"
 (cd "$root" && go build -o "$work/bin/meshc" ./cmd/meshc)
 (cd "$root/examples/hello-cluster" && go build -o "$work/bin/hello-cluster" .)
 
-export MESH_CLUSTER_COOKIE="demo-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+export MESH_CLUSTER_COOKIE="$("$work/bin/meshc" cluster cookie)"
 primary="primary@127.0.0.1:$port"
 standby="standby@[::1]:$port"
 pids=()

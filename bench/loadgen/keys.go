@@ -21,6 +21,7 @@ import (
 // generator's garbage collector marks over and over during the window, CPU
 // that a keyed scenario would pay and the plain baseline would not.
 type placedKeys struct {
+	scope   string // what the route puts before a client key in the request key
 	prefix  string
 	members []string
 	want    string
@@ -32,17 +33,19 @@ type placedKeys struct {
 	inline atomic.Int64
 }
 
-func newPlacedKeys(prefix string, members []string, want string) *placedKeys {
-	return &placedKeys{prefix: prefix, members: continuity.CanonicalMembership(members), want: want}
+// newPlacedKeys returns keys starting with prefix whose request key (scope
+// followed by the key, see routeScope) is placed on want.
+func newPlacedKeys(scope, prefix string, members []string, want string) *placedKeys {
+	return &placedKeys{scope: scope, prefix: prefix, members: continuity.CanonicalMembership(members), want: want}
 }
 
 // appendNext appends the next key whose owner is want to dst.
 func (k *placedKeys) appendNext(dst []byte) []byte {
 	base := len(dst)
 	for {
-		dst = strconv.AppendUint(append(dst[:base], k.prefix...), k.seq.Add(1), 10)
+		dst = strconv.AppendUint(append(append(dst[:base], k.scope...), k.prefix...), k.seq.Add(1), 10)
 		if continuity.OwnerOf(dst[base:], k.members) == k.want {
-			return dst
+			return append(dst[:base], dst[base+len(k.scope):]...) // the client key alone
 		}
 	}
 }
@@ -52,7 +55,7 @@ func (k *placedKeys) generate() string { return string(k.appendNext(nil)) }
 // Fill replaces the pool with n fresh keys. It must not run concurrently
 // with Next.
 func (k *placedKeys) Fill(n int) {
-	arena := make([]byte, 0, n*(len(k.prefix)+8))
+	arena := make([]byte, 0, n*(len(k.scope)+len(k.prefix)+8))
 	ends := make([]uint32, n)
 	for i := range ends {
 		arena = k.appendNext(arena)

@@ -9,7 +9,8 @@ import (
 
 func TestPlacedKeysAreUniqueAndOwnedByWant(t *testing.T) {
 	members := []string{"standby@[::1]:4370", "primary@127.0.0.1:4370"}
-	k := newPlacedKeys("k-", members, "primary@127.0.0.1:4370")
+	const scope = "http-route::api.One::caller-00112233445566778899aabbccddeeff::"
+	k := newPlacedKeys(scope, "k-", members, "primary@127.0.0.1:4370")
 	k.Fill(500)
 	seen := map[string]bool{}
 	var keep []string
@@ -22,7 +23,7 @@ func TestPlacedKeysAreUniqueAndOwnedByWant(t *testing.T) {
 			t.Fatalf("key %d %q: bad prefix or repeated", i, key)
 		}
 		seen[key] = true
-		if got := continuity.Place(key, members).Owner; got != "primary@127.0.0.1:4370" {
+		if got := continuity.Place(scope+key, members).Owner; got != "primary@127.0.0.1:4370" {
 			t.Fatalf("key %q placed on %s", key, got)
 		}
 	}

@@ -255,8 +255,12 @@ func suite(o options) error {
 
 	base := "http://127.0.0.1:" + strconv.Itoa(h1)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	local := newPlacedKeys("bench-"+run+"-local-", members, pri.Name)
-	remote := newPlacedKeys("bench-"+run+"-remote-", members, sby.Name)
+	scope, err := routeScope(base+"/one", "bench-"+run+"-probe")
+	if err != nil {
+		return err
+	}
+	local := newPlacedKeys(scope, "bench-"+run+"-local-", members, pri.Name)
+	remote := newPlacedKeys(scope, "bench-"+run+"-remote-", members, sby.Name)
 	all := map[string]scenario{
 		"plain":      {Name: "plain", URL: base + "/plain"},
 		"one-local":  {Name: "one-local", URL: base + "/one", Keys: local, Clustered: true},
@@ -627,4 +631,27 @@ func profileNodes(o options, scenario string, bases []string) chan struct{} {
 		}
 	}()
 	return done
+}
+
+// routeScope returns what the route at url puts before a client's
+// Idempotency-Key in the request key (http-route::<name>::caller-<tag>::,
+// the tag naming this anonymous caller), from one keyed request: keys are
+// placed by the whole request key.
+func routeScope(url, probe string) (string, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Idempotency-Key", probe)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("probe %s: %w", url, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	scope, ok := strings.CutSuffix(resp.Header.Get("X-Mesh-Continuity-Request-Key"), probe)
+	if resp.StatusCode != http.StatusOK || !ok {
+		return "", fmt.Errorf("probe %s: %d, request key %q", url, resp.StatusCode, resp.Header.Get("X-Mesh-Continuity-Request-Key"))
+	}
+	return scope, nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh"
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/operator"
 	"meshgo.dev/mesh/internal/wire"
 )
@@ -31,20 +32,20 @@ type clusterVerb struct {
 var clusterVerbs = []clusterVerb{
 	{
 		name:    "status",
-		usage:   "<node> [--json] [--cookie C] [--timeout-ms MS]",
+		usage:   "<node> [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
 		summary: "show a node's membership and authority (role, promotion epoch, replication health)",
 		maxArgs: 1,
 	},
 	{
 		name:     "continuity",
-		usage:    "<node> [request-key] [--limit N] [--json] [--cookie C] [--timeout-ms MS]",
+		usage:    "<node> [request-key] [--limit N] [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
 		summary:  "list a node's continuity records, or show the one for request-key",
 		maxArgs:  2,
 		hasLimit: true,
 	},
 	{
 		name:     "diagnostics",
-		usage:    "<node> [--limit N] [--json] [--cookie C] [--timeout-ms MS]",
+		usage:    "<node> [--limit N] [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
 		summary:  "show a node's recent continuity transitions, oldest first",
 		maxArgs:  1,
 		hasLimit: true,
@@ -55,25 +56,46 @@ var clusterVerbs = []clusterVerb{
 // authenticated query to one node, printed as aligned text or as the JSON
 // document of DESIGN §6.
 func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return runClusterEnv(ctx, args, stdout, os.LookupEnv)
+	return runClusterEnv(ctx, args, stdout, stderr, os.LookupEnv)
 }
 
 // runClusterEnv is runCluster with the environment passed in, for tests.
-func runClusterEnv(ctx context.Context, args []string, stdout io.Writer, lookupEnv func(string) (string, bool)) error {
+func runClusterEnv(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("meshc cluster: a subcommand is required (status, continuity or diagnostics); run 'meshc cluster --help'")
+		return errors.New("meshc cluster: a subcommand is required (status, continuity, diagnostics or cookie); run 'meshc cluster --help'")
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		clusterUsage(stdout)
 		return flag.ErrHelp
+	case "cookie":
+		return runClusterCookie(args[1:], stdout)
 	}
 	for _, v := range clusterVerbs {
 		if v.name == args[0] {
-			return v.run(ctx, args[1:], stdout, lookupEnv)
+			return v.run(ctx, args[1:], stdout, stderr, lookupEnv)
 		}
 	}
-	return fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity or diagnostics)", args[0])
+	return fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity, diagnostics or cookie)", args[0])
+}
+
+// runClusterCookie implements `meshc cluster cookie`: it prints a fresh
+// random cluster cookie (32 bytes from crypto/rand, base64url) and nothing
+// else, so `meshc cluster cookie > cookie` makes a cookie file.
+func runClusterCookie(args []string, stdout io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprintln(stdout, "Usage: meshc cluster cookie")
+			fmt.Fprintln(stdout)
+			fmt.Fprintln(stdout, "Print a fresh random cluster cookie (256 bits from the system's secure")
+			fmt.Fprintln(stdout, "random source, base64url) for MESH_CLUSTER_COOKIE or a cookie file.")
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("meshc cluster cookie: unexpected argument %q; usage: meshc cluster cookie", args[0])
+	}
+	_, err := fmt.Fprintln(stdout, meshcookie.New())
+	return err
 }
 
 func clusterUsage(w io.Writer) {
@@ -86,6 +108,7 @@ func clusterUsage(w io.Writer) {
 	for _, v := range clusterVerbs {
 		fmt.Fprintf(w, "  %-12s %s\n", v.name, v.summary)
 	}
+	fmt.Fprintf(w, "  %-12s %s\n", "cookie", "print a fresh random cluster cookie")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'meshc cluster <subcommand> --help' for its flags.")
 }
@@ -119,6 +142,7 @@ type clusterOptions struct {
 	json       bool
 	cookie     string
 	cookieSet  bool
+	cookieFile string
 	timeoutMS  int
 	limit      limitFlag
 }
@@ -128,7 +152,8 @@ func (v clusterVerb) flagSet(o *clusterOptions) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // errors are returned; help is printed on request
 	fs.Usage = func() {}
 	fs.BoolVar(&o.json, "json", false, "print the JSON document instead of text")
-	fs.StringVar(&o.cookie, "cookie", "", "cluster cookie `C`; defaults to $MESH_CLUSTER_COOKIE")
+	fs.StringVar(&o.cookie, "cookie", "", "cluster cookie `C` (other users can see it on the command line; prefer --cookie-file); defaults to $MESH_CLUSTER_COOKIE")
+	fs.StringVar(&o.cookieFile, "cookie-file", "", "read the cluster cookie from `F`, a file only its owner can read; defaults to $MESH_CLUSTER_COOKIE_FILE")
 	fs.IntVar(&o.timeoutMS, "timeout-ms", int(defaultClusterTimeout/time.Millisecond), "give up after `MS` milliseconds")
 	if v.hasLimit {
 		help := "show at most `N` entries, the most recent ones"
@@ -190,7 +215,7 @@ func (v clusterVerb) parse(args []string) (clusterOptions, error) {
 	return o, nil
 }
 
-func (v clusterVerb) run(ctx context.Context, args []string, stdout io.Writer, lookupEnv func(string) (string, bool)) error {
+func (v clusterVerb) run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	o, err := v.parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		v.help(stdout)
@@ -232,6 +257,9 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout io.Writer, l
 	if err != nil {
 		return err
 	}
+	if o.cookieSet {
+		fmt.Fprintln(stderr, "warning: --cookie puts the cluster cookie on the command line, where other users of this host can see it; use --cookie-file or MESH_CLUSTER_COOKIE_FILE instead")
+	}
 
 	body, err := operator.Query(ctx, target, cookie, q, time.Duration(o.timeoutMS)*time.Millisecond)
 	if err != nil {
@@ -248,20 +276,45 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout io.Writer, l
 	return report.WriteText(stdout)
 }
 
-// clusterCookie returns the cookie from --cookie, else from
-// MESH_CLUSTER_COOKIE. Both are trimmed, as the node trims its own, and
-// neither may be blank. No message ever contains the cookie.
+// clusterCookie returns the cookie from --cookie or --cookie-file, else from
+// MESH_CLUSTER_COOKIE or MESH_CLUSTER_COOKIE_FILE. Two sources at one level
+// are an error; values are trimmed, as the node trims its own, and none may
+// be blank. A cookie file must be private to its owner. No message ever
+// contains the cookie.
 func clusterCookie(o clusterOptions, lookupEnv func(string) (string, bool)) ([]byte, error) {
-	if o.cookieSet {
+	fileSet := o.cookieFile != ""
+	switch {
+	case o.cookieSet && fileSet:
+		return nil, errors.New("meshc cluster: use only one of --cookie and --cookie-file")
+	case o.cookieSet:
 		c := strings.TrimSpace(o.cookie)
 		if c == "" {
 			return nil, errors.New("meshc cluster: --cookie must not be blank")
 		}
 		return []byte(c), nil
+	case fileSet:
+		c, err := meshcookie.ReadFile("--cookie-file", o.cookieFile)
+		if err != nil {
+			return nil, fmt.Errorf("meshc cluster: %w", err)
+		}
+		return []byte(c), nil
 	}
-	env, ok := lookupEnv("MESH_CLUSTER_COOKIE")
-	if !ok {
-		return nil, errors.New("meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie is provided")
+	env, envOK := lookupEnv("MESH_CLUSTER_COOKIE")
+	path, pathOK := lookupEnv("MESH_CLUSTER_COOKIE_FILE")
+	path = strings.TrimSpace(path)
+	switch {
+	case envOK && path != "":
+		return nil, errors.New("meshc cluster: set only one of MESH_CLUSTER_COOKIE and MESH_CLUSTER_COOKIE_FILE")
+	case path != "":
+		c, err := meshcookie.ReadFile("MESH_CLUSTER_COOKIE_FILE", path)
+		if err != nil {
+			return nil, fmt.Errorf("meshc cluster: %w", err)
+		}
+		return []byte(c), nil
+	case pathOK && !envOK:
+		return nil, errors.New("meshc cluster: MESH_CLUSTER_COOKIE_FILE must not be blank")
+	case !envOK:
+		return nil, errors.New("meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie or --cookie-file is provided (MESH_CLUSTER_COOKIE_FILE also works)")
 	}
 	c := strings.TrimSpace(env)
 	if c == "" {

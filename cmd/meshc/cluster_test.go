@@ -8,6 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,12 +18,13 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/operator"
 	"meshgo.dev/mesh/meshtest"
 )
 
-const clusterTestCookie = "cluster-test-cookie-7c1d"
+const clusterTestCookie = "meshc-cluster-7c1d-Yt9Bv3Mx7Cz1Pd5R8Kq2Wn"
 
 // clusterSource is a fixed operator.Source for the fake node.
 type clusterSource struct {
@@ -135,13 +139,21 @@ var cookieEnv = env{"MESH_CLUSTER_COOKIE": clusterTestCookie}
 // It fails the test if the cookie shows up in either.
 func meshcCluster(t *testing.T, e env, args ...string) (string, error) {
 	t.Helper()
-	var stdout bytes.Buffer
-	err := runClusterEnv(t.Context(), args, &stdout, e.lookup)
+	var stdout, stderr bytes.Buffer
+	err := runClusterEnv(t.Context(), args, &stdout, &stderr, e.lookup)
 	out := stdout.String()
 	for _, secret := range []string{clusterTestCookie, "wrong-cookie-0b9e"} {
-		if strings.Contains(out, secret) || (err != nil && strings.Contains(err.Error(), secret)) {
-			t.Fatalf("the cookie appears in the output of %q: stdout %q, error %v", args, out, err)
+		if strings.Contains(out, secret) || strings.Contains(stderr.String(), secret) || (err != nil && strings.Contains(err.Error(), secret)) {
+			t.Fatalf("the cookie appears in the output of %q: stdout %q, stderr %q, error %v", args, out, stderr.String(), err)
 		}
+	}
+	argvCookie := slices.ContainsFunc(args, func(a string) bool { return a == "--cookie" || strings.HasPrefix(a, "--cookie=") })
+	warned := strings.Contains(stderr.String(), "warning: --cookie puts the cluster cookie on the command line")
+	if warned && !argvCookie {
+		t.Fatalf("stderr %q: warning printed without --cookie on argv", stderr.String())
+	}
+	if argvCookie && err == nil && !warned {
+		t.Fatalf("stderr %q: no warning for --cookie on argv", stderr.String())
 	}
 	return out, err
 }
@@ -303,7 +315,15 @@ func TestClusterErrors(t *testing.T) {
 		{"empty cookie flag", cookieEnv, []string{"status", node, "--cookie="},
 			[]string{"meshc cluster: --cookie must not be blank"}},
 		{"cookie env unset", env{}, []string{"status", node},
-			[]string{"meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie is provided"}},
+			[]string{"meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie or --cookie-file is provided"}},
+		{"cookie and cookie file flags", cookieEnv, []string{"status", node, "--cookie", clusterTestCookie, "--cookie-file", "/x"},
+			[]string{"meshc cluster: use only one of --cookie and --cookie-file"}},
+		{"cookie env and file env", env{"MESH_CLUSTER_COOKIE": clusterTestCookie, "MESH_CLUSTER_COOKIE_FILE": "/x"}, []string{"status", node},
+			[]string{"meshc cluster: set only one of MESH_CLUSTER_COOKIE and MESH_CLUSTER_COOKIE_FILE"}},
+		{"missing cookie file", env{}, []string{"status", node, "--cookie-file", "/nonexistent/cookie"},
+			[]string{"meshc cluster: --cookie-file: open /nonexistent/cookie"}},
+		{"cookie with an argument", env{}, []string{"cookie", "extra"},
+			[]string{"meshc cluster cookie: unexpected argument \"extra\""}},
 		{"cookie env blank", env{"MESH_CLUSTER_COOKIE": " \t"}, []string{"status", node},
 			[]string{"meshc cluster: MESH_CLUSTER_COOKIE must not be blank"}},
 		{"zero timeout", cookieEnv, []string{"status", node, "--timeout-ms", "0"},
@@ -349,6 +369,56 @@ func TestClusterCookieSources(t *testing.T) {
 	node := startClusterNode(t, &clusterSource{})
 	mustRun(t, env{"MESH_CLUSTER_COOKIE": "  " + clusterTestCookie + "\n"}, "status", node)
 	mustRun(t, env{"MESH_CLUSTER_COOKIE": "wrong-cookie-0b9e"}, "status", node, "--cookie", " "+clusterTestCookie+" ")
+}
+
+// TestClusterCookieFiles checks --cookie-file and MESH_CLUSTER_COOKIE_FILE,
+// and that a cookie file others can read is refused.
+func TestClusterCookieFiles(t *testing.T) {
+	node := startClusterNode(t, &clusterSource{})
+	dir := t.TempDir()
+	private := filepath.Join(dir, "cookie")
+	if err := os.WriteFile(private, []byte(clusterTestCookie+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(dir, "shared")
+	if err := os.WriteFile(shared, []byte(clusterTestCookie), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(shared, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, env{}, "status", node, "--cookie-file", private)
+	mustRun(t, env{"MESH_CLUSTER_COOKIE_FILE": private}, "status", node)
+	mustRun(t, env{"MESH_CLUSTER_COOKIE": "wrong-cookie-0b9e"}, "status", node, "--cookie-file", private)
+	for _, args := range [][]string{{"status", node, "--cookie-file", shared}} {
+		_, err := meshcCluster(t, env{}, args...)
+		if err == nil || !strings.Contains(err.Error(), "readable or writable by other users (mode 0644)") {
+			t.Fatalf("err = %v, want a group/world-readable cookie file refused", err)
+		}
+	}
+	_, err := meshcCluster(t, env{"MESH_CLUSTER_COOKIE_FILE": shared}, "status", node)
+	if err == nil || !strings.Contains(err.Error(), "MESH_CLUSTER_COOKIE_FILE: "+shared+" is readable") {
+		t.Fatalf("err = %v, want the env cookie file refused", err)
+	}
+}
+
+// TestClusterCookiePrintsFreshCookies checks that `meshc cluster cookie`
+// prints one strong cookie a line, different each time.
+func TestClusterCookiePrintsFreshCookies(t *testing.T) {
+	a := mustRun(t, env{}, "cookie")
+	b := mustRun(t, env{}, "cookie")
+	if !strings.HasSuffix(a, "\n") || strings.Count(a, "\n") != 1 {
+		t.Fatalf("output %q is not one line", a)
+	}
+	if a == b {
+		t.Fatalf("two runs printed the same cookie")
+	}
+	if c := strings.TrimSpace(a); len(c) != 43 {
+		t.Fatalf("cookie %q is %d characters, want 43 (32 random bytes, base64url)", c, len(c))
+	}
+	if err := meshcookie.Check("printed", strings.TrimSpace(a)); err != nil {
+		t.Fatalf("the printed cookie is refused by the node's check: %v", err)
+	}
 }
 
 func TestClusterDoubleDashEndsFlags(t *testing.T) {

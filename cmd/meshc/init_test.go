@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/scaffold"
 )
 
@@ -302,7 +304,9 @@ var replaceDirective = regexp.MustCompile(`(?m)^replace meshgo\.dev/mesh => .*$`
 // directory differs from the committed example on that one line by
 // construction. It is compared as "replace meshgo.dev/mesh => <mesh-source>".
 // The binary meshc build writes into the project (ignored by the generated
-// .gitignore) is left out too.
+// .gitignore) is left out too, and so is .env: meshc init writes a fresh
+// random cookie there on every run, so examples/ never commits one (its
+// .gitignore ignores it; TestGeneratedEnvFileIsPrivate checks both).
 func projectManifest(dir, name string) ([]scaffold.Entry, error) {
 	entries, err := scaffold.Manifest(dir)
 	if err != nil {
@@ -310,7 +314,7 @@ func projectManifest(dir, name string) ([]scaffold.Entry, error) {
 	}
 	out := entries[:0]
 	for _, e := range entries {
-		if e.Path == name && e.Kind == scaffold.EntryFile {
+		if (e.Path == name || e.Path == ".env") && e.Kind == scaffold.EntryFile {
 			continue
 		}
 		if e.Kind == scaffold.EntryFile && path.Base(e.Path) == "go.mod" {
@@ -426,4 +430,212 @@ func TestExampleDriftIsNamed(t *testing.T) {
 	if _, err := exampleDrift(copyDir, generated, "hello-cluster"); err == nil || !strings.Contains(err.Error(), "README.md is a symbolic link") {
 		t.Errorf("symlink in an example: err = %v, want a symbolic link error naming README.md", err)
 	}
+}
+
+// TestGeneratedEnvFileIsPrivate checks the cookie story of the clustered
+// starters: meshc init writes a fresh random cookie into .env, readable by
+// the owner only and ignored by the generated .gitignore; no other generated
+// file holds it or a placeholder cookie; and no example commits a .env.
+func TestGeneratedEnvFileIsPrivate(t *testing.T) {
+	root := repoRoot(t)
+	cookies := map[string]bool{}
+	for _, ex := range examples {
+		if ex.kind == scaffold.KindTodoSQLite {
+			continue // no cluster, no cookie
+		}
+		t.Run(ex.dir, func(t *testing.T) {
+			dir := filepath.Join(newProject(t, ex.dir, ex.args...), ex.dir)
+			envPath := filepath.Join(dir, ".env")
+			st, err := os.Stat(envPath)
+			if err != nil {
+				t.Fatalf("meshc init wrote no .env: %v", err)
+			}
+			if st.Mode().Perm() != 0o600 {
+				t.Errorf(".env mode %04o, want 0600", st.Mode().Perm())
+			}
+			b, err := os.ReadFile(envPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := regexp.MustCompile(`(?m)^MESH_CLUSTER_COOKIE=(.*)$`).FindSubmatch(b)
+			if m == nil {
+				t.Fatalf(".env has no MESH_CLUSTER_COOKIE line:\n%s", b)
+			}
+			c := string(m[1])
+			if err := meshcookie.Check("MESH_CLUSTER_COOKIE", c); err != nil {
+				t.Fatalf("the generated cookie is refused: %v", err)
+			}
+			if cookies[c] {
+				t.Fatalf("two projects got the same cookie")
+			}
+			cookies[c] = true
+			ignore, err := os.ReadFile(filepath.Join(dir, ".gitignore"))
+			if err != nil || !slices.Contains(strings.Split(string(ignore), "\n"), ".env") {
+				t.Errorf(".gitignore does not ignore .env (%v):\n%s", err, ignore)
+			}
+			for _, f := range treeFiles(t, dir) {
+				if f == ".env" {
+					continue
+				}
+				b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				low := strings.ToLower(string(b))
+				if strings.Contains(string(b), c) || strings.Contains(low, "change-me") || strings.Contains(low, "dev-cookie") {
+					t.Errorf("%s holds the cookie or a placeholder cookie", f)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(root, "examples", ex.dir, ".env")); err == nil {
+				if out, err := exec.Command("git", "-C", root, "ls-files", "--error-unmatch", "examples/"+ex.dir+"/.env").CombinedOutput(); err == nil {
+					t.Errorf("examples/%s/.env is committed (%s); it must stay local", ex.dir, out)
+				}
+			}
+		})
+	}
+}
+
+// composePort is one entry of a compose service's ports list.
+type composePort struct {
+	service, hostIP, host, container string
+}
+
+// composeFacts reads what TestComposeKeepsClusterPrivate needs from a compose
+// file: every published port and every service's MESH_CLUSTER_COOKIE and
+// MESH_CLUSTER_PORT values. It understands the block style our template
+// uses (two-space indents, "- " list items, "#" comments) and fails on a
+// ports entry it cannot read, so a new syntax cannot slip past the check.
+func composeFacts(t *testing.T, b []byte) (ports []composePort, env map[string]map[string]string) {
+	t.Helper()
+	env = map[string]map[string]string{}
+	var service, section string
+	inServices := false
+	for i, raw := range strings.Split(string(b), "\n") {
+		line := stripComment(raw)
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case indent == 0:
+			inServices = trimmed == "services:"
+			service, section = "", ""
+		case !inServices:
+		case indent == 2:
+			service, section = strings.TrimSuffix(trimmed, ":"), ""
+			env[service] = map[string]string{}
+		case indent == 4:
+			section = strings.TrimSuffix(strings.SplitN(trimmed, ":", 2)[0], ":")
+		case section == "ports" && strings.HasPrefix(trimmed, "- "):
+			v := strings.Trim(strings.TrimSpace(strings.TrimPrefix(trimmed, "- ")), `"'`)
+			parts := strings.Split(v, ":")
+			var p composePort
+			switch len(parts) {
+			case 2:
+				p = composePort{service: service, host: parts[0], container: parts[1]}
+			case 3:
+				p = composePort{service: service, hostIP: parts[0], host: parts[1], container: parts[2]}
+			default:
+				t.Fatalf("line %d: ports entry %q is not [ip:]host:container", i+1, v)
+			}
+			ports = append(ports, p)
+		case section == "ports":
+			t.Fatalf("line %d: ports entry %q is not a short-syntax list item", i+1, trimmed)
+		case section == "environment" && indent == 6:
+			k, v, ok := strings.Cut(trimmed, ":")
+			if !ok {
+				t.Fatalf("line %d: environment entry %q is not key: value", i+1, trimmed)
+			}
+			env[service][k] = strings.Trim(strings.TrimSpace(v), `"'`)
+		}
+	}
+	return ports, env
+}
+
+// TestComposeKeepsClusterPrivate parses the compose file meshc init writes
+// for the PostgreSQL starter (and the committed example) and checks that no
+// cluster port is published beyond loopback and that no cookie is in it: the
+// nodes read MESH_CLUSTER_COOKIE from the git-ignored .env.
+func TestComposeKeepsClusterPrivate(t *testing.T) {
+	generated := filepath.Join(newProject(t, "todo-postgres", "--template", "todo-api", "--db", "postgres"), "todo-postgres")
+	envFile, err := os.ReadFile(filepath.Join(generated, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cookie, _ := strings.Cut(strings.TrimSpace(string(regexp.MustCompile(`(?m)^MESH_CLUSTER_COOKIE=.*$`).Find(envFile))), "=")
+	if cookie == "" {
+		t.Fatal("generated .env has no cookie")
+	}
+	for _, file := range []string{filepath.Join(generated, "docker-compose.yml"), filepath.Join(repoRoot(t), "examples", "todo-postgres", "docker-compose.yml")} {
+		t.Run(filepath.Base(filepath.Dir(file)), func(t *testing.T) {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), cookie) {
+				t.Fatal("the compose file contains the cookie")
+			}
+			ports, env := composeFacts(t, b)
+			nodes := 0
+			for service, vars := range env {
+				v, ok := vars["MESH_CLUSTER_COOKIE"]
+				if !ok {
+					continue
+				}
+				nodes++
+				if !strings.HasPrefix(v, "${MESH_CLUSTER_COOKIE") || !strings.HasSuffix(v, "}") {
+					t.Errorf("service %s: MESH_CLUSTER_COOKIE is %q, want a ${MESH_CLUSTER_COOKIE...} reference to .env", service, v)
+				}
+			}
+			if nodes != 2 {
+				t.Fatalf("found %d services with a cluster cookie, want the two nodes", nodes)
+			}
+			published := 0
+			for _, p := range ports {
+				clusterPort := env[p.service]["MESH_CLUSTER_PORT"]
+				if clusterPort == "" {
+					clusterPort = "4370"
+				}
+				if p.container != clusterPort {
+					continue
+				}
+				published++
+				if p.hostIP != "127.0.0.1" && p.hostIP != "[::1]" {
+					t.Errorf("service %s publishes cluster port %s on %q (all interfaces when empty), want loopback only", p.service, p.container, p.hostIP)
+				}
+			}
+			if len(ports) == 0 {
+				t.Fatal("no ports found: the parser no longer reads this file")
+			}
+			t.Logf("%d ports, %d cluster ports on loopback", len(ports), published)
+		})
+	}
+
+	// The check fails on the file the starter used to ship.
+	bad := []byte("services:\n  node1:\n    environment:\n      MESH_CLUSTER_COOKIE: change-me-in-production\n    ports:\n      - \"8080:8080\"\n      - \"4370:4370\"\n")
+	ports, env := composeFacts(t, bad)
+	if len(ports) != 2 || ports[1].hostIP != "" || ports[1].container != "4370" || env["node1"]["MESH_CLUSTER_COOKIE"] != "change-me-in-production" {
+		t.Fatalf("parser misread the old file: %+v %+v", ports, env)
+	}
+}
+
+// stripComment drops a YAML comment: a '#' at the start or after white
+// space, outside quotes.
+func stripComment(line string) string {
+	var quote byte
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '"' || c == '\'':
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return line[:i]
+		}
+	}
+	return line
 }

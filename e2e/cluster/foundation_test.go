@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ func TestTwoNodesConvergeAndRefuseWrongCookie(t *testing.T) {
 	_, env := h.nodeEnv("intruder", "127.0.0.2", "standby")
 	for i, kv := range env {
 		if strings.HasPrefix(kv, "MESH_CLUSTER_COOKIE=") {
-			env[i] = "MESH_CLUSTER_COOKIE=not-the-cookie"
+			env[i] = "MESH_CLUSTER_COOKIE=not-the-cluster-7f3a-Lr4Kc8Nw3Tb6Hp1Zs5Jd"
 		}
 	}
 	intruder := meshtest.StartProcess(t, "intruder", h.app, env, "")
@@ -94,6 +95,14 @@ func TestOperatorErrors(t *testing.T) {
 	seen := map[string]string{}
 	for _, c := range cases {
 		out, errs, code := h.meshc(c.args...)
+		if slices.Contains(c.args, "--cookie") {
+			// A cookie on the command line draws a warning first.
+			warning, rest, _ := strings.Cut(errs, "\n")
+			if !strings.HasPrefix(warning, "warning: --cookie puts the cluster cookie on the command line") {
+				t.Errorf("%s: stderr %q lacks the --cookie warning", c.name, errs)
+			}
+			errs = rest
+		}
 		if code != 1 || out != "" || !strings.HasPrefix(errs, "error: ") || !strings.Contains(errs, c.want) {
 			t.Errorf("%s: exit %d stdout %q stderr %q; want exit 1 and %q", c.name, code, out, errs, c.want)
 		}

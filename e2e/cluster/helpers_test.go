@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const cookie = "e2e-cluster-cookie-7f3a"
+const cookie = "e2e-cluster-7f3a-Lr4Kc8Nw3Tb6Hp1Zs5Jd0Fg2"
 
 type statusDoc struct {
 	Target     string `json:"target"`

@@ -73,15 +73,22 @@ func TestRoutesTwoNodesKeysStayUniqueAcrossRestart(t *testing.T) {
 	}
 	// A client key owned by the other node is forwarded to it: the owner
 	// executes the request and its response comes back through the ingress.
+	// A client key becomes scope + key, where scope names the route and the
+	// caller (here the anonymous one, alike on both nodes): a probe shows it.
+	_, probe, _ := httpGetKey(t, p.http+"/todos", "scope-probe")
+	scope, ok := strings.CutSuffix(probe.Get("X-Mesh-Continuity-Request-Key"), "scope-probe")
+	if !ok || !strings.HasPrefix(scope, "http-route::api.List::caller-") {
+		t.Fatalf("keyed request's key %q", probe.Get("X-Mesh-Continuity-Request-Key"))
+	}
 	sendRemote := func(tag string) {
 		for i, ingress := range []*node{p, s} {
 			owner := []*node{s, p}[i]
-			key := meshtest.KeyOwnedBy(t, "remote-"+tag+"-"+ingress.name, []string{p.name, s.name}, owner.name)
+			key := meshtest.ClientKeyOwnedBy(t, scope, "remote-"+tag+"-"+ingress.name, []string{p.name, s.name}, owner.name)
 			code, hdr, body := httpGetKey(t, ingress.http+"/todos", key)
-			if code != 200 || hdr.Get("X-Mesh-Continuity-Request-Key") != key || !strings.Contains(body, `"handler":"api.List"`) {
+			if code != 200 || hdr.Get("X-Mesh-Continuity-Request-Key") != scope+key || !strings.Contains(body, `"handler":"api.List"`) {
 				t.Fatalf("GET /todos with %s on %s: %d %v %s", key, ingress.name, code, hdr, body)
 			}
-			checkRouteRecord(t, h, []*node{p, s}, key, hdr, ingress, owner)
+			checkRouteRecord(t, h, []*node{p, s}, scope+key, hdr, ingress, owner)
 		}
 	}
 	send(6)

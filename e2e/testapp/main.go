@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -47,6 +48,13 @@ func main() {
 		mux.Handle("GET /one", mesh.Clustered(1, api.One))
 		mux.Handle("GET /retry", mesh.Clustered(3, api.Retry))
 		mux.HandleFunc("GET /plain", api.Plain)
+		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
+		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
+		if os.Getenv("TESTAPP_DEBUG_HEAP") == "1" {
+			// Opt-in for the retention tests: the live heap after two
+			// full collections, as the retention benchmarks measure it.
+			mux.HandleFunc("GET /debug/heap", heap)
+		}
 		if os.Getenv("TESTAPP_PPROF") == "1" {
 			// Opt-in for benchmark runs (loadgen -profile): CPU and heap
 			// profiles of the node under load.
@@ -77,4 +85,15 @@ func main() {
 		_ = srv.Shutdown(shutdown)
 	}
 	_ = mesh.Shutdown(shutdown)
+}
+
+// heap answers {"heap_alloc":<bytes>,"heap_inuse":<bytes>} after two full
+// collections.
+func heap(w http.ResponseWriter, r *http.Request) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"heap_alloc":%d,"heap_inuse":%d}`+"\n", ms.HeapAlloc, ms.HeapInuse)
 }

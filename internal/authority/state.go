@@ -189,17 +189,48 @@ func syncDir(dir string) error {
 }
 
 // DefaultDir returns the state directory used when none is configured:
-// <user cache dir>/mesh/<node name>, or under os.TempDir when the user has no
-// cache directory. Characters of the node name that are unsafe or
-// significant in paths (including @ : [ ]) become '_', so
+// <user cache dir>/mesh/<node name>. When the user has no cache directory
+// (no HOME), it is <temp dir>/mesh-<uid>/<node name>; DefaultDir then creates
+// mesh-<uid> private to the user (0700), and refuses one that exists but is
+// not a directory, is owned by another user, or is writable by its group or
+// others: in a shared temp directory another local user could have created
+// it to read or plant the node's state. Characters of the node name that are
+// unsafe or significant in paths (including @ : [ ]) become '_', so
 // "standby@[::1]:4370" maps to "standby____1__4370". An empty node name maps
 // to "standalone".
-func DefaultDir(nodeName string) string {
+func DefaultDir(nodeName string) (string, error) {
 	base, err := os.UserCacheDir()
-	if err != nil || base == "" {
-		base = os.TempDir()
+	if err == nil && base != "" {
+		return filepath.Join(base, "mesh", sanitize(nodeName)), nil
 	}
-	return filepath.Join(base, "mesh", sanitize(nodeName))
+	base = filepath.Join(os.TempDir(), fmt.Sprintf("mesh-%d", os.Getuid()))
+	if err := PrivateDir(base); err != nil {
+		return "", err
+	}
+	return filepath.Join(base, sanitize(nodeName)), nil
+}
+
+// PrivateDir makes sure dir is a directory of the current user that its group
+// and others cannot write, creating it with mode 0700 if it does not exist.
+// A symbolic link is refused, not followed.
+func PrivateDir(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	st, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("state dir %s: %w", dir, err)
+	}
+	switch {
+	case !st.IsDir():
+		return fmt.Errorf("state dir %s is not a directory (%s); remove it or set MESH_STATE_DIR", dir, st.Mode().Type())
+	case st.Mode().Perm()&0o022 != 0:
+		return fmt.Errorf("state dir %s is writable by other users (mode %04o); remove it or set MESH_STATE_DIR", dir, st.Mode().Perm())
+	}
+	if uid, ok := ownerOf(st); ok && uid != os.Getuid() {
+		return fmt.Errorf("state dir %s belongs to uid %d, not to this user (uid %d); remove it or set MESH_STATE_DIR", dir, uid, os.Getuid())
+	}
+	return nil
 }
 
 // sanitize maps a node name to one safe path element.

@@ -195,12 +195,19 @@ func TestDefaultDir(t *testing.T) {
 		{"..", "__"},
 		{".", "_"},
 	}
+	dir := func(node string) string {
+		d, err := DefaultDir(node)
+		if err != nil {
+			t.Fatalf("DefaultDir(%q): %v", node, err)
+		}
+		return d
+	}
 	for _, tt := range tests {
-		if got, want := DefaultDir(tt.node), filepath.Join(base, "mesh", tt.elem); got != want {
+		if got, want := dir(tt.node), filepath.Join(base, "mesh", tt.elem); got != want {
 			t.Errorf("DefaultDir(%q) = %q, want %q", tt.node, got, want)
 		}
 	}
-	if DefaultDir("primary@127.0.0.1:4370") == DefaultDir("standby@[::1]:4370") {
+	if dir("primary@127.0.0.1:4370") == dir("standby@[::1]:4370") {
 		t.Error("two nodes share a state directory")
 	}
 }
@@ -209,11 +216,73 @@ func TestDefaultDirWithoutCacheDir(t *testing.T) {
 	// With neither XDG_CACHE_HOME nor HOME set, UserCacheDir fails on Unix.
 	t.Setenv("XDG_CACHE_HOME", "")
 	t.Setenv("HOME", "")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
 	if _, err := os.UserCacheDir(); err == nil {
-		t.Skip("this platform finds a cache directory without HOME")
+		t.Fatal("UserCacheDir found a cache directory without HOME; the fallback is not exercised")
 	}
-	if got, want := DefaultDir("a@h:1"), filepath.Join(os.TempDir(), "mesh", "a_h_1"); got != want {
-		t.Errorf("DefaultDir = %q, want %q", got, want)
+	base := filepath.Join(tmp, fmt.Sprintf("mesh-%d", os.Getuid()))
+	got, err := DefaultDir("a@h:1")
+	if want := filepath.Join(base, "a_h_1"); err != nil || got != want {
+		t.Fatalf("DefaultDir = %q, %v; want %q", got, err, want)
+	}
+	st, err := os.Stat(base)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("fallback base %s: %v, mode %v; want a 0700 directory", base, err, st.Mode().Perm())
+	}
+	// An existing base that is private but not 0700 is accepted.
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DefaultDir("a@h:1"); err != nil {
+		t.Fatalf("a 0755 base of this user is refused: %v", err)
+	}
+
+	refused := []struct {
+		name  string
+		setup func(t *testing.T)
+		want  string
+	}{
+		{"group writable", func(t *testing.T) { mustDo(t, os.Chmod(base, 0o770)) }, "is writable by other users (mode 0770)"},
+		{"world writable", func(t *testing.T) { mustDo(t, os.Chmod(base, 0o777)) }, "is writable by other users (mode 0777)"},
+		{"a file", func(t *testing.T) { mustDo(t, os.RemoveAll(base)); mustDo(t, os.WriteFile(base, nil, 0o600)) }, "is not a directory"},
+		{"a symbolic link", func(t *testing.T) {
+			mustDo(t, os.RemoveAll(base))
+			mustDo(t, os.Symlink(t.TempDir(), base))
+		}, "is not a directory"},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			mustDo(t, os.RemoveAll(base))
+			mustDo(t, os.Mkdir(base, 0o700))
+			tt.setup(t)
+			_, err := DefaultDir("a@h:1")
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "set MESH_STATE_DIR") {
+				t.Fatalf("DefaultDir = %v, want an error with %q naming MESH_STATE_DIR", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPrivateDirRefusesAnotherUsersDirectory: a directory owned by another
+// user is refused (as root the test makes one; otherwise "/" is one).
+func TestPrivateDirRefusesAnotherUsersDirectory(t *testing.T) {
+	dir := "/"
+	if os.Getuid() == 0 {
+		dir = filepath.Join(t.TempDir(), "planted")
+		mustDo(t, os.Mkdir(dir, 0o700))
+		mustDo(t, os.Chown(dir, 65534, 65534))
+	}
+	err := PrivateDir(dir)
+	if err == nil || !strings.Contains(err.Error(), "not to this user") {
+		t.Fatalf("PrivateDir(%s) = %v, want a refusal naming the owner", dir, err)
+	}
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

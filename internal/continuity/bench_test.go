@@ -64,7 +64,7 @@ func BenchmarkMergeTerminal(b *testing.B) {
 // new terminal record in, the oldest out.
 func BenchmarkRetainedPut(b *testing.B) {
 	const bound = 10000
-	kept := newRetained(bound)
+	kept := newRetained(bound, DefaultRetainBytes)
 	recs := make([]Record, 4*bound)
 	for i := range recs {
 		recs[i] = Record{RequestKey: "http-route::api.One::0123456789abcdef-" + strconv.Itoa(i), PayloadHash: "h",

@@ -1,6 +1,8 @@
 package continuity
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"time"
 )
@@ -43,6 +45,9 @@ type Diagnostics struct {
 	start    int     // index of the oldest entry
 	next     uint64  // next sequence number
 	dropped  uint64
+	// coalesced holds the entries kept outside the ring, one per
+	// transition (see Coalesce), in the order they were first stored.
+	coalesced []Entry
 }
 
 // NewDiagnostics returns a ring holding at most capacity entries (default 128
@@ -71,6 +76,27 @@ func (d *Diagnostics) Add(e Entry) Entry {
 	return e
 }
 
+// Coalesce stores e as the one entry of its transition that lives outside
+// the ring: it replaces the previous such entry and takes the next sequence
+// number, so it reads as the most recent. It never evicts a ring entry and
+// ring entries never evict it. It is for events that can arrive in floods,
+// such as failed handshakes: the caller keeps the count in e's metadata, so
+// a flood is one entry instead of a flushed ring.
+func (d *Diagnostics) Coalesce(e Entry) Entry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e.Sequence = d.next
+	d.next++
+	for i := range d.coalesced {
+		if d.coalesced[i].Transition == e.Transition {
+			d.coalesced[i] = e
+			return e
+		}
+	}
+	d.coalesced = append(d.coalesced, e)
+	return e
+}
+
 // Snapshot is a copy of the ring at one moment.
 type Snapshot struct {
 	Entries  []Entry // oldest first
@@ -78,13 +104,18 @@ type Snapshot struct {
 	Capacity int
 }
 
-// Snapshot copies the retained entries, oldest first.
+// Snapshot copies the retained entries and the coalesced ones, in sequence
+// order (oldest first).
 func (d *Diagnostics) Snapshot() Snapshot {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]Entry, 0, len(d.entries))
+	out := make([]Entry, 0, len(d.entries)+len(d.coalesced))
 	for i := range d.entries {
 		out = append(out, d.entries[(d.start+i)%len(d.entries)])
+	}
+	if len(d.coalesced) > 0 {
+		out = append(out, d.coalesced...)
+		slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Sequence, b.Sequence) })
 	}
 	return Snapshot{Entries: out, Dropped: d.dropped, Capacity: d.capacity}
 }

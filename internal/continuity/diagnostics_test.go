@@ -464,3 +464,39 @@ func TestRoutineRouteTransitionsStayOutOfTheRingByDefault(t *testing.T) {
 		t.Fatalf("a refused route request must stay visible: %+v", got)
 	}
 }
+
+// TestCoalescedEntryKeepsTheRing: a flood of coalesced entries is one entry
+// that never evicts ring entries, reads as the most recent, and keeps the
+// sequence order of the snapshot.
+func TestCoalescedEntryKeepsTheRing(t *testing.T) {
+	d := NewDiagnostics(4)
+	d.Add(Entry{Transition: "startup_triggered"})
+	d.Add(Entry{Transition: "automatic_promotion"})
+	for i := range 300 {
+		d.Coalesce(Entry{Transition: "handshake_rejected", Metadata: []KV{{Key: "count", Value: fmt.Sprint(i + 1)}}})
+	}
+	s := d.Snapshot()
+	if s.Dropped != 0 || len(s.Entries) != 3 {
+		t.Fatalf("snapshot %+v: want the 2 ring entries and 1 coalesced entry, nothing dropped", s)
+	}
+	if s.Entries[0].Transition != "startup_triggered" || s.Entries[1].Transition != "automatic_promotion" {
+		t.Fatalf("ring entries lost: %+v", s.Entries)
+	}
+	last := s.Entries[2]
+	if last.Transition != "handshake_rejected" || last.Metadata[0].Value != "300" || last.Sequence != 302 {
+		t.Fatalf("coalesced entry %+v, want the 300th with sequence 302", last)
+	}
+	// A later ring entry sorts after it; the ring still evicts only its own.
+	for range 5 {
+		d.Add(Entry{Transition: "x"})
+	}
+	s = d.Snapshot()
+	if len(s.Entries) != 5 || s.Dropped != 3 || s.Entries[0].Transition != "handshake_rejected" {
+		t.Fatalf("after 5 more: %+v dropped %d", s.Entries, s.Dropped)
+	}
+	for i := 1; i < len(s.Entries); i++ {
+		if s.Entries[i-1].Sequence >= s.Entries[i].Sequence {
+			t.Fatalf("snapshot not in sequence order: %+v", s.Entries)
+		}
+	}
+}

@@ -29,6 +29,11 @@ const (
 	ReasonOwnerUnreachable           Reason = "owner_unreachable"
 	ReasonForwardTimeout             Reason = "route_forward_timeout"
 	ReasonShuttingDown               Reason = "node_shutting_down"
+	// Refusals of a clustered route's request before any record exists
+	// (answered 400 or 413, never stored).
+	ReasonRequestKeyReserved  Reason = "request_key_reserved"
+	ReasonRequestKeyInvalid   Reason = "request_key_invalid"
+	ReasonRequestBodyTooLarge Reason = "request_body_too_large"
 )
 
 // UnsupportedReplicationCount is the durable rejection for counts of three or more.

@@ -135,6 +135,30 @@ const (
 	PlacementKeyPrefix = "request::"
 )
 
+// reservedKeyPrefixes are the prefixes of the keys the runtime makes itself.
+var reservedKeyPrefixes = [...]string{RouteKeyPrefix, StartupKeyPrefix, PlacementKeyPrefix}
+
+// ReservedKey reports whether key starts with a prefix the runtime keeps for
+// its own records (http-route::, startup::, request::). A key from outside the
+// runtime — an HTTP client's Idempotency-Key, a Node.Submit caller's key — is
+// refused when it does, so it can never name a route, startup or minted
+// record.
+func ReservedKey(key string) bool {
+	for _, p := range reservedKeyPrefixes {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// SameKeySpace reports whether a submission of kind and runtime name may be
+// answered from rec: a record is only ever a duplicate of a request of its
+// own kind (route, work) for the same declared handler.
+func SameKeySpace(rec *Record, kind Kind, runtimeName string) bool {
+	return rec.Kind == kind && rec.RuntimeName == runtimeName
+}
+
 // IsRoute reports whether the record belongs to a clustered HTTP request. Route
 // records are never re-run after failover: the client already saw an outcome.
 func (r Record) IsRoute() bool { return r.Kind == KindRoute }

@@ -85,6 +85,11 @@ type Options struct {
 	// failover event out of the ring within milliseconds under traffic;
 	// refusals, rejections and every failover transition are always kept.
 	RoutineRoutes bool
+
+	// RetainBytes bounds the memory of the terminal records kept (their
+	// stored responses above all), oldest evicted first; 0 means
+	// DefaultRetainBytes. Pending records are never evicted.
+	RetainBytes int64
 }
 
 // Routine reports whether transition is a step every successful request
@@ -151,12 +156,15 @@ func NewRegistry(o Options) *Registry {
 	if o.Retain <= 0 {
 		o.Retain = 10000
 	}
+	if o.RetainBytes <= 0 {
+		o.RetainBytes = DefaultRetainBytes
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	r := &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
-		records: map[string]*Record{}, kept: newRetained(o.Retain),
+		records: map[string]*Record{}, kept: newRetained(o.Retain, o.RetainBytes),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 	}
 	r.publishLocked()
@@ -407,7 +415,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	r.lock()
 	defer r.unlock()
 	if old, ok := r.getLocked(req.Key); ok {
-		if old.PayloadHash != req.Hash {
+		if old.PayloadHash != req.Hash || !SameKeySpace(old, req.Kind, req.RuntimeName) {
 			r.emitRecord(TransitionConflict, old, string(ReasonRequestKeyConflict))
 			return Decision{Outcome: OutcomeConflict, Record: r.view(old)}, nil
 		}

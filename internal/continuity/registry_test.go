@@ -487,9 +487,10 @@ func TestSubmitDuplicate(t *testing.T) {
 			tt.setup(t, r)
 			stored := mustGet(t, r, "k")
 			wm, n := r.Watermark(), len(entries(r))
-			// Everything but the key and hash may differ on a retry.
-			d := submitOK(t, r, SubmitRequest{Key: "k", Hash: "h-k", Count: 1, Ingress: "z", RuntimeName: "Other",
-				Placement: Placement{Owner: "z"}})
+			// Everything but the key, hash, kind and runtime name may
+			// differ on a retry.
+			d := submitOK(t, r, SubmitRequest{Key: "k", Hash: "h-k", Count: 1, Ingress: "z", RuntimeName: stored.RuntimeName,
+				Kind: stored.Kind, Placement: Placement{Owner: "z"}})
 			if d.Outcome != OutcomeDuplicate || !reflect.DeepEqual(d.Record, stored) {
 				t.Fatalf("Submit = %s %+v, want duplicate of %+v", d.Outcome, d.Record, stored)
 			}
@@ -531,6 +532,48 @@ func TestSubmitConflict(t *testing.T) {
 				t.Fatalf("entry = %+v", e)
 			}
 		})
+	}
+}
+
+// A key known for one kind or declared handler is never a duplicate of a
+// submission of another: the same key and hash from another key space is a
+// conflict, and the stored record is untouched.
+func TestSubmitOtherKeySpaceConflicts(t *testing.T) {
+	r, _ := newReg("a", RolePrimary, 0)
+	d := submitOK(t, r, SubmitRequest{Key: "k", Hash: "h", Count: 1, Ingress: "a", RuntimeName: "work.Add", Kind: KindWork,
+		Placement: Placement{Owner: "a"}})
+	ok(t)(r.Complete("k", d.Record.Attempt, "a", 0))
+	stored := mustGet(t, r, "k")
+	for _, other := range []struct {
+		kind Kind
+		name string
+	}{{KindRoute, "work.Add"}, {KindWork, "work.Other"}, {KindRoute, "api.List"}} {
+		d := submitOK(t, r, SubmitRequest{Key: "k", Hash: "h", Count: 1, Ingress: "a", RuntimeName: other.name, Kind: other.kind,
+			Placement: Placement{Owner: "a"}})
+		if d.Outcome != OutcomeConflict {
+			t.Fatalf("kind %d %s: Submit = %s, want conflict", other.kind, other.name, d.Outcome)
+		}
+		if e := lastEntry(t, r); e.Transition != TransitionConflict || e.Reason != string(ReasonRequestKeyConflict) {
+			t.Fatalf("entry = %+v", e)
+		}
+	}
+	if got := mustGet(t, r, "k"); !reflect.DeepEqual(got, stored) {
+		t.Fatalf("refused submissions changed the record: %+v", got)
+	}
+	if d := submitOK(t, r, SubmitRequest{Key: "k", Hash: "h", Count: 1, Ingress: "a", RuntimeName: "work.Add", Kind: KindWork,
+		Placement: Placement{Owner: "a"}}); d.Outcome != OutcomeDuplicate {
+		t.Fatalf("same key space: Submit = %s, want duplicate", d.Outcome)
+	}
+}
+
+func TestReservedKey(t *testing.T) {
+	for key, want := range map[string]bool{
+		"http-route::api.List::x": true, "startup::work.Add": true, "request::k": true,
+		"order-42": false, "": false, "http-route:": false, "Startup::work.Add": false, "x-startup::": false,
+	} {
+		if got := ReservedKey(key); got != want {
+			t.Errorf("ReservedKey(%q) = %v, want %v", key, got, want)
+		}
 	}
 }
 

@@ -22,8 +22,12 @@ import (
 // An entry stops being live when its key is stored again (a newer version
 // went to the log, or the record went back to pending) or is evicted. Dead
 // entries stay in the log until they reach its head. Eviction pops from the
-// head while more than bound entries are live or more than twice bound
-// entries are in the log at all, so the log is bounded too.
+// head while more than bound entries are live, more than twice bound entries
+// are in the log at all, or the log's chunks take more than budget bytes, so
+// the log is bounded in entries and in memory. The byte count is of the
+// chunks' capacity, unused tails included, so it is what the log really
+// holds; the newest chunk is never given up, so a budget below one chunk
+// keeps one chunk.
 type retained struct {
 	hash   func(key string) uint64
 	index  map[uint64]uint64 // key hash → position of the key's live entry
@@ -33,6 +37,8 @@ type retained struct {
 	live   int               // live entries
 	total  int               // entries in the log, live or dead
 	bound  int
+	budget int64  // bytes the log's chunks may take
+	bytes  int64  // capacity of the chunks in the log
 	spare  []byte // the last chunk popped off the head, emptied for reuse
 
 	// order repeats the hash and size of every entry in the log, oldest
@@ -48,6 +54,10 @@ type orderEntry struct {
 	size uint32 // the payload's length
 }
 
+// DefaultRetainBytes is the default byte budget of a registry's retained
+// records: 64 MiB.
+const DefaultRetainBytes = 64 << 20
+
 // retainedChunk is the usual size of a log chunk; a larger record gets a
 // chunk of its own size.
 const retainedChunk = 64 << 10
@@ -55,9 +65,10 @@ const retainedChunk = 64 << 10
 // entryHeader is an entry's payload length (uint32) and key hash (uint64).
 const entryHeader = 12
 
-func newRetained(bound int) *retained {
+func newRetained(bound int, budget int64) *retained {
 	seed := maphash.MakeSeed()
-	return &retained{hash: func(key string) uint64 { return maphash.String(seed, key) }, index: map[uint64]uint64{}, bound: bound}
+	return &retained{hash: func(key string) uint64 { return maphash.String(seed, key) }, index: map[uint64]uint64{},
+		bound: bound, budget: budget}
 }
 
 // pos packs a chunk sequence number and an offset into a position.
@@ -108,6 +119,13 @@ func (t *retained) put(rec *Record) {
 	h := t.hash(rec.RequestKey)
 	size := entryHeader + retainedSize(rec)
 	last := len(t.chunks) - 1
+	if last >= 0 && t.total == 0 && cap(t.chunks[last])-len(t.chunks[last]) < size {
+		// An empty log whose one chunk is too small: drop it rather than
+		// leave an empty chunk at the head.
+		t.bytes -= int64(cap(t.chunks[last]))
+		t.chunks[last] = nil
+		t.chunks, t.head, last = t.chunks[:0], 0, -1
+	}
 	if last < 0 || cap(t.chunks[last])-len(t.chunks[last]) < size {
 		c := t.spare
 		if cap(c) < size {
@@ -115,6 +133,7 @@ func (t *retained) put(rec *Record) {
 		}
 		t.spare = nil
 		t.chunks = append(t.chunks, c[:0])
+		t.bytes += int64(cap(c))
 		last++
 	}
 	c := t.chunks[last]
@@ -129,7 +148,7 @@ func (t *retained) put(rec *Record) {
 	t.index[h] = pos(t.first+uint64(last), off)
 	t.live += len(t.index) - before // one map operation for insert-or-replace
 	t.total++
-	for t.live > t.bound || t.total > 2*t.bound {
+	for t.live > t.bound || t.total > 2*t.bound || t.bytes > t.budget && len(t.chunks) > 1 {
 		t.popHead()
 	}
 }
@@ -157,6 +176,7 @@ func (t *retained) popHead() {
 			// every few hundred records, and the collector the pace.
 			t.spare = c[:0]
 		}
+		t.bytes -= int64(cap(c))
 		t.chunks[0] = nil
 		t.chunks = t.chunks[1:]
 		t.first++

@@ -50,7 +50,7 @@ func TestRetainedEncodingRoundTrips(t *testing.T) {
 		}
 	}
 	// A decoded response is a copy: changing it leaves the stored entry alone.
-	kept := newRetained(4)
+	kept := newRetained(4, DefaultRetainBytes)
 	rec := fullRecord("k")
 	kept.put(&rec)
 	got, _ := kept.lookup("k")
@@ -61,7 +61,7 @@ func TestRetainedEncodingRoundTrips(t *testing.T) {
 }
 
 func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
-	kept := newRetained(3)
+	kept := newRetained(3, DefaultRetainBytes)
 	put := func(key, errText string) {
 		rec := fullRecord(key)
 		rec.Error = errText
@@ -114,7 +114,7 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 // Under steady churn the chunk that empties at the head is the next one
 // filled: no new chunk is allocated, and what is retained stays right.
 func TestRetainedReusesEmptiedChunks(t *testing.T) {
-	kept := newRetained(500)
+	kept := newRetained(500, DefaultRetainBytes)
 	recs := make([]Record, 16000)
 	for i := range recs {
 		recs[i] = fullRecord(fmt.Sprint("churn-", i))
@@ -152,7 +152,7 @@ func TestRetainedReusesEmptiedChunks(t *testing.T) {
 // Keys whose hashes collide cannot both be retained: the newer replaces the
 // older, and neither is ever answered for the other.
 func TestRetainedHashCollision(t *testing.T) {
-	kept := newRetained(10)
+	kept := newRetained(10, DefaultRetainBytes)
 	kept.hash = func(string) uint64 { return 42 }
 	a, b := fullRecord("a"), fullRecord("b")
 	kept.put(&a)
@@ -211,5 +211,53 @@ func TestPendingMapShrinksAfterBurst(t *testing.T) {
 	}
 	if r.recordsPeak >= 1024 || len(r.records) != 0 || r.Len() != 100 {
 		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.recordsPeak, len(r.records), r.Len())
+	}
+}
+
+// The byte budget bounds what the log holds whatever the record count:
+// records of any size (half a chunk, a chunk, several) push the oldest out,
+// the newest stay, and the log never takes more than the budget plus the one
+// chunk it always keeps.
+func TestRetainedByteBudget(t *testing.T) {
+	const budget = 1 << 20
+	for _, size := range []int{100, retainedChunk/2 + 1, retainedChunk - 200, 3 * retainedChunk} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			kept := newRetained(10000, budget)
+			n := 4 * budget / size
+			for i := range n {
+				rec := fullRecord(fmt.Sprint("r-", i))
+				rec.Response = make([]byte, size)
+				kept.put(&rec)
+				var held int64
+				for _, c := range kept.chunks {
+					held += int64(cap(c))
+				}
+				if held != kept.bytes {
+					t.Fatalf("after %d puts: chunks hold %d bytes, the count says %d", i+1, held, kept.bytes)
+				}
+				if limit := int64(budget + max(retainedChunk, size+512)); held > limit {
+					t.Fatalf("after %d puts of %d bytes: log holds %d bytes, limit %d", i+1, size, held, limit)
+				}
+			}
+			if _, ok := kept.lookup(fmt.Sprint("r-", n-1)); !ok {
+				t.Fatal("the newest record was evicted")
+			}
+			if _, ok := kept.lookup("r-0"); ok {
+				t.Fatal("the oldest record survived four budgets' worth of newer ones")
+			}
+			if kept.live == 0 || kept.live >= n {
+				t.Fatalf("%d of %d records live", kept.live, n)
+			}
+		})
+	}
+	// A budget below one chunk keeps the newest record only.
+	kept := newRetained(10000, 1)
+	for i := range 3 {
+		rec := fullRecord(fmt.Sprint("tiny-", i))
+		rec.Response = make([]byte, retainedChunk)
+		kept.put(&rec)
+	}
+	if _, ok := kept.lookup("tiny-2"); !ok || kept.live != 1 || len(kept.chunks) != 1 {
+		t.Fatalf("tiny budget: live %d, chunks %d", kept.live, len(kept.chunks))
 	}
 }

@@ -52,6 +52,11 @@ type Config struct {
 	// Timeout bounds the whole handshake, TLS included; zero means
 	// DefaultTimeout. A context deadline that comes sooner wins.
 	Timeout time.Duration
+	// TLSTimeout, when positive and shorter than Timeout, bounds the TLS
+	// part alone: a peer that has not completed TLS by then (one that
+	// connected and sent nothing, say) is dropped early. The cookie proof
+	// then has the rest of Timeout.
+	TLSTimeout time.Duration
 }
 
 // Format prints the Config with the cookie redacted, whatever the verb.
@@ -86,6 +91,9 @@ func (c Config) check(server bool) error {
 	}
 	if c.Timeout < 0 {
 		problems = append(problems, fmt.Errorf("Timeout %v is negative", c.Timeout))
+	}
+	if c.TLSTimeout < 0 {
+		problems = append(problems, fmt.Errorf("TLSTimeout %v is negative", c.TLSTimeout))
 	}
 	if len(problems) == 0 {
 		return nil
@@ -175,7 +183,13 @@ func run(ctx context.Context, raw net.Conn, conn *tls.Conn, s *session, what str
 		deadline, ctxDeadline = d, true
 	}
 	s.conn = conn
-	err := raw.SetDeadline(deadline)
+	s.raw, s.deadline = raw, deadline
+	first := deadline
+	if t := s.cfg.TLSTimeout; t > 0 && start.Add(t).Before(deadline) {
+		first = start.Add(t)
+		s.tlsBudget = t
+	}
+	err := raw.SetDeadline(first)
 	if err == nil {
 		stop := context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) })
 		err = s.run(ctx)
@@ -190,7 +204,11 @@ func run(ctx context.Context, raw net.Conn, conn *tls.Conn, s *session, what str
 	}
 	if err != nil {
 		raw.Close()
-		return Result{}, s.describe(ctx, what, raw, deadline.Sub(start), ctxDeadline, err)
+		budget := deadline.Sub(start)
+		if !s.tlsDone && s.tlsBudget > 0 {
+			budget = s.tlsBudget
+		}
+		return Result{}, s.describe(ctx, what, raw, budget, ctxDeadline, err)
 	}
 	return Result{Conn: conn, RemoteName: s.remote.name, RemoteKind: s.remote.kind}, nil
 }
@@ -245,11 +263,28 @@ type session struct {
 	conn   *tls.Conn
 	local  hello
 	remote hello
+
+	raw       net.Conn
+	deadline  time.Time     // of the whole handshake
+	tlsBudget time.Duration // > 0 when TLS had a shorter deadline of its own
+	tlsDone   bool
 }
 
 func (s *session) run(ctx context.Context) error {
 	if err := s.conn.HandshakeContext(ctx); err != nil {
 		return fmt.Errorf("tls handshake: %w", err)
+	}
+	s.tlsDone = true
+	if s.tlsBudget > 0 {
+		// TLS is done: the proof gets the rest of the whole budget. A
+		// cancellation that set its past deadline just before this is not
+		// lost: ctx is already done then, and that is checked below.
+		if err := s.raw.SetDeadline(s.deadline); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
 	}
 	s.local = hello{fromServer: s.server, version: Version, kind: s.cfg.Kind, name: s.cfg.LocalName}
 	rand.Read(s.local.nonce[:]) // never fails (crypto/rand since Go 1.24)

@@ -202,6 +202,48 @@ func TestSilentClientTimesOut(t *testing.T) {
 	}
 }
 
+// TestTLSTimeoutDropsSilentClientsEarly: with a TLSTimeout, a client that
+// sends nothing is dropped when it ends, while a client that completed TLS
+// and then stalls keeps the whole Timeout; a normal handshake is unaffected.
+func TestTLSTimeoutDropsSilentClientsEarly(t *testing.T) {
+	for _, tt := range []struct {
+		stage     string
+		want, max time.Duration
+	}{
+		{"before tls", 100 * time.Millisecond, 250 * time.Millisecond},
+		{"after tls", 400 * time.Millisecond, 2 * time.Second},
+	} {
+		t.Run(tt.stage, func(t *testing.T) {
+			craw, sraw := tcpPair(t)
+			if tt.stage == "after tls" {
+				go tls.Client(craw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}).Handshake()
+			}
+			scfg := config(t, primaryName, KindNode, cookie)
+			scfg.Timeout, scfg.TLSTimeout = 400*time.Millisecond, 100*time.Millisecond
+			start := time.Now()
+			_, err := Server(t.Context(), sraw, scfg)
+			elapsed := time.Since(start)
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Server = %v, want a timeout", err)
+			}
+			if elapsed < tt.want-10*time.Millisecond || elapsed > tt.max {
+				t.Fatalf("Server gave up after %v, want about %v", elapsed, tt.want)
+			}
+			if !strings.Contains(err.Error(), "handshake timed out after "+tt.want.String()) {
+				t.Fatalf("error %q does not name the budget %v", err, tt.want)
+			}
+		})
+	}
+	craw, sraw := tcpPair(t)
+	scfg := config(t, primaryName, KindNode, cookie)
+	scfg.TLSTimeout = time.Second
+	c, s := handshake(t.Context(), craw, sraw, config(t, standbyName, KindNode, cookie), scfg)
+	if c.err != nil || s.err != nil {
+		t.Fatalf("client: %v; server: %v", c.err, s.err)
+	}
+	exchange(t, c.res.Conn, s.res.Conn)
+}
+
 func TestStalledPeersDoNotBlockOthers(t *testing.T) {
 	stallCtx, cancel := context.WithCancel(t.Context())
 	defer cancel()

@@ -10,9 +10,11 @@
 // applies to the template folder itself: the names gitignore and dockerignore
 // are written as .gitignore and .dockerignore, and a leading "dot-" is written
 // as "." (dot-env.example.tmpl becomes .env.example). Files ending in .sh are
-// written executable (0755); every other file is 0644.
+// written executable (0755); a file named .env (local secrets, such as the
+// random cluster cookie a template writes there) is private to its owner
+// (0600); every other file is 0644.
 //
-// The package imports only the standard library.
+// The package imports only the standard library and internal/cookie.
 package scaffold
 
 import (
@@ -27,6 +29,8 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+
+	"meshgo.dev/mesh/internal/cookie"
 )
 
 //go:embed all:templates
@@ -61,6 +65,9 @@ type Data struct {
 	// ("updates to go.mod needed"); meshc copies it from the runtime's go.mod.
 	// Empty means DefaultGoVersion.
 	GoVersion string
+	// Cookie is the cluster cookie written into the project's git-ignored
+	// .env file. Empty means a fresh random one (cookie.New).
+	Cookie string
 }
 
 // ErrUnknownKind is returned for a kind whose templates are not embedded.
@@ -127,6 +134,9 @@ func generate(fsys fs.FS, dir string, kind Kind, data Data) ([]string, error) {
 	if data.Module == "" {
 		data.Module = data.Name
 	}
+	if data.Cookie == "" {
+		data.Cookie = cookie.New()
+	}
 	// Render everything before touching the disk: a template error then
 	// cannot leave anything behind.
 	rendered := make([][]byte, len(files))
@@ -164,10 +174,18 @@ func generate(fsys fs.FS, dir string, kind Kind, data Data) ([]string, error) {
 			return fail(err)
 		}
 		mode := fs.FileMode(0o644)
-		if strings.HasSuffix(f.out, ".sh") {
+		switch {
+		case strings.HasSuffix(f.out, ".sh"):
 			mode = 0o755
+		case path.Base(f.out) == ".env":
+			mode = 0o600
 		}
 		if err := os.WriteFile(target, rendered[i], mode); err != nil {
+			return fail(err)
+		}
+		// WriteFile's mode is filtered by the umask; the mode is part of
+		// the contract (a private .env), so set it exactly.
+		if err := os.Chmod(target, mode); err != nil {
 			return fail(err)
 		}
 		out[i] = f.out

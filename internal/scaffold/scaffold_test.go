@@ -73,7 +73,7 @@ func TestFiles(t *testing.T) {
 		want []string
 	}{
 		{KindHello, []string{".gitignore", "README.md", "go.mod", "go.sum", "main.go", "main_test.go"}},
-		{KindClustered, []string{".gitignore", "README.md", "go.mod", "go.sum", "main.go", "work/work.go", "work/work_test.go"}},
+		{KindClustered, []string{".env", ".gitignore", "README.md", "go.mod", "go.sum", "main.go", "work/work.go", "work/work_test.go"}},
 	}
 	for _, tt := range tests {
 		got, err := Files(tt.kind)
@@ -108,8 +108,24 @@ func TestGenerateWritesRenderedFiles(t *testing.T) {
 	if gomod != wantMod {
 		t.Errorf("go.mod =\n%s\nwant\n%s", gomod, wantMod)
 	}
-	if got := readFile(t, filepath.Join(dir, ".gitignore")); got != "/demo\n" {
+	if got := readFile(t, filepath.Join(dir, ".gitignore")); got != "/demo\n.env\n" {
 		t.Errorf(".gitignore = %q", got)
+	}
+	// .env holds a fresh cookie and is private to its owner.
+	if env := readFile(t, filepath.Join(dir, ".env")); !strings.Contains(env, "\nMESH_CLUSTER_COOKIE=") {
+		t.Errorf(".env has no cookie:\n%s", env)
+	}
+	if st, err := os.Stat(filepath.Join(dir, ".env")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf(".env: %v mode %v, want 0600", err, st.Mode().Perm())
+	}
+	data := testData("given")
+	data.Cookie = "given-cookie-Lr4Kc8Nw3Tb6Hp1Zs5Jd0Fg2Qm"
+	given := filepath.Join(t.TempDir(), "given")
+	if _, err := Generate(given, KindClustered, data); err != nil {
+		t.Fatal(err)
+	}
+	if env := readFile(t, filepath.Join(given, ".env")); !strings.Contains(env, "\nMESH_CLUSTER_COOKIE="+data.Cookie+"\n") {
+		t.Errorf(".env does not hold Data.Cookie:\n%s", env)
 	}
 	if main := readFile(t, filepath.Join(dir, "main.go")); !strings.Contains(main, `_ "demo/work"`) {
 		t.Errorf("main.go does not import demo/work:\n%s", main)

@@ -210,6 +210,25 @@ func (in *Interner) intern(p []byte) string {
 	return s
 }
 
+// BlobMax reads a byte string like Blob, refusing (ErrTooLong) one longer
+// than max before anything is allocated for it.
+func (d *Decoder) BlobMax(max int, what string) []byte {
+	off := d.off
+	n := d.length(1)
+	if d.err != nil {
+		return nil
+	}
+	if n > max {
+		d.Fail(fmt.Errorf("%w: %s of %d bytes at offset %d (max %d)", ErrTooLong, what, n, off, max))
+		return nil
+	}
+	p := d.take(n)
+	if len(p) == 0 {
+		return nil
+	}
+	return bytes.Clone(p)
+}
+
 // Blob reads a u32 length-prefixed byte string into a new slice; an empty byte
 // string decodes as nil.
 func (d *Decoder) Blob() []byte {

@@ -14,6 +14,9 @@ var (
 	// ErrInvalidValue reports a field whose bytes are present but not a legal
 	// value: an unknown enum code, a bool other than 0 or 1.
 	ErrInvalidValue = errors.New("invalid value")
+	// ErrTooLong reports a value longer than its field allows (a stored
+	// response over MaxStoredResponse), refused before allocation.
+	ErrTooLong = errors.New("value too long")
 	// ErrUnknownMessage reports a message whose tag this version does not know.
 	ErrUnknownMessage = errors.New("unknown message tag")
 )

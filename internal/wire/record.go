@@ -48,6 +48,12 @@ func decodeEnum[T ~string](d *Decoder, table []T, what string) T {
 	return table[code]
 }
 
+// MaxStoredResponse is the longest stored response (Record.Response) a record
+// may carry. The runtime never stores a longer one, so DecodeRecord refuses
+// one before allocating it: a peer cannot make a node reserve a frame's worth
+// of memory per record.
+const MaxStoredResponse = 64 << 10
+
 // minRecordSize is the encoded size of a record whose strings and response are
 // empty: the least a record can occupy, used to bound record counts.
 const minRecordSize = 9*4 + 5*8 + 8*1 // nine length prefixes, five u64/i64, eight u8
@@ -107,7 +113,7 @@ func DecodeRecord(d *Decoder) continuity.Record {
 	r.Kind = decodeKind(d)
 	r.SubmittedAt = decodeTime(d)
 	r.CompletedAt = decodeTime(d)
-	r.Response = d.Blob()
+	r.Response = d.BlobMax(MaxStoredResponse, "stored response")
 	if d.err != nil {
 		return continuity.Record{}
 	}

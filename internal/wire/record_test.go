@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -166,4 +167,33 @@ func TestInternerIsBounded(t *testing.T) {
 	if fresh.intern(long); len(fresh.m) != 0 {
 		t.Fatal("a name longer than the bound was kept")
 	}
+}
+
+// TestRecordStoredResponseLimit: a record whose stored response is longer
+// than MaxStoredResponse is refused before the response is copied; one at
+// the limit still decodes.
+func TestRecordStoredResponseLimit(t *testing.T) {
+	r := fullRecord()
+	r.Response = make([]byte, MaxStoredResponse)
+	if got, err := decodeRecord(encodeRecord(r)); err != nil || len(got.Response) != MaxStoredResponse {
+		t.Fatalf("response at the limit: %d bytes, %v", len(got.Response), err)
+	}
+	r.Response = make([]byte, 4<<20)
+	b := encodeRecord(r)
+	var err error
+	if a := allocs(func() { _, err = decodeRecord(b) }); a > 64<<10 {
+		t.Errorf("refusing a 4 MiB stored response allocated %d bytes", a)
+	}
+	if !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), "stored response of 4194304 bytes") {
+		t.Fatalf("4 MiB stored response: %v, want ErrTooLong naming the size", err)
+	}
+}
+
+// allocs returns the bytes f allocates.
+func allocs(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

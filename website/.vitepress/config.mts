@@ -71,6 +71,7 @@ export default defineConfig({
         text: 'Running Mesh',
         items: [
           { text: 'Operating Mesh', link: '/operating' },
+          { text: 'Security', link: '/security' },
           { text: 'Distributed Proof', link: '/distributed-proof' },
         ],
       },

@@ -28,7 +28,7 @@ import (
 )
 
 // Cookie is the cluster cookie every benchmark cluster uses.
-const Cookie = "bench-cluster-cookie-3c9e"
+const Cookie = "bench-cluster-3c9e-Wn6Yt9Bv3Mx7Cz1Pd5R8Kq2"
 
 // StartupKey is the request key of the testapp's declared work at boot.
 const StartupKey = continuity.StartupKeyPrefix + "work.Add"

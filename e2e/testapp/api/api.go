@@ -2,9 +2,12 @@
 package api
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
+	"sync/atomic"
 
 	"meshgo.dev/mesh"
 )
@@ -30,4 +33,27 @@ func Retry(w http.ResponseWriter, r *http.Request) { panic("count 3 route must n
 func Plain(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"handler":"api.One"}`+"\n")
+}
+
+var sessions atomic.Int64
+
+// Session answers like a login: a fresh session cookie for every execution
+// and a body naming the execution, so a test sees whose response it got.
+func Session(w http.ResponseWriter, r *http.Request) {
+	n := sessions.Add(1)
+	node := os.Getenv("MESH_NODE_NAME")
+	http.SetCookie(w, &http.Cookie{Name: "session", Value: fmt.Sprintf("%s-%d", node, n), HttpOnly: true})
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"handler":"api.Session","execution":"%s-%d"}`+"\n", node, n)
+}
+
+// Large answers with a body of ?bytes=N bytes (default 60 KiB, at most
+// 1 MiB): the retention tests fill the stored responses with it.
+func Large(w http.ResponseWriter, r *http.Request) {
+	size := 60 << 10
+	if v, err := strconv.Atoi(r.URL.Query().Get("bytes")); err == nil && v >= 0 && v <= 1<<20 {
+		size = v
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(bytes.Repeat([]byte{'x'}, size))
 }

@@ -22,7 +22,9 @@ import (
 // Call NewRouter once per process: the runtime finds a clustered route by its
 // runtime name, so the first *Todos registered is the one that serves.
 func NewRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter) http.Handler {
-	return newRouter(todos, health, limiter, mesh.Clustered)
+	return newRouter(todos, health, limiter, func(n int, h func(http.ResponseWriter, *http.Request)) http.Handler {
+		return mesh.Clustered(n, h)
+	})
 }
 
 // clusterFunc wraps a handler as a clustered route with replication count n.

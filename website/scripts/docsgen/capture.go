@@ -25,14 +25,14 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-// Names and values the pages show. The cookie is a local-only example value
-// (each run uses a random one, shown as this); Mesh never prints it, so it
-// only appears in the generated run commands.
+// Names and values the pages show. The pages never show a cookie: the run
+// commands leave MESH_CLUSTER_COOKIE out (a reader loads it from the project's
+// .env), and should it ever appear in output it is replaced by docsCookie.
 const (
 	helloName     = "hello"
 	clusteredName = "hello-cluster"
 	docsPort      = 4370 // the port the pages show (see freeClusterPort)
-	docsCookie    = "local-dev-cookie"
+	docsCookie    = "<cookie>"
 	primaryName   = "primary"
 	standbyName   = "standby"
 	waitBudget    = 30 * time.Second
@@ -74,7 +74,7 @@ var errPortTaken = errors.New("cluster port taken")
 func capture(ctx context.Context, root, work, meshc string) (map[string][]byte, error) {
 	// A cookie of its own keeps this run's meshc queries from ever being
 	// answered by another cluster on the same port (a concurrent test, say).
-	var b [8]byte
+	var b [16]byte
 	crand.Read(b[:])
 	c := &capturer{ctx: ctx, root: root, meshc: meshc, demo: filepath.Join(work, "demo"),
 		cookie: "docs-capture-" + hex.EncodeToString(b[:]), files: map[string][]byte{}}
@@ -177,6 +177,9 @@ func (c *capturer) nodeEnv(name, role string, extra ...[2]string) [][2]string {
 func (c *capturer) runCommand(env [][2]string) []byte {
 	var b strings.Builder
 	for _, kv := range env {
+		if kv[0] == "MESH_CLUSTER_COOKIE" {
+			continue // loaded from .env, as the page says
+		}
 		fmt.Fprintf(&b, "%s=%s \\\n", kv[0], shellQuote(kv[1]))
 	}
 	b.WriteString("./" + clusteredName + "\n")
