@@ -50,7 +50,7 @@ func decodeEnum[T ~string](d *Decoder, table []T, what string) T {
 
 // minRecordSize is the encoded size of a record whose strings and response are
 // empty: the least a record can occupy, used to bound record counts.
-const minRecordSize = 9*4 + 5*8 + 8*1 // nine length prefixes, five u64/i64, eight u8
+const minRecordSize = 9*4 + 5*8 + 9*1 // nine length prefixes, five u64/i64, nine u8
 
 // EncodeRecord appends every field of r to e. Times are unix nanoseconds with
 // 0 standing for the zero time (so the instant 1970-01-01T00:00:00Z itself
@@ -78,6 +78,7 @@ func EncodeRecord(e *Encoder, r continuity.Record) {
 	encodeTime(e, r.SubmittedAt)
 	encodeTime(e, r.CompletedAt)
 	e.Blob(r.Response)
+	e.Bool(r.Refused)
 }
 
 // DecodeRecord reads a record written by EncodeRecord. Unknown enum codes and
@@ -108,6 +109,7 @@ func DecodeRecord(d *Decoder) continuity.Record {
 	r.SubmittedAt = decodeTime(d)
 	r.CompletedAt = decodeTime(d)
 	r.Response = d.Blob()
+	r.Refused = d.Bool()
 	if d.err != nil {
 		return continuity.Record{}
 	}
