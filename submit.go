@@ -42,12 +42,18 @@ func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload st
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
 	}
+	if dec.Outcome == continuity.OutcomeDuplicate {
+		if err := n.answerDuplicate(dec.Record); err != nil {
+			return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
+		}
+	}
 	res := SubmitResult{Outcome: string(dec.Outcome), Record: dec.Record}
 	if dec.Outcome == continuity.OutcomeCreated {
 		if err := n.dispatchWork(ctx, h, dec.Record); err != nil {
-			if out, rerr := n.reg.Reject(requestKey, dec.Record.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {
-				n.broadcast(out)
-				res.Outcome, res.Record = OutcomeRejected, out
+			out, ran := n.refuse(dec.Record, continuity.ReasonPrefixDispatchFailed+err.Error())
+			res.Record = out
+			if !ran {
+				res.Outcome = OutcomeRejected
 			}
 		}
 	}

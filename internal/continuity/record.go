@@ -91,11 +91,11 @@ type Record struct {
 	// Response is the encoded outcome of a route record that carries a client
 	// idempotency key, kept so a retried request can be answered byte for byte.
 	Response []byte
-	// Refused marks a rejected attempt that was refused when it was submitted
-	// (no replica, a failed prepare or dispatch, a route the ingress could not
-	// serve): it never ran and no client was told it was accepted, so it
-	// carries no acknowledged work. Merge never keeps it over another attempt
-	// of the key (see Registry.Merge).
+	// Refused marks a rejected attempt that its ingress refused while
+	// submitting it (no replica, a failed prepare or dispatch, a route
+	// request it could not get served): no client was told it was accepted,
+	// so it carries no acknowledged work. Merge never keeps it over another
+	// attempt of the key (see prefer).
 	Refused bool
 }
 
