@@ -17,7 +17,6 @@ package mesh
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -254,8 +253,7 @@ func TestStaleCopyIsNotAcknowledgedAfterPause(t *testing.T) {
 	if err == nil && res.Outcome == OutcomeDuplicate && res.Record.Pending() {
 		t.Fatalf("paused replica acknowledged its unconfirmed copy (attempt %s) as in progress: %+v", copyHeld.AttemptID(), res.Record)
 	}
-	var ce *continuity.Error
-	if !errors.As(err, &ce) || ce.Reason != continuity.ReasonRecordUnconfirmed {
+	if RefusalReason(err) != string(continuity.ReasonRecordUnconfirmed) {
 		t.Fatalf("duplicate on the paused replica = %+v, %v; want a %s refusal", res, err, continuity.ReasonRecordUnconfirmed)
 	}
 

@@ -60,5 +60,16 @@ func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload st
 	return res, nil
 }
 
+// RefusalReason returns the reason carried by an error from Submit that
+// refused the request without storing it (node_shutting_down,
+// record_state_unconfirmed, ...), or "" when err carries none.
+func RefusalReason(err error) string {
+	var ce *continuity.Error
+	if errors.As(err, &ce) {
+		return string(ce.Reason)
+	}
+	return ""
+}
+
 // withHandlers makes a node use its own handler registry (tests).
 func withHandlers(r *registry) Option { return func(n *Node) { n.handlers = r } }
