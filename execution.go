@@ -109,13 +109,12 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 // the node must not doubt its own authority (a pause not yet confirmed by a
 // peer), the attempt must be past its prepare (until the replica answers,
 // its ingress has not decided whether to accept it), and this node must be
-// where the attempt is decided or linked to that node:
+// where the attempt is decided or linked to the pair:
 //   - it allocated the attempt itself, at its current epoch (it acknowledged
 //     or refused it), or
 //   - it is running the attempt, or
-//   - the attempt's ingress or owner is a peer whose snapshot this node has
-//     merged over a live link, so that peer's later transitions reach it in
-//     order.
+//   - it has merged its peer's snapshot over a live link, so its records are
+//     the pair's and the peer's later transitions reach it in order.
 //
 // A copy kept from before a pause, a fencing or a lost link fails all three:
 // its owner may have refused, recovered or replaced the attempt since.
@@ -132,11 +131,8 @@ func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
 		return true
 	}
-	for _, peer := range [2]string{rec.IngressNode, rec.OwnerNode} {
-		if peer == n.self {
-			continue
-		}
-		if s := n.session(peer); s != nil && s.isSynced() {
+	for _, s := range n.sessionList() {
+		if s.isSynced() {
 			return true
 		}
 	}
