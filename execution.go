@@ -298,6 +298,9 @@ func (n *Node) resumeFenced(h *handler, rec continuity.Record) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.PeerTimeout)
 	n.waitSynced(ctx)
 	cancel()
+	if n.stopped.Load() {
+		return
+	}
 	cur, ok := n.reg.Get(rec.RequestKey)
 	if !ok || !cur.Pending() || cur.Attempt != rec.Attempt || cur.OwnerNode != n.self {
 		return // ended, or carried on under another attempt or owner
