@@ -11,7 +11,9 @@ package mesh
 //     and it runs (TestAcknowledgedAttemptSurvivesRefusalAtHeal,
 //     TestFencedAcknowledgedWorkRunsAfterHeal);
 //   - every refusal carries a documented reason
-//     (TestRefusalAfterReplacedRecordCarriesReason, TestEmptyRefusalNeverLeavesTheNode);
+//     (TestRefusalAfterReplacedRecordCarriesReason,
+//     TestRouteRefusalAfterReplacedRecordCarriesReason,
+//     TestEmptyRefusalNeverLeavesTheNode);
 //   - both nodes agree on every record after heal
 //     (TestRecordsAgreeAfterHealWithEqualAttemptIDs).
 
@@ -79,10 +81,12 @@ func (g *gatedWork) executions(key string) []Identity {
 	return out
 }
 
-// Runtime names of the gated work in the tests' private handler registry.
+// Runtime names of the gated work in the tests' private handler registry,
+// and of a clustered route (count 2) that answers 200 at once.
 const (
 	gatedMirrored = "acktest.Mirrored" // replication count 2
 	gatedSingle   = "acktest.Single"   // replication count 1
+	mirroredRoute = "acktest.Route"
 )
 
 // ackCluster is a pair of nodes on one fault network, sharing one private
@@ -102,6 +106,8 @@ func newAckCluster(t *testing.T) *ackCluster {
 	for name, count := range map[string]int{gatedMirrored: 2, gatedSingle: 1} {
 		c.handlers.handlers[name] = &handler{name: name, count: count, kind: continuity.KindWork, run: c.work.run}
 	}
+	c.handlers.handlers[mirroredRoute] = &handler{name: mirroredRoute, count: 2, kind: continuity.KindRoute,
+		http: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })}
 	t.Cleanup(c.work.release) // never leave a handler blocked behind a failed test
 	return c
 }
@@ -448,6 +454,50 @@ func TestRefusalAfterReplacedRecordCarriesReason(t *testing.T) {
 	}
 	if res.Record.Attempt != mine.Attempt || !res.Record.Refused {
 		t.Fatalf("refusal describes %+v, want the refused attempt %s", res.Record, mine.AttemptID())
+	}
+	c.fn.Heal()
+	c.work.release()
+	waitLinked(t, p, s)
+	waitAgreement(t, p, s)
+}
+
+// The same sequence through a clustered route: the primary's request with
+// an Idempotency-Key is stuck in its prepare while the standby serves the
+// same key under a higher attempt. The primary used to answer 503
+// {"error":""}; it now names the reason.
+func TestRouteRefusalAfterReplacedRecordCarriesReason(t *testing.T) {
+	c := newAckCluster(t)
+	p, s, _, _ := c.pair()
+	key := keyPlaced(t, "route", p.Name(), p, s) // owner: the primary, replica: the standby
+	serve := func(n *Node) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader("{}"))
+		req.Header.Set(HeaderIdempotencyKey, key)
+		(&routeHandler{name: mirroredRoute, count: 2, node: n}).ServeHTTP(w, req)
+		return w
+	}
+
+	c.fn.Blackhole(p.Name(), s.Name())
+	answer := make(chan *httptest.ResponseRecorder, 1)
+	go func() { answer <- serve(p) }()
+	mine := waitRecordOf(t, p, key, func(r continuity.Record) error { return nil })
+	for i := 0; s.reg.Watermark() <= mine.Attempt+1; i++ {
+		if _, err := s.Submit(context.Background(), ackDecl(gatedSingle), keyPlaced(t, fmt.Sprintf("filler%d", i), s.Name(), p, s), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go serve(s)
+	waitRecordOf(t, p, key, func(r continuity.Record) error {
+		if r.Attempt <= mine.Attempt {
+			return fmt.Errorf("primary still holds its own attempt %+v", r)
+		}
+		return nil
+	})
+
+	w := <-answer
+	body := w.Body.String()
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, `"error":"`+string(continuity.ReasonReplicaRequiredUnavailable)+`"`) {
+		t.Fatalf("primary answered %d %s, want 503 naming replica_required_unavailable", w.Code, body)
 	}
 	c.fn.Heal()
 	c.work.release()
