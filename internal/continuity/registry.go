@@ -938,7 +938,7 @@ func (r *Registry) emit(e Entry) Entry {
 }
 
 func (r *Registry) emitRecord(transition string, rec *Record, reason string, meta ...KV) {
-	if r.quietRoutes && rec.Kind == KindRoute && Routine(transition) {
+	if r.quietRoutes && rec.Kind == KindRoute && Routine(transition) && reason == "" { // a routine step with a reason is a refusal: kept
 		return
 	}
 	e := r.recordEntry(transition, rec, reason)
