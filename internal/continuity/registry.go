@@ -694,11 +694,14 @@ func prefer(a, b Record) bool {
 }
 
 // sameAttempt reports whether a and b are two copies of one attempt: the
-// same number, allocated by the same ingress at the same epoch. Two nodes cut
-// off from each other number their attempts independently, so equal numbers
-// alone do not make one attempt.
+// same number, allocated by the same ingress at the same epoch and instant
+// (SubmittedAt travels with every copy). Two nodes cut off from each other
+// number their attempts independently, and a node restarted without its
+// records may number one again, so equal numbers alone do not make one
+// attempt.
 func sameAttempt(a, b Record) bool {
-	return a.Attempt == b.Attempt && a.Epoch == b.Epoch && a.IngressNode == b.IngressNode
+	return a.Attempt == b.Attempt && a.Epoch == b.Epoch && a.IngressNode == b.IngressNode &&
+		a.SubmittedAt.Equal(b.SubmittedAt)
 }
 
 // compareRecords is a total order over every field of a record except the

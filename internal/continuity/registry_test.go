@@ -1033,6 +1033,8 @@ func TestMergePreference(t *testing.T) {
 		{"acknowledged lower epoch beats a refused higher one", base(at(2, 9), refused("replica_required_unavailable")), base(completed("a")), true, false},
 		{"refused higher epoch loses to acknowledged work", base(), base(at(2, 9), refused("replica_required_unavailable")), false, false},
 		{"the refusal of one attempt beats its mirrored copy", base(), base(refused("replica_prepare_timeout")), true, false},
+		{"a restarted ingress reusing an attempt number does not refuse the acknowledged one", base(),
+			base(refused("replica_required_unavailable"), func(x *Record) { x.SubmittedAt = x.SubmittedAt.Add(time.Hour) }), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
