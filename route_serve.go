@@ -156,8 +156,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
 	}
 	if err != nil {
-		out, _ := n.refuse(rec, continuity.ReasonOf(err))
-		n.writeRefusal(w, http.StatusServiceUnavailable, out.Error)
+		reason := continuity.ReasonOf(err)
+		if out, ran := n.refuse(rec, reason); !ran {
+			reason = out.Error // the stored rejection's, when the record was already rejected
+		}
+		n.writeRefusal(w, http.StatusServiceUnavailable, reason)
 		return
 	}
 	resp.writeTo(w)
