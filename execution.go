@@ -59,14 +59,84 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	}
 	rec, err = n.prepare(ctx, rec)
 	if err != nil {
-		rej, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, continuity.ReasonOf(err))
-		if rerr == nil {
-			n.broadcast(rej)
-		}
+		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
 		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
 	}
 	n.broadcast(rec)
 	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
+}
+
+// refuse ends rec, an attempt this node is submitting, as refused with
+// reason and tells the peers: the client is about to be told no. The
+// returned record always carries a reason, even when the stored record moved
+// on meanwhile (a peer's version of the key replaced it): it then describes
+// the refused attempt as it stood. stillRan is set, with the stored record,
+// when the attempt completed after all (a forwarded request that ran on its
+// owner although the ingress gave up waiting).
+func (n *Node) refuse(rec continuity.Record, reason string) (out continuity.Record, stillRan bool) {
+	if reason == "" {
+		n.log.Error("[mesh-rt continuity] refusal without a reason", "request_key", rec.RequestKey, "attempt_id", rec.AttemptID())
+		reason = string(continuity.ReasonUnspecified)
+	}
+	stored, err := n.reg.Refuse(rec.RequestKey, rec.Attempt, reason)
+	switch {
+	case err == nil:
+		n.broadcast(stored)
+		return stored, false
+	case stored.Phase == continuity.PhaseCompleted && stored.Attempt == rec.Attempt:
+		return stored, true
+	}
+	rec.Phase, rec.Result, rec.Error, rec.Refused = continuity.PhaseRejected, continuity.ResultRejected, reason, true
+	rec.ReplicaStatus, rec.Health = continuity.ReplicaRejected, continuity.HealthUnavailable
+	return rec, false
+}
+
+// answerDuplicate checks that a duplicate submission may be answered from
+// this node's copy of rec. A duplicate answer is an acknowledgement (the
+// work is accepted, or done), so it comes only from a record whose state
+// this node knows at its current epoch; otherwise the submission is refused
+// with record_state_unconfirmed and the client retries (DESIGN §5.7).
+func (n *Node) answerDuplicate(rec continuity.Record) error {
+	if n.knowsCurrentState(rec) {
+		return nil
+	}
+	n.reg.EmitRecord(continuity.TransitionDuplicate, rec, string(continuity.ReasonRecordUnconfirmed))
+	return &continuity.Error{Reason: continuity.ReasonRecordUnconfirmed}
+}
+
+// knowsCurrentState reports whether this node knows rec's state at its
+// current epoch. A completed attempt is a fact whoever holds it. Otherwise
+// the node must not doubt its own authority (a pause not yet confirmed by a
+// peer), the attempt must be past its prepare (until the replica answers,
+// its ingress has not decided whether to accept it), and this node must be
+// where the attempt is decided or linked to the pair:
+//   - it allocated the attempt itself, at its current epoch (it acknowledged
+//     or refused it), or
+//   - it is running the attempt, or
+//   - it has merged its peer's snapshot over a live link, so its records are
+//     the pair's and the peer's later transitions reach it in order.
+//
+// A copy kept from before a pause, a fencing or a lost link fails all three:
+// its owner may have refused, recovered or replaced the attempt since.
+func (n *Node) knowsCurrentState(rec continuity.Record) bool {
+	if rec.Phase == continuity.PhaseCompleted || n.cfg.Mode != ModeCluster {
+		return true
+	}
+	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {
+		return false
+	}
+	if _, epoch := n.reg.Authority(); rec.IngressNode == n.self && rec.Epoch == epoch {
+		return true
+	}
+	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
+		return true
+	}
+	for _, s := range n.sessionList() {
+		if s.isSynced() {
+			return true
+		}
+	}
+	return false
 }
 
 // prepare mirrors rec to its replica and waits for the acknowledgement, so an
@@ -171,13 +241,13 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 		defer n.running.done()
 		defer n.inflight.done(rec.RequestKey, rec.Attempt)
 		if !n.awaitAuthority(n.ctx, gen) {
-			n.superseded(rec)
+			n.superseded(h, rec)
 			return
 		}
 		ctx := withIdentity(n.ctx, &rec)
 		err := n.callSafely(h.name, func() error { return h.run(ctx) })
 		if !n.awaitAuthority(n.ctx, gen) {
-			n.superseded(rec)
+			n.superseded(h, rec)
 			return
 		}
 		n.finish(rec, err, gen)
@@ -199,13 +269,52 @@ func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
 	n.broadcast(out)
 }
 
-func (n *Node) superseded(rec continuity.Record) {
+// superseded records that rec's attempt will not complete here: the node
+// was fenced (or is stopping) while it ran. Work whose attempt was fenced is
+// then resumed, if nobody else carries it on (resumeFenced).
+func (n *Node) superseded(h *handler, rec continuity.Record) {
 	cur, ok := n.reg.Get(rec.RequestKey)
 	if !ok {
 		cur = rec
 	}
 	n.reg.EmitRecord(continuity.TransitionCompletionRejected, cur, string(continuity.ReasonFenced),
 		continuity.KV{Key: "attempted_attempt_id", Value: rec.AttemptID()}, continuity.KV{Key: "active_attempt_id", Value: cur.AttemptID()})
+	if n.stopped.Load() || n.ctx.Err() != nil {
+		return // stopping: the record stays pending, as on a crash, for the peer to recover
+	}
+	n.resumeFenced(h, rec)
+}
+
+// resumeFenced re-runs, under a new attempt, acknowledged work whose attempt
+// this node was running when a higher authority fenced it (typically the old
+// primary meeting the promoted standby when a partition heals). The attempt
+// can no longer complete, and if the pair's records show nobody else
+// carrying the key on, nobody else would run it: the acknowledgement would
+// be lost. It first waits (at most the peer timeout) for the peers'
+// snapshots to be merged, so a newer version of the record — a recovery on
+// the new primary, a completion — is seen before deciding. The new attempt
+// is numbered above every attempt the pair has seen.
+func (n *Node) resumeFenced(h *handler, rec continuity.Record) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.PeerTimeout)
+	n.waitSynced(ctx)
+	cancel()
+	if n.stopped.Load() {
+		return
+	}
+	cur, ok := n.reg.Get(rec.RequestKey)
+	if !ok || !cur.Pending() || cur.Attempt != rec.Attempt || cur.OwnerNode != n.self {
+		return // ended, or carried on under another attempt or owner
+	}
+	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	if err != nil {
+		return // completed or rolled over meanwhile
+	}
+	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "fenced_attempt_resumed",
+		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
+		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
+		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
+	n.broadcast(next)
+	n.runWork(h, next, n.reg.FenceGeneration())
 }
 
 // callSafely runs f, turning a panic into an error that names it; the stack

@@ -713,6 +713,14 @@ func (f *inflightSet) done(key string, attempt uint64) {
 	f.mu.Unlock()
 }
 
+// hasAttempt reports whether attempt of key is executing on this node.
+func (f *inflightSet) hasAttempt(key string, attempt uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.m[key]
+	return ok && a == attempt
+}
+
 func (f *inflightSet) has(key string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()

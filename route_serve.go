@@ -115,8 +115,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hash := payloadHash(r, pathValues, body)
 
 	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count)})
+	if err == nil && dec.Outcome == continuity.OutcomeDuplicate {
+		err = n.answerDuplicate(dec.Record)
+	}
 	if err != nil {
-		writeJSONError(w, http.StatusServiceUnavailable, continuity.ReasonOf(err))
+		n.writeRefusal(w, http.StatusServiceUnavailable, continuity.ReasonOf(err))
 		return
 	}
 	rec := dec.Record
@@ -125,7 +128,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusConflict, string(continuity.ReasonRequestKeyConflict))
 		return
 	case continuity.OutcomeRejected:
-		writeJSONError(w, http.StatusServiceUnavailable, rec.Error)
+		n.writeRefusal(w, http.StatusServiceUnavailable, rec.Error)
 		return
 	case continuity.OutcomeDuplicate:
 		n.replay(w, rec, &h.route)
@@ -146,10 +149,11 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
 	}
 	if err != nil {
-		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, continuity.ReasonOf(err)); rerr == nil {
-			n.broadcast(out)
+		reason := continuity.ReasonOf(err)
+		if out, ran := n.refuse(rec, reason); !ran {
+			reason = out.Error // the stored rejection's, when the record was already rejected
 		}
-		writeJSONError(w, http.StatusServiceUnavailable, continuity.ReasonOf(err))
+		n.writeRefusal(w, http.StatusServiceUnavailable, reason)
 		return
 	}
 	resp.writeTo(w)
@@ -452,7 +456,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	ctx = withIdentity(ctx, &rec)
 	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, bytes.NewReader(m.Body))
 	if err != nil {
-		fail("invalid_forwarded_request")
+		fail(string(continuity.ReasonInvalidForwardedRequest))
 		return
 	}
 	req.Host, req.RemoteAddr, req.RequestURI = m.Host, m.RemoteAddr, m.URI
@@ -477,15 +481,15 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 func (n *Node) replay(w http.ResponseWriter, rec continuity.Record, opts *routeOptions) {
 	switch {
 	case rec.Phase == continuity.PhaseRejected:
-		writeJSONError(w, http.StatusServiceUnavailable, rec.Error)
+		n.writeRefusal(w, http.StatusServiceUnavailable, rec.Error)
 	case rec.Phase == continuity.PhaseSubmitted:
-		writeJSONError(w, http.StatusConflict, "request_in_progress")
+		writeJSONError(w, http.StatusConflict, string(continuity.ReasonRequestInProgress))
 	case len(rec.Response) == 0:
-		writeJSONError(w, http.StatusConflict, "response_not_replayable")
+		writeJSONError(w, http.StatusConflict, string(continuity.ReasonResponseNotReplayable))
 	default:
 		resp, err := decodeStoredResponse(rec.Response)
 		if err != nil {
-			writeJSONError(w, http.StatusConflict, "response_not_replayable")
+			writeJSONError(w, http.StatusConflict, string(continuity.ReasonResponseNotReplayable))
 			return
 		}
 		connection := connectionHeader(resp.Header)
@@ -591,6 +595,17 @@ func headerFields(h map[string][]string) []wire.HeaderField {
 func jsonError(reason string) []byte {
 	b, _ := json.Marshal(map[string]string{"error": reason})
 	return append(b, '\n')
+}
+
+// writeRefusal answers a request the runtime refuses. Every refusal leaves
+// the node with a reason from the documented set: an empty one is a defect,
+// logged as an error and answered as reason_unspecified.
+func (n *Node) writeRefusal(w http.ResponseWriter, status int, reason string) {
+	if reason == "" {
+		n.log.Error("[mesh-rt continuity] refusal without a reason", "request_key", w.Header().Get(HeaderRequestKey))
+		reason = string(continuity.ReasonUnspecified)
+	}
+	writeJSONError(w, status, reason)
 }
 
 func writeJSONError(w http.ResponseWriter, status int, reason string) {

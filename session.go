@@ -68,6 +68,16 @@ func (s *session) isClosed() bool {
 	}
 }
 
+// isSynced reports whether the peer's first snapshot was applied.
+func (s *session) isSynced() bool {
+	select {
+	case <-s.synced:
+		return true
+	default:
+		return false
+	}
+}
+
 func (s *session) close(cause error) {
 	s.closeOnce.Do(func() {
 		s.err = cause

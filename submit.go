@@ -49,16 +49,33 @@ func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload st
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
 	}
+	if dec.Outcome == continuity.OutcomeDuplicate {
+		if err := n.answerDuplicate(dec.Record); err != nil {
+			return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
+		}
+	}
 	res := SubmitResult{Outcome: string(dec.Outcome), Record: dec.Record}
 	if dec.Outcome == continuity.OutcomeCreated {
 		if err := n.dispatchWork(ctx, h, dec.Record); err != nil {
-			if out, rerr := n.reg.Reject(requestKey, dec.Record.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {
-				n.broadcast(out)
-				res.Outcome, res.Record = OutcomeRejected, out
+			out, ran := n.refuse(dec.Record, continuity.ReasonPrefixDispatchFailed+err.Error())
+			res.Record = out
+			if !ran {
+				res.Outcome = OutcomeRejected
 			}
 		}
 	}
 	return res, nil
+}
+
+// RefusalReason returns the reason carried by an error from Submit that
+// refused the request without storing it (node_shutting_down,
+// record_state_unconfirmed, ...), or "" when err carries none.
+func RefusalReason(err error) string {
+	var ce *continuity.Error
+	if errors.As(err, &ce) {
+		return string(ce.Reason)
+	}
+	return ""
 }
 
 // withHandlers makes a node use its own handler registry (tests).

@@ -17,9 +17,9 @@ package e2e
 //   - TestWebsiteCapturedOutputMatchesProduct: the CLI output on the pages is
 //     what a real local primary/standby pair prints now
 //     (website/scripts/capture-cli-output.sh --check).
-//   - TestWebsiteEnvTableMatchesRuntime, TestWebsiteTransitionTableMatchesRuntime
-//     and TestWebsiteClusteredFilesDocumented: the hand-written tables name
-//     exactly what the code has.
+//   - TestWebsiteEnvTableMatchesRuntime, TestWebsiteTransitionTableMatchesRuntime,
+//     TestWebsiteReasonTableMatchesRuntime and TestWebsiteClusteredFilesDocumented:
+//     the hand-written tables name exactly what the code has.
 //   - TestWebsiteBuildAndBrowser: `npm --prefix website run build`, then
 //     headless Chromium through every built page (website/scripts/browser-check.mjs):
 //     no console errors, no broken internal links or anchors, local search
@@ -48,6 +48,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
 )
 
 // websiteRoot is the repository root, found from this package's directory.
@@ -374,6 +376,49 @@ func TestWebsiteTransitionTableMatchesRuntime(t *testing.T) {
 	for name := range documented {
 		if !code[name] {
 			t.Errorf("operating.md documents transition %s, which the runtime does not emit", name)
+		}
+	}
+}
+
+// TestWebsiteReasonTableMatchesRuntime: the reasons table of operating.md
+// lists every reason in continuity's documented set, and nothing else.
+func TestWebsiteReasonTableMatchesRuntime(t *testing.T) {
+	page := websitePages(t, websiteRoot(t))["operating.md"]
+	_, table, ok := strings.Cut(page, "## Refusal and rejection reasons")
+	if !ok {
+		t.Fatal("operating.md has no reasons section")
+	}
+	table, _, _ = strings.Cut(table, "\n## ")
+	documented := map[string]bool{}
+	for _, line := range strings.Split(table, "\n") {
+		cell, _, ok := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+		if !ok || !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(cell, -1) {
+			name := m[1]
+			if i := strings.Index(name, ":"); i >= 0 && strings.Contains(name[i:], "<") {
+				name = name[:i+1] // a reason with a detail: its prefix
+			}
+			documented[name] = true
+		}
+	}
+	fixed, prefixes := continuity.DocumentedReasons()
+	code := map[string]bool{}
+	for _, r := range fixed {
+		code[string(r)] = true
+	}
+	for _, p := range prefixes {
+		code[p] = true
+	}
+	for name := range code {
+		if !documented[name] {
+			t.Errorf("reason %s is in the runtime's documented set but has no row in operating.md", name)
+		}
+	}
+	for name := range documented {
+		if !code[name] {
+			t.Errorf("operating.md lists reason %s, which is not in the runtime's documented set", name)
 		}
 	}
 }

@@ -34,11 +34,83 @@ const (
 	ReasonRequestKeyReserved  Reason = "request_key_reserved"
 	ReasonRequestKeyInvalid   Reason = "request_key_invalid"
 	ReasonRequestBodyTooLarge Reason = "request_body_too_large"
+	// ReasonRecordUnconfirmed refuses a duplicate submission whose stored
+	// record this node cannot vouch for at its current epoch: it is paused
+	// or fenced, or it holds a copy of someone else's attempt without a
+	// synchronised link to that node, or the attempt's prepare is undecided.
+	ReasonRecordUnconfirmed Reason = "record_state_unconfirmed"
+	// ReasonRequestInProgress answers a retried route request whose first
+	// attempt is still running (409).
+	ReasonRequestInProgress Reason = "request_in_progress"
+	// ReasonResponseNotReplayable answers a retried route request whose
+	// completed attempt kept no response to replay (409).
+	ReasonResponseNotReplayable Reason = "response_not_replayable"
+	// ReasonInvalidForwardedRequest refuses a forwarded route request the
+	// owner cannot rebuild.
+	ReasonInvalidForwardedRequest Reason = "invalid_forwarded_request"
+	// ReasonUnspecified stands in for a refusal or rejection that reached
+	// the registry or the HTTP layer without a reason. It marks a defect in
+	// Mesh, never a normal outcome; the node also logs it as an error.
+	ReasonUnspecified Reason = "reason_unspecified"
 )
+
+// Reasons that carry a detail after a colon, such as "owner_lost:<node>".
+const (
+	ReasonPrefixOwnerLost             = "owner_lost:"
+	ReasonPrefixReplicaLost           = "replica_lost:"
+	ReasonPrefixReplicationSourceLost = "replication_source_lost:"
+	ReasonPrefixDispatchFailed        = "dispatch_failed:"
+	ReasonPrefixHandlerError          = "handler_error:"
+	ReasonPrefixUnsupportedCount      = "unsupported_replication_count:"
+)
+
+// documentedReasons is every fixed reason a record, a refusal or an
+// operator reply may carry.
+var documentedReasons = []Reason{
+	ReasonRequestKeyMissing, ReasonRequestKeyNotFound, ReasonRequestKeyConflict, ReasonPayloadHashMissing,
+	ReasonOwnerNodeMissing, ReasonInvalidReplicationCount, ReasonReplicaMatchesOwner,
+	ReasonReplicaRequiredUnavailable, ReasonReplicaPrepareTimeout, ReasonReplicaTargetMismatch,
+	ReasonAttemptMismatch, ReasonOwnerNodeMismatch, ReasonAlreadyCompleted, ReasonPhase,
+	ReasonExecutionNodeMissing, ReasonStaleEpoch, ReasonFenced, ReasonQuarantined,
+	ReasonHandlerNotRegistered, ReasonHandlerPanicked, ReasonOwnerUnreachable, ReasonForwardTimeout,
+	ReasonShuttingDown, ReasonRecordUnconfirmed, ReasonRequestInProgress, ReasonResponseNotReplayable,
+	ReasonInvalidForwardedRequest, ReasonUnspecified,
+	ReasonRequestKeyReserved, ReasonRequestKeyInvalid, ReasonRequestBodyTooLarge,
+}
+
+// detailPrefixes are the reasons that carry a detail: the ones above and
+// those formed from a fixed reason plus ":<detail>".
+var detailPrefixes = []string{
+	ReasonPrefixOwnerLost, ReasonPrefixReplicaLost, ReasonPrefixReplicationSourceLost,
+	ReasonPrefixDispatchFailed, ReasonPrefixHandlerError, ReasonPrefixUnsupportedCount,
+	string(ReasonHandlerPanicked) + ":", string(ReasonHandlerNotRegistered) + ":",
+}
+
+// DocumentedReasons returns every fixed reason, and the prefixes of the
+// reasons that carry a detail, as the documentation lists them.
+func DocumentedReasons() (fixed []Reason, prefixes []string) {
+	return append([]Reason(nil), documentedReasons...), append([]string(nil), detailPrefixes...)
+}
+
+// Documented reports whether s is a reason from the documented set: a
+// fixed reason, or a documented prefix followed by a non-empty detail.
+func Documented(s string) bool {
+	for _, r := range documentedReasons {
+		if s == string(r) {
+			return true
+		}
+	}
+	for _, p := range detailPrefixes {
+		if len(s) > len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
 
 // UnsupportedReplicationCount is the durable rejection for counts of three or more.
 func UnsupportedReplicationCount(n uint64) Reason {
-	return Reason("unsupported_replication_count:" + itoa(n))
+	return Reason(ReasonPrefixUnsupportedCount + itoa(n))
 }
 
 func itoa(n uint64) string {

@@ -91,6 +91,12 @@ type Record struct {
 	// Response is the encoded outcome of a route record that carries a client
 	// idempotency key, kept so a retried request can be answered byte for byte.
 	Response []byte
+	// Refused marks a rejected attempt that its ingress refused while
+	// submitting it (no replica, a failed prepare or dispatch, a route
+	// request it could not get served): no client was told it was accepted,
+	// so it carries no acknowledged work. Merge never keeps it over another
+	// attempt of the key (see prefer).
+	Refused bool
 }
 
 // Kind says what submitted a record.
@@ -190,8 +196,14 @@ func (r Record) Validate() error {
 		if r.Result != ResultRejected {
 			return fmt.Errorf("phase %s with result %s", r.Phase, r.Result)
 		}
+		if r.Error == "" {
+			return reasonError(ReasonUnspecified)
+		}
 	default:
 		return fmt.Errorf("unknown phase %q", r.Phase)
+	}
+	if r.Refused && r.Phase != PhaseRejected {
+		return fmt.Errorf("refused record in phase %s", r.Phase)
 	}
 	return nil
 }

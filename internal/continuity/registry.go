@@ -1,6 +1,8 @@
 package continuity
 
 import (
+	"bytes"
+	"cmp"
 	"fmt"
 	"sort"
 	"strconv"
@@ -444,10 +446,10 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	switch {
 	case req.Count > 2:
-		r.rejectLocked(rec, string(UnsupportedReplicationCount(req.Count)))
+		r.rejectLocked(rec, string(UnsupportedReplicationCount(req.Count)), true)
 		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
 	case req.Count == 2 && replica == "" && !req.Relaxed:
-		r.rejectLocked(rec, string(ReasonReplicaRequiredUnavailable))
+		r.rejectLocked(rec, string(ReasonReplicaRequiredUnavailable), true)
 		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
 	}
 	return Decision{Outcome: OutcomeCreated, Record: r.view(rec)}, nil
@@ -559,8 +561,21 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	return r.view(rec), nil
 }
 
-// Reject ends the current attempt of key as rejected with reason.
+// Reject ends the current attempt of key as rejected with reason: the
+// attempt ran, or was acknowledged and cannot run any more.
 func (r *Registry) Reject(key string, attempt uint64, reason string) (Record, error) {
+	return r.reject(key, attempt, reason, false)
+}
+
+// Refuse ends the current attempt of key as rejected with reason, marked
+// Refused: the ingress is refusing it before any client was told it was
+// accepted, and it never ran (a failed prepare or dispatch, a route request
+// the ingress could not serve).
+func (r *Registry) Refuse(key string, attempt uint64, reason string) (Record, error) {
+	return r.reject(key, attempt, reason, true)
+}
+
+func (r *Registry) reject(key string, attempt uint64, reason string, refused bool) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, err := r.lookupLocked(key, attempt)
@@ -573,7 +588,7 @@ func (r *Registry) Reject(key string, attempt uint64, reason string) (Record, er
 	case PhaseRejected:
 		return r.view(rec), nil
 	}
-	r.rejectLocked(rec, reason)
+	r.rejectLocked(rec, reason, refused)
 	return r.view(rec), nil
 }
 
@@ -588,22 +603,29 @@ func (r *Registry) lookupLocked(key string, attempt uint64) (*Record, error) {
 	return rec, nil
 }
 
-func (r *Registry) rejectLocked(rec *Record, reason string) {
+// rejectLocked ends rec as rejected. Every rejection carries a reason: one
+// that arrives empty is a defect, stored as reason_unspecified so that no
+// record or refusal ever leaves the node without one.
+func (r *Registry) rejectLocked(rec *Record, reason string, refused bool) {
+	if reason == "" {
+		reason = string(ReasonUnspecified)
+	}
 	rec.Phase, rec.Result = PhaseRejected, ResultRejected
 	rec.ReplicaStatus = ReplicaRejected
 	rec.Health = HealthUnavailable
 	rec.Error = reason
+	rec.Refused = refused
 	rec.CompletedAt = r.now().UTC()
 	r.putLocked(rec)
 	r.emitRecord(TransitionRejected, rec, reason)
 }
 
 // Merge folds a record received from a peer into the local state and reports
-// whether the stored record changed. Between two versions of a key the one with
-// the higher epoch wins, then the higher attempt, then a terminal phase over a
-// pending one, then the further replica status and health. A version that
-// loses on epoch alone comes from a superseded primary and is recorded as
-// stale_epoch_rejected.
+// whether the stored record changed. Which of two versions of a key is kept
+// is decided by prefer, a deterministic choice over every field but the
+// local role: both nodes keep the same version whichever way the two meet,
+// so exchanging snapshots converges. A version that loses on epoch comes
+// from a superseded primary and is recorded as stale_epoch_rejected.
 func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	if err := in.Validate(); err != nil {
 		return Record{}, false, err
@@ -631,8 +653,30 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	return r.view(&in), true, nil
 }
 
-// prefer reports whether a should replace b.
+// prefer reports whether a should replace b, two versions of one key. The
+// order, first difference decides:
+//
+//  1. Acknowledged work over a refusal: between two different attempts, one
+//     of them refused at submission (Record.Refused), the other is kept,
+//     whatever their epochs and attempt numbers. A refused attempt never ran
+//     and nobody was told it was accepted; the other one may have been
+//     acknowledged to a client, and must not be lost for it. (For one
+//     attempt seen twice, the refusal is the fact: a replica's mirrored copy
+//     of an attempt whose prepare the ingress then refused is not work.)
+//  2. The higher epoch.
+//  3. The higher attempt.
+//  4. A terminal phase over a pending one; completed over rejected.
+//  5. The further replica status, then the better health.
+//  6. Otherwise the greater canonical encoding (compareRecords), so that
+//     two different versions are never left as a tie each node resolves
+//     its own way. Only the local role is ignored.
+//
+// For any two versions a and b that differ in more than the role, exactly
+// one of prefer(a, b) and prefer(b, a) holds, so both nodes keep the same one.
 func prefer(a, b Record) bool {
+	if a.Refused != b.Refused && !sameAttempt(a, b) {
+		return !a.Refused
+	}
 	if a.Epoch != b.Epoch {
 		return a.Epoch > b.Epoch
 	}
@@ -654,7 +698,57 @@ func prefer(a, b Record) bool {
 	if ha, hb := healthRank(a.Health), healthRank(b.Health); ha != hb {
 		return ha > hb
 	}
-	return false // identical enough: keep what we have, so merges converge
+	return compareRecords(a, b) > 0
+}
+
+// sameAttempt reports whether a and b are two copies of one attempt: the
+// same number, allocated by the same ingress at the same epoch and instant
+// (SubmittedAt travels with every copy). Two nodes cut off from each other
+// number their attempts independently, and a node restarted without its
+// records may number one again, so equal numbers alone do not make one
+// attempt.
+func sameAttempt(a, b Record) bool {
+	return a.Attempt == b.Attempt && a.Epoch == b.Epoch && a.IngressNode == b.IngressNode &&
+		a.SubmittedAt.Equal(b.SubmittedAt)
+}
+
+// compareRecords is a total order over every field of a record except the
+// local role: 0 only for records equal in all of them.
+func compareRecords(a, b Record) int {
+	return cmp.Or(
+		cmp.Compare(a.RequestKey, b.RequestKey),
+		cmp.Compare(a.PayloadHash, b.PayloadHash),
+		cmp.Compare(a.Attempt, b.Attempt),
+		cmp.Compare(a.Epoch, b.Epoch),
+		cmp.Compare(a.Phase, b.Phase),
+		cmp.Compare(a.Result, b.Result),
+		cmp.Compare(a.IngressNode, b.IngressNode),
+		cmp.Compare(a.OwnerNode, b.OwnerNode),
+		cmp.Compare(a.ReplicaNode, b.ReplicaNode),
+		cmp.Compare(a.ReplicationCount, b.ReplicationCount),
+		cmp.Compare(a.ReplicaStatus, b.ReplicaStatus),
+		cmp.Compare(a.Health, b.Health),
+		cmp.Compare(a.ExecutionNode, b.ExecutionNode),
+		compareBool(a.RoutedRemotely, b.RoutedRemotely),
+		compareBool(a.FellBackLocally, b.FellBackLocally),
+		cmp.Compare(a.Error, b.Error),
+		cmp.Compare(a.RuntimeName, b.RuntimeName),
+		cmp.Compare(a.Kind, b.Kind),
+		a.SubmittedAt.Compare(b.SubmittedAt),
+		a.CompletedAt.Compare(b.CompletedAt),
+		bytes.Compare(a.Response, b.Response), // nil and empty alike, as on the wire
+		compareBool(a.Refused, b.Refused),
+	)
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func statusRank(s ReplicaStatus) int {
@@ -855,7 +949,7 @@ func (r *Registry) emit(e Entry) Entry {
 }
 
 func (r *Registry) emitRecord(transition string, rec *Record, reason string, meta ...KV) {
-	if r.quietRoutes && rec.Kind == KindRoute && Routine(transition) {
+	if r.quietRoutes && rec.Kind == KindRoute && Routine(transition) && reason == "" { // a routine step with a reason is a refusal: kept
 		return
 	}
 	e := r.recordEntry(transition, rec, reason)

@@ -111,6 +111,14 @@ func rejected(reason string) func(*Record) {
 	}
 }
 
+// refused ends the record as refused at submission with reason.
+func refused(reason string) func(*Record) {
+	return func(r *Record) {
+		rejected(reason)(r)
+		r.Refused = true
+	}
+}
+
 func at(epoch, attempt uint64) func(*Record) {
 	return func(r *Record) { r.Epoch, r.Attempt = epoch, attempt }
 }
@@ -1056,9 +1064,20 @@ func TestMergePreference(t *testing.T) {
 		{"healthy over degraded", base(status(ReplicaMirrored, HealthDegraded)), base(status(ReplicaMirrored, HealthHealthy)), true, false},
 		{"degraded loses to healthy", base(status(ReplicaMirrored, HealthHealthy)), base(status(ReplicaMirrored, HealthDegraded)), false, false},
 		{"exact tie keeps existing", base(), base(), false, false},
-		{"tie with other fields keeps existing", base(completed("a")), base(completed("b"), func(x *Record) {
+		{"tie on the ranks is broken on the other fields", base(completed("a")), base(completed("b"), func(x *Record) {
 			x.IngressNode, x.Error, x.RuntimeName = "b", "e", "Other"
-		}), false, false},
+		}), true, false},
+		{"tie on the ranks is broken the same way from the other side", base(completed("b"), func(x *Record) {
+			x.IngressNode, x.Error, x.RuntimeName = "b", "e", "Other"
+		}), base(completed("a")), false, false},
+		{"same attempt number from two ingresses, both refused: owner decides", base(refused("replica_required_unavailable")),
+			base(refused("replica_required_unavailable"), func(x *Record) { x.IngressNode, x.OwnerNode, x.ReplicaNode = "b", "b", "a" }), true, false},
+		{"acknowledged lower attempt beats a refused higher one", base(at(1, 9), refused("replica_required_unavailable")), base(), true, false},
+		{"acknowledged lower epoch beats a refused higher one", base(at(2, 9), refused("replica_required_unavailable")), base(completed("a")), true, false},
+		{"refused higher epoch loses to acknowledged work", base(), base(at(2, 9), refused("replica_required_unavailable")), false, false},
+		{"the refusal of one attempt beats its mirrored copy", base(), base(refused("replica_prepare_timeout")), true, false},
+		{"a restarted ingress reusing an attempt number does not refuse the acknowledged one", base(),
+			base(refused("replica_required_unavailable"), func(x *Record) { x.SubmittedAt = x.SubmittedAt.Add(time.Hour) }), false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

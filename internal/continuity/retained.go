@@ -234,6 +234,7 @@ const (
 	flagResponse // Response is non-nil (it may be empty)
 	flagSubmittedAt
 	flagCompletedAt
+	flagRefused
 )
 
 func retainedSize(r *Record) int {
@@ -275,6 +276,9 @@ func appendRetained(b []byte, r *Record) []byte {
 	}
 	if !r.CompletedAt.IsZero() {
 		flags |= flagCompletedAt
+	}
+	if r.Refused {
+		flags |= flagRefused
 	}
 	b = appendString(b, r.RequestKey)
 	b = appendString(b, r.PayloadHash)
@@ -402,6 +406,7 @@ func decodeRetained(b []byte) (*Record, error) {
 	}
 	r.RoutedRemotely = flags&flagRoutedRemotely != 0
 	r.FellBackLocally = flags&flagFellBackLocally != 0
+	r.Refused = flags&flagRefused != 0
 	if flags&flagSubmittedAt != 0 {
 		r.SubmittedAt = submitted
 	}

@@ -28,7 +28,9 @@ func TestRetainedEncodingRoundTrips(t *testing.T) {
 	odd.Phase, odd.Health, odd.ReplicaStatus, odd.Role = "future_phase", "future_health", "future_status", "future_role"
 	odd.FellBackLocally, odd.RoutedRemotely = true, false
 	odd.SubmittedAt = time.Date(1500, 1, 1, 0, 0, 0, 1, time.UTC) // outside the UnixNano range
-	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd} {
+	refused := bare
+	refused.Error, refused.Refused = string(ReasonReplicaRequiredUnavailable), true
+	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd, "refused": refused} {
 		b := appendRetained(nil, &rec)
 		if len(b) > retainedSize(&rec) {
 			t.Fatalf("%s: encoded %d bytes, size estimate %d", name, len(b), retainedSize(&rec))

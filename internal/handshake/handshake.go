@@ -21,8 +21,9 @@ import (
 )
 
 // Version is the handshake protocol version this package speaks. Peers on
-// other versions are refused.
-const Version = 1
+// other versions are refused. It changes whenever what the peers exchange
+// after the handshake changes: 2 added the Refused flag to every record.
+const Version = 2
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second

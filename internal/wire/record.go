@@ -56,7 +56,7 @@ const MaxStoredResponse = 64 << 10
 
 // minRecordSize is the encoded size of a record whose strings and response are
 // empty: the least a record can occupy, used to bound record counts.
-const minRecordSize = 9*4 + 5*8 + 8*1 // nine length prefixes, five u64/i64, eight u8
+const minRecordSize = 9*4 + 5*8 + 9*1 // nine length prefixes, five u64/i64, nine u8
 
 // EncodeRecord appends every field of r to e. Times are unix nanoseconds with
 // 0 standing for the zero time (so the instant 1970-01-01T00:00:00Z itself
@@ -84,6 +84,7 @@ func EncodeRecord(e *Encoder, r continuity.Record) {
 	encodeTime(e, r.SubmittedAt)
 	encodeTime(e, r.CompletedAt)
 	e.Blob(r.Response)
+	e.Bool(r.Refused)
 }
 
 // DecodeRecord reads a record written by EncodeRecord. Unknown enum codes and
@@ -114,6 +115,7 @@ func DecodeRecord(d *Decoder) continuity.Record {
 	r.SubmittedAt = decodeTime(d)
 	r.CompletedAt = decodeTime(d)
 	r.Response = d.BlobMax(MaxStoredResponse, "stored response")
+	r.Refused = d.Bool()
 	if d.err != nil {
 		return continuity.Record{}
 	}

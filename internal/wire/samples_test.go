@@ -34,6 +34,7 @@ func fullRecord() continuity.Record {
 		SubmittedAt:      time.Date(2025, 11, 26, 20, 10, 0, 123456789, time.UTC),
 		CompletedAt:      time.Date(2025, 11, 26, 20, 10, 1, 5, time.UTC),
 		Response:         []byte("HTTP/1.1 201 Created\r\n\r\n{\"id\":42}"),
+		Refused:          true, // not a valid combination with completed; the codec does not care
 	}
 }
 
