@@ -446,6 +446,10 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 		return
 	}
 	if rec.Attempt != m.Attempt || !rec.Pending() {
+		if rec.Phase == continuity.PhaseCompleted && rec.Kind == continuity.KindRoute && rec.RuntimeName == m.RuntimeName {
+			n.replayForwarded(s, m, rec)
+			return
+		}
 		fail(string(continuity.ReasonAttemptMismatch))
 		return
 	}
@@ -473,6 +477,39 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	}
 	_ = s.send(wire.RouteResponse{ID: m.ID, OK: true, Status: int32(resp.Status), Header: headerFields(resp.Header), Body: resp.Body})
 	resp.release() // send encoded the response
+}
+
+// replayForwarded answers a forwarded request whose key this owner has
+// already completed under another attempt: the ingress did not know the
+// outcome yet (a retry that reached it before the completion did) and opened
+// a new attempt. The request is not run again; the first outcome is sent
+// back, the same bytes a duplicate on this node would get, and the completed
+// record follows so the ingress's new attempt gives way to it.
+func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec continuity.Record) {
+	fail := func(reason continuity.Reason) { _ = s.send(wire.RouteResponse{ID: m.ID, Reason: string(reason)}) }
+	n.broadcast(rec)
+	req, err := http.NewRequest(m.Method, m.URI, nil)
+	if err != nil {
+		fail(continuity.ReasonInvalidForwardedRequest)
+		return
+	}
+	for _, f := range m.Header {
+		req.Header.Add(f.Name, f.Value)
+	}
+	if payloadHash(req, m.PathValues, m.Body) != rec.PayloadHash {
+		fail(continuity.ReasonRequestKeyConflict)
+		return
+	}
+	if len(rec.Response) == 0 {
+		fail(continuity.ReasonResponseNotReplayable)
+		return
+	}
+	resp, err := decodeStoredResponse(rec.Response)
+	if err != nil {
+		fail(continuity.ReasonResponseNotReplayable)
+		return
+	}
+	_ = s.send(wire.RouteResponse{ID: m.ID, OK: true, Status: int32(resp.Status), Header: headerFields(resp.Header), Body: resp.Body})
 }
 
 // replay answers a request whose key was seen before from the stored

@@ -495,6 +495,11 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 		switch {
 		case old.PayloadHash != in.PayloadHash:
 			return Record{}, reasonError(ReasonRequestKeyConflict)
+		case old.Phase == PhaseCompleted && !sameAttempt(*old, in):
+			// The request already completed here: a new attempt of it comes
+			// from an ingress that has not seen the outcome yet, and must
+			// not run it again (merge keeps the completed attempt anyway).
+			return r.view(old), reasonError(ReasonAlreadyCompleted)
 		case old.Epoch > in.Epoch || (old.Epoch == in.Epoch && old.Attempt > in.Attempt):
 			return Record{}, reasonError(ReasonAttemptMismatch)
 		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.OwnerNode != in.OwnerNode:
@@ -663,11 +668,19 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 //     acknowledged to a client, and must not be lost for it. (For one
 //     attempt seen twice, the refusal is the fact: a replica's mirrored copy
 //     of an attempt whose prepare the ingress then refused is not work.)
-//  2. The higher epoch.
-//  3. The higher attempt.
-//  4. A terminal phase over a pending one; completed over rejected.
-//  5. The further replica status, then the better health.
-//  6. Otherwise the greater canonical encoding (compareRecords), so that
+//  2. A completed attempt over a different attempt that did not complete.
+//     A request completes at most once per key: its first completed
+//     outcome is the one clients were given and the one replays must
+//     repeat. A later attempt of a completed request only ever comes from a
+//     node that did not yet know the outcome (a retry that reached the
+//     other node before the completion did, or a recovery of a copy whose
+//     completion was still on its way); it must not replace the outcome and
+//     run the request again.
+//  3. The higher epoch.
+//  4. The higher attempt.
+//  5. A terminal phase over a pending one; completed over rejected.
+//  6. The further replica status, then the better health.
+//  7. Otherwise the greater canonical encoding (compareRecords), so that
 //     two different versions are never left as a tie each node resolves
 //     its own way. Only the local role is ignored.
 //
@@ -676,6 +689,9 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 func prefer(a, b Record) bool {
 	if a.Refused != b.Refused && !sameAttempt(a, b) {
 		return !a.Refused
+	}
+	if ca, cb := a.Phase == PhaseCompleted, b.Phase == PhaseCompleted; ca != cb && !sameAttempt(a, b) {
+		return ca
 	}
 	if a.Epoch != b.Epoch {
 		return a.Epoch > b.Epoch
