@@ -161,6 +161,22 @@ func keyPlaced(t *testing.T, prefix, owner string, a, b *Node) string {
 	return ""
 }
 
+// clientKeyPlaced returns an Idempotency-Key, and the request key a route
+// named route makes of it for a caller without credentials, such that
+// placement over {a, b} puts the request key's owner on owner.
+func clientKeyPlaced(t *testing.T, route, prefix, owner string, a, b *Node) (clientKey, key string) {
+	t.Helper()
+	members := continuity.CanonicalMembership([]string{a.Name(), b.Name()})
+	for i := range 1000 {
+		ck := fmt.Sprintf("%s-%d", prefix, i)
+		if k := a.scopedRouteKey(route, defaultKeyScope, http.Header{}, ck); continuity.PlaceCanonical(k, members).Owner == owner {
+			return ck, k
+		}
+	}
+	t.Fatalf("no client key places its request key on %s", owner)
+	return "", ""
+}
+
 // waitRecordOf waits until n's record of key satisfies want and returns it.
 func waitRecordOf(t *testing.T, n *Node, key string, want func(continuity.Record) error) continuity.Record {
 	t.Helper()
@@ -468,20 +484,9 @@ func TestRefusalAfterReplacedRecordCarriesReason(t *testing.T) {
 func TestRouteRefusalAfterReplacedRecordCarriesReason(t *testing.T) {
 	c := newAckCluster(t)
 	p, s, _, _ := c.pair()
-	// The client's key and the request key it becomes (scoped by route and
-	// by the caller, here one without credentials), placed with the
-	// primary as owner and the standby as replica.
-	var clientKey, key string
-	members := continuity.CanonicalMembership([]string{p.Name(), s.Name()})
-	for i := 0; key == ""; i++ {
-		if i == 1000 {
-			t.Fatal("no client key places its request key on the primary")
-		}
-		ck := fmt.Sprintf("route-%d", i)
-		if k := p.scopedRouteKey(mirroredRoute, defaultKeyScope, http.Header{}, ck); continuity.PlaceCanonical(k, members).Owner == p.Name() {
-			clientKey, key = ck, k
-		}
-	}
+	// The request key is scoped by route and caller (here one without
+	// credentials); the primary owns it and the standby mirrors it.
+	clientKey, key := clientKeyPlaced(t, mirroredRoute, "route", p.Name(), p, s)
 	serve := func(n *Node) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader("{}"))

@@ -29,18 +29,7 @@ func TestRetryOnTheOtherNodeBeforeTheCompletionArrivesReplays(t *testing.T) {
 		})}
 	p, s, _, _ := c.pair()
 
-	// A client key whose request key the primary owns.
-	var clientKey, key string
-	members := continuity.CanonicalMembership([]string{p.Name(), s.Name()})
-	for i := 0; key == ""; i++ {
-		if i == 1000 {
-			t.Fatal("no client key places its request key on the primary")
-		}
-		ck := fmt.Sprintf("retry-%d", i)
-		if k := p.scopedRouteKey(route, defaultKeyScope, http.Header{}, ck); continuity.PlaceCanonical(k, members).Owner == p.Name() {
-			clientKey, key = ck, k
-		}
-	}
+	clientKey, key := clientKeyPlaced(t, route, "retry", p.Name(), p, s)
 	serve := func(n *Node) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodGet, "/counter", nil)
