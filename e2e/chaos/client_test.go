@@ -98,7 +98,7 @@ func (c *client) run(ctx context.Context) {
 			}
 			pause(ctx, c.between(50*time.Millisecond, 300*time.Millisecond))
 		}
-		pause(ctx, c.between(5*time.Millisecond, 40*time.Millisecond))
+		pause(ctx, c.between(30*time.Millisecond, 120*time.Millisecond))
 	}
 }
 
