@@ -112,6 +112,8 @@ type soak struct {
 	p    *pair
 	hist history
 
+	quiesceNote string // why the pair has not settled, at the last look
+
 	mu     sync.Mutex // guards status and faults
 	status []chaos.StatusObs
 	faults []chaos.Fault
@@ -300,7 +302,7 @@ func (s *soak) run(kinds []string, nw *netns) {
 	effects := s.readEffects()
 	s.mu.Lock()
 	h := chaos.History{Ops: s.hist.snapshot(), Effects: effects, Status: s.status, Faults: s.faults,
-		Final: final, Quiesced: quiesced, HungBound: hungBound}
+		Final: final, Quiesced: quiesced, QuiesceNote: s.quiesceNote, HungBound: hungBound}
 	s.mu.Unlock()
 	rep := chaos.Check(h)
 	s.report(h, rep)
@@ -332,7 +334,16 @@ func (s *soak) quiesce() (map[string][]chaos.Record, bool) {
 		if rerr == nil {
 			final = recs
 		}
-		settled = ferr == nil && rerr == nil && pendingCount(recs) == 0
+		pending := pendingCount(recs)
+		settled = ferr == nil && rerr == nil && pending == 0
+		switch {
+		case ferr != nil:
+			s.quiesceNote = ferr.Error()
+		case rerr != nil:
+			s.quiesceNote = rerr.Error()
+		default:
+			s.quiesceNote = fmt.Sprintf("%d records pending", pending)
+		}
 		if !settled {
 			pause(context.Background(), time.Second)
 		}
@@ -344,6 +355,11 @@ func (s *soak) quiesce() (map[string][]chaos.Record, bool) {
 		pause(context.Background(), 500*time.Millisecond)
 		if recs, err := read(); err == nil {
 			final = recs
+		}
+	}
+	if n := s.p.nodes[0]; settled && !s.p.fromApp.Load() {
+		if err := s.p.checkAppRecords(n, final[n.name]); err != nil {
+			s.t.Errorf("harness: the app's GET /records disagrees with meshc cluster continuity: %v", err)
 		}
 	}
 	for _, n := range s.p.nodes {

@@ -450,7 +450,7 @@ func checkQuiesced(h History) []Violation {
 		}
 	}
 	if !h.Quiesced {
-		out = append(out, Violation{Class: ClassNotQuiesced, Detail: "the pair did not settle (both connected, no pending record) before the quiesce bound"})
+		out = append(out, Violation{Class: ClassNotQuiesced, Detail: "the pair did not settle (both connected, no pending record) before the quiesce bound: " + h.QuiesceNote})
 	}
 	for _, n := range slices.Sorted(maps.Keys(h.Final)) {
 		for _, rec := range h.Final[n] {

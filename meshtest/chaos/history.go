@@ -145,6 +145,8 @@ type History struct {
 	// not, Final is what the nodes held at that bound.
 	Final    map[string][]Record `json:"final"`
 	Quiesced bool                `json:"quiesced"`
+	// QuiesceNote says why the pair had not settled at the bound.
+	QuiesceNote string `json:"quiesce_note,omitempty"`
 	// HungBound is the longest a request may go unanswered, derived from
 	// the configured peer and route timeouts.
 	HungBound time.Duration `json:"hung_bound_ns"`
