@@ -285,11 +285,17 @@ func checkExecutions(h History, r *Report) []Violation {
 			continue
 		}
 		var parts []string
+		epochs := map[uint64]bool{}
 		for _, e := range es {
 			parts = append(parts, fmt.Sprintf("%s at epoch %d at %s", e.Node, e.Epoch, e.Time.Format("15:04:05.000")))
+			epochs[e.Epoch] = true
+		}
+		same := "at one epoch"
+		if len(epochs) > 1 {
+			same = "at different epochs"
 		}
 		out = append(out, Violation{Class: ClassDoubleExecution, Key: ak.k.String(),
-			Detail: fmt.Sprintf("%s executed %d times: %s", ak.attempt, len(es), strings.Join(parts, "; "))})
+			Detail: fmt.Sprintf("%s executed %d times %s: %s", ak.attempt, len(es), same, strings.Join(parts, "; "))})
 	}
 	return out
 }
