@@ -5,7 +5,7 @@ GO ?= go
 # Packages whose concurrency the race detector checks: the runtime and its kit.
 RACE_PKGS := . ./internal/... ./meshtest/...
 
-.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples
+.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples chaos chaos-short
 
 demo:
 	bash scripts/demo.sh
@@ -51,6 +51,16 @@ test-rails:
 
 bench:
 	bash bench/run.sh
+
+# The chaos soak (e2e/chaos, scripts/chaos.sh): `chaos` is the long form —
+# crash/freeze faults, then partitions in network namespaces (root), 10 min
+# each by default; `chaos-short` is crash/freeze only, under 90 s. SEED= and
+# CHAOS_DURATION= pass through.
+chaos:
+	bash scripts/chaos.sh long
+
+chaos-short:
+	bash scripts/chaos.sh short
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./internal/wire/

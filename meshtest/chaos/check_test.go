@@ -1,0 +1,253 @@
+package chaos
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	nodeA = "primary@127.0.0.1:4370"
+	nodeB = "standby@[::1]:4370"
+)
+
+var t0 = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func routeOK(client int, node, kind, key string, ms int, attempt, execNode string) Op {
+	body := `{"attempt":"` + attempt + `","epoch":0,"key":"` + key + `","kind":"` + kind + `","node":"` + execNode + `"}`
+	return Op{Client: client, Node: node, Kind: kind, Key: key, Payload: "p-" + key, Start: at(ms), End: at(ms + 5),
+		Status: 200, Body: body, BodyHash: hashOf(body), Attempt: attempt}
+}
+
+func record(node, key, phase, attempt, owner, exec, errText string) Record {
+	role := "standby"
+	if node == nodeA {
+		role = "primary"
+	}
+	result := map[string]string{"submitted": "pending", "completed": "succeeded", "rejected": "rejected"}[phase]
+	return Record{"request_key": key, "phase": phase, "result": result, "attempt_id": attempt, "owner_node": owner,
+		"execution_node": exec, "error": errText, "cluster_role": role, "promotion_epoch": float64(1), "replication_count": float64(2)}
+}
+
+// both returns the same record as each node holds it.
+func both(key, phase, attempt, owner, exec, errText string) map[string]Record {
+	return map[string]Record{
+		nodeA: record(nodeA, key, phase, attempt, owner, exec, errText),
+		nodeB: record(nodeB, key, phase, attempt, owner, exec, errText),
+	}
+}
+
+// clean is a history of a run that kept every promise: acknowledged
+// routes and work, a replay, a refusal with a reason, a transport error
+// from a killed node, a timeout from a frozen node, and work re-run under
+// a new attempt after a failover.
+func clean() History {
+	h := History{HungBound: 8 * time.Second, Quiesced: true, Final: map[string][]Record{}}
+	h.Ops = []Op{
+		routeOK(1, nodeA, KindRoute2, "r2-1", 0, "attempt-1", nodeA),
+		routeOK(2, nodeB, KindRoute2, "r2-1", 100, "attempt-1", nodeA), // a replay
+		routeOK(3, nodeB, KindRoute1, "r1-1", 200, "attempt-2", nodeB),
+		{Client: 4, Node: nodeA, Kind: KindWork, Key: "w-1", Payload: "p-w-1", Start: at(300), End: at(310), Status: 200,
+			Outcome: "created", Phase: "submitted", Attempt: "attempt-3"},
+		{Client: 4, Node: nodeB, Kind: KindWork, Key: "w-1", Payload: "p-w-1", Start: at(400), End: at(410), Status: 200,
+			Outcome: "duplicate", Phase: "completed", Attempt: "attempt-3"},
+		{Client: 5, Node: nodeA, Kind: KindRoute2, Key: "r2-2", Payload: "p", Start: at(500), End: at(510), Status: 503,
+			Body: `{"error":"replica_required_unavailable"}`, Reason: "replica_required_unavailable"},
+		{Client: 6, Node: nodeA, Kind: KindWork, Key: "w-2", Payload: "p", Start: at(600), End: at(610), Status: 200,
+			Outcome: "created", Phase: "submitted", Attempt: "attempt-4"},
+		{Client: 7, Node: nodeA, Kind: KindRoute1, Key: "r1-2", Start: at(1000), End: at(1001), Err: "connection refused"},
+		{Client: 8, Node: nodeA, Kind: KindRoute2, Key: "r2-3", Start: at(2000), End: at(10000), Timeout: true},
+	}
+	h.Effects = []Effect{
+		{Kind: KindWork, Key: "startup::soak.Apply", Attempt: "attempt-0", Node: nodeA, Time: at(-100)},
+		{Kind: KindRoute2, Key: "r2-1", Attempt: "attempt-1", Node: nodeA, Time: at(2)},
+		{Kind: KindRoute1, Key: "r1-1", Attempt: "attempt-2", Node: nodeB, Time: at(202)},
+		{Kind: KindWork, Key: "w-1", Attempt: "attempt-3", Node: nodeA, Time: at(305)},
+		{Kind: KindWork, Key: "w-2", Attempt: "attempt-4", Node: nodeA, Time: at(605)},
+		{Kind: KindWork, Key: "w-2", Attempt: "attempt-5", Node: nodeB, Time: at(1500)}, // re-run after the kill
+	}
+	h.Status = []StatusObs{
+		{Time: at(0), Node: nodeA, Role: "primary", Epoch: 0, Peers: 1},
+		{Time: at(0), Node: nodeB, Role: "standby", Epoch: 0, Peers: 1},
+		{Time: at(1200), Node: nodeB, Role: "primary", Epoch: 1, Peers: 0},
+		{Time: at(3000), Node: nodeA, Role: "standby", Epoch: 1, Peers: 1},
+	}
+	h.Faults = []Fault{
+		{Kind: FaultKillPrimary, Node: nodeA, Start: at(700), End: at(2500), Reformed: true},
+		{Kind: FaultFreezePrimary, Node: nodeA, Start: at(2600), End: at(5000), Reformed: true},
+	}
+	finals := []map[string]Record{
+		both("startup::soak.Apply", "completed", "attempt-0", nodeA, nodeA, ""),
+		both("r2-1", "completed", "attempt-1", nodeA, nodeA, ""),
+		both("r1-1", "completed", "attempt-2", nodeB, nodeB, ""),
+		both("w-1", "completed", "attempt-3", nodeA, nodeA, ""),
+		both("r2-2", "rejected", "attempt-6", nodeA, "", "replica_required_unavailable"),
+		both("w-2", "completed", "attempt-5", nodeB, nodeB, ""),
+	}
+	for _, f := range finals {
+		for n, rec := range f {
+			h.Final[n] = append(h.Final[n], rec)
+		}
+	}
+	return h
+}
+
+// setFinal replaces the final record of key on node.
+func setFinal(h *History, node, key string, mutate func(Record)) {
+	for _, rec := range h.Final[node] {
+		if rec.Str("request_key") == key {
+			mutate(rec)
+		}
+	}
+}
+
+func TestCleanHistoryReportsNothing(t *testing.T) {
+	r := Check(clean())
+	if !r.OK() {
+		t.Fatalf("violations in a clean history:\n%v", r.Violations)
+	}
+	if r.Acknowledged != 6 || r.ReRuns[KindWork] != 1 || r.ReRuns[KindRoute2] != 0 || r.TransportErrors != 1 || r.Refusals != 1 {
+		t.Fatalf("figures: acknowledged %d, reruns %v, transport errors %d, refusals %d", r.Acknowledged, r.ReRuns, r.TransportErrors, r.Refusals)
+	}
+	if r.AckedKeys[KindRoute2] != 1 || r.AckedKeys[KindRoute1] != 1 || r.AckedKeys[KindWork] != 2 {
+		t.Fatalf("acknowledged keys %v", r.AckedKeys)
+	}
+	if s := r.Summary(42); !strings.HasPrefix(s, "chaos summary: result=PASS ") || !strings.HasSuffix(s, " seed=42") {
+		t.Fatalf("summary %q", s)
+	}
+}
+
+func TestCheckerReportsEachViolation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		class  string
+		key    string
+		inject func(h *History)
+	}{
+		{"work acknowledged in progress, finally rejected", ClassLostAck, "work:w-1", func(h *History) {
+			// The stale-duplicate sequence: a duplicate answered "submitted"
+			// for a record both nodes finally hold rejected.
+			h.Ops[4].Phase = "submitted"
+			for _, n := range []string{nodeA, nodeB} {
+				setFinal(h, n, "w-1", func(r Record) {
+					r["phase"], r["result"], r["error"] = "rejected", "rejected", "replica_required_unavailable"
+				})
+			}
+		}},
+		{"acknowledged attempt discarded at heal", ClassLostAck, "work:w-2", func(h *History) {
+			for _, n := range []string{nodeA, nodeB} {
+				setFinal(h, n, "w-2", func(r Record) {
+					r["phase"], r["result"], r["attempt_id"], r["error"] = "rejected", "rejected", "attempt-9", "replica_required_unavailable"
+				})
+			}
+		}},
+		{"route acknowledged, record completed under another attempt", ClassLostAck, "route1:r1-1", func(h *History) {
+			for _, n := range []string{nodeA, nodeB} {
+				setFinal(h, n, "r1-1", func(r Record) { r["attempt_id"] = "attempt-7" })
+			}
+			h.Effects = append(h.Effects, Effect{Kind: KindRoute1, Key: "r1-1", Attempt: "attempt-7", Node: nodeA, Time: at(900)})
+		}},
+		{"route acknowledged, execution missing from the side-effect log", ClassLostAck, "route2:r2-1", func(h *History) {
+			h.Effects = h.Effects[:1+copy(h.Effects[1:], h.Effects[2:])]
+		}},
+		{"work completed under an attempt that never ran", ClassLostAck, "work:w-1", func(h *History) {
+			for i, e := range h.Effects {
+				if e.Key == "w-1" {
+					h.Effects[i].Key = "w-other"
+				}
+			}
+		}},
+		{"same attempt executed twice", ClassDoubleExecution, "route1:r1-1", func(h *History) {
+			h.Effects = append(h.Effects, Effect{Kind: KindRoute1, Key: "r1-1", Attempt: "attempt-2", Node: nodeA, Time: at(950)})
+		}},
+		{"replay with another body", ClassReplayMismatch, "route2:r2-1", func(h *History) {
+			h.Ops[1] = routeOK(2, nodeB, KindRoute2, "r2-1", 100, "attempt-1", nodeB)
+		}},
+		{"503 with an empty reason", ClassEmptyReason, "route2:r2-2", func(h *History) {
+			h.Ops[5].Reason, h.Ops[5].Body = "", `{"error":""}`
+		}},
+		{"Submit rejected with an empty reason", ClassEmptyReason, "work:w-3", func(h *History) {
+			h.Ops = append(h.Ops, Op{Client: 9, Node: nodeB, Kind: KindWork, Key: "w-3", Start: at(800), End: at(805), Status: 503, Outcome: "rejected", Phase: "rejected"})
+		}},
+		{"hung request to a live node", ClassHung, "route1:r1-9", func(h *History) {
+			h.Ops = append(h.Ops, Op{Client: 10, Node: nodeB, Kind: KindRoute1, Key: "r1-9", Start: at(6000), End: at(14000), Timeout: true})
+		}},
+		{"two primaries in one epoch", ClassTwoPrimaries, "", func(h *History) {
+			h.Status = append(h.Status, StatusObs{Time: at(100), Node: nodeB, Role: "primary", Epoch: 0, Peers: 0})
+		}},
+		{"epoch decreased", ClassEpochDecrease, "", func(h *History) {
+			h.Status = append(h.Status, StatusObs{Time: at(4000), Node: nodeA, Role: "standby", Epoch: 0, Peers: 1})
+		}},
+		{"records disagree on the owner", ClassDisagreement, "r2-2", func(h *History) {
+			setFinal(h, nodeB, "r2-2", func(r Record) { r["owner_node"] = nodeB })
+		}},
+		{"record held by one node only", ClassDisagreement, "w-9", func(h *History) {
+			h.Final[nodeA] = append(h.Final[nodeA], record(nodeA, "w-9", "completed", "attempt-8", nodeA, nodeA, ""))
+		}},
+		{"pair did not re-form after a fault", ClassNotQuiesced, "", func(h *History) { h.Faults[1].Reformed = false }},
+		{"quiesce bound ran out", ClassNotQuiesced, "", func(h *History) { h.Quiesced = false }},
+		{"record left pending", ClassNotQuiesced, "r2-2", func(h *History) {
+			for _, n := range []string{nodeA, nodeB} {
+				setFinal(h, n, "r2-2", func(r Record) { r["phase"], r["result"] = "submitted", "pending" })
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := clean()
+			tc.inject(&h)
+			r := Check(h)
+			var hits []Violation
+			for _, v := range r.Violations {
+				if v.Class == tc.class && v.Key == tc.key {
+					hits = append(hits, v)
+				}
+			}
+			if len(hits) == 0 {
+				t.Fatalf("no %s violation for %q; got %v", tc.class, tc.key, r.Violations)
+			}
+			if r.OK() || !strings.HasPrefix(r.Summary(7), "chaos summary: result=FAIL ") {
+				t.Fatalf("report is OK with %v", r.Violations)
+			}
+			t.Log(hits[0])
+		})
+	}
+}
+
+func TestAcknowledgedPerAnswer(t *testing.T) {
+	for _, tc := range []struct {
+		op   Op
+		want bool
+	}{
+		{Op{Kind: KindRoute2, Status: 200}, true},
+		{Op{Kind: KindRoute1, Status: 201}, true},
+		{Op{Kind: KindRoute2, Status: 409, Reason: "request_in_progress"}, false},
+		{Op{Kind: KindRoute2, Status: 503, Reason: "owner_unreachable"}, false},
+		{Op{Kind: KindRoute2, Timeout: true}, false},
+		{Op{Kind: KindWork, Status: 200, Outcome: "created", Phase: "submitted"}, true},
+		{Op{Kind: KindWork, Status: 200, Outcome: "duplicate", Phase: "submitted"}, true},
+		{Op{Kind: KindWork, Status: 200, Outcome: "duplicate", Phase: "completed"}, true},
+		{Op{Kind: KindWork, Status: 503, Outcome: "duplicate", Phase: "rejected", Reason: "x"}, false},
+		{Op{Kind: KindWork, Status: 503, Outcome: "rejected", Phase: "rejected", Reason: "x"}, false},
+		{Op{Kind: KindWork, Status: 409, Outcome: "conflict", Phase: "completed", Reason: "request_key_conflict"}, false},
+	} {
+		if got := tc.op.Acknowledged(); got != tc.want {
+			t.Errorf("%+v acknowledged = %v, want %v", tc.op, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeRecords(t *testing.T) {
+	recs, err := DecodeRecords([]byte(`{"target":"x","total_records":1,"truncated":false,"records":[{"request_key":"k","phase":"completed","promotion_epoch":3}]}`))
+	if err != nil || len(recs) != 1 || recs[0].Str("request_key") != "k" || recs[0]["promotion_epoch"] != float64(3) {
+		t.Fatalf("decoded %v, %v", recs, err)
+	}
+}
