@@ -102,6 +102,23 @@ func (r Report) Summary(seed int64) string {
 		r.Count(ClassTwoPrimaries), r.Count(ClassEpochDecrease), r.Count(ClassNotQuiesced), r.Faults, seed)
 }
 
+// ClientKey returns the key a client sent for a request key: a clustered
+// route scopes a client's Idempotency-Key by route and caller
+// (http-route::<route>::caller-<tag>::<key>), while declared work and
+// startup work use the key as it was given.
+func ClientKey(requestKey string) string {
+	rest, ok := strings.CutPrefix(requestKey, "http-route::")
+	if !ok {
+		return requestKey
+	}
+	if _, scoped, ok := strings.Cut(rest, "::caller-"); ok {
+		if _, key, ok := strings.Cut(scoped, "::"); ok {
+			return key
+		}
+	}
+	return requestKey
+}
+
 // kindKey identifies one client key of one kind.
 type kindKey struct{ kind, key string }
 
@@ -110,6 +127,10 @@ func (k kindKey) String() string { return k.kind + ":" + k.key }
 // Check runs every check over h. Keys of startup work (startup::…) are the
 // runtime's own and take part only in the record agreement check.
 func Check(h History) Report {
+	h.Effects = slices.Clone(h.Effects)
+	for i := range h.Effects {
+		h.Effects[i].Key = ClientKey(h.Effects[i].Key)
+	}
 	r := Report{Ops: len(h.Ops), AckedKeys: map[string]int{}, ReRuns: map[string]int{}, Faults: len(h.Faults)}
 	for _, o := range h.Ops {
 		switch {
@@ -137,7 +158,7 @@ func finalByKey(h History) map[string]map[string]Record {
 	out := map[string]map[string]Record{}
 	for node, recs := range h.Final {
 		for _, rec := range recs {
-			k := rec.Str("request_key")
+			k := ClientKey(rec.Str("request_key"))
 			if out[k] == nil {
 				out[k] = map[string]Record{}
 			}

@@ -251,3 +251,17 @@ func TestDecodeRecords(t *testing.T) {
 		t.Fatalf("decoded %v, %v", recs, err)
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"http-route::soak.Route1::caller-0a1b2c::s1-c01-route1-7": "s1-c01-route1-7",
+		"http-route::soak.Route1::caller-0a1b2c::a::b":            "a::b",
+		"http-route::soak.Route1::9f8e7d":                         "http-route::soak.Route1::9f8e7d", // minted, no client key
+		"s1-c02-work-3":                                           "s1-c02-work-3",
+		"startup::soak.Boot":                                      "startup::soak.Boot",
+	} {
+		if got := ClientKey(in); got != want {
+			t.Errorf("ClientKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
