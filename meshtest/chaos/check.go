@@ -64,7 +64,13 @@ type Report struct {
 	// ReRuns counts executions under a new attempt of a key that had
 	// already run, by kind: where the docs allow them (work after a
 	// failover or during a partition) they are not violations.
-	ReRuns     map[string]int
+	ReRuns map[string]int
+	// Route1Lost counts Clustered(1) requests whose record no node holds
+	// because its only node was killed right after answering: a count-1
+	// record reaches the peer when it ends, batched (within 10 ms). The
+	// answer was an execution (it is in the side-effect log); the docs say
+	// a retry of such a key runs again. Not a violation.
+	Route1Lost int
 	Executions int
 	Faults     int
 	Violations []Violation
@@ -96,10 +102,10 @@ func (r Report) Summary(seed int64) string {
 	}
 	return fmt.Sprintf("chaos summary: result=%s ops=%d acknowledged=%d lost=%d reruns=%d (route2=%d route1=%d work=%d) "+
 		"double_executions=%d replay_mismatches=%d empty_reasons=%d disagreeing_records=%d hung=%d "+
-		"two_primaries=%d epoch_decreases=%d not_quiesced=%d faults=%d seed=%d",
+		"two_primaries=%d epoch_decreases=%d not_quiesced=%d route1_lost_with_node=%d faults=%d seed=%d",
 		result, r.Ops, r.Acknowledged, r.Count(ClassLostAck), reruns, r.ReRuns[KindRoute2], r.ReRuns[KindRoute1], r.ReRuns[KindWork],
 		r.Count(ClassDoubleExecution), r.Count(ClassReplayMismatch), r.Count(ClassEmptyReason), r.Count(ClassDisagreement), r.Count(ClassHung),
-		r.Count(ClassTwoPrimaries), r.Count(ClassEpochDecrease), r.Count(ClassNotQuiesced), r.Faults, seed)
+		r.Count(ClassTwoPrimaries), r.Count(ClassEpochDecrease), r.Count(ClassNotQuiesced), r.Route1Lost, r.Faults, seed)
 }
 
 // ClientKey returns the key a client sent for a request key: a clustered
@@ -166,6 +172,37 @@ func finalByKey(h History) map[string]map[string]Record {
 		}
 	}
 	return out
+}
+
+// route1LossWindow is how soon after an acknowledged Clustered(1) answer
+// the death of the node that ran it may take the record with it: the record
+// is sent to the peer within 10 ms of ending; the window leaves room for a
+// loaded machine.
+const route1LossWindow = time.Second
+
+// lostWithItsNode reports whether every acknowledged execution of k ran on a
+// node that was killed within route1LossWindow of the answer.
+func lostWithItsNode(h History, k kindKey, ops []Op) bool {
+	ranOn := map[string]string{} // attempt → node
+	for _, e := range h.Effects {
+		if e.Kind == k.kind && e.Key == k.key {
+			ranOn[e.Attempt] = e.Node
+		}
+	}
+	for _, o := range ops {
+		node := ranOn[o.Attempt]
+		killed := false
+		for _, f := range h.Faults {
+			if f.Node == node && strings.HasPrefix(f.Kind, "kill-") &&
+				!f.Start.Before(o.End.Add(-route1LossWindow)) && f.Start.Before(o.End.Add(route1LossWindow)) {
+				killed = true
+			}
+		}
+		if node == "" || !killed {
+			return false
+		}
+	}
+	return true
 }
 
 func describeRecords(byNode map[string]Record) string {
@@ -255,6 +292,8 @@ func checkLostAcks(h History, r *Report) []Violation {
 				}
 			}
 			switch {
+			case !kept && len(recs) == 0 && k.kind == KindRoute1 && len(never) == 0 && lostWithItsNode(h, k, ops):
+				r.Route1Lost++
 			case !kept:
 				problem = "no node holds it completed under an acknowledged attempt"
 			case len(never) > 0:

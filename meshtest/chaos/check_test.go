@@ -265,3 +265,29 @@ func TestClientKey(t *testing.T) {
 		}
 	}
 }
+
+// A Clustered(1) answer whose only node was killed right after answering
+// takes its record along (the record is sent when it ends, batched): that is
+// counted as documented, not as lost. The same loss without a kill of the
+// executing node, or with one long after, is a lost acknowledgement.
+func TestRoute1RecordLostWithItsNode(t *testing.T) {
+	withKill := func(killAt int) History {
+		h := clean()
+		h.Ops = append(h.Ops, routeOK(9, nodeB, KindRoute1, "r1-9", 6000, "attempt-9", nodeB))
+		h.Effects = append(h.Effects, Effect{Kind: KindRoute1, Key: "r1-9", Attempt: "attempt-9", Node: nodeB, Time: at(6002)})
+		if killAt >= 0 {
+			h.Faults = append(h.Faults, Fault{Kind: FaultKillStandby, Node: nodeB, Start: at(killAt), End: at(killAt + 1000), Reformed: true})
+		}
+		return h
+	}
+	r := Check(withKill(6012))
+	if !r.OK() || r.Route1Lost != 1 {
+		t.Fatalf("killed 7 ms after the answer: route1 lost with node %d, violations %v", r.Route1Lost, r.Violations)
+	}
+	for name, killAt := range map[string]int{"no kill": -1, "killed 3 s later": 9005} {
+		r := Check(withKill(killAt))
+		if r.Count(ClassLostAck) != 1 || r.Route1Lost != 0 {
+			t.Errorf("%s: lost %d, route1 lost with node %d; want a lost acknowledgement", name, r.Count(ClassLostAck), r.Route1Lost)
+		}
+	}
+}
