@@ -183,12 +183,11 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 	}
 	n.observeAuthority(peer, p.Authority.Role, p.Authority.Epoch, &p.Record)
 	if _, err := n.reg.MirrorPrepare(p.Record); err != nil {
-		if continuity.ReasonOf(err) == string(continuity.ReasonAlreadyCompleted) {
-			// The request completed here; the ingress that opened a new
-			// attempt learns the outcome, so a retry is answered from it.
-			if cur, ok := n.reg.Get(p.Record.RequestKey); ok {
-				n.broadcast(cur)
-			}
+		// The version held here is the reason for the refusal (a completed
+		// request, a later attempt): the ingress learns it, so its records
+		// converge and a retry is answered from it.
+		if cur, ok := n.reg.Get(p.Record.RequestKey); ok {
+			n.broadcast(cur)
 		}
 		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
 	}

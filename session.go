@@ -614,9 +614,19 @@ func highestEpoch(recs []continuity.Record) *continuity.Record {
 	return best
 }
 
-// merge folds one peer record into the registry.
+// merge folds one peer record into the registry. When the peer's version
+// loses to the one kept here, the kept one is sent back: the peer holds on to
+// its own until it hears a version it prefers, and nothing else would tell
+// it (a node broadcasts a record only when it changes), so the two would
+// disagree for good. Both sides choose with one total order, so the answer
+// is adopted and the exchange ends there.
 func (n *Node) merge(rec continuity.Record, from string) {
-	if _, _, err := n.reg.Merge(rec, from); err != nil {
+	kept, changed, err := n.reg.Merge(rec, from)
+	if err != nil {
 		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
+		return
+	}
+	if !changed && !continuity.SameVersion(kept, rec) {
+		n.broadcast(kept)
 	}
 }

@@ -728,6 +728,10 @@ func sameAttempt(a, b Record) bool {
 		a.SubmittedAt.Equal(b.SubmittedAt)
 }
 
+// SameVersion reports whether a and b are the same version of a record:
+// equal in every field but the local role.
+func SameVersion(a, b Record) bool { return compareRecords(a, b) == 0 }
+
 // compareRecords is a total order over every field of a record except the
 // local role: 0 only for records equal in all of them.
 func compareRecords(a, b Record) int {
