@@ -10,7 +10,7 @@ RACE_PKGS := . ./internal/... ./meshtest/...
 demo:
 	bash scripts/demo.sh
 
-test: deps vet test-race test-tools test-e2e test-stress test-website test-rails
+test: deps vet test-race test-tools test-e2e test-stress chaos-short test-website test-rails
 	@echo "make test: all suites passed"
 
 deps:
