@@ -269,13 +269,13 @@ func (n *Node) OnMembership(fn func(MembershipEvent)) {
 }
 
 // Record returns the continuity record for key as this node sees it.
-func (n *Node) Record(key string) (continuity.Record, bool) { return n.reg.Get(key) }
+func (n *Node) Record(key string) (Record, bool) { return n.reg.Get(key) }
 
 // Records returns every continuity record this node holds.
-func (n *Node) Records() []continuity.Record { return n.reg.Records() }
+func (n *Node) Records() []Record { return n.reg.Records() }
 
 // Diagnostics returns a snapshot of the node's diagnostic ring.
-func (n *Node) Diagnostics() continuity.Snapshot { return n.reg.Diagnostics().Snapshot() }
+func (n *Node) Diagnostics() Snapshot { return n.reg.Diagnostics().Snapshot() }
 
 // Shutdown stops the node gracefully: it refuses new work at once, lets the
 // handlers already running finish (until ctx is done), then closes its

@@ -18,8 +18,8 @@ const (
 
 // SubmitResult describes what Submit did with a request.
 type SubmitResult struct {
-	Outcome string            // OutcomeCreated, OutcomeDuplicate, OutcomeConflict or OutcomeRejected
-	Record  continuity.Record // the stored record (for a duplicate or conflict, the earlier one)
+	Outcome string // OutcomeCreated, OutcomeDuplicate, OutcomeConflict or OutcomeRejected
+	Record  Record // the stored record (for a duplicate or conflict, the earlier one)
 }
 
 // ErrNotDeclared is returned by Submit for a runtime name that was never
