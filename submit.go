@@ -22,10 +22,6 @@ type SubmitResult struct {
 	Record  Record // the stored record (for a duplicate or conflict, the earlier one)
 }
 
-// ErrNotDeclared is returned by Submit for a runtime name that was never
-// declared with Work.
-var ErrNotDeclared = errors.New("mesh: declared work not registered")
-
 // Submit runs declared work under a caller-chosen request key, once per key:
 // the same key with the same payload is a duplicate (the stored record, the
 // work does not run again); the same key with another payload is a conflict.
