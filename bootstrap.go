@@ -59,8 +59,8 @@ func StartFromEnv() (BootstrapStatus, error) {
 		return BootstrapStatus{}, err
 	}
 	setDefault(n, false)
-	st := BootstrapStatus{Mode: cfg.Mode, ClusterPort: cfg.ClusterPort}
-	if cfg.Mode == ModeCluster {
+	st := BootstrapStatus{Mode: cfg.mode(), ClusterPort: cfg.ClusterPort}
+	if cfg.mode() == ModeCluster {
 		st.NodeName = n.Name()
 		st.DiscoverySeed = cfg.DiscoverySeed
 	}

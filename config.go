@@ -46,9 +46,18 @@ func (Cookie) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 // the secret.
 func (Cookie) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
 
-// Config is a validated node configuration. The zero Config is a standalone
-// node with default timings.
+// Config is a node configuration: ConfigFromEnv builds one from the MESH_*
+// environment, and code may build one directly (Start checks it with
+// Validate). The zero Config is a standalone node with default timings; a
+// zero field means its default.
 type Config struct {
+	// Mode repeats what Cookie decides: a node with a cluster cookie is a
+	// cluster node, one without is standalone. It is kept so code that sets
+	// or reads it still compiles; ConfigFromEnv fills it, Validate refuses a
+	// value that contradicts Cookie, and Node.Mode and BootstrapStatus.Mode
+	// report the mode in effect.
+	//
+	// Deprecated: leave Mode zero; set Cookie for a cluster node.
 	Mode          Mode
 	Cookie        Cookie
 	DiscoverySeed string
@@ -68,16 +77,13 @@ type Config struct {
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
 
-	// Logger receives runtime logs; nil means slog.Default(). The runtime
-	// never changes the default logger.
+	// Logger receives runtime logs; nil means slog.Default(). WithLogger
+	// overrides it. The runtime never changes the default logger.
 	Logger *slog.Logger
 }
 
 // withDefaults fills every zero timing and bound with its default.
 func (c Config) withDefaults() Config {
-	if c.Mode == "" {
-		c.Mode = ModeStandalone
-	}
 	if c.ClusterPort == 0 {
 		c.ClusterPort = DefaultClusterPort
 	}

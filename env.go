@@ -102,9 +102,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 		return Config{}, errors.Join(errs...)
 	}
 	get := func(name string) string { return strings.TrimSpace(getenv(name)) }
-	invalid := func(name, reason string) {
-		errs = append(errs, errors.New("Invalid "+name+": "+reason))
-	}
+	invalid := func(name, reason string) { errs = append(errs, invalidSetting(name, reason)) }
 
 	cfg := Config{Mode: ModeStandalone, ClusterPort: DefaultClusterPort, Role: RolePrimary}
 
@@ -113,7 +111,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	if v := get(envClusterPort); v != "" {
 		cfg.ClusterPort, portOK = parsePort(v)
 		if !portOK {
-			invalid(envClusterPort, "expected a positive integer")
+			invalid(envClusterPort, reasonPositive)
 		}
 	}
 
@@ -134,7 +132,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 			}
 			cfg.Cookie = Cookie(c)
 		case cookie == "":
-			errs = append(errs, errors.New(envClusterCookie+" is required when discovery or identity env is set"))
+			errs = append(errs, errors.New(msgCookieRequired))
 		default:
 			if err := meshcookie.Check(envClusterCookie, cookie); err != nil {
 				errs = append(errs, err)
@@ -142,7 +140,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 			cfg.Cookie = Cookie(cookie)
 		}
 		if seed == "" {
-			errs = append(errs, errors.New("Missing required environment variable "+envDiscoverySeed))
+			errs = append(errs, errors.New(msgSeedMissing))
 		}
 		if name != "" {
 			n, err := ParseNodeName(name)
@@ -151,7 +149,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 			case errors.As(err, &nerr):
 				invalid(envNodeName, nerr.Reason)
 			case portOK && n.Port != cfg.ClusterPort:
-				invalid(envNodeName, "port must match "+envClusterPort)
+				invalid(envNodeName, reasonPortMismatch)
 			}
 			cfg.NodeName = n
 		} else {
@@ -168,7 +166,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	case string(RoleStandby):
 		cfg.Role = RoleStandby
 	default:
-		invalid(envContinuityRole, fmt.Sprintf("expected primary or standby, got %q", v))
+		invalid(envContinuityRole, reasonRole(v))
 	}
 	if v := get(envPromotionEpoch); v != "" {
 		epoch, err := strconv.ParseUint(v, 10, 64)
@@ -190,7 +188,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 			invalid(name, fmt.Sprintf("expected a positive integer no greater than %d", limit))
 			return 0, false
 		case err != nil, n == 0:
-			invalid(name, "expected a positive integer")
+			invalid(name, reasonPositive)
 			return 0, false
 		}
 		return int64(n), true
@@ -206,8 +204,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.HeartbeatInterval, heartbeatOK = millis(envHeartbeatInterval, DefaultHeartbeatInterval)
 	cfg.PeerTimeout, peerOK = millis(envPeerTimeout, DefaultPeerTimeout)
 	if heartbeatOK && peerOK && cfg.PeerTimeout <= cfg.HeartbeatInterval {
-		invalid(envPeerTimeout, fmt.Sprintf("peer timeout %dms must be greater than %s %dms",
-			cfg.PeerTimeout.Milliseconds(), envHeartbeatInterval, cfg.HeartbeatInterval.Milliseconds()))
+		invalid(envPeerTimeout, reasonPeerTimeout(cfg.PeerTimeout.Milliseconds(), cfg.HeartbeatInterval.Milliseconds()))
 	}
 	capacity, _ := positive(envDiagnosticsCap, DefaultDiagnosticsCapacity, math.MaxInt)
 	cfg.DiagnosticsCapacity = int(capacity)

@@ -119,7 +119,7 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 // A copy kept from before a pause, a fencing or a lost link fails all three:
 // its owner may have refused, recovered or replaced the attempt since.
 func (n *Node) knowsCurrentState(rec continuity.Record) bool {
-	if rec.Phase == continuity.PhaseCompleted || n.cfg.Mode != ModeCluster {
+	if rec.Phase == continuity.PhaseCompleted || n.cfg.mode() != ModeCluster {
 		return true
 	}
 	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {

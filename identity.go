@@ -6,15 +6,6 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-// Role is a node's authority role: RolePrimary or RoleStandby.
-type Role = continuity.Role
-
-// Roles.
-const (
-	RolePrimary = continuity.RolePrimary
-	RoleStandby = continuity.RoleStandby
-)
-
 // Identity is the continuity identity of one execution of declared work or of a
 // clustered route. Pass Epoch downstream as a fencing token: a write carrying a
 // lower epoch than one already seen comes from a superseded primary.

@@ -201,7 +201,7 @@ type scopeMAC struct {
 // standalone.
 func (n *Node) initKeyScope() {
 	secret := make([]byte, sha256.Size)
-	if n.cfg.Mode == ModeCluster {
+	if n.cfg.mode() == ModeCluster {
 		m := hmac.New(sha256.New, []byte(n.cfg.Cookie))
 		m.Write([]byte("mesh route key scope v1"))
 		secret = m.Sum(secret[:0])

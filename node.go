@@ -20,7 +20,6 @@ import (
 
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
-	meshcookie "meshgo.dev/mesh/internal/cookie"
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/mapsize"
 	"meshgo.dev/mesh/internal/wire"
@@ -121,15 +120,30 @@ type Option func(*Node)
 // TCP stack (for example a fault-injecting network in tests).
 func WithNetwork(nw Network) Option { return func(n *Node) { n.network = nw } }
 
+// WithLogger makes the node log through l instead of Config.Logger (or
+// slog.Default when that is nil). A nil l changes nothing. The runtime never
+// changes the default logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(n *Node) {
+		if l != nil {
+			n.log = l
+		}
+	}
+}
+
 // WithLookupHost replaces the resolver used for the discovery seed.
 func WithLookupHost(f func(ctx context.Context, host string) ([]string, error)) Option {
 	return func(n *Node) { n.lookupHost = f }
 }
 
-// Start starts a node with cfg. In cluster mode it binds the listener on the
-// host and port of the node name, starts discovery and heartbeats, and begins
-// startup work for every declared work function.
+// Start starts a node with cfg. It first checks cfg with Validate and returns
+// that error, starting nothing, when cfg is invalid. In cluster mode it binds
+// the listener on the host and port of the node name, starts discovery and
+// heartbeats, and begins startup work for every declared work function.
 func Start(cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	n := &Node{
 		cfg: cfg, log: cfg.Logger, handlers: defaultRegistry, network: tcpNetwork{},
@@ -145,11 +159,8 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 
 	role, epoch := cfg.Role, cfg.Epoch
 	var persist func(continuity.Role, uint64) error
-	if cfg.Mode == ModeCluster {
+	if cfg.mode() == ModeCluster {
 		n.self = cfg.NodeName.String()
-		if err := meshcookie.Check("cluster cookie", string(cfg.Cookie)); err != nil {
-			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
-		}
 		n.cookie = []byte(cfg.Cookie)
 		dir := cfg.StateDir
 		if dir == "" {
@@ -197,7 +208,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 	})
 	n.placement.Store(&[]string{n.self})
 
-	if cfg.Mode == ModeCluster {
+	if cfg.mode() == ModeCluster {
 		ln, err := n.network.Listen("tcp", cfg.NodeName.Addr())
 		if err != nil {
 			n.log.Error("[mesh-rt transport] listen failed", "node", n.self, "error", err.Error())
@@ -227,7 +238,7 @@ func (n *Node) goRun(f func()) {
 func (n *Node) Name() string { return n.self }
 
 // Mode is the node's bootstrap mode.
-func (n *Node) Mode() Mode { return n.cfg.Mode }
+func (n *Node) Mode() Mode { return n.cfg.mode() }
 
 // Authority returns the node's current role and promotion epoch.
 func (n *Node) Authority() (Role, uint64) { return n.reg.Authority() }
@@ -258,13 +269,13 @@ func (n *Node) OnMembership(fn func(MembershipEvent)) {
 }
 
 // Record returns the continuity record for key as this node sees it.
-func (n *Node) Record(key string) (continuity.Record, bool) { return n.reg.Get(key) }
+func (n *Node) Record(key string) (Record, bool) { return n.reg.Get(key) }
 
 // Records returns every continuity record this node holds.
-func (n *Node) Records() []continuity.Record { return n.reg.Records() }
+func (n *Node) Records() []Record { return n.reg.Records() }
 
 // Diagnostics returns a snapshot of the node's diagnostic ring.
-func (n *Node) Diagnostics() continuity.Snapshot { return n.reg.Diagnostics().Snapshot() }
+func (n *Node) Diagnostics() Snapshot { return n.reg.Diagnostics().Snapshot() }
 
 // Shutdown stops the node gracefully: it refuses new work at once, lets the
 // handlers already running finish (until ctx is done), then closes its
@@ -385,7 +396,7 @@ func (n *Node) checkPause() bool {
 
 // confirmed reports whether the node may act on its authority now.
 func (n *Node) confirmed() bool {
-	if n.cfg.Mode != ModeCluster {
+	if n.cfg.mode() != ModeCluster {
 		return true
 	}
 	return !n.checkPause()

@@ -165,7 +165,7 @@ func (n *Node) broadcastSync() {
 // a forwarded request that needs its record on the peer, still follows them
 // on the link.
 func (n *Node) broadcast(rec continuity.Record) {
-	if n.cfg.Mode != ModeCluster {
+	if n.cfg.mode() != ModeCluster {
 		return
 	}
 	lazy := rec.Kind == continuity.KindRoute && (rec.ReplicationCount < 2 || !rec.Phase.Terminal())

@@ -61,7 +61,7 @@ func (n *Node) runStartup(ctx context.Context, h *handler) {
 
 	var members []string
 	polls, sawPeer := 0, false
-	if n.cfg.Mode == ModeCluster {
+	if n.cfg.mode() == ModeCluster {
 		stable, converged := 0, false
 		// A node that was part of a pair before waits longer for its peer:
 		// running startup work alone while the peer is alive would run it

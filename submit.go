@@ -18,13 +18,9 @@ const (
 
 // SubmitResult describes what Submit did with a request.
 type SubmitResult struct {
-	Outcome string            // OutcomeCreated, OutcomeDuplicate, OutcomeConflict or OutcomeRejected
-	Record  continuity.Record // the stored record (for a duplicate or conflict, the earlier one)
+	Outcome string // OutcomeCreated, OutcomeDuplicate, OutcomeConflict or OutcomeRejected
+	Record  Record // the stored record (for a duplicate or conflict, the earlier one)
 }
-
-// ErrNotDeclared is returned by Submit for a runtime name that was never
-// declared with Work.
-var ErrNotDeclared = errors.New("mesh: declared work not registered")
 
 // Submit runs declared work under a caller-chosen request key, once per key:
 // the same key with the same payload is a duplicate (the stored record, the

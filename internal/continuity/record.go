@@ -77,17 +77,22 @@ type Record struct {
 	ReplicaNode      string // "" when there is no replica
 	ReplicationCount uint64
 	ReplicaStatus    ReplicaStatus
-	Role             Role   // the local node's role (records are re-projected)
-	Epoch            uint64 // the local node's promotion epoch
-	Health           Health
-	ExecutionNode    string // "" until completed
-	RoutedRemotely   bool
-	FellBackLocally  bool
-	Error            string
-	RuntimeName      string // declared_handler_runtime_name
-	Kind             Kind
-	SubmittedAt      time.Time
-	CompletedAt      time.Time // zero until terminal
+	Role             Role // the local node's role (records are re-projected)
+	// Epoch is the promotion epoch under which the current attempt was
+	// allocated (at submission or at a recovery rollover). It moves only
+	// with the attempt, never with the node's later epoch; merge prefers
+	// the higher one, and handlers receive it as their fencing token
+	// (Identity.Epoch). Operators see it as promotion_epoch.
+	Epoch           uint64
+	Health          Health
+	ExecutionNode   string // "" until completed
+	RoutedRemotely  bool
+	FellBackLocally bool
+	Error           string
+	RuntimeName     string // declared_handler_runtime_name
+	Kind            Kind
+	SubmittedAt     time.Time
+	CompletedAt     time.Time // zero until terminal
 	// Response is the encoded outcome of a route record that carries a client
 	// idempotency key, kept so a retried request can be answered byte for byte.
 	Response []byte
@@ -115,19 +120,6 @@ func (r Record) AttemptID() string { return FormatAttempt(r.Attempt) }
 func FormatAttempt(n uint64) string {
 	var b [32]byte
 	return string(strconv.AppendUint(append(b[:0], "attempt-"...), n, 10))
-}
-
-// ParseAttempt parses "attempt-<n>".
-func ParseAttempt(s string) (uint64, error) {
-	rest, ok := strings.CutPrefix(s, "attempt-")
-	if !ok {
-		return 0, fmt.Errorf("invalid attempt id %q", s)
-	}
-	n, err := strconv.ParseUint(rest, 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("invalid attempt id %q", s)
-	}
-	return n, nil
 }
 
 // Pending reports whether the record is submitted and not yet terminal.
@@ -164,10 +156,6 @@ func ReservedKey(key string) bool {
 func SameKeySpace(rec *Record, kind Kind, runtimeName string) bool {
 	return rec.Kind == kind && rec.RuntimeName == runtimeName
 }
-
-// IsRoute reports whether the record belongs to a clustered HTTP request. Route
-// records are never re-run after failover: the client already saw an outcome.
-func (r Record) IsRoute() bool { return r.Kind == KindRoute }
 
 // Validate checks the invariants every stored or received record must hold.
 func (r Record) Validate() error {

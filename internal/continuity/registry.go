@@ -277,44 +277,6 @@ func (r *Registry) PendingRecords() []Record {
 	return out
 }
 
-// Len is the number of stored records.
-func (r *Registry) Len() int {
-	r.lock()
-	defer r.unlock()
-	return len(r.records) + r.kept.live
-}
-
-// Health aggregates replication health over every record: any unavailable,
-// else any degraded, else any healthy, else local_only.
-func (r *Registry) Health() Health {
-	r.lock()
-	defer r.unlock()
-	var degraded, healthy, unavailable bool
-	note := func(rec *Record) {
-		switch rec.Health {
-		case HealthUnavailable:
-			unavailable = true
-		case HealthDegraded:
-			degraded = true
-		case HealthHealthy:
-			healthy = true
-		}
-	}
-	for _, rec := range r.records {
-		note(rec)
-	}
-	r.kept.each(note)
-	switch {
-	case unavailable:
-		return HealthUnavailable
-	case degraded:
-		return HealthDegraded
-	case healthy:
-		return HealthHealthy
-	}
-	return HealthLocalOnly
-}
-
 // PendingHealth aggregates replication health over pending records only:
 // unavailable if any in-flight record lost its owner, degraded if any lost its
 // mirror, otherwise local_only. Terminal records no longer need a mirror, so a
