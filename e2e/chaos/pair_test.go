@@ -156,6 +156,7 @@ type statusDoc struct {
 
 // status asks n for its authority; a frozen or dead node is an error.
 func (p *pair) status(n *node) (chaos.StatusObs, error) {
+	asked := time.Now()
 	out, err := p.query(n, "status", time.Second)
 	if err != nil {
 		return chaos.StatusObs{}, err
@@ -164,7 +165,7 @@ func (p *pair) status(n *node) (chaos.StatusObs, error) {
 	if err := json.Unmarshal(out, &d); err != nil {
 		return chaos.StatusObs{}, fmt.Errorf("status of %s: %v", n.name, err)
 	}
-	return chaos.StatusObs{Time: time.Now(), Node: n.name, Role: d.Authority.Role, Epoch: d.Authority.Epoch, Peers: len(d.Membership.PeerNodes)}, nil
+	return chaos.StatusObs{Asked: asked, Time: time.Now(), Node: n.name, Role: d.Authority.Role, Epoch: d.Authority.Epoch, Peers: len(d.Membership.PeerNodes)}, nil
 }
 
 // formed reports whether both nodes answer, see each other, and agree on

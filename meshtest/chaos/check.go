@@ -430,7 +430,10 @@ func checkAuthority(h History) []Violation {
 	obs := slices.Clone(h.Status)
 	slices.SortStableFunc(obs, func(a, b StatusObs) int { return a.Time.Compare(b.Time) })
 	primaries := map[uint64]map[string]time.Time{}
-	last := map[string]StatusObs{}
+	// highest holds, per node, the observation with the highest epoch among
+	// those answered so far; a later query that reports less is a decrease
+	// only if it was asked after that answer came back.
+	highest := map[string]StatusObs{}
 	for _, o := range obs {
 		if o.Role == "primary" {
 			if primaries[o.Epoch] == nil {
@@ -440,11 +443,13 @@ func checkAuthority(h History) []Violation {
 				primaries[o.Epoch][o.Node] = o.Time
 			}
 		}
-		if prev, ok := last[o.Node]; ok && o.Epoch < prev.Epoch {
-			out = append(out, Violation{Class: ClassEpochDecrease, Detail: fmt.Sprintf("%s reported epoch %d at %s after epoch %d at %s",
-				o.Node, o.Epoch, o.Time.Format("15:04:05.000"), prev.Epoch, prev.Time.Format("15:04:05.000"))})
+		if prev, ok := highest[o.Node]; ok && o.Epoch < prev.Epoch && o.Asked.After(prev.Time) {
+			out = append(out, Violation{Class: ClassEpochDecrease, Detail: fmt.Sprintf("%s reported epoch %d (asked %s) after epoch %d (answered %s)",
+				o.Node, o.Epoch, o.Asked.Format("15:04:05.000"), prev.Epoch, prev.Time.Format("15:04:05.000"))})
 		}
-		last[o.Node] = o
+		if prev, ok := highest[o.Node]; !ok || o.Epoch >= prev.Epoch {
+			highest[o.Node] = o
+		}
 	}
 	for _, epoch := range slices.Sorted(maps.Keys(primaries)) {
 		nodes := primaries[epoch]

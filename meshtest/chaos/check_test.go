@@ -76,10 +76,13 @@ func clean() History {
 		{Kind: KindWork, Key: "w-2", Attempt: "attempt-5", Node: nodeB, Time: at(1500)}, // re-run after the kill
 	}
 	h.Status = []StatusObs{
-		{Time: at(0), Node: nodeA, Role: "primary", Epoch: 0, Peers: 1},
-		{Time: at(0), Node: nodeB, Role: "standby", Epoch: 0, Peers: 1},
-		{Time: at(1200), Node: nodeB, Role: "primary", Epoch: 1, Peers: 0},
-		{Time: at(3000), Node: nodeA, Role: "standby", Epoch: 1, Peers: 1},
+		{Asked: at(-5), Time: at(0), Node: nodeA, Role: "primary", Epoch: 0, Peers: 1},
+		{Asked: at(-5), Time: at(0), Node: nodeB, Role: "standby", Epoch: 0, Peers: 1},
+		{Asked: at(1190), Time: at(1200), Node: nodeB, Role: "primary", Epoch: 1, Peers: 0},
+		// Two overlapping queries of one node: the one answered last was
+		// asked first and saw the earlier epoch. That is no decrease.
+		{Asked: at(1100), Time: at(1300), Node: nodeB, Role: "standby", Epoch: 0, Peers: 0},
+		{Asked: at(2990), Time: at(3000), Node: nodeA, Role: "standby", Epoch: 1, Peers: 1},
 	}
 	h.Faults = []Fault{
 		{Kind: FaultKillPrimary, Node: nodeA, Start: at(700), End: at(2500), Reformed: true},
@@ -182,10 +185,10 @@ func TestCheckerReportsEachViolation(t *testing.T) {
 			h.Ops = append(h.Ops, Op{Client: 10, Node: nodeB, Kind: KindRoute1, Key: "r1-9", Start: at(6000), End: at(14000), Timeout: true})
 		}},
 		{"two primaries in one epoch", ClassTwoPrimaries, "", func(h *History) {
-			h.Status = append(h.Status, StatusObs{Time: at(100), Node: nodeB, Role: "primary", Epoch: 0, Peers: 0})
+			h.Status = append(h.Status, StatusObs{Asked: at(90), Time: at(100), Node: nodeB, Role: "primary", Epoch: 0, Peers: 0})
 		}},
 		{"epoch decreased", ClassEpochDecrease, "", func(h *History) {
-			h.Status = append(h.Status, StatusObs{Time: at(4000), Node: nodeA, Role: "standby", Epoch: 0, Peers: 1})
+			h.Status = append(h.Status, StatusObs{Asked: at(3990), Time: at(4000), Node: nodeA, Role: "standby", Epoch: 0, Peers: 1})
 		}},
 		{"records disagree on the owner", ClassDisagreement, "r2-2", func(h *History) {
 			setFinal(h, nodeB, "r2-2", func(r Record) { r["owner_node"] = nodeB })

@@ -92,8 +92,11 @@ type Effect struct {
 	Time    time.Time `json:"time"`
 }
 
-// StatusObs is one successful `meshc cluster status` of a node.
+// StatusObs is one successful `meshc cluster status` of a node: asked at
+// Asked, answered by Time. Queries of one node may overlap, so only a query
+// asked after another was answered is known to have seen a later state.
 type StatusObs struct {
+	Asked time.Time `json:"asked"`
 	Time  time.Time `json:"time"`
 	Node  string    `json:"node"`
 	Role  string    `json:"role"`
