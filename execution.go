@@ -113,11 +113,18 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 //   - it allocated the attempt itself, at its current epoch (it acknowledged
 //     or refused it), or
 //   - it is running the attempt, or
-//   - it has merged its peer's snapshot over a live link, so its records are
-//     the pair's and the peer's later transitions reach it in order.
+//   - the attempt has ended (rejected) and this node has merged its peer's
+//     snapshot over a live link, so its records are the pair's and the
+//     peer's later transitions reach it in order.
 //
-// A copy kept from before a pause, a fencing or a lost link fails all three:
-// its owner may have refused, recovered or replaced the attempt since.
+// A pending copy this node holds for another node is never enough: a
+// replica stores the copy before its acknowledgement reaches the ingress,
+// and the ingress may still refuse the attempt (the acknowledgement lost with
+// a frozen or killed node). Answering "accepted" from it could acknowledge
+// work that never runs; the caller is refused with record_state_unconfirmed
+// and retries. A copy kept from before a pause, a fencing or a lost link
+// fails every rule: its owner may have refused, recovered or replaced the
+// attempt since.
 func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 	if rec.Phase == continuity.PhaseCompleted || n.cfg.mode() != ModeCluster {
 		return true
@@ -130,6 +137,9 @@ func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 	}
 	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
 		return true
+	}
+	if rec.Pending() {
+		return false
 	}
 	for _, s := range n.sessionList() {
 		if s.isSynced() {
