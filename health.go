@@ -250,6 +250,17 @@ func (n *Node) awaitLoops(r *http.Request) bool {
 	return true
 }
 
+// probe is Health for a probe request: readiness is decided as the request
+// arrives, then liveness may wait for the loops (see awaitLoops).
+func (n *Node) probe(r *http.Request) Health {
+	h := n.healthNow()
+	h.Live = n.awaitLoops(r)
+	if !h.Live {
+		h.Ready, h.Reason = false, ReadinessStopped
+	}
+	return h
+}
+
 // LivenessHandler returns an http.Handler for a liveness probe of n: 200 with
 // the Health document while the runtime's loops run, 503 once they have
 // stopped. Liveness does not depend on the peer, the role or quarantine: a
@@ -259,11 +270,7 @@ func (n *Node) LivenessHandler() http.Handler {
 		if !allowProbe(w, r) {
 			return
 		}
-		h := n.healthNow()
-		h.Live = n.awaitLoops(r)
-		if !h.Live {
-			h.Ready, h.Reason = false, ReadinessStopped
-		}
+		h := n.probe(r)
 		writeHealth(w, r, h, h.Live)
 	})
 }
@@ -277,7 +284,7 @@ func (n *Node) ReadinessHandler() http.Handler {
 		if !allowProbe(w, r) {
 			return
 		}
-		h := n.Health()
+		h := n.probe(r)
 		writeHealth(w, r, h, h.Ready)
 	})
 }

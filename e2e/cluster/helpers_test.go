@@ -36,6 +36,17 @@ type statusDoc struct {
 		Epoch  uint64 `json:"promotion_epoch"`
 		Health string `json:"replication_health"`
 	} `json:"authority"`
+	Peers []struct {
+		Node      string  `json:"node"`
+		LinkState string  `json:"link_state"`
+		Role      *string `json:"cluster_role"`
+		Epoch     *uint64 `json:"promotion_epoch"`
+		AgeMS     *int64  `json:"heartbeat_age_ms"`
+	} `json:"peers"`
+	Readiness *struct {
+		Ready  bool    `json:"ready"`
+		Reason *string `json:"reason"`
+	} `json:"readiness"`
 }
 
 type recordDoc struct {
