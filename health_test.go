@@ -142,13 +142,19 @@ func TestHealthPairAndLoneNodes(t *testing.T) {
 // A node whose pause detector sees a freeze is quarantined: not ready (but
 // live) until its peer confirms its authority.
 func TestHealthQuarantinedNodeIsNotReady(t *testing.T) {
+	fn := meshtest.New()
+	t.Cleanup(fn.Close)
 	port := freePort(t)
 	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
-	p := startNode(t, pcfg)
-	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
+	p := startNode(t, pcfg, WithNetwork(fn.Node(pcfg.NodeName.String())))
+	s := startNode(t, scfg, WithNetwork(fn.Node(scfg.NodeName.String())))
 	wantReady(t, p, "", 10*time.Second)
 	wantReady(t, s, "", 10*time.Second)
 
+	// The standby's answers take half the peer timeout to arrive, so the
+	// quarantine outlasts the probe below without the link being lost.
+	fn.Delay(s.Name(), p.Name(), pcfg.PeerTimeout/2)
 	// Replays a freeze shorter than the peer timeout: the gap is seen by the
 	// first check, which the readiness probe makes itself.
 	p.lastTick.Store(p.mono() - int64(pcfg.PeerTimeout))
@@ -160,6 +166,7 @@ func TestHealthQuarantinedNodeIsNotReady(t *testing.T) {
 		t.Fatalf("liveness after a pause: %d %+v", code, body)
 	}
 	// The standby answers the quarantine ping: ready again, same authority.
+	fn.Heal()
 	body = wantReady(t, p, "", 5*time.Second)
 	if body.ClusterRole != RolePrimary || body.PromotionEpoch != 0 {
 		t.Fatalf("after release %+v", body)
