@@ -2,15 +2,17 @@
 # two-node cluster; `make test` runs everything CI runs.
 
 GO ?= go
+# The oldest Go release the module supports: its go directive.
+GO_FLOOR := $(shell sed -n 's/^go //p' go.mod)
 # Packages whose concurrency the race detector checks: the runtime and its kit.
 RACE_PKGS := . ./internal/... ./meshtest/...
 
-.PHONY: demo test vet test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples chaos chaos-short
+.PHONY: demo test vet test-go-floor test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples chaos chaos-short
 
 demo:
 	bash scripts/demo.sh
 
-test: deps vet test-race test-tools test-e2e test-stress chaos-short test-website test-rails
+test: deps vet test-go-floor test-race test-tools test-e2e test-stress chaos-short test-website test-rails
 	@echo "make test: all suites passed"
 
 deps:
@@ -19,6 +21,12 @@ deps:
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+
+# The go directive is the oldest supported release; prove it by vetting the
+# module and running the runtime's tests with exactly that toolchain.
+test-go-floor:
+	GOTOOLCHAIN=go$(GO_FLOOR) $(GO) vet ./...
+	GOTOOLCHAIN=go$(GO_FLOOR) $(GO) test -count=1 -timeout 15m . ./internal/...
 
 test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)

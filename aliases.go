@@ -27,8 +27,10 @@ type Result = continuity.Result
 // ReplicaStatus says how far a record's mirror got.
 type ReplicaStatus = continuity.ReplicaStatus
 
-// Health is a record's (or, aggregated, a node's) replication health.
-type Health = continuity.Health
+// ReplicationHealth is a record's (or, aggregated, a node's) replication
+// health, the JSON key replication_health. (Health, the answer of the
+// liveness and readiness probes, is another type.)
+type ReplicationHealth = continuity.Health
 
 // Kind says what submitted a record: declared work (KindWork, also startup
 // work) or a clustered route (KindRoute).
@@ -74,7 +76,7 @@ const (
 	ReplicaDegradedContinuing = continuity.ReplicaDegradedContinuing
 )
 
-// Health values.
+// ReplicationHealth values.
 const (
 	HealthLocalOnly   = continuity.HealthLocalOnly
 	HealthHealthy     = continuity.HealthHealthy

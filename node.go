@@ -110,6 +110,12 @@ type Node struct {
 	inflight   inflightSet // request key -> attempt running on this node
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
+
+	// Health and the peer view (health.go).
+	peerViews  sync.Map     // peer name -> *peerView
+	loopTick   atomic.Int64 // node-monotonic nanoseconds of the pause detector's last tick
+	rejoining  bool         // started with peers known from a previous run
+	everSynced atomic.Bool  // some peer's snapshot was merged since start
 }
 
 // Option changes how Start runs a node; options exist for tests and
@@ -175,6 +181,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 				n.knownPeers = append(n.knownPeers, p)
 			}
 		}
+		n.rejoining = len(n.knownPeers) > 0
 		path := filepath.Join(dir, "authority.json")
 		persisted, ok, err := authority.Load(path)
 		if err != nil {
@@ -353,15 +360,16 @@ func (n *Node) mono() int64 { return int64(time.Since(n.start)) }
 // pauseDetector ticks often; a gap between ticks longer than the threshold
 // means the process was frozen.
 func (n *Node) pauseDetector() {
-	interval := min(100*time.Millisecond, n.cfg.HeartbeatInterval/2)
-	t := time.NewTicker(interval)
+	t := time.NewTicker(n.liveInterval())
 	defer t.Stop()
 	n.lastTick.Store(n.mono())
+	n.loopTick.Store(n.mono())
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+			n.loopTick.Store(n.mono())
 			n.checkPause()
 			n.maybeReleaseAlone()
 		}

@@ -27,7 +27,9 @@ type operatorSource struct{ n *Node }
 func (s operatorSource) Status() operator.StatusView {
 	role, epoch := s.n.reg.Authority()
 	peers := s.n.Peers()
-	return operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0)}
+	ready, reason := s.n.readiness()
+	return operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0),
+		Peers: s.n.peerViewsForStatus(), Ready: ready, NotReadyReason: reason}
 }
 
 // health is the node's replication health: whether its in-flight work is

@@ -533,7 +533,9 @@ func (s *session) handle(m wire.Message) {
 	case wire.Ping:
 		_ = s.send(wire.Pong{Nonce: m.Nonce, Authority: n.authorityMsg()})
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, nil)
+		s.heard(m.Authority)
 	case wire.Pong:
+		s.heard(m.Authority)
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, nil)
 		if n.quarantined.Load() && m.Nonce == n.quarNonce.Load() {
 			n.releaseQuarantine("peer_confirmed:" + s.peer)
@@ -553,6 +555,8 @@ func (s *session) handle(m wire.Message) {
 		for _, rec := range m.Records {
 			n.merge(rec, s.peer)
 		}
+		s.heard(m.Authority)
+		n.everSynced.Store(true)
 		s.syncOnce.Do(func() { close(s.synced) })
 		if n.quarantined.Load() && s.started > n.quarSince.Load() {
 			n.releaseQuarantine("resynced:" + s.peer)

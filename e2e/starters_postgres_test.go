@@ -405,6 +405,18 @@ func TestStarterPostgresSingleNodeClusterTruth(t *testing.T) {
 	starterExpect(t, "GET", base+"/health", "", http.StatusOK, fmt.Sprintf(pgHealthFormat, 60, 20))
 	opEnv := append(starterEnv(), "MESH_CLUSTER_COOKIE="+cookie)
 
+	// The runtime's probes, as the compose healthcheck and the Kubernetes
+	// example use them: a lone fresh primary is live and ready.
+	for _, path := range []string{"/livez", "/readyz"} {
+		want := fmt.Sprintf(`{"cluster_role":"primary","live":true,"mode":"cluster","node":"%s","promotion_epoch":0,"ready":true,"replication_health":"local_only"}`, node)
+		starterExpect(t, "GET", base+path, "", http.StatusOK, want)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(base, "http://"), ":")
+	starterMustCmd(t, "probe", s.bundle, append(starterEnv(), "PORT="+port), filepath.Join(s.bundle, "todo-postgres"), "probe")
+	if out, code := starterCmd(t, "probe-missing", s.bundle, append(starterEnv(), "PORT="+port), filepath.Join(s.bundle, "todo-postgres"), "probe", "/no-such-probe"); code == 0 || !strings.Contains(out, "probe /no-such-probe: 404") {
+		t.Fatalf("probe of a missing path: exit %d, output %q", code, out)
+	}
+
 	var status starterStatus
 	if err := operatorJSON(t, "status", opEnv, &status, "status", node); err != nil {
 		t.Fatal(err)

@@ -32,9 +32,9 @@ type clusterVerb struct {
 var clusterVerbs = []clusterVerb{
 	{
 		name:    "status",
-		usage:   "<node> [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
-		summary: "show a node's membership and authority (role, promotion epoch, replication health)",
-		maxArgs: 1,
+		usage:   "<node> [<node2>] [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
+		summary: "show a node's membership, authority, readiness and view of its peers; with two nodes, check that the pair agrees",
+		maxArgs: 2,
 	},
 	{
 		name:     "continuity",
@@ -62,7 +62,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runClusterEnv is runCluster with the environment passed in, for tests.
 func runClusterEnv(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return errors.New("meshc cluster: a subcommand is required (status, continuity, diagnostics or cookie); run 'meshc cluster --help'")
+		return usageError(errors.New("meshc cluster: a subcommand is required (status, continuity, diagnostics or cookie); run 'meshc cluster --help'"))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -76,7 +76,7 @@ func runClusterEnv(ctx context.Context, args []string, stdout, stderr io.Writer,
 			return v.run(ctx, args[1:], stdout, stderr, lookupEnv)
 		}
 	}
-	return fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity, diagnostics or cookie)", args[0])
+	return usageError(fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity, diagnostics or cookie)", args[0]))
 }
 
 // runClusterCookie implements `meshc cluster cookie`: it prints a fresh
@@ -92,7 +92,7 @@ func runClusterCookie(args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, "random source, base64url) for MESH_CLUSTER_COOKIE or a cookie file.")
 			return flag.ErrHelp
 		}
-		return fmt.Errorf("meshc cluster cookie: unexpected argument %q; usage: meshc cluster cookie", args[0])
+		return usageError(fmt.Errorf("meshc cluster cookie: unexpected argument %q; usage: meshc cluster cookie", args[0]))
 	}
 	_, err := fmt.Fprintln(stdout, meshcookie.New())
 	return err
@@ -111,6 +111,8 @@ func clusterUsage(w io.Writer) {
 	fmt.Fprintf(w, "  %-12s %s\n", "cookie", "print a fresh random cluster cookie")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'meshc cluster <subcommand> --help' for its flags.")
+	fmt.Fprintln(w)
+	writeExitCodes(w)
 }
 
 // limitFlag is an optional --limit: a u32 that remembers whether it was given.
@@ -171,10 +173,17 @@ func (v clusterVerb) help(w io.Writer) {
 	fmt.Fprintf(w, "Usage: meshc cluster %s %s\n\n", v.name, v.usage)
 	fmt.Fprintf(w, "%s.\n", strings.ToUpper(v.summary[:1])+v.summary[1:])
 	fmt.Fprintln(w, "<node> is the node's name, name@host:port (name@[v6]:port for IPv6).")
+	if v.name == "status" {
+		fmt.Fprintln(w, "With two nodes, both are queried at once and the pair is checked: exactly one")
+		fmt.Fprintln(w, "primary, the same promotion epoch, each connected to the other, both healthy")
+		fmt.Fprintln(w, "and ready. Both views are printed; a pair that disagrees exits 6.")
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
+	fmt.Fprintln(w)
+	writeExitCodes(w)
 }
 
 // parse reads flags and positional arguments in any order; "--" ends flags.
@@ -223,15 +232,18 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "meshc cluster") {
-			return err
+			return usageError(err)
 		}
-		return fmt.Errorf("meshc cluster %s: %w", v.name, err)
+		return usageError(fmt.Errorf("meshc cluster %s: %w", v.name, err))
 	}
 	if o.requestKey != nil && o.limit.set {
-		return errors.New("meshc cluster continuity does not accept --limit when request_key is provided")
+		return usageError(errors.New("meshc cluster continuity does not accept --limit when request_key is provided"))
 	}
 	if o.timeoutMS <= 0 {
-		return fmt.Errorf("meshc cluster: --timeout-ms must be a positive integer, got %d", o.timeoutMS)
+		return usageError(fmt.Errorf("meshc cluster: --timeout-ms must be a positive integer, got %d", o.timeoutMS))
+	}
+	if v.name == "status" && o.requestKey != nil {
+		return runPair(ctx, o, *o.requestKey, stdout, stderr, lookupEnv)
 	}
 
 	q := wire.OperatorQuery{HasLimit: o.limit.set, Limit: o.limit.n}
@@ -253,27 +265,49 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout, stderr io.W
 	if err != nil {
 		return &operator.QueryError{Kind: kind, Target: o.node, Failure: operator.FailureInvalid, Err: err}
 	}
-	cookie, err := clusterCookie(o, lookupEnv)
+	cookie, err := o.cookieFor(stderr, lookupEnv)
 	if err != nil {
 		return err
 	}
-	if o.cookieSet {
-		fmt.Fprintln(stderr, "warning: --cookie puts the cluster cookie on the command line, where other users of this host can see it; use --cookie-file or MESH_CLUSTER_COOKIE_FILE instead")
-	}
-
-	body, err := operator.Query(ctx, target, cookie, q, time.Duration(o.timeoutMS)*time.Millisecond)
+	report, err := queryReport(ctx, target, cookie, q, o.timeout(), o.node)
 	if err != nil {
 		return err
 	}
-	report, err := operator.DecodeReply(kind, body)
-	if err != nil {
-		return &operator.QueryError{Kind: kind, Target: target.String(), Failure: operator.FailureDecode, Err: err}
-	}
-	report.SetTarget(o.node)
 	if o.json {
 		return operator.WriteJSON(stdout, report)
 	}
 	return report.WriteText(stdout)
+}
+
+// cookieFor returns the cookie for o (a usage error when there is none that
+// can be used) and warns on stderr when it came from --cookie on argv.
+func (o clusterOptions) cookieFor(stderr io.Writer, lookupEnv func(string) (string, bool)) ([]byte, error) {
+	cookie, err := clusterCookie(o, lookupEnv)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	if o.cookieSet {
+		fmt.Fprintln(stderr, "warning: --cookie puts the cluster cookie on the command line, where other users of this host can see it; use --cookie-file or MESH_CLUSTER_COOKIE_FILE instead")
+	}
+	return cookie, nil
+}
+
+func (o clusterOptions) timeout() time.Duration { return time.Duration(o.timeoutMS) * time.Millisecond }
+
+// queryReport sends q to target and returns the decoded report with its
+// target set to typed, the node name as the operator typed it.
+func queryReport(ctx context.Context, target operator.Target, cookie []byte, q wire.OperatorQuery, timeout time.Duration, typed string) (operator.Report, error) {
+	kind := operator.Kind(q.Kind)
+	body, err := operator.Query(ctx, target, cookie, q, timeout)
+	if err != nil {
+		return nil, err
+	}
+	report, err := operator.DecodeReply(kind, body)
+	if err != nil {
+		return nil, &operator.QueryError{Kind: kind, Target: target.String(), Failure: operator.FailureDecode, Err: err}
+	}
+	report.SetTarget(typed)
+	return report, nil
 }
 
 // clusterCookie returns the cookie from --cookie or --cookie-file, else from

@@ -31,9 +31,24 @@ type clusterSource struct {
 	local   string
 	records []continuity.Record
 	diag    continuity.Snapshot
+
+	mu   sync.Mutex
+	view *operator.StatusView // when set, the status to answer
+}
+
+// setView makes the node answer v to status queries.
+func (s *clusterSource) setView(v operator.StatusView) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view = &v
 }
 
 func (s *clusterSource) Status() operator.StatusView {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.view != nil {
+		return *s.view
+	}
 	return operator.StatusView{
 		LocalNode: s.local, PeerNodes: []string{"standby@[::1]:4370"},
 		Role: continuity.RolePrimary, Epoch: 3, Health: continuity.HealthHealthy,
@@ -295,51 +310,52 @@ func TestClusterErrors(t *testing.T) {
 		env  env
 		args []string
 		want []string // substrings of the error, in order
+		code int      // the exit code main gives the error
 	}{
 		{"unreachable port", cookieEnv, []string{"status", closed},
-			[]string{"operator query status target " + closed + " unavailable: dial tcp " + closedAddr, "connection refused"}},
+			[]string{"operator query status target " + closed + " unavailable: dial tcp " + closedAddr, "connection refused"}, 3},
 		{"wrong cookie", cookieEnv, []string{"status", node, "--cookie", "wrong-cookie-0b9e"},
-			[]string{"operator query status target " + node + " unavailable: authentication failed: cluster cookie mismatch"}},
+			[]string{"operator query status target " + node + " unavailable: authentication failed: cluster cookie mismatch"}, 4},
 		{"bad target syntax", cookieEnv, []string{"status", "nodename-without-at"},
-			[]string{"operator query status target nodename-without-at invalid: invalid node name 'nodename-without-at': missing '@' separator"}},
+			[]string{"operator query status target nodename-without-at invalid: invalid node name 'nodename-without-at': missing '@' separator"}, 2},
 		{"timeout", cookieEnv, []string{"diagnostics", silent, "--timeout-ms", "200"},
-			[]string{"operator query diagnostics target " + silent + " timed out after 200ms"}},
+			[]string{"operator query diagnostics target " + silent + " timed out after 200ms"}, 3},
 		{"unknown key", cookieEnv, []string{"continuity", node, "no-such-key"},
-			[]string{"operator query continuity_lookup target " + node + " rejected: request_key_not_found"}},
+			[]string{"operator query continuity_lookup target " + node + " rejected: request_key_not_found"}, 5},
 		{"empty key", env{}, []string{"continuity", closed, ""},
-			[]string{"operator query continuity_lookup invalid: request_key_missing"}},
+			[]string{"operator query continuity_lookup invalid: request_key_missing"}, 2},
 		{"limit with key", env{}, []string{"continuity", closed, "k", "--limit", "3"},
-			[]string{"meshc cluster continuity does not accept --limit when request_key is provided"}},
+			[]string{"meshc cluster continuity does not accept --limit when request_key is provided"}, 2},
 		{"blank cookie flag", cookieEnv, []string{"status", node, "--cookie", "  "},
-			[]string{"meshc cluster: --cookie must not be blank"}},
+			[]string{"meshc cluster: --cookie must not be blank"}, 2},
 		{"empty cookie flag", cookieEnv, []string{"status", node, "--cookie="},
-			[]string{"meshc cluster: --cookie must not be blank"}},
+			[]string{"meshc cluster: --cookie must not be blank"}, 2},
 		{"cookie env unset", env{}, []string{"status", node},
-			[]string{"meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie or --cookie-file is provided"}},
+			[]string{"meshc cluster: MESH_CLUSTER_COOKIE is required unless --cookie or --cookie-file is provided"}, 2},
 		{"cookie and cookie file flags", cookieEnv, []string{"status", node, "--cookie", clusterTestCookie, "--cookie-file", "/x"},
-			[]string{"meshc cluster: use only one of --cookie and --cookie-file"}},
+			[]string{"meshc cluster: use only one of --cookie and --cookie-file"}, 2},
 		{"cookie env and file env", env{"MESH_CLUSTER_COOKIE": clusterTestCookie, "MESH_CLUSTER_COOKIE_FILE": "/x"}, []string{"status", node},
-			[]string{"meshc cluster: set only one of MESH_CLUSTER_COOKIE and MESH_CLUSTER_COOKIE_FILE"}},
+			[]string{"meshc cluster: set only one of MESH_CLUSTER_COOKIE and MESH_CLUSTER_COOKIE_FILE"}, 2},
 		{"missing cookie file", env{}, []string{"status", node, "--cookie-file", "/nonexistent/cookie"},
-			[]string{"meshc cluster: --cookie-file: open /nonexistent/cookie"}},
+			[]string{"meshc cluster: --cookie-file: open /nonexistent/cookie"}, 2},
 		{"cookie with an argument", env{}, []string{"cookie", "extra"},
-			[]string{"meshc cluster cookie: unexpected argument \"extra\""}},
+			[]string{"meshc cluster cookie: unexpected argument \"extra\""}, 2},
 		{"cookie env blank", env{"MESH_CLUSTER_COOKIE": " \t"}, []string{"status", node},
-			[]string{"meshc cluster: MESH_CLUSTER_COOKIE must not be blank"}},
+			[]string{"meshc cluster: MESH_CLUSTER_COOKIE must not be blank"}, 2},
 		{"zero timeout", cookieEnv, []string{"status", node, "--timeout-ms", "0"},
-			[]string{"meshc cluster: --timeout-ms must be a positive integer, got 0"}},
+			[]string{"meshc cluster: --timeout-ms must be a positive integer, got 0"}, 2},
 		{"negative limit", cookieEnv, []string{"diagnostics", node, "--limit", "-1"},
-			[]string{"meshc cluster diagnostics: invalid value \"-1\" for flag -limit"}},
+			[]string{"meshc cluster diagnostics: invalid value \"-1\" for flag -limit"}, 2},
 		{"status has no --limit", cookieEnv, []string{"status", node, "--limit", "1"},
-			[]string{"meshc cluster status: flag provided but not defined: -limit"}},
+			[]string{"meshc cluster status: flag provided but not defined: -limit"}, 2},
 		{"missing node", cookieEnv, []string{"status", "--json"},
-			[]string{"meshc cluster status: missing <node>"}},
+			[]string{"meshc cluster status: missing <node>"}, 2},
 		{"extra argument", cookieEnv, []string{"diagnostics", node, "extra"},
-			[]string{"meshc cluster diagnostics: unexpected argument \"extra\""}},
+			[]string{"meshc cluster diagnostics: unexpected argument \"extra\""}, 2},
 		{"unknown subcommand", cookieEnv, []string{"members", node},
-			[]string{"meshc cluster: unknown subcommand \"members\""}},
+			[]string{"meshc cluster: unknown subcommand \"members\""}, 2},
 		{"no subcommand", cookieEnv, nil,
-			[]string{"meshc cluster: a subcommand is required"}},
+			[]string{"meshc cluster: a subcommand is required"}, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -349,6 +365,9 @@ func TestClusterErrors(t *testing.T) {
 			}
 			if out != "" {
 				t.Errorf("stdout is not empty on error: %q", out)
+			}
+			if got := exitCode(err); got != tc.code {
+				t.Errorf("exit code %d, want %d (error %v)", got, tc.code, err)
 			}
 			msg := err.Error()
 			rest := msg

@@ -14,7 +14,8 @@ import (
 )
 
 // command is one meshc subcommand. run returns an error; main prints it as
-// "error: <message>" and exits 1. flag.ErrHelp means help was printed.
+// "error: <message>" and exits with the code exitCode gives it (see
+// exitcode.go). flag.ErrHelp means help was printed.
 type command struct {
 	name    string
 	summary string
@@ -38,7 +39,7 @@ func main() {
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(os.Stderr, "error: %v\n", err)
-		os.Exit(1)
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -46,7 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
-			return errors.New("a command is required")
+			return usageError(errors.New("a command is required"))
 		}
 		return nil
 	}
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	return fmt.Errorf("unknown command %q; run 'meshc --help' for the list", args[0])
+	return usageError(fmt.Errorf("unknown command %q; run 'meshc --help' for the list", args[0]))
 }
 
 func usage(w io.Writer) {
@@ -67,4 +68,6 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'meshc <command> --help' for the flags of one command.")
+	fmt.Fprintln(w)
+	writeExitCodes(w)
 }

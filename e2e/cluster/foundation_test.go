@@ -81,16 +81,20 @@ func TestOperatorErrors(t *testing.T) {
 	p := h.start("primary", "127.0.0.1", "primary")
 	h.waitAuthority(p, "primary", 0, 0, 10*time.Second)
 	unused := meshtest.FreePort(t)
+	// Each case produces one documented exit code (see meshc --help).
 	cases := []struct {
 		name string
 		args []string
 		want string
+		code int
 	}{
-		{"unreachable", []string{"cluster", "status", fmt.Sprintf("ghost@127.0.0.1:%d", unused)}, "connection refused"},
-		{"wrong cookie", []string{"cluster", "status", p.name, "--cookie", "wrong"}, "authentication failed"},
-		{"bad target", []string{"cluster", "status", "nodename-without-at"}, "missing '@' separator"},
-		{"unknown key", []string{"cluster", "continuity", p.name, "no-such-key"}, "request_key_not_found"},
-		{"limit with key", []string{"cluster", "continuity", p.name, "k", "--limit", "1"}, "does not accept --limit"},
+		{"unreachable", []string{"cluster", "status", fmt.Sprintf("ghost@127.0.0.1:%d", unused)}, "connection refused", 3},
+		{"wrong cookie", []string{"cluster", "status", p.name, "--cookie", "wrong"}, "authentication failed", 4},
+		{"bad target", []string{"cluster", "status", "nodename-without-at"}, "missing '@' separator", 2},
+		{"unknown key", []string{"cluster", "continuity", p.name, "no-such-key"}, "request_key_not_found", 5},
+		{"limit with key", []string{"cluster", "continuity", p.name, "k", "--limit", "1"}, "does not accept --limit", 2},
+		{"unknown command", []string{"clutser", "status"}, "unknown command", 2},
+		{"pair without a peer", []string{"cluster", "status", p.name, fmt.Sprintf("ghost@127.0.0.1:%d", unused)}, "the pair disagrees", 6},
 	}
 	seen := map[string]string{}
 	for _, c := range cases {
@@ -103,8 +107,11 @@ func TestOperatorErrors(t *testing.T) {
 			}
 			errs = rest
 		}
-		if code != 1 || out != "" || !strings.HasPrefix(errs, "error: ") || !strings.Contains(errs, c.want) {
-			t.Errorf("%s: exit %d stdout %q stderr %q; want exit 1 and %q", c.name, code, out, errs, c.want)
+		if c.code == 6 {
+			out = "" // a pair check prints both views before its verdict
+		}
+		if code != c.code || out != "" || !strings.HasPrefix(errs, "error: ") || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d stdout %q stderr %q; want exit %d and %q", c.name, code, out, errs, c.code, c.want)
 		}
 		if other, dup := seen[errs]; dup {
 			t.Errorf("%s and %s print the same error", c.name, other)

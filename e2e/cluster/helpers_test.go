@@ -36,6 +36,17 @@ type statusDoc struct {
 		Epoch  uint64 `json:"promotion_epoch"`
 		Health string `json:"replication_health"`
 	} `json:"authority"`
+	Peers []struct {
+		Node      string  `json:"node"`
+		LinkState string  `json:"link_state"`
+		Role      *string `json:"cluster_role"`
+		Epoch     *uint64 `json:"promotion_epoch"`
+		AgeMS     *int64  `json:"heartbeat_age_ms"`
+	} `json:"peers"`
+	Readiness *struct {
+		Ready  bool    `json:"ready"`
+		Reason *string `json:"reason"`
+	} `json:"readiness"`
 }
 
 type recordDoc struct {
@@ -197,6 +208,12 @@ func (h *harness) start(name, host, role string, extra ...string) *node {
 		}
 	}
 	n.proc = meshtest.StartProcess(h.t, name, h.app, env, "")
+	// Every node of the suite: its log must never contain the cookie.
+	h.t.Cleanup(func() {
+		if strings.Contains(n.proc.Log(), cookie) {
+			h.t.Errorf("%s logged the cluster cookie (log %s)", n.name, n.proc.LogPath())
+		}
+	})
 	h.waitReady(n)
 	return n
 }
@@ -222,8 +239,13 @@ func (h *harness) waitReady(n *node) {
 
 // meshc runs the CLI and returns stdout, stderr and the exit code.
 func (h *harness) meshc(args ...string) (string, string, int) {
+	return h.meshcEnv([]string{"MESH_CLUSTER_COOKIE=" + cookie, "HOME=" + h.dir}, args...)
+}
+
+// meshcEnv is meshc with the environment given in full.
+func (h *harness) meshcEnv(env []string, args ...string) (string, string, int) {
 	cmd := exec.Command(h.meshcBin, args...)
-	cmd.Env = []string{"MESH_CLUSTER_COOKIE=" + cookie, "HOME=" + h.dir}
+	cmd.Env = env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -48,6 +48,8 @@ func main() {
 		mux.Handle("GET /one", mesh.Clustered(1, api.One))
 		mux.Handle("GET /retry", mesh.Clustered(3, api.Retry))
 		mux.HandleFunc("GET /plain", api.Plain)
+		mux.Handle("GET /livez", mesh.LivenessHandler())
+		mux.Handle("GET /readyz", mesh.ReadinessHandler())
 		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
 		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
 		if os.Getenv("TESTAPP_DEBUG_HEAP") == "1" {

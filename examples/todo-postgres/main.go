@@ -6,6 +6,8 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -30,7 +32,42 @@ import (
 const shutdownTimeout = 10 * time.Second
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		os.Exit(probe(os.Args[2:]))
+	}
 	os.Exit(run())
+}
+
+// probeTimeout bounds each request of `todo-postgres probe`.
+const probeTimeout = 2 * time.Second
+
+// probe implements `todo-postgres probe [PATH...]`, the container healthcheck in
+// docker-compose.yml (the image has no curl): it GETs each path (default:
+// the liveness and the readiness path) from the service on this host's PORT
+// and returns 0 only when every one answers 200.
+func probe(paths []string) int {
+	port := os.Getenv(config.EnvPort)
+	if port == "" {
+		port = strconv.Itoa(config.DefaultPort)
+	}
+	if len(paths) == 0 {
+		paths = []string{api.LivenessPath, api.ReadinessPath}
+	}
+	client := http.Client{Timeout: probeTimeout}
+	for _, path := range paths {
+		resp, err := client.Get("http://127.0.0.1:" + port + path)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "probe %s: %v\n", path, err)
+			return 1
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintf(os.Stderr, "probe %s: %d %s\n", path, resp.StatusCode, strings.TrimSpace(string(body)))
+			return 1
+		}
+	}
+	return 0
 }
 
 // run starts the service and returns the process exit code once it stops.

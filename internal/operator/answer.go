@@ -28,13 +28,29 @@ type Source interface {
 }
 
 // StatusView is the raw material of a Status reply. PeerNodes may be unsorted
-// and may contain duplicates or the local node; Answer normalizes it.
+// and may contain duplicates or the local node; Answer normalizes it. Peers
+// may be in any order; Answer sorts them by node name.
 type StatusView struct {
 	LocalNode string
 	PeerNodes []string
 	Role      continuity.Role
 	Epoch     uint64
 	Health    continuity.Health
+	Peers     []PeerView
+	Ready     bool
+	// NotReadyReason names why the node is not ready; empty when Ready.
+	NotReadyReason string
+}
+
+// PeerView is what a node knows of one peer: the state of the link and,
+// when Heard, the authority the peer last reported and how long ago.
+type PeerView struct {
+	Node         string
+	Link         LinkState
+	Heard        bool
+	Role         continuity.Role
+	Epoch        uint64
+	HeartbeatAge time.Duration
 }
 
 // replyOverhead is the encoded size of an OK reply with an empty body: what a
@@ -107,6 +123,25 @@ func newStatus(v StatusView) Status {
 	peers = slices.Compact(peers)
 	nodes := append([]string{v.LocalNode}, peers...)
 	slices.Sort(nodes)
+	views := make([]Peer, 0, len(v.Peers))
+	for _, p := range v.Peers {
+		if p.Node == "" || p.Node == v.LocalNode {
+			continue
+		}
+		pv := Peer{LinkState: p.Link, Node: p.Node}
+		if p.Heard {
+			role, epoch, age := p.Role, p.Epoch, max(p.HeartbeatAge, 0).Milliseconds()
+			pv.ClusterRole, pv.PromotionEpoch, pv.HeartbeatAgeMS = &role, &epoch, &age
+		}
+		views = append(views, pv)
+	}
+	slices.SortFunc(views, func(a, b Peer) int { return cmp.Compare(a.Node, b.Node) })
+	views = slices.CompactFunc(views, func(a, b Peer) bool { return a.Node == b.Node })
+	readiness := &Readiness{Ready: v.Ready}
+	if !v.Ready {
+		reason := cmp.Or(v.NotReadyReason, "reason_unspecified")
+		readiness.Reason = &reason
+	}
 	return Status{
 		Authority: Authority{
 			ClusterRole:       v.Role,
@@ -114,6 +149,8 @@ func newStatus(v StatusView) Status {
 			ReplicationHealth: v.Health,
 		},
 		Membership: Membership{LocalNode: v.LocalNode, Nodes: nodes, PeerNodes: peers},
+		Peers:      views,
+		Readiness:  readiness,
 	}
 }
 

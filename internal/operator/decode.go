@@ -92,6 +92,18 @@ func DecodeStatus(body []byte) (Status, error) {
 		return Status{}, invalidValue("status", "authority.replication_health", string(s.Authority.ReplicationHealth))
 	case s.Membership.LocalNode == "":
 		return Status{}, errors.New("status: membership.local_node is empty")
+	case s.Readiness != nil && !s.Readiness.Ready && (s.Readiness.Reason == nil || *s.Readiness.Reason == ""):
+		return Status{}, errors.New("status: readiness.reason is empty on a node that is not ready")
+	}
+	for i, p := range s.Peers {
+		switch {
+		case p.Node == "":
+			return Status{}, fmt.Errorf("status: peers[%d].node is empty", i)
+		case p.LinkState != LinkConnected && p.LinkState != LinkSyncing && p.LinkState != LinkDisconnected:
+			return Status{}, invalidValue("status", fmt.Sprintf("peers[%d].link_state", i), string(p.LinkState))
+		case p.ClusterRole != nil && !validRole(*p.ClusterRole):
+			return Status{}, invalidValue("status", fmt.Sprintf("peers[%d].cluster_role", i), string(*p.ClusterRole))
+		}
 	}
 	return s, nil
 }

@@ -12,11 +12,53 @@ import (
 // with the node name the operator typed.
 
 // Status is the reply to a status query: who the node is, whom it is connected
-// to, and its authority.
+// to, its authority, what it knows of each peer and whether it is ready to
+// serve clustered requests. Peers and Readiness were added after the first
+// version of the document: a node from before them sends neither, and
+// DecodeStatus then leaves Peers nil and Readiness nil.
 type Status struct {
 	Authority  Authority  `json:"authority"`
 	Membership Membership `json:"membership"`
+	Peers      []Peer     `json:"peers"`
+	Readiness  *Readiness `json:"readiness"`
 	Target     string     `json:"target"`
+}
+
+// LinkState is the state of a node's cluster link to one peer.
+type LinkState string
+
+// Link states.
+const (
+	// LinkConnected: an authenticated session is up and the peer's first
+	// snapshot has been merged.
+	LinkConnected LinkState = "connected"
+	// LinkSyncing: a session is up but the peer's first snapshot has not
+	// been merged yet.
+	LinkSyncing LinkState = "syncing"
+	// LinkDisconnected: no session; the peer is known from an earlier
+	// session (this run or a previous one).
+	LinkDisconnected LinkState = "disconnected"
+)
+
+// Peer is what a node knows of one peer. ClusterRole and PromotionEpoch are
+// the authority the peer last reported (in a heartbeat or a snapshot), and
+// HeartbeatAgeMS is how long ago that was, in milliseconds; all three are
+// null when the node has not heard from the peer since it started.
+type Peer struct {
+	ClusterRole    *continuity.Role `json:"cluster_role"`
+	HeartbeatAgeMS *int64           `json:"heartbeat_age_ms"`
+	LinkState      LinkState        `json:"link_state"`
+	Node           string           `json:"node"`
+	PromotionEpoch *uint64          `json:"promotion_epoch"`
+}
+
+// Readiness says whether the node can serve clustered requests with the
+// configured guarantees now; Reason is null when it can and names the cause
+// (for example quarantined) when it cannot. It is the same answer the
+// node's readiness handler gives.
+type Readiness struct {
+	Ready  bool    `json:"ready"`
+	Reason *string `json:"reason"`
 }
 
 // Authority is a node's role, promotion epoch and aggregated replication

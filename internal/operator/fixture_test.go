@@ -52,6 +52,11 @@ func goldenSource() *fakeSource {
 			Role:      continuity.RolePrimary,
 			Epoch:     1,
 			Health:    continuity.HealthHealthy,
+			Peers: []PeerView{
+				{Node: standbyNode, Link: LinkConnected, Heard: true, Role: continuity.RoleStandby, Epoch: 1, HeartbeatAge: 120 * time.Millisecond},
+				{Node: primaryNode, Link: LinkConnected}, // the local node: dropped
+			},
+			Ready: true,
 		},
 		records: []continuity.Record{
 			{

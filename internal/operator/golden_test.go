@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
 
 	"meshgo.dev/mesh/internal/wire"
 )
@@ -26,6 +29,14 @@ var goldenCases = []struct {
 	{"status_isolated", wire.OperatorQuery{Kind: uint8(KindStatus)}, func() *fakeSource {
 		s := goldenSource()
 		s.status.PeerNodes = nil
+		s.status.Health = continuity.HealthLocalOnly
+		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkDisconnected, Heard: true, Role: continuity.RoleStandby, Epoch: 1, HeartbeatAge: 4250 * time.Millisecond}}
+		return s
+	}},
+	{"status_quarantined", wire.OperatorQuery{Kind: uint8(KindStatus)}, func() *fakeSource {
+		s := goldenSource()
+		s.status.Ready, s.status.NotReadyReason = false, "quarantined"
+		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkSyncing}}
 		return s
 	}},
 	{"continuity_record", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "http-route::todos.List::7f3a"}, goldenSource},

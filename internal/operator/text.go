@@ -39,6 +39,34 @@ func (s *Status) WriteText(w io.Writer) error {
 	t.kv("cluster_role", string(s.Authority.ClusterRole))
 	t.kv("promotion_epoch", strconv.FormatUint(s.Authority.PromotionEpoch, 10))
 	t.kv("replication_health", string(s.Authority.ReplicationHealth))
+	if r := s.Readiness; r != nil {
+		if r.Ready {
+			t.kv("readiness", "ready")
+		} else {
+			t.kv("readiness", "not_ready ("+deref(r.Reason)+")")
+		}
+	}
+	if s.Peers != nil {
+		if len(s.Peers) == 0 {
+			t.kv("peers", "(none)")
+		} else {
+			t.heading("peers")
+		}
+		for _, p := range s.Peers {
+			role, epoch, age := "unknown", "unknown", "never"
+			if p.ClusterRole != nil {
+				role = string(*p.ClusterRole)
+			}
+			if p.PromotionEpoch != nil {
+				epoch = strconv.FormatUint(*p.PromotionEpoch, 10)
+			}
+			if p.HeartbeatAgeMS != nil {
+				age = strconv.FormatInt(*p.HeartbeatAgeMS, 10)
+			}
+			t.item("node", p.Node, "link_state", string(p.LinkState), "cluster_role", role,
+				"promotion_epoch", epoch, "heartbeat_age_ms", age)
+		}
+	}
 	return t.writeTo(w)
 }
 

@@ -11,13 +11,23 @@ import (
 	"todo-postgres/ratelimit"
 )
 
+// Probe paths of the Mesh runtime: liveness (the runtime's loops run) and
+// readiness (this node can serve clustered requests now; a standby that
+// forwards to its primary is ready, a quarantined or fenced node is not).
+// docker-compose.yml and deploy/kubernetes.json probe these paths on PORT;
+// keep them in step.
+const (
+	LivenessPath  = "/livez"
+	ReadinessPath = "/readyz"
+)
+
 // NewRouter returns the service's HTTP handler.
 //
 // GET /todos and GET /todos/{id} are clustered routes (mesh.Clustered with
 // replication count 1, runtime names api.Todos.List and api.Todos.Get): each
 // request gets a continuity record and runs on the node the runtime places it
 // on. /health and the writes are ordinary local handlers; the writes share
-// limiter's budget.
+// limiter's budget. /livez and /readyz are the runtime's probe handlers.
 //
 // Call NewRouter once per process: the runtime finds a clustered route by its
 // runtime name, so the first *Todos registered is the one that serves.
@@ -34,6 +44,8 @@ type clusterFunc func(n int, h func(http.ResponseWriter, *http.Request)) http.Ha
 func newRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter, clustered clusterFunc) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /health", health)
+	mux.Handle("GET "+LivenessPath, mesh.LivenessHandler())
+	mux.Handle("GET "+ReadinessPath, mesh.ReadinessHandler())
 	mux.Handle("GET /todos", clustered(1, todos.List))
 	mux.Handle("GET /todos/{id}", clustered(1, todos.Get))
 	mux.Handle("POST /todos", limitWrites(limiter, todos.Create))

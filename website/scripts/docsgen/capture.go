@@ -591,6 +591,8 @@ var (
 	durationRe = regexp.MustCompile(`\b(in|took|after) \d+(\.\d+)?(ns|µs|us|ms|s)\b`)
 	// pollsRe is how many membership polls the startup wait took: timing.
 	pollsRe = regexp.MustCompile(`\bpolls=\d+`)
+	// heartbeatAgeRe is how long ago a node heard from its peer: timing.
+	heartbeatAgeRe = regexp.MustCompile(`\bheartbeat_age_ms(=|": )\d+`)
 )
 
 // norm makes output reproducible: the cluster port becomes the documented
@@ -608,6 +610,7 @@ func (c *capturer) norm(b []byte) []byte {
 	s = logTimeRe.ReplaceAllString(s, "<timestamp>")
 	s = durationRe.ReplaceAllString(s, "$1 <duration>")
 	s = pollsRe.ReplaceAllString(s, "polls=<n>")
+	s = heartbeatAgeRe.ReplaceAllString(s, "heartbeat_age_ms${1}<ms>")
 	return []byte(s)
 }
 
