@@ -216,6 +216,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 	n.placement.Store(&[]string{n.self})
 
 	if cfg.mode() == ModeCluster {
+		n.reg.SetAloneSlot(n.aloneSlot()) // no peer is linked yet
 		ln, err := n.network.Listen("tcp", cfg.NodeName.Addr())
 		if err != nil {
 			n.log.Error("[mesh-rt transport] listen failed", "node", n.self, "error", err.Error())
@@ -509,6 +510,7 @@ func (n *Node) register(s *session) bool {
 	}
 	n.sessions[s.peer] = s
 	n.updatePlacementLocked()
+	n.reg.SetAloneSlot(-1)
 	fresh := old == nil || old.isClosed()
 	listeners := slices.Clone(n.listeners)
 	n.mu.Unlock()
@@ -558,6 +560,25 @@ func (n *Node) known() []string {
 	return slices.Clone(n.knownPeers)
 }
 
+// aloneSlot is the parity of the attempts this node allocates while no peer
+// is linked (Registry.SetAloneSlot): 0 if its name sorts before the peer it
+// knows, 1 otherwise; a node that knows no peer yet goes by its configured
+// role (primary 0, standby 1).
+func (n *Node) aloneSlot() int {
+	for _, p := range n.known() {
+		if p != n.self {
+			if n.self < p {
+				return 0
+			}
+			return 1
+		}
+	}
+	if n.cfg.Role == RoleStandby {
+		return 1
+	}
+	return 0
+}
+
 // unregister removes s if it is still the registered session for its peer and
 // runs node-loss handling.
 func (n *Node) unregister(s *session, cause error) {
@@ -568,6 +589,9 @@ func (n *Node) unregister(s *session, cause error) {
 	}
 	delete(n.sessions, s.peer)
 	n.updatePlacementLocked()
+	if len(n.sessions) == 0 {
+		n.reg.SetAloneSlot(n.aloneSlot())
+	}
 	listeners := slices.Clone(n.listeners)
 	n.mu.Unlock()
 	if n.stopped.Load() {

@@ -118,6 +118,7 @@ type Registry struct {
 	recordsPeak int                // for mapsize: records is rebuilt after a burst drains
 	kept        *retained          // terminal records, up to the retention bound
 	nextAttempt atomic.Uint64      // written with mu held; Watermark reads it without
+	aloneSlot   int                // -1, or the parity of attempts allocated while no peer is linked
 	diag        *Diagnostics
 	sink        func(Entry)
 	persist     func(Role, uint64) error
@@ -168,6 +169,7 @@ func NewRegistry(o Options) *Registry {
 		self: o.Self, role: o.Role, epoch: o.Epoch,
 		records: map[string]*Record{}, kept: newRetained(o.Retain, o.RetainBytes),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
+		aloneSlot: -1,
 	}
 	r.publishLocked()
 	return r
@@ -391,7 +393,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		replica = "" // an unmirrored record has no replica to wait for
 	}
 	rec := &Record{
-		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.nextAttempt.Load(),
+		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.allocateAttemptLocked(),
 		Phase: PhaseSubmitted, Result: ResultPending,
 		IngressNode: req.Ingress, OwnerNode: req.Placement.Owner, ReplicaNode: replica,
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
@@ -403,7 +405,6 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	if replica != "" {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
-	r.nextAttempt.Add(1)
 	r.addPendingLocked(rec)
 	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	switch {
@@ -831,6 +832,31 @@ func (r *Registry) setAuthorityLocked(role Role, epoch uint64) error {
 	return nil
 }
 
+// SetAloneSlot tells the registry whether its node has a linked peer. While
+// slot is 0 or 1 (no peer is linked) attempts are allocated only with that
+// parity; -1 (linked) allocates the next number. Two nodes cut off from each
+// other start from the same watermark and would hand out the same numbers,
+// so one request retried on both sides of a cut would run twice under one
+// attempt id: with a slot each (the node whose name sorts first takes 0),
+// the two sides' numbers never meet. Linked nodes see each other's
+// watermarks and need no slot.
+func (r *Registry) SetAloneSlot(slot int) {
+	r.lock()
+	defer r.unlock()
+	r.aloneSlot = slot
+}
+
+// allocateAttemptLocked returns the next attempt number and moves the
+// watermark past it, keeping the parity of the alone slot if one is set.
+func (r *Registry) allocateAttemptLocked() uint64 {
+	n := r.nextAttempt.Load()
+	if r.aloneSlot >= 0 && n%2 != uint64(r.aloneSlot) {
+		n++
+	}
+	r.nextAttempt.Store(n + 1)
+	return n
+}
+
 // raiseAttemptLocked makes sure the next attempt allocated is at least w.
 func (r *Registry) raiseAttemptLocked(w uint64) {
 	if w > r.nextAttempt.Load() {
@@ -891,7 +917,7 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 		return r.view(rec), reasonError(ReasonAlreadyCompleted)
 	}
 	prevOwner := rec.OwnerNode
-	rec.Attempt = r.nextAttempt.Add(1) - 1
+	rec.Attempt = r.allocateAttemptLocked()
 	rec.Epoch = r.epoch
 	rec.OwnerNode, rec.ReplicaNode, rec.IngressNode = r.self, "", r.self
 	rec.ReplicaStatus, rec.Health, rec.Error = ReplicaUnassigned, HealthLocalOnly, ""

@@ -2390,3 +2390,36 @@ func TestTwoRegistriesNeverKeepTwoCompletedAttempts(t *testing.T) {
 		})
 	}
 }
+
+// Two registries cut off from each other at one watermark allocate disjoint
+// attempt numbers once each has its alone slot; linked, numbering is
+// sequential again.
+func TestAloneSlotsKeepAttemptsApart(t *testing.T) {
+	a, _ := newReg("a", RolePrimary, 0)
+	b, _ := newReg("b", RoleStandby, 0)
+	a.RaiseWatermark(7)
+	b.RaiseWatermark(7)
+	a.SetAloneSlot(0)
+	b.SetAloneSlot(1)
+	seen := map[uint64]string{}
+	for i := range 5 {
+		for _, r := range []*Registry{a, b} {
+			key := fmt.Sprintf("k%d", i)
+			d := submitOK(t, r, SubmitRequest{Key: key, Hash: "h", Count: 1, Ingress: r.Self(), RuntimeName: "W.run",
+				Placement: Placement{Owner: r.Self()}})
+			if other, dup := seen[d.Record.Attempt]; dup {
+				t.Fatalf("attempt %d allocated by %s and %s", d.Record.Attempt, other, r.Self())
+			}
+			seen[d.Record.Attempt] = r.Self()
+			if want := map[string]uint64{"a": 0, "b": 1}[r.Self()]; d.Record.Attempt%2 != want {
+				t.Fatalf("%s allocated attempt %d outside its slot", r.Self(), d.Record.Attempt)
+			}
+		}
+	}
+	a.SetAloneSlot(-1)
+	w := a.Watermark()
+	d := submitOK(t, a, SubmitRequest{Key: "linked", Hash: "h", Count: 1, Ingress: "a", RuntimeName: "W.run", Placement: Placement{Owner: "a"}})
+	if d.Record.Attempt != w {
+		t.Fatalf("linked allocation %d, want the watermark %d", d.Record.Attempt, w)
+	}
+}
