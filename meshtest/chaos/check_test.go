@@ -294,3 +294,38 @@ func TestRoute1RecordLostWithItsNode(t *testing.T) {
 		}
 	}
 }
+
+// Two 2xx answers of one key under different attempts are a replay
+// mismatch, unless the docs allow the re-run: during a cut both sides serve.
+// Under one attempt, different bodies are always a mismatch.
+func TestReplayAcrossAttemptsDuringACutIsARerun(t *testing.T) {
+	build := func(cut bool, sameAttempt bool) History {
+		h := clean()
+		second := "attempt-11"
+		if sameAttempt {
+			second = "attempt-10"
+		}
+		h.Ops = append(h.Ops,
+			routeOK(9, nodeA, KindRoute1, "r1-cut", 6000, "attempt-10", nodeA),
+			routeOK(9, nodeB, KindRoute1, "r1-cut", 6100, second, nodeB))
+		h.Effects = append(h.Effects,
+			Effect{Kind: KindRoute1, Key: "r1-cut", Attempt: "attempt-10", Node: nodeA, Time: at(6002)},
+			Effect{Kind: KindRoute1, Key: "r1-cut", Attempt: second, Node: nodeB, Time: at(6102)})
+		for n, rec := range both("r1-cut", "completed", second, nodeB, nodeB, "") {
+			h.Final[n] = append(h.Final[n], rec)
+		}
+		if cut {
+			h.Faults = append(h.Faults, Fault{Kind: FaultPartition, Start: at(5900), End: at(7000), Reformed: true})
+		}
+		return h
+	}
+	if r := Check(build(true, false)); r.Count(ClassReplayMismatch) != 0 {
+		t.Errorf("re-run during a cut reported as a replay mismatch: %v", r.Violations)
+	}
+	if r := Check(build(false, false)); r.Count(ClassReplayMismatch) != 1 {
+		t.Errorf("re-run with no fault: %d replay mismatches, want 1", r.Count(ClassReplayMismatch))
+	}
+	if r := Check(build(true, true)); r.Count(ClassReplayMismatch) != 1 {
+		t.Errorf("one attempt, two bodies, during a cut: %d replay mismatches, want 1", r.Count(ClassReplayMismatch))
+	}
+}
