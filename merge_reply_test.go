@@ -41,3 +41,43 @@ func TestLosingPeerVersionIsAnsweredWithTheKeptOne(t *testing.T) {
 		return nil
 	})
 }
+
+// The versions of one key are not ordered once and for all: a pending
+// attempt outranks a refused one and is outranked once it is refused itself.
+// The long chaos soak ended with each node holding the version the other
+// had given up. A node whose merge replaces a version of another attempt now
+// tells its peer what it keeps. Here the standby holds the refused attempt
+// X, as the primary does, when a late copy of the primary's former version
+// Y (a later refused attempt) reaches it: the standby switches to Y, and
+// the primary must follow.
+func TestSwitchingAttemptsIsToldToThePeer(t *testing.T) {
+	c := newAckCluster(t)
+	p, s, _, _ := c.pair()
+	now := time.Now().UTC()
+	x := continuity.Record{
+		RequestKey: "switch-1", PayloadHash: "payload", Attempt: 2,
+		Phase: continuity.PhaseRejected, Result: continuity.ResultRejected,
+		IngressNode: s.Name(), OwnerNode: s.Name(), ReplicaNode: p.Name(), ReplicationCount: 2,
+		ReplicaStatus: continuity.ReplicaRejected, Health: continuity.HealthUnavailable,
+		Error: string(continuity.ReasonAttemptMismatch), Refused: true,
+		RuntimeName: gatedMirrored, Kind: continuity.KindWork, SubmittedAt: now, CompletedAt: now,
+	}
+	y := x
+	y.Attempt, y.IngressNode, y.OwnerNode, y.ReplicaNode = 50, p.Name(), p.Name(), ""
+	y.Error = string(continuity.ReasonReplicaRequiredUnavailable)
+	y.SubmittedAt, y.CompletedAt = now.Add(-time.Second), now.Add(-time.Second)
+	for _, n := range []*Node{p, s} {
+		if _, changed, err := n.reg.Merge(x, "test"); err != nil || !changed {
+			t.Fatalf("seed %s: changed %v, %v", n.Name(), changed, err)
+		}
+	}
+	s.merge(y, p.Name()) // a late copy of the primary's former version
+	eventually(t, 10*time.Second, func() error {
+		for _, n := range []*Node{p, s} {
+			if r, ok := n.Record(x.RequestKey); !ok || r.Attempt != y.Attempt {
+				return fmt.Errorf("%s holds attempt %d, want %d", n.Name(), r.Attempt, y.Attempt)
+			}
+		}
+		return nil
+	})
+}

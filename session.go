@@ -622,15 +622,22 @@ func highestEpoch(recs []continuity.Record) *continuity.Record {
 // loses to the one kept here, the kept one is sent back: the peer holds on to
 // its own until it hears a version it prefers, and nothing else would tell
 // it (a node broadcasts a record only when it changes), so the two would
-// disagree for good. Both sides choose with one total order, so the answer
-// is adopted and the exchange ends there.
+// disagree for good. Both sides choose with one order at any moment, so the
+// answer is adopted and the exchange ends there.
 func (n *Node) merge(rec continuity.Record, from string) {
-	kept, changed, err := n.reg.Merge(rec, from)
+	m, err := n.reg.MergeOutcome(rec, from)
 	if err != nil {
 		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
 		return
 	}
-	if !changed && !continuity.SameVersion(kept, rec) {
-		n.broadcast(kept)
+	switch {
+	case !m.Changed && !continuity.SameVersion(m.Kept, rec):
+		n.broadcast(m.Kept)
+	case m.ReplacedOther:
+		// The peer's version of another attempt won here. The peer may
+		// meanwhile hold a third version (the order of one key's versions
+		// changes as an attempt is refused), so it hears what this node
+		// now keeps; it answers only if it keeps something else.
+		n.broadcast(m.Kept)
 	}
 }

@@ -595,8 +595,27 @@ func (r *Registry) rejectLocked(rec *Record, reason string, refused bool) {
 // so exchanging snapshots converges. A version that loses on epoch comes
 // from a superseded primary and is recorded as stale_epoch_rejected.
 func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
+	m, err := r.MergeOutcome(in, from)
+	return m.Kept, m.Changed, err
+}
+
+// MergeResult is what MergeOutcome did with a peer's record.
+type MergeResult struct {
+	Kept    Record // the version now stored, projected into the local role
+	Changed bool   // the peer's version replaced the local one (or was new)
+	// ReplacedOther is set when the peer's version replaced a local version
+	// of another attempt. Versions of one key are not totally ordered over
+	// time (a pending attempt outranks a refused one, and is outranked once
+	// it is refused itself), so a node that switches attempts tells its peer,
+	// which may have given up the version it now keeps.
+	ReplacedOther bool
+}
+
+// MergeOutcome is Merge, reporting also whether another attempt was
+// replaced.
+func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
 	if err := in.Validate(); err != nil {
-		return Record{}, false, err
+		return MergeResult{}, err
 	}
 	r.lock()
 	defer r.unlock()
@@ -604,10 +623,10 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 	old, ok := r.getLocked(in.RequestKey)
 	if !ok {
 		r.putCopyLocked(&in)
-		return r.view(&in), true, nil
+		return MergeResult{Kept: r.view(&in), Changed: true}, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
-		return r.view(old), false, reasonError(ReasonRequestKeyConflict)
+		return MergeResult{Kept: r.view(old)}, reasonError(ReasonRequestKeyConflict)
 	}
 	if !prefer(in, *old) {
 		if in.Epoch < old.Epoch && (in.Attempt != old.Attempt || in.Phase != old.Phase) {
@@ -615,10 +634,11 @@ func (r *Registry) Merge(in Record, from string) (Record, bool, error) {
 				KV{"incoming_attempt_id", in.AttemptID()}, KV{"incoming_epoch", strconv.FormatUint(in.Epoch, 10)},
 				KV{"local_epoch", strconv.FormatUint(old.Epoch, 10)}, KV{"from_node", from})
 		}
-		return r.view(old), false, nil
+		return MergeResult{Kept: r.view(old)}, nil
 	}
+	other := !sameAttempt(*old, in)
 	r.putCopyLocked(&in)
-	return r.view(&in), true, nil
+	return MergeResult{Kept: r.view(&in), Changed: true, ReplacedOther: other}, nil
 }
 
 // prefer reports whether a should replace b, two versions of one key. The
