@@ -508,6 +508,53 @@ type composePort struct {
 func composeFacts(t *testing.T, b []byte) (ports []composePort, env map[string]map[string]string) {
 	t.Helper()
 	env = map[string]map[string]string{}
+	walkCompose(b, func(l composeLine) {
+		if l.service != "" && env[l.service] == nil {
+			env[l.service] = map[string]string{}
+		}
+		switch {
+		case l.indent <= 4:
+		case l.section == "ports" && strings.HasPrefix(l.text, "- "):
+			v := strings.Trim(strings.TrimSpace(strings.TrimPrefix(l.text, "- ")), `"'`)
+			parts := strings.Split(v, ":")
+			var p composePort
+			switch len(parts) {
+			case 2:
+				p = composePort{service: l.service, host: parts[0], container: parts[1]}
+			case 3:
+				p = composePort{service: l.service, hostIP: parts[0], host: parts[1], container: parts[2]}
+			default:
+				t.Fatalf("line %d: ports entry %q is not [ip:]host:container", l.number, v)
+			}
+			ports = append(ports, p)
+		case l.section == "ports":
+			t.Fatalf("line %d: ports entry %q is not a short-syntax list item", l.number, l.text)
+		case l.section == "environment" && l.indent == 6:
+			k, v, ok := strings.Cut(l.text, ":")
+			if !ok {
+				t.Fatalf("line %d: environment entry %q is not key: value", l.number, l.text)
+			}
+			env[l.service][k] = strings.Trim(strings.TrimSpace(v), `"'`)
+		}
+	})
+	return ports, env
+}
+
+// composeLine is one non-blank line inside the services: block of a compose
+// file, with the service and the section (ports, environment, healthcheck…)
+// it belongs to.
+type composeLine struct {
+	number           int    // 1-based line number
+	indent           int    // leading spaces
+	text             string // the line without indent and comment
+	service, section string
+}
+
+// walkCompose calls visit for every line under services: of a compose file
+// in the block style our templates use (two-space indents, "- " list items,
+// "#" comments). Service lines (indent 2) and section lines (indent 4) are
+// visited too, with the service or section they open already set.
+func walkCompose(b []byte, visit func(composeLine)) {
 	var service, section string
 	inServices := false
 	for i, raw := range strings.Split(string(b), "\n") {
@@ -521,36 +568,16 @@ func composeFacts(t *testing.T, b []byte) (ports []composePort, env map[string]m
 		case indent == 0:
 			inServices = trimmed == "services:"
 			service, section = "", ""
+			continue
 		case !inServices:
+			continue
 		case indent == 2:
 			service, section = strings.TrimSuffix(trimmed, ":"), ""
-			env[service] = map[string]string{}
 		case indent == 4:
 			section = strings.TrimSuffix(strings.SplitN(trimmed, ":", 2)[0], ":")
-		case section == "ports" && strings.HasPrefix(trimmed, "- "):
-			v := strings.Trim(strings.TrimSpace(strings.TrimPrefix(trimmed, "- ")), `"'`)
-			parts := strings.Split(v, ":")
-			var p composePort
-			switch len(parts) {
-			case 2:
-				p = composePort{service: service, host: parts[0], container: parts[1]}
-			case 3:
-				p = composePort{service: service, hostIP: parts[0], host: parts[1], container: parts[2]}
-			default:
-				t.Fatalf("line %d: ports entry %q is not [ip:]host:container", i+1, v)
-			}
-			ports = append(ports, p)
-		case section == "ports":
-			t.Fatalf("line %d: ports entry %q is not a short-syntax list item", i+1, trimmed)
-		case section == "environment" && indent == 6:
-			k, v, ok := strings.Cut(trimmed, ":")
-			if !ok {
-				t.Fatalf("line %d: environment entry %q is not key: value", i+1, trimmed)
-			}
-			env[service][k] = strings.Trim(strings.TrimSpace(v), `"'`)
 		}
+		visit(composeLine{number: i + 1, indent: indent, text: trimmed, service: service, section: section})
 	}
-	return ports, env
 }
 
 // TestComposeKeepsClusterPrivate parses the compose file meshc init writes

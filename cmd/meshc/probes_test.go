@@ -62,32 +62,15 @@ func readStarterCode(t *testing.T, dir string) starterProbeFacts {
 func composeHealthchecks(t *testing.T, b []byte) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	var service, section string
-	inServices := false
-	for i, raw := range strings.Split(string(b), "\n") {
-		line := stripComment(raw)
-		trimmed := strings.TrimSpace(line)
-		if trimmed == "" {
-			continue
-		}
-		indent := len(line) - len(strings.TrimLeft(line, " "))
-		switch {
-		case indent == 0:
-			inServices = trimmed == "services:"
-			service, section = "", ""
-		case !inServices:
-		case indent == 2:
-			service, section = strings.TrimSuffix(trimmed, ":"), ""
-		case indent == 4:
-			section = strings.TrimSuffix(strings.SplitN(trimmed, ":", 2)[0], ":")
-		case section == "healthcheck" && indent == 6 && strings.HasPrefix(trimmed, "test:"):
+	walkCompose(b, func(l composeLine) {
+		if l.section == "healthcheck" && l.indent == 6 && strings.HasPrefix(l.text, "test:") {
 			var cmd []string
-			if err := json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(trimmed, "test:"))), &cmd); err != nil {
-				t.Fatalf("line %d: healthcheck test %q is not a list of strings: %v", i+1, trimmed, err)
+			if err := json.Unmarshal([]byte(strings.TrimSpace(strings.TrimPrefix(l.text, "test:"))), &cmd); err != nil {
+				t.Fatalf("line %d: healthcheck test %q is not a list of strings: %v", l.number, l.text, err)
 			}
-			out[service] = cmd
+			out[l.service] = cmd
 		}
-	}
+	})
 	return out
 }
 
