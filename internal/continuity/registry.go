@@ -646,7 +646,8 @@ func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
 //
 //  1. Acknowledged work over a refusal: between two different attempts, one
 //     of them refused at submission (Record.Refused), the other is kept,
-//     whatever their epochs and attempt numbers. A refused attempt never ran
+//     whatever their epochs and attempt numbers, unless it is still
+//     undecided (its prepare unanswered: nothing was acknowledged yet). A refused attempt never ran
 //     and nobody was told it was accepted; the other one may have been
 //     acknowledged to a client, and must not be lost for it. (For one
 //     attempt seen twice, the refusal is the fact: a replica's mirrored copy
@@ -670,7 +671,7 @@ func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
 // For any two versions a and b that differ in more than the role, exactly
 // one of prefer(a, b) and prefer(b, a) holds, so both nodes keep the same one.
 func prefer(a, b Record) bool {
-	if a.Refused != b.Refused && !sameAttempt(a, b) {
+	if a.Refused != b.Refused && !sameAttempt(a, b) && !undecided(a) && !undecided(b) {
 		return !a.Refused
 	}
 	if ca, cb := a.Phase == PhaseCompleted, b.Phase == PhaseCompleted; ca != cb && !sameAttempt(a, b) {
@@ -698,6 +699,16 @@ func prefer(a, b Record) bool {
 		return ha > hb
 	}
 	return compareRecords(a, b) > 0
+}
+
+// undecided reports whether r is an attempt whose ingress has not yet heard
+// its replica's answer to the prepare: nobody has been told it was accepted,
+// so it has no acknowledged work for rule 1 of prefer to protect. (Given that
+// protection, an undecided attempt would outrank a refusal that in turn
+// outranks the same attempt once refused, and the order in which versions
+// arrive would decide what a node keeps.)
+func undecided(r Record) bool {
+	return r.Phase == PhaseSubmitted && r.ReplicaStatus == ReplicaPreparing
 }
 
 // sameAttempt reports whether a and b are two copies of one attempt: the

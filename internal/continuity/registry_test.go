@@ -2423,3 +2423,42 @@ func TestAloneSlotsKeepAttemptsApart(t *testing.T) {
 		t.Fatalf("linked allocation %d, want the watermark %d", d.Record.Attempt, w)
 	}
 }
+
+// Found by the 10-minute chaos soak (seed 1207): an undecided attempt (its
+// prepare not yet answered), the same attempt refused, and another node's
+// refusal of the key at a higher epoch. Merged in different orders, the
+// nodes ended on different versions, one of them the undecided attempt that
+// nobody would ever close: an attempt still preparing was never
+// acknowledged, so it must not outrank a refusal. Whatever order the three
+// versions arrive in, the kept one is the same.
+func TestMergeOrderOfThreeVersionsDoesNotMatter(t *testing.T) {
+	undecided := mkRecord("k", at(49, 1), status(ReplicaPreparing, HealthLocalOnly))
+	refusedX := mkRecord("k", at(49, 1), refused("attempt_id_mismatch"))
+	refusedY := mkRecord("k", at(50, 56354), refused("replica_required_unavailable"), func(r *Record) {
+		r.IngressNode, r.OwnerNode, r.ReplicaNode = "b", "b", ""
+		r.SubmittedAt = r.SubmittedAt.Add(-time.Second)
+	})
+	versions := []Record{undecided, refusedX, refusedY}
+	orders := [][]int{{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}}
+	var first Record
+	for i, order := range orders {
+		r, _ := newReg("c", RoleStandby, 50)
+		for _, v := range order {
+			if _, _, err := r.Merge(versions[v], "peer"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := mustGet(t, r, "k")
+		if i == 0 {
+			first = got
+			continue
+		}
+		if !SameVersion(got, first) {
+			t.Fatalf("order %v kept attempt %d %s (refused %v), order %v kept attempt %d %s (refused %v)",
+				order, got.Attempt, got.Phase, got.Refused, orders[0], first.Attempt, first.Phase, first.Refused)
+		}
+	}
+	if first.Attempt != refusedY.Attempt {
+		t.Fatalf("kept attempt %d, want the higher-epoch refusal %d", first.Attempt, refusedY.Attempt)
+	}
+}
