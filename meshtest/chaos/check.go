@@ -65,11 +65,13 @@ type Report struct {
 	// already run, by kind: where the docs allow them (work after a
 	// failover or during a partition) they are not violations.
 	ReRuns map[string]int
-	// Route1Lost counts Clustered(1) requests whose record no node holds
-	// because its only node was killed right after answering: a count-1
-	// record reaches the peer when it ends, batched (within 10 ms). The
-	// answer was an execution (it is in the side-effect log); the docs say
-	// a retry of such a key runs again. Not a violation.
+	// Route1Lost counts Clustered(1) requests whose completed record no
+	// node holds because its only node was killed right after answering: a
+	// count-1 record reaches the peer when it ends, batched (within 10 ms).
+	// The answer was an execution (it is in the side-effect log); the docs
+	// say a retry of such a key runs again (or is refused while its owner is
+	// unreachable, which is the record the pair may then keep). Not a
+	// violation.
 	Route1Lost int
 	Executions int
 	Faults     int
@@ -328,7 +330,7 @@ func checkLostAcks(h History, r *Report) []Violation {
 				}
 			}
 			switch {
-			case !kept && len(recs) == 0 && k.kind == KindRoute1 && len(never) == 0 && lostWithItsNode(h, k, ops):
+			case !kept && k.kind == KindRoute1 && len(never) == 0 && lostWithItsNode(h, k, ops):
 				r.Route1Lost++
 			case !kept:
 				problem = "no node holds it completed under an acknowledged attempt"

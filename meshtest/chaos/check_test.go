@@ -287,6 +287,17 @@ func TestRoute1RecordLostWithItsNode(t *testing.T) {
 	if !r.OK() || r.Route1Lost != 1 {
 		t.Fatalf("killed 7 ms after the answer: route1 lost with node %d, violations %v", r.Route1Lost, r.Violations)
 	}
+	// A retry on the other node, refused while the owner was down, leaves
+	// the pair holding that refusal: still the documented loss.
+	h := withKill(6012)
+	h.Ops = append(h.Ops, Op{Client: 9, Node: nodeA, Kind: KindRoute1, Key: "r1-9", Payload: "p-r1-9", Start: at(6008), End: at(6020),
+		Status: 503, Body: `{"error":"owner_unreachable"}`, Reason: "owner_unreachable"})
+	for n, rec := range both("r1-9", "rejected", "attempt-9", nodeB, "", "owner_unreachable") {
+		h.Final[n] = append(h.Final[n], rec)
+	}
+	if r := Check(h); !r.OK() || r.Route1Lost != 1 {
+		t.Fatalf("killed node, retry refused: route1 lost with node %d, violations %v", r.Route1Lost, r.Violations)
+	}
 	for name, killAt := range map[string]int{"no kill": -1, "killed 3 s later": 9005} {
 		r := Check(withKill(killAt))
 		if r.Count(ClassLostAck) != 1 || r.Route1Lost != 0 {
