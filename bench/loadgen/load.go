@@ -24,6 +24,7 @@ type scenario struct {
 	URL       string
 	Keys      keySource // nil: no Idempotency-Key
 	Clustered bool      // responses must carry X-Mesh-Continuity-Request-Key
+	Auth      string    // Authorization header of every request ("" for none)
 }
 
 // result is one measured run of one scenario.
@@ -128,6 +129,9 @@ func drive(ctx context.Context, tr http.RoundTripper, s scenario, workers int, d
 				if s.Keys != nil {
 					o.lastKey = s.Keys.Next()
 					req.Header.Set("Idempotency-Key", o.lastKey)
+				}
+				if s.Auth != "" {
+					req.Header.Set("Authorization", s.Auth)
 				}
 				t0 := time.Now()
 				if rate > 0 {

@@ -255,18 +255,26 @@ func suite(o options) error {
 
 	base := "http://127.0.0.1:" + strconv.Itoa(h1)
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	scope, err := routeScope(base+"/one", "bench-"+run+"-probe")
+	scope, err := routeScope(base+"/one", "bench-"+run+"-probe", "")
 	if err != nil {
 		return err
 	}
 	local := newPlacedKeys(scope, "bench-"+run+"-local-", members, pri.Name)
+	// A caller with credentials: its keys are scoped by a keyed hash of them.
+	const auth = "Bearer bench-caller-0123456789abcdef0123456789abcdef"
+	authScope, err := routeScope(base+"/one", "bench-"+run+"-probe-auth", auth)
+	if err != nil {
+		return err
+	}
+	localAuth := newPlacedKeys(authScope, "bench-"+run+"-local-auth-", members, pri.Name)
 	remote := newPlacedKeys(scope, "bench-"+run+"-remote-", members, sby.Name)
 	all := map[string]scenario{
-		"plain":      {Name: "plain", URL: base + "/plain"},
-		"one-local":  {Name: "one-local", URL: base + "/one", Keys: local, Clustered: true},
-		"one-remote": {Name: "one-remote", URL: base + "/one", Keys: remote, Clustered: true},
-		"todos":      {Name: "todos", URL: base + "/todos", Clustered: true},
-		"one-nokey":  {Name: "one-nokey", URL: base + "/one", Clustered: true},
+		"plain":          {Name: "plain", URL: base + "/plain"},
+		"one-local":      {Name: "one-local", URL: base + "/one", Keys: local, Clustered: true},
+		"one-local-auth": {Name: "one-local-auth", URL: base + "/one", Keys: localAuth, Clustered: true, Auth: auth},
+		"one-remote":     {Name: "one-remote", URL: base + "/one", Keys: remote, Clustered: true},
+		"todos":          {Name: "todos", URL: base + "/todos", Clustered: true},
+		"one-nokey":      {Name: "one-nokey", URL: base + "/one", Clustered: true},
 	}
 	var order []string
 	for _, name := range strings.Split(o.scenarios, ",") {
@@ -635,14 +643,18 @@ func profileNodes(o options, scenario string, bases []string) chan struct{} {
 
 // routeScope returns what the route at url puts before a client's
 // Idempotency-Key in the request key (http-route::<name>::caller-<tag>::,
-// the tag naming this anonymous caller), from one keyed request: keys are
-// placed by the whole request key.
-func routeScope(url, probe string) (string, error) {
+// the tag naming the caller: anonymous, or the one sending auth as its
+// Authorization header), from one keyed request: keys are placed by the
+// whole request key. A node from before key scoping puts nothing there.
+func routeScope(url, probe, auth string) (string, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return "", err
 	}
 	req.Header.Set("Idempotency-Key", probe)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("probe %s: %w", url, err)
