@@ -93,9 +93,9 @@ ensure_wrk() {
 		echo "installed $(command -v "$WRK") ($("$WRK" --version 2>&1 | head -1 | cut -d' ' -f1-2))"
 		return 0
 	fi
-	echo "error: the routes step needs wrk and it could not be installed here (no apt-get, or not root and no" >&2
-	echo "       password-less sudo). Install it (Debian/Ubuntu: apt-get install wrk), set WRK=/path/to/wrk," >&2
-	echo "       or leave routes out of BENCH_STEPS." >&2
+	echo "error: the routes step needs wrk ($WRK), and installing the wrk package gave none (apt-get missing" >&2
+	echo "       or failed, or not root and no password-less sudo). Install it (Debian/Ubuntu: apt-get install" >&2
+	echo "       wrk), set WRK=/path/to/wrk, or leave routes out of BENCH_STEPS." >&2
 	return 1
 }
 
