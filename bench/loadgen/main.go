@@ -332,7 +332,7 @@ func suite(o options) error {
 			var inline int64
 			if pk, ok := s.Keys.(*placedKeys); ok {
 				inline = pk.Inline()
-				if n := verifyPlacement(pri, r.LastKeys, pk.want); n != "" {
+				if n := verifyPlacement(pri, pk.scope, r.LastKeys, pk.want); n != "" {
 					notes = append(notes, fmt.Sprintf("round %d %s: %s", round, name, n))
 				}
 			}
@@ -475,9 +475,10 @@ func p99Of(r result) time.Duration {
 	return percentile(sorted, 0.99)
 }
 
-// verifyPlacement looks up some of the keys on the ingress node and checks
-// that each ran on want. It returns "" when all checked keys did.
-func verifyPlacement(ingress *clusterkit.Node, keys []string, want string) string {
+// verifyPlacement looks up some of the client keys on the ingress node (by
+// their request key: scope followed by the key) and checks that each ran on
+// want. It returns "" when all checked keys did.
+func verifyPlacement(ingress *clusterkit.Node, scope string, keys []string, want string) string {
 	sort.Strings(keys)
 	var bad []string
 	checked := 0
@@ -485,7 +486,7 @@ func verifyPlacement(ingress *clusterkit.Node, keys []string, want string) strin
 		if checked == 8 {
 			break
 		}
-		rec, err := ingress.Record(context.Background(), k, 2*time.Second)
+		rec, err := ingress.Record(context.Background(), scope+k, 2*time.Second)
 		if err != nil {
 			bad = append(bad, k+": "+err.Error())
 			continue
