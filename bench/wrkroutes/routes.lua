@@ -2,7 +2,10 @@
 --
 -- Arguments (after wrk's "--"): KEYFILE SPILL [HEADER ...]
 --   KEYFILE  "-" for no Idempotency-Key; otherwise thread N reads its keys,
---            one per line, from KEYFILE.N and sends each exactly once
+--            one per line, from KEYFILE.N as it sends them (each once). They
+--            are read as they are sent, not loaded in init(): wrk runs each
+--            thread's init() before starting the next thread, so a long load
+--            there would let the first thread run alone for a while
 --   SPILL    prefix of the keys a thread makes up once its file is used up
 --            (unique too, but not placed; the harness reports how many)
 --   HEADER   extra "Name: value" header lines sent with every request
@@ -23,7 +26,7 @@ end
 used = 0
 spilled = 0
 
-local static, head, tail, keys, nkeys, spill
+local static, head, tail, keys, spill
 
 function init(args)
 	local keyfile, headers = args[1] or "-", {}
@@ -43,11 +46,7 @@ function init(args)
 	local template = wrk.format("GET", wrk.path, headers)
 	local at = template:find("\001KEY\001", 1, true)
 	head, tail = template:sub(1, at - 1), template:sub(at + 5)
-	keys, nkeys = {}, 0
-	for line in io.lines(keyfile .. "." .. tid) do
-		nkeys = nkeys + 1
-		keys[nkeys] = line
-	end
+	keys = assert(io.open(keyfile .. "." .. tid, "r"))
 end
 
 function request()
@@ -55,9 +54,11 @@ function request()
 		return static
 	end
 	used = used + 1
-	if used <= nkeys then
-		return head .. keys[used] .. tail
+	local key = keys and keys:read("*l")
+	if key then
+		return head .. key .. tail
 	end
+	keys = nil
 	spilled = spilled + 1
 	return head .. spill .. used .. tail
 end
