@@ -460,15 +460,20 @@ func (h *harness) checkKeys(scope string, keys [][]string, used []int64) string 
 		return fmt.Sprintf("wrk reported %d threads' key counts, %d key files were written", len(used), len(keys))
 	}
 	var bad []string
+	checked := 0
 	perThread := int64(h.o.conns/h.o.threads + 1)
 	for t, n := range used {
 		i := min(n, int64(len(keys[t]))) - 4*perThread
 		if i < 0 {
 			continue
 		}
+		checked++
 		if msg := h.check(scope + keys[t][i]); msg != "" {
 			bad = append(bad, msg)
 		}
+	}
+	if checked == 0 {
+		return "no thread sent enough keys to check one"
 	}
 	return strings.Join(bad, "; ")
 }

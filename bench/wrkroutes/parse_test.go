@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -176,5 +177,26 @@ func TestSummaries(t *testing.T) {
 	}
 	if one.RPS.Median != 90 || one.P99MinusPlainMs != 0.5 || one.CPUPrimary != 2 || sums[0].CPUPrimary != 1 {
 		t.Errorf("summary %+v", one)
+	}
+}
+
+// The meshbench line routes.lua prints and the fields parseMeshbench wants
+// must stay in step: build a line from the script's own format string.
+func TestRoutesLuaLineParses(t *testing.T) {
+	re := regexp.MustCompile(`([a-z0-9_]+)=%(\.1f|d|s)`)
+	fields := re.FindAllStringSubmatch(string(routesLua), -1)
+	if len(fields) < 10 {
+		t.Fatalf("routes.lua: %d meshbench fields found", len(fields))
+	}
+	var parts []string
+	for _, f := range fields {
+		parts = append(parts, f[1]+"=1")
+	}
+	b, err := parseMeshbench(parts)
+	if err != nil {
+		t.Fatalf("%s: %v", strings.Join(parts, " "), err)
+	}
+	if b.P999US != 1 || b.KeysUsed != 1 || len(b.KeysUsedByThread) != 1 {
+		t.Errorf("%+v", b)
 	}
 }
