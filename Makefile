@@ -32,7 +32,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 test-tools:
-	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/
+	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/cluster/ ./e2e/
