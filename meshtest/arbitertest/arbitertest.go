@@ -44,13 +44,13 @@ type Setup struct {
 	// it advances a fake clock, or sleeps.
 	Wait func(d time.Duration)
 	TTL  time.Duration // the clients' lease TTL
-	// Break and Heal, when both are set, make the store unreachable for
-	// both clients and reachable again.
+	// Break and Heal make the store unreachable for both clients and
+	// reachable again; only RunUnavailable needs them.
 	Break, Heal func()
 }
 
-// Run runs the suite; open is called once per subtest and must return a
-// fresh store.
+// Run runs the suite but RunUnavailable; open is called once per subtest and
+// must return a fresh store.
 func Run(t *testing.T, open func(t *testing.T) Setup) {
 	for _, c := range []struct {
 		name string
@@ -65,7 +65,6 @@ func Run(t *testing.T, open func(t *testing.T) Setup) {
 		{"EpochsRiseOnEveryChange", testEpochsRise},
 		{"ConcurrentAcquireOneWinner", testConcurrentAcquire},
 		{"DeadlineNotAfterStoreExpiry", testDeadlineNotAfterExpiry},
-		{"Unavailable", testUnavailable},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -423,9 +422,14 @@ func testDeadlineNotAfterExpiry(t *testing.T, s Setup) {
 	}
 }
 
-func testUnavailable(t *testing.T, s Setup) {
-	if s.Break == nil || s.Heal == nil {
-		t.Skip("this store cannot be made unreachable by the test")
+// RunUnavailable checks, on a store open returns with Break and Heal set,
+// that every call fails with ErrUnavailable while the store is unreachable,
+// that a failed Renew leaves the lease as it was, and that the holder renews
+// at the same epoch once the store is back.
+func RunUnavailable(t *testing.T, open func(t *testing.T) Setup) {
+	s := open(t)
+	if s.A == nil || s.B == nil || s.Now == nil || s.Wait == nil || s.TTL <= 0 || s.Break == nil || s.Heal == nil {
+		t.Fatal("arbitertest: RunUnavailable needs A, B, Now, Wait, a positive TTL, Break and Heal")
 	}
 	l := mustAcquire(t, s.A, NodeA, 0)
 	s.Break()

@@ -27,13 +27,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 func TestMemory(t *testing.T) {
-	Run(t, func(t *testing.T) Setup {
-		clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-		m := arbiter.NewMemory(arbiter.DefaultTiming(), clock.Now)
-		return Setup{
-			A: m, B: m, Now: clock.Now, Wait: clock.Advance, TTL: arbiter.DefaultTTL,
-			Break: func() { m.SetAvailable(false) },
-			Heal:  func() { m.SetAvailable(true) },
-		}
-	})
+	Run(t, openMemory)
+}
+
+func TestMemoryUnavailable(t *testing.T) {
+	RunUnavailable(t, openMemory)
+}
+
+func openMemory(t *testing.T) Setup {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	m := arbiter.NewMemory(arbiter.DefaultTiming(), clock.Now)
+	return Setup{
+		A: m, B: m, Now: clock.Now, Wait: clock.Advance, TTL: arbiter.DefaultTTL,
+		Break: func() { m.SetAvailable(false) },
+		Heal:  func() { m.SetAvailable(true) },
+	}
 }
