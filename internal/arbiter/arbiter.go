@@ -37,7 +37,11 @@ type Arbiter interface {
 	// holds an unexpired lease, or ErrStaleEpoch when the store's epoch is
 	// greater than seen (the caller must learn that epoch before it may
 	// promote); with an error matching ErrUnavailable when the store cannot
-	// be reached. Two concurrent Acquires never both succeed.
+	// be reached. Two concurrent Acquires never both succeed. An Acquire
+	// that failed with ErrUnavailable may still have taken effect: the
+	// caller then holds a lease it does not know of, which expires unless it
+	// acquires again (it is the holder, so only the epoch stops it: Observe
+	// gives it).
 	Acquire(ctx context.Context, self string, seen uint64) (Lease, error)
 
 	// Renew extends the lease l for another TTL and returns it with a new

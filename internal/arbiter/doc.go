@@ -45,6 +45,12 @@
 // before every action; ε bounds the time between that check and the end of
 // the action, not the freeze.
 //
+// Clock steps: the holder's deadline is on its monotonic clock, which a wall
+// clock step does not move. A store that measures expiry on its wall clock
+// (PostgreSQL's now()) ends every lease early by the size of a forward step
+// of that clock; run such a store with a clock that slews (NTP, chrony),
+// or count the largest step in ε.
+//
 // Renewing: each renewal that succeeds moves the deadline to its own
 // t0 + TTL − Margin. Renewals start every Renew interval, so while the store
 // answers, the deadline never comes closer than TTL − Margin − Renew − (the
