@@ -20,9 +20,11 @@
 package arbitertest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) Setup) {
 		{"EpochsRiseOnEveryChange", testEpochsRise},
 		{"ConcurrentAcquireOneWinner", testConcurrentAcquire},
 		{"DeadlineNotAfterStoreExpiry", testDeadlineNotAfterExpiry},
+		{"NoOverlappingLeases", testNoOverlappingLeases},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -472,5 +475,115 @@ func RunUnavailable(t *testing.T, open func(t *testing.T) Setup) {
 	r, err = s.A.Renew(ctx(t), l)
 	if err != nil || r.Epoch != l.Epoch {
 		t.Fatalf("Renew after the store came back: %+v, %v", r, err)
+	}
+}
+
+// tenure is one lease as its holder used it: from the moment Acquire
+// returned until its last deadline, or until it started Release.
+type tenure struct {
+	holder     string
+	epoch      uint64
+	won, ended time.Time
+}
+
+// testNoOverlappingLeases lets both clients compete for the lease at once
+// for a while (acquiring, renewing, releasing, letting it expire) and then
+// checks the history: every epoch won once, and every tenure ended, on the
+// clients' clock, before any later epoch was won. (A node re-acquiring while
+// it holds starts a tenure that overlaps its own old one; A, the only client
+// that lets its lease expire, stays quiet until its deadline, so the history
+// has none.)
+func testNoOverlappingLeases(t *testing.T, s Setup) {
+	const rounds = 40
+	var mu sync.Mutex // guards history
+	var history []tenure
+	var wg sync.WaitGroup
+	fail := make(chan error, 2)
+	for i, c := range []struct {
+		a    arbiter.Arbiter
+		name string
+	}{{s.A, NodeA}, {s.B, NodeB}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var held *tenure
+			var lease arbiter.Lease
+			var quiet time.Time // A, silent, does not compete before this
+			// end ends the tenure at at, or at the lease's deadline if
+			// that came first: the holder stops acting as primary then.
+			end := func(at time.Time) {
+				mu.Lock()
+				held.ended = at
+				if lease.Deadline.Before(at) {
+					held.ended = lease.Deadline
+				}
+				history = append(history, *held)
+				mu.Unlock()
+				held = nil
+			}
+			for r := 0; r < rounds; r++ {
+				c0 := context.Background()
+				switch {
+				case held == nil && s.Now().Before(quiet):
+				case held == nil:
+					st, err := c.a.Observe(c0)
+					if err != nil {
+						fail <- fmt.Errorf("%s Observe: %w", c.name, err)
+						return
+					}
+					l, err := c.a.Acquire(c0, c.name, st.Epoch)
+					if err == nil {
+						lease, held = l, &tenure{holder: c.name, epoch: l.Epoch, won: s.Now()}
+					} else if !errors.Is(err, arbiter.ErrLeaseHeld) && !errors.Is(err, arbiter.ErrStaleEpoch) {
+						fail <- fmt.Errorf("%s Acquire: %w", c.name, err)
+						return
+					}
+				case i == 0 && r%7 == 0: // A goes silent: the lease expires
+					end(lease.Deadline)
+					quiet = lease.Deadline
+				case i == 1 && r%5 == 0: // B hands the lease over
+					end(s.Now())
+					if err := c.a.Release(c0, lease); err != nil && !errors.Is(err, arbiter.ErrLeaseLost) {
+						fail <- fmt.Errorf("%s Release: %w", c.name, err)
+						return
+					}
+				default:
+					l, err := c.a.Renew(c0, lease)
+					if errors.Is(err, arbiter.ErrLeaseLost) {
+						end(lease.Deadline)
+					} else if err != nil {
+						fail <- fmt.Errorf("%s Renew: %w", c.name, err)
+						return
+					} else {
+						lease = l
+					}
+				}
+				s.Wait(s.TTL / 5)
+			}
+			if held != nil {
+				end(lease.Deadline)
+			}
+		}()
+	}
+	wg.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	slices.SortFunc(history, func(a, b tenure) int { return cmp.Compare(a.epoch, b.epoch) })
+	if len(history) < 4 {
+		t.Fatalf("only %d tenures in %d rounds: the clients hardly competed", len(history), rounds)
+	}
+	t.Logf("%d tenures, epochs %d..%d", len(history), history[0].epoch, history[len(history)-1].epoch)
+	for j := 1; j < len(history); j++ {
+		if history[j].epoch == history[j-1].epoch {
+			t.Fatalf("epoch %d won twice: %+v", history[j].epoch, history[j-1:j+1])
+		}
+		for i := 0; i < j; i++ {
+			if history[i].ended.After(history[j].won) {
+				t.Fatalf("%s still held epoch %d for %v after %s won epoch %d",
+					history[i].holder, history[i].epoch, history[i].ended.Sub(history[j].won), history[j].holder, history[j].epoch)
+			}
+		}
 	}
 }
