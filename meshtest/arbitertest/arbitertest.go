@@ -9,8 +9,11 @@
 // holder at a time, epochs that rise with every Acquire and never fall, no
 // acquisition of a held lease before its expiry and acquisition after it,
 // ErrLeaseLost for a superseded holder, Release handing the lease over at
-// once, stale epochs refused, one winner per race, and local deadlines no
-// later than the store's expiry.
+// once, stale epochs refused, one winner per race, local deadlines no later
+// than the store's expiry, and no overlap between tenures when both clients
+// compete at once. RunUnavailable checks, on a store the test can make
+// unreachable, that every call then fails with ErrUnavailable and that the
+// holder resumes once the store is back.
 //
 // Stores whose clock cannot be faked (a real database) run the same checks
 // in real time: Wait sleeps, waiting for an expiry polls with a bound, and a

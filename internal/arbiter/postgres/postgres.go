@@ -45,8 +45,8 @@ import (
 // Config is what Open needs.
 type Config struct {
 	// URL is the connection string, postgres://... or postgresql://...; it
-	// never appears in an error (see arbiter.Scrub).
-	URL string
+	// prints as its redacted form and never appears in an error.
+	URL arbiter.DSN
 	// Cluster names the row: nodes of one cluster share it, other clusters
 	// may share the table.
 	Cluster string
@@ -85,11 +85,12 @@ func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
 	if err := cfg.Timing.Validate(); err != nil {
 		return nil, err
 	}
+	dsn := string(cfg.URL)
 	if cfg.Cluster == "" {
 		return nil, errors.New("postgres arbiter: empty cluster name")
 	}
-	if !strings.HasPrefix(cfg.URL, "postgres://") && !strings.HasPrefix(cfg.URL, "postgresql://") {
-		return nil, fmt.Errorf("postgres arbiter: connection string %s: want postgres:// or postgresql://", arbiter.Redacted(cfg.URL))
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return nil, fmt.Errorf("postgres arbiter: connection string %s: want postgres:// or postgresql://", cfg.URL)
 	}
 	if cfg.OpTimeout <= 0 {
 		cfg.OpTimeout = cfg.Timing.Renew
@@ -97,18 +98,18 @@ func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	pc, err := pgxpool.ParseConfig(cfg.URL)
+	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("postgres arbiter: connection string %s: %s", arbiter.Redacted(cfg.URL), arbiter.Scrub(err.Error(), cfg.URL))
+		return nil, fmt.Errorf("postgres arbiter: connection string %s: %s", cfg.URL, arbiter.Scrub(err.Error(), dsn))
 	}
 	pc.MaxConns = 4
 	pc.ConnConfig.ConnectTimeout = cfg.OpTimeout
 	pool, err := pgxpool.NewWithConfig(context.Background(), pc)
 	if err != nil {
-		return nil, fmt.Errorf("postgres arbiter: %s", arbiter.Scrub(err.Error(), cfg.URL))
+		return nil, fmt.Errorf("postgres arbiter: %s", arbiter.Scrub(err.Error(), dsn))
 	}
 	a := &Arbiter{
-		pool: pool, url: cfg.URL, cluster: cfg.Cluster, timing: cfg.Timing,
+		pool: pool, url: dsn, cluster: cfg.Cluster, timing: cfg.Timing,
 		ttlMicros: cfg.Timing.TTL.Microseconds(), opTimeout: cfg.OpTimeout, now: cfg.Now,
 	}
 	if err := a.ensure(ctx); err != nil {

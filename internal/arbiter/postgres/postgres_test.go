@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"sync"
@@ -23,7 +24,7 @@ var testTiming = arbiter.Timing{TTL: 600 * time.Millisecond, Renew: 100 * time.M
 
 func open(t *testing.T, dsn, cluster string, timing arbiter.Timing) *Arbiter {
 	t.Helper()
-	a, err := Open(t.Context(), Config{URL: dsn, Cluster: cluster, Timing: timing, OpTimeout: 5 * time.Second})
+	a, err := Open(t.Context(), Config{URL: arbiter.DSN(dsn), Cluster: cluster, Timing: timing, OpTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -148,7 +149,7 @@ func TestOpenErrorsHideCredentials(t *testing.T) {
 		{"unreachable", unreachable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(t.Context(), Config{URL: tt.dsn, Cluster: "c", OpTimeout: 5 * time.Second})
+			_, err := Open(t.Context(), Config{URL: arbiter.DSN(tt.dsn), Cluster: "c", OpTimeout: 5 * time.Second})
 			if !errors.Is(err, arbiter.ErrUnavailable) {
 				t.Fatalf("Open: %v, want ErrUnavailable", err)
 			}
@@ -161,14 +162,16 @@ func TestOpenErrorsHideCredentials(t *testing.T) {
 		{"bad URL", "postgres://u:" + wrong + "@h:notaport/db", "postgres arbiter: connection string [redacted]"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Open(t.Context(), Config{URL: tt.dsn, Cluster: "c"})
+			_, err := Open(t.Context(), Config{URL: arbiter.DSN(tt.dsn), Cluster: "c"})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Open: %v, want it to contain %q", err, tt.want)
 			}
 			noSecret(t, err, tt.dsn, wrong)
 		})
 	}
-	if _, err := Open(t.Context(), Config{URL: good}); err == nil || !strings.Contains(err.Error(), "empty cluster name") {
+	cfg := Config{URL: arbiter.DSN(badPassword), Cluster: "c"}
+	noSecret(t, fmt.Errorf("printed Config: %v %+v %#v", cfg, cfg, cfg), badPassword, wrong)
+	if _, err := Open(t.Context(), Config{URL: arbiter.DSN(good)}); err == nil || !strings.Contains(err.Error(), "empty cluster name") {
 		t.Fatalf("Open without a cluster: %v", err)
 	}
 }
@@ -184,7 +187,7 @@ func TestTableSharedByClusters(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients[i], errs[i] = Open(context.Background(), Config{URL: dsn, Cluster: []string{"x", "y"}[i%2], Timing: testTiming, OpTimeout: 5 * time.Second})
+			clients[i], errs[i] = Open(context.Background(), Config{URL: arbiter.DSN(dsn), Cluster: []string{"x", "y"}[i%2], Timing: testTiming, OpTimeout: 5 * time.Second})
 		}()
 	}
 	wg.Wait()
