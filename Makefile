@@ -79,4 +79,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 30s ./internal/operator/
 	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s ./internal/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s ./internal/cluster/
+	$(GO) test -run '^$$' -fuzz FuzzStoredResponse -fuzztime 30s ./internal/exchange/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRetained -fuzztime 30s ./internal/continuity/

@@ -14,7 +14,8 @@
 // adds it to mesh.Node.
 //
 // Import rule: cluster may import the standard library and mesh's other
-// internal packages (authority, continuity, cookie, handshake, mapsize,
-// operator, wire). It never imports package mesh or meshtest; no other
-// internal package imports cluster.
+// internal packages (authority, continuity, cookie, exchange, handshake,
+// mapsize, operator, wire). It never imports package mesh; its tests may
+// use the test kit meshtest (the fault network, free ports), which does not
+// import the engine. No other internal package imports cluster.
 package cluster

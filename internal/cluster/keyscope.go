@@ -98,47 +98,6 @@ func ReplayHeaders(headers ...string) RouteOption {
 	return RouteOption{func(o *routeOptions) { o.replay = canon }}
 }
 
-// withheldHeaders are the response headers never stored for replay unless
-// the route opts in with ReplayHeaders: credentials, and hop-by-hop headers
-// that describe one connection, not the response.
-var withheldHeaders = map[string]bool{
-	"Set-Cookie": true, "Set-Cookie2": true, "Authorization": true, "Proxy-Authorization": true, "Cookie": true,
-	"Authentication-Info": true, "Proxy-Authentication-Info": true,
-	"Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true, "Proxy-Connection": true, "Te": true,
-	"Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-}
-
-// replayable reports whether the response header name (of a response whose
-// Connection header has the values connection) may be stored and replayed.
-func (o *routeOptions) replayable(name string, connection []string) bool {
-	c := name
-	if !withheldHeaders[c] {
-		c = http.CanonicalHeaderKey(name) // a handler may set a header map entry in any case
-	}
-	hop := withheldHeaders[c]
-	for _, v := range connection {
-		for tok := range strings.SplitSeq(v, ",") {
-			if http.CanonicalHeaderKey(strings.TrimSpace(tok)) == c {
-				hop = true
-			}
-		}
-	}
-	return !hop || slices.Contains(o.replay, c)
-}
-
-// connectionHeader returns the values of h's Connection header in any case.
-func connectionHeader(h map[string][]string) []string {
-	if vs, ok := h["Connection"]; ok {
-		return vs
-	}
-	for k, vs := range h {
-		if strings.EqualFold(k, "Connection") {
-			return vs
-		}
-	}
-	return nil
-}
-
 // ---- request keys --------------------------------------------------------------------------------
 
 // callerMarker introduces the caller tag in the request key of a

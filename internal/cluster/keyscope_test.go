@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/exchange"
 	"meshgo.dev/mesh/meshtest"
 )
 
@@ -146,7 +147,7 @@ func TestRouteKeysScopedByCaller(t *testing.T) {
 			return nil
 		})
 		r, _ := n.Record(aliceKey)
-		stored, err := decodeStoredResponse(r.Response)
+		stored, err := exchange.DecodeStored(r.Response)
 		if err != nil || len(stored.Header["Set-Cookie"]) != 0 || len(stored.Header["Connection"]) != 0 ||
 			len(stored.Header["connection-scoped"]) != 0 || len(stored.Header["X-Call"]) != 1 {
 			t.Fatalf("%s stores alice's response as %+v (%v)", n.Name(), stored.Header, err)

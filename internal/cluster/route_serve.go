@@ -3,22 +3,16 @@ package cluster
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
-	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/exchange"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -26,7 +20,7 @@ import (
 const (
 	// HeaderRequestKey carries the continuity request key on every response
 	// of a clustered route: an operator and debugging seam.
-	HeaderRequestKey = "X-Mesh-Continuity-Request-Key"
+	HeaderRequestKey = exchange.HeaderRequestKey
 	// HeaderIdempotencyKey, sent by a client, becomes the request key: a
 	// retried request is answered from the first execution's stored outcome.
 	HeaderIdempotencyKey = "Idempotency-Key"
@@ -37,10 +31,6 @@ const (
 	maxIdempotencyKey    = 255
 	maxReplayStoredBytes = 64 << 10 // with the retention bound, caps memory held for replay
 )
-
-// hashedHeaders are the request headers that take part in the payload hash,
-// in the order they are encoded.
-var hashedHeaders = []string{"Content-Type", "Content-Encoding", "Accept"}
 
 // routeHandler is the http.Handler Clustered returns.
 type routeHandler struct {
@@ -112,7 +102,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header()[HeaderRequestKey] = []string{key} // the name is in canonical form
-	hash := payloadHash(r, pathValues, body)
+	hash := exchange.PayloadHash(r, pathValues, body)
 
 	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count)})
 	if err == nil && dec.Outcome == continuity.OutcomeDuplicate {
@@ -135,7 +125,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	var resp routeResponse
+	var resp exchange.Response
 	if rec.OwnerNode == n.self {
 		ctx := withIdentity(r.Context(), &rec)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
@@ -156,77 +146,8 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.writeRefusal(w, http.StatusServiceUnavailable, reason)
 		return
 	}
-	resp.writeTo(w)
-	resp.release()
-}
-
-// routeResponse is a buffered handler response.
-type routeResponse struct {
-	Status int
-	Header map[string][]string
-	Body   []byte
-	rc     *recorder // the buffers Header and Body live in, when pooled
-}
-
-func (rr routeResponse) writeTo(w http.ResponseWriter) {
-	dst := w.Header()
-	for k, vs := range rr.Header {
-		if k == HeaderRequestKey {
-			continue
-		}
-		dst[k] = vs // the recorder's header belongs to this response alone
-	}
-	w.WriteHeader(rr.Status)
-	_, _ = w.Write(rr.Body)
-}
-
-// release returns the response's buffers for reuse; rr must not be used
-// afterwards.
-func (rr routeResponse) release() {
-	if rr.rc != nil {
-		rr.rc.release()
-	}
-}
-
-// recorder buffers a handler's response.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-// maxPooledBody is the largest response body buffer kept for reuse.
-const maxPooledBody = 64 << 10
-
-var recorders = sync.Pool{New: func() any { return &recorder{header: http.Header{}} }}
-
-func newRecorder() *recorder { return recorders.Get().(*recorder) }
-
-// release clears c and returns it to the pool. The header's value slices
-// were handed to the real response and are dropped, never reused.
-func (c *recorder) release() {
-	if c.body.Cap() > maxPooledBody || len(c.header) > 64 {
-		return
-	}
-	clear(c.header)
-	c.status = 0
-	c.body.Reset()
-	recorders.Put(c)
-}
-
-func (c *recorder) Header() http.Header { return c.header }
-
-func (c *recorder) WriteHeader(status int) {
-	if c.status == 0 {
-		c.status = status
-	}
-}
-
-func (c *recorder) Write(b []byte) (int, error) {
-	if c.status == 0 {
-		c.status = http.StatusOK
-	}
-	return c.body.Write(b)
+	resp.WriteTo(w)
+	resp.Release()
 }
 
 // serveSafely runs a route handler, turning a panic into an error.
@@ -244,15 +165,15 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 // context ctx carries the continuity identity), completes the record and
 // returns the buffered response. When store is set (the key came from the
 // client) the response is kept on the record for replay.
-func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (routeResponse, error) {
+func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
-		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
 	if !n.running.add() {
-		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
-	rc := newRecorder()
+	rc := exchange.NewRecorder()
 	// Loss handling asks whether a pending record whose ingress died is
 	// running here; a request that arrived here has no other ingress to lose,
 	// so only forwarded requests need the entry.
@@ -266,145 +187,50 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	}
 	n.running.done()
 	if err != nil {
-		rc.release()
+		rc.Release()
 		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, err.Error()); rerr == nil {
 			n.broadcast(out)
 		}
-		return routeResponse{Status: http.StatusInternalServerError,
+		return exchange.Response{Status: http.StatusInternalServerError,
 			Header: map[string][]string{"Content-Type": {"application/json"}},
 			Body:   jsonError(string(continuity.ReasonHandlerPanicked))}, nil
 	}
 	if err := ctx.Err(); err != nil {
 		// The request was cancelled or timed out (or this node is stopping)
 		// while the handler ran: whatever it wrote is not an outcome.
-		rc.release()
+		rc.Release()
 		reason := string(continuity.ReasonForwardTimeout)
 		if n.stopped.Load() {
 			reason = string(continuity.ReasonShuttingDown)
 		}
-		return routeResponse{}, &continuity.Error{Reason: continuity.Reason(reason)}
+		return exchange.Response{}, &continuity.Error{Reason: continuity.Reason(reason)}
 	}
-	if rc.status == 0 {
-		rc.status = http.StatusOK
-	}
-	resp := routeResponse{Status: rc.status, Header: rc.header, Body: rc.body.Bytes(), rc: rc}
+	resp := rc.Response()
 	var stored []byte
 	if store {
-		if b := appendStoredResponse(nil, resp, &h.route); len(b) <= maxReplayStoredBytes {
+		if b := exchange.AppendStored(nil, resp, &exchange.Policy{Replay: h.route.replay}); len(b) <= maxReplayStoredBytes {
 			stored = b
 		}
 	}
 	if !n.confirmed() {
-		resp.release()
-		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		resp.Release()
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
 	out, err := n.reg.CompleteWithResponse(rec.RequestKey, rec.Attempt, n.self, gen, stored)
 	if err != nil {
-		resp.release()
-		return routeResponse{}, err
+		resp.Release()
+		return exchange.Response{}, err
 	}
 	n.broadcast(out)
 	return resp, nil
 }
 
-// storedResponseVersion leads the encoding of a stored response.
-const storedResponseVersion = 1
-
-// appendStoredResponse appends the replay encoding of resp to dst: a version
-// byte, the status, the header fields (sorted by name, so equal responses
-// encode alike) and the body, each length-prefixed with uvarints. Header
-// fields opts does not let replay (credentials, hop-by-hop) are left out; nil
-// opts keeps every field.
-func appendStoredResponse(dst []byte, resp routeResponse, opts *routeOptions) []byte {
-	var stack [16]string
-	names := stack[:0]
-	fields, size := 0, 1+3*binary.MaxVarintLen64+len(resp.Body)
-	var connection []string
-	if opts != nil {
-		connection = connectionHeader(resp.Header)
-	}
-	for k, vs := range resp.Header {
-		if k == HeaderRequestKey || opts != nil && !opts.replayable(k, connection) {
-			continue
-		}
-		names = append(names, k)
-		fields += len(vs)
-		for _, v := range vs {
-			size += 2*binary.MaxVarintLen64 + len(k) + len(v)
-		}
-	}
-	sort.Strings(names)
-	dst = slices.Grow(dst, size)
-	dst = append(dst, storedResponseVersion)
-	dst = binary.AppendUvarint(dst, uint64(resp.Status))
-	dst = binary.AppendUvarint(dst, uint64(fields))
-	for _, k := range names {
-		for _, v := range resp.Header[k] {
-			dst = binary.AppendUvarint(dst, uint64(len(k)))
-			dst = append(dst, k...)
-			dst = binary.AppendUvarint(dst, uint64(len(v)))
-			dst = append(dst, v...)
-		}
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(resp.Body)))
-	return append(dst, resp.Body...)
-}
-
-var errStoredResponse = errors.New("malformed stored response")
-
-// decodeStoredResponse parses appendStoredResponse's encoding.
-func decodeStoredResponse(b []byte) (routeResponse, error) {
-	if len(b) == 0 || b[0] != storedResponseVersion {
-		return routeResponse{}, errStoredResponse
-	}
-	b = b[1:]
-	uv := func() (uint64, bool) {
-		v, n := binary.Uvarint(b)
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
-	}
-	bytesOf := func() ([]byte, bool) {
-		l, ok := uv()
-		if !ok || l > uint64(len(b)) {
-			return nil, false
-		}
-		out := b[:l:l]
-		b = b[l:]
-		return out, true
-	}
-	status, ok := uv()
-	if !ok || status < 100 || status > 999 {
-		return routeResponse{}, errStoredResponse
-	}
-	fields, ok := uv()
-	if !ok || fields > uint64(len(b)) {
-		return routeResponse{}, errStoredResponse
-	}
-	hdr := make(map[string][]string, fields)
-	for range fields {
-		k, ok1 := bytesOf()
-		v, ok2 := bytesOf()
-		if !ok1 || !ok2 {
-			return routeResponse{}, errStoredResponse
-		}
-		hdr[string(k)] = append(hdr[string(k)], string(v))
-	}
-	body, ok := bytesOf()
-	if !ok || len(b) != 0 {
-		return routeResponse{}, errStoredResponse
-	}
-	return routeResponse{Status: int(status), Header: hdr, Body: body}, nil
-}
-
 // forwardRoute sends the request to the record's owner and waits, within the
 // route timeout and the client's own context, for its response.
-func (n *Node) forwardRoute(r *http.Request, h *handler, rec continuity.Record, body []byte, pathValues []wire.HeaderField) (routeResponse, error) {
+func (n *Node) forwardRoute(r *http.Request, h *handler, rec continuity.Record, body []byte, pathValues []wire.HeaderField) (exchange.Response, error) {
 	s := n.session(rec.OwnerNode)
 	if s == nil {
-		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), n.cfg.RouteTimeout)
 	defer cancel()
@@ -417,19 +243,19 @@ func (n *Node) forwardRoute(r *http.Request, h *handler, rec continuity.Record, 
 	if err != nil {
 		if ctx.Err() != nil {
 			_ = s.send(wire.RouteCancel{ID: id})
-			return routeResponse{}, &continuity.Error{Reason: continuity.ReasonForwardTimeout}
+			return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonForwardTimeout}
 		}
-		return routeResponse{}, &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
 	}
 	resp := reply.(wire.RouteResponse)
 	if !resp.OK {
-		return routeResponse{}, errors.New(resp.Reason)
+		return exchange.Response{}, errors.New(resp.Reason)
 	}
 	hdr := map[string][]string{}
 	for _, f := range resp.Header {
 		hdr[f.Name] = append(hdr[f.Name], f.Value)
 	}
-	return routeResponse{Status: int(resp.Status), Header: hdr, Body: resp.Body}, nil
+	return exchange.Response{Status: int(resp.Status), Header: hdr, Body: resp.Body}, nil
 }
 
 // serveRemoteRoute executes a route request forwarded by the ingress node.
@@ -476,7 +302,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 		return
 	}
 	_ = s.send(wire.RouteResponse{ID: m.ID, OK: true, Status: int32(resp.Status), Header: headerFields(resp.Header), Body: resp.Body})
-	resp.release() // send encoded the response
+	resp.Release() // send encoded the response
 }
 
 // replayForwarded answers a forwarded request whose key this owner has
@@ -496,7 +322,7 @@ func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec continuity.R
 	for _, f := range m.Header {
 		req.Header.Add(f.Name, f.Value)
 	}
-	if payloadHash(req, m.PathValues, m.Body) != rec.PayloadHash {
+	if exchange.PayloadHash(req, m.PathValues, m.Body) != rec.PayloadHash {
 		fail(continuity.ReasonRequestKeyConflict)
 		return
 	}
@@ -504,7 +330,7 @@ func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec continuity.R
 		fail(continuity.ReasonResponseNotReplayable)
 		return
 	}
-	resp, err := decodeStoredResponse(rec.Response)
+	resp, err := exchange.DecodeStored(rec.Response)
 	if err != nil {
 		fail(continuity.ReasonResponseNotReplayable)
 		return
@@ -524,18 +350,19 @@ func (n *Node) replay(w http.ResponseWriter, rec continuity.Record, opts *routeO
 	case len(rec.Response) == 0:
 		writeJSONError(w, http.StatusConflict, string(continuity.ReasonResponseNotReplayable))
 	default:
-		resp, err := decodeStoredResponse(rec.Response)
+		resp, err := exchange.DecodeStored(rec.Response)
 		if err != nil {
 			writeJSONError(w, http.StatusConflict, string(continuity.ReasonResponseNotReplayable))
 			return
 		}
-		connection := connectionHeader(resp.Header)
+		policy := exchange.Policy{Replay: opts.replay}
+		connection := exchange.ConnectionHeader(resp.Header)
 		for k := range resp.Header {
-			if !opts.replayable(k, connection) {
+			if !policy.Replayable(k, connection) {
 				delete(resp.Header, k)
 			}
 		}
-		resp.writeTo(w)
+		resp.WriteTo(w)
 	}
 }
 
@@ -557,67 +384,6 @@ func routePathValues(r *http.Request) []wire.HeaderField {
 	}
 	return out
 }
-
-// payloadHash is the SHA-256 of a canonical encoding of what identifies a
-// request: method, path, path values (by name), query (sorted), selected
-// headers (by their place in hashedHeaders) and body, each prefixed with its
-// uvarint length so no two requests encode alike. A typical request encodes
-// into one or two SHA-256 blocks.
-func payloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) string {
-	var stack [512]byte
-	buf := append(stack[:0], payloadHashVersion)
-	field := func(s string) {
-		buf = binary.AppendUvarint(buf, uint64(len(s)))
-		buf = append(buf, s...)
-	}
-	field(r.Method)
-	field(r.URL.Path)
-	buf = binary.AppendUvarint(buf, uint64(len(pathValues)))
-	if len(pathValues) > 1 {
-		pathValues = append([]wire.HeaderField(nil), pathValues...)
-		sort.Slice(pathValues, func(i, j int) bool { return pathValues[i].Name < pathValues[j].Name })
-	}
-	for _, pv := range pathValues {
-		field(pv.Name)
-		field(pv.Value)
-	}
-	if r.URL.RawQuery == "" {
-		field("")
-	} else {
-		q, _ := url.ParseQuery(r.URL.RawQuery)
-		field(q.Encode()) // Encode sorts by key
-	}
-	for _, h := range hashedHeaders {
-		switch vs := r.Header[h]; len(vs) {
-		case 0:
-			field("")
-		case 1:
-			field(vs[0])
-		default:
-			field(strings.Join(vs, ","))
-		}
-	}
-	var sum [sha256.Size]byte
-	buf = binary.AppendUvarint(buf, uint64(len(body)))
-	if len(buf)+len(body) <= cap(buf) {
-		sum = sha256.Sum256(append(buf, body...))
-	} else {
-		d := sha256.New()
-		d.Write(buf)
-		d.Write(body)
-		d.Sum(sum[:0])
-	}
-	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
-	return string(out[:])
-}
-
-// payloadHashVersion leads the canonical encoding payloadHash digests, so a
-// change of the encoding can never make two different requests hash alike.
-// Nodes of different versions compare each other's hashes (a mirrored record
-// against a retried request), so the encoding must not change without a
-// migration; TestPayloadHashIsStable pins it.
-const payloadHashVersion = 2
 
 func headerFields(h map[string][]string) []wire.HeaderField {
 	out := make([]wire.HeaderField, 0, len(h))

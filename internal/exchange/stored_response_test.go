@@ -1,4 +1,4 @@
-package cluster
+package exchange
 
 import (
 	"bytes"
@@ -8,19 +8,19 @@ import (
 )
 
 func TestStoredResponseRoundTrip(t *testing.T) {
-	for name, resp := range map[string]routeResponse{
+	for name, resp := range map[string]Response{
 		"typical": {Status: 201, Header: map[string][]string{"Content-Type": {"application/json"}, "X-Multi": {"a", "b"}},
 			Body: []byte(`{"id":7}` + "\n")},
 		"empty":  {Status: 204, Header: map[string][]string{}},
 		"binary": {Status: 200, Header: map[string][]string{"X": {""}}, Body: []byte{0, 1, 2, 255}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			withKey := routeResponse{Status: resp.Status, Header: map[string][]string{HeaderRequestKey: {"k"}}, Body: resp.Body}
+			withKey := Response{Status: resp.Status, Header: map[string][]string{HeaderRequestKey: {"k"}}, Body: resp.Body}
 			for k, v := range resp.Header {
 				withKey.Header[k] = v
 			}
-			b := appendStoredResponse(nil, withKey, nil)
-			got, err := decodeStoredResponse(b)
+			b := AppendStored(nil, withKey, nil)
+			got, err := DecodeStored(b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -32,28 +32,28 @@ func TestStoredResponseRoundTrip(t *testing.T) {
 					t.Fatalf("header %s: %q, want %q", k, got.Header[k], v)
 				}
 			}
-			if !bytes.Equal(appendStoredResponse(nil, got, nil), b) {
+			if !bytes.Equal(AppendStored(nil, got, nil), b) {
 				t.Fatal("encoding is not canonical")
 			}
 		})
 	}
 	for _, bad := range [][]byte{nil, {}, {2}, {1}, {1, 0x7f}, {1, 200, 1}, {1, 200, 1, 0, 0, 0}, {1, 200, 1, 1}, {1, 200, 1, 0, 0, 5, 'a'}} {
-		if _, err := decodeStoredResponse(bad); err == nil {
-			t.Errorf("decodeStoredResponse(%v) accepted malformed input", bad)
+		if _, err := DecodeStored(bad); err == nil {
+			t.Errorf("DecodeStored(%v) accepted malformed input", bad)
 		}
 	}
 }
 
 func FuzzStoredResponse(f *testing.F) {
-	f.Add(appendStoredResponse(nil, routeResponse{Status: 200, Header: map[string][]string{"A": {"1", "2"}}, Body: []byte("x")}, nil))
-	f.Add(appendStoredResponse(nil, routeResponse{Status: http.StatusNoContent}, nil))
+	f.Add(AppendStored(nil, Response{Status: 200, Header: map[string][]string{"A": {"1", "2"}}, Body: []byte("x")}, nil))
+	f.Add(AppendStored(nil, Response{Status: http.StatusNoContent}, nil))
 	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		resp, err := decodeStoredResponse(b)
+		resp, err := DecodeStored(b)
 		if err != nil {
 			return
 		}
-		again, err := decodeStoredResponse(appendStoredResponse(nil, resp, nil))
+		again, err := DecodeStored(AppendStored(nil, resp, nil))
 		if err != nil || again.Status != resp.Status || !bytes.Equal(again.Body, resp.Body) || len(again.Header) != len(resp.Header) {
 			t.Fatalf("re-encoding %+v gave %+v, %v", resp, again, err)
 		}
