@@ -2,19 +2,6 @@ package mesh
 
 import "meshgo.dev/mesh/internal/cluster"
 
-// Config is a node configuration: ConfigFromEnv builds one from the MESH_*
-// environment, and code may build one directly (Start checks it with
-// Validate). The zero Config is a standalone node with default timings; a
-// zero field means its default.
-type Config = cluster.Config
-
-// Cookie is the shared cluster secret. It prints as [redacted] in every
-// format, log attribute and JSON document; only the handshake reads its bytes.
-type Cookie = cluster.Cookie
-
-// Mode is the bootstrap mode.
-type Mode = cluster.Mode
-
 // Modes. Without a cookie and without cluster hints a node runs standalone:
 // declared work still runs, locally.
 const (
@@ -75,15 +62,6 @@ const (
 func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) (Config, error) {
 	return cluster.ConfigFromEnv(getenv, hostname)
 }
-
-// NodeName is a node identity name@host:port. Host is stored without
-// brackets; String brackets IPv6 hosts.
-type NodeName = cluster.NodeName
-
-// NodeNameError reports why a node name was refused. Reason is one of the
-// fixed texts of the environment contract (for ParseNodeName) or of the
-// operator CLI (for ParseTarget); Input is the text that was parsed.
-type NodeNameError = cluster.NodeNameError
 
 // StandaloneNodeName is the node identity used in continuity records of a
 // standalone node, which has no listener and no peers.

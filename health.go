@@ -38,30 +38,6 @@ const (
 	ReadinessNoPrimary = cluster.ReadinessNoPrimary
 )
 
-// Health is a node's liveness and readiness with its authority, in the
-// operator vocabulary. Live says the runtime's loops are running. Ready says
-// the node can serve clustered requests with the configured guarantees now;
-// Reason names why not (one of the Readiness constants) and is empty when
-// Ready.
-//
-// What ready means, by situation:
-//   - standalone: ready (replication_health local_only);
-//   - primary with its standby connected: ready;
-//   - primary alone: ready, with replication_health local_only or degraded.
-//     Count-1 routes and work are served; count-2 requests are refused one by
-//     one with replica_required_unavailable. Taking the only primary out of
-//     the load balancer would turn the loss of a replica into an outage, so
-//     the probe leaves that decision to the per-request answer and to alerts
-//     on replication_health;
-//   - standby connected to its primary: ready (it forwards to the primary);
-//   - standby with no primary connected: not ready (no_primary);
-//   - quarantined after a pause: not ready (quarantined);
-//   - a fenced old primary: not ready until it has rejoined — quarantined
-//     after a freeze, awaiting_peer after a restart, peer_sync_pending while
-//     the new primary's snapshot is merged — then ready as a standby;
-//   - shutting down: not ready (shutting_down).
-type Health = cluster.Health
-
 // LivenessHandler is Node.LivenessHandler for the process's node, looked up
 // on every request, so it may be mounted before StartFromEnv runs. Before
 // any node is started it answers 200 (the process is up; there are no

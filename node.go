@@ -7,27 +7,6 @@ import (
 	"meshgo.dev/mesh/internal/cluster"
 )
 
-// Node is one running Mesh node. A process normally has one, started by
-// StartFromEnv; tests may run several in one process with Start.
-//
-// Node is the engine's node type (package internal/cluster) under its public
-// name: its exported methods are the whole public surface of a node.
-type Node = cluster.Node
-
-// Option changes how Start runs a node; options exist for tests and
-// embedding, the environment contract needs none.
-type Option = cluster.Option
-
-// Network is how a node listens and dials. The default is the host's TCP
-// stack; tests pass a fault-injecting network.
-type Network = cluster.Network
-
-// MembershipEvent reports a peer joining or leaving the local node's view.
-type MembershipEvent = cluster.MembershipEvent
-
-// BootstrapStatus says how StartFromEnv started the runtime.
-type BootstrapStatus = cluster.BootstrapStatus
-
 // WithNetwork makes the node listen and dial through nw instead of the host's
 // TCP stack (for example a fault-injecting network in tests).
 func WithNetwork(nw Network) Option { return cluster.WithNetwork(nw) }

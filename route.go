@@ -33,10 +33,6 @@ func ClusteredDefault(h func(http.ResponseWriter, *http.Request), opts ...RouteO
 	return cluster.ClusteredDefault(h, opts...)
 }
 
-// RouteOption changes how Clustered serves a route. Options are part of the
-// route's declaration: every node of a binary must declare a route alike.
-type RouteOption = cluster.RouteOption
-
 // KeyScope names the request headers that identify the caller of a route
 // (by default Authorization and Cookie). A client's Idempotency-Key is scoped
 // by route and by the values of these headers: the same key sent with other

@@ -11,13 +11,6 @@ import (
 // one mirrored replica.
 const DefaultReplicationCount = cluster.DefaultReplicationCount
 
-// Declaration is the registration of one piece of declared work. It exists so
-// work can be declared at package level: var _ = mesh.Work(Add).
-type Declaration = cluster.Declaration
-
-// WorkOption changes how declared work is registered.
-type WorkOption = cluster.WorkOption
-
 // ReplicationCount sets the number of copies of the work's continuity record,
 // owner included. 1 runs without a mirror; 2 (the default) mirrors the record
 // to the peer before the work runs. Counts of 3 or more register, and every
@@ -35,9 +28,6 @@ func Work[R any](fn func(context.Context) (R, error), opts ...WorkOption) Declar
 	return cluster.Work(fn, opts...)
 }
 
-// SubmitResult describes what Node.Submit did with a request.
-type SubmitResult = cluster.SubmitResult
-
 // Submission outcomes returned by Node.Submit.
 const (
 	OutcomeCreated   = cluster.OutcomeCreated
@@ -50,12 +40,6 @@ const (
 // refused the request without storing it (node_shutting_down,
 // record_state_unconfirmed, ...), or "" when err carries none.
 func RefusalReason(err error) string { return cluster.RefusalReason(err) }
-
-// Identity is the continuity identity of one execution of declared work or of
-// a clustered route. Pass Epoch downstream as a fencing token: a write
-// carrying a lower epoch than one already seen comes from a superseded
-// primary.
-type Identity = cluster.Identity
 
 // IdentityFrom returns the continuity identity carried by ctx. It is present
 // in the context of every declared work function and clustered route handler.
