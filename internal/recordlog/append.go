@@ -105,9 +105,6 @@ func (l *Log) commit(batch []*request) {
 	l.mu.Lock()
 	err := l.writeLocked(batch)
 	l.mu.Unlock()
-	for _, r := range batch {
-		r.done <- err
-	}
 	if err == nil {
 		n := 0
 		for _, r := range batch {
@@ -115,6 +112,9 @@ func (l *Log) commit(batch []*request) {
 		}
 		l.appends.Add(int64(len(batch)))
 		l.entries.Add(int64(n))
+	}
+	for _, r := range batch {
+		r.done <- err
 	}
 }
 
@@ -131,7 +131,6 @@ func (l *Log) writeLocked(batch []*request) error {
 		data = l.wbuf
 	}
 	path := segment{seq: l.activeSeq}.path(l.dir)
-	l.batches.Add(1)
 	if _, err := l.active.Write(data); err != nil {
 		werr := fmt.Errorf("append %d bytes to %s: %w", len(data), path, err)
 		// Cut whatever part of the batch reached the file, so that the
@@ -147,6 +146,7 @@ func (l *Log) writeLocked(batch []*request) error {
 		l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
 		return l.failed
 	}
+	l.batches.Add(1)
 	l.activeSize += int64(len(data))
 	if l.activeSize >= l.opt.SegmentSize {
 		// A failed rotation leaves the active segment in place; the next

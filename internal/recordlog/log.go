@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 )
@@ -84,7 +85,7 @@ type Recovery struct {
 type Stats struct {
 	Appends  int64 // Append calls acknowledged
 	Entries  int64 // entries acknowledged
-	Batches  int64 // group commits written
+	Batches  int64 // group commits written and fsynced
 	Syncs    int64 // fsyncs of segment files by group commits
 	Segments int   // segment files, the active one included
 }
@@ -142,22 +143,12 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 	}
 	var rec Recovery
 	plan := planLayout(names)
-	for _, n := range plan.obsolete {
-		if err := fsys.Remove(dir + string(os.PathSeparator) + n); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, rec, fmt.Errorf("open record log: remove leftover %s: %w", n, err)
-		}
-		rec.RemovedFiles++
-	}
-	if len(plan.obsolete) > 0 {
-		if err := fsys.SyncDir(dir); err != nil {
-			return nil, rec, fmt.Errorf("open record log: sync directory %s: %w", dir, err)
-		}
-	}
 	l := &Log{dir: dir, fs: fsys, opt: opt}
 	for i, s := range plan.live {
 		last := i == len(plan.live)-1 && !s.compacted
 		f, size, err := l.replaySegment(s, last, replay, &rec)
 		if err != nil {
+			l.closeFiles()
 			return nil, rec, err
 		}
 		if last {
@@ -166,6 +157,16 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 			l.sealed = append(l.sealed, s)
 		}
 	}
+	// Only once the live files have been read: what an interrupted
+	// compaction left (a temporary file, or segments its committed result
+	// supersedes).
+	for _, n := range plan.obsolete {
+		if err := fsys.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.closeFiles()
+			return nil, rec, fmt.Errorf("open record log: remove leftover %s: %w", filepath.Join(dir, n), err)
+		}
+		rec.RemovedFiles++
+	}
 	if l.active == nil {
 		next := uint64(1)
 		if n := len(l.sealed); n > 0 {
@@ -173,6 +174,14 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 		}
 		if err := l.startSegment(next); err != nil {
 			return nil, rec, fmt.Errorf("open record log: %w", err)
+		}
+	}
+	// Makes the removals, a new segment, and the directory itself (if
+	// MkdirAll created it) durable.
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := fsys.SyncDir(d); err != nil {
+			l.closeFiles()
+			return nil, rec, fmt.Errorf("open record log: sync directory %s: %w", d, err)
 		}
 	}
 	l.reqs = make(chan *request, opt.QueueLen)
@@ -244,4 +253,12 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 		return f, size, nil
 	}
 	return nil, 0, f.Close()
+}
+
+// closeFiles closes the active segment of a Log that Open gives up on.
+func (l *Log) closeFiles() {
+	if l.active != nil {
+		l.active.Close()
+		l.active = nil
+	}
 }
