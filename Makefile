@@ -79,3 +79,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s .
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRetained -fuzztime 30s ./internal/continuity/
+	$(GO) test -run '^$$' -fuzz FuzzFrameReader -fuzztime 30s ./internal/recordlog/

@@ -165,7 +165,7 @@ func decodeBody(body []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("unknown entry kind %d", body[1])
 	}
 	klen, n := binary.Uvarint(body[2:])
-	if n <= 0 || klen == 0 || klen > uint64(len(body)-2-n) {
+	if n <= 0 || klen == 0 || klen > uint64(len(body)-2-n) || n != len(binary.AppendUvarint(nil, klen)) {
 		return Entry{}, fmt.Errorf("bad key length in a %d-byte entry", len(body))
 	}
 	rest := body[2+n:]

@@ -266,6 +266,9 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add(seed[:len(seed)-3])
 	f.Add([]byte{})
 	f.Add(make([]byte, 16))
+	f.Add([]byte{formatVersion, byte(KindPut), 1, 'k', 'v'})
+	f.Add([]byte{formatVersion, byte(KindEvict), 2, 'k', 'k'})
+	f.Add([]byte{formatVersion, byte(KindPut), 0x81, 0x00, 'k', 'v'}) // overlong key length
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr := newFrameReader(strings.NewReader(string(b)))
 		var again []byte
@@ -289,6 +292,15 @@ func FuzzFrameReader(f *testing.F) {
 		}
 		if !slices.Equal(again, b[:len(again)]) {
 			t.Fatal("decoded entries do not re-encode to the bytes read")
+		}
+		// The same bytes as a body whose checksum matched: the decoder
+		// must reject it or read exactly what re-encodes to it.
+		if len(b) >= minBodySize {
+			if e, err := decodeBody(b); err == nil {
+				if frame := appendFrame(nil, e); !slices.Equal(frame[frameHeaderSize:], b) {
+					t.Fatalf("body %x decodes to an entry that encodes as %x", b, frame[frameHeaderSize:])
+				}
+			}
 		}
 	})
 }
