@@ -60,25 +60,25 @@ func (o Options) withDefaults() (Options, error) {
 }
 
 // Recovery is what Open found. The engine shows it in diagnostics as
-// store_recovered.
+// store_recovered; the JSON names are the operator surface's.
 type Recovery struct {
 	// Segments is the number of segment files replayed.
-	Segments int
+	Segments int `json:"segments"`
 	// Entries is the number of entries replayed.
-	Entries int64
+	Entries int64 `json:"entries"`
 	// Bytes is the size of the replayed entries, frames included.
-	Bytes int64
+	Bytes int64 `json:"bytes"`
 	// TruncatedBytes is how many bytes of a torn tail were cut from the last
 	// segment; zero when the log ended cleanly.
-	TruncatedBytes int64
+	TruncatedBytes int64 `json:"truncated_bytes"`
 	// TruncatedFile and TruncatedAt name the segment and the offset it was
 	// cut at, and TruncateReason what was wrong there, when TruncatedBytes > 0.
-	TruncatedFile  string
-	TruncatedAt    int64
-	TruncateReason string
+	TruncatedFile  string `json:"truncated_file,omitempty"`
+	TruncatedAt    int64  `json:"truncated_at,omitempty"`
+	TruncateReason string `json:"truncate_reason,omitempty"`
 	// RemovedFiles counts files left by an interrupted compaction (temporary
 	// or superseded segments) that Open removed.
-	RemovedFiles int
+	RemovedFiles int `json:"removed_files"`
 }
 
 // Stats are counters of a Log since Open.
