@@ -177,7 +177,11 @@ func (l *Log) startSegment(seq uint64) error {
 		return fmt.Errorf("create segment %s: %w", path, err)
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
+		// Remove the unused file: left behind, it would make the segment
+		// still being appended to look like a sealed one to Open, which
+		// tolerates a torn tail only in the last segment.
 		f.Close()
+		_ = l.fs.Remove(path)
 		return fmt.Errorf("create segment %s: sync directory: %w", path, err)
 	}
 	l.active, l.activeSeq, l.activeSize = f, seq, 0

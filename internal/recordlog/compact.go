@@ -22,8 +22,8 @@ type CompactStats struct {
 // compacted segment that keeps, for each key whose last entry is a put and
 // for which live returns true, that last entry, in commit order. Evicted keys
 // and keys live rejects are dropped. live is called on the calling goroutine,
-// once per candidate key. Appends continue during compaction, into the new
-// active segment.
+// once per candidate key; it may Append but must not Close the log. Appends
+// continue during compaction, into the new active segment.
 //
 // Each step is crash-safe: the compacted segment is written under a temporary
 // name and fsynced, renamed into place and the directory fsynced (the commit

@@ -398,3 +398,38 @@ func TestAppendContextEndsWhileWaiting(t *testing.T) {
 		t.Fatalf("reopened %v; the queued entry was committed by Close", s)
 	}
 }
+
+// TestFailedRotationLeavesNoEmptySegment: when the directory cannot be
+// synced after creating the next segment, the unused file is removed, so a
+// torn tail of the segment still in use is recovered as a torn tail and not
+// reported as corruption of a sealed segment.
+func TestFailedRotationLeavesNoEmptySegment(t *testing.T) {
+	dir := t.TempDir()
+	ffs := newFaultFS()
+	l, _, _ := openLog(t, dir, Options{FS: ffs, SegmentSize: 100})
+	ffs.setHook(func(op, _ string) error {
+		if op == "syncdir" {
+			return syscall.EIO
+		}
+		return nil
+	})
+	for i := range 3 {
+		mustAppend(t, l, put(fmt.Sprint("k", i), strings.Repeat("v", 60)))
+	}
+	ffs.setHook(nil)
+	l.Close()
+	if files := segmentFiles(t, dir); len(files) != 1 {
+		t.Fatalf("files after failed rotations: %v, want the one segment", files)
+	}
+	// A crash in the middle of the next write.
+	f, err := os.OpenFile(filepath.Join(dir, segment{seq: 1}.name()), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(appendFrame(nil, put("k3", "torn"))[:12])
+	f.Close()
+	s, rec := replayState(t, dir)
+	if len(s) != 3 || rec.TruncatedBytes != 12 {
+		t.Fatalf("reopened %v with recovery %+v; want 3 keys and 12 bytes cut", s, rec)
+	}
+}
