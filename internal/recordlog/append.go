@@ -122,21 +122,23 @@ func (l *Log) writeLocked(batch []*request) error {
 	if l.failed != nil {
 		return l.failed
 	}
-	data := batch[0].frames
-	if len(batch) > 1 {
-		l.wbuf = l.wbuf[:0]
-		for _, r := range batch {
-			l.wbuf = append(l.wbuf, r.frames...)
-		}
-		data = l.wbuf
+	l.wbuf = appendMarker(l.wbuf[:0], l.activeSize)
+	for _, r := range batch {
+		l.wbuf = append(l.wbuf, r.frames...)
 	}
+	data := l.wbuf
 	path := segment{seq: l.activeSeq}.path(l.dir)
 	if _, err := l.active.Write(data); err != nil {
 		werr := fmt.Errorf("append %d bytes to %s: %w", len(data), path, err)
-		// Cut whatever part of the batch reached the file, so that the
-		// next batch does not follow a torn frame.
+		// Cut whatever part of the batch reached the file, durably, so
+		// that the next batch neither follows a torn frame nor leaves this
+		// batch's marker beyond a later crash's torn tail.
 		if terr := l.active.Truncate(l.activeSize); terr != nil {
 			l.failed = fmt.Errorf("%w: %w; then truncating %s back to %d bytes: %w", ErrFailed, werr, path, l.activeSize, terr)
+			return l.failed
+		}
+		if serr := l.active.Sync(); serr != nil {
+			l.failed = fmt.Errorf("%w: %w; then syncing %s after truncating it: %w", ErrFailed, werr, path, serr)
 			return l.failed
 		}
 		return werr

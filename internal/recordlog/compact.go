@@ -70,9 +70,12 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	last := make(map[string]position)
 	for i, s := range inputs {
 		err := l.scan(s, func(ord int64, e Entry, n int) {
+			st.BytesBefore += int64(n)
+			if e.Kind == kindBatch {
+				return
+			}
 			last[e.Key] = position{seg: i, ord: ord, put: e.Kind == KindPut}
 			st.EntriesRead++
-			st.BytesBefore += int64(n)
 		})
 		if err != nil {
 			return st, err
@@ -97,6 +100,9 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	var werr error
 	for i, s := range inputs {
 		err := l.scan(s, func(ord int64, e Entry, _ int) {
+			if e.Kind == kindBatch {
+				return
+			}
 			p := last[e.Key]
 			if werr != nil || p.seg != i || p.ord != ord || !p.put || !live(e.Key) {
 				return

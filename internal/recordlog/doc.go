@@ -14,9 +14,11 @@
 // appended to it). Entries acknowledged this way are replayed by every later
 // Open, in the order they were committed, until a compaction drops them
 // because their key was evicted, superseded or not live. A crash can tear
-// only bytes that were not yet acknowledged; Open truncates such a tail of the
-// last segment and reports it in Recovery. Damage anywhere else is reported as
-// ErrCorrupt, never skipped. A failed fsync leaves the log failed (ErrFailed):
+// only bytes that were not yet acknowledged, all in the last group commit;
+// Open truncates such a tail of the last segment and reports it in Recovery.
+// Damage anywhere else (a sealed segment, or an earlier group commit of the
+// last segment, told apart by the marker every group commit starts with) is
+// reported as ErrCorrupt, never skipped. A failed fsync leaves the log failed (ErrFailed):
 // after it the kernel may have dropped the written pages, so no later append
 // is acknowledged until the log is reopened and recovered.
 package recordlog

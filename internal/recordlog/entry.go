@@ -18,6 +18,11 @@ const (
 	KindPut Kind = 1
 	// KindEvict is a tombstone: the key is gone. Compaction drops the key.
 	KindEvict Kind = 2
+	// kindBatch starts every group commit; callers never see it. Its body
+	// is the frame's own offset in the segment, so that recovery can tell
+	// a torn last batch (nothing was written after it) from damage to an
+	// earlier, fsynced batch (a later batch follows the damage).
+	kindBatch Kind = 3
 )
 
 // String returns "put" or "evict".
@@ -27,6 +32,8 @@ func (k Kind) String() string {
 		return "put"
 	case KindEvict:
 		return "evict"
+	case kindBatch:
+		return "batch"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -47,6 +54,9 @@ type Entry struct {
 //	crc     uint32  CRC-32C (Castagnoli) of the body
 //	body:   version byte (formatVersion), kind byte, uvarint key length,
 //	        key bytes, value bytes
+//
+// Every group commit starts with a batch marker frame (kindBatch) whose body
+// is the version, the kind and the marker's own offset as a uint64.
 const (
 	frameHeaderSize = 8
 	formatVersion   = 1
@@ -54,6 +64,9 @@ const (
 	// included. A length field above it can only be damage.
 	MaxEntrySize = 16 << 20
 	minBodySize  = 3 // version, kind, key length
+	// markerSize is the size of a batch marker frame: header, version,
+	// kind, 8-byte offset.
+	markerSize = frameHeaderSize + 2 + 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -92,6 +105,26 @@ func appendFrame(buf []byte, e Entry) []byte {
 	return buf
 }
 
+// appendMarker appends the batch marker of a group commit written at offset.
+func appendMarker(buf []byte, offset int64) []byte {
+	start := len(buf)
+	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, formatVersion, byte(kindBatch))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(offset))
+	body := buf[start+frameHeaderSize:]
+	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
+	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(body, castagnoli))
+	return buf
+}
+
+// markerAt reports whether b starts with the batch marker of offset.
+func markerAt(b []byte, offset int64) bool {
+	return len(b) >= markerSize &&
+		binary.LittleEndian.Uint32(b) == markerSize-frameHeaderSize &&
+		binary.LittleEndian.Uint32(b[4:]) == crc32.Checksum(b[frameHeaderSize:markerSize], castagnoli) &&
+		b[frameHeaderSize] == formatVersion && Kind(b[frameHeaderSize+1]) == kindBatch &&
+		binary.LittleEndian.Uint64(b[frameHeaderSize+2:]) == uint64(offset)
+}
+
 // frameError is a frame that could not be read. torn is true when the bytes
 // may be what a crash leaves (a short or mis-checksummed frame); false when
 // the frame is intact but not something this version can read.
@@ -116,6 +149,8 @@ func newFrameReader(r io.Reader) *frameReader {
 
 // next returns the next entry and the size of its frame, io.EOF at a clean
 // end, or a *frameError. The entry's key and value do not alias reader state.
+// Batch markers are returned too (Kind kindBatch, Value the 8-byte offset);
+// a marker that names another offset than its own is an error.
 func (fr *frameReader) next() (Entry, int, error) {
 	var hdr [frameHeaderSize]byte
 	n, err := io.ReadFull(fr.r, hdr[:])
@@ -143,6 +178,11 @@ func (fr *frameReader) next() (Entry, int, error) {
 	if err != nil {
 		return Entry{}, 0, &frameError{offset: fr.offset, reason: err.Error()}
 	}
+	if e.Kind == kindBatch {
+		if at := binary.LittleEndian.Uint64(e.Value); at != uint64(fr.offset) {
+			return Entry{}, 0, &frameError{offset: fr.offset, reason: fmt.Sprintf("batch marker names offset %d", at)}
+		}
+	}
 	total := frameHeaderSize + int(size)
 	fr.offset += int64(total)
 	return e, total, nil
@@ -161,6 +201,12 @@ func decodeBody(body []byte) (Entry, error) {
 		return Entry{}, fmt.Errorf("unknown entry format version %d (this build reads %d)", body[0], formatVersion)
 	}
 	kind := Kind(body[1])
+	if kind == kindBatch {
+		if len(body) != markerSize-frameHeaderSize {
+			return Entry{}, fmt.Errorf("batch marker of %d bytes", len(body))
+		}
+		return Entry{Kind: kindBatch, Value: append([]byte(nil), body[2:]...)}, nil
+	}
 	if kind != KindPut && kind != KindEvict {
 		return Entry{}, fmt.Errorf("unknown entry kind %d", body[1])
 	}

@@ -8,8 +8,9 @@ var (
 	ErrClosed = errors.New("record log closed")
 	// ErrCorrupt means a segment holds bytes that are not a valid entry at a
 	// place where a crash cannot have torn them: in a segment other than the
-	// last, or a well-checksummed entry of an unknown format. The message
-	// names the file and the byte offset.
+	// last, before a later group commit of the last segment, or a
+	// well-checksummed entry of an unknown format. The message names the
+	// file and the byte offset.
 	ErrCorrupt = errors.New("record log corrupt")
 	// ErrFailed means an fsync (or the clean-up of a failed write) failed: the
 	// log acknowledges nothing more until it is closed and opened again.

@@ -29,6 +29,7 @@ type FS interface {
 // File is an open file of an FS; *os.File implements it.
 type File interface {
 	io.Reader
+	io.ReaderAt
 	io.Writer
 	io.Closer
 	Stat() (fs.FileInfo, error)

@@ -221,6 +221,14 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 			if serr != nil {
 				return fail(fmt.Errorf("open record log: stat segment %s: %w", path, serr))
 			}
+			later, lerr := laterBatch(f, fe.offset, st.Size())
+			if lerr != nil {
+				return fail(fmt.Errorf("open record log: read segment %s after offset %d: %w", path, fe.offset, lerr))
+			}
+			if later >= 0 {
+				return fail(fmt.Errorf("open record log: %w: segment %s at offset %d: %s, and a batch committed after it starts at offset %d, so a crash cannot explain it; restore the directory from a backup or move the file aside to start without its records",
+					ErrCorrupt, path, fe.offset, fe.reason, later))
+			}
 			if terr := f.Truncate(fe.offset); terr != nil {
 				return fail(fmt.Errorf("open record log: truncate torn tail of %s at offset %d: %w", path, fe.offset, terr))
 			}
@@ -242,12 +250,15 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 		if err != nil {
 			return fail(fmt.Errorf("open record log: segment %s: %w", path, err))
 		}
+		rec.Bytes += int64(n)
+		size += int64(n)
+		if e.Kind == kindBatch {
+			continue
+		}
 		if err := replay(e); err != nil {
 			return fail(fmt.Errorf("open record log: replay entry at offset %d of %s: %w", fr.offset-int64(n), path, err))
 		}
 		rec.Entries++
-		rec.Bytes += int64(n)
-		size += int64(n)
 	}
 	if last {
 		return f, size, nil
@@ -261,4 +272,22 @@ func (l *Log) closeFiles() {
 		l.active.Close()
 		l.active = nil
 	}
+}
+
+// laterBatch looks for the marker of a group commit written after a damaged
+// frame at offset damaged: a marker, anywhere in the rest of the segment,
+// that names its own offset. A crash tears only the last batch, so finding
+// one means the damage hit bytes that had been fsynced. It returns the
+// marker's offset, or -1.
+func laterBatch(f File, damaged, size int64) (int64, error) {
+	rest := make([]byte, size-damaged)
+	if _, err := f.ReadAt(rest, damaged); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	for i := 1; i+markerSize <= len(rest); i++ {
+		if markerAt(rest[i:], damaged+int64(i)) {
+			return damaged + int64(i), nil
+		}
+	}
+	return -1, nil
 }

@@ -106,15 +106,22 @@ func TestTornTailAtEveryOffset(t *testing.T) {
 		if !got.equal(want) {
 			t.Fatalf("cut at %d: replayed %v, want %v", cut, got, want)
 		}
-		wantCut := cut - lastStart
-		if rec.TruncatedBytes != wantCut || (wantCut > 0 && (rec.TruncatedFile != lastName || rec.TruncatedAt != lastStart)) {
-			t.Fatalf("cut at %d: Recovery %+v; want %d bytes cut from %s at %d", cut, rec, wantCut, lastName, lastStart)
+		// The last batch is a marker and the entry: a cut inside the
+		// marker removes it too; a cut inside the entry leaves the marker
+		// of an empty batch.
+		truncAt := lastStart
+		if cut >= lastStart+markerSize {
+			truncAt = lastStart + markerSize
+		}
+		wantCut := cut - truncAt
+		if rec.TruncatedBytes != wantCut || (wantCut > 0 && (rec.TruncatedFile != lastName || rec.TruncatedAt != truncAt)) {
+			t.Fatalf("cut at %d: Recovery %+v; want %d bytes cut from %s at %d", cut, rec, wantCut, lastName, truncAt)
 		}
 		if rec.Entries != int64(len(entries)-1) || rec.Segments != len(names) {
 			t.Fatalf("cut at %d: Recovery %+v; want %d entries from %d segments", cut, rec, len(entries)-1, len(names))
 		}
-		if st, err := os.Stat(path); err != nil || st.Size() != lastStart {
-			t.Fatalf("cut at %d: segment is %v bytes (%v) after Open, want %d", cut, st.Size(), err, lastStart)
+		if st, err := os.Stat(path); err != nil || st.Size() != truncAt {
+			t.Fatalf("cut at %d: segment is %v bytes (%v) after Open, want %d", cut, st.Size(), err, truncAt)
 		}
 		mustAppend(t, l, put("after", "recovery"))
 		if err := l.Close(); err != nil {
@@ -150,7 +157,7 @@ func TestDamagedTailIsTruncated(t *testing.T) {
 		want    state
 	}{
 		{"zeroes after the end", func(b []byte) []byte { return append(b, make([]byte, 4096)...) }, int64(len(whole)), "length 0 out of range", state{"a": "1", "b": "2", "c": "3"}},
-		{"flipped bit in the last value", func(b []byte) []byte { b[len(b)-1] ^= 0x10; return b }, lastStart, "checksum mismatch", state{"a": "1", "b": "2"}},
+		{"flipped bit in the last value", func(b []byte) []byte { b[len(b)-1] ^= 0x10; return b }, lastStart + markerSize, "checksum mismatch", state{"a": "1", "b": "2"}},
 		{"huge length", func(b []byte) []byte { binary.LittleEndian.PutUint32(b[lastStart:], 1<<31); return b }, lastStart, "out of range", state{"a": "1", "b": "2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,7 +244,7 @@ func TestReplayErrorStopsOpen(t *testing.T) {
 		}
 		return nil
 	})
-	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "offset 13") {
+	if !errors.Is(err, boom) || !strings.Contains(err.Error(), "offset 49") {
 		t.Fatalf("Open = %v; want the replay error with the entry's offset", err)
 	}
 }
@@ -269,10 +276,13 @@ func FuzzFrameReader(f *testing.F) {
 	f.Add([]byte{formatVersion, byte(KindPut), 1, 'k', 'v'})
 	f.Add([]byte{formatVersion, byte(KindEvict), 2, 'k', 'k'})
 	f.Add([]byte{formatVersion, byte(KindPut), 0x81, 0x00, 'k', 'v'}) // overlong key length
+	f.Add(appendMarker(appendFrame(appendMarker(nil, 0), put("k", "v")), markerSize+13))
+	f.Add(appendMarker(nil, 0)[frameHeaderSize:])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr := newFrameReader(strings.NewReader(string(b)))
 		var again []byte
 		for {
+			at := fr.offset
 			e, n, err := fr.next()
 			if err != nil {
 				var fe *frameError
@@ -281,10 +291,7 @@ func FuzzFrameReader(f *testing.F) {
 				}
 				break
 			}
-			if err := e.validate(); err != nil {
-				t.Fatalf("decoded an entry Append would reject: %v", err)
-			}
-			frame := appendFrame(nil, e)
+			frame := reencode(t, e, at)
 			if len(frame) != n {
 				t.Fatalf("entry re-encodes to %d bytes, read %d", len(frame), n)
 			}
@@ -297,10 +304,92 @@ func FuzzFrameReader(f *testing.F) {
 		// must reject it or read exactly what re-encodes to it.
 		if len(b) >= minBodySize {
 			if e, err := decodeBody(b); err == nil {
-				if frame := appendFrame(nil, e); !slices.Equal(frame[frameHeaderSize:], b) {
+				at := int64(-1)
+				if e.Kind == kindBatch {
+					at = int64(binary.LittleEndian.Uint64(e.Value))
+				}
+				if frame := reencode(t, e, at); !slices.Equal(frame[frameHeaderSize:], b) {
 					t.Fatalf("body %x decodes to an entry that encodes as %x", b, frame[frameHeaderSize:])
 				}
 			}
 		}
 	})
+}
+
+// reencode encodes a decoded entry again: a batch marker as the marker of
+// offset at, anything else as an entry Append would accept.
+func reencode(t *testing.T, e Entry, at int64) []byte {
+	if e.Kind == kindBatch {
+		return appendMarker(nil, at)
+	}
+	if err := e.validate(); err != nil {
+		t.Fatalf("decoded an entry Append would reject: %v", err)
+	}
+	return appendFrame(nil, e)
+}
+
+// TestDamageInAnEarlierBatchOfTheLastSegment: damage in the last segment
+// followed by a later group commit hit bytes that had been fsynced: it is
+// ErrCorrupt, naming the file, the damaged offset and the later batch, and
+// the segment is not cut.
+func TestDamageInAnEarlierBatchOfTheLastSegment(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := openLog(t, dir, Options{})
+	var starts []int64
+	for i := range 3 {
+		_, at := l.activeForTest()
+		starts = append(starts, at)
+		mustAppend(t, l, put(fmt.Sprint("k", i), "value"))
+	}
+	l.Close()
+	path := filepath.Join(dir, segment{seq: 1}.name())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	damaged := starts[1] + markerSize // the entry of the second batch
+	b[damaged+frameHeaderSize+4] ^= 0x01
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = Open(dir, Options{}, state{}.apply)
+	if !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("Open = %v; want ErrCorrupt", err)
+	}
+	for _, want := range []string{path, fmt.Sprintf("offset %d", damaged), fmt.Sprintf("batch committed after it starts at offset %d", starts[2])} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if after, _ := os.ReadFile(path); !slices.Equal(after, b) {
+		t.Fatal("Open cut a segment it reported as corrupt")
+	}
+}
+
+// TestTornBatchWithLaterFramesIntact: the pages of one unsynced write reach
+// the disk in any order, so in a torn last batch a damaged entry may be
+// followed by intact ones of the same batch. That is a torn tail: the whole
+// batch is cut and nothing is reported corrupt.
+func TestTornBatchWithLaterFramesIntact(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := openLog(t, dir, Options{})
+	mustAppend(t, l, put("before", "1"))
+	_, start := l.activeForTest()
+	mustAppend(t, l, put("x", strings.Repeat("1", 100)), put("y", strings.Repeat("2", 100)), put("z", strings.Repeat("3", 100)))
+	l.Close()
+	path := filepath.Join(dir, segment{seq: 1}.name())
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first entry of the batch never reached the disk; the rest did.
+	first := start + markerSize
+	clear(b[first : first+frameHeaderSize+50])
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, rec := replayState(t, dir)
+	if !s.equal(state{"before": "1"}) || rec.TruncatedAt != first || rec.TruncatedBytes != int64(len(b))-first {
+		t.Fatalf("replayed %v, recovery %+v; want only before, cut at %d", s, rec, first)
+	}
 }
