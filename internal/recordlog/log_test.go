@@ -223,7 +223,11 @@ func TestCloseCommitsQueuedAppends(t *testing.T) {
 			}
 		})
 	}
+	deadline := time.Now().Add(20 * time.Second)
 	for l.Stats().Appends < 200 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d appends in 20 s", l.Stats().Appends)
+		}
 		time.Sleep(time.Millisecond)
 	}
 	if err := l.Close(); err != nil {
