@@ -32,6 +32,10 @@ func (l *Log) Append(ctx context.Context, entries ...Entry) error {
 	}
 	r := &request{frames: frames, entries: len(entries), done: make(chan error, 1)}
 
+	// An ended context writes nothing, whether or not the queue has room.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append: %w (nothing was written)", err)
+	}
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()

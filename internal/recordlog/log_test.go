@@ -437,3 +437,19 @@ func TestFailedRotationLeavesNoEmptySegment(t *testing.T) {
 		t.Fatalf("reopened %v with recovery %+v; want 3 keys and 12 bytes cut", s, rec)
 	}
 }
+
+func TestAppendWithEndedContextWritesNothing(t *testing.T) {
+	dir := t.TempDir()
+	l, _, _ := openLog(t, dir, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 100 { // the queue has room every time
+		if err := l.Append(ctx, put("k", "v")); !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "nothing was written") {
+			t.Fatalf("Append with an ended context = %v", err)
+		}
+	}
+	l.Close()
+	if s, rec := replayState(t, dir); len(s) != 0 || rec.Bytes != 0 {
+		t.Fatalf("reopened %v (recovery %+v); want nothing", s, rec)
+	}
+}
