@@ -226,6 +226,7 @@ func (l *Log) Close() error {
 	defer l.mu.Unlock()
 	err := l.active.Close()
 	l.active = nil
+	l.lock.Close()
 	if err != nil {
 		return fmt.Errorf("close record log: %w", err)
 	}

@@ -4,6 +4,9 @@
 // tail at open, and compaction of the live set into one segment. Entries are
 // opaque: the caller encodes its records into Entry values and folds them back
 // on replay; the log knows keys, payloads and tombstones, nothing about records.
+// An open log holds an exclusive lock on its directory (the file LockName,
+// flock(2) on Unix), so two nodes given one state directory fail at Open
+// instead of interleaving their appends.
 //
 // The package touches only the file system, through the small FS seam (the
 // operating system's by default), and imports only the standard library.

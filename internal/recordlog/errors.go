@@ -15,6 +15,9 @@ var (
 	// ErrFailed means an fsync (or the clean-up of a failed write) failed: the
 	// log acknowledges nothing more until it is closed and opened again.
 	ErrFailed = errors.New("record log failed")
+	// ErrLocked is returned by Open when another open log, in this process
+	// or another, holds the directory.
+	ErrLocked = errors.New("record log directory in use")
 	// ErrInvalidEntry is returned by Append for an entry it cannot store
 	// (empty key, unknown kind, a value on an eviction, or too large).
 	ErrInvalidEntry = errors.New("invalid record log entry")

@@ -2,6 +2,7 @@ package recordlog
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"sync"
 	"sync/atomic"
@@ -89,6 +90,13 @@ func (f *faultFS) SyncDir(dir string) error {
 		return err
 	}
 	return f.inner.SyncDir(dir)
+}
+
+func (f *faultFS) Lock(path string) (io.Closer, error) {
+	if err := f.check("lock", path); err != nil {
+		return nil, err
+	}
+	return f.inner.Lock(path)
 }
 
 type faultFile struct {

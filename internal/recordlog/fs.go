@@ -24,6 +24,10 @@ type FS interface {
 	// SyncDir makes the directory's entries (creations, renames, removals)
 	// durable.
 	SyncDir(dir string) error
+	// Lock takes an exclusive lock on the file at path (creating it) for
+	// as long as the returned Closer is open, failing at once with an
+	// error wrapping ErrLocked if another open log holds it.
+	Lock(path string) (io.Closer, error)
 }
 
 // File is an open file of an FS; *os.File implements it.
@@ -83,3 +87,7 @@ func (OSFS) SyncDir(dir string) error {
 	}
 	return err
 }
+
+// Lock implements FS with flock(2) where the system has it; elsewhere it
+// only creates the file.
+func (OSFS) Lock(path string) (io.Closer, error) { return lockFile(path) }

@@ -112,6 +112,7 @@ type Log struct {
 	sealed     []segment // older than the active segment, oldest first
 	failed     error     // sticky, wraps ErrFailed
 	wbuf       []byte    // the writer's batch buffer
+	lock       io.Closer // the directory's lock, held until Close
 
 	appends, entries, batches, syncs atomic.Int64
 }
@@ -137,13 +138,19 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 	if err := fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, Recovery{}, fmt.Errorf("open record log: create directory %s: %w", dir, err)
 	}
+	lockPath := filepath.Join(dir, LockName)
+	lock, err := fsys.Lock(lockPath)
+	if err != nil {
+		return nil, Recovery{}, fmt.Errorf("open record log: lock %s: %w", lockPath, err)
+	}
 	names, err := fsys.ReadDir(dir)
 	if err != nil {
+		lock.Close()
 		return nil, Recovery{}, fmt.Errorf("open record log: list %s: %w", dir, err)
 	}
 	var rec Recovery
 	plan := planLayout(names)
-	l := &Log{dir: dir, fs: fsys, opt: opt}
+	l := &Log{dir: dir, fs: fsys, opt: opt, lock: lock}
 	for i, s := range plan.live {
 		last := i == len(plan.live)-1 && !s.compacted
 		f, size, err := l.replaySegment(s, last, replay, &rec)
@@ -173,6 +180,7 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 			next = l.sealed[n-1].seq + 1
 		}
 		if err := l.startSegment(next); err != nil {
+			l.closeFiles()
 			return nil, rec, fmt.Errorf("open record log: %w", err)
 		}
 	}
@@ -266,12 +274,14 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 	return nil, 0, f.Close()
 }
 
-// closeFiles closes the active segment of a Log that Open gives up on.
+// closeFiles closes the active segment and releases the lock of a Log that
+// Open gives up on.
 func (l *Log) closeFiles() {
 	if l.active != nil {
 		l.active.Close()
 		l.active = nil
 	}
+	l.lock.Close()
 }
 
 // laterBatch looks for the marker of a group commit written after a damaged

@@ -315,7 +315,7 @@ func TestFailedFsyncFailsTheLog(t *testing.T) {
 // (as root, chmod does not stop writes); the last case uses a real chmod when
 // not running as root.
 func TestUnwritableDirectory(t *testing.T) {
-	for _, op := range []string{"mkdir", "readdir", "open", "syncdir"} {
+	for _, op := range []string{"mkdir", "lock", "readdir", "open", "syncdir"} {
 		t.Run(op, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), DirName)
 			ffs := newFaultFS()

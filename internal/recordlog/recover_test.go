@@ -47,12 +47,14 @@ func (l *Log) activeForTest() (uint64, int64) {
 	return l.activeSeq, l.activeSize
 }
 
+// segmentFiles lists dir without the lock file.
 func segmentFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	names, err := OSFS{}.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	names = slices.DeleteFunc(names, func(n string) bool { return n == LockName })
 	slices.Sort(names)
 	return names
 }

@@ -12,6 +12,9 @@ import (
 // state directory.
 const DirName = "records"
 
+// LockName is the file in the log directory that an open log holds locked.
+const LockName = "LOCK"
+
 // File names in the log directory. A segment is "<seq>.seg" (20 decimal
 // digits, so names sort by sequence). A compacted segment "<seq>.cseg" holds
 // the live entries of every segment up to and including seq and supersedes
