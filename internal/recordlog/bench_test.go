@@ -21,7 +21,7 @@ import (
 func BenchmarkAppend(b *testing.B) {
 	for _, n := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("appenders=%d", n), func(b *testing.B) {
-			l, _, err := Open(b.TempDir(), Options{}, func(Entry) error { return nil })
+			l, _, err := Open(b.TempDir(), Options{}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

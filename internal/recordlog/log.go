@@ -126,13 +126,16 @@ type request struct {
 
 // Open opens the log in dir, creating the directory if needed, replays every
 // entry to replay in commit order, truncates a torn tail of the last segment,
-// and starts the writer. replay may keep the entries it is given. An error
-// from replay stops Open and is returned. A damaged segment other than the
+// and starts the writer. replay may keep the entries it is given; nil skips
+// them. An error from replay stops Open and is returned. A damaged segment other than the
 // last is an error wrapping ErrCorrupt that names the file and offset.
 func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, error) {
 	opt, err := opt.withDefaults()
 	if err != nil {
 		return nil, Recovery{}, err
+	}
+	if replay == nil {
+		replay = func(Entry) error { return nil }
 	}
 	fsys := opt.FS
 	if err := fsys.MkdirAll(dir, 0o700); err != nil {
