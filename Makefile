@@ -81,3 +81,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s ./internal/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzStoredResponse -fuzztime 30s ./internal/exchange/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRetained -fuzztime 30s ./internal/continuity/
+	$(GO) test -run '^$$' -fuzz FuzzFrameReader -fuzztime 30s ./internal/recordlog/
