@@ -34,9 +34,16 @@ type Store interface {
 	// replaces it: pending records are never evicted. A terminal record
 	// joins the retained ones as the newest; storing the key again (a newer
 	// terminal version, or a pending one) drops the version retained before.
-	// Put then evicts the oldest retained records while the Retention budget
-	// is exceeded. The store keeps its own copy: the caller may change rec
-	// afterwards.
+	// Put then evicts the oldest retained records while the Retention
+	// budget is exceeded, and never the newest. It may evict earlier, still
+	// oldest first (MemoryStore does when one key is stored over and over,
+	// so that its log of versions stays bounded), but a store holding
+	// terminal records of distinct keys, each stored once, within both
+	// budgets has evicted none of them.
+	//
+	// The store keeps its own copy of rec's fields, except the bytes of
+	// rec.Response, which it may share: a stored response is never changed
+	// in place, by the caller or by the store.
 	//
 	// Put fails only when the store can no longer record changes (a durable
 	// store whose disk failed); what is stored under the key then stays as
