@@ -18,6 +18,11 @@ type MemoryStore struct {
 	pending     map[string]*Record
 	pendingPeak int // for mapsize: pending is rebuilt after a burst drains
 	kept        *retained
+
+	// missed is the key the last Get did not find, if no Put came since:
+	// a submission looks its key up, misses, and stores it, and Put then
+	// knows there is no older version to look for.
+	missed string
 }
 
 // NewMemoryStore returns an empty store that keeps terminal records within
@@ -31,10 +36,15 @@ func NewMemoryStore(limit Retention) *MemoryStore {
 // the retained one decoded.
 func (m *MemoryStore) Get(key string) (Record, bool) {
 	if rec, ok := m.pending[key]; ok {
+		m.missed = ""
 		return *rec, true
 	}
 	var rec Record
 	ok := m.kept.get(key, &rec)
+	m.missed = ""
+	if !ok {
+		m.missed = key
+	}
 	return rec, ok
 }
 
@@ -43,16 +53,20 @@ func (m *MemoryStore) Get(key string) (Record, bool) {
 // the retained records, which evicts the oldest beyond the bound. It never
 // fails.
 func (m *MemoryStore) Put(rec Record) error {
+	fresh := m.missed != "" && m.missed == rec.RequestKey // no version of the key is stored
+	m.missed = ""
 	if rec.Phase.Terminal() {
 		delete(m.pending, rec.RequestKey)
 		m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
 		m.kept.put(&rec)
 		return nil
 	}
-	m.kept.remove(rec.RequestKey)
-	if p, ok := m.pending[rec.RequestKey]; ok {
-		*p = rec
-		return nil
+	if !fresh {
+		m.kept.remove(rec.RequestKey)
+		if p, ok := m.pending[rec.RequestKey]; ok {
+			*p = rec
+			return nil
+		}
 	}
 	p := new(Record)
 	*p = rec

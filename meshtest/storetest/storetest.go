@@ -251,6 +251,15 @@ func testOverwrite(t *testing.T, open Opener) {
 	holds(t, s, []continuity.Record{pending("k", 5)}, nil)
 	put(t, s, done("k", 6))
 	holds(t, s, nil, []continuity.Record{done("k", 6)})
+
+	// The same after a lookup that missed (what a submission does first).
+	missing(t, s, "j")
+	put(t, s, pending("j", 1))
+	missing(t, s, "i")
+	put(t, s, done("i", 1), pending("i", 2))
+	missing(t, s, "h")
+	put(t, s, pending("j", 2))
+	holds(t, s, []continuity.Record{pending("i", 2), pending("j", 2)}, []continuity.Record{done("k", 6)})
 }
 
 // Pending records come in key order whatever order they were put in;
