@@ -56,8 +56,10 @@ func (m *MemoryStore) Put(rec Record) error {
 	fresh := m.missed != "" && m.missed == rec.RequestKey // no version of the key is stored
 	m.missed = ""
 	if rec.Phase.Terminal() {
-		delete(m.pending, rec.RequestKey)
-		m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
+		if !fresh {
+			delete(m.pending, rec.RequestKey)
+			m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
+		}
 		m.kept.put(&rec)
 		return nil
 	}
