@@ -39,7 +39,9 @@ type Store interface {
 	// oldest first (MemoryStore does when one key is stored over and over,
 	// so that its log of versions stays bounded), but a store holding
 	// terminal records of distinct keys, each stored once, within both
-	// budgets has evicted none of them.
+	// budgets has evicted none of them. (MemoryStore also forgets the older
+	// of two retained keys whose 64-bit hashes, under a seed random per
+	// process, collide: practically never.)
 	//
 	// The store keeps its own copy of rec's fields, except the bytes of
 	// rec.Response, which it may share: a stored response is never changed
@@ -67,7 +69,9 @@ type Store interface {
 	// Sync was called is durable, or with the reason it cannot be. A store
 	// kept in memory has nothing to make durable and returns nil at once. A
 	// durable store shares one flush among concurrent callers; the caller
-	// must not hold the registry lock.
+	// must not hold the registry lock. Nothing calls it while MemoryStore is
+	// the only Store: with a durable one, the engine calls it before it
+	// acknowledges a record.
 	Sync() error
 }
 
