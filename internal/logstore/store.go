@@ -1,0 +1,356 @@
+// Package logstore is the durable continuity.Store: the records a registry
+// holds in memory (a continuity.MemoryStore, with its budgets and its
+// eviction, unchanged) and, behind them, every version Put in a recordlog
+// segment log on local disk, replayed into memory when the store is opened.
+//
+// Put never waits for the disk (the registry calls it with its lock held): it
+// stores the version in memory and queues its encoding. One writer goroutine
+// hands everything queued to the log as one append, so the versions Put while
+// a write and its fsync were in flight share the next one (group commit).
+// Sync waits until every version Put before it was called is durable, or
+// returns why it is not.
+//
+// Entry format: the entry's key is the record's request key, its value a
+// version byte (encodingV1) followed by continuity.AppendEncoded, the
+// encoding the retained records are kept in. Eviction writes nothing: the log
+// is compacted in the background once CompactAfter bytes were appended since
+// the last compaction, keeping the last version of every key the store still
+// holds (pending or retained), so a replay evicts the same records the
+// running store had evicted.
+package logstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/recordlog"
+)
+
+// encodingV1 is the first byte of every entry this package writes.
+const encodingV1 = 1
+
+// DefaultCompactAfter is the default of Options.CompactAfter.
+const DefaultCompactAfter = 64 << 20
+
+// Options configure Open. The zero value keeps the default retention.
+type Options struct {
+	// Retention bounds the terminal records kept, in memory and so in the
+	// log after a compaction.
+	Retention continuity.Retention
+	// Log tunes the record log (its FS seam above all).
+	Log recordlog.Options
+	// CompactAfter is how many bytes are appended to the log between
+	// compactions; a compaction then raises it to twice the compacted size
+	// when that is more, so a large live set is not rewritten for every few
+	// new records. Zero means DefaultCompactAfter.
+	CompactAfter int64
+}
+
+// Recovered is what Open read: the log's recovery report and the records it
+// left in memory. Its JSON is the store_recovered diagnostics entry.
+type Recovered struct {
+	recordlog.Recovery
+	Pending  int `json:"pending"`
+	Retained int `json:"retained"`
+}
+
+// Stats are counters of an open Store.
+type Stats struct {
+	Log         recordlog.Stats
+	Puts        uint64 // versions Put since Open
+	Durable     uint64 // of them, written and fsynced
+	Compactions int64
+	CompactErr  error // the last compaction's error, nil once one succeeds
+}
+
+// Store is the durable continuity.Store. Open makes one; Close it after the
+// registry that uses it is no longer called.
+type Store struct {
+	mem *continuity.MemoryStore // only touched by the serialized calls and by Open
+	log *recordlog.Log
+
+	wake chan struct{} // a write may be due; capacity 1
+	stop chan struct{}
+	done chan struct{} // the writer has returned
+
+	mu        sync.Mutex
+	cond      *sync.Cond // signalled whenever a write ends
+	queue     []recordlog.Entry
+	queueSize int64
+	queued    uint64 // versions Put
+	durable   uint64 // versions written and fsynced, a prefix of queued
+	writes    uint64 // writes begun
+	writeErr  error  // the last write's error; nil once one succeeds
+	errWrite  uint64 // the number of the write that failed with writeErr
+	failed    error  // the log can take no more (it failed or was closed)
+	closed    bool
+
+	// Compaction. live is the keys held when the running compaction began,
+	// putSince the keys Put after: both are kept.
+	compactAfter int64
+	threshold    int64 // bytes to append before the next compaction
+	appended     int64 // bytes appended since the last compaction
+	compacting   bool
+	live         map[string]struct{}
+	putSince     map[string]struct{}
+	compactions  int64
+	compactErr   error
+	compactDone  sync.WaitGroup
+}
+
+var _ continuity.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the record log in dir, replays it into
+// memory and starts the writer. A damaged log (recordlog.ErrCorrupt), an
+// entry this version cannot decode, a directory it cannot create or lock is
+// an error: the store never starts with records silently missing.
+func Open(dir string, opt Options) (*Store, Recovered, error) {
+	s := &Store{
+		mem:  continuity.NewMemoryStore(opt.Retention),
+		wake: make(chan struct{}, 1),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	s.cond = sync.NewCond(&s.mu)
+	s.compactAfter = opt.CompactAfter
+	if s.compactAfter <= 0 {
+		s.compactAfter = DefaultCompactAfter
+	}
+	s.threshold = s.compactAfter
+	replay := func(e recordlog.Entry) error {
+		if e.Kind != recordlog.KindPut {
+			return fmt.Errorf("logstore: entry of kind %s for key %q: this store writes puts only", e.Kind, e.Key)
+		}
+		rec, err := decode(e.Value)
+		if err != nil {
+			return fmt.Errorf("logstore: key %q: %w", e.Key, err)
+		}
+		if rec.RequestKey != e.Key {
+			return fmt.Errorf("logstore: entry for key %q holds the record of %q", e.Key, rec.RequestKey)
+		}
+		s.appended += int64(len(e.Value) + len(e.Key))
+		return s.mem.Put(rec)
+	}
+	l, rec, err := recordlog.Open(dir, opt.Log, replay)
+	if err != nil {
+		return nil, Recovered{Recovery: rec}, err
+	}
+	s.log = l
+	out := Recovered{Recovery: rec}
+	out.Pending, out.Retained = s.mem.Len()
+	go s.run()
+	return s, out, nil
+}
+
+func encode(rec *continuity.Record) []byte {
+	return continuity.AppendEncoded([]byte{encodingV1}, rec)
+}
+
+func decode(b []byte) (continuity.Record, error) {
+	if len(b) == 0 || b[0] != encodingV1 {
+		v := -1
+		if len(b) > 0 {
+			v = int(b[0])
+		}
+		return continuity.Record{}, fmt.Errorf("record encoding version %d is not known to this version (it knows %d)", v, encodingV1)
+	}
+	return continuity.DecodeEncoded(b[1:])
+}
+
+// Get implements continuity.Store.
+func (s *Store) Get(key string) (continuity.Record, bool) { return s.mem.Get(key) }
+
+// Pending implements continuity.Store.
+func (s *Store) Pending() iter.Seq[continuity.Record] { return s.mem.Pending() }
+
+// List implements continuity.Store.
+func (s *Store) List() iter.Seq[continuity.Record] { return s.mem.List() }
+
+// Len implements continuity.Store.
+func (s *Store) Len() (pending, retained int) { return s.mem.Len() }
+
+// Put stores rec in memory and queues its encoding for the writer; it does
+// not wait for the disk. It fails, storing nothing, once the log can take no
+// more (an fsync failed: recordlog.ErrFailed; or the store is closed), and
+// for a record too large for one log entry.
+func (s *Store) Put(rec continuity.Record) error {
+	e := recordlog.Entry{Kind: recordlog.KindPut, Key: rec.RequestKey, Value: encode(&rec)}
+	if n := len(e.Key) + len(e.Value); n > recordlog.MaxEntrySize-16 {
+		return fmt.Errorf("logstore: record %s encodes to %d bytes, more than a log entry holds (%d)", rec.RequestKey, n, recordlog.MaxEntrySize-16)
+	}
+	s.mu.Lock()
+	if s.failed != nil {
+		err := s.failed
+		s.mu.Unlock()
+		return err
+	}
+	if err := s.mem.Put(rec); err != nil { // never fails today
+		s.mu.Unlock()
+		return err
+	}
+	s.queue = append(s.queue, e)
+	s.queueSize += int64(len(e.Key) + len(e.Value))
+	s.queued++
+	if s.putSince != nil {
+		s.putSince[rec.RequestKey] = struct{}{}
+	}
+	compact := !s.compacting && !s.closed && s.appended+s.queueSize >= s.threshold
+	if compact {
+		s.compacting = true
+		s.putSince = map[string]struct{}{}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	if compact {
+		s.startCompaction()
+	}
+	return nil
+}
+
+// Sync returns once every version Put before it was called is written and
+// fsynced, or with the error of a write begun after it was called (so one
+// that was to carry them): a disk
+// that is full or failing. A failed write is tried again (by the next Put or
+// Sync) unless the log itself failed, after which every Sync fails.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	target, start := s.queued, s.writes
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	for s.durable < target {
+		if s.failed != nil {
+			return fmt.Errorf("logstore: records not durable: %w", s.failed)
+		}
+		if s.writeErr != nil && s.errWrite > start {
+			return fmt.Errorf("logstore: records not durable: %w", s.writeErr)
+		}
+		s.cond.Wait()
+	}
+	return nil
+}
+
+// run is the writer: it appends whatever is queued, one append at a time,
+// until Close.
+func (s *Store) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.wake:
+			s.write()
+		case <-s.stop:
+			s.write()
+			return
+		}
+	}
+}
+
+// write appends every queued entry as one append. A failed append puts them
+// back at the head of the queue, in order, for the next write.
+func (s *Store) write() {
+	s.mu.Lock()
+	entries, size, upto := s.queue, s.queueSize, s.queued
+	if len(entries) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.queue, s.queueSize = nil, 0
+	s.writes++
+	n := s.writes
+	s.mu.Unlock()
+	err := s.log.Append(context.Background(), entries...)
+	s.mu.Lock()
+	if err != nil {
+		s.errWrite = n
+		s.queue = append(entries, s.queue...)
+		s.queueSize += size
+		s.writeErr = err
+		if errors.Is(err, recordlog.ErrFailed) || errors.Is(err, recordlog.ErrClosed) {
+			s.failed = err
+		}
+	} else {
+		s.durable = upto
+		s.writeErr = nil
+		s.appended += size
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+}
+
+// startCompaction snapshots the keys the store holds (it runs within a Put,
+// so with the registry lock held and no other call into mem) and compacts
+// the log in the background, keeping those keys and every key Put since.
+func (s *Store) startCompaction() {
+	live := map[string]struct{}{}
+	for rec := range s.mem.List() {
+		live[rec.RequestKey] = struct{}{}
+	}
+	s.compactDone.Add(1)
+	go func() {
+		defer s.compactDone.Done()
+		st, err := s.log.Compact(func(key string) bool {
+			if _, ok := live[key]; ok {
+				return true
+			}
+			s.mu.Lock()
+			_, ok := s.putSince[key]
+			s.mu.Unlock()
+			return ok
+		})
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.compacting = false
+		s.putSince = nil
+		s.compactErr = err
+		if err == nil {
+			s.compactions++
+			s.appended = 0
+			s.threshold = max(s.compactAfter, 2*st.BytesAfter)
+		}
+	}()
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable, Compactions: s.compactions, CompactErr: s.compactErr}
+}
+
+// Close writes what is still queued, waits for a running compaction and
+// closes the log. The registry must no longer call the store. Later calls
+// return nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	s.compactDone.Wait()
+	s.mu.Lock()
+	pending := s.queued - s.durable
+	werr := s.writeErr
+	if s.failed == nil {
+		s.failed = recordlog.ErrClosed
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	err := s.log.Close()
+	if pending > 0 && werr != nil {
+		err = errors.Join(fmt.Errorf("logstore: %d records not written: %w", pending, werr), err)
+	}
+	return err
+}
