@@ -29,6 +29,33 @@ const (
 	DefaultRetainedBytes       = 64 << 20 // 64 MiB
 )
 
+// Record stores (MESH_CONTINUITY_STORE).
+const (
+	// StoreLog keeps the records in memory and in a checksummed, fsynced
+	// log under the state directory: an acknowledged record survives the
+	// loss of both nodes.
+	StoreLog = "log"
+	// StoreMemory keeps the records in memory only: they survive the loss
+	// of one node (its peer holds them), not of both.
+	StoreMemory = "memory"
+)
+
+// DefaultContinuityStore is the record store of a cluster node whose Config
+// names none. A standalone node keeps its records in memory unless it names
+// StoreLog.
+const DefaultContinuityStore = StoreMemory
+
+// storeKind is the record store the node uses.
+func (c Config) storeKind() string {
+	switch {
+	case c.ContinuityStore != "":
+		return c.ContinuityStore
+	case c.mode() == ModeCluster:
+		return DefaultContinuityStore
+	}
+	return StoreMemory
+}
+
 // Cookie is the shared cluster secret. It prints as [redacted] in every format,
 // log attribute and JSON document; only the handshake reads its bytes.
 type Cookie string
@@ -76,6 +103,9 @@ type Config struct {
 	RetainedBytes       int64 // memory of the terminal records kept (stored responses above all), oldest evicted first
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
+	// ContinuityStore is where the records are kept: StoreLog, a durable
+	// log under StateDir/records, or StoreMemory (the default, "").
+	ContinuityStore string
 
 	// Logger receives runtime logs; nil means slog.Default(). WithLogger
 	// overrides it. The runtime never changes the default logger.

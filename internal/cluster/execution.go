@@ -55,9 +55,22 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 		if !(rec.Kind == continuity.KindRoute && rec.OwnerNode == n.self) {
 			n.broadcast(rec)
 		}
+		// A route record's acknowledgement is its response, made durable
+		// when the route completes (executeRoute); work is acknowledged now.
+		if rec.Kind != continuity.KindRoute {
+			if err := n.syncRecords(); err != nil {
+				rej, _ := n.refuse(rec, continuity.ReasonOf(err))
+				return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
+			}
+		}
 		return dec, nil
 	}
 	rec, err = n.prepare(ctx, rec)
+	if err == nil {
+		// The record is durable here before it is acknowledged or runs; its
+		// write began when it was stored, so it overlapped the prepare.
+		err = n.syncRecords()
+	}
 	if err != nil {
 		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
 		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
@@ -202,6 +215,18 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
 	}
 	return wire.PrepareAck{ID: p.ID, OK: true, Authority: n.authorityMsg()}
+}
+
+// durablePrepareAck returns ack once the mirrored record is durable here, or
+// a refusal with ReasonStoreUnavailable: the ingress hears that a count-2
+// record is mirrored only when it is on this node's disk too. It waits for
+// the disk, so it runs off the session's read loop, where concurrent
+// prepares share one fsync.
+func (n *Node) durablePrepareAck(ack wire.PrepareAck) wire.PrepareAck {
+	if err := n.syncRecords(); err != nil {
+		return wire.PrepareAck{ID: ack.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
+	}
+	return ack
 }
 
 // dispatchWork runs a created work record on its owner: here, or on the peer.

@@ -21,6 +21,7 @@ import (
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/logstore"
 	"meshgo.dev/mesh/internal/mapsize"
 	"meshgo.dev/mesh/internal/wire"
 )
@@ -105,6 +106,7 @@ type Node struct {
 	anonTags   [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
 
 	stateDir   string
+	store      *logstore.Store // the durable record store; nil with StoreMemory
 	knownMu    sync.Mutex  // guards knownPeers
 	knownPeers []string    // peers this node has been connected to, persisted in stateDir
 	inflight   inflightSet // request key -> attempt running on this node
@@ -208,11 +210,23 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 	} else {
 		n.self = StandaloneNodeName
 	}
+	ls, recovered, err := n.openStore(cfg, n.stateDir)
+	if err != nil {
+		n.log.Error("[mesh-rt continuity] record store open failed", "node", n.self, "error", err.Error())
+		return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+	}
+	var store continuity.Store // nil: the registry's MemoryStore
+	if ls != nil {
+		n.store, store = ls, ls
+	}
 	n.reg = continuity.NewRegistry(continuity.Options{
 		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords, RetainBytes: cfg.RetainedBytes,
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
-		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
+		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug), Store: store,
 	})
+	if ls != nil {
+		n.reportRecovered(recovered)
+	}
 	n.placement.Store(&[]string{n.self})
 
 	if cfg.mode() == ModeCluster {
@@ -220,6 +234,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		ln, err := n.network.Listen("tcp", cfg.NodeName.Addr())
 		if err != nil {
 			n.log.Error("[mesh-rt transport] listen failed", "node", n.self, "error", err.Error())
+			n.closeStore()
 			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: listener bind failed", n.self)
 		}
 		n.ln = ln
@@ -315,6 +330,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		n.closeStore() // nothing calls the registry any more
 	case <-ctx.Done():
 		err = ctx.Err()
 	}

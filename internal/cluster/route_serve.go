@@ -222,6 +222,12 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 		return exchange.Response{}, err
 	}
 	n.broadcast(out)
+	// The completed record, with the response a retry replays, is durable
+	// before the response leaves this node.
+	if err := n.syncRecords(); err != nil {
+		resp.Release()
+		return exchange.Response{}, err
+	}
 	return resp, nil
 }
 

@@ -562,7 +562,12 @@ func (s *session) handle(m wire.Message) {
 			n.releaseQuarantine("resynced:" + s.peer)
 		}
 	case wire.Prepare:
-		_ = s.send(n.handlePrepare(s.peer, m))
+		ack := n.handlePrepare(s.peer, m)
+		if !ack.OK || n.store == nil {
+			_ = s.send(ack)
+			break
+		}
+		go func() { _ = s.send(n.durablePrepareAck(ack)) }()
 	case wire.PrepareAck:
 		s.deliver(m.ID, m)
 	case wire.Dispatch:

@@ -26,6 +26,15 @@ func reasonRole(got string) string {
 	return fmt.Sprintf("expected primary or standby, got %q", got)
 }
 
+// reasonStore explains a record store that is neither log nor memory.
+func reasonStore(got string) string {
+	return fmt.Sprintf("expected %s or %s, got %q", StoreLog, StoreMemory, got)
+}
+
+// reasonStoreNeedsStateDir explains a standalone log store without a
+// directory.
+const reasonStoreNeedsStateDir = "a standalone node keeps the log under " + envStateDir + ", which is not set"
+
 // reasonPeerTimeout explains a peer timeout that does not exceed the
 // heartbeat interval.
 func reasonPeerTimeout(peer, heartbeat int64) string {
@@ -58,6 +67,8 @@ func (c Config) mode() Mode {
 //   - Role: "", RolePrimary or RoleStandby. Epoch: any value.
 //   - Durations and bounds: zero or positive; PeerTimeout greater than
 //     HeartbeatInterval once defaults are applied.
+//   - ContinuityStore: "", StoreLog or StoreMemory; StoreLog on a standalone
+//     node needs a StateDir.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
 // cookie.
@@ -133,5 +144,13 @@ func (c Config) Validate() error {
 	positive(envRetainBytes, c.RetainedBytes)
 	positive(envRouteTimeout, int64(c.RouteTimeout))
 	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
+	switch c.ContinuityStore {
+	case "", StoreLog, StoreMemory:
+		if c.ContinuityStore == StoreLog && c.mode() == ModeStandalone && c.StateDir == "" {
+			invalid(envContinuityStore, reasonStoreNeedsStateDir)
+		}
+	default:
+		invalid(envContinuityStore, reasonStore(c.ContinuityStore))
+	}
 	return errors.Join(errs...)
 }

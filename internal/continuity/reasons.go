@@ -48,6 +48,10 @@ const (
 	// ReasonInvalidForwardedRequest refuses a forwarded route request the
 	// owner cannot rebuild.
 	ReasonInvalidForwardedRequest Reason = "invalid_forwarded_request"
+	// ReasonStoreUnavailable refuses a request whose record the node could
+	// not make durable (the record store's disk is full or failing): the
+	// client is not told it was accepted.
+	ReasonStoreUnavailable Reason = "record_store_unavailable"
 	// ReasonUnspecified stands in for a refusal or rejection that reached
 	// the registry or the HTTP layer without a reason. It marks a defect in
 	// Mesh, never a normal outcome; the node also logs it as an error.
@@ -74,7 +78,7 @@ var documentedReasons = []Reason{
 	ReasonExecutionNodeMissing, ReasonStaleEpoch, ReasonFenced, ReasonQuarantined,
 	ReasonHandlerNotRegistered, ReasonHandlerPanicked, ReasonOwnerUnreachable, ReasonForwardTimeout,
 	ReasonShuttingDown, ReasonRecordUnconfirmed, ReasonRequestInProgress, ReasonResponseNotReplayable,
-	ReasonInvalidForwardedRequest, ReasonUnspecified,
+	ReasonInvalidForwardedRequest, ReasonUnspecified, ReasonStoreUnavailable,
 	ReasonRequestKeyReserved, ReasonRequestKeyInvalid, ReasonRequestBodyTooLarge,
 }
 

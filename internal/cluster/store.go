@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/logstore"
+	"meshgo.dev/mesh/internal/recordlog"
+)
+
+// transitionStoreRecovered is the coalesced diagnostics entry that says what
+// the durable record store read from its log when the node started.
+const transitionStoreRecovered = "store_recovered"
+
+// recordsDirName is the record log's directory under the state directory.
+const recordsDirName = recordlog.DirName
+
+// openStore opens the record store the configuration names: nil (the
+// registry's own MemoryStore) for StoreMemory; for StoreLog the log under
+// <state dir>/records, replayed into memory. dir is the node's state
+// directory ("" on a standalone node, which then uses cfg.StateDir).
+func (n *Node) openStore(cfg Config, dir string) (*logstore.Store, logstore.Recovered, error) {
+	if cfg.storeKind() != StoreLog {
+		return nil, logstore.Recovered{}, nil
+	}
+	if dir == "" {
+		dir = cfg.StateDir
+	}
+	path := filepath.Join(dir, recordsDirName)
+	s, rec, err := logstore.Open(path, logstore.Options{
+		Retention: continuity.Retention{Records: cfg.RetainedRecords, Bytes: cfg.RetainedBytes},
+	})
+	if err != nil {
+		return nil, rec, fmt.Errorf("record store %s: %w", path, err)
+	}
+	return s, rec, nil
+}
+
+// reportRecovered records what the log store read at start, as the
+// store_recovered diagnostics entry and a log line.
+func (n *Node) reportRecovered(rec logstore.Recovered) {
+	meta := []continuity.KV{
+		{Key: "pending", Value: strconv.Itoa(rec.Pending)},
+		{Key: "retained", Value: strconv.Itoa(rec.Retained)},
+		{Key: "segments", Value: strconv.Itoa(rec.Segments)},
+		{Key: "entries", Value: strconv.FormatInt(rec.Entries, 10)},
+		{Key: "bytes", Value: strconv.FormatInt(rec.Bytes, 10)},
+		{Key: "truncated_bytes", Value: strconv.FormatInt(rec.TruncatedBytes, 10)},
+		{Key: "removed_files", Value: strconv.Itoa(rec.RemovedFiles)},
+	}
+	attrs := []any{"node", n.self, "pending", rec.Pending, "retained", rec.Retained, "segments", rec.Segments,
+		"entries", rec.Entries, "bytes", rec.Bytes, "truncated_bytes", rec.TruncatedBytes, "removed_files", rec.RemovedFiles}
+	reason := ""
+	if rec.TruncatedBytes > 0 {
+		meta = append(meta,
+			continuity.KV{Key: "truncated_file", Value: rec.TruncatedFile},
+			continuity.KV{Key: "truncated_at", Value: strconv.FormatInt(rec.TruncatedAt, 10)})
+		attrs = append(attrs, "truncated_file", rec.TruncatedFile, "truncated_at", rec.TruncatedAt, "truncate_reason", rec.TruncateReason)
+		reason = rec.TruncateReason
+	}
+	role, epoch := n.reg.Authority()
+	n.reg.Diagnostics().Coalesce(continuity.Entry{Transition: transitionStoreRecovered, Reason: reason,
+		ClusterRole: role, PromotionEpoch: epoch, Metadata: meta, Time: time.Now().UTC()})
+	if rec.TruncatedBytes > 0 {
+		n.log.Warn("[mesh-rt continuity] record store recovered: torn tail cut", attrs...)
+		return
+	}
+	n.log.Info("[mesh-rt continuity] record store recovered", attrs...)
+}
+
+// syncRecords returns once every record change made so far is durable in
+// the record store (at once with the memory store), or a refusal with
+// ReasonStoreUnavailable, logged with the store's error, when it cannot be.
+// The engine calls it before an acknowledgement becomes visible: a replica's
+// prepare ack, a created submission, a route's response.
+func (n *Node) syncRecords() error {
+	if n.store == nil {
+		return nil
+	}
+	if err := n.store.Sync(); err != nil {
+		n.log.Error("[mesh-rt continuity] record store cannot make records durable", "node", n.self, "error", err.Error())
+		return &continuity.Error{Reason: continuity.ReasonStoreUnavailable}
+	}
+	return nil
+}
+
+// closeStore closes the log store, if the node has one, once nothing calls
+// the registry any more.
+func (n *Node) closeStore() {
+	if n.store == nil {
+		return
+	}
+	if err := n.store.Close(); err != nil {
+		n.log.Error("[mesh-rt continuity] record store close failed", "node", n.self, "error", err.Error())
+	}
+}
