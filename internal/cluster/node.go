@@ -106,10 +106,11 @@ type Node struct {
 	anonTags   [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
 
 	stateDir   string
-	store      *logstore.Store // the durable record store; nil with StoreMemory
 	knownMu    sync.Mutex  // guards knownPeers
 	knownPeers []string    // peers this node has been connected to, persisted in stateDir
 	inflight   inflightSet // request key -> attempt running on this node
+
+	store *logstore.Store // the durable record store; nil with StoreMemory
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 
