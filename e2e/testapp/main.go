@@ -33,6 +33,10 @@ func main() {
 	if os.Getenv("TESTAPP_DECLARE_EXPLODE") == "1" {
 		mesh.Work(work.Explode, mesh.ReplicationCount(1))
 	}
+	var slow mesh.Declaration
+	if os.Getenv("TESTAPP_DECLARE_SLOW") == "1" {
+		slow = mesh.Work(work.Slow)
+	}
 	st, err := mesh.StartFromEnv()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap failed reason=%v\n", err)
@@ -52,6 +56,21 @@ func main() {
 		mux.Handle("GET /readyz", mesh.ReadinessHandler())
 		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
 		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
+		if os.Getenv("TESTAPP_DECLARE_SLOW") == "1" {
+			// POST /submit?key=K submits work.Slow under K: 200 with the
+			// outcome for created and duplicate, 503 otherwise.
+			mux.HandleFunc("POST /submit", func(w http.ResponseWriter, r *http.Request) {
+				res, err := mesh.Default().Submit(r.Context(), slow, r.URL.Query().Get("key"), "payload")
+				switch {
+				case err != nil:
+					http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				case res.Outcome != mesh.OutcomeCreated && res.Outcome != mesh.OutcomeDuplicate:
+					http.Error(w, res.Outcome+": "+res.Record.Error, http.StatusServiceUnavailable)
+				default:
+					fmt.Fprintln(w, res.Outcome)
+				}
+			})
+		}
 		if os.Getenv("TESTAPP_DEBUG_HEAP") == "1" {
 			// Opt-in for the retention tests: the live heap after two
 			// full collections, as the retention benchmarks measure it.

@@ -225,8 +225,14 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
 		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug), Store: store,
 	})
+	var resume []continuity.Record // pending records of this node's previous run
 	if ls != nil {
 		n.reportRecovered(recovered)
+		for _, rec := range n.reg.PendingRecords() {
+			if rec.OwnerNode == n.self {
+				resume = append(resume, rec)
+			}
+		}
 	}
 	n.placement.Store(&[]string{n.self})
 
@@ -244,6 +250,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.goRun(n.discoveryLoop)
 		n.goRun(n.pauseDetector)
 	}
+	n.resumeRecovered(resume)
 	n.startStartupWork()
 	return n, nil
 }

@@ -97,3 +97,45 @@ func (n *Node) closeStore() {
 		n.log.Error("[mesh-rt continuity] record store close failed", "node", n.self, "error", err.Error())
 	}
 }
+
+// resumeRecovered re-runs, under a new attempt, the pending records this
+// node owned when its previous run stopped and that its log store gave back:
+// no process runs them now. It first waits until the pair has settled (the
+// first snapshot of a peer is merged, or the startup work delay and a peer
+// timeout pass with none), so that a peer that already recovered the work
+// while this node was down wins: its newer attempt replaces the recovered
+// one, which is then skipped. Route records are closed (owner_lost), as on
+// any loss of their owner: their client saw no answer and they never re-run.
+func (n *Node) resumeRecovered(recs []continuity.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	n.goRun(func() {
+		deadline := time.NewTimer(n.cfg.StartupWorkDelay + n.cfg.PeerTimeout)
+		defer deadline.Stop()
+		tick := time.NewTicker(n.liveInterval())
+		defer tick.Stop()
+	wait:
+		for {
+			for _, s := range n.sessionList() {
+				if s.isSynced() {
+					break wait
+				}
+			}
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-deadline.C:
+				break wait
+			case <-tick.C:
+			}
+		}
+		for _, old := range recs {
+			cur, ok := n.reg.Get(old.RequestKey)
+			if !ok || !cur.Pending() || cur.Attempt != old.Attempt || cur.OwnerNode != n.self || n.inflight.has(cur.RequestKey) {
+				continue
+			}
+			n.recoverRecord(cur, n.self)
+		}
+	})
+}

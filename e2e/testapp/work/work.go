@@ -4,6 +4,10 @@ package work
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
 
 	"meshgo.dev/mesh"
 )
@@ -19,3 +23,34 @@ func Retry(ctx context.Context) (int, error) { return 0, errors.New("count 3 wor
 
 // Explode panics; declared when TESTAPP_DECLARE_EXPLODE=1.
 func Explode(ctx context.Context) (int, error) { panic("explode: deliberate crash") }
+
+// Slow is count-2 work that takes TESTAPP_SLOW_MS (default 2000) and then
+// appends "<request key> <attempt>" to the file TESTAPP_EFFECT_LOG, if set:
+// an execution that is killed before it ends leaves no line. Declared when
+// TESTAPP_DECLARE_SLOW=1 and submitted through POST /submit.
+func Slow(ctx context.Context) (int, error) {
+	ms, err := strconv.Atoi(os.Getenv("TESTAPP_SLOW_MS"))
+	if err != nil || ms <= 0 {
+		ms = 2000
+	}
+	select {
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-time.After(time.Duration(ms) * time.Millisecond):
+	}
+	if path := os.Getenv("TESTAPP_EFFECT_LOG"); path != "" {
+		id, _ := mesh.IdentityFrom(ctx)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return 0, err
+		}
+		_, err = fmt.Fprintf(f, "%s %s\n", id.RequestKey, id.AttemptID)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return ms, nil
+}
