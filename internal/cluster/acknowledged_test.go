@@ -347,7 +347,8 @@ func TestAcknowledgedAttemptSurvivesRefusalAtHeal(t *testing.T) {
 		}
 		return nil
 	})
-	s2 := c.start(scfg) // same state dir, no records
+	scfg.ContinuityStore = StoreMemory // the scenario: a restart without the records (a lost disk, or the memory store)
+	s2 := c.start(scfg)                // same state dir, no records
 	// Number the standby's attempts past the acknowledged one, as its own
 	// traffic would during the partition.
 	for i := 0; s2.reg.Watermark() <= acked.Attempt+1; i++ {

@@ -145,7 +145,7 @@ func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {
 		return false
 	}
-	if _, epoch := n.reg.Authority(); rec.IngressNode == n.self && rec.Epoch == epoch {
+	if _, epoch := n.reg.Authority(); rec.IngressNode == n.self && rec.Epoch == epoch && rec.Attempt >= n.firstAttempt {
 		return true
 	}
 	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
@@ -263,8 +263,15 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 	if !ok {
 		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonRequestKeyNotFound)}
 	}
-	if rec.Attempt != d.Attempt || !rec.Pending() {
+	n.resumeMu.Lock()
+	defer n.resumeMu.Unlock()
+	if rec, ok = n.reg.Get(d.RequestKey); !ok || rec.Attempt != d.Attempt || !rec.Pending() {
 		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonAttemptMismatch)}
+	}
+	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
+		// Dispatched again by an ingress restarted from its log store,
+		// which cannot know that its previous run had dispatched it.
+		return wire.DispatchAck{ID: d.ID, OK: true}
 	}
 	n.runWork(h, rec, n.reg.FenceGeneration())
 	return wire.DispatchAck{ID: d.ID, OK: true}

@@ -110,7 +110,14 @@ type Node struct {
 	knownPeers []string    // peers this node has been connected to, persisted in stateDir
 	inflight   inflightSet // request key -> attempt running on this node
 
-	store *logstore.Store // the durable record store; nil with StoreMemory
+	store    *logstore.Store // the durable record store; nil with StoreMemory
+	graceful atomic.Bool     // Shutdown runs: it closes the store once all is drained
+	// firstAttempt is the first attempt this run could allocate: a record
+	// of a lower attempt whose ingress is this node was created by an
+	// earlier run (the log store gave it back), which may have died
+	// before deciding it.
+	firstAttempt uint64
+	resumeMu     sync.Mutex // serializes resuming recovered work with dispatches of it
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 
@@ -225,11 +232,12 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
 		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug), Store: store,
 	})
+	n.firstAttempt = n.reg.Watermark()
 	var resume []continuity.Record // pending records of this node's previous run
 	if ls != nil {
 		n.reportRecovered(recovered)
 		for _, rec := range n.reg.PendingRecords() {
-			if rec.OwnerNode == n.self {
+			if rec.OwnerNode == n.self || rec.IngressNode == n.self {
 				resume = append(resume, rec)
 			}
 		}
@@ -328,6 +336,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	for _, s := range n.sessionList() {
 		_ = s.flush(ctx)
 	}
+	n.graceful.Store(true)
 	n.crash()
 	done := make(chan struct{})
 	go func() {
@@ -358,6 +367,12 @@ func (n *Node) crash() {
 		s.close(errors.New("node shutting down"))
 	}
 	n.mu.Unlock()
+	if !n.graceful.Load() {
+		// The log's lock is released, as a killed process's is, so the
+		// node can be started again in this process (what is queued is
+		// still written: a stopped node is not a lost disk).
+		n.closeStore()
+	}
 }
 
 // ---- authority and quarantine ----------------------------------------------

@@ -98,14 +98,20 @@ func (n *Node) closeStore() {
 	}
 }
 
-// resumeRecovered re-runs, under a new attempt, the pending records this
-// node owned when its previous run stopped and that its log store gave back:
-// no process runs them now. It first waits until the pair has settled (the
-// first snapshot of a peer is merged, or the startup work delay and a peer
-// timeout pass with none), so that a peer that already recovered the work
-// while this node was down wins: its newer attempt replaces the recovered
-// one, which is then skipped. Route records are closed (owner_lost), as on
-// any loss of their owner: their client saw no answer and they never re-run.
+// resumeRecovered takes up the pending records of this node's previous run
+// that the log store gave back: no process runs them now, and the peer does
+// not know that (a node restarted within a peer timeout is never seen as
+// lost). It first waits until the pair has settled (the first snapshot of a
+// peer is merged, or the startup work delay and a peer timeout pass with
+// none), so that a peer that already recovered a record while this node was
+// down wins with its newer attempt and the old one is skipped. Then, for a
+// record still at the same attempt and pending:
+//   - owned here: it is rolled over and run under a new attempt (route
+//     records are closed owner_lost instead, as on any loss of their owner:
+//     their client saw no answer and they never re-run);
+//   - work owned by the peer whose ingress this node was: it is dispatched
+//     to its owner again, since the previous run may have died before doing
+//     so; an owner already running the attempt does not run it twice.
 func (n *Node) resumeRecovered(recs []continuity.Record) {
 	if len(recs) == 0 {
 		return
@@ -131,11 +137,24 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			}
 		}
 		for _, old := range recs {
+			n.resumeMu.Lock()
 			cur, ok := n.reg.Get(old.RequestKey)
-			if !ok || !cur.Pending() || cur.Attempt != old.Attempt || cur.OwnerNode != n.self || n.inflight.has(cur.RequestKey) {
+			current := ok && cur.Pending() && cur.Attempt == old.Attempt && !n.inflight.has(cur.RequestKey)
+			if current && cur.OwnerNode == n.self {
+				n.recoverRecord(cur, n.self)
+			}
+			n.resumeMu.Unlock()
+			if !current || cur.OwnerNode == n.self || cur.IngressNode != n.self || cur.Kind != continuity.KindWork {
 				continue
 			}
-			n.recoverRecord(cur, n.self)
+			h, ok := n.handlers.get(cur.RuntimeName)
+			if !ok || h.kind != continuity.KindWork {
+				continue
+			}
+			if err := n.dispatchWork(n.ctx, h, cur); err != nil {
+				n.log.Warn("[mesh-rt continuity] dispatch of recovered work failed", "node", n.self,
+					"request_key", cur.RequestKey, "attempt_id", cur.AttemptID(), "owner_node", cur.OwnerNode, "error", err.Error())
+			}
 		}
 	})
 }
