@@ -43,7 +43,7 @@ const (
 // DefaultContinuityStore is the record store of a cluster node whose Config
 // names none. A standalone node keeps its records in memory unless it names
 // StoreLog.
-const DefaultContinuityStore = StoreMemory
+const DefaultContinuityStore = StoreLog
 
 // storeKind is the record store the node uses.
 func (c Config) storeKind() string {
@@ -104,7 +104,9 @@ type Config struct {
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
 	// ContinuityStore is where the records are kept: StoreLog, a durable
-	// log under StateDir/records, or StoreMemory (the default, "").
+	// log under StateDir/records, or StoreMemory. "" means
+	// DefaultContinuityStore on a cluster node, StoreMemory on a standalone
+	// one.
 	ContinuityStore string
 
 	// Logger receives runtime logs; nil means slog.Default(). WithLogger

@@ -79,8 +79,8 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //   - MESH_CONTINUITY_STORE: log or memory; empty leaves ContinuityStore ""
-//     (the default, StoreMemory). A standalone node keeps its log under
-//     MESH_STATE_DIR, which it then requires.
+//     (log on a cluster node, memory on a standalone one). A standalone node
+//     given log keeps it under MESH_STATE_DIR, which it then requires.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
