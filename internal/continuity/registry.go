@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/mapsize"
 )
 
@@ -111,9 +112,10 @@ func Routine(transition string) bool {
 type Registry struct {
 	mu          sync.Mutex // guards every field below
 	self        string
-	role        Role
-	epoch       uint64
-	fenceGen    uint64             // incremented whenever another node's authority lowers ours
+	auth        authority.Machine  // role, epoch, fence generation, quarantine: changed only by stepLocked
+	role        Role               // mirrors auth's role for the record rules
+	epoch       uint64             // mirrors auth's epoch
+	fenceGen    uint64             // mirrors auth's fence generation
 	records     map[string]*Record // pending records
 	recordsPeak int                // for mapsize: records is rebuilt after a burst drains
 	kept        *retained          // terminal records, up to the retention bound
@@ -126,26 +128,28 @@ type Registry struct {
 	quietRoutes bool    // skip routine transitions of route records
 	outbox      []Entry // entries to hand to sink after unlock
 
-	// published mirrors role, epoch and fenceGen for the lock-free reads of
-	// the request path; it is stored, with mu held, whenever one changes.
-	published atomic.Pointer[authority]
+	// published mirrors role, epoch, fenceGen and the quarantine for the
+	// lock-free reads of the request path; it is stored, with mu held,
+	// whenever one changes.
+	published atomic.Pointer[published]
 
 	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
 	deliverQ   []Entry
 	delivering bool
 }
 
-// authority is a consistent snapshot of a registry's role, epoch and fence
-// generation.
-type authority struct {
-	role     Role
-	epoch    uint64
-	fenceGen uint64
+// published is a consistent snapshot of a registry's role, epoch, fence
+// generation and quarantine.
+type published struct {
+	role        Role
+	epoch       uint64
+	fenceGen    uint64
+	quarantined bool
 }
 
 // publishLocked makes the current authority visible to lock-free readers.
 func (r *Registry) publishLocked() {
-	r.published.Store(&authority{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen})
+	r.published.Store(&published{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen, quarantined: r.auth.Quarantined()})
 }
 
 // NewRegistry returns an empty registry with the given authority.
@@ -167,6 +171,7 @@ func NewRegistry(o Options) *Registry {
 	}
 	r := &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch,
+		auth:    authority.NewMachine(o.Self, authority.State{Role: string(o.Role), Epoch: o.Epoch}),
 		records: map[string]*Record{}, kept: newRetained(o.Retain, o.RetainBytes),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 		aloneSlot: -1,
@@ -225,6 +230,12 @@ func (r *Registry) Authority() (Role, uint64) {
 // ours. Work dispatched under one generation must not complete under another.
 func (r *Registry) FenceGeneration() uint64 {
 	return r.published.Load().fenceGen
+}
+
+// Quarantined reports whether the node's authority is in doubt after a
+// pause (authority.Machine.Quarantined).
+func (r *Registry) Quarantined() bool {
+	return r.published.Load().quarantined
 }
 
 // Watermark is the next attempt number this registry would allocate.
@@ -799,68 +810,79 @@ func healthRank(h Health) int {
 // reports whether the local authority changed. trigger, when known, names the
 // record that carried the higher epoch.
 func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
-	if a := r.published.Load(); !r.fencedBy(a.role, a.epoch, peer, peerRole, peerEpoch) {
-		return false, nil // the common case, decided without the lock
-	}
-	r.lock()
-	defer r.unlock()
-	if !r.fencedBy(r.role, r.epoch, peer, peerRole, peerEpoch) {
-		return false, nil
-	}
-	prevRole, prevEpoch := r.role, r.epoch
-	if err := r.setAuthorityLocked(RoleStandby, peerEpoch); err != nil {
-		return false, err
-	}
-	r.fenceGen++
-	r.publishLocked()
-	reason := "higher_epoch_observed"
-	if peerEpoch == prevEpoch {
-		reason = "primary_tie"
-	}
-	e := Entry{Transition: TransitionFencedRejoin, Reason: reason}
-	if trigger != nil {
-		e = r.recordEntry(TransitionFencedRejoin, trigger, reason)
-	}
-	e.Metadata = append([]KV{{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_role", string(RoleStandby)}, {"next_epoch", strconv.FormatUint(peerEpoch, 10)}, {"fenced_by", peer}}, e.Metadata...)
-	r.emit(e)
-	return true, nil
-}
-
-// fencedBy reports whether a node holding role at epoch must step down for
-// peer's authority: a higher epoch, or two primaries at one epoch, where the
-// name that sorts first stays primary.
-func (r *Registry) fencedBy(role Role, epoch uint64, peer string, peerRole Role, peerEpoch uint64) bool {
-	return peerEpoch > epoch || (peerEpoch == epoch && peerRole == RolePrimary && role == RolePrimary && r.self > peer)
+	eff, err := r.StepAuthority(authority.Observed{Peer: peer, Role: string(peerRole), Epoch: peerEpoch}, trigger)
+	return eff.Fenced != nil, err
 }
 
 // Promote makes the local standby the primary at epoch+1 and returns the new
 // epoch. The caller decides whether promotion is safe.
 func (r *Registry) Promote(lost string) (uint64, error) {
-	r.lock()
-	defer r.unlock()
-	if r.role != RoleStandby {
-		return r.epoch, fmt.Errorf("promote: local node is %s", r.role)
-	}
-	prevRole, prevEpoch := r.role, r.epoch
-	if err := r.setAuthorityLocked(RolePrimary, r.epoch+1); err != nil {
-		return prevEpoch, err
-	}
-	r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
-		{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_epoch", strconv.FormatUint(r.epoch, 10)}, {"disconnected_node", lost}}})
-	return r.epoch, nil
+	_, epoch := r.Authority()
+	return r.PromoteAt(lost, epoch+1)
 }
 
-func (r *Registry) setAuthorityLocked(role Role, epoch uint64) error {
-	if r.persist != nil {
-		if err := r.persist(role, epoch); err != nil {
-			return fmt.Errorf("persist authority %s@%d: %w", role, epoch, err)
+// PromoteAt makes the local standby the primary at epoch, an epoch an
+// arbiter granted, and returns it. It fails when the node is not a standby,
+// is quarantined (the loss is then deferred), or epoch is not above the
+// local one.
+func (r *Registry) PromoteAt(lost string, epoch uint64) (uint64, error) {
+	eff, err := r.StepAuthority(authority.Promote{Lost: lost, Epoch: epoch}, nil)
+	if err == nil {
+		err = eff.Err
+	}
+	_, now := r.Authority()
+	return now, err
+}
+
+// StepAuthority applies one event to the node's authority machine under the
+// registry lock, and returns its effects for the engine to carry out (wake
+// waiters, ping peers, act on a deferred loss). A change of role or epoch is
+// persisted (Options.Persist) before it takes effect; when that fails the
+// machine is left as it was and the error returned. The diagnostics of a
+// fencing, promotion, quarantine or release are recorded here, stamped
+// with the authority after the step. trigger, when known, names the record
+// that carried a peer's higher epoch.
+func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority.Effects, error) {
+	if o, ok := ev.(authority.Observed); ok {
+		a := r.published.Load()
+		if !authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, o.Peer, o.Role, o.Epoch) {
+			return authority.Effects{}, nil // the common case, decided without the lock
 		}
 	}
-	r.role, r.epoch = role, epoch
+	r.lock()
+	defer r.unlock()
+	next, eff := r.auth.Step(ev)
+	if eff.Persist != nil && r.persist != nil {
+		if err := r.persist(Role(eff.Persist.Role), eff.Persist.Epoch); err != nil {
+			return authority.Effects{}, fmt.Errorf("persist authority %s@%d: %w", eff.Persist.Role, eff.Persist.Epoch, err)
+		}
+	}
+	r.auth = next
+	st := next.State()
+	r.role, r.epoch, r.fenceGen = Role(st.Role), st.Epoch, next.FenceGen()
 	r.publishLocked()
-	return nil
+	if c := eff.Fenced; c != nil {
+		e := Entry{Transition: TransitionFencedRejoin, Reason: c.Reason}
+		if trigger != nil {
+			e = r.recordEntry(TransitionFencedRejoin, trigger, c.Reason)
+		}
+		e.Metadata = append([]KV{{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_role", c.Next.Role}, {"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"fenced_by", c.Peer}}, e.Metadata...)
+		r.emit(e)
+	}
+	if c := eff.Promoted; c != nil {
+		r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
+			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"disconnected_node", c.Peer}}})
+	}
+	if q := eff.Quarantined; q != nil {
+		r.emit(Entry{Transition: TransitionQuarantined, Reason: string(ReasonQuarantined),
+			Metadata: []KV{{"pause_ms", strconv.FormatInt(q.Gap.Milliseconds(), 10)}}})
+	}
+	if eff.Released != "" {
+		r.emit(Entry{Transition: TransitionQuarantineReleased, Metadata: []KV{{"confirmed_by", eff.Released}}})
+	}
+	return eff, nil
 }
 
 // SetAloneSlot tells the registry whether its node has a linked peer. While
