@@ -11,7 +11,8 @@ Usage: bash scripts/verify-backend.sh [--help | --phases]
 
   --phases  print the phase names, in order, and exit (touches nothing)
 
-Proves, on one isolated database:
+Proves:
+  On one isolated database:
   1. the backend's own check passes (examples/reference-backend/scripts/verify.sh:
      gofmt, vet, unit tests with PostgreSQL required, build);
   2. meshc migrate status lists the migration as pending, up applies it,
