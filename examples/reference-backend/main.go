@@ -76,8 +76,12 @@ func run() int {
 	node := mesh.Default()
 	logger.Printf("runtime bootstrap mode=%s node=%s cluster_port=%d", status.Mode, status.NodeName, status.ClusterPort)
 
+	decl := work.Job
+	if status.Mode == mesh.ModeStandalone {
+		decl = work.LocalJob
+	}
 	submit := func(ctx context.Context, jobID string) (api.Submission, error) {
-		res, err := node.Submit(ctx, work.Job, jobID, payloadHash(jobID))
+		res, err := node.Submit(ctx, decl, jobID, payloadHash(jobID))
 		if err != nil {
 			return api.Submission{}, err
 		}
@@ -85,7 +89,7 @@ func run() int {
 	}
 	runtime := func() api.RuntimeInfo {
 		role, epoch := node.Authority()
-		return api.RuntimeInfo{Node: node.Name(), Role: string(role), Epoch: epoch}
+		return api.RuntimeInfo{Handler: decl.RuntimeName, Node: node.Name(), Role: string(role), Epoch: epoch}
 	}
 	handler := api.NewServer(store, submit, runtime, logger, redact).Handler()
 

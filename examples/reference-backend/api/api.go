@@ -34,9 +34,6 @@ const MaxBodyBytes = 16 << 10
 // maxIdempotencyKey bounds the Idempotency-Key header.
 const maxIdempotencyKey = 128
 
-// ClusteredHandler is the runtime name of the declared work that runs jobs.
-const ClusteredHandler = "work.RunJob"
-
 // Store is what the API needs from the jobs table (*jobs.Store).
 type Store interface {
 	Create(ctx context.Context, id, kind string, payload json.RawMessage, idempotencyKey string) (jobs.Job, bool, error)
@@ -60,11 +57,13 @@ type Submitter func(ctx context.Context, jobID string) (Submission, error)
 // Runtime reports this node's place in the cluster for /health.
 type Runtime func() RuntimeInfo
 
-// RuntimeInfo is the node's name, role and promotion epoch.
+// RuntimeInfo is the runtime name of the declared work jobs are submitted
+// as, and the node's name, role and promotion epoch.
 type RuntimeInfo struct {
-	Node  string `json:"node"`
-	Role  string `json:"cluster_role"`
-	Epoch uint64 `json:"promotion_epoch"`
+	Handler string `json:"clustered_handler"`
+	Node    string `json:"node"`
+	Role    string `json:"cluster_role"`
+	Epoch   uint64 `json:"promotion_epoch"`
 }
 
 // Server serves the jobs API.
@@ -295,9 +294,8 @@ func validState(s string) bool {
 
 // healthBody is the /health response. Field order is the JSON key order.
 type healthBody struct {
-	Status           string `json:"status"`
-	DBBackend        string `json:"db_backend"`
-	ClusteredHandler string `json:"clustered_handler"`
+	Status    string `json:"status"`
+	DBBackend string `json:"db_backend"`
 	RuntimeInfo
 	jobs.Signals
 	Error string `json:"error,omitempty"`
@@ -307,7 +305,7 @@ type healthBody struct {
 // signals come from the database; when it does not answer, /health says so
 // with 503 and status degraded.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
-	body := healthBody{Status: "ok", DBBackend: "postgres", ClusteredHandler: ClusteredHandler, RuntimeInfo: s.runtime()}
+	body := healthBody{Status: "ok", DBBackend: "postgres", RuntimeInfo: s.runtime()}
 	sig, err := s.store.Signals(r.Context())
 	if err != nil {
 		s.logger.Printf("health: %s", oneLine(s.redact(err.Error())))

@@ -95,7 +95,9 @@ func newHarness(t *testing.T) *harness {
 		h.submits = append(h.submits, id)
 		return h.outcome, h.subErr
 	}
-	runtime := func() RuntimeInfo { return RuntimeInfo{Node: "a@127.0.0.1:1", Role: "primary", Epoch: 2} }
+	runtime := func() RuntimeInfo {
+		return RuntimeInfo{Handler: "work.RunJob", Node: "a@127.0.0.1:1", Role: "primary", Epoch: 2}
+	}
 	redact := func(s string) string { return strings.ReplaceAll(s, secretURL, "[redacted]") }
 	h.handler = NewServer(h.store, submit, runtime, log.New(&h.logs, "", 0), redact).Handler()
 	return h

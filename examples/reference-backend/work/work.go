@@ -19,12 +19,23 @@ import (
 // a higher epoch, when it promotes) if the owner dies.
 var Job = mesh.Work(RunJob)
 
+// LocalJob is the declaration a standalone node submits jobs with (runtime
+// name work.RunJobLocal, replication count 1): with no peer there is no
+// mirror, and a count-2 submission would be refused with
+// replica_required_unavailable. A cluster node always uses Job, so a job is
+// never accepted without its mirror.
+var LocalJob = mesh.Work(RunJobLocal, mesh.ReplicationCount(1))
+
 // runner is the Runner RunJob uses; Use sets it at start-up.
 var runner atomic.Pointer[jobs.Runner]
 
 // Use makes RunJob run jobs through r. Call it before the runtime starts, so
 // no attempt finds it unset.
 func Use(r *jobs.Runner) { runner.Store(r) }
+
+// RunJobLocal runs a job exactly as RunJob does; it exists so a standalone
+// node can declare the same work with replication count 1.
+func RunJobLocal(ctx context.Context) (string, error) { return RunJob(ctx) }
 
 // startupPrefix is the request key prefix of the runtime's startup run.
 const startupPrefix = "startup::"
@@ -37,7 +48,7 @@ var errNotStarted = errors.New("job runner is not set up")
 // fenced with the identity's promotion epoch.
 //
 // The runtime also runs declared work once per cluster at boot under the key
-// startup::work.RunJob; that run has no job and does nothing.
+// startup::<runtime name>; that run has no job and does nothing.
 func RunJob(ctx context.Context) (string, error) {
 	id, ok := mesh.IdentityFrom(ctx)
 	if !ok {
