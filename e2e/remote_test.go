@@ -7,6 +7,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -104,12 +105,16 @@ func TestVerifyRemote(t *testing.T) {
 	if err := json.Unmarshal([]byte(created.body), &job); err != nil || job.ID == "" {
 		t.Fatalf("POST /jobs body %q: %v", created.body, err)
 	}
-	// Wait until the pair is quiet: the job's record and the startup record
-	// completed on both nodes, so nothing but the verifier could change
-	// what the nodes report.
-	var before map[string]any
-	meshtest.Eventually(t, 30*time.Second, 250*time.Millisecond, func() error {
-		before = p.snapshot(t)
+	// Wait until the pair is quiet: the job's record and both startup
+	// records completed on both nodes, and two snapshots half a second apart
+	// the same, so nothing but the verifier could change what the nodes
+	// report.
+	var before, previous map[string]any
+	meshtest.Eventually(t, 30*time.Second, 500*time.Millisecond, func() error {
+		before, previous = p.snapshot(t), before
+		if !reflect.DeepEqual(before, previous) {
+			return errors.New("the nodes' records or diagnostics are still changing")
+		}
 		for _, node := range p.nodes {
 			list := before["continuity "+node].(map[string]any)
 			seen := map[any]bool{}
@@ -120,7 +125,7 @@ func TestVerifyRemote(t *testing.T) {
 				}
 				seen[rec["request_key"]] = true
 			}
-			for _, key := range []string{job.ID, "startup::work.RunJob"} {
+			for _, key := range []string{job.ID, "startup::work.RunJob", "startup::work.RunJobLocal"} {
 				if !seen[key] {
 					return fmt.Errorf("%s has no record for %s", node, key)
 				}
