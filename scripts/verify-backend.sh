@@ -447,15 +447,18 @@ runtime_logs() {
 	rail_stop_service standby-run1 TERM
 	local f
 	for f in "$RAIL_VERIFY_DIR"/node-*.log; do
-		if tail -n +2 "$f" | grep -q '<redacted:'; then rail_drift "a node printed DATABASE_URL or the cookie (see $f)"; fi
+		# Process substitution, not a pipe: with pipefail, grep -q leaving
+		# early would fail the pipeline and hide the hit.
+		if grep -q '<redacted:' <(tail -n +2 "$f"); then rail_drift "a node printed DATABASE_URL or the cookie (see $f)"; fi
 	done
 	grep -q 'fenced write refused' "$RAIL_VERIFY_DIR/node-primary-run1.log" ||
 		rail_drift "the old primary's log lacks its refused fenced write"
 	# The resumed old primary meets the higher epoch before it is killed (and
 	# persists it), or, at the latest, after its restart.
-	cat "$RAIL_VERIFY_DIR/node-primary-run1.log" "$RAIL_VERIFY_DIR/node-primary-run2.log" | grep -q 'transition=fenced_rejoin' ||
+	grep -q 'transition=fenced_rejoin' "$RAIL_VERIFY_DIR/node-primary-run1.log" "$RAIL_VERIFY_DIR/node-primary-run2.log" ||
 		rail_drift "neither run of the old primary logged transition=fenced_rejoin"
-	if grep -E "transition=completed .*execution_node=" "$RAIL_VERIFY_DIR/node-primary-run2.log" | grep -qF "execution_node=$(rail_get primary) "; then
+	grep -E "transition=completed .*execution_node=" "$RAIL_VERIFY_DIR/node-primary-run2.log" >"$RAIL_TMP/run2-completed" || true
+	if grep -qF "execution_node=$(rail_get primary) " "$RAIL_TMP/run2-completed"; then
 		rail_drift "the restarted old primary completed work"
 	fi
 	local t
