@@ -492,7 +492,7 @@ func TestWebsiteBuildAndBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"/clustered-example.html", "/distributed-primitives.html", "/distributed-proof.html",
-		"/getting-started.html", "/index.html", "/operating.html", "/security.html", "/tooling.html"}
+		"/getting-started.html", "/index.html", "/operating.html", "/production-backend-proof.html", "/security.html", "/tooling.html"}
 	for _, p := range want {
 		if !slices.Contains(report.Pages, p) {
 			t.Errorf("built site has no %s (pages: %v)", p, report.Pages)
