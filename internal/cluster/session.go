@@ -155,50 +155,6 @@ func (n *Node) broadcastSync() {
 	}
 }
 
-// broadcast sends one record transition to every peer. Transitions of route
-// records go out with the next flush, at most lazyFlushDelay later, except the
-// outcome of a mirrored (count 2) record: nothing acts on the others after a
-// failover (route records are never re-run), so batching them saves a write
-// and a wake-up on both nodes per request. A later transition of the same
-// record replaces one still queued, so a request that completes within the
-// delay costs the peer one upsert, not two. A frame sent after them, such as
-// a forwarded request that needs its record on the peer, still follows them
-// on the link.
-func (n *Node) broadcast(rec continuity.Record) {
-	if n.cfg.mode() != ModeCluster {
-		return
-	}
-	lazy := rec.Kind == continuity.KindRoute && (rec.ReplicationCount < 2 || !rec.Phase.Terminal())
-	var arr [4]*session
-	sessions := n.appendSessions(arr[:0])
-	if len(sessions) == 0 {
-		return
-	}
-	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: rec}
-	bp := frameScratch.Get().(*[]byte)
-	msg := wire.AppendUpsert((*bp)[:0], &m)
-	kind := frameUrgent
-	switch {
-	case lazy && rec.Phase.Terminal():
-		kind = frameLazyLast
-	case lazy:
-		kind = frameLazy
-	}
-	for _, s := range sessions {
-		_ = s.enqueueFrame(nil, msg, rec.RequestKey, kind)
-	}
-	if cap(msg) <= maxPooledFrame {
-		*bp = msg
-		frameScratch.Put(bp)
-	}
-}
-
-// frameScratch holds buffers broadcast encodes a message into once for all
-// sessions.
-var frameScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
-const maxPooledFrame = 64 << 10
-
 // Outgoing queue bounds.
 const (
 	// lazyFlushDelay is how long a frame nobody waits for may sit in the
@@ -616,28 +572,4 @@ func highestEpoch(recs []continuity.Record) *continuity.Record {
 		}
 	}
 	return best
-}
-
-// merge folds one peer record into the registry. When the peer's version
-// loses to the one kept here, the kept one is sent back: the peer holds on to
-// its own until it hears a version it prefers, and nothing else would tell
-// it (a node broadcasts a record only when it changes), so the two would
-// disagree for good. Both sides choose with one order at any moment, so the
-// answer is adopted and the exchange ends there.
-func (n *Node) merge(rec continuity.Record, from string) {
-	m, err := n.reg.MergeOutcome(rec, from)
-	if err != nil {
-		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
-		return
-	}
-	switch {
-	case !m.Changed && !continuity.SameVersion(m.Kept, rec):
-		n.broadcast(m.Kept)
-	case m.ReplacedOther:
-		// The peer's version of another attempt won here. The peer may
-		// meanwhile hold a third version (the order of one key's versions
-		// changes as an attempt is refused), so it hears what this node
-		// now keeps; it answers only if it keeps something else.
-		n.broadcast(m.Kept)
-	}
 }
