@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/peer"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -67,7 +68,7 @@ const (
 	deliverHeld deliveryKind = iota
 	// deliverUrgent: the entry wakes the writer at once.
 	deliverUrgent
-	// deliverBatched: the entry waits up to lazyFlushDelay, and a later
+	// deliverBatched: the entry waits up to peer.LazyFlushDelay, and a later
 	// entry of the same key replaces it while it waits.
 	deliverBatched
 	// deliverBatchedLast: batched, and final: nothing is expected to
@@ -110,16 +111,16 @@ func (n *Node) replicate(e outboxEntry) {
 	if n.cfg.mode() != ModeCluster {
 		return
 	}
-	var kind frameKind
+	var kind peer.FrameKind
 	switch delivery(&e, n.self) {
 	case deliverHeld:
 		return
 	case deliverUrgent:
-		kind = frameUrgent
+		kind = peer.FrameUrgent
 	case deliverBatched:
-		kind = frameLazy
+		kind = peer.FrameLazy
 	case deliverBatchedLast:
-		kind = frameLazyLast
+		kind = peer.FrameLazyLast
 	}
 	var arr [4]*session
 	sessions := n.appendSessions(arr[:0])
@@ -130,7 +131,7 @@ func (n *Node) replicate(e outboxEntry) {
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendUpsert((*bp)[:0], &m)
 	for _, s := range sessions {
-		_ = s.enqueueFrame(nil, msg, e.rec.RequestKey, kind)
+		_ = s.link.Enqueue(msg, e.rec.RequestKey, kind)
 	}
 	if cap(msg) <= maxPooledFrame {
 		*bp = msg

@@ -82,8 +82,8 @@ func TestTransitionsReplicatedInOnePlace(t *testing.T) {
 				if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "reg" && replicated[sel.Sel.Name] && name != "replication.go" {
 					t.Errorf("%s: reg.%s called outside replication.go: use its record* method so the transition is replicated", fset.Position(x.Pos()), sel.Sel.Name)
 				}
-				if sel.Sel.Name == "enqueueFrame" && name != "replication.go" && name != "session.go" {
-					t.Errorf("%s: enqueueFrame called outside the link and the replicator", fset.Position(x.Pos()))
+				if sel.Sel.Name == "Enqueue" && name != "replication.go" {
+					t.Errorf("%s: an encoded frame queued on a link outside replication.go", fset.Position(x.Pos()))
 				}
 			case *ast.CompositeLit:
 				if sel, ok := x.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Upsert" && name != "replication.go" {
