@@ -301,7 +301,7 @@ func (l *Link) kick() {
 	}
 }
 
-// Flush waits until everything queued so far is written, the session closes
+// Flush waits until everything queued so far is written, the link closes
 // or ctx ends.
 func (l *Link) Flush(ctx context.Context) error {
 	done := make(chan struct{})
