@@ -11,8 +11,10 @@ import (
 // Replication: how a record transition made on this node reaches its peers,
 // and how a peer's transition is folded in here.
 //
-// The engine changes a record only through the record* methods below (a
-// test rejects a call to a mutating Registry method anywhere else in the
+// The engine makes every record transition its peers must hear through the
+// record* methods below (TestTransitionsReplicatedInOnePlace rejects a call
+// to the registry methods behind them, Submit, Prepared, Refuse, Reject,
+// Complete, CompleteWithResponse, Rollover and Merge, anywhere else in the
 // package). Each makes one registry transition and hands what it produced
 // to replicate as an outbox entry: the record version and the transition
 // that made it. replicate encodes the entry once and queues it on every
@@ -21,12 +23,15 @@ import (
 // goes out at once, with the link's next batched flush, or not on its own
 // is decided in one place: delivery.
 //
-// Transitions that are not replicated, and why:
+// Record transitions that are not replicated, and why:
 //   - MirrorPrepare stores the copy a peer asked this node to mirror: the
 //     peer holds that version already.
 //   - NodeLost marks what the lost peer was doing: it has no peer to tell.
 //   - A merged peer version is not echoed; only a differing answer goes back
 //     (merge).
+
+// outboxEntry is one record version for the peers and the transition that
+// produced it.
 type outboxEntry struct {
 	tx  transition
 	rec continuity.Record
