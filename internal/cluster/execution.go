@@ -35,26 +35,15 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
-	dec, err := n.reg.Submit(continuity.SubmitRequest{
+	dec, err := n.recordSubmit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
 		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
-		if err == nil && dec.Outcome == continuity.OutcomeRejected {
-			n.broadcast(dec.Record)
-		}
 		return dec, err
 	}
 	rec := dec.Record
 	if rec.ReplicaNode == "" {
-		// An unmirrored route record that runs here reaches the peer when it
-		// ends: nothing would act on its pending state (route records are
-		// never re-run after a failover), and skipping it halves the frames
-		// per request. Work records and forwarded requests are sent at once:
-		// the peer may have to recover the work, or must run the request.
-		if !(rec.Kind == continuity.KindRoute && rec.OwnerNode == n.self) {
-			n.broadcast(rec)
-		}
 		return dec, nil
 	}
 	rec, err = n.prepare(ctx, rec)
@@ -62,7 +51,6 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
 		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
 	}
-	n.broadcast(rec)
 	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
 }
 
@@ -78,10 +66,9 @@ func (n *Node) refuse(rec continuity.Record, reason string) (out continuity.Reco
 		n.log.Error("[mesh-rt continuity] refusal without a reason", "request_key", rec.RequestKey, "attempt_id", rec.AttemptID())
 		reason = string(continuity.ReasonUnspecified)
 	}
-	stored, err := n.reg.Refuse(rec.RequestKey, rec.Attempt, reason)
+	stored, err := n.recordRefusal(rec.RequestKey, rec.Attempt, reason)
 	switch {
 	case err == nil:
-		n.broadcast(stored)
 		return stored, false
 	case stored.Phase == continuity.PhaseCompleted && stored.Attempt == rec.Attempt:
 		return stored, true
@@ -153,7 +140,7 @@ func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 // acknowledged record survives the loss of either node.
 func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.Record, error) {
 	if rec.ReplicaNode == n.self {
-		return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+		return n.recordPrepared(rec.RequestKey, rec.Attempt)
 	}
 	fail := func(reason continuity.Reason, detail string) (continuity.Record, error) {
 		n.reg.EmitRecord(continuity.TransitionPrepareFailed, rec, string(reason),
@@ -179,7 +166,7 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	if !ack.OK {
 		return fail(continuity.Reason(ack.Reason), "refused by replica")
 	}
-	return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+	return n.recordPrepared(rec.RequestKey, rec.Attempt)
 }
 
 // handlePrepare stores a record this node mirrors. A sender at a lower epoch is
@@ -197,7 +184,7 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 		// request, a later attempt): the ingress learns it, so its records
 		// converge and a retry is answered from it.
 		if cur, ok := n.reg.Get(p.Record.RequestKey); ok {
-			n.broadcast(cur)
+			n.answer(cur)
 		}
 		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
 	}
@@ -272,17 +259,13 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 
 // finish records a handler's outcome for rec and replicates it.
 func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
-	var out continuity.Record
-	var err error
+	// When the registry refuses the transition, it records why
+	// (completion_rejected); nothing is replicated.
 	if handlerErr != nil {
-		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, handlerErr.Error())
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, handlerErr.Error())
 	} else {
-		out, err = n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
+		_, _ = n.recordCompletion(rec.RequestKey, rec.Attempt, gen)
 	}
-	if err != nil {
-		return // the registry recorded why (completion_rejected)
-	}
-	n.broadcast(out)
 }
 
 // superseded records that rec's attempt will not complete here: the node
@@ -321,15 +304,10 @@ func (n *Node) resumeFenced(h *handler, rec continuity.Record) {
 	if !ok || !cur.Pending() || cur.Attempt != rec.Attempt || cur.OwnerNode != n.self {
 		return // ended, or carried on under another attempt or owner
 	}
-	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	next, err := n.recordRollover(rec, "fenced_attempt_resumed")
 	if err != nil {
 		return // completed or rolled over meanwhile
 	}
-	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "fenced_attempt_resumed",
-		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
-		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
-		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.broadcast(next)
 	n.runWork(h, next, n.reg.FenceGeneration())
 }
 

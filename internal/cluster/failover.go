@@ -171,9 +171,7 @@ func (n *Node) recoverRecord(rec continuity.Record, lost string) {
 	rejectRecovery := func(reason string) {
 		n.reg.EmitRecord(continuity.TransitionAutomaticRecoveryRejected, rec, "automatic_recovery_rejected:"+reason,
 			continuity.KV{Key: "disconnected_node", Value: lost})
-		if out, err := n.reg.Reject(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode); err == nil {
-			n.broadcast(out)
-		}
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode)
 	}
 	if rec.Kind == continuity.KindRoute {
 		rejectRecovery("route_records_are_not_rerun")
@@ -184,15 +182,10 @@ func (n *Node) recoverRecord(rec continuity.Record, lost string) {
 		rejectRecovery(string(continuity.ReasonHandlerNotRegistered) + ":" + rec.RuntimeName)
 		return
 	}
-	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	next, err := n.recordRollover(rec, "")
 	if err != nil {
 		return // completed or rolled over meanwhile
 	}
-	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "",
-		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
-		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
-		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.broadcast(next)
 	n.runWork(h, next, n.reg.FenceGeneration())
 }
 

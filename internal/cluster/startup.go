@@ -147,9 +147,7 @@ func (n *Node) runStartup(ctx context.Context, h *handler) {
 		cur, ok := n.reg.Get(key)
 		if ok && cur.Pending() && cur.Attempt == rec.Attempt {
 			if err := n.dispatchWork(ctx, h, cur); err != nil {
-				if out, rerr := n.reg.Reject(key, cur.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {
-					n.broadcast(out)
-				}
+				_, _ = n.recordRejection(key, cur.Attempt, "dispatch_failed:"+err.Error())
 			}
 		}
 	}
