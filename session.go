@@ -3,6 +3,7 @@ package mesh
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,11 +79,21 @@ func (s *session) isSynced() bool {
 	}
 }
 
+// close ends the session at once. It closes the transport under TLS rather
+// than the TLS connection: tls.Conn.Close first writes a close_notify alert,
+// which waits up to 5 s for a peer that does not read (cut off, frozen),
+// while the reader that saw the peer fall silent waits here before the loss
+// is handled, and crash calls close under n.mu. The peer reads EOF at a
+// record boundary either way.
 func (s *session) close(cause error) {
 	s.closeOnce.Do(func() {
 		s.err = cause
 		close(s.closed)
-		s.conn.Close()
+		if tc, ok := s.conn.(*tls.Conn); ok {
+			tc.NetConn().Close()
+		} else {
+			s.conn.Close()
+		}
 	})
 }
 
