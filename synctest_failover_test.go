@@ -112,13 +112,6 @@ func (c *syncCluster) start(cfg Config) *Node {
 	return n
 }
 
-// node returns the running node named name.
-func (c *syncCluster) node(name string) *Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[name]
-}
-
 func (c *syncCluster) running() []*Node {
 	c.mu.Lock()
 	defer c.mu.Unlock()
