@@ -659,3 +659,25 @@ func TestSynctestRepeatedPartitions(t *testing.T) {
 		}
 	})
 }
+
+// Closing a link never waits on the peer: with the peer cut off and no
+// write in flight, close returns without the bubble's clock moving. (Closing
+// the TLS connection itself would first wait up to 5 s for a close_notify
+// alert the peer cannot take, while the reader waiting on that close delays
+// the loss handling and crash holds n.mu. In a bubble that wait stalls the
+// clock for good, since the reader blocks on a mutex, which synctest does
+// not count as durably blocked: the test then ends at the test timeout.)
+func TestSynctestSessionCloseNeverWaitsOnThePeer(t *testing.T) {
+	synctestScenario(t, func(c *syncCluster, p, s *Node, _, _ Config) {
+		synctest.Wait() // nothing in flight: every writer is idle
+		sess := p.session(s.Name())
+		c.fn.Partition(p.Name(), s.Name())
+		start := time.Now()
+		sess.close(fmt.Errorf("test closes the link"))
+		if waited := time.Since(start); waited != 0 {
+			c.t.Errorf("closing a link to a cut-off peer waited %v", waited)
+		}
+		c.fn.Heal()
+		c.awaitLinked(p, s)
+	})
+}
