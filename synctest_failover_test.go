@@ -681,3 +681,39 @@ func TestSynctestSessionCloseNeverWaitsOnThePeer(t *testing.T) {
 		c.awaitLinked(p, s)
 	})
 }
+
+// A node that begins stopping cancels the handlers it runs; a handler that
+// returns the cancellation has not failed, and its record must stay pending
+// for the peer to recover rather than reach the peer as rejected. The test
+// holds the stop at its first step (the node's context cancelled, links
+// still open), which crash and a Shutdown past its deadline both go
+// through, then kills the node and checks the peer re-ran the work.
+func TestSynctestStoppingNodeLeavesCancelledWorkPending(t *testing.T) {
+	synctestScenario(t, func(c *syncCluster, p, s *Node, _, scfg Config) {
+		key := keyPlaced(c.t, "cancelled", s.Name(), p, s)
+		if !c.submit(p, syncMirrored, key) {
+			c.t.Fatalf("submission of %s refused on a healthy pair", key)
+		}
+		c.await(time.Second, "work running on the standby", func() error {
+			if !s.inflight.has(key) {
+				return fmt.Errorf("%s is not running on %s", key, s.Name())
+			}
+			return nil
+		})
+
+		s.cancel()
+		synctest.Wait() // the handler has returned and its outcome is handled
+		if r, _ := p.Record(key); !r.Pending() {
+			c.t.Fatalf("the primary holds %s as %s (%s) after the standby cancelled it while stopping; want pending",
+				key, r.Phase, r.Error)
+		}
+
+		c.kill(s)
+		s2 := c.start(scfg)
+		c.awaitLinked(p, s2)
+		c.awaitSettled(p, s2)
+		if r, _ := p.Record(key); r.ExecutionNode != p.Name() {
+			c.t.Errorf("the primary did not re-run %s: %+v", key, r)
+		}
+	})
+}
