@@ -4,7 +4,8 @@
 GO ?= go
 # The oldest Go release the module supports: its go directive.
 GO_FLOOR := $(shell sed -n 's/^go //p' go.mod)
-# Packages whose concurrency the race detector checks: the runtime and its kit.
+# Packages whose concurrency the race detector checks: the public package, the
+# engine (internal/cluster) with the other internal packages, and the test kit.
 RACE_PKGS := . ./internal/... ./meshtest/...
 
 .PHONY: demo test vet test-go-floor test-race test-tools test-e2e test-website test-rails test-stress stress deps bench fuzz examples chaos chaos-short
@@ -32,7 +33,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 test-tools:
-	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/
+	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m ./e2e/cluster/ ./e2e/
@@ -76,6 +77,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzHandshakeMessages -fuzztime 30s ./internal/handshake/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 30s ./internal/operator/
-	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s .
-	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s .
+	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s ./internal/cluster/
+	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s ./internal/cluster/
+	$(GO) test -run '^$$' -fuzz FuzzStoredResponse -fuzztime 30s ./internal/exchange/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRetained -fuzztime 30s ./internal/continuity/
+	$(GO) test -run '^$$' -fuzz FuzzFrameReader -fuzztime 30s ./internal/recordlog/

@@ -1,12 +1,108 @@
 package mesh
 
-import "meshgo.dev/mesh/internal/continuity"
+import (
+	"meshgo.dev/mesh/internal/cluster"
+	"meshgo.dev/mesh/internal/continuity"
+)
 
-// Aliases of the types that package mesh hands out but that are defined in
-// its internal packages, so code outside the module can name them
-// (var r mesh.Record). Each alias has the name of the type it stands for.
+// Aliases of every type that package mesh hands out: all of them are defined
+// in its internal packages (the engine, internal/cluster, and the record
+// state machine, internal/continuity), so code outside the module can name
+// them (var r mesh.Record, mesh.Config{...}). Each alias has the name of the
+// type it stands for.
 // TestExportedAPINamesNoInternalType fails when an exported signature
 // reaches an internal type with no alias here.
+
+// ---- engine types (internal/cluster) ----
+
+// Config is a node configuration: ConfigFromEnv builds one from the MESH_*
+// environment, and code may build one directly (Start checks it with
+// Validate). The zero Config is a standalone node with default timings; a
+// zero field means its default.
+type Config = cluster.Config
+
+// Cookie is the shared cluster secret. It prints as [redacted] in every
+// format, log attribute and JSON document; only the handshake reads its bytes.
+type Cookie = cluster.Cookie
+
+// Mode is the bootstrap mode.
+type Mode = cluster.Mode
+
+// NodeName is a node identity name@host:port. Host is stored without
+// brackets; String brackets IPv6 hosts.
+type NodeName = cluster.NodeName
+
+// NodeNameError reports why a node name was refused. Reason is one of the
+// fixed texts of the environment contract (for ParseNodeName) or of the
+// operator CLI (for ParseTarget); Input is the text that was parsed.
+type NodeNameError = cluster.NodeNameError
+
+// Node is one running Mesh node. A process normally has one, started by
+// StartFromEnv; tests may run several in one process with Start.
+//
+// Node is the engine's node type (package internal/cluster) under its public
+// name: its exported methods are the whole public surface of a node.
+type Node = cluster.Node
+
+// Option changes how Start runs a node; options exist for tests and
+// embedding, the environment contract needs none.
+type Option = cluster.Option
+
+// Network is how a node listens and dials. The default is the host's TCP
+// stack; tests pass a fault-injecting network.
+type Network = cluster.Network
+
+// MembershipEvent reports a peer joining or leaving the local node's view.
+type MembershipEvent = cluster.MembershipEvent
+
+// BootstrapStatus says how StartFromEnv started the runtime.
+type BootstrapStatus = cluster.BootstrapStatus
+
+// Declaration is the registration of one piece of declared work. It exists so
+// work can be declared at package level: var _ = mesh.Work(Add).
+type Declaration = cluster.Declaration
+
+// WorkOption changes how declared work is registered.
+type WorkOption = cluster.WorkOption
+
+// SubmitResult describes what Node.Submit did with a request.
+type SubmitResult = cluster.SubmitResult
+
+// Identity is the continuity identity of one execution of declared work or of
+// a clustered route. Pass Epoch downstream as a fencing token: a write
+// carrying a lower epoch than one already seen comes from a superseded
+// primary.
+type Identity = cluster.Identity
+
+// RouteOption changes how Clustered serves a route. Options are part of the
+// route's declaration: every node of a binary must declare a route alike.
+type RouteOption = cluster.RouteOption
+
+// Health is a node's liveness and readiness with its authority, in the
+// operator vocabulary. Live says the runtime's loops are running. Ready says
+// the node can serve clustered requests with the configured guarantees now;
+// Reason names why not (one of the Readiness constants) and is empty when
+// Ready.
+//
+// What ready means, by situation:
+//   - standalone: ready (replication_health local_only);
+//   - primary with its standby connected: ready;
+//   - primary alone: ready, with replication_health local_only or degraded.
+//     Count-1 routes and work are served; count-2 requests are refused one by
+//     one with replica_required_unavailable. Taking the only primary out of
+//     the load balancer would turn the loss of a replica into an outage, so
+//     the probe leaves that decision to the per-request answer and to alerts
+//     on replication_health;
+//   - standby connected to its primary: ready (it forwards to the primary);
+//   - standby with no primary connected: not ready (no_primary);
+//   - quarantined after a pause: not ready (quarantined);
+//   - a fenced old primary: not ready until it has rejoined — quarantined
+//     after a freeze, awaiting_peer after a restart, peer_sync_pending while
+//     the new primary's snapshot is merged — then ready as a standby;
+//   - shutting down: not ready (shutting_down).
+type Health = cluster.Health
+
+// ---- continuity types (internal/continuity) ----
 
 // Record is the continuity record of one request key, as Node.Record,
 // Node.Records and SubmitResult return it. Records are values: callers may

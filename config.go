@@ -1,132 +1,81 @@
 package mesh
 
-import (
-	"log/slog"
-	"time"
-)
-
-// Mode is the bootstrap mode.
-type Mode string
+import "meshgo.dev/mesh/internal/cluster"
 
 // Modes. Without a cookie and without cluster hints a node runs standalone:
 // declared work still runs, locally.
 const (
-	ModeStandalone Mode = "standalone"
-	ModeCluster    Mode = "cluster"
+	ModeStandalone = cluster.ModeStandalone
+	ModeCluster    = cluster.ModeCluster
 )
 
 // Defaults of the environment contract.
 const (
-	DefaultClusterPort         = 4370
-	DefaultDiscoveryInterval   = 5000 * time.Millisecond
-	DefaultStartupWorkDelay    = 2500 * time.Millisecond
-	DefaultHeartbeatInterval   = 250 * time.Millisecond
-	DefaultPeerTimeout         = 1500 * time.Millisecond
-	DefaultDiagnosticsCapacity = 128
-	DefaultRetainedRecords     = 10000
-	DefaultRouteTimeout        = 5000 * time.Millisecond
-	DefaultRouteMaxBodyBytes   = 1 << 20  // 1 MiB
-	DefaultRetainedBytes       = 64 << 20 // 64 MiB
+	DefaultClusterPort         = cluster.DefaultClusterPort
+	DefaultDiscoveryInterval   = cluster.DefaultDiscoveryInterval
+	DefaultStartupWorkDelay    = cluster.DefaultStartupWorkDelay
+	DefaultHeartbeatInterval   = cluster.DefaultHeartbeatInterval
+	DefaultPeerTimeout         = cluster.DefaultPeerTimeout
+	DefaultDiagnosticsCapacity = cluster.DefaultDiagnosticsCapacity
+	DefaultRetainedRecords     = cluster.DefaultRetainedRecords
+	DefaultRouteTimeout        = cluster.DefaultRouteTimeout
+	DefaultRouteMaxBodyBytes   = cluster.DefaultRouteMaxBodyBytes
+	DefaultRetainedBytes       = cluster.DefaultRetainedBytes
 )
 
-// Cookie is the shared cluster secret. It prints as [redacted] in every format,
-// log attribute and JSON document; only the handshake reads its bytes.
-type Cookie string
-
-// String returns "[redacted]".
-func (Cookie) String() string { return "[redacted]" }
-
-// GoString returns "[redacted]".
-func (Cookie) GoString() string { return "[redacted]" }
-
-// LogValue returns "[redacted]".
-func (Cookie) LogValue() slog.Value { return slog.StringValue("[redacted]") }
-
-// MarshalText returns "[redacted]", so JSON and other text encoders never see
-// the secret.
-func (Cookie) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
-
-// Config is a node configuration: ConfigFromEnv builds one from the MESH_*
-// environment, and code may build one directly (Start checks it with
-// Validate). The zero Config is a standalone node with default timings; a
-// zero field means its default.
-type Config struct {
-	// Mode repeats what Cookie decides: a node with a cluster cookie is a
-	// cluster node, one without is standalone. It is kept so code that sets
-	// or reads it still compiles; ConfigFromEnv fills it, Validate refuses a
-	// value that contradicts Cookie, and Node.Mode and BootstrapStatus.Mode
-	// report the mode in effect.
-	//
-	// Deprecated: leave Mode zero; set Cookie for a cluster node.
-	Mode          Mode
-	Cookie        Cookie
-	DiscoverySeed string
-	ClusterPort   int
-	NodeName      NodeName // zero in standalone mode
-	Role          Role     // RolePrimary unless configured
-	Epoch         uint64   // initial promotion epoch
-
-	DiscoveryInterval   time.Duration
-	StartupWorkDelay    time.Duration
-	HeartbeatInterval   time.Duration
-	PeerTimeout         time.Duration
-	StateDir            string // where the authority state file lives; "" = default per node name
-	DiagnosticsCapacity int
-	RetainedRecords     int   // terminal records kept; pending records are never evicted
-	RetainedBytes       int64 // memory of the terminal records kept (stored responses above all), oldest evicted first
-	RouteTimeout        time.Duration
-	RouteMaxBodyBytes   int64
-
-	// Logger receives runtime logs; nil means slog.Default(). WithLogger
-	// overrides it. The runtime never changes the default logger.
-	Logger *slog.Logger
+// ConfigFromEnv builds a validated Config from the MESH_* environment as read
+// through getenv (nil means os.Getenv). hostname (nil means os.Hostname) is
+// called only when a cluster node has no MESH_NODE_NAME and its identity is
+// derived as <hostname>@<MESH_NODE_HOST or hostname>:<port>.
+//
+// The rules, in the order problems are reported:
+//
+//   - MESH_CLUSTER_PORT: default 4370, else an integer in 1..65535. It is
+//     checked even when the node runs standalone.
+//   - Mode: a non-blank MESH_CLUSTER_COOKIE (or MESH_CLUSTER_COOKIE_FILE, the
+//     path of a file holding it) selects cluster mode. Without one, any
+//     cluster hint (MESH_DISCOVERY_SEED, MESH_NODE_NAME, MESH_NODE_HOST) is
+//     an error; with no hint at all the node runs standalone (zero NodeName,
+//     empty seed). Cluster mode requires MESH_DISCOVERY_SEED.
+//   - Cookie: both variables set is an error; the file must be a regular
+//     file its group and other users cannot read; the cookie must pass
+//     cookie.Check (at least 32 characters, no known placeholder), and the
+//     error names `meshc cluster cookie`, which prints a good one.
+//   - Identity: MESH_NODE_NAME as name@host:port (IPv6 in brackets) whose port
+//     equals the cluster port; otherwise derived from the hostname.
+//   - MESH_CONTINUITY_ROLE (primary or standby, default primary) and
+//     MESH_CONTINUITY_PROMOTION_EPOCH (unsigned, default 0).
+//   - Positive integer knobs with defaults: MESH_DISCOVERY_INTERVAL_MS (5000),
+//     MESH_STARTUP_WORK_DELAY_MS (2500), MESH_HEARTBEAT_INTERVAL_MS (250),
+//     MESH_PEER_TIMEOUT_MS (1500, greater than the heartbeat interval),
+//     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
+//     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
+//     MESH_ROUTE_MAX_BODY_BYTES (1048576).
+//   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//
+// Every value is trimmed and a blank value counts as unset. A value that is
+// not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
+// is checked. Otherwise every independent problem is reported at once through
+// errors.Join, so a single problem's Error() is exactly its message. Invalid
+// values never fall back silently to a default. No error ever contains the
+// cookie. On error the returned Config is the zero Config.
+func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) (Config, error) {
+	return cluster.ConfigFromEnv(getenv, hostname)
 }
 
-// withDefaults fills every zero timing and bound with its default.
-func (c Config) withDefaults() Config {
-	if c.ClusterPort == 0 {
-		c.ClusterPort = DefaultClusterPort
-	}
-	if c.Role == "" {
-		c.Role = RolePrimary
-	}
-	if c.DiscoveryInterval <= 0 {
-		c.DiscoveryInterval = DefaultDiscoveryInterval
-	}
-	if c.StartupWorkDelay <= 0 {
-		c.StartupWorkDelay = DefaultStartupWorkDelay
-	}
-	if c.HeartbeatInterval <= 0 {
-		c.HeartbeatInterval = DefaultHeartbeatInterval
-	}
-	if c.PeerTimeout <= 0 {
-		c.PeerTimeout = DefaultPeerTimeout
-	}
-	if c.DiagnosticsCapacity <= 0 {
-		c.DiagnosticsCapacity = DefaultDiagnosticsCapacity
-	}
-	if c.RetainedRecords <= 0 {
-		c.RetainedRecords = DefaultRetainedRecords
-	}
-	if c.RetainedBytes <= 0 {
-		c.RetainedBytes = DefaultRetainedBytes
-	}
-	if c.RouteTimeout <= 0 {
-		c.RouteTimeout = DefaultRouteTimeout
-	}
-	if c.RouteMaxBodyBytes <= 0 {
-		c.RouteMaxBodyBytes = DefaultRouteMaxBodyBytes
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
-}
+// StandaloneNodeName is the node identity used in continuity records of a
+// standalone node, which has no listener and no peers.
+const StandaloneNodeName = cluster.StandaloneNodeName
 
-// NodeName is a node identity name@host:port. Host is stored without brackets;
-// String brackets IPv6 hosts.
-type NodeName struct {
-	Name string
-	Host string
-	Port int
-}
+// ParseNodeName parses a node identity of the form name@host:port, with an
+// IPv6 host written in brackets (standby@[::1]:4370). It checks syntax only:
+// the host is not resolved and the port is not compared with any configured
+// port. The returned Host has no brackets. Errors are *NodeNameError.
+func ParseNodeName(s string) (NodeName, error) { return cluster.ParseNodeName(s) }
+
+// ParseTarget parses the node an operator command addresses: name@host:port
+// or name@[ipv6]:port. Unlike the reference CLI, the port is required; there
+// is no default. Errors are *NodeNameError whose text reads
+// "invalid node name '<s>': <reason>". Every accepted target is also a valid
+// ParseNodeName input.
+func ParseTarget(s string) (NodeName, error) { return cluster.ParseTarget(s) }

@@ -24,5 +24,13 @@
 //
 //	status, err := mesh.StartFromEnv()
 //
+// # Layout
+//
+// This package is the public face of the runtime. The engine lives in
+// internal/cluster; the types this package hands out (Config, Node, Health,
+// Record, ...) are aliases of the engine's and the record state machine's
+// types, declared in aliases.go, so their fields and methods are documented
+// with the original types (go doc meshgo.dev/mesh/internal/cluster.Node).
+//
 // The package imports only the standard library and mesh's internal packages.
 package mesh

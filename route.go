@@ -1,10 +1,9 @@
 package mesh
 
 import (
-	"fmt"
 	"net/http"
 
-	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/cluster"
 )
 
 // Clustered wraps h as a clustered route with replication count n. Every
@@ -26,21 +25,43 @@ import (
 // panics at registration, as does a second registration of the same name with
 // a different count or other options.
 func Clustered(n int, h func(http.ResponseWriter, *http.Request), opts ...RouteOption) http.Handler {
-	name, err := runtimeName(h)
-	if err != nil {
-		panic(fmt.Sprintf("mesh.Clustered: %v", err))
-	}
-	if n < 1 {
-		panic(fmt.Sprintf("mesh.Clustered(%s): replication count must be at least 1, got %d", name, n))
-	}
-	hd := &handler{name: name, count: n, kind: continuity.KindRoute, http: http.HandlerFunc(h), route: newRouteOptions(opts)}
-	if err := defaultRegistry.add(hd); err != nil {
-		panic(fmt.Sprintf("mesh.Clustered: %v", err))
-	}
-	return &routeHandler{name: name, count: n}
+	return cluster.Clustered(n, h, opts...)
 }
 
 // ClusteredDefault is Clustered with the default replication count, 2.
 func ClusteredDefault(h func(http.ResponseWriter, *http.Request), opts ...RouteOption) http.Handler {
-	return Clustered(DefaultReplicationCount, h, opts...)
+	return cluster.ClusteredDefault(h, opts...)
 }
+
+// KeyScope names the request headers that identify the caller of a route
+// (by default Authorization and Cookie). A client's Idempotency-Key is scoped
+// by route and by the values of these headers: the same key sent with other
+// values is another request with its own record, and is never answered from
+// the first one's. The values are hashed with a secret derived from the
+// cluster cookie before they become part of the request key; they are never
+// stored, shown or logged.
+//
+// KeyScope() with no header makes every caller of the route share one key
+// space: use it only for a route whose callers are not told apart at all.
+func KeyScope(headers ...string) RouteOption { return cluster.KeyScope(headers...) }
+
+// ReplayHeaders lets a route store and replay response headers that are
+// withheld from stored responses by default: Set-Cookie and the other
+// credential headers (Set-Cookie2, Authorization, Proxy-Authorization,
+// Cookie, Authentication-Info, Proxy-Authentication-Info) and the hop-by-hop
+// ones (Connection, Keep-Alive, Proxy-Authenticate, Proxy-Connection, TE,
+// Trailer, Transfer-Encoding, Upgrade, and any header the response's
+// Connection header names). The first response always carries every header
+// the handler set; a replay of it carries a withheld header only when named
+// here.
+func ReplayHeaders(headers ...string) RouteOption { return cluster.ReplayHeaders(headers...) }
+
+// Headers of the clustered-route contract.
+const (
+	// HeaderRequestKey carries the continuity request key on every response
+	// of a clustered route: an operator and debugging seam.
+	HeaderRequestKey = cluster.HeaderRequestKey
+	// HeaderIdempotencyKey, sent by a client, becomes the request key: a
+	// retried request is answered from the first execution's stored outcome.
+	HeaderIdempotencyKey = cluster.HeaderIdempotencyKey
+)

@@ -1,27 +1,44 @@
 #!/usr/bin/env bash
 # bench/run.sh — `make bench`: every speed and memory measurement of the
-# runtime, on this machine, in one run (about 8 minutes with the defaults).
+# runtime, on this machine, in one run (about 10 minutes with the defaults).
 #
-#   1. route throughput/latency on a real two-node cluster (bench/loadgen)
-#   2. in-process route cost per request + CPU profiles (bench, go test -bench)
-#   3. failover timing, SIGKILL and SIGSTOP (bench/failover)
-#   4. heap under 200,000 records, via Node.Submit and via HTTP (bench)
-#   5. wire and handshake micro-benchmarks
+#   1. routes: route throughput, latency and CPU per request on a real
+#      two-node cluster of bench/routeapp, driven by wrk (bench/wrkroutes,
+#      routes.lua); wrk is installed from the distribution's packages
+#      (apt-get install wrk) when it is missing
+#   2. paced: p99 of plain and Clustered(1) at one fixed request rate
+#      (bench/loadgen -paced-only)
+#   3. inprocess: in-process route cost per request + CPU profiles (bench,
+#      go test -bench)
+#   4. failover: failover timing, SIGKILL and SIGSTOP (bench/failover)
+#   5. memory: heap under 200,000 records, via Node.Submit and via HTTP (bench)
+#   6. micro: wire and handshake micro-benchmarks
+#
+# The closed-loop route figures come from wrk, the tool a user would pick.
+# bench/loadgen is kept only for what wrk cannot do: a fixed request rate
+# (Debian's wrk has no rate option), step 2. Failover timing is
+# bench/failover, step 4.
 #
 # Everything goes to bench/out/<UTC timestamp>/ (git-ignored): one .txt per
 # step, node logs, JSON results, CPU profiles and `pprof -top` listings.
 # Numbers for bench/RESULTS.md are copied from there by hand.
 #
 # Knobs (environment):
-#   BENCH_ROUNDS=10         route rounds (each runs every scenario once; more,
-#                           shorter rounds average out drift of a shared host)
-#   BENCH_WINDOW=2s         measured window per scenario per round
-#   BENCH_WARMUP=500ms      warm-up before each window
-#   BENCH_WORKERS=32        concurrent keep-alive connections
-#   BENCH_PACED_ROUNDS=6    rounds of the fixed-rate pass (plain and one-local
+#   BENCH_ROUNDS=5          route rounds (each runs every scenario once, the
+#                           order rotated by one each round)
+#   BENCH_WINDOW=5s         measured window per scenario per round (whole
+#                           seconds: wrk's unit)
+#   BENCH_WARMUP=1s         warm-up before each window (whole seconds)
+#   BENCH_CONNECTIONS=32    wrk connections (BENCH_WORKERS is the old name)
+#   BENCH_WRK_THREADS=nproc wrk threads
+#   BENCH_PROFILE=1         after the rounds, one more Clustered(2) window with
+#                           CPU profiles of both nodes (0: skip)
+#   BENCH_PACED_ROUNDS=6    rounds of the fixed-rate pass (plain and Clustered(1)
 #                           at half of plain's closed-loop throughput)
+#   BENCH_PACED_WINDOW=2s   its window per scenario per round
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
-#   BENCH_STEPS="routes inprocess failover memory micro"  steps to run
+#   BENCH_STEPS="routes paced inprocess failover memory micro"  steps to run
+#   WRK=wrk                 the wrk binary
 #
 # All traffic stays on 127.0.0.1 / [::1]. Every loop is bounded by a window
 # or a count. Node processes are killed on exit, also on Ctrl-C.
@@ -30,13 +47,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 GO=${GO:-go}
-ROUNDS=${BENCH_ROUNDS:-10}
-WINDOW=${BENCH_WINDOW:-2s}
-WARMUP=${BENCH_WARMUP:-500ms}
-WORKERS=${BENCH_WORKERS:-32}
+ROUNDS=${BENCH_ROUNDS:-5}
+WINDOW=${BENCH_WINDOW:-5s}
+WARMUP=${BENCH_WARMUP:-1s}
+CONNECTIONS=${BENCH_CONNECTIONS:-${BENCH_WORKERS:-32}}
+WRK_THREADS=${BENCH_WRK_THREADS:-$(nproc)}
+PROFILE=${BENCH_PROFILE:-1}
 PACED_ROUNDS=${BENCH_PACED_ROUNDS:-6}
+PACED_WINDOW=${BENCH_PACED_WINDOW:-2s}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
-STEPS=${BENCH_STEPS:-"routes inprocess failover memory micro"}
+STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro"}
+WRK=${WRK:-wrk}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT="$ROOT/bench/out/$STAMP"
@@ -54,6 +75,30 @@ busy() {
 	awk -v a="$a" -v b="$b" 'BEGIN{split(a,x," ");split(b,y," ");
 		t=(y[1]-x[1])+(y[2]-x[2]); if(t>0) printf "%.0f%%", 100*(y[1]-x[1])/t; else print "?"}'
 }
+# ensure_wrk installs Debian's wrk package when no wrk is on PATH, and fails
+# with what to do when it cannot.
+ensure_wrk() {
+	command -v "$WRK" >/dev/null 2>&1 && return 0
+	echo "wrk not found: installing the wrk package with apt-get"
+	local sudo=""
+	if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		sudo="sudo -n"
+	fi
+	if command -v apt-get >/dev/null 2>&1 && { [[ $(id -u) -eq 0 ]] || [[ -n $sudo ]]; }; then
+		$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1 ||
+			{ $sudo apt-get update -qq >/dev/null 2>&1 &&
+				$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1; } || true
+	fi
+	if command -v "$WRK" >/dev/null 2>&1; then
+		echo "installed $(command -v "$WRK") ($("$WRK" --version 2>&1 | head -1 | cut -d' ' -f1-2))"
+		return 0
+	fi
+	echo "error: the routes step needs wrk ($WRK), and installing the wrk package gave none (apt-get missing" >&2
+	echo "       or failed, or not root and no password-less sudo). Install it (Debian/Ubuntu: apt-get install" >&2
+	echo "       wrk), set WRK=/path/to/wrk, or leave routes out of BENCH_STEPS." >&2
+	return 1
+}
+
 step() { printf '\n=== %s (load %s, other processes busy %s of the CPUs, %s)\n' "$1" "$(load)" "$(busy)" "$(date -u +%H:%M:%S)"; }
 has() { [[ " $STEPS " == *" $1 "* ]]; }
 
@@ -68,21 +113,44 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 	echo "uptime:    $(uptime)"
 } | tee "$OUT/machine.txt"
 
+if has routes; then
+	ensure_wrk
+fi
+
 step "build"
 $GO build -o "$BIN/testapp" ./e2e/testapp
+$GO build -o "$BIN/routeapp" ./bench/routeapp
+$GO build -o "$BIN/wrkroutes" ./bench/wrkroutes
 $GO build -o "$BIN/loadgen" ./bench/loadgen
 $GO build -o "$BIN/failover" ./bench/failover
 $GO test -c -o "$BIN/bench.test" ./bench/
 
 if has routes; then
-	step "1. routes on a real two-node cluster"
-	"$BIN/loadgen" -testapp "$BIN/testapp" -c "$WORKERS" -warmup "$WARMUP" -d "$WINDOW" \
-		-rounds "$ROUNDS" -paced-rounds "$PACED_ROUNDS" -out "$OUT/routes" | tee "$OUT/routes.txt"
+	step "1. routes on a real two-node cluster, driven by wrk"
+	echo "wrk: $(command -v "$WRK"), $("$WRK" --version 2>&1 | head -1 | cut -d' ' -f1-2)" | tee "$OUT/routes.txt"
+	profile=()
+	[[ $PROFILE == 1 ]] && profile=(-profile)
+	"$BIN/wrkroutes" -app "$BIN/routeapp" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
+		-d "$WINDOW" -rounds "$ROUNDS" "${profile[@]}" -out "$OUT/routes" | tee -a "$OUT/routes.txt"
+	for role in primary standby; do
+		prof="$OUT/routes/cpu-two-$role.prof"
+		[[ -s $prof ]] || continue
+		$GO tool pprof -top -nodecount 40 "$prof" >"$OUT/pprof-top-routes-two-$role.txt" 2>/dev/null || true
+		$GO tool pprof -top -cum -nodecount 300 "$prof" 2>/dev/null |
+			grep -E 'Duration|flat%|meshgo\.dev/mesh' | head -45 >"$OUT/pprof-cum-mesh-routes-two-$role.txt" || true
+	done
 	echo "load after: $(load)" | tee -a "$OUT/routes.txt"
 fi
 
+if has paced; then
+	step "2. p99 at one fixed request rate (bench/loadgen)"
+	"$BIN/loadgen" -testapp "$BIN/testapp" -c "$CONNECTIONS" -warmup 500ms -d "$PACED_WINDOW" -rounds 1 \
+		-scenarios plain,one-local -light-c 0 -paced-only -paced-rounds "$PACED_ROUNDS" -out "$OUT/paced" | tee "$OUT/paced.txt"
+	echo "load after: $(load)" | tee -a "$OUT/paced.txt"
+fi
+
 if has inprocess; then
-	step "2. in-process route cost and CPU profiles"
+	step "3. in-process route cost and CPU profiles"
 	(cd bench && "$BIN/bench.test" -test.run '^$' -test.bench 'BenchmarkRouteHandler' -test.benchmem \
 		-test.benchtime 2s -test.count 1) | tee "$OUT/inprocess.txt"
 	for c in plain one-local one-remote todos; do
@@ -96,24 +164,24 @@ if has inprocess; then
 fi
 
 if has failover; then
-	step "3. failover timing"
+	step "4. failover timing"
 	"$BIN/failover" -testapp "$BIN/testapp" -runs "$FAILOVER_RUNS" -out "$OUT/failover" | tee "$OUT/failover.txt"
 	echo "load after: $(load)" | tee -a "$OUT/failover.txt"
 fi
 
 if has memory; then
-	step "4. heap under 200,000 records"
+	step "5. heap under 200,000 records"
 	(cd bench && "$BIN/bench.test" -test.run '^$' -test.bench 'Retention' -test.benchtime 1x -test.v) | tee "$OUT/memory.txt"
 	echo "load after: $(load)" | tee -a "$OUT/memory.txt"
 fi
 
 if has micro; then
-	step "5. wire and handshake micro-benchmarks"
+	step "6. wire and handshake micro-benchmarks"
 	$GO test -run '^$' -bench . -benchmem ./internal/wire/ ./internal/handshake/ | tee "$OUT/micro.txt"
 	echo "load after: $(load)" | tee -a "$OUT/micro.txt"
 fi
 
 # Keep bench.test: the CPU profiles are symbolized against it.
-rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover"
+rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/wrkroutes"
 step "done"
 echo "results in $OUT"

@@ -292,10 +292,10 @@ func TestWebsiteCapturedOutputMatchesProduct(t *testing.T) {
 var envConst = regexp.MustCompile(`(?m)^\s*env\w+\s*=\s*"(MESH_[A-Z0-9_]+)"`)
 
 // TestWebsiteEnvTableMatchesRuntime: the environment table on the Operating
-// page lists exactly the variables the runtime reads (env.go).
+// page lists exactly the variables the runtime reads (internal/cluster/env.go).
 func TestWebsiteEnvTableMatchesRuntime(t *testing.T) {
 	root := websiteRoot(t)
-	src, err := os.ReadFile(filepath.Join(root, "env.go"))
+	src, err := os.ReadFile(filepath.Join(root, "internal", "cluster", "env.go"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,9 +33,10 @@ cd "$root"
 count=${STRESS_COUNT:-10}
 cpus=${STRESS_CPU:-1,2}
 # The packages whose tests start processes, drive the fault network or wait
-# on time: the runtime (in-process clusters over the fault network), the test
-# kit, and the real-process cluster tests.
-pkgs=${STRESS_PKGS:-". ./meshtest/... ./e2e/cluster/"}
+# on time: the engine (internal/cluster: in-process clusters over the fault
+# network), the public package, the test kit, and the real-process cluster
+# tests.
+pkgs=${STRESS_PKGS:-"./internal/cluster/ . ./meshtest/... ./e2e/cluster/"}
 run=${STRESS_RUN:-}
 e2e_count=${STRESS_E2E_COUNT:-2}
 load=${STRESS_LOAD:-1}

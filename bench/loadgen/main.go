@@ -21,6 +21,11 @@
 // single worker (-light-c).
 //
 // Single mode (-url URL) drives one URL and prints its numbers.
+//
+// `make bench` takes its closed-loop route figures from wrk (bench/wrkroutes)
+// and runs loadgen only for what wrk cannot do: the fixed-rate pass
+// (-paced-only; Debian's wrk has no request-rate option). Failover timing is
+// bench/failover.
 package main
 
 import (
@@ -65,6 +70,7 @@ type options struct {
 	pacedC    int
 	nodeEnv   string
 	profile   bool
+	pacedOnly bool
 }
 
 func main() {
@@ -84,6 +90,7 @@ func main() {
 	flag.IntVar(&o.pacedN, "paced-rounds", 3, "interleaved rounds of the fixed-rate pass")
 	flag.IntVar(&o.pacedC, "paced-c", 128, "workers (keep-alive connections) of the fixed-rate pass; enough that a slow answer rarely holds up the next slot")
 	flag.StringVar(&o.nodeEnv, "node-env", "", "extra environment for both nodes, space-separated KEY=VALUE (for example GODEBUG=gctrace=1)")
+	flag.BoolVar(&o.pacedOnly, "paced-only", false, "suite: report only the fixed-rate pass (the closed-loop rounds then only set its rate; `make bench` takes closed-loop figures from wrk)")
 	flag.BoolVar(&o.profile, "profile", false, "suite: record CPU profiles of both nodes and of the load generator during every measured window of round 1 (into -out)")
 	flag.Parse()
 
@@ -333,7 +340,7 @@ func suite(o options) error {
 			var inline int64
 			if pk, ok := s.Keys.(*placedKeys); ok {
 				inline = pk.Inline()
-				if n := verifyPlacement(pri, r.LastKeys, pk.want); n != "" {
+				if n := verifyPlacement(pri, pk.scope, r.LastKeys, pk.want); n != "" {
 					notes = append(notes, fmt.Sprintf("round %d %s: %s", round, name, n))
 				}
 			}
@@ -364,10 +371,16 @@ func suite(o options) error {
 	for _, name := range order {
 		sums = append(sums, summarize(name, results[name]))
 	}
-	fmt.Println()
-	printTable(os.Stdout, sums, costs)
-	fmt.Println()
-	printRatios(os.Stdout, sums, results, o.rounds)
+	if o.pacedOnly {
+		if len(sums) > 0 && sums[0].Scenario == "plain" {
+			fmt.Printf("\nclosed-loop rounds (rate calibration only): plain %.0f req/s pooled\n", sums[0].RPS())
+		}
+	} else {
+		fmt.Println()
+		printTable(os.Stdout, sums, costs)
+		fmt.Println()
+		printRatios(os.Stdout, sums, results, o.rounds)
+	}
 	if len(light) > 0 {
 		fmt.Printf("\nlight load, %d worker(s), %v window per scenario:\n\n", o.lightC, o.lightD)
 		printTable(os.Stdout, light, nil)
@@ -470,9 +483,10 @@ func p99Of(r result) time.Duration {
 	return percentile(sorted, 0.99)
 }
 
-// verifyPlacement looks up some of the keys on the ingress node and checks
-// that each ran on want. It returns "" when all checked keys did.
-func verifyPlacement(ingress *clusterkit.Node, keys []string, want string) string {
+// verifyPlacement looks up some of the client keys on the ingress node (by
+// their request key: scope followed by the key) and checks that each ran on
+// want. It returns "" when all checked keys did.
+func verifyPlacement(ingress *clusterkit.Node, scope string, keys []string, want string) string {
 	sort.Strings(keys)
 	var bad []string
 	checked := 0
@@ -480,7 +494,7 @@ func verifyPlacement(ingress *clusterkit.Node, keys []string, want string) strin
 		if checked == 8 {
 			break
 		}
-		rec, err := ingress.Record(context.Background(), k, 2*time.Second)
+		rec, err := ingress.Record(context.Background(), scope+k, 2*time.Second)
 		if err != nil {
 			bad = append(bad, k+": "+err.Error())
 			continue

@@ -64,9 +64,13 @@ var (
 // server is the PostgreSQL server the test binary's databases live on.
 type server struct {
 	admin *sql.DB
-	url   string // admin URL
-	dir   string // throwaway server directory; "" for DATABASE_URL
-	stop  func() error
+	url   string       // admin URL
+	dir   string       // throwaway server directory; "" for DATABASE_URL
+	stop  func() error // closes admin; stops and removes a throwaway server
+
+	// For a throwaway server only: pgStop stops it and keeps its data,
+	// pgStart starts it again on the same port.
+	pgStop, pgStart func() error
 }
 
 // errMisconfigured marks failures that fail a test even without
@@ -246,6 +250,11 @@ func startThrowaway() (*server, error) {
 	os.Remove(pwfile)
 
 	logFile := filepath.Join(dir, "server.log")
+	pgStart := func(port int) error {
+		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s"+
+			" -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
+		return run(pgctl, "-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60", "start")
+	}
 	var port int
 	for attempt := 1; ; attempt++ {
 		port, err = freePort()
@@ -253,9 +262,7 @@ func startThrowaway() (*server, error) {
 			cleanup()
 			return nil, err
 		}
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s"+
-			" -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
-		err = run(pgctl, "-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60", "start")
+		err = pgStart(port)
 		if err == nil {
 			break
 		}
@@ -279,6 +286,8 @@ func startThrowaway() (*server, error) {
 		return nil, fmt.Errorf("connect to the throwaway server: %s", scrubURL(adminURL, err.Error()))
 	}
 	s.dir = dir
+	s.pgStop = func() error { return run(pgctl, "-D", data, "-m", "fast", "-w", "stop") }
+	s.pgStart = func() error { return pgStart(port) }
 	s.stop = func() error {
 		s.admin.Close()
 		return stopServer()

@@ -119,3 +119,37 @@ func TestScrubURL(t *testing.T) {
 		t.Errorf("scrubURL left the secret or lost the marker: %q", got)
 	}
 }
+
+func TestServerStopsAndStartsAgain(t *testing.T) {
+	srv := NewServer(t)
+	db := open(t, srv.URL())
+	db.SetMaxIdleConns(0) // a new connection for every query
+	ping := func() error { return db.PingContext(t.Context()) }
+	if _, err := db.ExecContext(t.Context(), `CREATE TABLE kept (id int); INSERT INTO kept VALUES (7)`); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop(t)
+	if err := ping(); err == nil {
+		t.Fatal("ping succeeded after Stop")
+	}
+	srv.Start(t)
+	var id int
+	if err := db.QueryRowContext(t.Context(), `SELECT id FROM kept`).Scan(&id); err != nil || id != 7 {
+		t.Fatalf("after Start: id %d, %v; want the row written before Stop", id, err)
+	}
+}
+
+func TestServerLeftStoppedIsRemoved(t *testing.T) {
+	var dir string
+	t.Run("stop", func(t *testing.T) {
+		srv := NewServer(t)
+		dir = srv.s.dir
+		srv.Stop(t)
+	})
+	if dir == "" { // skipped: no server
+		return
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("server directory after the test: %v, want it removed", err)
+	}
+}

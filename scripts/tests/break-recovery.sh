@@ -43,11 +43,11 @@ for entry in "$src"/* "$src"/.[!.]*; do
 	cp -a "$entry" "$dst/"
 done
 
-target="$dst/failover.go"
+target="$dst/internal/cluster/failover.go"
 call='		n.recoverOrphans(peer)'
 count="$(grep -cxF "$call" "$target" || true)"
 if [[ "$count" != 1 ]]; then
-	echo "break-recovery.sh: expected exactly one line '$call' in failover.go, found ${count:-0}; update this script to the new recovery call site" >&2
+	echo "break-recovery.sh: expected exactly one line '$call' in internal/cluster/failover.go, found ${count:-0}; update this script to the new recovery call site" >&2
 	exit 1
 fi
 python3 - "$target" "$call" <<'PY'
@@ -57,5 +57,5 @@ text = open(path).read()
 text = text.replace(call + "\n", "\t\t_ = peer // recovery disabled by scripts/tests/break-recovery.sh\n", 1)
 open(path, "w").write(text)
 PY
-(cd "$dst" && go build . ./cmd/meshc)
-echo "broken copy ready: $dst (automatic recovery disabled in failover.go)"
+(cd "$dst" && go build . ./internal/cluster ./cmd/meshc)
+echo "broken copy ready: $dst (automatic recovery disabled in internal/cluster/failover.go)"

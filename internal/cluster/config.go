@@ -1,0 +1,132 @@
+package cluster
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Mode is the bootstrap mode.
+type Mode string
+
+// Modes. Without a cookie and without cluster hints a node runs standalone:
+// declared work still runs, locally.
+const (
+	ModeStandalone Mode = "standalone"
+	ModeCluster    Mode = "cluster"
+)
+
+// Defaults of the environment contract.
+const (
+	DefaultClusterPort         = 4370
+	DefaultDiscoveryInterval   = 5000 * time.Millisecond
+	DefaultStartupWorkDelay    = 2500 * time.Millisecond
+	DefaultHeartbeatInterval   = 250 * time.Millisecond
+	DefaultPeerTimeout         = 1500 * time.Millisecond
+	DefaultDiagnosticsCapacity = 128
+	DefaultRetainedRecords     = 10000
+	DefaultRouteTimeout        = 5000 * time.Millisecond
+	DefaultRouteMaxBodyBytes   = 1 << 20  // 1 MiB
+	DefaultRetainedBytes       = 64 << 20 // 64 MiB
+)
+
+// Cookie is the shared cluster secret. It prints as [redacted] in every format,
+// log attribute and JSON document; only the handshake reads its bytes.
+type Cookie string
+
+// String returns "[redacted]".
+func (Cookie) String() string { return "[redacted]" }
+
+// GoString returns "[redacted]".
+func (Cookie) GoString() string { return "[redacted]" }
+
+// LogValue returns "[redacted]".
+func (Cookie) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// MarshalText returns "[redacted]", so JSON and other text encoders never see
+// the secret.
+func (Cookie) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+
+// Config is a node configuration: ConfigFromEnv builds one from the MESH_*
+// environment, and code may build one directly (Start checks it with
+// Validate). The zero Config is a standalone node with default timings; a
+// zero field means its default.
+type Config struct {
+	// Mode repeats what Cookie decides: a node with a cluster cookie is a
+	// cluster node, one without is standalone. It is kept so code that sets
+	// or reads it still compiles; ConfigFromEnv fills it, Validate refuses a
+	// value that contradicts Cookie, and Node.Mode and BootstrapStatus.Mode
+	// report the mode in effect.
+	//
+	// Deprecated: leave Mode zero; set Cookie for a cluster node.
+	Mode          Mode
+	Cookie        Cookie
+	DiscoverySeed string
+	ClusterPort   int
+	NodeName      NodeName // zero in standalone mode
+	Role          Role     // RolePrimary unless configured
+	Epoch         uint64   // initial promotion epoch
+
+	DiscoveryInterval   time.Duration
+	StartupWorkDelay    time.Duration
+	HeartbeatInterval   time.Duration
+	PeerTimeout         time.Duration
+	StateDir            string // where the authority state file lives; "" = default per node name
+	DiagnosticsCapacity int
+	RetainedRecords     int   // terminal records kept; pending records are never evicted
+	RetainedBytes       int64 // memory of the terminal records kept (stored responses above all), oldest evicted first
+	RouteTimeout        time.Duration
+	RouteMaxBodyBytes   int64
+
+	// Logger receives runtime logs; nil means slog.Default(). WithLogger
+	// overrides it. The runtime never changes the default logger.
+	Logger *slog.Logger
+}
+
+// withDefaults fills every zero timing and bound with its default.
+func (c Config) withDefaults() Config {
+	if c.ClusterPort == 0 {
+		c.ClusterPort = DefaultClusterPort
+	}
+	if c.Role == "" {
+		c.Role = RolePrimary
+	}
+	if c.DiscoveryInterval <= 0 {
+		c.DiscoveryInterval = DefaultDiscoveryInterval
+	}
+	if c.StartupWorkDelay <= 0 {
+		c.StartupWorkDelay = DefaultStartupWorkDelay
+	}
+	if c.HeartbeatInterval <= 0 {
+		c.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if c.PeerTimeout <= 0 {
+		c.PeerTimeout = DefaultPeerTimeout
+	}
+	if c.DiagnosticsCapacity <= 0 {
+		c.DiagnosticsCapacity = DefaultDiagnosticsCapacity
+	}
+	if c.RetainedRecords <= 0 {
+		c.RetainedRecords = DefaultRetainedRecords
+	}
+	if c.RetainedBytes <= 0 {
+		c.RetainedBytes = DefaultRetainedBytes
+	}
+	if c.RouteTimeout <= 0 {
+		c.RouteTimeout = DefaultRouteTimeout
+	}
+	if c.RouteMaxBodyBytes <= 0 {
+		c.RouteMaxBodyBytes = DefaultRouteMaxBodyBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// NodeName is a node identity name@host:port. Host is stored without brackets;
+// String brackets IPv6 hosts.
+type NodeName struct {
+	Name string
+	Host string
+	Port int
+}

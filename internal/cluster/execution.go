@@ -1,0 +1,368 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// prepareTimeout bounds the wait for a replica's acknowledgement.
+const prepareTimeout = 5 * time.Second
+
+// submission is one request to record and, once recorded, run.
+type submission struct {
+	h       *handler
+	key     string
+	hash    string
+	count   uint64
+	relaxed bool // a count-2 record may run unmirrored (startup work alone)
+}
+
+// submit records the request, mirrors it to the replica when the count asks
+// for one, and returns the decision. It does not run anything.
+func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision, error) {
+	if n.stopped.Load() {
+		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
+	}
+	members := *n.placement.Load()
+	pl := continuity.PlaceCanonical(sub.key, members)
+	if sub.relaxed && len(members) == 1 {
+		pl.Replica = ""
+	}
+	dec, err := n.reg.Submit(continuity.SubmitRequest{
+		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
+		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+	})
+	if err != nil || dec.Outcome != continuity.OutcomeCreated {
+		if err == nil && dec.Outcome == continuity.OutcomeRejected {
+			n.broadcast(dec.Record)
+		}
+		return dec, err
+	}
+	rec := dec.Record
+	if rec.ReplicaNode == "" {
+		// An unmirrored route record that runs here reaches the peer when it
+		// ends: nothing would act on its pending state (route records are
+		// never re-run after a failover), and skipping it halves the frames
+		// per request. Work records and forwarded requests are sent at once:
+		// the peer may have to recover the work, or must run the request.
+		if !(rec.Kind == continuity.KindRoute && rec.OwnerNode == n.self) {
+			n.broadcast(rec)
+		}
+		return dec, nil
+	}
+	rec, err = n.prepare(ctx, rec)
+	if err != nil {
+		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
+		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
+	}
+	n.broadcast(rec)
+	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
+}
+
+// refuse ends rec, an attempt this node is submitting, as refused with
+// reason and tells the peers: the client is about to be told no. The
+// returned record always carries a reason, even when the stored record moved
+// on meanwhile (a peer's version of the key replaced it): it then describes
+// the refused attempt as it stood. stillRan is set, with the stored record,
+// when the attempt completed after all (a forwarded request that ran on its
+// owner although the ingress gave up waiting).
+func (n *Node) refuse(rec continuity.Record, reason string) (out continuity.Record, stillRan bool) {
+	if reason == "" {
+		n.log.Error("[mesh-rt continuity] refusal without a reason", "request_key", rec.RequestKey, "attempt_id", rec.AttemptID())
+		reason = string(continuity.ReasonUnspecified)
+	}
+	stored, err := n.reg.Refuse(rec.RequestKey, rec.Attempt, reason)
+	switch {
+	case err == nil:
+		n.broadcast(stored)
+		return stored, false
+	case stored.Phase == continuity.PhaseCompleted && stored.Attempt == rec.Attempt:
+		return stored, true
+	}
+	rec.Phase, rec.Result, rec.Error, rec.Refused = continuity.PhaseRejected, continuity.ResultRejected, reason, true
+	rec.ReplicaStatus, rec.Health = continuity.ReplicaRejected, continuity.HealthUnavailable
+	return rec, false
+}
+
+// answerDuplicate checks that a duplicate submission may be answered from
+// this node's copy of rec. A duplicate answer is an acknowledgement (the
+// work is accepted, or done), so it comes only from a record whose state
+// this node knows at its current epoch; otherwise the submission is refused
+// with record_state_unconfirmed and the client retries (DESIGN §5.7).
+func (n *Node) answerDuplicate(rec continuity.Record) error {
+	if n.knowsCurrentState(rec) {
+		return nil
+	}
+	n.reg.EmitRecord(continuity.TransitionDuplicate, rec, string(continuity.ReasonRecordUnconfirmed))
+	return &continuity.Error{Reason: continuity.ReasonRecordUnconfirmed}
+}
+
+// knowsCurrentState reports whether this node knows rec's state at its
+// current epoch. A completed attempt is a fact whoever holds it. Otherwise
+// the node must not doubt its own authority (a pause not yet confirmed by a
+// peer), the attempt must be past its prepare (until the replica answers,
+// its ingress has not decided whether to accept it), and this node must be
+// where the attempt is decided or linked to the pair:
+//   - it allocated the attempt itself, at its current epoch (it acknowledged
+//     or refused it), or
+//   - it is running the attempt, or
+//   - the attempt has ended (rejected) and this node has merged its peer's
+//     snapshot over a live link, so its records are the pair's and the
+//     peer's later transitions reach it in order.
+//
+// A pending copy this node holds for another node is never enough: a
+// replica stores the copy before its acknowledgement reaches the ingress,
+// and the ingress may still refuse the attempt (the acknowledgement lost with
+// a frozen or killed node). Answering "accepted" from it could acknowledge
+// work that never runs; the caller is refused with record_state_unconfirmed
+// and retries. A copy kept from before a pause, a fencing or a lost link
+// fails every rule: its owner may have refused, recovered or replaced the
+// attempt since.
+func (n *Node) knowsCurrentState(rec continuity.Record) bool {
+	if rec.Phase == continuity.PhaseCompleted || n.cfg.mode() != ModeCluster {
+		return true
+	}
+	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {
+		return false
+	}
+	if _, epoch := n.reg.Authority(); rec.IngressNode == n.self && rec.Epoch == epoch {
+		return true
+	}
+	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
+		return true
+	}
+	if rec.Pending() {
+		return false
+	}
+	for _, s := range n.sessionList() {
+		if s.isSynced() {
+			return true
+		}
+	}
+	return false
+}
+
+// prepare mirrors rec to its replica and waits for the acknowledgement, so an
+// acknowledged record survives the loss of either node.
+func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.Record, error) {
+	if rec.ReplicaNode == n.self {
+		return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+	}
+	fail := func(reason continuity.Reason, detail string) (continuity.Record, error) {
+		n.reg.EmitRecord(continuity.TransitionPrepareFailed, rec, string(reason),
+			continuity.KV{Key: "target_node", Value: rec.ReplicaNode}, continuity.KV{Key: "detail", Value: detail})
+		return rec, &continuity.Error{Reason: reason}
+	}
+	s := n.session(rec.ReplicaNode)
+	if s == nil {
+		return fail(continuity.ReasonReplicaRequiredUnavailable, "no session")
+	}
+	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+	defer cancel()
+	id := n.callID.Add(1)
+	reply, err := s.call(ctx, id, wire.Prepare{ID: id, Authority: n.authorityMsg(), Record: rec})
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return fail(continuity.ReasonReplicaPrepareTimeout, "timeout")
+	case err != nil:
+		return fail(continuity.ReasonReplicaRequiredUnavailable, err.Error())
+	}
+	ack := reply.(wire.PrepareAck)
+	n.observeAuthority(s.peer, ack.Authority.Role, ack.Authority.Epoch, nil)
+	if !ack.OK {
+		return fail(continuity.Reason(ack.Reason), "refused by replica")
+	}
+	return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+}
+
+// handlePrepare stores a record this node mirrors. A sender at a lower epoch is
+// a superseded primary: it is refused and learns our authority from the ack.
+func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
+	_, epoch := n.reg.Authority()
+	if p.Authority.Epoch < epoch {
+		n.reg.EmitRecord(continuity.TransitionStaleEpochRejected, p.Record, string(continuity.ReasonStaleEpoch),
+			continuity.KV{Key: "incoming_epoch", Value: fmt.Sprint(p.Authority.Epoch)}, continuity.KV{Key: "from_node", Value: peer})
+		return wire.PrepareAck{ID: p.ID, Reason: string(continuity.ReasonStaleEpoch), Authority: n.authorityMsg()}
+	}
+	n.observeAuthority(peer, p.Authority.Role, p.Authority.Epoch, &p.Record)
+	if _, err := n.reg.MirrorPrepare(p.Record); err != nil {
+		// The version held here is the reason for the refusal (a completed
+		// request, a later attempt): the ingress learns it, so its records
+		// converge and a retry is answered from it.
+		if cur, ok := n.reg.Get(p.Record.RequestKey); ok {
+			n.broadcast(cur)
+		}
+		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
+	}
+	return wire.PrepareAck{ID: p.ID, OK: true, Authority: n.authorityMsg()}
+}
+
+// dispatchWork runs a created work record on its owner: here, or on the peer.
+func (n *Node) dispatchWork(ctx context.Context, h *handler, rec continuity.Record) error {
+	gen := n.reg.FenceGeneration()
+	if rec.OwnerNode == n.self {
+		n.runWork(h, rec, gen)
+		return nil
+	}
+	s := n.session(rec.OwnerNode)
+	if s == nil {
+		return &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
+	}
+	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+	defer cancel()
+	id := n.callID.Add(1)
+	reply, err := s.call(ctx, id, wire.Dispatch{ID: id, RuntimeName: h.name, RequestKey: rec.RequestKey, Attempt: rec.Attempt, Epoch: rec.Epoch})
+	if err != nil {
+		return fmt.Errorf("dispatch to %s: %w", rec.OwnerNode, err)
+	}
+	if ack := reply.(wire.DispatchAck); !ack.OK {
+		return errors.New(ack.Reason)
+	}
+	return nil
+}
+
+// handleDispatch starts work a peer placed on this node.
+func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
+	h, ok := n.handlers.get(d.RuntimeName)
+	if !ok || h.kind != continuity.KindWork {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonHandlerNotRegistered) + ":" + d.RuntimeName}
+	}
+	rec, ok := n.reg.Get(d.RequestKey)
+	if !ok {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonRequestKeyNotFound)}
+	}
+	if rec.Attempt != d.Attempt || !rec.Pending() {
+		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonAttemptMismatch)}
+	}
+	n.runWork(h, rec, n.reg.FenceGeneration())
+	return wire.DispatchAck{ID: d.ID, OK: true}
+}
+
+// runWork executes declared work for rec on this node and records the outcome.
+// It waits out a quarantine first and records nothing if the node was fenced
+// since gen: a superseded attempt never completes.
+func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
+	if !n.running.add() {
+		return // stopping: the record stays pending, as on a crash, for the peer to recover
+	}
+	n.inflight.add(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
+	go func() {
+		defer n.running.done()
+		defer n.inflight.done(rec.RequestKey, rec.Attempt)
+		if !n.awaitAuthority(n.ctx, gen) {
+			n.superseded(h, rec)
+			return
+		}
+		ctx := withIdentity(n.ctx, &rec)
+		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		if err != nil && n.ctx.Err() != nil {
+			// The node is stopping and cancelled the handler: the failure is
+			// the stop's, not the work's. Recorded, it would reach the peer
+			// before the links close and end acknowledged work rejected;
+			// the record stays pending for the peer to recover instead.
+			n.superseded(h, rec)
+			return
+		}
+		if !n.awaitAuthority(n.ctx, gen) {
+			n.superseded(h, rec)
+			return
+		}
+		n.finish(rec, err, gen)
+	}()
+}
+
+// finish records a handler's outcome for rec and replicates it.
+func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
+	var out continuity.Record
+	var err error
+	if handlerErr != nil {
+		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, handlerErr.Error())
+	} else {
+		out, err = n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
+	}
+	if err != nil {
+		return // the registry recorded why (completion_rejected)
+	}
+	n.broadcast(out)
+}
+
+// superseded records that rec's attempt will not complete here: the node
+// was fenced (or is stopping) while it ran. Work whose attempt was fenced is
+// then resumed, if nobody else carries it on (resumeFenced).
+func (n *Node) superseded(h *handler, rec continuity.Record) {
+	cur, ok := n.reg.Get(rec.RequestKey)
+	if !ok {
+		cur = rec
+	}
+	n.reg.EmitRecord(continuity.TransitionCompletionRejected, cur, string(continuity.ReasonFenced),
+		continuity.KV{Key: "attempted_attempt_id", Value: rec.AttemptID()}, continuity.KV{Key: "active_attempt_id", Value: cur.AttemptID()})
+	if n.stopped.Load() || n.ctx.Err() != nil {
+		return // stopping: the record stays pending, as on a crash, for the peer to recover
+	}
+	n.resumeFenced(h, rec)
+}
+
+// resumeFenced re-runs, under a new attempt, acknowledged work whose attempt
+// this node was running when a higher authority fenced it (typically the old
+// primary meeting the promoted standby when a partition heals). The attempt
+// can no longer complete, and if the pair's records show nobody else
+// carrying the key on, nobody else would run it: the acknowledgement would
+// be lost. It first waits (at most the peer timeout) for the peers'
+// snapshots to be merged, so a newer version of the record — a recovery on
+// the new primary, a completion — is seen before deciding. The new attempt
+// is numbered above every attempt the pair has seen.
+func (n *Node) resumeFenced(h *handler, rec continuity.Record) {
+	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.PeerTimeout)
+	n.waitSynced(ctx)
+	cancel()
+	if n.stopped.Load() {
+		return
+	}
+	cur, ok := n.reg.Get(rec.RequestKey)
+	if !ok || !cur.Pending() || cur.Attempt != rec.Attempt || cur.OwnerNode != n.self {
+		return // ended, or carried on under another attempt or owner
+	}
+	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	if err != nil {
+		return // completed or rolled over meanwhile
+	}
+	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "fenced_attempt_resumed",
+		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
+		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
+		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
+	n.broadcast(next)
+	n.runWork(h, next, n.reg.FenceGeneration())
+}
+
+// callSafely runs f, turning a panic into an error that names it; the stack
+// goes to the log, never into the record.
+func (n *Node) callSafely(name string, f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = n.handlerPanicked(name, v)
+		}
+	}()
+	if err := f(); err != nil {
+		return fmt.Errorf("handler_error: %w", err)
+	}
+	return nil
+}
+
+// handlerPanicked logs a recovered handler panic with its stack (called from
+// the deferred recover, so the stack still holds the panic) and returns the
+// error the record is rejected with.
+func (n *Node) handlerPanicked(name string, v any) error {
+	stack := string(debug.Stack())
+	if i := strings.Index(stack, "panic("); i > 0 {
+		stack = stack[i:]
+	}
+	n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
+	return fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+}

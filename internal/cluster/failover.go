@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// probeTimeout bounds the reachability check made before acting on a lost
+// peer. A killed peer refuses at once; a frozen one accepts TCP but never
+// finishes the handshake.
+func (n *Node) probeTimeout() time.Duration { return min(time.Second, n.cfg.PeerTimeout) }
+
+func nameAddr(name string) (string, error) {
+	nn, err := ParseNodeName(name)
+	if err != nil {
+		return "", err
+	}
+	return nn.Addr(), nil
+}
+
+// reachable reports whether peer can be reached right now, dialing it if no
+// session exists. A successful dial registers the session as usual.
+func (n *Node) reachable(peer string) bool {
+	if n.session(peer) != nil {
+		return true
+	}
+	addr, err := nameAddr(peer)
+	if err != nil {
+		return false
+	}
+	deadline := time.Now().Add(n.probeTimeout())
+	for time.Now().Before(deadline) {
+		if n.session(peer) != nil {
+			return true
+		}
+		name, err := n.dial(n.ctx, addr, time.Until(deadline))
+		if err == nil {
+			return name == peer || n.session(peer) != nil
+		}
+		n.mu.Lock()
+		inProgress := n.dialing[addr]
+		n.mu.Unlock()
+		if !inProgress {
+			return false
+		}
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-n.ctx.Done():
+			return false
+		}
+	}
+	return n.session(peer) != nil
+}
+
+// peerLost handles the loss of a peer's session. It first checks the peer is
+// really gone (two simultaneous dials close one connection; a frozen node's
+// peer may reconnect at once), then applies the loss to the records and
+// either promotes this standby or re-runs the work the peer owned.
+func (n *Node) peerLost(peer string) {
+	n.goRun(func() {
+		if n.reachable(peer) {
+			n.log.Info("[mesh-rt membership] peer reachable again; no loss handling", "peer", peer)
+			return
+		}
+		if n.stopped.Load() {
+			return
+		}
+		n.reg.NodeLost(peer)
+		if role, _ := n.reg.Authority(); role == RoleStandby {
+			if !n.autoPromote(peer) {
+				return
+			}
+		}
+		n.recoverOrphans(peer)
+	})
+}
+
+// autoPromote promotes this standby after its primary was lost. It refuses
+// while another peer is connected, while this node's own authority is in
+// doubt after a pause, or while the lost peer can still be reached.
+func (n *Node) autoPromote(lost string) bool {
+	reject := func(reason string) bool {
+		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotionRejected,
+			Reason:   "automatic_promotion_rejected:" + reason,
+			Metadata: []continuity.KV{{Key: "disconnected_node", Value: lost}}})
+		return false
+	}
+	switch {
+	case len(n.Peers()) > 0:
+		return reject("peers_remaining")
+	case !n.confirmed():
+		// Acting now could promote on the word of a node that was itself
+		// frozen; the loss is acted on once the quarantine is released.
+		n.deferredLoss.Store(&lost)
+		if !n.quarantined.Load() {
+			n.retryDeferredLoss() // released while we were deciding
+		}
+		return reject("authority_unconfirmed_after_pause")
+	}
+	_, prev := n.reg.Authority()
+	epoch, err := n.reg.Promote(lost)
+	if err != nil {
+		return reject(err.Error())
+	}
+	n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotion, Reason: "peer_lost:" + lost,
+		Metadata: []continuity.KV{{Key: "disconnected_node", Value: lost},
+			{Key: "previous_epoch", Value: strconv.FormatUint(prev, 10)}, {Key: "next_epoch", Value: strconv.FormatUint(epoch, 10)}}})
+	n.authorityChanged()
+	return true
+}
+
+// retryDeferredLoss acts on a primary loss that autoPromote deferred while
+// this node's authority was in doubt. It runs when the quarantine is
+// released: if no peer is connected and the lost primary is still
+// unreachable, the standby promotes and recovers as it would have at the
+// loss. Without it, a standby that happened to stall when its primary died
+// would stay a standby, and the pair would have no primary.
+func (n *Node) retryDeferredLoss() {
+	lost := n.deferredLoss.Swap(nil)
+	if lost == nil || len(n.Peers()) > 0 {
+		return
+	}
+	n.goRun(func() {
+		if n.stopped.Load() || n.reachable(*lost) {
+			return
+		}
+		if role, _ := n.reg.Authority(); role != RoleStandby {
+			return
+		}
+		if n.autoPromote(*lost) {
+			n.recoverOrphans(*lost)
+		}
+	})
+}
+
+// recoverOrphans re-runs, here and under a new attempt, every pending work
+// record whose owner is no longer a member — and every pending record this
+// node owns but never received: its ingress died before dispatching it (for
+// example inside the startup window). Route records are closed instead:
+// their client already saw an outcome.
+func (n *Node) recoverOrphans(lost string) {
+	members := map[string]bool{}
+	for _, m := range n.Members() {
+		members[m] = true
+	}
+	for _, rec := range n.reg.PendingRecords() {
+		running := n.inflight.has(rec.RequestKey)
+		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
+		if members[rec.OwnerNode] && !undispatched {
+			continue
+		}
+		n.recoverRecord(rec, lost)
+	}
+}
+
+func (n *Node) recoverRecord(rec continuity.Record, lost string) {
+	rejectRecovery := func(reason string) {
+		n.reg.EmitRecord(continuity.TransitionAutomaticRecoveryRejected, rec, "automatic_recovery_rejected:"+reason,
+			continuity.KV{Key: "disconnected_node", Value: lost})
+		if out, err := n.reg.Reject(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode); err == nil {
+			n.broadcast(out)
+		}
+	}
+	if rec.Kind == continuity.KindRoute {
+		rejectRecovery("route_records_are_not_rerun")
+		return
+	}
+	h, ok := n.handlers.get(rec.RuntimeName)
+	if !ok || h.kind != continuity.KindWork {
+		rejectRecovery(string(continuity.ReasonHandlerNotRegistered) + ":" + rec.RuntimeName)
+		return
+	}
+	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	if err != nil {
+		return // completed or rolled over meanwhile
+	}
+	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "",
+		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
+		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
+		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
+	n.broadcast(next)
+	n.runWork(h, next, n.reg.FenceGeneration())
+}
+
+// waitSynced waits until every connected peer's first snapshot was applied.
+func (n *Node) waitSynced(ctx context.Context) {
+	for _, s := range n.sessionList() {
+		select {
+		case <-s.synced:
+		case <-s.closed:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -1,0 +1,73 @@
+package cluster
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// Log messages that operators and tests grep for.
+const (
+	logContinuity = "[mesh-rt continuity]"
+	logStartup    = "[mesh-rt startup]"
+)
+
+// warnTransitions are logged at warning level: something an operator may
+// need to look at.
+var warnTransitions = map[string]bool{
+	continuity.TransitionRejected: true, continuity.TransitionCompletionRejected: true,
+	continuity.TransitionOwnerLost: true, continuity.TransitionDegraded: true,
+	continuity.TransitionReplicationSourceLost: true, continuity.TransitionStaleEpochRejected: true,
+	continuity.TransitionAutomaticPromotionRejected: true, continuity.TransitionAutomaticRecoveryRejected: true,
+	continuity.TransitionPrepareFailed: true, continuity.TransitionQuarantined: true,
+	transitionStartupRejected: true, transitionStartupConvergenceTimeout: true, transitionStartupFenced: true,
+	"handshake_rejected": true,
+}
+
+// logEntry writes one line per diagnostic entry:
+// [mesh-rt continuity] transition=<t> request_key=<k> <metadata...> <fields...>
+func (n *Node) logEntry(e continuity.Entry) {
+	msg := logContinuity
+	if strings.HasPrefix(e.Transition, "startup_") {
+		msg = logStartup
+	}
+	level := slog.LevelInfo
+	switch {
+	case warnTransitions[e.Transition]:
+		level = slog.LevelWarn
+	case e.Kind == continuity.KindRoute && continuity.Routine(e.Transition):
+		// One line per request per step would drown everything else at
+		// production request rates.
+		level = slog.LevelDebug
+	}
+	if !n.log.Enabled(context.Background(), level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	seen := map[string]bool{}
+	add := func(k, v string) {
+		if v == "" || seen[k] {
+			return
+		}
+		seen[k] = true
+		attrs = append(attrs, slog.String(k, v))
+	}
+	add("transition", e.Transition)
+	add("request_key", e.RequestKey)
+	for _, kv := range e.Metadata {
+		add(kv.Key, kv.Value)
+	}
+	add("attempt_id", e.AttemptID)
+	add("owner_node", e.OwnerNode)
+	add("replica_node", e.ReplicaNode)
+	add("execution_node", e.ExecutionNode)
+	add("cluster_role", string(e.ClusterRole))
+	add("promotion_epoch", strconv.FormatUint(e.PromotionEpoch, 10))
+	add("replication_health", string(e.ReplicationHealth))
+	add("replica_status", string(e.ReplicaStatus))
+	add("reason", e.Reason)
+	n.log.LogAttrs(context.Background(), level, msg, attrs...)
+}

@@ -1,0 +1,820 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"meshgo.dev/mesh/internal/authority"
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/mapsize"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// StandaloneNodeName is the node identity used in continuity records of a
+// standalone node, which has no listener and no peers.
+const StandaloneNodeName = "standalone@local"
+
+// Network is how a node listens and dials. The default is the host's TCP
+// stack; tests pass a fault-injecting network.
+type Network interface {
+	Listen(network, addr string) (net.Listener, error)
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+type tcpNetwork struct{}
+
+func (tcpNetwork) Listen(network, addr string) (net.Listener, error) {
+	return net.Listen(network, addr)
+}
+
+func (tcpNetwork) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
+}
+
+// MembershipEvent reports a peer joining or leaving the local node's view.
+type MembershipEvent struct {
+	Node string
+	Up   bool
+}
+
+// Node is one running Mesh node. A process normally has one, started by
+// StartFromEnv; tests may run several in one process with Start.
+type Node struct {
+	cfg        Config
+	self       string
+	log        *slog.Logger
+	reg        *continuity.Registry
+	handlers   *registry
+	network    Network
+	lookupHost func(ctx context.Context, host string) ([]string, error)
+	cert       tls.Certificate
+	cookie     []byte
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     runGroup // background goroutines (sessions, listeners, dials)
+	ln     net.Listener
+
+	mu        sync.Mutex // guards sessions, dialing, listeners
+	sessions  map[string]*session
+	dialing   map[string]bool // addresses being dialed
+	listeners []func(MembershipEvent)
+
+	kick chan struct{} // asks discovery for an immediate tick
+
+	// Pause detection: a node that was frozen (SIGSTOP, VM pause) may have
+	// been declared lost and replaced. It quarantines itself — completes and
+	// dispatches nothing — until a fresh exchange with a peer confirms or
+	// fences its authority.
+	start       time.Time
+	lastTick    atomic.Int64 // monotonic nanoseconds since start
+	quarantined atomic.Bool
+	quarNonce   atomic.Uint64 // nonce of the ping that can release quarantine
+	quarSince   atomic.Int64
+	peerSeen    atomic.Bool
+	// deferredLoss names a primary whose loss this standby could not act on
+	// because its own authority was in doubt after a pause; the promotion is
+	// retried once the quarantine is released with no peer connected.
+	deferredLoss atomic.Pointer[string]
+	authCh       chan struct{} // closed and replaced whenever authority or quarantine changes
+	authMu       sync.Mutex    // guards authCh
+
+	callID     atomic.Uint64
+	hsFailures handshakeFailures
+	admission  *admission
+	startups   sync.WaitGroup
+	running    runGroup // handlers in flight
+	stopped    atomic.Bool
+	scopeMACs  sync.Pool                   // of *scopeMAC, keyed with the node's caller-tag secret
+	anonTags   [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
+
+	stateDir   string
+	knownMu    sync.Mutex  // guards knownPeers
+	knownPeers []string    // peers this node has been connected to, persisted in stateDir
+	inflight   inflightSet // request key -> attempt running on this node
+
+	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
+
+	// Health and the peer view (health.go).
+	peerViews  sync.Map     // peer name -> *peerView
+	loopTick   atomic.Int64 // node-monotonic nanoseconds of the pause detector's last tick
+	rejoining  bool         // started with peers known from a previous run
+	everSynced atomic.Bool  // some peer's snapshot was merged since start
+}
+
+// Option changes how Start runs a node; options exist for tests and
+// embedding, the environment contract needs none.
+type Option func(*Node)
+
+// WithNetwork makes the node listen and dial through nw instead of the host's
+// TCP stack (for example a fault-injecting network in tests).
+func WithNetwork(nw Network) Option { return func(n *Node) { n.network = nw } }
+
+// WithLogger makes the node log through l instead of Config.Logger (or
+// slog.Default when that is nil). A nil l changes nothing. The runtime never
+// changes the default logger.
+func WithLogger(l *slog.Logger) Option {
+	return func(n *Node) {
+		if l != nil {
+			n.log = l
+		}
+	}
+}
+
+// WithLookupHost replaces the resolver used for the discovery seed.
+func WithLookupHost(f func(ctx context.Context, host string) ([]string, error)) Option {
+	return func(n *Node) { n.lookupHost = f }
+}
+
+// Start starts a node with cfg. It first checks cfg with Validate and returns
+// that error, starting nothing, when cfg is invalid. In cluster mode it binds
+// the listener on the host and port of the node name, starts discovery and
+// heartbeats, and begins startup work for every declared work function.
+func Start(cfg Config, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg: cfg, log: cfg.Logger, handlers: defaultRegistry, network: tcpNetwork{},
+		sessions: map[string]*session{}, dialing: map[string]bool{},
+		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
+		admission: newAdmission(time.Now),
+	}
+	for _, o := range opts {
+		o(n)
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.initKeyScope()
+
+	role, epoch := cfg.Role, cfg.Epoch
+	var persist func(continuity.Role, uint64) error
+	if cfg.mode() == ModeCluster {
+		n.self = cfg.NodeName.String()
+		n.cookie = []byte(cfg.Cookie)
+		dir := cfg.StateDir
+		if dir == "" {
+			var err error
+			if dir, err = authority.DefaultDir(n.self); err != nil {
+				return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+			}
+		}
+		n.stateDir = dir
+		for _, p := range authority.LoadPeers(dir) {
+			if p != n.self {
+				n.knownPeers = append(n.knownPeers, p)
+			}
+		}
+		n.rejoining = len(n.knownPeers) > 0
+		path := filepath.Join(dir, "authority.json")
+		persisted, ok, err := authority.Load(path)
+		if err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+		}
+		if ok {
+			merged := authority.Merge(authority.State{Role: string(role), Epoch: epoch}, persisted)
+			role, epoch = continuity.Role(merged.Role), merged.Epoch
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: state dir: %w", n.self, err)
+		}
+		if err := authority.Save(path, authority.State{Role: string(role), Epoch: epoch}); err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+		}
+		persist = func(r continuity.Role, e uint64) error {
+			return authority.Save(path, authority.State{Role: string(r), Epoch: e})
+		}
+		cert, err := handshake.NewCertificate()
+		if err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: certificate: %w", n.self, err)
+		}
+		n.cert = cert
+	} else {
+		n.self = StandaloneNodeName
+	}
+	n.reg = continuity.NewRegistry(continuity.Options{
+		Self: n.self, Role: role, Epoch: epoch, Retain: cfg.RetainedRecords, RetainBytes: cfg.RetainedBytes,
+		Diag: continuity.NewDiagnostics(cfg.DiagnosticsCapacity), Sink: n.logEntry, Persist: persist,
+		RoutineRoutes: n.log.Enabled(context.Background(), slog.LevelDebug),
+	})
+	n.placement.Store(&[]string{n.self})
+
+	if cfg.mode() == ModeCluster {
+		n.reg.SetAloneSlot(n.aloneSlot()) // no peer is linked yet
+		ln, err := n.network.Listen("tcp", cfg.NodeName.Addr())
+		if err != nil {
+			n.log.Error("[mesh-rt transport] listen failed", "node", n.self, "error", err.Error())
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: listener bind failed", n.self)
+		}
+		n.ln = ln
+		n.log.Info("[mesh-rt transport] listening", "node", n.self, "cluster_role", string(role), "promotion_epoch", epoch)
+		n.goRun(n.acceptLoop)
+		n.goRun(n.discoveryLoop)
+		n.goRun(n.pauseDetector)
+	}
+	n.startStartupWork()
+	return n, nil
+}
+
+func (n *Node) goRun(f func()) {
+	if !n.wg.add() {
+		return // stopped and drained: nothing new runs
+	}
+	go func() {
+		defer n.wg.done()
+		f()
+	}()
+}
+
+// Name is the node's name (StandaloneNodeName in standalone mode).
+func (n *Node) Name() string { return n.self }
+
+// Mode is the node's bootstrap mode.
+func (n *Node) Mode() Mode { return n.cfg.mode() }
+
+// Authority returns the node's current role and promotion epoch.
+func (n *Node) Authority() (Role, uint64) { return n.reg.Authority() }
+
+// Peers returns the names of the connected peers, sorted.
+func (n *Node) Peers() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]string, 0, len(n.sessions))
+	for name := range n.sessions {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Members returns the local node and its connected peers.
+func (n *Node) Members() []string { return append([]string{n.self}, n.Peers()...) }
+
+// OnMembership registers fn to be called whenever a peer joins or leaves.
+// fn runs synchronously on the runtime goroutine that saw the change, in the
+// order of the changes, so it must return quickly and must not call back into
+// membership-changing methods.
+func (n *Node) OnMembership(fn func(MembershipEvent)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.listeners = append(n.listeners, fn)
+}
+
+// Record returns the continuity record for key as this node sees it.
+func (n *Node) Record(key string) (Record, bool) { return n.reg.Get(key) }
+
+// Records returns every continuity record this node holds.
+func (n *Node) Records() []Record { return n.reg.Records() }
+
+// Diagnostics returns a snapshot of the node's diagnostic ring.
+func (n *Node) Diagnostics() Snapshot { return n.reg.Diagnostics().Snapshot() }
+
+// Shutdown stops the node gracefully: it refuses new work at once, lets the
+// handlers already running finish (until ctx is done), then closes its
+// sessions and listener — the peer sees the node leave only after its
+// in-flight work is recorded.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	drained := n.running.closeAndWait()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	// Whatever is still queued for the peers (batched route transitions)
+	// goes out before the links close.
+	for _, s := range n.sessionList() {
+		_ = s.flush(ctx)
+	}
+	n.crash()
+	done := make(chan struct{})
+	go func() {
+		<-n.wg.closeAndWait()
+		<-drained
+		n.startups.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return err
+}
+
+// crash stops the node abruptly, as a killed process would: contexts are
+// cancelled and every connection is closed without waiting for anything.
+func (n *Node) crash() {
+	n.stopped.Store(true)
+	n.cancel()
+	if n.ln != nil {
+		n.ln.Close()
+	}
+	n.mu.Lock()
+	for _, s := range n.sessions {
+		s.close(errors.New("node shutting down"))
+	}
+	n.mu.Unlock()
+}
+
+// ---- authority and quarantine ----------------------------------------------
+
+// authorityChanged wakes everyone waiting in awaitAuthority.
+func (n *Node) authorityChanged() {
+	n.authMu.Lock()
+	close(n.authCh)
+	n.authCh = make(chan struct{})
+	n.authMu.Unlock()
+}
+
+func (n *Node) authWait() <-chan struct{} {
+	n.authMu.Lock()
+	defer n.authMu.Unlock()
+	return n.authCh
+}
+
+// pauseThreshold is how long the node may go without running its ticker
+// before it assumes its peer may have declared it lost.
+func (n *Node) pauseThreshold() time.Duration { return n.cfg.PeerTimeout / 2 }
+
+func (n *Node) mono() int64 { return int64(time.Since(n.start)) }
+
+// pauseDetector ticks often; a gap between ticks longer than the threshold
+// means the process was frozen.
+func (n *Node) pauseDetector() {
+	t := time.NewTicker(n.liveInterval())
+	defer t.Stop()
+	n.lastTick.Store(n.mono())
+	n.loopTick.Store(n.mono())
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.loopTick.Store(n.mono())
+			n.checkPause()
+			n.maybeReleaseAlone()
+		}
+	}
+}
+
+// checkPause quarantines the node if its ticker has not run for longer than
+// the threshold, and returns whether the node is quarantined.
+func (n *Node) checkPause() bool {
+	now := n.mono()
+	gap := time.Duration(now - n.lastTick.Load())
+	if gap >= time.Millisecond {
+		// Under load every request checks; storing each time would bounce
+		// the cache line between cores for nothing. A tick up to 1 ms old
+		// still measures a pause of the threshold's size.
+		n.lastTick.Store(now)
+	}
+	if gap > n.pauseThreshold() && n.peerSeen.Load() && n.quarantined.CompareAndSwap(false, true) {
+		n.quarSince.Store(now)
+		nonce := randUint64()
+		n.quarNonce.Store(nonce)
+		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionQuarantined, Reason: string(continuity.ReasonQuarantined),
+			Metadata: []continuity.KV{{Key: "pause_ms", Value: strconv.FormatInt(gap.Milliseconds(), 10)}}})
+		n.authorityChanged()
+		for _, s := range n.sessionList() {
+			_ = s.send(wire.Ping{Nonce: nonce, Authority: n.authorityMsg()})
+		}
+		n.kickDiscovery()
+	}
+	return n.quarantined.Load()
+}
+
+// confirmed reports whether the node may act on its authority now.
+func (n *Node) confirmed() bool {
+	if n.cfg.mode() != ModeCluster {
+		return true
+	}
+	return !n.checkPause()
+}
+
+func (n *Node) releaseQuarantine(how string) {
+	if n.quarantined.CompareAndSwap(true, false) {
+		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionQuarantineReleased,
+			Metadata: []continuity.KV{{Key: "confirmed_by", Value: how}}})
+		n.authorityChanged()
+		n.retryDeferredLoss()
+	}
+}
+
+// maybeReleaseAlone releases a quarantine that no peer can settle: after long
+// enough with no peer reachable, the node carries on with the authority it has.
+func (n *Node) maybeReleaseAlone() {
+	if !n.quarantined.Load() || len(n.Peers()) > 0 {
+		return
+	}
+	wait := 2*n.cfg.DiscoveryInterval + 2*n.cfg.PeerTimeout
+	if time.Duration(n.mono()-n.quarSince.Load()) > wait {
+		n.releaseQuarantine("no_peer_reachable")
+	}
+}
+
+// awaitAuthority blocks while the node is quarantined. It returns false when
+// the node shut down or was fenced since gen.
+func (n *Node) awaitAuthority(ctx context.Context, gen uint64) bool {
+	for {
+		ch := n.authWait()
+		if n.reg.FenceGeneration() != gen {
+			return false
+		}
+		if n.confirmed() {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		case <-n.ctx.Done():
+			return false
+		case <-time.After(n.cfg.HeartbeatInterval):
+		}
+	}
+}
+
+// observeAuthority applies a peer's role and epoch; trigger names the record
+// that carried it, if any.
+func (n *Node) observeAuthority(peer string, role Role, epoch uint64, trigger *continuity.Record) {
+	changed, err := n.reg.ObserveAuthority(peer, role, epoch, trigger)
+	if err != nil {
+		n.log.Error("[mesh-rt continuity] authority change not persisted", "error", err.Error())
+		return
+	}
+	if changed {
+		n.releaseQuarantine("fenced")
+		n.authorityChanged()
+		// Off the reader goroutine: a snapshot can be large, and two readers
+		// writing at each other would stall until the write deadline.
+		n.goRun(n.broadcastSync)
+	}
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// ---- membership --------------------------------------------------------------
+
+func (n *Node) sessionList() []*session { return n.appendSessions(nil) }
+
+// appendSessions appends the current sessions to dst.
+func (n *Node) appendSessions(dst []*session) []*session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.sessions {
+		dst = append(dst, s)
+	}
+	return dst
+}
+
+func (n *Node) session(peer string) *session {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.sessions[peer]
+}
+
+// register installs s as the session to its peer, resolving two sessions
+// between the same pair deterministically: the connection dialed by the node
+// whose name sorts first wins on both sides. It reports whether s was kept.
+func (n *Node) register(s *session) bool {
+	n.mu.Lock()
+	old := n.sessions[s.peer]
+	preferred := s.outgoing == (n.self < s.peer)
+	if old != nil && !old.isClosed() && (!preferred || old.outgoing == s.outgoing) {
+		n.mu.Unlock()
+		return false
+	}
+	n.sessions[s.peer] = s
+	n.updatePlacementLocked()
+	n.reg.SetAloneSlot(-1)
+	fresh := old == nil || old.isClosed()
+	listeners := slices.Clone(n.listeners)
+	n.mu.Unlock()
+	if old != nil {
+		old.close(errors.New("replaced by a preferred connection"))
+	}
+	n.peerSeen.Store(true)
+	n.rememberPeer(s.peer)
+	if fresh {
+		n.log.Info("[mesh-rt membership] node up", "node", n.self, "peer", s.peer, "direction", s.direction())
+		for _, fn := range listeners {
+			fn(MembershipEvent{Node: s.peer, Up: true})
+		}
+	}
+	return true
+}
+
+// updatePlacementLocked recomputes the canonical membership placement uses.
+// Caller holds n.mu.
+func (n *Node) updatePlacementLocked() {
+	m := []string{n.self}
+	for name := range n.sessions {
+		m = append(m, name)
+	}
+	c := continuity.CanonicalMembership(m)
+	n.placement.Store(&c)
+}
+
+// rememberPeer adds peer to the persisted known peers.
+func (n *Node) rememberPeer(peer string) {
+	n.knownMu.Lock()
+	defer n.knownMu.Unlock()
+	if slices.Contains(n.knownPeers, peer) {
+		return
+	}
+	n.knownPeers = append(n.knownPeers, peer)
+	sort.Strings(n.knownPeers)
+	if err := authority.SavePeers(n.stateDir, n.knownPeers); err != nil {
+		n.log.Warn("[mesh-rt membership] known peers not saved", "error", err.Error())
+	}
+}
+
+// known returns the peers this node has been connected to before.
+func (n *Node) known() []string {
+	n.knownMu.Lock()
+	defer n.knownMu.Unlock()
+	return slices.Clone(n.knownPeers)
+}
+
+// aloneSlot is the parity of the attempts this node allocates while no peer
+// is linked (Registry.SetAloneSlot): 0 if its name sorts before the peer it
+// knows, 1 otherwise; a node that knows no peer yet goes by its configured
+// role (primary 0, standby 1).
+func (n *Node) aloneSlot() int {
+	for _, p := range n.known() {
+		if p != n.self {
+			if n.self < p {
+				return 0
+			}
+			return 1
+		}
+	}
+	if n.cfg.Role == RoleStandby {
+		return 1
+	}
+	return 0
+}
+
+// unregister removes s if it is still the registered session for its peer and
+// runs node-loss handling.
+func (n *Node) unregister(s *session, cause error) {
+	n.mu.Lock()
+	if n.sessions[s.peer] != s {
+		n.mu.Unlock()
+		return
+	}
+	delete(n.sessions, s.peer)
+	n.updatePlacementLocked()
+	if len(n.sessions) == 0 {
+		n.reg.SetAloneSlot(n.aloneSlot())
+	}
+	listeners := slices.Clone(n.listeners)
+	n.mu.Unlock()
+	if n.stopped.Load() {
+		return
+	}
+	n.log.Info("[mesh-rt membership] node down", "node", n.self, "peer", s.peer, "reason", cause.Error())
+	for _, fn := range listeners {
+		fn(MembershipEvent{Node: s.peer, Up: false})
+	}
+	n.kickDiscovery()
+	n.peerLost(s.peer)
+}
+
+func (n *Node) kickDiscovery() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ---- transport ---------------------------------------------------------------
+
+func (n *Node) handshakeConfig(kind handshake.Kind) handshake.Config {
+	return handshake.Config{LocalName: n.self, Kind: kind, Cookie: n.cookie, Certificate: n.cert, Timeout: handshakeTimeout}
+}
+
+const handshakeTimeout = 5 * time.Second
+
+func (n *Node) acceptLoop() {
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			n.log.Warn("[mesh-rt transport] accept failed", "error", err.Error())
+			select {
+			case <-time.After(50 * time.Millisecond):
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		// Admission runs here, before any goroutine or TLS work: a
+		// connection over the limits costs one accept and one close.
+		t, refused := n.admission.admit(conn.RemoteAddr())
+		if refused != "" {
+			conn.Close()
+			n.handshakeFailed(conn.RemoteAddr().String(), refused, "")
+			continue
+		}
+		n.goRun(func() { n.serveConn(conn, t) })
+	}
+}
+
+// serveConn authenticates one inbound connection on its own goroutine, so a
+// client that sends nothing delays nobody else; t is its admission ticket.
+func (n *Node) serveConn(raw net.Conn, t *ticket) {
+	cfg := n.handshakeConfig(handshake.KindNode)
+	cfg.TLSTimeout = preTLSTimeout
+	res, err := handshake.Server(n.ctx, raw, cfg)
+	t.done(err == nil)
+	if err != nil {
+		raw.Close()
+		if n.ctx.Err() == nil {
+			n.handshakeFailed(raw.RemoteAddr().String(), failureReason(err), err.Error())
+		}
+		return
+	}
+	switch res.RemoteKind {
+	case handshake.KindOperator:
+		n.serveOperator(res.Conn)
+	case handshake.KindNode:
+		if res.RemoteName == n.self {
+			res.Conn.Close()
+			return
+		}
+		n.startSession(res.Conn, res.RemoteName, false)
+	default:
+		res.Conn.Close()
+	}
+}
+
+// failureReason classifies a failed handshake for diagnostics.
+func failureReason(err error) string {
+	if errors.Is(err, handshake.ErrAuthFailed) {
+		return reasonAuthFailed
+	}
+	return reasonHandshakeFailed
+}
+
+// dial connects to addr and registers the session. It returns the peer's name.
+func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (string, error) {
+	n.mu.Lock()
+	if n.dialing[addr] {
+		n.mu.Unlock()
+		return "", fmt.Errorf("dial %s: already in progress", addr)
+	}
+	n.dialing[addr] = true
+	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.dialing, addr)
+		n.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	raw, err := n.network.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("dial %s: %w", addr, err)
+	}
+	cfg := n.handshakeConfig(handshake.KindNode)
+	cfg.Timeout = timeout
+	res, err := handshake.Client(ctx, raw, cfg)
+	if err != nil {
+		raw.Close()
+		if errors.Is(err, handshake.ErrAuthFailed) {
+			// Timeouts and refusals of dials are the peer's absence, which
+			// failure handling reports; a cookie mismatch is worth a count.
+			n.handshakeFailed(addr, reasonAuthFailed, err.Error())
+		} else {
+			n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", addr, "error", err.Error())
+		}
+		return "", fmt.Errorf("handshake with %s: %w", addr, err)
+	}
+	if res.RemoteName == n.self {
+		res.Conn.Close()
+		return res.RemoteName, nil
+	}
+	n.startSession(res.Conn, res.RemoteName, true)
+	return res.RemoteName, nil
+}
+
+// inflightSet holds the attempts executing on this node, by request key.
+type inflightSet struct {
+	mu   sync.Mutex
+	m    map[string]uint64
+	peak int // for mapsize: m is rebuilt after a burst drains
+}
+
+func (f *inflightSet) add(key string, attempt uint64) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = map[string]uint64{}
+	}
+	f.m[key] = attempt
+	mapsize.Grew(f.m, &f.peak)
+	f.mu.Unlock()
+}
+
+// done removes key if it still maps to attempt.
+func (f *inflightSet) done(key string, attempt uint64) {
+	f.mu.Lock()
+	if a, ok := f.m[key]; ok && a == attempt {
+		delete(f.m, key)
+		f.m = mapsize.Rebuilt(f.m, &f.peak)
+	}
+	f.mu.Unlock()
+}
+
+// hasAttempt reports whether attempt of key is executing on this node.
+func (f *inflightSet) hasAttempt(key string, attempt uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.m[key]
+	return ok && a == attempt
+}
+
+func (f *inflightSet) has(key string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.m[key]
+	return ok
+}
+
+// runGroup counts goroutines of one kind (handlers, background loops) on
+// this node. Unlike a WaitGroup, starting one may race with waiting for all
+// of them: once the group is closed and has drained, nothing new starts, and
+// while it drains those already running may still start others (work
+// submitted by a handler).
+type runGroup struct {
+	mu      sync.Mutex
+	n       int
+	closed  bool
+	drained chan struct{} // made by closeAndWait, closed when n is 0
+}
+
+// add counts one more handler, or reports false once the group is closed
+// and drained: the node is stopping and the handler must not start.
+func (g *runGroup) add() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed && g.n == 0 {
+		return false
+	}
+	g.n++
+	return true
+}
+
+func (g *runGroup) done() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	if g.n == 0 && g.closed {
+		close(g.drained) // once: a closed group never grows from 0 again
+	}
+}
+
+// closeAndWait closes the group and returns a channel closed once no
+// handler runs.
+func (g *runGroup) closeAndWait() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.closed {
+		g.closed = true
+		g.drained = make(chan struct{})
+		if g.n == 0 {
+			close(g.drained)
+		}
+	}
+	return g.drained
+}

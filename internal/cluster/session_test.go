@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// pipeSession is a session whose writer sends into one end of an in-memory
+// pipe; the returned function reads the next message from the other end.
+func pipeSession(t *testing.T) (*session, func() wire.Message) {
+	t.Helper()
+	a, b := net.Pipe()
+	s := &session{n: &Node{cfg: Config{PeerTimeout: 5 * time.Second}}, peer: "peer@127.0.0.1:1", conn: a,
+		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		lazyDelay: time.Hour} // lazy frames wait for an urgent one unless a test shortens this
+	s.lazyTimer = time.AfterFunc(time.Hour, s.kick)
+	s.lazyTimer.Stop()
+	done := make(chan struct{})
+	go func() { defer close(done); s.writeLoop() }()
+	t.Cleanup(func() {
+		s.close(errSessionClosed)
+		b.Close()
+		<-done
+	})
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	var md wire.MessageDecoder
+	next := func() wire.Message {
+		t.Helper()
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		m, err := md.Decode(f)
+		if err != nil {
+			t.Fatalf("decode frame: %v", err)
+		}
+		return m
+	}
+	return s, next
+}
+
+func upsertFrame(t *testing.T, key string, phase continuity.Phase) []byte {
+	t.Helper()
+	m := wire.Upsert{Record: continuity.Record{RequestKey: key, PayloadHash: "h", Phase: phase, Kind: continuity.KindRoute, ReplicationCount: 1}}
+	return wire.AppendUpsert(nil, &m)
+}
+
+// expect reads one message and checks it is an Upsert of key in phase, or,
+// with key "", a Ping carrying nonce.
+func expect(t *testing.T, next func() wire.Message, key string, phase continuity.Phase, nonce uint64) {
+	t.Helper()
+	switch m := next().(type) {
+	case wire.Upsert:
+		if key == "" || m.Record.RequestKey != key || m.Record.Phase != phase {
+			t.Fatalf("got upsert %s %s, want %q %s / ping %d", m.Record.RequestKey, m.Record.Phase, key, phase, nonce)
+		}
+	case wire.Ping:
+		if key != "" || m.Nonce != nonce {
+			t.Fatalf("got ping %d, want upsert %q %s / ping %d", m.Nonce, key, phase, nonce)
+		}
+	default:
+		t.Fatalf("unexpected %T", m)
+	}
+}
+
+func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
+	s, next := pipeSession(t)
+	sub, done := continuity.PhaseSubmitted, continuity.PhaseCompleted
+	// a's newer transition replaces its queued one and moves behind b; the
+	// urgent ping follows every lazy transition queued before it.
+	for _, step := range []struct {
+		key   string
+		phase continuity.Phase
+	}{{"a", sub}, {"b", sub}, {"a", done}} {
+		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, frameLazy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.send(wire.Ping{Nonce: 7}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "b", sub, 0)
+	expect(t, next, "a", done, 0)
+	expect(t, next, "", "", 7)
+
+	// An urgent transition of a key drops its queued lazy one; other lazy
+	// transitions still go first.
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", frameUrgent)
+	expect(t, next, "d", sub, 0)
+	expect(t, next, "c", done, 0)
+
+	// Lazy transitions alone are written within the lazy delay, nothing
+	// else prompting the writer.
+	s.wmu.Lock()
+	s.lazyDelay = time.Millisecond
+	s.wmu.Unlock()
+	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", frameLazy)
+	expect(t, next, "e", sub, 0)
+
+	// A final transition replaces the queued pending one but is not itself
+	// replaced: a later transition of the key follows it.
+	s.wmu.Lock()
+	s.lazyDelay = time.Hour
+	s.wmu.Unlock()
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", sub), "f", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", done), "f", frameLazyLast)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", continuity.PhaseRejected), "f", frameLazy)
+	if err := s.send(wire.Ping{Nonce: 9}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "f", done, 0)
+	expect(t, next, "f", continuity.PhaseRejected, 0)
+	expect(t, next, "", "", 9)
+
+	// After every turn the queue starts empty: nothing is sent twice.
+	if err := s.send(wire.Ping{Nonce: 8}); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "", "", 8)
+}
+
+func TestSessionFlushWritesLazyTransitions(t *testing.T) {
+	s, next := pipeSession(t)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", frameLazy)
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.flush(t.Context()) }()
+	expect(t, next, "a", continuity.PhaseSubmitted, 0)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A deadline is moved at most once per deadlineRefresh, and whenever it is
+// moved it lies at least the timeout after every operation since the last
+// move, so spacing the updates never shortens the timeout.
+func TestDeadlineSpacing(t *testing.T) {
+	var d deadline
+	t0 := time.Now()
+	if !d.stale(t0) {
+		t.Fatal("a fresh deadline must be set")
+	}
+	at := d.next(t0, time.Second)
+	for _, off := range []time.Duration{0, deadlineRefresh / 2, deadlineRefresh - time.Nanosecond} {
+		now := t0.Add(off)
+		if d.stale(now) {
+			t.Fatalf("moved again after %v", off)
+		}
+		if at.Before(now.Add(time.Second)) {
+			t.Fatalf("deadline %v is less than the timeout after an operation at +%v", at.Sub(t0), off)
+		}
+	}
+	if !d.stale(t0.Add(deadlineRefresh)) {
+		t.Fatal("not moved after deadlineRefresh")
+	}
+}

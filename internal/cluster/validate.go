@@ -1,0 +1,137 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+
+	meshcookie "meshgo.dev/mesh/internal/cookie"
+)
+
+// Messages shared by ConfigFromEnv and Config.Validate, so a problem reads
+// the same whichever way the configuration was built.
+const (
+	reasonPositive     = "expected a positive integer"
+	reasonPortMismatch = "port must match " + envClusterPort
+	msgCookieRequired  = envClusterCookie + " is required when discovery or identity env is set"
+	msgSeedMissing     = "Missing required environment variable " + envDiscoverySeed
+)
+
+// invalidSetting reports a refused value: "Invalid <VAR>: <reason>".
+func invalidSetting(name, reason string) error {
+	return errors.New("Invalid " + name + ": " + reason)
+}
+
+// reasonRole explains a role that is neither primary nor standby.
+func reasonRole(got string) string {
+	return fmt.Sprintf("expected primary or standby, got %q", got)
+}
+
+// reasonPeerTimeout explains a peer timeout that does not exceed the
+// heartbeat interval.
+func reasonPeerTimeout(peer, heartbeat int64) string {
+	return fmt.Sprintf("peer timeout %dms must be greater than %s %dms", peer, envHeartbeatInterval, heartbeat)
+}
+
+// mode is the bootstrap mode the configuration selects: a cluster cookie
+// means a cluster node, no cookie a standalone one. The Mode field only
+// repeats it.
+func (c Config) mode() Mode {
+	if c.Cookie != "" {
+		return ModeCluster
+	}
+	return ModeStandalone
+}
+
+// Validate checks a Config built in code by the rules ConfigFromEnv applies
+// to the environment, and reports every problem at once through errors.Join
+// (a single problem's Error() is exactly its message). Each message is the
+// one ConfigFromEnv gives for the same problem, so it names the environment
+// variable that sets the field (ClusterPort is MESH_CLUSTER_PORT, and so on).
+// A zero field means its default, as in Start. The rules, in reporting order:
+//
+//   - ClusterPort: 0 (default 4370) or 1..65535.
+//   - Cookie selects cluster mode. Without one, a DiscoverySeed, a NodeName
+//     or Mode ModeCluster is an error. In cluster mode the cookie must pass
+//     the strength check, DiscoverySeed is required, and NodeName must be a
+//     valid name@host:port (what ParseNodeName accepts) whose port equals
+//     the cluster port. Mode, when set, must agree with the cookie.
+//   - Role: "", RolePrimary or RoleStandby. Epoch: any value.
+//   - Durations and bounds: zero or positive; PeerTimeout greater than
+//     HeartbeatInterval once defaults are applied.
+//
+// Every Config returned by ConfigFromEnv is valid. No message contains the
+// cookie.
+func (c Config) Validate() error {
+	var errs []error
+	invalid := func(name, reason string) { errs = append(errs, invalidSetting(name, reason)) }
+
+	port := c.ClusterPort
+	portOK := true
+	switch {
+	case port == 0:
+		port = DefaultClusterPort
+	case port < 0 || port > 65535:
+		portOK = false
+		invalid(envClusterPort, reasonPositive)
+	}
+
+	switch c.Mode {
+	case "", ModeStandalone, ModeCluster:
+	default:
+		errs = append(errs, fmt.Errorf("Invalid Config.Mode: expected %q or %q, got %q", ModeStandalone, ModeCluster, string(c.Mode)))
+	}
+	if c.Mode == ModeStandalone && c.Cookie != "" {
+		errs = append(errs, errors.New("Invalid Config.Mode: a cluster cookie makes the node a cluster node, not standalone"))
+	}
+	if c.Cookie != "" || c.DiscoverySeed != "" || !c.NodeName.IsZero() || c.Mode == ModeCluster {
+		if c.Cookie == "" {
+			errs = append(errs, errors.New(msgCookieRequired))
+		} else if err := meshcookie.Check(envClusterCookie, string(c.Cookie)); err != nil {
+			errs = append(errs, err)
+		}
+		if c.DiscoverySeed == "" {
+			errs = append(errs, errors.New(msgSeedMissing))
+		}
+		// Rendered by hand: String renders a NodeName without a name as "".
+		parsed, err := ParseNodeName(c.NodeName.Name + "@" + c.NodeName.Addr())
+		var nerr *NodeNameError
+		switch {
+		case errors.As(err, &nerr):
+			invalid(envNodeName, nerr.Reason)
+		case parsed != c.NodeName:
+			invalid(envNodeName, reasonShape)
+		case portOK && c.NodeName.Port != port:
+			invalid(envNodeName, reasonPortMismatch)
+		}
+	}
+
+	switch c.Role {
+	case "", RolePrimary, RoleStandby:
+	default:
+		invalid(envContinuityRole, reasonRole(string(c.Role)))
+	}
+
+	positive := func(name string, v int64) bool {
+		if v < 0 {
+			invalid(name, reasonPositive)
+			return false
+		}
+		return true
+	}
+	positive(envDiscoveryInterval, int64(c.DiscoveryInterval))
+	positive(envStartupWorkDelay, int64(c.StartupWorkDelay))
+	heartbeatOK := positive(envHeartbeatInterval, int64(c.HeartbeatInterval))
+	peerOK := positive(envPeerTimeout, int64(c.PeerTimeout))
+	if heartbeatOK && peerOK {
+		d := c.withDefaults()
+		if d.PeerTimeout <= d.HeartbeatInterval {
+			invalid(envPeerTimeout, reasonPeerTimeout(d.PeerTimeout.Milliseconds(), d.HeartbeatInterval.Milliseconds()))
+		}
+	}
+	positive(envDiagnosticsCap, int64(c.DiagnosticsCapacity))
+	positive(envRetainRecords, int64(c.RetainedRecords))
+	positive(envRetainBytes, c.RetainedBytes)
+	positive(envRouteTimeout, int64(c.RouteTimeout))
+	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,234 @@
+package recordlog
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+// Append stores entries as one unit of the log and returns nil once they are
+// durable: written and fsynced, together with whatever other appends the
+// writer gathered into the same group commit. The entries of one call are
+// contiguous in the log and in replay. Append blocks while the queue is full
+// (Options.QueueLen). If ctx ends before the entries were queued, nothing is
+// written; if it ends after, Append returns the context's error but the
+// entries may still become durable. Errors: ErrInvalidEntry, ErrClosed,
+// ErrFailed, or the file system's error for a write that failed (disk full):
+// such a write is cut back off the segment, so the log stays appendable.
+func (l *Log) Append(ctx context.Context, entries ...Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	size := 0
+	for _, e := range entries {
+		if err := e.validate(); err != nil {
+			return err
+		}
+		size += frameHeaderSize + bodySize(e)
+	}
+	frames := make([]byte, 0, size)
+	for _, e := range entries {
+		frames = appendFrame(frames, e)
+	}
+	r := &request{frames: frames, entries: len(entries), done: make(chan error, 1)}
+
+	// An ended context writes nothing, whether or not the queue has room.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("append: %w (nothing was written)", err)
+	}
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case l.reqs <- r:
+		l.closeMu.RUnlock()
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return fmt.Errorf("append: %w (nothing was written)", ctx.Err())
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("append: %w (the entries may still become durable)", ctx.Err())
+	}
+}
+
+// run is the writer goroutine: it gathers queued appends into one write and
+// one fsync, then releases every waiter of the batch. After stop it commits
+// what is still queued and returns.
+func (l *Log) run() {
+	defer close(l.done)
+	var batch []*request
+	var carry *request
+	stopping := false
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			if stopping {
+				select {
+				case first = <-l.reqs:
+				default:
+					return
+				}
+			} else {
+				select {
+				case first = <-l.reqs:
+				case <-l.stop:
+					stopping = true
+					continue
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+		size := len(first.frames)
+	fill:
+		for size < l.opt.MaxBatchBytes {
+			select {
+			case r := <-l.reqs:
+				if size+len(r.frames) > l.opt.MaxBatchBytes {
+					carry = r
+					break fill
+				}
+				batch = append(batch, r)
+				size += len(r.frames)
+			default:
+				break fill
+			}
+		}
+		l.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit writes and syncs one batch and releases its waiters.
+func (l *Log) commit(batch []*request) {
+	l.mu.Lock()
+	err := l.writeLocked(batch)
+	l.mu.Unlock()
+	if err == nil {
+		n := 0
+		for _, r := range batch {
+			n += r.entries
+		}
+		l.appends.Add(int64(len(batch)))
+		l.entries.Add(int64(n))
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+func (l *Log) writeLocked(batch []*request) error {
+	if l.failed != nil {
+		return l.failed
+	}
+	l.wbuf = appendMarker(l.wbuf[:0], l.activeSize)
+	for _, r := range batch {
+		l.wbuf = append(l.wbuf, r.frames...)
+	}
+	data := l.wbuf
+	path := segment{seq: l.activeSeq}.path(l.dir)
+	if _, err := l.active.Write(data); err != nil {
+		werr := fmt.Errorf("append %d bytes to %s: %w", len(data), path, err)
+		// Cut whatever part of the batch reached the file, durably, so
+		// that the next batch neither follows a torn frame nor leaves this
+		// batch's marker beyond a later crash's torn tail.
+		if terr := l.active.Truncate(l.activeSize); terr != nil {
+			l.failed = fmt.Errorf("%w: %w; then truncating %s back to %d bytes: %w", ErrFailed, werr, path, l.activeSize, terr)
+			return l.failed
+		}
+		if serr := l.active.Sync(); serr != nil {
+			l.failed = fmt.Errorf("%w: %w; then syncing %s after truncating it: %w", ErrFailed, werr, path, serr)
+			return l.failed
+		}
+		return werr
+	}
+	l.syncs.Add(1)
+	if err := l.active.Sync(); err != nil {
+		l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
+		return l.failed
+	}
+	l.batches.Add(1)
+	l.activeSize += int64(len(data))
+	if l.activeSize >= l.opt.SegmentSize {
+		// A failed rotation leaves the active segment in place; the next
+		// batch tries again.
+		_ = l.rotateLocked()
+	}
+	return nil
+}
+
+// rotateLocked seals the active segment and starts the next one.
+func (l *Log) rotateLocked() error {
+	old, oldSeq := l.active, l.activeSeq
+	if err := l.startSegment(oldSeq + 1); err != nil {
+		return err
+	}
+	l.sealed = append(l.sealed, segment{seq: oldSeq})
+	// The old file is synced; a close error cannot lose acknowledged bytes.
+	_ = old.Close()
+	return nil
+}
+
+// startSegment creates segment seq, makes its directory entry durable and
+// makes it the active segment.
+func (l *Log) startSegment(seq uint64) error {
+	path := segment{seq: seq}.path(l.dir)
+	f, err := l.fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("create segment %s: %w", path, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		// Remove the unused file: left behind, it would make the segment
+		// still being appended to look like a sealed one to Open, which
+		// tolerates a torn tail only in the last segment.
+		f.Close()
+		_ = l.fs.Remove(path)
+		return fmt.Errorf("create segment %s: sync directory: %w", path, err)
+	}
+	l.active, l.activeSeq, l.activeSize = f, seq, 0
+	return nil
+}
+
+// Stats returns the log's counters.
+func (l *Log) Stats() Stats {
+	l.mu.Lock()
+	segs := len(l.sealed) + 1
+	l.mu.Unlock()
+	return Stats{
+		Appends:  l.appends.Load(),
+		Entries:  l.entries.Load(),
+		Batches:  l.batches.Load(),
+		Syncs:    l.syncs.Load(),
+		Segments: segs,
+	}
+}
+
+// Close commits the appends already queued, waits for a running compaction,
+// and closes the active segment. Later calls return nil.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	l.closeMu.Unlock()
+	close(l.stop)
+	<-l.done
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.active.Close()
+	l.active = nil
+	l.lock.Close()
+	if err != nil {
+		return fmt.Errorf("close record log: %w", err)
+	}
+	return nil
+}

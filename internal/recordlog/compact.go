@@ -1,0 +1,187 @@
+package recordlog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+)
+
+// CompactStats says what one Compact did.
+type CompactStats struct {
+	Segments    int   // segment files folded into the compacted segment
+	EntriesRead int64 // entries in them
+	EntriesKept int64 // entries written to the compacted segment
+	BytesBefore int64 // bytes of the folded segments
+	BytesAfter  int64 // bytes of the compacted segment
+}
+
+// Compact seals the active segment and rewrites every older segment into one
+// compacted segment that keeps, for each key whose last entry is a put and
+// for which live returns true, that last entry, in commit order. Evicted keys
+// and keys live rejects are dropped. live is called on the calling goroutine,
+// once per candidate key; it may Append but must not Close the log. Appends
+// continue during compaction, into the new active segment.
+//
+// Each step is crash-safe: the compacted segment is written under a temporary
+// name and fsynced, renamed into place and the directory fsynced (the commit
+// point), and only then are the folded segments removed. A crash before the
+// commit point leaves the old segments in charge; after it, Open removes what
+// the compaction had not yet removed. An error before the commit point
+// leaves the log as it was; an error after it (removing a folded segment)
+// is returned but loses nothing.
+func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
+	var st CompactStats
+	l.compactMu.Lock()
+	defer l.compactMu.Unlock()
+	l.closeMu.RLock()
+	closed := l.closed
+	l.closeMu.RUnlock()
+	if closed {
+		return st, ErrClosed
+	}
+	l.mu.Lock()
+	if l.failed != nil {
+		err := l.failed
+		l.mu.Unlock()
+		return st, err
+	}
+	if l.activeSize > 0 {
+		if err := l.rotateLocked(); err != nil {
+			l.mu.Unlock()
+			return st, fmt.Errorf("compact: %w", err)
+		}
+	}
+	inputs := slices.Clone(l.sealed)
+	l.mu.Unlock()
+	if len(inputs) == 0 {
+		return st, nil
+	}
+	st.Segments = len(inputs)
+
+	// Pass 1: where each key's last entry is.
+	type position struct {
+		seg int
+		ord int64
+		put bool
+	}
+	last := make(map[string]position)
+	for i, s := range inputs {
+		err := l.scan(s, func(ord int64, e Entry, n int) {
+			st.BytesBefore += int64(n)
+			if e.Kind == kindBatch {
+				return
+			}
+			last[e.Key] = position{seg: i, ord: ord, put: e.Kind == KindPut}
+			st.EntriesRead++
+		})
+		if err != nil {
+			return st, err
+		}
+	}
+
+	// Pass 2: write the live last entries under a temporary name.
+	target := segment{seq: inputs[len(inputs)-1].seq, compacted: true}
+	path := target.path(l.dir)
+	tmp := path + tmpSuffix
+	f, err := l.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return st, fmt.Errorf("compact: create %s: %w", tmp, err)
+	}
+	abort := func(err error) (CompactStats, error) {
+		f.Close()
+		_ = l.fs.Remove(tmp)
+		return st, err
+	}
+	bw := bufio.NewWriterSize(f, 1<<20)
+	var frame []byte
+	var werr error
+	for i, s := range inputs {
+		err := l.scan(s, func(ord int64, e Entry, _ int) {
+			if e.Kind == kindBatch {
+				return
+			}
+			p := last[e.Key]
+			if werr != nil || p.seg != i || p.ord != ord || !p.put || !live(e.Key) {
+				return
+			}
+			frame = appendFrame(frame[:0], e)
+			_, werr = bw.Write(frame)
+			st.EntriesKept++
+			st.BytesAfter += int64(len(frame))
+		})
+		if err != nil {
+			return abort(err)
+		}
+		if werr != nil {
+			return abort(fmt.Errorf("compact: write %s: %w", tmp, werr))
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return abort(fmt.Errorf("compact: write %s: %w", tmp, err))
+	}
+	if err := f.Sync(); err != nil {
+		return abort(fmt.Errorf("compact: sync %s: %w", tmp, err))
+	}
+	if err := f.Close(); err != nil {
+		_ = l.fs.Remove(tmp)
+		return st, fmt.Errorf("compact: close %s: %w", tmp, err)
+	}
+	if err := l.fs.Rename(tmp, path); err != nil {
+		_ = l.fs.Remove(tmp)
+		return st, fmt.Errorf("compact: rename %s into place: %w", tmp, err)
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		// The rename may or may not survive a crash; either way the
+		// directory holds a consistent log (see Open), and the folded
+		// segments stay until it is known to be durable.
+		return st, fmt.Errorf("compact: sync directory %s after renaming %s: %w", l.dir, path, err)
+	}
+
+	// Committed: the compacted segment supersedes the inputs.
+	l.mu.Lock()
+	l.sealed = append([]segment{target}, l.sealed[len(inputs):]...)
+	l.mu.Unlock()
+	var errs []error
+	for _, s := range inputs {
+		if s == target {
+			continue
+		}
+		if err := l.fs.Remove(s.path(l.dir)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("compact: remove folded segment: %w", err))
+		}
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		errs = append(errs, fmt.Errorf("compact: sync directory %s after removals: %w", l.dir, err))
+	}
+	return st, errors.Join(errs...)
+}
+
+// scan reads a sealed segment, calling fn with each entry's ordinal and
+// frame size. Any damage is ErrCorrupt: sealed segments were complete and
+// fsynced.
+func (l *Log) scan(s segment, fn func(ord int64, e Entry, n int)) error {
+	path := s.path(l.dir)
+	f, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("compact: open %s: %w", path, err)
+	}
+	defer f.Close()
+	fr := newFrameReader(f)
+	for ord := int64(0); ; ord++ {
+		e, n, err := fr.next()
+		if err == io.EOF {
+			return nil
+		}
+		var fe *frameError
+		if errors.As(err, &fe) {
+			return fmt.Errorf("compact: %w: segment %s at offset %d: %s", ErrCorrupt, path, fe.offset, fe.reason)
+		}
+		if err != nil {
+			return fmt.Errorf("compact: segment %s: %w", path, err)
+		}
+		fn(ord, e, n)
+	}
+}
