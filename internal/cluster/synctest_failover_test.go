@@ -1,4 +1,4 @@
-package mesh
+package cluster
 
 // Failover scenarios under testing/synctest. Each scenario runs a primary
 // and a standby in one bubble over the in-memory fault network
