@@ -249,6 +249,14 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 		}
 		ctx := withIdentity(n.ctx, &rec)
 		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		if err != nil && n.ctx.Err() != nil {
+			// The node is stopping and cancelled the handler: the failure is
+			// the stop's, not the work's. Recorded, it would reach the peer
+			// before the links close and end acknowledged work rejected;
+			// the record stays pending for the peer to recover instead.
+			n.superseded(h, rec)
+			return
+		}
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(h, rec)
 			return

@@ -3,6 +3,7 @@ package peer
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -113,12 +114,22 @@ func (l *Link) IsClosed() bool {
 	}
 }
 
-// Close closes the link for cause; later calls do nothing.
+// Close closes the link for cause, at once; later calls do nothing. It
+// closes the transport under TLS rather than the TLS connection:
+// tls.Conn.Close first writes a close_notify alert, which waits up to 5 s for
+// a peer that does not read (cut off, frozen), while the reader that saw the
+// peer fall silent waits here before the loss is handled, and the engine's
+// crash path closes links under its own lock. The peer reads EOF at a record
+// boundary either way.
 func (l *Link) Close(cause error) {
 	l.closeOnce.Do(func() {
 		l.err = cause
 		close(l.closed)
-		l.conn.Close()
+		if tc, ok := l.conn.(*tls.Conn); ok {
+			tc.NetConn().Close()
+		} else {
+			l.conn.Close()
+		}
 	})
 }
 
