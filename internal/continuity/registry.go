@@ -69,6 +69,8 @@ type SubmitRequest struct {
 	// Relaxed lets a count-2 record run unmirrored when there is no replica
 	// to place it on (startup work on a node that is alone).
 	Relaxed bool
+	// Input is the encoded input of typed work, stored on the record.
+	Input []byte
 }
 
 // Options configure a Registry.
@@ -399,7 +401,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
 		Epoch: r.epoch, Health: HealthLocalOnly,
 		RoutedRemotely: req.Placement.Owner != req.Ingress, RuntimeName: req.RuntimeName,
-		Kind: req.Kind, SubmittedAt: r.now().UTC(),
+		Kind: req.Kind, SubmittedAt: r.now().UTC(), Input: req.Input,
 	}
 	rec.FellBackLocally = !rec.RoutedRemotely
 	if replica != "" {
@@ -492,6 +494,17 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 // response of a clustered route, on the record for idempotent replay. A
 // completion that is refused stores nothing.
 func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, resp, nil)
+}
+
+// CompleteWithOutput is Complete that also keeps out, the encoded output of
+// typed declared work, on the record. A completion that is refused stores
+// nothing.
+func (r *Registry) CompleteWithOutput(key string, attempt uint64, node string, gen uint64, out []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, nil, out)
+}
+
+func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, ok := r.getLocked(key)
@@ -522,6 +535,9 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	rec.Error = ""
 	if resp != nil {
 		rec.Response = resp
+	}
+	if out != nil {
+		rec.Output = out
 	}
 	rec.CompletedAt = r.now().UTC()
 	r.putLocked(rec)
@@ -752,6 +768,8 @@ func compareRecords(a, b Record) int {
 		a.CompletedAt.Compare(b.CompletedAt),
 		bytes.Compare(a.Response, b.Response), // nil and empty alike, as on the wire
 		compareBool(a.Refused, b.Refused),
+		bytes.Compare(a.Input, b.Input), // nil and empty alike, as on the wire
+		bytes.Compare(a.Output, b.Output),
 	)
 }
 
