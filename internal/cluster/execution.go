@@ -21,7 +21,8 @@ type submission struct {
 	key     string
 	hash    string
 	count   uint64
-	relaxed bool // a count-2 record may run unmirrored (startup work alone)
+	relaxed bool   // a count-2 record may run unmirrored (startup work alone)
+	input   []byte // typed work's encoded input, stored on the record
 }
 
 // submit records the request, mirrors it to the replica when the count asks
@@ -37,7 +38,7 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	}
 	dec, err := n.reg.Submit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
-		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed, Input: sub.input,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
 		if err == nil && dec.Outcome == continuity.OutcomeRejected {
@@ -261,22 +262,39 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 			return
 		}
 		ctx := withIdentity(n.ctx, &rec)
-		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		var output []byte
+		err := n.callSafely(h.name, func() error {
+			if h.typed != nil {
+				var err error
+				output, err = h.typed.call(ctx, rec.Input)
+				return err
+			}
+			return h.run(ctx)
+		})
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(h, rec)
 			return
 		}
-		n.finish(rec, err, gen)
+		n.finish(rec, err, gen, output)
 	}()
 }
 
-// finish records a handler's outcome for rec and replicates it.
-func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
+// finish records a handler's outcome for rec, with typed work's encoded
+// output, and replicates it. An output above WorkMaxResultBytes rejects the
+// attempt with result_too_large: it is never stored truncated.
+func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64, output []byte) {
 	var out continuity.Record
 	var err error
-	if handlerErr != nil {
+	switch {
+	case handlerErr != nil:
 		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, handlerErr.Error())
-	} else {
+	case output != nil && int64(len(output)) > n.cfg.WorkMaxResultBytes:
+		n.log.Warn("[mesh-rt continuity] typed work output over the bound", "runtime_name", rec.RuntimeName,
+			"request_key", rec.RequestKey, "output_bytes", len(output), "max_bytes", n.cfg.WorkMaxResultBytes)
+		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, string(continuity.ReasonResultTooLarge))
+	case output != nil:
+		out, err = n.reg.CompleteWithOutput(rec.RequestKey, rec.Attempt, n.self, gen, output)
+	default:
 		out, err = n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
 	}
 	if err != nil {
