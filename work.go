@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"meshgo.dev/mesh/internal/cluster"
 )
@@ -37,6 +38,19 @@ func ReplicationCount(n int) WorkOption { return cluster.ReplicationCount(n) }
 // program at start-up, and the message names the function.
 func Work(fn any, opts ...WorkOption) Declaration {
 	return cluster.Work(fn, opts...)
+}
+
+// Retry makes declared work run again when it returns an error: up to max
+// more times, waiting initial before the first retry and doubling the wait up
+// to maxDelay. Each retry is a new attempt of the same record, recorded as a
+// work_retry diagnostic naming both attempts; once the retries are spent the
+// record is rejected with the last error. Panics are never retried (nor an
+// input typed work cannot decode). The retry count lives on the node running
+// the work: after a failover the survivor's re-run starts counting again.
+// Work panics when max is negative, initial is not positive or maxDelay is
+// below initial.
+func Retry(max int, initial, maxDelay time.Duration) WorkOption {
+	return cluster.WorkRetry(max, initial, maxDelay)
 }
 
 // WorkCodec makes typed work encode its input and output with c instead of

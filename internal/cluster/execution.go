@@ -250,6 +250,13 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // It waits out a quarantine first and records nothing if the node was fenced
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
+	n.runWorkTry(h, rec, gen, 0)
+}
+
+// runWorkTry is runWork for the try-th retry of the work (0: its first run
+// on this node). A returned error that the work's retry option covers runs
+// the work again under a new attempt instead of rejecting the record.
+func (n *Node) runWorkTry(h *handler, rec continuity.Record, gen uint64, try int) {
 	if !n.running.add() {
 		return // stopping: the record stays pending, as on a crash, for the peer to recover
 	}
@@ -273,6 +280,9 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 		})
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(h, rec)
+			return
+		}
+		if h.retry.retryable(err, try) && n.retryWork(h, rec, gen, try, err) {
 			return
 		}
 		n.finish(rec, err, gen, output)
@@ -374,5 +384,5 @@ func (n *Node) handlerPanicked(name string, v any) error {
 		stack = stack[i:]
 	}
 	n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
-	return fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+	return finalError{fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)}
 }

@@ -58,7 +58,7 @@ func newWorkHandler(name string, fn any, o workOptions) (*handler, error) {
 	if t.NumOut() != 2 || t.Out(1) != errorType || t.IsVariadic() || t.NumIn() < 1 || t.NumIn() > 2 || t.In(0) != contextType {
 		return nil, shape()
 	}
-	h := &handler{name: name, count: o.count, kind: continuity.KindWork}
+	h := &handler{name: name, count: o.count, kind: continuity.KindWork, retry: o.retry}
 	if t.NumIn() == 1 {
 		h.run = func(ctx context.Context) error {
 			out := v.Call([]reflect.Value{reflect.ValueOf(ctx)})
@@ -133,7 +133,7 @@ func jsonEncodable(t reflect.Type, seen map[reflect.Type]bool) error {
 func (tw *typedWork) call(ctx context.Context, input []byte) ([]byte, error) {
 	in := reflect.New(tw.in)
 	if err := tw.codec.Unmarshal(input, in.Interface()); err != nil {
-		return nil, fmt.Errorf("input_undecodable: %w", err)
+		return nil, finalError{fmt.Errorf("input_undecodable: %w", err)}
 	}
 	res := tw.fn.Call([]reflect.Value{reflect.ValueOf(ctx), in.Elem()})
 	if err, _ := res[1].Interface().(error); err != nil {
@@ -141,7 +141,7 @@ func (tw *typedWork) call(ctx context.Context, input []byte) ([]byte, error) {
 	}
 	out, err := tw.codec.Marshal(res[0].Interface())
 	if err != nil {
-		return nil, fmt.Errorf("output_unencodable: %w", err)
+		return nil, finalError{fmt.Errorf("output_unencodable: %w", err)}
 	}
 	if out == nil {
 		out = []byte{}

@@ -32,6 +32,7 @@ type WorkOption struct{ apply func(*workOptions) }
 type workOptions struct {
 	count int
 	codec Codec // nil: JSON
+	retry retryPolicy
 }
 
 // ReplicationCount sets the number of copies of the work's continuity record,
@@ -66,6 +67,9 @@ func Work(fn any, opts ...WorkOption) Declaration {
 	if o.count < 1 {
 		panic(fmt.Sprintf("mesh.Work(%s): replication count must be at least 1, got %d", name, o.count))
 	}
+	if err := o.retry.validate(); err != nil {
+		panic(fmt.Sprintf("mesh.Work(%s): %v", name, err))
+	}
 	h, err := newWorkHandler(name, fn, o)
 	if err != nil {
 		panic(fmt.Sprintf("mesh.Work(%s): %v", name, err))
@@ -83,6 +87,7 @@ type handler struct {
 	kind  continuity.Kind
 	run   func(context.Context) error // untyped work
 	typed *typedWork                  // typed work (run is nil)
+	retry retryPolicy                 // work
 	http  http.Handler                // route
 	route routeOptions                // route
 }

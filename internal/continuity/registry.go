@@ -38,6 +38,9 @@ const (
 	TransitionPrepareFailed              = "prepare_failed"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
+	// TransitionWorkRetry: declared work with a retry option returned an
+	// error and runs again under a new attempt.
+	TransitionWorkRetry = "work_retry"
 )
 
 // Outcome is the result of a submission.
@@ -976,6 +979,34 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 	r.emitRecord(TransitionRecoveryRollover, rec, "",
 		KV{"previous_attempt_id", FormatAttempt(prev)}, KV{"next_attempt_id", rec.AttemptID()},
 		KV{"previous_owner", prevOwner}, KV{"next_owner", r.self}, KV{"next_replica", ""})
+	return r.view(rec), nil
+}
+
+// RetryAttempt moves the pending record key, whose attempt prev this node
+// ran and which returned an error, to a new attempt at the current epoch
+// that this node runs again: declared work with a retry option. Owner and
+// replica stay; the node is the new attempt's ingress, as it allocated it.
+// meta is added to the work_retry diagnostic.
+func (r *Registry) RetryAttempt(key string, prev uint64, meta ...KV) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, prev)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending() {
+		return r.view(rec), reasonError(ReasonAlreadyCompleted)
+	}
+	if rec.OwnerNode != r.self {
+		return r.view(rec), reasonError(ReasonOwnerNodeMismatch)
+	}
+	rec.Attempt = r.allocateAttemptLocked()
+	rec.Epoch = r.epoch
+	rec.IngressNode = r.self
+	rec.ExecutionNode, rec.Error = "", ""
+	rec.SubmittedAt = r.now().UTC()
+	r.emitRecord(TransitionWorkRetry, rec, "",
+		append([]KV{{"previous_attempt_id", FormatAttempt(prev)}, {"next_attempt_id", rec.AttemptID()}}, meta...)...)
 	return r.view(rec), nil
 }
 
