@@ -260,8 +260,10 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 		if ok && rec.Phase == continuity.PhaseRejected {
 			return nil, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
 		}
-		if !ok && n.stopped.Load() {
-			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonShuttingDown})
+		if !ok {
+			// The handle's node holds the record from its submission or
+			// lookup on: it is gone only if retention evicted it.
+			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
