@@ -53,6 +53,9 @@ const (
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
 //     at most 4194304).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
+//     this build); postgres:// and etcd:// values are refused as not yet
+//     supported, without showing their credentials.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"meshgo.dev/mesh/internal/arbiter"
 	meshcookie "meshgo.dev/mesh/internal/cookie"
 )
 
@@ -36,6 +37,7 @@ const (
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
+	envArbiter           = arbiter.EnvVar
 )
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
@@ -43,7 +45,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -79,6 +81,10 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
 //     at most 4194304).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
+//     this build); a value arbiter.ParseSpec refuses is reported with its
+//     reason, and a postgres:// or etcd:// value as not yet supported. The
+//     error never shows the value's credentials.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
@@ -217,6 +223,9 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
 	cfg.WorkMaxResultBytes, _ = positive(envWorkMaxResult, DefaultWorkMaxResultBytes, MaxWorkResultBytes)
 	cfg.StateDir = get(envStateDir)
+	if err := checkArbiter(get(envArbiter)); err != nil {
+		errs = append(errs, err)
+	}
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)
@@ -279,4 +288,20 @@ func normalizeAdvertisedHost(s string) (string, string) {
 		return "", "advertised host is invalid"
 	}
 	return s, ""
+}
+
+// checkArbiter validates a MESH_ARBITER value. This build decides promotions
+// with the peer rule only (authority.Peer); a lease arbiter is parsed, so a
+// malformed value gets its precise reason, and then refused as unsupported,
+// shown without credentials.
+func checkArbiter(v string) error {
+	spec, err := arbiter.ParseSpec(v)
+	if err != nil {
+		return err
+	}
+	if spec.Kind != arbiter.KindPeer {
+		return invalidSetting(envArbiter, fmt.Sprintf("%s arbiter (%s) is not yet supported in this build; unset %s or set it to peer",
+			spec.Kind, spec, envArbiter))
+	}
+	return nil
 }

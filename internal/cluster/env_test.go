@@ -494,3 +494,49 @@ func TestStartRefusesWeakCookie(t *testing.T) {
 		t.Fatalf("Start with a short cookie: %v; want a refusal naming `meshc cluster cookie`", err)
 	}
 }
+
+// MESH_ARBITER: unset and peer select the two-node rule; a malformed value
+// gets ParseSpec's reason; a lease arbiter is refused as unsupported in this
+// build, in standalone and cluster mode alike, and no error shows the
+// connection string's credentials.
+func TestConfigFromEnvArbiter(t *testing.T) {
+	const unsupported = "is not yet supported in this build; unset MESH_ARBITER or set it to peer"
+	for _, tt := range []struct {
+		name, value string
+		want        string // "" when accepted
+	}{
+		{"unset", "", ""},
+		{"peer", " peer ", ""},
+		{"postgres", "postgres://mesh:s3cret@db.internal:5432/mesh?sslmode=require",
+			"Invalid MESH_ARBITER: postgres arbiter (postgres://db.internal:5432) " + unsupported},
+		{"postgresql", "postgresql://mesh:s3cret@db:5432/mesh",
+			"Invalid MESH_ARBITER: postgres arbiter (postgresql://db:5432) " + unsupported},
+		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379",
+			"Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported},
+		{"unknown", "raft", `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`},
+		{"keyword form", "host=db password=s3cret",
+			"Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got a value that is none of them (not shown: it may hold credentials)"},
+	} {
+		for _, mode := range []string{"standalone", "cluster"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				env := map[string]string{envArbiter: tt.value}
+				if mode == "cluster" {
+					env = cluster(env)
+				}
+				cfg, err := ConfigFromEnv(envOf(env), fixedHost("h"))
+				if tt.want == "" {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if err == nil || err.Error() != tt.want {
+					t.Fatalf("error:\n got %v\nwant %q", err, tt.want)
+				}
+				if strings.Contains(err.Error(), "s3cret") || cfg != (Config{}) {
+					t.Fatalf("error shows credentials or config not zero: %v, %+v", err, cfg)
+				}
+			})
+		}
+	}
+}

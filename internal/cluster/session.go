@@ -538,9 +538,7 @@ func (s *session) handle(m wire.Message) {
 	case wire.Pong:
 		s.heard(m.Authority)
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, nil)
-		if n.quarantined.Load() && m.Nonce == n.quarNonce.Load() {
-			n.releaseQuarantine("peer_confirmed:" + s.peer)
-		}
+		n.peerConfirmed(s.peer, m.Nonce)
 	case wire.PeerList:
 		for _, name := range m.Names {
 			if name == n.self || n.session(name) != nil {
@@ -559,9 +557,7 @@ func (s *session) handle(m wire.Message) {
 		s.heard(m.Authority)
 		n.everSynced.Store(true)
 		s.syncOnce.Do(func() { close(s.synced) })
-		if n.quarantined.Load() && s.started > n.quarSince.Load() {
-			n.releaseQuarantine("resynced:" + s.peer)
-		}
+		n.resynced(s.peer, s.started)
 	case wire.Prepare:
 		_ = s.send(n.handlePrepare(s.peer, m))
 	case wire.PrepareAck:

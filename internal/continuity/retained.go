@@ -83,18 +83,19 @@ func (t *retained) entryAt(p uint64) (uint64, []byte) {
 	return h, c[off+entryHeader : off+entryHeader+int(n)]
 }
 
-// lookup returns the live entry of key, decoded, or false.
-func (t *retained) lookup(key string) (*Record, bool) {
+// get decodes the live entry of key into *rec, or reports false (and leaves
+// *rec zero).
+func (t *retained) get(key string, rec *Record) bool {
 	p, ok := t.index[t.hash(key)]
 	if !ok {
-		return nil, false
+		return false
 	}
 	_, b := t.entryAt(p)
-	rec, err := decodeRetained(b)
-	if err != nil || rec.RequestKey != key {
-		return nil, false // another key of the same hash (see put)
+	if err := decodeRetainedInto(b, rec); err != nil || rec.RequestKey != key {
+		*rec = Record{}
+		return false // another key of the same hash (see put)
 	}
-	return rec, true
+	return true
 }
 
 // remove makes key's entry, if any, dead.
@@ -188,8 +189,10 @@ func (t *retained) popHead() {
 	}
 }
 
-// each calls fn with every live record, decoded, oldest first.
-func (t *retained) each(fn func(*Record)) {
+// each calls fn with every live record, decoded, oldest first, until fn
+// returns false.
+func (t *retained) each(fn func(*Record) bool) {
+	var rec Record
 	for i, c := range t.chunks {
 		off := 0
 		if i == 0 {
@@ -202,8 +205,8 @@ func (t *retained) each(fn func(*Record)) {
 			if q, ok := t.index[h]; !ok || q != p {
 				continue
 			}
-			if rec, err := decodeRetained(b); err == nil {
-				fn(rec)
+			if err := decodeRetainedInto(b, &rec); err == nil && !fn(&rec) {
+				return
 			}
 		}
 	}
@@ -423,8 +426,18 @@ func retainedKeyIs(b []byte, key string) bool {
 }
 
 func decodeRetained(b []byte) (*Record, error) {
+	r := new(Record)
+	if err := decodeRetainedInto(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeRetainedInto decodes the entry b into *r, every field of which it
+// sets.
+func decodeRetainedInto(b []byte, r *Record) error {
 	d := retainedReader{b: b}
-	r := &Record{}
+	*r = Record{}
 	r.RequestKey = d.string()
 	r.PayloadHash = d.string()
 	r.IngressNode = d.string()
@@ -447,12 +460,13 @@ func decodeRetained(b []byte) (*Record, error) {
 	resp := d.bytes()
 	if flags&flagWork != 0 {
 		if d.byte() != retainedWorkVersion {
-			return nil, errRetained
+			*r = Record{}
+			return errRetained
 		}
 		r.Input, r.Output = d.optionalBytes(), d.optionalBytes()
 	}
 	if d.err != nil || len(d.b) != 0 {
-		return nil, errRetained
+		return errRetained
 	}
 	r.RoutedRemotely = flags&flagRoutedRemotely != 0
 	r.FellBackLocally = flags&flagFellBackLocally != 0
@@ -466,5 +480,5 @@ func decodeRetained(b []byte) (*Record, error) {
 	if flags&flagResponse != 0 {
 		r.Response = append(make([]byte, 0, len(resp)), resp...)
 	}
-	return r, nil
+	return nil
 }

@@ -78,7 +78,7 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 		put(fmt.Sprint(i), "")
 	}
 	var order []string
-	kept.each(func(r *Record) { order = append(order, r.RequestKey) })
+	kept.each(func(r *Record) bool { order = append(order, r.RequestKey); return true })
 	if strings.Join(order, ",") != "2,3,4" || kept.live != 3 {
 		t.Fatalf("retained %v (live %d), want the newest three oldest first", order, kept.live)
 	}
@@ -99,7 +99,7 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 	}
 	kept.remove("never-stored") // no effect
 	live := 0
-	kept.each(func(*Record) { live++ })
+	kept.each(func(*Record) bool { live++; return true })
 	if live != kept.live {
 		t.Fatalf("each saw %d records, live counts %d", live, kept.live)
 	}
@@ -145,7 +145,7 @@ func TestRetainedReusesEmptiedChunks(t *testing.T) {
 		t.Fatalf("eviction order holds %d entries, the log %d", n, kept.total)
 	}
 	var keys []string
-	kept.each(func(r *Record) { keys = append(keys, r.RequestKey) })
+	kept.each(func(r *Record) bool { keys = append(keys, r.RequestKey); return true })
 	if len(keys) != 500 || keys[0] != fmt.Sprint("churn-", seq-500) || keys[499] != fmt.Sprint("churn-", seq-1) {
 		t.Fatalf("after reuse: %d records, first %q, last %q", len(keys), keys[0], keys[len(keys)-1])
 	}
@@ -211,16 +211,16 @@ func TestPendingMapShrinksAfterBurst(t *testing.T) {
 		}
 		attempts = append(attempts, d.Record.Attempt)
 	}
-	if r.recordsPeak != 5000 {
-		t.Fatalf("peak %d, want 5000", r.recordsPeak)
+	if r.memory().pendingPeak != 5000 {
+		t.Fatalf("peak %d, want 5000", r.memory().pendingPeak)
 	}
 	for i, a := range attempts {
 		if _, err := r.Complete(fmt.Sprint("k", i), a, "a", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r.recordsPeak >= 1024 || len(r.records) != 0 || r.Len() != 100 {
-		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.recordsPeak, len(r.records), r.Len())
+	if r.memory().pendingPeak >= 1024 || len(r.memory().pending) != 0 || r.Len() != 100 {
+		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.memory().pendingPeak, len(r.memory().pending), r.Len())
 	}
 }
 

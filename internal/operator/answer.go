@@ -40,6 +40,9 @@ type StatusView struct {
 	Ready     bool
 	// NotReadyReason names why the node is not ready; empty when Ready.
 	NotReadyReason string
+	// SafetyMode is the kind of arbiter that decides promotions: peer,
+	// postgres or etcd.
+	SafetyMode string
 }
 
 // PeerView is what a node knows of one peer: the state of the link and,
@@ -147,6 +150,7 @@ func newStatus(v StatusView) Status {
 			ClusterRole:       v.Role,
 			PromotionEpoch:    v.Epoch,
 			ReplicationHealth: v.Health,
+			SafetyMode:        v.SafetyMode,
 		},
 		Membership: Membership{LocalNode: v.LocalNode, Nodes: nodes, PeerNodes: peers},
 		Peers:      views,

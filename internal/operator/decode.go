@@ -91,6 +91,8 @@ func DecodeStatus(body []byte) (Status, error) {
 		return Status{}, invalidValue("status", "authority.cluster_role", string(s.Authority.ClusterRole))
 	case !validHealth(s.Authority.ReplicationHealth):
 		return Status{}, invalidValue("status", "authority.replication_health", string(s.Authority.ReplicationHealth))
+	case s.Authority.SafetyMode != "" && !validSafetyMode(s.Authority.SafetyMode):
+		return Status{}, invalidValue("status", "authority.safety_mode", s.Authority.SafetyMode)
 	case s.Membership.LocalNode == "":
 		return Status{}, errors.New("status: membership.local_node is empty")
 	case s.Readiness != nil && !s.Readiness.Ready && (s.Readiness.Reason == nil || *s.Readiness.Reason == ""):
@@ -371,3 +373,6 @@ func (o object) each(k string, check func(object) error) error {
 	}
 	return nil
 }
+
+// validSafetyMode reports whether m is a safety mode a node may report.
+func validSafetyMode(m string) bool { return m == "peer" || m == "postgres" || m == "etcd" }

@@ -64,12 +64,15 @@ type Readiness struct {
 	Reason *string `json:"reason"`
 }
 
-// Authority is a node's role, promotion epoch and aggregated replication
-// health.
+// Authority is a node's role, promotion epoch, aggregated replication
+// health and safety mode: the kind of arbiter that decides its promotions
+// (peer, postgres or etcd). A node from before safety_mode sends none, and
+// DecodeStatus then leaves SafetyMode empty.
 type Authority struct {
 	ClusterRole       continuity.Role   `json:"cluster_role"`
 	PromotionEpoch    uint64            `json:"promotion_epoch"`
 	ReplicationHealth continuity.Health `json:"replication_health"`
+	SafetyMode        string            `json:"safety_mode"`
 }
 
 // Membership is the node's own name and its connected peers. Nodes is the

@@ -39,6 +39,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	t.kv("cluster_role", string(s.Authority.ClusterRole))
 	t.kv("promotion_epoch", strconv.FormatUint(s.Authority.PromotionEpoch, 10))
 	t.kv("replication_health", string(s.Authority.ReplicationHealth))
+	if s.Authority.SafetyMode != "" {
+		t.kv("safety_mode", s.Authority.SafetyMode)
+	}
 	if r := s.Readiness; r != nil {
 		if r.Ready {
 			t.kv("readiness", "ready")
