@@ -85,6 +85,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRecord -fuzztime 30s ./internal/wire/
 	$(GO) test -run '^$$' -fuzz FuzzHandshakeMessages -fuzztime 30s ./internal/handshake/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeReply -fuzztime 30s ./internal/operator/
+	$(GO) test -run '^$$' -fuzz FuzzResultValue -fuzztime 30s ./internal/operator/
 	$(GO) test -run '^$$' -fuzz FuzzParseNodeName -fuzztime 30s ./internal/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzRouteKeyHeaders -fuzztime 30s ./internal/cluster/
 	$(GO) test -run '^$$' -fuzz FuzzStoredResponse -fuzztime 30s ./internal/exchange/

@@ -152,7 +152,7 @@ func websiteEnv() []string {
 func TestWebsiteSnippetsRun(t *testing.T) {
 	root := websiteRoot(t)
 	bin := t.TempDir()
-	for _, name := range []string{"fencing", "submit", "clustered-routes"} {
+	for _, name := range []string{"fencing", "submit", "typed-work", "clustered-routes"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), "./website/snippets/"+name)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -177,6 +177,9 @@ func TestWebsiteSnippetsRun(t *testing.T) {
 	run("fencing", "write fenced: a newer promotion epoch has been seen")
 	run("submit", "invoice INV-1001 refused: replica_required_unavailable",
 		"invoice INV-1001: already submitted", "invoice INV-1001 was submitted before with another amount")
+	run("typed-work", "invoice INV-1001: created, reference stl-INV-1001",
+		"invoice INV-1001: duplicate, reference stl-INV-1001", "invoice INV-1001 (conflict)",
+		"looked up INV-1001: reference stl-INV-1001")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -35,6 +35,7 @@ const (
 	envRetainBytes       = "MESH_CONTINUITY_RETAIN_BYTES"
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
+	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
 	envArbiter           = arbiter.EnvVar
 )
@@ -44,7 +45,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir, envArbiter,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -77,7 +78,8 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_PEER_TIMEOUT_MS (1500, greater than the heartbeat interval),
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
-//     MESH_ROUTE_MAX_BODY_BYTES (1048576).
+//     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
+//     at most 4194304).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
 //     this build); a value arbiter.ParseSpec refuses is reported with its
@@ -219,6 +221,7 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.RetainedBytes, _ = positive(envRetainBytes, DefaultRetainedBytes, math.MaxInt64)
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
+	cfg.WorkMaxResultBytes, _ = positive(envWorkMaxResult, DefaultWorkMaxResultBytes, MaxWorkResultBytes)
 	cfg.StateDir = get(envStateDir)
 	if err := checkArbiter(get(envArbiter)); err != nil {
 		errs = append(errs, err)

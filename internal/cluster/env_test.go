@@ -130,6 +130,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		RetainedBytes:       67108864,
 		RouteTimeout:        5 * time.Second,
 		RouteMaxBodyBytes:   1048576,
+		WorkMaxResultBytes:  1048576,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -149,6 +150,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envRetainBytes:       " 65536 ",
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
+		envWorkMaxResult:     "2048",
 		envStateDir:          " /var/lib/mesh ",
 	})
 	cfg, err := ConfigFromEnv(envOf(env), nil)
@@ -170,6 +172,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"RetainedBytes", cfg.RetainedBytes, int64(65536)},
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
+		{"WorkMaxResultBytes", cfg.WorkMaxResultBytes, int64(2048)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
 	}
 	for _, c := range checks {
@@ -316,6 +319,10 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer"},
 		{"duration overflow", map[string]string{envRouteTimeout: "9223372036855"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer no greater than 9223372036854"},
+		{"work result bound above the wire limit", map[string]string{envWorkMaxResult: "4194305"}, nil,
+			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer no greater than 4194304"},
+		{"work result bound zero", map[string]string{envWorkMaxResult: "0"}, nil,
+			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer"},
 		{"count overflow", map[string]string{envRouteMaxBody: "99999999999999999999"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer no greater than 9223372036854775807"},
 

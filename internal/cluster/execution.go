@@ -21,7 +21,8 @@ type submission struct {
 	key     string
 	hash    string
 	count   uint64
-	relaxed bool // a count-2 record may run unmirrored (startup work alone)
+	relaxed bool   // a count-2 record may run unmirrored (startup work alone)
+	input   []byte // typed work's encoded input, stored on the record
 }
 
 // submit records the request, mirrors it to the replica when the count asks
@@ -37,7 +38,7 @@ func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision,
 	}
 	dec, err := n.recordSubmit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
-		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed, Input: sub.input,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
 		return dec, err
@@ -236,6 +237,13 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // It waits out a quarantine first and records nothing if the node was fenced
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
+	n.runWorkTry(h, rec, gen, 0)
+}
+
+// runWorkTry is runWork for the try-th retry of the work (0: its first run
+// on this node). A returned error that the work's retry option covers runs
+// the work again under a new attempt instead of rejecting the record.
+func (n *Node) runWorkTry(h *handler, rec continuity.Record, gen uint64, try int) {
 	if !n.running.add() {
 		return // stopping: the record stays pending, as on a crash, for the peer to recover
 	}
@@ -248,7 +256,15 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 			return
 		}
 		ctx := withIdentity(n.ctx, &rec)
-		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		var output []byte
+		err := n.callSafely(h.name, func() error {
+			if h.typed != nil {
+				var err error
+				output, err = h.typed.call(ctx, rec.Input)
+				return err
+			}
+			return h.run(ctx)
+		})
 		if err != nil && n.ctx.Err() != nil {
 			// The node is stopping and cancelled the handler: the failure is
 			// the stop's, not the work's. Recorded, it would reach the peer
@@ -261,17 +277,29 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 			n.superseded(h, rec)
 			return
 		}
-		n.finish(rec, err, gen)
+		if h.retry.retryable(err, try) && n.retryWork(h, rec, gen, try, err) {
+			return
+		}
+		n.finish(rec, err, gen, output)
 	}()
 }
 
-// finish records a handler's outcome for rec and replicates it.
-func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
-	// When the registry refuses the transition, it records why
-	// (completion_rejected); nothing is replicated.
-	if handlerErr != nil {
+// finish records a handler's outcome for rec, with typed work's encoded
+// output, and replicates it. An output above WorkMaxResultBytes rejects the
+// attempt with result_too_large: it is never stored truncated. When the
+// registry refuses the transition, it records why (completion_rejected);
+// nothing is replicated.
+func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64, output []byte) {
+	switch {
+	case handlerErr != nil:
 		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, handlerErr.Error())
-	} else {
+	case output != nil && int64(len(output)) > n.cfg.WorkMaxResultBytes:
+		n.log.Warn("[mesh-rt continuity] typed work output over the bound", "runtime_name", rec.RuntimeName,
+			"request_key", rec.RequestKey, "output_bytes", len(output), "max_bytes", n.cfg.WorkMaxResultBytes)
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, string(continuity.ReasonResultTooLarge))
+	case output != nil:
+		_, _ = n.recordCompletionWithOutput(rec.RequestKey, rec.Attempt, gen, output)
+	default:
 		_, _ = n.recordCompletion(rec.RequestKey, rec.Attempt, gen)
 	}
 }
@@ -342,5 +370,5 @@ func (n *Node) handlerPanicked(name string, v any) error {
 		stack = stack[i:]
 	}
 	n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
-	return fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+	return finalError{fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)}
 }

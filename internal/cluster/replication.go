@@ -212,6 +212,16 @@ func (n *Node) recordCompletionWithResponse(key string, attempt uint64, gen uint
 	return out, err
 }
 
+// recordCompletionWithOutput is recordCompletion keeping typed work's
+// encoded output.
+func (n *Node) recordCompletionWithOutput(key string, attempt uint64, gen uint64, output []byte) (continuity.Record, error) {
+	out, err := n.reg.CompleteWithOutput(key, attempt, n.self, gen, output)
+	if err == nil {
+		n.replicate(outboxEntry{txCompleted, out})
+	}
+	return out, err
+}
+
 // recordRollover moves pending work from rec's attempt to a new one and
 // records the automatic recovery, with reason, before replicating it.
 func (n *Node) recordRollover(rec continuity.Record, reason string) (continuity.Record, error) {
@@ -225,6 +235,17 @@ func (n *Node) recordRollover(rec continuity.Record, reason string) (continuity.
 		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
 	n.replicate(outboxEntry{txRolledOver, next})
 	return next, nil
+}
+
+// recordRetry moves work whose handler returned an error to a new attempt
+// (mesh.Retry), recording the work_retry transition with meta, and
+// replicates it.
+func (n *Node) recordRetry(rec continuity.Record, meta ...continuity.KV) (continuity.Record, error) {
+	next, err := n.reg.RetryAttempt(rec.RequestKey, rec.Attempt, meta...)
+	if err == nil {
+		n.replicate(outboxEntry{txRolledOver, next})
+	}
+	return next, err
 }
 
 // answer sends the peers the version of a record this node keeps, when a

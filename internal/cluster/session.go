@@ -99,7 +99,8 @@ const syncChunkBytes = 2 << 20
 
 func approxRecordSize(r continuity.Record) int {
 	return 256 + len(r.RequestKey) + len(r.PayloadHash) + len(r.IngressNode) + len(r.OwnerNode) +
-		len(r.ReplicaNode) + len(r.ExecutionNode) + len(r.Error) + len(r.RuntimeName) + len(r.Response)
+		len(r.ReplicaNode) + len(r.ExecutionNode) + len(r.Error) + len(r.RuntimeName) + len(r.Response) +
+		len(r.Input) + len(r.Output)
 }
 
 func (n *Node) syncMessages() []wire.Message {

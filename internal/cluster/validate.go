@@ -133,5 +133,8 @@ func (c Config) Validate() error {
 	positive(envRetainBytes, c.RetainedBytes)
 	positive(envRouteTimeout, int64(c.RouteTimeout))
 	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
+	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
+		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
 	return errors.Join(errs...)
 }

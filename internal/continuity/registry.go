@@ -38,6 +38,9 @@ const (
 	TransitionPrepareFailed              = "prepare_failed"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
+	// TransitionWorkRetry: declared work with a retry option returned an
+	// error and runs again under a new attempt.
+	TransitionWorkRetry = "work_retry"
 )
 
 // Outcome is the result of a submission.
@@ -69,6 +72,8 @@ type SubmitRequest struct {
 	// Relaxed lets a count-2 record run unmirrored when there is no replica
 	// to place it on (startup work on a node that is alone).
 	Relaxed bool
+	// Input is the encoded input of typed work, stored on the record.
+	Input []byte
 }
 
 // Options configure a Registry.
@@ -392,7 +397,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
 		Epoch: r.epoch, Health: HealthLocalOnly,
 		RoutedRemotely: req.Placement.Owner != req.Ingress, RuntimeName: req.RuntimeName,
-		Kind: req.Kind, SubmittedAt: r.now().UTC(),
+		Kind: req.Kind, SubmittedAt: r.now().UTC(), Input: req.Input,
 	}
 	rec.FellBackLocally = !rec.RoutedRemotely
 	if replica != "" {
@@ -493,6 +498,17 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 // response of a clustered route, on the record for idempotent replay. A
 // completion that is refused stores nothing.
 func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, resp, nil)
+}
+
+// CompleteWithOutput is Complete that also keeps out, the encoded output of
+// typed declared work, on the record. A completion that is refused stores
+// nothing.
+func (r *Registry) CompleteWithOutput(key string, attempt uint64, node string, gen uint64, out []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, nil, out)
+}
+
+func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, ok := r.getLocked(key)
@@ -523,6 +539,9 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	rec.Error = ""
 	if resp != nil {
 		rec.Response = resp
+	}
+	if out != nil {
+		rec.Output = out
 	}
 	rec.CompletedAt = r.now().UTC()
 	if err := r.putLocked(&rec); err != nil {
@@ -766,6 +785,8 @@ func compareRecords(a, b Record) int {
 		a.CompletedAt.Compare(b.CompletedAt),
 		bytes.Compare(a.Response, b.Response), // nil and empty alike, as on the wire
 		compareBool(a.Refused, b.Refused),
+		bytes.Compare(a.Input, b.Input), // nil and empty alike, as on the wire
+		bytes.Compare(a.Output, b.Output),
 	)
 }
 
@@ -1007,6 +1028,37 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 	r.emitRecord(TransitionRecoveryRollover, &rec, "",
 		KV{"previous_attempt_id", FormatAttempt(prev)}, KV{"next_attempt_id", rec.AttemptID()},
 		KV{"previous_owner", prevOwner}, KV{"next_owner", r.self}, KV{"next_replica", ""})
+	return r.view(&rec), nil
+}
+
+// RetryAttempt moves the pending record key, whose attempt prev this node
+// ran and which returned an error, to a new attempt at the current epoch
+// that this node runs again: declared work with a retry option. Owner and
+// replica stay; the node is the new attempt's ingress, as it allocated it.
+// meta is added to the work_retry diagnostic.
+func (r *Registry) RetryAttempt(key string, prev uint64, meta ...KV) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, prev)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending() {
+		return r.view(&rec), reasonError(ReasonAlreadyCompleted)
+	}
+	if rec.OwnerNode != r.self {
+		return r.view(&rec), reasonError(ReasonOwnerNodeMismatch)
+	}
+	rec.Attempt = r.allocateAttemptLocked()
+	rec.Epoch = r.epoch
+	rec.IngressNode = r.self
+	rec.ExecutionNode, rec.Error = "", ""
+	rec.SubmittedAt = r.now().UTC()
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
+	r.emitRecord(TransitionWorkRetry, &rec, "",
+		append([]KV{{"previous_attempt_id", FormatAttempt(prev)}, {"next_attempt_id", rec.AttemptID()}}, meta...)...)
 	return r.view(&rec), nil
 }
 

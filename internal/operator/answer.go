@@ -81,7 +81,7 @@ func Answer(q wire.OperatorQuery, src Source) wire.OperatorReply {
 		if !ok {
 			return errorReply(string(continuity.ReasonRequestKeyNotFound))
 		}
-		doc = ContinuityRecord{Record: newRecord(r)}
+		doc = newContinuityRecord(r)
 	case KindContinuityList:
 		doc = newContinuityList(src.Records(), q.HasLimit, q.Limit)
 	case KindDiagnostics:

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +126,9 @@ func DecodeContinuityRecord(body []byte) (ContinuityRecord, error) {
 	if err := validateRecord(c.Record); err != nil {
 		return ContinuityRecord{}, fmt.Errorf("continuity record: %w", err)
 	}
+	if err := validateResult(c.ResultEncoding, c.ResultValue); err != nil {
+		return ContinuityRecord{}, fmt.Errorf("continuity record: %w", err)
+	}
 	return c, nil
 }
 
@@ -190,6 +194,33 @@ var recordKeys = []string{
 }
 
 func checkRecordKeys(o object) error { return o.require(recordKeys...) }
+
+// validateResult checks a lookup's result_encoding against its result_value:
+// both null (or absent), JSON inline, or a base64 string.
+func validateResult(enc *string, value json.RawMessage) error {
+	null := len(bytes.TrimSpace(value)) == 0 || bytes.Equal(bytes.TrimSpace(value), []byte("null"))
+	switch {
+	case enc == nil && null:
+		return nil
+	case enc == nil:
+		return errors.New("result_value without result_encoding")
+	case *enc == ResultEncodingJSON:
+		if len(bytes.TrimSpace(value)) == 0 {
+			return errors.New("result_encoding json without result_value")
+		}
+		return nil // inline JSON (null included): parsing the document checked it
+	case *enc == ResultEncodingBase64:
+		var s string
+		if err := json.Unmarshal(value, &s); err != nil {
+			return fmt.Errorf("result_value: base64 result is not a string")
+		}
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			return fmt.Errorf("result_value: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("invalid result_encoding %q", *enc)
+}
 
 func validateRecord(r Record) error {
 	switch {

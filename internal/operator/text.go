@@ -98,6 +98,18 @@ func (c *ContinuityRecord) WriteText(w io.Writer) error {
 	t.kv("error", r.Error)
 	t.kv("submitted_at", formatTime(r.SubmittedAt))
 	t.kv("completed_at", formatTime(r.CompletedAt))
+	if c.ResultEncoding != nil {
+		var value bytes.Buffer
+		if err := json.Compact(&value, c.ResultValue); err != nil {
+			value.Reset()
+			value.Write(c.ResultValue)
+		}
+		t.kv("result_encoding", *c.ResultEncoding)
+		t.kv("result_value", value.String())
+	} else {
+		t.kv("result_encoding", "")
+		t.kv("result_value", "")
+	}
 	return t.writeTo(w)
 }
 
