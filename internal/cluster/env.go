@@ -37,7 +37,7 @@ const (
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
-	envArbiter           = arbiter.EnvVar
+	envArbiter           = "MESH_ARBITER" // arbiter.EnvVar (TestArbiterEnvName)
 )
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.

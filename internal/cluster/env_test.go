@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/internal/arbiter"
 )
 
 // testCookie is a cluster cookie that passes the strength check.
@@ -538,5 +540,11 @@ func TestConfigFromEnvArbiter(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestArbiterEnvName(t *testing.T) {
+	if envArbiter != arbiter.EnvVar {
+		t.Fatalf("envArbiter = %q, the arbiter package reads %q", envArbiter, arbiter.EnvVar)
 	}
 }
