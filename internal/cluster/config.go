@@ -3,6 +3,8 @@ package cluster
 import (
 	"log/slog"
 	"time"
+
+	"meshgo.dev/mesh/internal/wire"
 )
 
 // Mode is the bootstrap mode.
@@ -27,6 +29,12 @@ const (
 	DefaultRouteTimeout        = 5000 * time.Millisecond
 	DefaultRouteMaxBodyBytes   = 1 << 20  // 1 MiB
 	DefaultRetainedBytes       = 64 << 20 // 64 MiB
+	// DefaultWorkMaxResultBytes bounds the encoded output (and input) of
+	// typed declared work stored on its record.
+	DefaultWorkMaxResultBytes = 1 << 20 // 1 MiB
+	// MaxWorkResultBytes is the largest WorkMaxResultBytes a node accepts:
+	// what a record may carry on the peer wire.
+	MaxWorkResultBytes = wire.MaxWorkValue
 )
 
 // Record stores (MESH_CONTINUITY_STORE).
@@ -108,6 +116,11 @@ type Config struct {
 	// DefaultContinuityStore on a cluster node, StoreMemory on a standalone
 	// one.
 	ContinuityStore string
+	// WorkMaxResultBytes bounds the encoded output of typed declared work:
+	// a larger one rejects the attempt with result_too_large, never a
+	// truncation. A typed submission whose encoded input is larger is
+	// refused with input_too_large. At most MaxWorkResultBytes.
+	WorkMaxResultBytes int64
 
 	// Logger receives runtime logs; nil means slog.Default(). WithLogger
 	// overrides it. The runtime never changes the default logger.
@@ -148,6 +161,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RouteMaxBodyBytes <= 0 {
 		c.RouteMaxBodyBytes = DefaultRouteMaxBodyBytes
+	}
+	if c.WorkMaxResultBytes <= 0 {
+		c.WorkMaxResultBytes = DefaultWorkMaxResultBytes
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

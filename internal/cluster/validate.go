@@ -152,5 +152,8 @@ func (c Config) Validate() error {
 	default:
 		invalid(envContinuityStore, reasonStore(c.ContinuityStore))
 	}
+	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
+		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
 	return errors.Join(errs...)
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"meshgo.dev/mesh/internal/authority"
 )
 
 // Transition names recorded in diagnostics and log lines. Operators and
@@ -36,6 +38,9 @@ const (
 	TransitionPrepareFailed              = "prepare_failed"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
+	// TransitionWorkRetry: declared work with a retry option returned an
+	// error and runs again under a new attempt.
+	TransitionWorkRetry = "work_retry"
 )
 
 // Outcome is the result of a submission.
@@ -67,6 +72,8 @@ type SubmitRequest struct {
 	// Relaxed lets a count-2 record run unmirrored when there is no replica
 	// to place it on (startup work on a node that is alone).
 	Relaxed bool
+	// Input is the encoded input of typed work, stored on the record.
+	Input []byte
 }
 
 // Options configure a Registry.
@@ -121,20 +128,22 @@ func Routine(transition string) bool {
 // serializes authority changes and is held while Persist runs; mu is not, so
 // no disk or network I/O happens under mu.
 type Registry struct {
-	// authMu serializes authority changes (ObserveAuthority fencing and
-	// Promote): the decision, the Persist call and the change itself. Held
+	// authMu serializes authority changes (StepAuthority: fencing,
+	// promotion, quarantine): the decision, the Persist call and the change
+	// itself. Held
 	// alone while Persist runs, so role and epoch cannot change between the
 	// decision and the change. Taken before mu, never after.
 	authMu sync.Mutex
 
 	mu          sync.Mutex // guards every field below, and every call into store but Sync
 	self        string
-	role        Role          // role, epoch and fenceGen are written with authMu held too
-	epoch       uint64        // the promotion epoch
-	fenceGen    uint64        // incremented whenever another node's authority lowers ours
-	store       Store         // the records: pending ones and the retained terminal ones
-	nextAttempt atomic.Uint64 // written with mu held; Watermark reads it without
-	aloneSlot   int           // -1, or the parity of attempts allocated while no peer is linked
+	auth        authority.Machine // role, epoch, fence generation, quarantine: written with authMu and mu held, by StepAuthority only
+	role        Role              // mirrors auth's role; role, epoch and fenceGen are written with authMu held too
+	epoch       uint64            // mirrors auth's promotion epoch
+	fenceGen    uint64            // mirrors auth's fence generation
+	store       Store             // the records: pending ones and the retained terminal ones
+	nextAttempt atomic.Uint64     // written with mu held; Watermark reads it without
+	aloneSlot   int               // -1, or the parity of attempts allocated while no peer is linked
 	diag        *Diagnostics
 	sink        func(Entry)
 	persist     func(Role, uint64) error // called with authMu held, mu not held
@@ -142,26 +151,28 @@ type Registry struct {
 	quietRoutes bool    // skip routine transitions of route records
 	outbox      []Entry // entries to hand to sink after unlock
 
-	// published mirrors role, epoch and fenceGen for the lock-free reads of
-	// the request path; it is stored, with mu held, whenever one changes.
-	published atomic.Pointer[authority]
+	// published mirrors role, epoch, fenceGen and the quarantine for the
+	// lock-free reads of the request path; it is stored, with mu held,
+	// whenever one changes.
+	published atomic.Pointer[published]
 
 	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
 	deliverQ   []Entry
 	delivering bool
 }
 
-// authority is a consistent snapshot of a registry's role, epoch and fence
-// generation.
-type authority struct {
-	role     Role
-	epoch    uint64
-	fenceGen uint64
+// published is a consistent snapshot of a registry's role, epoch, fence
+// generation and quarantine.
+type published struct {
+	role        Role
+	epoch       uint64
+	fenceGen    uint64
+	quarantined bool
 }
 
 // publishLocked makes the current authority visible to lock-free readers.
 func (r *Registry) publishLocked() {
-	r.published.Store(&authority{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen})
+	r.published.Store(&published{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen, quarantined: r.auth.Quarantined()})
 }
 
 // NewRegistry returns a registry with the given authority over the records
@@ -181,6 +192,7 @@ func NewRegistry(o Options) *Registry {
 	}
 	r := &Registry{
 		self: o.Self, role: o.Role, epoch: o.Epoch, store: o.Store,
+		auth: authority.NewMachine(o.Self, authority.State{Role: string(o.Role), Epoch: o.Epoch}),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 		aloneSlot: -1,
 	}
@@ -245,6 +257,12 @@ func (r *Registry) Authority() (Role, uint64) {
 // ours. Work dispatched under one generation must not complete under another.
 func (r *Registry) FenceGeneration() uint64 {
 	return r.published.Load().fenceGen
+}
+
+// Quarantined reports whether the node's authority is in doubt after a
+// pause (authority.Machine.Quarantined).
+func (r *Registry) Quarantined() bool {
+	return r.published.Load().quarantined
 }
 
 // Watermark is the next attempt number this registry would allocate.
@@ -379,7 +397,7 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
 		Epoch: r.epoch, Health: HealthLocalOnly,
 		RoutedRemotely: req.Placement.Owner != req.Ingress, RuntimeName: req.RuntimeName,
-		Kind: req.Kind, SubmittedAt: r.now().UTC(),
+		Kind: req.Kind, SubmittedAt: r.now().UTC(), Input: req.Input,
 	}
 	rec.FellBackLocally = !rec.RoutedRemotely
 	if replica != "" {
@@ -480,6 +498,17 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 // response of a clustered route, on the record for idempotent replay. A
 // completion that is refused stores nothing.
 func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, resp, nil)
+}
+
+// CompleteWithOutput is Complete that also keeps out, the encoded output of
+// typed declared work, on the record. A completion that is refused stores
+// nothing.
+func (r *Registry) CompleteWithOutput(key string, attempt uint64, node string, gen uint64, out []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, nil, out)
+}
+
+func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, ok := r.getLocked(key)
@@ -510,6 +539,9 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	rec.Error = ""
 	if resp != nil {
 		rec.Response = resp
+	}
+	if out != nil {
+		rec.Output = out
 	}
 	rec.CompletedAt = r.now().UTC()
 	if err := r.putLocked(&rec); err != nil {
@@ -753,6 +785,8 @@ func compareRecords(a, b Record) int {
 		a.CompletedAt.Compare(b.CompletedAt),
 		bytes.Compare(a.Response, b.Response), // nil and empty alike, as on the wire
 		compareBool(a.Refused, b.Refused),
+		bytes.Compare(a.Input, b.Input), // nil and empty alike, as on the wire
+		bytes.Compare(a.Output, b.Output),
 	)
 }
 
@@ -800,77 +834,88 @@ func healthRank(h Health) int {
 // reports whether the local authority changed. trigger, when known, names the
 // record that carried the higher epoch.
 func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
-	if a := r.published.Load(); !r.fencedBy(a.role, a.epoch, peer, peerRole, peerEpoch) {
-		return false, nil // the common case, decided without the locks
-	}
-	r.authMu.Lock()
-	a := r.published.Load() // role and epoch change only under authMu
-	if !r.fencedBy(a.role, a.epoch, peer, peerRole, peerEpoch) {
-		r.authMu.Unlock()
-		return false, nil
-	}
-	prevRole, prevEpoch := a.role, a.epoch
-	if err := r.persistAuthority(RoleStandby, peerEpoch); err != nil {
-		r.authMu.Unlock()
-		return false, err
-	}
-	r.lock()
-	defer r.unlock()
-	r.role, r.epoch = RoleStandby, peerEpoch
-	r.fenceGen++
-	r.publishLocked()
-	r.authMu.Unlock() // published: the next change may be decided; entries are delivered without it
-	reason := "higher_epoch_observed"
-	if peerEpoch == prevEpoch {
-		reason = "primary_tie"
-	}
-	e := Entry{Transition: TransitionFencedRejoin, Reason: reason}
-	if trigger != nil {
-		e = r.recordEntry(TransitionFencedRejoin, trigger, reason)
-	}
-	e.Metadata = append([]KV{{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_role", string(RoleStandby)}, {"next_epoch", strconv.FormatUint(peerEpoch, 10)}, {"fenced_by", peer}}, e.Metadata...)
-	r.emit(e)
-	return true, nil
-}
-
-// fencedBy reports whether a node holding role at epoch must step down for
-// peer's authority: a higher epoch, or two primaries at one epoch, where the
-// name that sorts first stays primary.
-func (r *Registry) fencedBy(role Role, epoch uint64, peer string, peerRole Role, peerEpoch uint64) bool {
-	return peerEpoch > epoch || (peerEpoch == epoch && peerRole == RolePrimary && role == RolePrimary && r.self > peer)
+	eff, err := r.StepAuthority(authority.Observed{Peer: peer, Role: string(peerRole), Epoch: peerEpoch}, trigger)
+	return eff.Fenced != nil, err
 }
 
 // Promote makes the local standby the primary at epoch+1 and returns the new
 // epoch. The caller decides whether promotion is safe.
 func (r *Registry) Promote(lost string) (uint64, error) {
-	r.authMu.Lock()
-	a := r.published.Load() // role and epoch change only under authMu
-	if a.role != RoleStandby {
-		r.authMu.Unlock()
-		return a.epoch, fmt.Errorf("promote: local node is %s", a.role)
+	_, epoch := r.Authority()
+	return r.PromoteAt(lost, epoch+1)
+}
+
+// PromoteAt makes the local standby the primary at epoch, an epoch an
+// arbiter granted, and returns it. It fails when the node is not a standby,
+// is quarantined (the loss is then deferred), or epoch is not above the
+// local one.
+func (r *Registry) PromoteAt(lost string, epoch uint64) (uint64, error) {
+	eff, err := r.StepAuthority(authority.Promote{Lost: lost, Epoch: epoch}, nil)
+	if err == nil {
+		err = eff.Err
 	}
-	prevRole, prevEpoch := a.role, a.epoch
-	if err := r.persistAuthority(RolePrimary, prevEpoch+1); err != nil {
-		r.authMu.Unlock()
-		return prevEpoch, err
+	_, now := r.Authority()
+	return now, err
+}
+
+// StepAuthority applies one event to the node's authority machine and
+// returns its effects for the engine to carry out (wake waiters, ping peers,
+// act on a deferred loss). Steps are serialized by authMu; a change of role
+// or epoch is persisted (Options.Persist) with authMu held and mu not held,
+// before it takes effect, so the write and sync of the authority file never
+// hold up the requests going through the registry. When the persist fails
+// the machine is left as it was and the error returned. The diagnostics of
+// a fencing, promotion, quarantine or release are recorded here, stamped
+// with the authority after the step. trigger, when known, names the record
+// that carried a peer's higher epoch.
+func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority.Effects, error) {
+	if o, ok := ev.(authority.Observed); ok {
+		a := r.published.Load()
+		if !authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, o.Peer, o.Role, o.Epoch) {
+			return authority.Effects{}, nil // the common case, decided without the locks
+		}
+	}
+	r.authMu.Lock()
+	next, eff := r.auth.Step(ev) // auth changes only under authMu: the decision holds until it is applied
+	if eff.Persist != nil {
+		if err := r.persistAuthority(Role(eff.Persist.Role), eff.Persist.Epoch); err != nil {
+			r.authMu.Unlock()
+			return authority.Effects{}, err
+		}
 	}
 	r.lock()
 	defer r.unlock()
-	r.role, r.epoch = RolePrimary, prevEpoch+1
+	r.auth = next
+	st := next.State()
+	r.role, r.epoch, r.fenceGen = Role(st.Role), st.Epoch, next.FenceGen()
 	r.publishLocked()
 	r.authMu.Unlock() // published: the next change may be decided; entries are delivered without it
-	r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
-		{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_epoch", strconv.FormatUint(r.epoch, 10)}, {"disconnected_node", lost}}})
-	return r.epoch, nil
+	if c := eff.Fenced; c != nil {
+		e := Entry{Transition: TransitionFencedRejoin, Reason: c.Reason}
+		if trigger != nil {
+			e = r.recordEntry(TransitionFencedRejoin, trigger, c.Reason)
+		}
+		e.Metadata = append([]KV{{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_role", c.Next.Role}, {"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"fenced_by", c.Peer}}, e.Metadata...)
+		r.emit(e)
+	}
+	if c := eff.Promoted; c != nil {
+		r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
+			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"disconnected_node", c.Peer}}})
+	}
+	if q := eff.Quarantined; q != nil {
+		r.emit(Entry{Transition: TransitionQuarantined, Reason: string(ReasonQuarantined),
+			Metadata: []KV{{"pause_ms", strconv.FormatInt(q.Gap.Milliseconds(), 10)}}})
+	}
+	if eff.Released != "" {
+		r.emit(Entry{Transition: TransitionQuarantineReleased, Metadata: []KV{{"confirmed_by", eff.Released}}})
+	}
+	return eff, nil
 }
 
 // persistAuthority hands a new authority to Persist before it takes effect.
-// It is called with authMu held and mu not held: the write and sync of the
-// authority file never hold up the requests going through the registry, and
-// no other authority change can come between the decision, the persist and
-// the change.
+// It is called with authMu held and mu not held.
 func (r *Registry) persistAuthority(role Role, epoch uint64) error {
 	if r.persist == nil {
 		return nil
@@ -983,6 +1028,37 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 	r.emitRecord(TransitionRecoveryRollover, &rec, "",
 		KV{"previous_attempt_id", FormatAttempt(prev)}, KV{"next_attempt_id", rec.AttemptID()},
 		KV{"previous_owner", prevOwner}, KV{"next_owner", r.self}, KV{"next_replica", ""})
+	return r.view(&rec), nil
+}
+
+// RetryAttempt moves the pending record key, whose attempt prev this node
+// ran and which returned an error, to a new attempt at the current epoch
+// that this node runs again: declared work with a retry option. Owner and
+// replica stay; the node is the new attempt's ingress, as it allocated it.
+// meta is added to the work_retry diagnostic.
+func (r *Registry) RetryAttempt(key string, prev uint64, meta ...KV) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, prev)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending() {
+		return r.view(&rec), reasonError(ReasonAlreadyCompleted)
+	}
+	if rec.OwnerNode != r.self {
+		return r.view(&rec), reasonError(ReasonOwnerNodeMismatch)
+	}
+	rec.Attempt = r.allocateAttemptLocked()
+	rec.Epoch = r.epoch
+	rec.IngressNode = r.self
+	rec.ExecutionNode, rec.Error = "", ""
+	rec.SubmittedAt = r.now().UTC()
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
+	r.emitRecord(TransitionWorkRetry, &rec, "",
+		append([]KV{{"previous_attempt_id", FormatAttempt(prev)}, {"next_attempt_id", rec.AttemptID()}}, meta...)...)
 	return r.view(&rec), nil
 }
 

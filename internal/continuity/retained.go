@@ -238,7 +238,14 @@ const (
 	flagSubmittedAt
 	flagCompletedAt
 	flagRefused
+	// flagWork: the entry ends with the typed work section (a version byte,
+	// then Input and Output, each with a presence byte and length-prefixed),
+	// after Response. Entries without it predate typed work or carry none.
+	flagWork
 )
+
+// retainedWorkVersion is the layout of the typed work section.
+const retainedWorkVersion = 1
 
 func retainedSize(r *Record) int {
 	n := 3*binary.MaxVarintLen64 + 2*12 + 2
@@ -247,7 +254,11 @@ func retainedSize(r *Record) int {
 		string(r.Role), string(r.Health)} {
 		n += binary.MaxVarintLen64 + len(s) + 1
 	}
-	return n + binary.MaxVarintLen64 + len(r.Response)
+	n += binary.MaxVarintLen64 + len(r.Response)
+	if r.Input != nil || r.Output != nil {
+		n += 3 + 2*binary.MaxVarintLen64 + len(r.Input) + len(r.Output)
+	}
+	return n
 }
 
 func appendString(b []byte, s string) []byte {
@@ -283,6 +294,10 @@ func appendRetained(b []byte, r *Record) []byte {
 	if r.Refused {
 		flags |= flagRefused
 	}
+	work := r.Input != nil || r.Output != nil
+	if work {
+		flags |= flagWork
+	}
 	b = appendString(b, r.RequestKey)
 	b = appendString(b, r.PayloadHash)
 	b = appendString(b, r.IngressNode)
@@ -302,7 +317,22 @@ func appendRetained(b []byte, r *Record) []byte {
 	b = append(b, byte(r.Kind), flags)
 	b = appendTime(b, r.SubmittedAt)
 	b = appendTime(b, r.CompletedAt)
-	return append(binary.AppendUvarint(b, uint64(len(r.Response))), r.Response...)
+	b = append(binary.AppendUvarint(b, uint64(len(r.Response))), r.Response...)
+	if work {
+		b = append(b, retainedWorkVersion)
+		b = appendOptionalBytes(b, r.Input)
+		b = appendOptionalBytes(b, r.Output)
+	}
+	return b
+}
+
+// appendOptionalBytes appends a presence byte (so nil and empty stay apart)
+// and, when present, v length-prefixed.
+func appendOptionalBytes(b, v []byte) []byte {
+	if v == nil {
+		return append(b, 0)
+	}
+	return append(binary.AppendUvarint(append(b, 1), uint64(len(v))), v...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -337,6 +367,20 @@ func (d *retainedReader) bytes() []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// optionalBytes reads what appendOptionalBytes wrote, as a copy.
+func (d *retainedReader) optionalBytes() []byte {
+	switch d.byte() {
+	case 0:
+		return nil
+	case 1:
+		v := d.bytes()
+		return append(make([]byte, 0, len(v)), v...)
+	default:
+		d.err, d.b = errRetained, nil
+		return nil
+	}
 }
 
 func (d *retainedReader) string() string { return string(d.bytes()) }
@@ -414,6 +458,13 @@ func decodeRetainedInto(b []byte, r *Record) error {
 	flags := d.byte()
 	submitted, completed := d.time(), d.time()
 	resp := d.bytes()
+	if flags&flagWork != 0 {
+		if d.byte() != retainedWorkVersion {
+			*r = Record{}
+			return errRetained
+		}
+		r.Input, r.Output = d.optionalBytes(), d.optionalBytes()
+	}
 	if d.err != nil || len(d.b) != 0 {
 		return errRetained
 	}

@@ -30,7 +30,12 @@ func TestRetainedEncodingRoundTrips(t *testing.T) {
 	odd.SubmittedAt = time.Date(1500, 1, 1, 0, 0, 0, 1, time.UTC) // outside the UnixNano range
 	refused := bare
 	refused.Error, refused.Refused = string(ReasonReplicaRequiredUnavailable), true
-	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd, "refused": refused} {
+	typed := full
+	typed.Kind, typed.Response, typed.Input, typed.Output = KindWork, nil, []byte(`{"id":42}`), []byte{0, 0xff}
+	inputOnly := bare
+	inputOnly.Input = []byte{}
+	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd, "refused": refused,
+		"typed work": typed, "empty input only": inputOnly} {
 		b := appendRetained(nil, &rec)
 		if len(b) > retainedSize(&rec) {
 			t.Fatalf("%s: encoded %d bytes, size estimate %d", name, len(b), retainedSize(&rec))
@@ -179,6 +184,9 @@ func FuzzDecodeRetained(f *testing.F) {
 	bare := Record{RequestKey: "b", Phase: "x"}
 	f.Add(appendRetained(nil, &bare))
 	f.Add([]byte{})
+	typed := fullRecord("t")
+	typed.Input, typed.Output = []byte(`{"id":42}`), []byte(`"ok"`)
+	f.Add(appendRetained(nil, &typed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := decodeRetained(b)
 		if err != nil {
@@ -261,5 +269,27 @@ func TestRetainedByteBudget(t *testing.T) {
 	}
 	if _, ok := kept.lookup("tiny-2"); !ok || kept.live != 1 || len(kept.chunks) != 1 {
 		t.Fatalf("tiny budget: live %d, chunks %d", kept.live, len(kept.chunks))
+	}
+}
+
+// The typed work section of a retained entry is versioned and its presence
+// bytes are strict: anything else is a malformed entry, never a guess.
+func TestRetainedWorkSectionRejected(t *testing.T) {
+	rec := Record{RequestKey: "w", PayloadHash: "h", Phase: PhaseCompleted, Result: ResultSucceeded, OwnerNode: "a",
+		ReplicationCount: 1, Output: []byte("out")}
+	b := appendRetained(nil, &rec)
+	at := len(b) - (1 + 1 + 1 + 1 + 3) // version, input presence, output presence, length, value
+	for name, mutate := range map[string]func([]byte){
+		"unknown version":  func(b []byte) { b[at] = 2 },
+		"invalid presence": func(b []byte) { b[at+1] = 2 },
+	} {
+		c := append([]byte{}, b...)
+		mutate(c)
+		if _, err := decodeRetained(c); err == nil {
+			t.Fatalf("%s: decoded", name)
+		}
+	}
+	if got, err := decodeRetained(b); err != nil || string(got.Output) != "out" || got.Input != nil {
+		t.Fatalf("valid entry: %+v, %v", got, err)
 	}
 }

@@ -203,6 +203,13 @@ func testRoundTrip(t *testing.T, open Opener) {
 		}
 		odd.RequestKey = "odd::" + strings.Repeat("é", 300) + string(phase)
 		cases = append(cases, odd)
+		typed := Full(fmt.Sprintf("typed-work-%s", phase), i, phase)
+		typed.Kind, typed.Response = continuity.KindWork, nil
+		typed.Input, typed.Output = []byte(`{"invoice":42}`), []byte{0, 0xff, '"'}
+		cases = append(cases, typed)
+		inputOnly := Full(fmt.Sprintf("typed-empty-input-%s", phase), i, phase)
+		inputOnly.Input = []byte{} // kept apart from nil
+		cases = append(cases, inputOnly)
 	}
 	s := open(t, continuity.Retention{})
 	put(t, s, cases...)
