@@ -22,6 +22,7 @@ import (
 	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/logstore"
 	"meshgo.dev/mesh/internal/mapsize"
+	"meshgo.dev/mesh/internal/recordlog"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -112,7 +113,8 @@ type Node struct {
 	// earlier run (the log store gave it back), which may have died
 	// before deciding it.
 	firstAttempt uint64
-	resumeMu     sync.Mutex // serializes resuming recovered work with dispatches of it
+	resumeMu     sync.Mutex   // serializes resuming recovered work with dispatches of it
+	storeFS      recordlog.FS // the log store's file system; nil is the OS's (tests inject faults)
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 

@@ -32,6 +32,7 @@ func (n *Node) openStore(cfg Config, dir string) (*logstore.Store, logstore.Reco
 	path := filepath.Join(dir, recordsDirName)
 	s, rec, err := logstore.Open(path, logstore.Options{
 		Retention: continuity.Retention{Records: cfg.RetainedRecords, Bytes: cfg.RetainedBytes},
+		Log:       recordlog.Options{FS: n.storeFS},
 	})
 	if err != nil {
 		return nil, rec, fmt.Errorf("record store %s: %w", path, err)

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/recordlog"
 )
 
 func TestContinuityStoreFromEnv(t *testing.T) {
@@ -115,5 +119,58 @@ func TestLogStoreOpenFailureStopsStart(t *testing.T) {
 	var pathErr *os.PathError
 	if !errors.As(err, &pathErr) && !strings.Contains(err.Error(), "not a directory") {
 		t.Fatalf("error does not carry the file system's reason: %v", err)
+	}
+}
+
+// fullDiskFS is the operating system's file system with a switch that makes
+// every write to a file fail with ENOSPC, as a full disk does.
+type fullDiskFS struct {
+	recordlog.OSFS
+	full atomic.Bool
+}
+
+func (f *fullDiskFS) OpenFile(name string, flag int, perm fs.FileMode) (recordlog.File, error) {
+	file, err := f.OSFS.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &fullDiskFile{File: file, fs: f}, nil
+}
+
+type fullDiskFile struct {
+	recordlog.File
+	fs *fullDiskFS
+}
+
+func (f *fullDiskFile) Write(p []byte) (int, error) {
+	if f.fs.full.Load() {
+		return 0, &os.PathError{Op: "write", Path: "segment", Err: syscall.ENOSPC}
+	}
+	return f.File.Write(p)
+}
+
+// TestLogStoreDiskFullRefusesWithReason: while the record store's disk is
+// full a submission is refused with record_store_unavailable (the client is
+// never told it was accepted) and the node logs why; once the disk has room
+// the next one is created.
+func TestLogStoreDiskFullRefusesWithReason(t *testing.T) {
+	handlers := &registry{handlers: map[string]*handler{
+		"durable.One": {name: "durable.One", count: 1, kind: continuity.KindWork, run: func(context.Context) error { return nil }},
+	}}
+	disk := &fullDiskFS{}
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.ContinuityStore = StoreLog
+	n := startNode(t, cfg, withHandlers(handlers), func(n *Node) { n.storeFS = disk })
+	decl := Declaration{RuntimeName: "durable.One", ReplicationCount: 1}
+
+	disk.full.Store(true)
+	res, err := n.Submit(context.Background(), decl, "full-1", "payload")
+	if err != nil || res.Outcome != OutcomeRejected || res.Record.Error != string(continuity.ReasonStoreUnavailable) {
+		t.Fatalf("submit on a full disk: %+v, %v; want rejected with %s", res, err, continuity.ReasonStoreUnavailable)
+	}
+	disk.full.Store(false)
+	res, err = n.Submit(context.Background(), decl, "full-2", "payload")
+	if err != nil || res.Outcome != OutcomeCreated {
+		t.Fatalf("submit once the disk has room: %+v, %v", res, err)
 	}
 }
