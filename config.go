@@ -23,6 +23,13 @@ const (
 	DefaultRetainedBytes       = cluster.DefaultRetainedBytes
 )
 
+// Log formats of MESH_LOG_FORMAT and Config.LogFormat: text keeps the lines
+// of the process's default logger, json writes one JSON object per line.
+const (
+	LogFormatText = cluster.LogFormatText
+	LogFormatJSON = cluster.LogFormatJSON
+)
+
 // ConfigFromEnv builds a validated Config from the MESH_* environment as read
 // through getenv (nil means os.Getenv). hostname (nil means os.Hostname) is
 // called only when a cluster node has no MESH_NODE_NAME and its identity is
@@ -52,6 +59,7 @@ const (
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else

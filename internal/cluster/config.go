@@ -77,9 +77,14 @@ type Config struct {
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
 
-	// Logger receives runtime logs; nil means slog.Default(). WithLogger
+	// Logger receives runtime logs; nil means slog.Default(), or with
+	// LogFormat LogFormatJSON a JSON handler on standard error. WithLogger
 	// overrides it. The runtime never changes the default logger.
 	Logger *slog.Logger
+	// LogFormat is MESH_LOG_FORMAT: "" or LogFormatText keeps the text lines
+	// of the default logger; LogFormatJSON writes one JSON object per line.
+	// It applies only when Logger is nil.
+	LogFormat string
 }
 
 // withDefaults fills every zero timing and bound with its default.
@@ -118,7 +123,7 @@ func (c Config) withDefaults() Config {
 		c.RouteMaxBodyBytes = DefaultRouteMaxBodyBytes
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = defaultLogger(c.LogFormat)
 	}
 	return c
 }

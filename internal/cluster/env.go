@@ -35,6 +35,7 @@ const (
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
+	envLogFormat         = "MESH_LOG_FORMAT"
 )
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
@@ -42,7 +43,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir, envLogFormat,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -77,6 +78,7 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
@@ -214,6 +216,12 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
 	cfg.StateDir = get(envStateDir)
+	switch v := get(envLogFormat); v {
+	case "", LogFormatText, LogFormatJSON:
+		cfg.LogFormat = v
+	default:
+		invalid(envLogFormat, reasonLogFormat(v))
+	}
 
 	if len(errs) > 0 {
 		return Config{}, errors.Join(errs...)

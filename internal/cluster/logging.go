@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,7 @@ var warnTransitions = map[string]bool{
 // logEntry writes one line per diagnostic entry:
 // [mesh-rt continuity] transition=<t> request_key=<k> <metadata...> <fields...>
 func (n *Node) logEntry(e continuity.Entry) {
+	n.met.transition(e)
 	msg := logContinuity
 	if strings.HasPrefix(e.Transition, "startup_") {
 		msg = logStartup
@@ -70,4 +72,25 @@ func (n *Node) logEntry(e continuity.Entry) {
 	add("replica_status", string(e.ReplicaStatus))
 	add("reason", e.Reason)
 	n.log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// Log formats of MESH_LOG_FORMAT.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// defaultLogger is the logger of a node configured without one. The text
+// format is slog.Default() itself, so its lines stay exactly those of the
+// process's default logger ("[mesh-rt continuity] transition=... key=value").
+// The JSON format writes one object per line to standard error, at the
+// default logger's level (info): msg is the line's prefix and every
+// attribute keeps its key, the key the operator output uses for the same
+// field (transition, request_key, attempt_id, cluster_role,
+// promotion_epoch, ...).
+func defaultLogger(format string) *slog.Logger {
+	if format == LogFormatJSON {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.Default()
 }

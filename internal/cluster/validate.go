@@ -26,6 +26,11 @@ func reasonRole(got string) string {
 	return fmt.Sprintf("expected primary or standby, got %q", got)
 }
 
+// reasonLogFormat explains a log format that is neither text nor json.
+func reasonLogFormat(got string) string {
+	return fmt.Sprintf("expected %s or %s, got %q", LogFormatText, LogFormatJSON, got)
+}
+
 // reasonPeerTimeout explains a peer timeout that does not exceed the
 // heartbeat interval.
 func reasonPeerTimeout(peer, heartbeat int64) string {
@@ -58,6 +63,7 @@ func (c Config) mode() Mode {
 //   - Role: "", RolePrimary or RoleStandby. Epoch: any value.
 //   - Durations and bounds: zero or positive; PeerTimeout greater than
 //     HeartbeatInterval once defaults are applied.
+//   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
 // cookie.
@@ -133,5 +139,10 @@ func (c Config) Validate() error {
 	positive(envRetainBytes, c.RetainedBytes)
 	positive(envRouteTimeout, int64(c.RouteTimeout))
 	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
+	switch c.LogFormat {
+	case "", LogFormatText, LogFormatJSON:
+	default:
+		invalid(envLogFormat, reasonLogFormat(c.LogFormat))
+	}
 	return errors.Join(errs...)
 }
