@@ -150,6 +150,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
 		envStateDir:          " /var/lib/mesh ",
+		envLogFormat:         " json ",
 	})
 	cfg, err := ConfigFromEnv(envOf(env), nil)
 	if err != nil {
@@ -171,6 +172,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
+		{"LogFormat", cfg.LogFormat, LogFormatJSON},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -314,6 +316,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 		{"route max body", map[string]string{envRouteMaxBody: "10MB"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer"},
+		{"log format", map[string]string{envLogFormat: "JSON"}, nil,
+			`Invalid MESH_LOG_FORMAT: expected text or json, got "JSON"`},
 		{"duration overflow", map[string]string{envRouteTimeout: "9223372036855"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer no greater than 9223372036854"},
 		{"count overflow", map[string]string{envRouteMaxBody: "99999999999999999999"}, nil,

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"strconv"
@@ -88,9 +89,12 @@ const (
 // attribute keeps its key, the key the operator output uses for the same
 // field (transition, request_key, attempt_id, cluster_role,
 // promotion_epoch, ...).
-func defaultLogger(format string) *slog.Logger {
+func defaultLogger(format string) *slog.Logger { return formatLogger(format, os.Stderr) }
+
+// formatLogger is defaultLogger writing JSON to w.
+func formatLogger(format string, w io.Writer) *slog.Logger {
 	if format == LogFormatJSON {
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		return slog.New(slog.NewJSONHandler(w, nil))
 	}
 	return slog.Default()
 }
