@@ -329,7 +329,7 @@ var transitionConst = regexp.MustCompile(`(?:[Tt]ransition\w*\s*=\s*|Transition:
 func TestWebsiteTransitionTableMatchesRuntime(t *testing.T) {
 	root := websiteRoot(t)
 	var sources []string
-	for _, pattern := range []string{"*.go", "internal/continuity/*.go"} {
+	for _, pattern := range []string{"*.go", "internal/cluster/*.go", "internal/continuity/*.go"} {
 		files, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			t.Fatal(err)
