@@ -185,3 +185,10 @@ const (
 	KindWork  = continuity.KindWork
 	KindRoute = continuity.KindRoute
 )
+
+// Codec encodes the input and output of typed work (WorkCodec); the default
+// is encoding/json.
+type Codec = cluster.Codec
+
+// WorkError is the error WorkHandle.Result returns for rejected typed work.
+type WorkError = cluster.WorkError

@@ -197,3 +197,62 @@ func ExampleReadinessHandler() {
 	// 200 {"cluster_role":"primary","live":true,"mode":"standalone","node":"standalone@local","promotion_epoch":0,"ready":true,"replication_health":"local_only"}
 	// 503 {"cluster_role":"primary","live":false,"mode":"standalone","node":"standalone@local","promotion_epoch":0,"ready":false,"reason":"stopped","replication_health":"local_only"}
 }
+
+// Quote is what Price works on.
+type Quote struct {
+	Item  string `json:"item"`
+	Count int    `json:"count"`
+}
+
+// Total is what Price returns; it is stored on the record.
+type Total struct {
+	Cents int `json:"cents"`
+}
+
+// Price is typed declared work: it takes its input and returns an output.
+func Price(ctx context.Context, q Quote) (Total, error) {
+	if q.Count <= 0 {
+		return Total{}, errors.New("nothing to price")
+	}
+	return Total{Cents: 250 * q.Count}, nil
+}
+
+var price = mesh.Work(Price, mesh.ReplicationCount(1))
+
+func ExampleSubmitWork() {
+	n, err := mesh.Start(mesh.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+
+	h, err := mesh.SubmitWork(ctx, n, Price, "quote:7", Quote{Item: "tea", Count: 4})
+	if err != nil {
+		log.Fatal(err)
+	}
+	total, err := h.Result(ctx) // a Total: no cast
+	fmt.Println(h.Outcome(), total.Cents, err)
+
+	// The same input again: the stored output, without running Price again.
+	again, _ := mesh.SubmitWork(ctx, n, Price, "quote:7", Quote{Item: "tea", Count: 4})
+	total, err = again.Result(ctx)
+	fmt.Println(again.Outcome(), total.Cents, err)
+
+	// Another process reads it by key.
+	looked, _ := mesh.Lookup[Total](ctx, n, price, "quote:7")
+	total, err = looked.Result(ctx)
+	fmt.Println(total.Cents, err)
+
+	// A returned error rejects the record; Result carries it.
+	failed, _ := mesh.SubmitWork(ctx, n, Price, "quote:8", Quote{Item: "tea"})
+	_, err = failed.Result(ctx)
+	var we *mesh.WorkError
+	fmt.Println(errors.As(err, &we), we.Reason)
+	// Output:
+	// created 1000 <nil>
+	// duplicate 1000 <nil>
+	// 1000 <nil>
+	// true handler_error: nothing to price
+}

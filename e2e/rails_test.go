@@ -472,7 +472,7 @@ func TestStoryCheckCatchesDrift(t *testing.T) {
 // TestVerifyRailsHelpTouchesNothing: --help explains the rail, exits 0 and
 // creates no artifacts.
 func TestVerifyRailsHelpTouchesNothing(t *testing.T) {
-	for _, rail := range []string{"staged-deploy", "failover", "public-surface"} {
+	for _, rail := range []string{"staged-deploy", "failover", "public-surface", "backend", "remote"} {
 		t.Run(rail, func(t *testing.T) {
 			t.Parallel()
 			script := "scripts/verify-" + rail + ".sh"

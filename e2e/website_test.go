@@ -152,7 +152,7 @@ func websiteEnv() []string {
 func TestWebsiteSnippetsRun(t *testing.T) {
 	root := websiteRoot(t)
 	bin := t.TempDir()
-	for _, name := range []string{"fencing", "submit", "clustered-routes"} {
+	for _, name := range []string{"fencing", "submit", "typed-work", "clustered-routes"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(bin, name), "./website/snippets/"+name)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -177,6 +177,9 @@ func TestWebsiteSnippetsRun(t *testing.T) {
 	run("fencing", "write fenced: a newer promotion epoch has been seen")
 	run("submit", "invoice INV-1001 refused: replica_required_unavailable",
 		"invoice INV-1001: already submitted", "invoice INV-1001 was submitted before with another amount")
+	run("typed-work", "invoice INV-1001: created, reference stl-INV-1001",
+		"invoice INV-1001: duplicate, reference stl-INV-1001", "invoice INV-1001 (conflict)",
+		"looked up INV-1001: reference stl-INV-1001")
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -329,7 +332,7 @@ var transitionConst = regexp.MustCompile(`(?:[Tt]ransition\w*\s*=\s*|Transition:
 func TestWebsiteTransitionTableMatchesRuntime(t *testing.T) {
 	root := websiteRoot(t)
 	var sources []string
-	for _, pattern := range []string{"*.go", "internal/cluster/*.go", "internal/continuity/*.go"} {
+	for _, pattern := range []string{"*.go", "internal/cluster/*.go", "internal/continuity/*.go", "internal/authority/*.go"} {
 		files, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			t.Fatal(err)
@@ -492,7 +495,7 @@ func TestWebsiteBuildAndBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"/clustered-example.html", "/distributed-primitives.html", "/distributed-proof.html",
-		"/getting-started.html", "/index.html", "/operating.html", "/security.html", "/tooling.html"}
+		"/getting-started.html", "/index.html", "/operating.html", "/production-backend-proof.html", "/security.html", "/tooling.html"}
 	for _, p := range want {
 		if !slices.Contains(report.Pages, p) {
 			t.Errorf("built site has no %s (pages: %v)", p, report.Pages)

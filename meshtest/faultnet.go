@@ -1,6 +1,7 @@
 // Package meshtest is the test kit for Mesh runtime tests: an in-process fault
-// network (FaultNet) that partitions, blackholes, delays and resets loopback
-// TCP connections between named nodes; helpers that run real node processes
+// network (FaultNet) that partitions, blackholes, delays and resets the
+// connections between named nodes, over loopback TCP or in memory (the
+// latter usable inside a testing/synctest bubble); helpers that run real node processes
 // with per-test logs (StartProcess, ArtifactDir, FreePort, BuildBinary,
 // Eventually); and an invariant checker over the states observed during a
 // fault scenario (History).
@@ -53,8 +54,8 @@ type rule struct {
 	delay   time.Duration
 }
 
-// FaultNet is an in-process fault-injecting network over real loopback TCP.
-// Each node gets an Endpoint, whose listeners and dialed connections are
+// FaultNet is an in-process fault-injecting network over real loopback TCP
+// (New) or over in-memory connections (NewMemory). Each node gets an Endpoint, whose listeners and dialed connections are
 // wrapped so that the FaultNet knows the node on each side of every
 // connection and can block, delay or reset the traffic between two nodes.
 //
@@ -75,6 +76,7 @@ type FaultNet struct {
 	dialing      int                       // dials in flight
 	dialsChanged chan struct{}             // closed and replaced when a dial finishes
 	conns        map[*conn]struct{}        // open wrapped conns
+	mem          *memState                 // nil in TCP mode (New); set by NewMemory
 }
 
 // New returns an empty FaultNet with no rules.
@@ -289,7 +291,7 @@ func (fn *FaultNet) forget(c *conn) {
 }
 
 // Endpoint is one node's view of a FaultNet. It implements Network on real
-// loopback TCP; every connection it makes or accepts is subject to the
+// loopback TCP, or in memory; every connection it makes or accepts is subject to the
 // FaultNet's rules. It is safe for concurrent use.
 type Endpoint struct {
 	fn   *FaultNet
@@ -299,16 +301,23 @@ type Endpoint struct {
 // Name returns the node name the Endpoint was created with.
 func (ep *Endpoint) Name() string { return ep.name }
 
-// Listen announces on a local TCP address (network "tcp", "tcp4" or "tcp6").
-// Connections accepted from the returned listener know which node dialed
-// them. Closing the listener leaves accepted connections open.
+// Listen announces on a local TCP address (network "tcp", "tcp4" or "tcp6"),
+// in memory if the FaultNet was made by NewMemory. Connections accepted from
+// the returned listener know which node dialed them. Closing the listener
+// leaves accepted connections open.
 func (ep *Endpoint) Listen(network, addr string) (net.Listener, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		return nil, fmt.Errorf("meshtest: listen %s %s: only TCP is supported", network, addr)
 	}
-	inner, err := net.Listen(network, addr)
+	var inner net.Listener
+	var err error
+	if ep.fn.mem != nil {
+		inner, err = ep.listenMemory(network, addr)
+	} else {
+		inner, err = net.Listen(network, addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -322,9 +331,10 @@ func (ep *Endpoint) Listen(network, addr string) (net.Listener, error) {
 	return l, nil
 }
 
-// DialContext connects to addr over TCP. A dial to a node that is
-// partitioned or blackholed from this one, in either direction, fails at
-// once with a *net.OpError wrapping ErrFaultRefused.
+// DialContext connects to addr over TCP, or in memory if the FaultNet was
+// made by NewMemory. A dial to a node that is partitioned or blackholed from
+// this one, in either direction, fails at once with a *net.OpError wrapping
+// ErrFaultRefused.
 func (ep *Endpoint) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	fn := ep.fn
 	fn.mu.Lock()
@@ -332,6 +342,16 @@ func (ep *Endpoint) DialContext(ctx context.Context, network, addr string) (net.
 		(fn.rules[link{ep.name, target}].blocked || fn.rules[link{target, ep.name}].blocked) {
 		fn.mu.Unlock()
 		return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%w: %s to %s (%s)", ErrFaultRefused, ep.name, target, addr)}
+	}
+	if fn.mem != nil {
+		fn.mu.Unlock()
+		inner, remote, err := fn.dialMemory(ctx, ep.name, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c := newConn(inner, fn, ep.name, remote)
+		fn.track(c)
+		return c, nil
 	}
 	fn.dialing++
 	fn.mu.Unlock()
@@ -371,7 +391,12 @@ func (l *listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	remote := l.ep.fn.awaitDialer(inner.RemoteAddr().String())
+	var remote string
+	if mc, ok := inner.(*memConn); ok {
+		remote = mc.remoteNode
+	} else {
+		remote = l.ep.fn.awaitDialer(inner.RemoteAddr().String())
+	}
 	c := newConn(inner, l.ep.fn, l.ep.name, remote)
 	l.ep.fn.track(c)
 	return c, nil

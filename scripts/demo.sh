@@ -42,8 +42,8 @@ start "$standby" standby
 
 meshc() { "$work/bin/meshc" "$@"; }
 deadline=$((SECONDS + budget))
-until meshc cluster continuity "$primary" startup::work.Add --json 2>/dev/null | grep -q '"phase": "completed"' &&
-      meshc cluster status "$standby" --json 2>/dev/null | grep -q "\"$primary\""; do
+until meshc cluster continuity "$primary" startup::work.Add --json 2>/dev/null | grep '"phase": "completed"' >/dev/null &&
+      meshc cluster status "$standby" --json 2>/dev/null | grep "\"$primary\"" >/dev/null; do
   if ((SECONDS >= deadline)); then
     echo "demo: the pair did not converge within ${budget}s; logs in $work" >&2
     tail -n 20 "$work"/*.log >&2

@@ -539,12 +539,12 @@ runtime_logs() {
 	rail_stop_service standby-run1 TERM
 	local f
 	for f in "$p1" "$s1" "$p2"; do
-		if tail -n +2 "$f" | grep -q '<redacted:'; then rail_drift "a node printed DATABASE_URL or the cookie (see $f)"; fi
+		if tail -n +2 "$f" | grep '<redacted:' >/dev/null; then rail_drift "a node printed DATABASE_URL or the cookie (see $f)"; fi
 	done
 	grep -q "transition=startup_dispatch_window.*pending_window_ms=$WINDOW_MS" "$p1" ||
 		rail_drift "primary-run1 log lacks the startup_dispatch_window line with pending_window_ms=$WINDOW_MS"
 	if grep -q 'transition=startup_completed' "$p1"; then rail_drift "primary-run1 completed the startup work before it was killed"; fi
-	if grep -E "transition=completed .*attempt_id=$initial( |$)" "$p1" | grep -qF "$STARTUP_KEY"; then
+	if grep -E "transition=completed .*attempt_id=$initial( |$)" "$p1" | grep -F "$STARTUP_KEY" >/dev/null; then
 		rail_drift "primary-run1 completed the initial attempt $initial"
 	fi
 	local t
@@ -552,7 +552,7 @@ runtime_logs() {
 		grep -q "\[mesh-rt continuity\] transition=$t" "$s1" || rail_drift "standby log lacks '[mesh-rt continuity] transition=$t'"
 	done
 	grep -q 'transition=fenced_rejoin' "$p2" || rail_drift "primary-run2 log lacks transition=fenced_rejoin"
-	if grep -E "transition=completed .*attempt_id=$failover( |$)" "$p2" | grep -qF "execution=$(rail_get primary)"; then
+	if grep -E "transition=completed .*attempt_id=$failover( |$)" "$p2" | grep -F "execution=$(rail_get primary)" >/dev/null; then
 		rail_drift "the fenced old primary executed the failover attempt $failover"
 	fi
 	echo "node logs checked"

@@ -28,7 +28,13 @@ Proves:
     also carries a negation or limitation (not, no, never, without, local,
     single-node, non-goal); the generated SQLite README never configures
     MESH_CLUSTER_COOKIE or mesh.Clustered;
-  - examples/ is exactly what meshc init generates (go test ./cmd/meshc -run
+  - the Production Backend Proof page is built and linked from Distributed
+    Proof, and it, examples/reference-backend/README.md and the scripts it
+    names agree: the scripts exist, the page shows verify-backend.sh's and
+    verify-remote.sh's phases in order, every recovery signal and route is
+    named and is in the backend's code, and the measured figures table has a
+    row for each figure the backend rail prints;
+  - examples/ holds what meshc init generates (go test ./cmd/meshc -run
     '^(TestExamplesMatchScaffold|TestExampleDriftIsNamed)$'; a filter that
     runs no test, or any skipped example, fails).
 
@@ -52,7 +58,7 @@ EOF
 }
 
 # The phases, in order; rail_finish requires a passed line for each.
-PHASES=(preflight build-meshc docs-build built-html generate-starters story examples-parity retain-bundle)
+PHASES=(preflight build-meshc docs-build built-html generate-starters story backend-proof examples-parity retain-bundle)
 
 case "${1:-}" in
 --phases)
@@ -166,6 +172,15 @@ story() {
 		"$RAIL_VERIFY_DIR/starter-readmes" "$RAIL_VERIFY_DIR/story-summary.json"
 }
 
+# backend_proof checks that the Production Backend Proof page, the reference
+# backend's README and the scripts they name agree (scripts/lib/backend_proof_check.py).
+backend_proof() {
+	local bp rp
+	bp="$(bash "$RAIL_REPO_ROOT/scripts/verify-backend.sh" --phases)"
+	rp="$(bash "$RAIL_REPO_ROOT/scripts/verify-remote.sh" --phases)"
+	rail_py -f "$LIB/backend_proof_check.py" "$DIST" "$RAIL_VERIFY_DIR/built-html" "$RAIL_REPO_ROOT" "$bp" "$rp"
+}
+
 retain_bundle() {
 	local b
 	b="$(rail_bundle_begin retained-public-surface)"
@@ -181,6 +196,7 @@ rail_phase docs-build 900 docs_build
 rail_phase built-html 60 built_html
 rail_phase generate-starters 180 generate_starters
 rail_phase story 60 story
+rail_phase backend-proof 60 backend_proof
 rail_phase_go_test examples-parity 600 "$RAIL_REPO_ROOT" --no-skip ./cmd/meshc -run "$PARITY_TESTS"
 rail_phase retain-bundle 60 retain_bundle
 rail_finish

@@ -153,7 +153,7 @@ apply_sql() {
 	rail_cmd --env "DATABASE_URL=$url" apply-deploy-migrations-again 120 rail__in_dir "$bundle" bash apply-deploy-migrations.sh "$PROJECT.up.sql"
 	local f
 	for f in apply-deploy-migrations apply-deploy-migrations-again; do
-		if tail -n +2 "$RAIL_VERIFY_DIR/$f.log" | grep -q '<redacted:'; then
+		if tail -n +2 "$RAIL_VERIFY_DIR/$f.log" | grep '<redacted:' >/dev/null; then
 			rail_drift "apply-deploy-migrations.sh printed DATABASE_URL (see $f.log)"
 		fi
 	done
@@ -299,7 +299,7 @@ runtime_logs() {
 	local log
 	log="$(rail_get "log.$NODE")"
 	rail_stop_service "$NODE" TERM
-	if tail -n +2 "$log" | grep -q '<redacted:'; then
+	if tail -n +2 "$log" | grep '<redacted:' >/dev/null; then
 		rail_drift "the node printed DATABASE_URL or the cookie (see $log)"
 	fi
 	grep -q '\[mesh-rt startup\] transition=startup_completed' "$log" ||

@@ -22,6 +22,9 @@ func TestTwoNodesConvergeAndRefuseWrongCookie(t *testing.T) {
 		if len(st.Membership.Nodes) != 2 || st.Membership.LocalNode != n.name {
 			t.Fatalf("%s membership %+v", n.name, st.Membership)
 		}
+		if st.Authority.SafetyMode != "peer" {
+			t.Fatalf("%s safety_mode %q with MESH_ARBITER unset, want peer", n.name, st.Authority.SafetyMode)
+		}
 	}
 
 	// A third process with the wrong cookie on another loopback address.

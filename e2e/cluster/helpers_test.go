@@ -32,9 +32,10 @@ type statusDoc struct {
 		PeerNodes []string `json:"peer_nodes"`
 	} `json:"membership"`
 	Authority struct {
-		Role   string `json:"cluster_role"`
-		Epoch  uint64 `json:"promotion_epoch"`
-		Health string `json:"replication_health"`
+		Role       string `json:"cluster_role"`
+		Epoch      uint64 `json:"promotion_epoch"`
+		Health     string `json:"replication_health"`
+		SafetyMode string `json:"safety_mode"`
 	} `json:"authority"`
 	Peers []struct {
 		Node      string  `json:"node"`

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -55,6 +56,7 @@ func main() {
 		mux.Handle("GET /metrics", mesh.MetricsHandler())
 		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
 		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
+		mux.HandleFunc("POST /work/settle", settle)
 		if os.Getenv("TESTAPP_DEBUG_HEAP") == "1" {
 			// Opt-in for the retention tests: the live heap after two
 			// full collections, as the retention benchmarks measure it.
@@ -113,4 +115,39 @@ func heap(w http.ResponseWriter, r *http.Request) {
 	runtime.ReadMemStats(&ms)
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"heap_alloc":%d,"heap_inuse":%d}`+"\n", ms.HeapAlloc, ms.HeapInuse)
+}
+
+// settle submits the typed work work.Settle under ?key= with input
+// {"id": ?id=, "sleep_ms": ?sleep_ms=} and, with ?wait=1, waits for its
+// result through the handle. It answers
+// {"outcome":...,"output":{...}} or {"outcome":...,"error":"..."}.
+func settle(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id, _ := strconv.Atoi(q.Get("id"))
+	sleep, _ := strconv.Atoi(q.Get("sleep_ms"))
+	w.Header().Set("Content-Type", "application/json")
+	var h *mesh.WorkHandle[work.SettleOutput]
+	var err error
+	if q.Get("lookup") == "1" {
+		h, err = mesh.Lookup[work.SettleOutput](r.Context(), nil, work.SettleDecl, q.Get("key"))
+	} else {
+		h, err = mesh.SubmitWork(r.Context(), nil, work.Settle, q.Get("key"), work.SettleInput{ID: id, SleepMS: sleep})
+	}
+	if err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error(), "reason": mesh.RefusalReason(err)})
+		return
+	}
+	doc := map[string]any{"outcome": h.Outcome(), "attempt_id": h.Record().AttemptID()}
+	if q.Get("wait") == "1" {
+		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		defer cancel()
+		out, err := h.Result(ctx)
+		if err != nil {
+			doc["error"] = err.Error()
+		} else {
+			doc["output"] = out
+		}
+	}
+	_ = json.NewEncoder(w).Encode(doc)
 }

@@ -10,11 +10,36 @@ import (
 // password, database or parameters. A string that is not a URL shows as
 // "[redacted]".
 func Redacted(dsn string) string {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme == "" || u.Host == "" {
+	// Parsed by hand, not with net/url: a list of hosts (etcd://a:2379,b:2379)
+	// is not a URL host to every Go release this module supports.
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok || !validScheme(scheme) {
 		return "[redacted]"
 	}
-	return u.Scheme + "://" + u.Host
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if rest == "" || strings.Count(rest, "[") != strings.Count(rest, "]") || strings.ContainsAny(rest, " \t\n\"'") {
+		return "[redacted]"
+	}
+	return scheme + "://" + rest
+}
+
+// validScheme reports whether s is a URL scheme: a letter, then letters,
+// digits, '+', '-' or '.'.
+func validScheme(s string) bool {
+	for i, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Scrub removes the connection string dsn, its password and its user info

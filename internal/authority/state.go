@@ -1,11 +1,3 @@
-// Package authority owns the part of a node's authority that must survive a
-// restart: its role and the highest promotion epoch it has held. The runtime
-// saves the state whenever the node is promoted or fenced and merges it with
-// the configured role and epoch at boot, so that a restarted node never comes
-// back below an epoch it has already reached.
-//
-// The package touches only the local file system and imports only the
-// standard library.
 package authority
 
 import (

@@ -3,6 +3,8 @@ package cluster
 import (
 	"log/slog"
 	"time"
+
+	"meshgo.dev/mesh/internal/wire"
 )
 
 // Mode is the bootstrap mode.
@@ -27,6 +29,12 @@ const (
 	DefaultRouteTimeout        = 5000 * time.Millisecond
 	DefaultRouteMaxBodyBytes   = 1 << 20  // 1 MiB
 	DefaultRetainedBytes       = 64 << 20 // 64 MiB
+	// DefaultWorkMaxResultBytes bounds the encoded output (and input) of
+	// typed declared work stored on its record.
+	DefaultWorkMaxResultBytes = 1 << 20 // 1 MiB
+	// MaxWorkResultBytes is the largest WorkMaxResultBytes a node accepts:
+	// what a record may carry on the peer wire.
+	MaxWorkResultBytes = wire.MaxWorkValue
 )
 
 // Cookie is the shared cluster secret. It prints as [redacted] in every format,
@@ -76,6 +84,11 @@ type Config struct {
 	RetainedBytes       int64 // memory of the terminal records kept (stored responses above all), oldest evicted first
 	RouteTimeout        time.Duration
 	RouteMaxBodyBytes   int64
+	// WorkMaxResultBytes bounds the encoded output of typed declared work:
+	// a larger one rejects the attempt with result_too_large, never a
+	// truncation. A typed submission whose encoded input is larger is
+	// refused with input_too_large. At most MaxWorkResultBytes.
+	WorkMaxResultBytes int64
 
 	// Logger receives runtime logs; nil means slog.Default(), or with
 	// LogFormat LogFormatJSON a JSON handler on standard error. WithLogger
@@ -121,6 +134,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.RouteMaxBodyBytes <= 0 {
 		c.RouteMaxBodyBytes = DefaultRouteMaxBodyBytes
+	}
+	if c.WorkMaxResultBytes <= 0 {
+		c.WorkMaxResultBytes = DefaultWorkMaxResultBytes
 	}
 	if c.Logger == nil {
 		c.Logger = defaultLogger(c.LogFormat)

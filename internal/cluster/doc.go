@@ -1,7 +1,8 @@
 // Package cluster is the Mesh engine: a node's lifecycle (Start, Shutdown,
 // the process's default node), configuration and its validation (the MESH_*
 // environment contract, node names), the declared-work and route registry,
-// the authenticated peer sessions and their admission, discovery,
+// the authenticated peer sessions (the link itself is internal/peer, which
+// hands this package what it reads) and their admission, discovery,
 // replication of continuity records to the peer, execution of declared work
 // and clustered routes (placement, forwarding, idempotent replay, key
 // scoping), failover and fencing, startup work, liveness and readiness, and
@@ -15,7 +16,7 @@
 //
 // Import rule: cluster may import the standard library and mesh's other
 // internal packages (authority, continuity, cookie, exchange, handshake,
-// mapsize, operator, wire). It never imports package mesh; its tests may
+// mapsize, operator, peer, wire). It never imports package mesh; its tests may
 // use the test kit meshtest (the fault network, free ports), which does not
 // import the engine. No other internal package imports cluster.
 package cluster

@@ -11,6 +11,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"meshgo.dev/mesh/internal/arbiter"
 	meshcookie "meshgo.dev/mesh/internal/cookie"
 )
 
@@ -34,8 +35,10 @@ const (
 	envRetainBytes       = "MESH_CONTINUITY_RETAIN_BYTES"
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
+	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
 	envLogFormat         = "MESH_LOG_FORMAT"
+	envArbiter           = "MESH_ARBITER" // arbiter.EnvVar (TestArbiterEnvName)
 )
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
@@ -43,7 +46,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envStateDir, envLogFormat,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter, envLogFormat,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -76,8 +79,13 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_PEER_TIMEOUT_MS (1500, greater than the heartbeat interval),
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
-//     MESH_ROUTE_MAX_BODY_BYTES (1048576).
+//     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
+//     at most 4194304).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
+//   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
+//     this build); a value arbiter.ParseSpec refuses is reported with its
+//     reason, and a postgres:// or etcd:// value as not yet supported. The
+//     error never shows the value's credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
@@ -215,7 +223,11 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.RetainedBytes, _ = positive(envRetainBytes, DefaultRetainedBytes, math.MaxInt64)
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
+	cfg.WorkMaxResultBytes, _ = positive(envWorkMaxResult, DefaultWorkMaxResultBytes, MaxWorkResultBytes)
 	cfg.StateDir = get(envStateDir)
+	if err := checkArbiter(get(envArbiter)); err != nil {
+		errs = append(errs, err)
+	}
 	switch v := get(envLogFormat); v {
 	case "", LogFormatText, LogFormatJSON:
 		cfg.LogFormat = v
@@ -284,4 +296,20 @@ func normalizeAdvertisedHost(s string) (string, string) {
 		return "", "advertised host is invalid"
 	}
 	return s, ""
+}
+
+// checkArbiter validates a MESH_ARBITER value. This build decides promotions
+// with the peer rule only (authority.Peer); a lease arbiter is parsed, so a
+// malformed value gets its precise reason, and then refused as unsupported,
+// shown without credentials.
+func checkArbiter(v string) error {
+	spec, err := arbiter.ParseSpec(v)
+	if err != nil {
+		return err
+	}
+	if spec.Kind != arbiter.KindPeer {
+		return invalidSetting(envArbiter, fmt.Sprintf("%s arbiter (%s) is not yet supported in this build; unset %s or set it to peer",
+			spec.Kind, spec, envArbiter))
+	}
+	return nil
 }

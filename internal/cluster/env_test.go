@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/internal/arbiter"
 )
 
 // testCookie is a cluster cookie that passes the strength check.
@@ -130,6 +132,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		RetainedBytes:       67108864,
 		RouteTimeout:        5 * time.Second,
 		RouteMaxBodyBytes:   1048576,
+		WorkMaxResultBytes:  1048576,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -149,6 +152,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envRetainBytes:       " 65536 ",
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
+		envWorkMaxResult:     "2048",
 		envStateDir:          " /var/lib/mesh ",
 		envLogFormat:         " json ",
 	})
@@ -171,6 +175,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"RetainedBytes", cfg.RetainedBytes, int64(65536)},
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
+		{"WorkMaxResultBytes", cfg.WorkMaxResultBytes, int64(2048)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
 		{"LogFormat", cfg.LogFormat, LogFormatJSON},
 	}
@@ -320,6 +325,10 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			`Invalid MESH_LOG_FORMAT: expected text or json, got "JSON"`},
 		{"duration overflow", map[string]string{envRouteTimeout: "9223372036855"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer no greater than 9223372036854"},
+		{"work result bound above the wire limit", map[string]string{envWorkMaxResult: "4194305"}, nil,
+			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer no greater than 4194304"},
+		{"work result bound zero", map[string]string{envWorkMaxResult: "0"}, nil,
+			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer"},
 		{"count overflow", map[string]string{envRouteMaxBody: "99999999999999999999"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer no greater than 9223372036854775807"},
 
@@ -489,5 +498,57 @@ func TestStartRefusesWeakCookie(t *testing.T) {
 		NodeName: NodeName{Name: "a", Host: "127.0.0.1", Port: 1}, StateDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "meshc cluster cookie") {
 		t.Fatalf("Start with a short cookie: %v; want a refusal naming `meshc cluster cookie`", err)
+	}
+}
+
+// MESH_ARBITER: unset and peer select the two-node rule; a malformed value
+// gets ParseSpec's reason; a lease arbiter is refused as unsupported in this
+// build, in standalone and cluster mode alike, and no error shows the
+// connection string's credentials.
+func TestConfigFromEnvArbiter(t *testing.T) {
+	const unsupported = "is not yet supported in this build; unset MESH_ARBITER or set it to peer"
+	for _, tt := range []struct {
+		name, value string
+		want        string // "" when accepted
+	}{
+		{"unset", "", ""},
+		{"peer", " peer ", ""},
+		{"postgres", "postgres://mesh:s3cret@db.internal:5432/mesh?sslmode=require",
+			"Invalid MESH_ARBITER: postgres arbiter (postgres://db.internal:5432) " + unsupported},
+		{"postgresql", "postgresql://mesh:s3cret@db:5432/mesh",
+			"Invalid MESH_ARBITER: postgres arbiter (postgresql://db:5432) " + unsupported},
+		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379",
+			"Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported},
+		{"unknown", "raft", `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`},
+		{"keyword form", "host=db password=s3cret",
+			"Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got a value that is none of them (not shown: it may hold credentials)"},
+	} {
+		for _, mode := range []string{"standalone", "cluster"} {
+			t.Run(tt.name+"/"+mode, func(t *testing.T) {
+				env := map[string]string{envArbiter: tt.value}
+				if mode == "cluster" {
+					env = cluster(env)
+				}
+				cfg, err := ConfigFromEnv(envOf(env), fixedHost("h"))
+				if tt.want == "" {
+					if err != nil {
+						t.Fatalf("refused: %v", err)
+					}
+					return
+				}
+				if err == nil || err.Error() != tt.want {
+					t.Fatalf("error:\n got %v\nwant %q", err, tt.want)
+				}
+				if strings.Contains(err.Error(), "s3cret") || cfg != (Config{}) {
+					t.Fatalf("error shows credentials or config not zero: %v, %+v", err, cfg)
+				}
+			})
+		}
+	}
+}
+
+func TestArbiterEnvName(t *testing.T) {
+	if envArbiter != arbiter.EnvVar {
+		t.Fatalf("envArbiter = %q, the arbiter package reads %q", envArbiter, arbiter.EnvVar)
 	}
 }

@@ -21,7 +21,8 @@ type submission struct {
 	key     string
 	hash    string
 	count   uint64
-	relaxed bool // a count-2 record may run unmirrored (startup work alone)
+	relaxed bool   // a count-2 record may run unmirrored (startup work alone)
+	input   []byte // typed work's encoded input, stored on the record
 }
 
 // submit records the request, mirrors it to the replica when the count asks
@@ -35,26 +36,15 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Dec
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
-	dec, err := n.reg.Submit(continuity.SubmitRequest{
+	dec, err := n.recordSubmit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
-		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed,
+		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed, Input: sub.input,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
-		if err == nil && dec.Outcome == continuity.OutcomeRejected {
-			n.broadcast(dec.Record)
-		}
 		return dec, err
 	}
 	rec := dec.Record
 	if rec.ReplicaNode == "" {
-		// An unmirrored route record that runs here reaches the peer when it
-		// ends: nothing would act on its pending state (route records are
-		// never re-run after a failover), and skipping it halves the frames
-		// per request. Work records and forwarded requests are sent at once:
-		// the peer may have to recover the work, or must run the request.
-		if !(rec.Kind == continuity.KindRoute && rec.OwnerNode == n.self) {
-			n.broadcast(rec)
-		}
 		return dec, nil
 	}
 	rec, err = n.prepare(ctx, rec)
@@ -62,7 +52,6 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Dec
 		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
 		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
 	}
-	n.broadcast(rec)
 	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
 }
 
@@ -78,10 +67,9 @@ func (n *Node) refuse(rec continuity.Record, reason string) (out continuity.Reco
 		n.log.Error("[mesh-rt continuity] refusal without a reason", "request_key", rec.RequestKey, "attempt_id", rec.AttemptID())
 		reason = string(continuity.ReasonUnspecified)
 	}
-	stored, err := n.reg.Refuse(rec.RequestKey, rec.Attempt, reason)
+	stored, err := n.recordRefusal(rec.RequestKey, rec.Attempt, reason)
 	switch {
 	case err == nil:
-		n.broadcast(stored)
 		return stored, false
 	case stored.Phase == continuity.PhaseCompleted && stored.Attempt == rec.Attempt:
 		return stored, true
@@ -153,7 +141,7 @@ func (n *Node) knowsCurrentState(rec continuity.Record) bool {
 // acknowledged record survives the loss of either node.
 func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.Record, error) {
 	if rec.ReplicaNode == n.self {
-		return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+		return n.recordPrepared(rec.RequestKey, rec.Attempt)
 	}
 	fail := func(reason continuity.Reason, detail string) (continuity.Record, error) {
 		n.reg.EmitRecord(continuity.TransitionPrepareFailed, rec, string(reason),
@@ -180,7 +168,7 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	if !ack.OK {
 		return fail(continuity.Reason(ack.Reason), "refused by replica")
 	}
-	return n.reg.Prepared(rec.RequestKey, rec.Attempt)
+	return n.recordPrepared(rec.RequestKey, rec.Attempt)
 }
 
 // handlePrepare stores a record this node mirrors. A sender at a lower epoch is
@@ -198,7 +186,7 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 		// request, a later attempt): the ingress learns it, so its records
 		// converge and a retry is answered from it.
 		if cur, ok := n.reg.Get(p.Record.RequestKey); ok {
-			n.broadcast(cur)
+			n.answer(cur)
 		}
 		return wire.PrepareAck{ID: p.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
 	}
@@ -250,6 +238,13 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 // It waits out a quarantine first and records nothing if the node was fenced
 // since gen: a superseded attempt never completes.
 func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
+	n.runWorkTry(h, rec, gen, 0)
+}
+
+// runWorkTry is runWork for the try-th retry of the work (0: its first run
+// on this node). A returned error that the work's retry option covers runs
+// the work again under a new attempt instead of rejecting the record.
+func (n *Node) runWorkTry(h *handler, rec continuity.Record, gen uint64, try int) {
 	if !n.running.add() {
 		return // stopping: the record stays pending, as on a crash, for the peer to recover
 	}
@@ -262,28 +257,52 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 			return
 		}
 		ctx := withIdentity(n.ctx, &rec)
-		err := n.callSafely(h.name, func() error { return h.run(ctx) })
+		var output []byte
+		err := n.callSafely(h.name, func() error {
+			if h.typed != nil {
+				var err error
+				output, err = h.typed.call(ctx, rec.Input)
+				return err
+			}
+			return h.run(ctx)
+		})
+		if err != nil && n.ctx.Err() != nil {
+			// The node is stopping and cancelled the handler: the failure is
+			// the stop's, not the work's. Recorded, it would reach the peer
+			// before the links close and end acknowledged work rejected;
+			// the record stays pending for the peer to recover instead.
+			n.superseded(h, rec)
+			return
+		}
 		if !n.awaitAuthority(n.ctx, gen) {
 			n.superseded(h, rec)
 			return
 		}
-		n.finish(rec, err, gen)
+		if h.retry.retryable(err, try) && n.retryWork(h, rec, gen, try, err) {
+			return
+		}
+		n.finish(rec, err, gen, output)
 	}()
 }
 
-// finish records a handler's outcome for rec and replicates it.
-func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64) {
-	var out continuity.Record
-	var err error
-	if handlerErr != nil {
-		out, err = n.reg.Reject(rec.RequestKey, rec.Attempt, handlerErr.Error())
-	} else {
-		out, err = n.reg.Complete(rec.RequestKey, rec.Attempt, n.self, gen)
+// finish records a handler's outcome for rec, with typed work's encoded
+// output, and replicates it. An output above WorkMaxResultBytes rejects the
+// attempt with result_too_large: it is never stored truncated. When the
+// registry refuses the transition, it records why (completion_rejected);
+// nothing is replicated.
+func (n *Node) finish(rec continuity.Record, handlerErr error, gen uint64, output []byte) {
+	switch {
+	case handlerErr != nil:
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, handlerErr.Error())
+	case output != nil && int64(len(output)) > n.cfg.WorkMaxResultBytes:
+		n.log.Warn("[mesh-rt continuity] typed work output over the bound", "runtime_name", rec.RuntimeName,
+			"request_key", rec.RequestKey, "output_bytes", len(output), "max_bytes", n.cfg.WorkMaxResultBytes)
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, string(continuity.ReasonResultTooLarge))
+	case output != nil:
+		_, _ = n.recordCompletionWithOutput(rec.RequestKey, rec.Attempt, gen, output)
+	default:
+		_, _ = n.recordCompletion(rec.RequestKey, rec.Attempt, gen)
 	}
-	if err != nil {
-		return // the registry recorded why (completion_rejected)
-	}
-	n.broadcast(out)
 }
 
 // superseded records that rec's attempt will not complete here: the node
@@ -322,15 +341,10 @@ func (n *Node) resumeFenced(h *handler, rec continuity.Record) {
 	if !ok || !cur.Pending() || cur.Attempt != rec.Attempt || cur.OwnerNode != n.self {
 		return // ended, or carried on under another attempt or owner
 	}
-	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	next, err := n.recordRollover(rec, "fenced_attempt_resumed")
 	if err != nil {
 		return // completed or rolled over meanwhile
 	}
-	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "fenced_attempt_resumed",
-		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
-		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
-		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.broadcast(next)
 	n.runWork(h, next, n.reg.FenceGeneration())
 }
 
@@ -357,5 +371,5 @@ func (n *Node) handlerPanicked(name string, v any) error {
 		stack = stack[i:]
 	}
 	n.log.Error("[mesh-rt continuity] handler panicked", "runtime_name", name, "panic", fmt.Sprint(v), "stack", stack)
-	return fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)
+	return finalError{fmt.Errorf("%s: %v", continuity.ReasonHandlerPanicked, v)}
 }

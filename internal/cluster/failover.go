@@ -2,9 +2,11 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"time"
 
+	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
 )
 
@@ -78,9 +80,12 @@ func (n *Node) peerLost(peer string) {
 	})
 }
 
-// autoPromote promotes this standby after its primary was lost. It refuses
-// while another peer is connected, while this node's own authority is in
-// doubt after a pause, or while the lost peer can still be reached.
+// autoPromote promotes this standby after its primary was lost, if the
+// arbiter grants it (the default, authority.Peer, refuses while another peer
+// is connected or while this node's own authority is in doubt after a
+// pause). The caller has already found the lost peer unreachable. A refusal
+// for a quarantine defers the loss: it is acted on once the quarantine is
+// released.
 func (n *Node) autoPromote(lost string) bool {
 	reject := func(reason string) bool {
 		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotionRejected,
@@ -88,50 +93,56 @@ func (n *Node) autoPromote(lost string) bool {
 			Metadata: []continuity.KV{{Key: "disconnected_node", Value: lost}}})
 		return false
 	}
-	switch {
-	case len(n.Peers()) > 0:
-		return reject("peers_remaining")
-	case !n.confirmed():
-		// Acting now could promote on the word of a node that was itself
-		// frozen; the loss is acted on once the quarantine is released.
-		n.deferredLoss.Store(&lost)
-		if !n.quarantined.Load() {
-			n.retryDeferredLoss() // released while we were deciding
-		}
-		return reject("authority_unconfirmed_after_pause")
-	}
 	_, prev := n.reg.Authority()
-	epoch, err := n.reg.Promote(lost)
+	ev := authority.Evidence{Self: n.self, Lost: lost, Seen: prev, PeersConnected: len(n.Peers()), ProbeFailed: true}
+	if ev.PeersConnected == 0 {
+		// Acting now could promote on the word of a node that was itself
+		// frozen: the pause detector judges the gap before the arbiter does.
+		ev.Quarantined = n.checkPause()
+	}
+	epoch, err := n.arbiter.Grant(n.ctx, ev)
+	if refusal, ok := errors.AsType[*authority.Refusal](err); ok {
+		if refusal.Defer {
+			_, _ = n.stepAuthority(authority.DeferLoss{Lost: lost}, nil) // never persists
+		}
+		return reject(refusal.Reason)
+	}
+	if err != nil {
+		return reject(err.Error())
+	}
+	eff, err := n.stepAuthority(authority.Promote{Lost: lost, Epoch: epoch}, nil)
+	if err == nil {
+		err = eff.Err
+	}
 	if err != nil {
 		return reject(err.Error())
 	}
 	n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotion, Reason: "peer_lost:" + lost,
 		Metadata: []continuity.KV{{Key: "disconnected_node", Value: lost},
-			{Key: "previous_epoch", Value: strconv.FormatUint(prev, 10)}, {Key: "next_epoch", Value: strconv.FormatUint(epoch, 10)}}})
-	n.authorityChanged()
+			{Key: "previous_epoch", Value: strconv.FormatUint(prev, 10)}, {Key: "next_epoch", Value: strconv.FormatUint(eff.Promoted.Next.Epoch, 10)}}})
 	return true
 }
 
-// retryDeferredLoss acts on a primary loss that autoPromote deferred while
-// this node's authority was in doubt. It runs when the quarantine is
-// released: if no peer is connected and the lost primary is still
-// unreachable, the standby promotes and recovers as it would have at the
-// loss. Without it, a standby that happened to stall when its primary died
-// would stay a standby, and the pair would have no primary.
-func (n *Node) retryDeferredLoss() {
-	lost := n.deferredLoss.Swap(nil)
-	if lost == nil || len(n.Peers()) > 0 {
+// retryDeferredLoss acts on the loss of primary lost, which autoPromote
+// deferred while this node's authority was in doubt. The authority machine
+// hands it back when the quarantine is released: if no peer is connected
+// and the lost primary is still unreachable, the standby promotes and
+// recovers as it would have at the loss. Without it, a standby that
+// happened to stall when its primary died would stay a standby, and the
+// pair would have no primary.
+func (n *Node) retryDeferredLoss(lost string) {
+	if len(n.Peers()) > 0 {
 		return
 	}
 	n.goRun(func() {
-		if n.stopped.Load() || n.reachable(*lost) {
+		if n.stopped.Load() || n.reachable(lost) {
 			return
 		}
 		if role, _ := n.reg.Authority(); role != RoleStandby {
 			return
 		}
-		if n.autoPromote(*lost) {
-			n.recoverOrphans(*lost)
+		if n.autoPromote(lost) {
+			n.recoverOrphans(lost)
 		}
 	})
 }
@@ -160,9 +171,7 @@ func (n *Node) recoverRecord(rec continuity.Record, lost string) {
 	rejectRecovery := func(reason string) {
 		n.reg.EmitRecord(continuity.TransitionAutomaticRecoveryRejected, rec, "automatic_recovery_rejected:"+reason,
 			continuity.KV{Key: "disconnected_node", Value: lost})
-		if out, err := n.reg.Reject(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode); err == nil {
-			n.broadcast(out)
-		}
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode)
 	}
 	if rec.Kind == continuity.KindRoute {
 		rejectRecovery("route_records_are_not_rerun")
@@ -173,15 +182,10 @@ func (n *Node) recoverRecord(rec continuity.Record, lost string) {
 		rejectRecovery(string(continuity.ReasonHandlerNotRegistered) + ":" + rec.RuntimeName)
 		return
 	}
-	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	next, err := n.recordRollover(rec, "")
 	if err != nil {
 		return // completed or rolled over meanwhile
 	}
-	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, "",
-		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
-		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
-		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.broadcast(next)
 	n.runWork(h, next, n.reg.FenceGeneration())
 }
 

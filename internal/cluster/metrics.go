@@ -204,19 +204,9 @@ func (m *nodeMetrics) routeDone(rw *routeWriter) {
 	routeWriters.Put(rw)
 }
 
-// queued returns what the session holds for its peer and has not written:
-// the record transitions waiting in the lazy queue, and the bytes of every
-// queued frame.
-func (s *session) queued() (records, bytes int) {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	for _, e := range s.lazy.ents {
-		if !e.dropped {
-			records++
-		}
-	}
-	return records, len(s.wbuf) + s.lazy.size()
-}
+// queued returns what the session's link holds for its peer and has not
+// written (peer.Link.Queued).
+func (s *session) queued() (records, bytes int) { return s.link.Queued() }
 
 // submit is submitRecord, counted by outcome.
 func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision, error) {

@@ -93,7 +93,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge("mesh_cluster_role", flag(r == role), string(r))
 	}
 	gauge("mesh_promotion_epoch", float64(epoch))
-	gauge("mesh_quarantined", flag(n.quarantined.Load()))
+	gauge("mesh_quarantined", flag(n.reg.Quarantined()))
 	gauge("mesh_membership_size", float64(len(n.Members())))
 
 	if n.cfg.mode() == ModeCluster {

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,19 +80,15 @@ type Node struct {
 	// Pause detection: a node that was frozen (SIGSTOP, VM pause) may have
 	// been declared lost and replaced. It quarantines itself — completes and
 	// dispatches nothing — until a fresh exchange with a peer confirms or
-	// fences its authority.
-	start       time.Time
-	lastTick    atomic.Int64 // monotonic nanoseconds since start
-	quarantined atomic.Bool
-	quarNonce   atomic.Uint64 // nonce of the ping that can release quarantine
-	quarSince   atomic.Int64
-	peerSeen    atomic.Bool
-	// deferredLoss names a primary whose loss this standby could not act on
-	// because its own authority was in doubt after a pause; the promotion is
-	// retried once the quarantine is released with no peer connected.
-	deferredLoss atomic.Pointer[string]
-	authCh       chan struct{} // closed and replaced whenever authority or quarantine changes
-	authMu       sync.Mutex    // guards authCh
+	// fences its authority. The quarantine, like the role and epoch, is
+	// state of the authority machine (authority.Machine, stepped through
+	// reg.StepAuthority); the node keeps only what the detector measures.
+	start    time.Time
+	lastTick atomic.Int64 // monotonic nanoseconds since start
+	peerSeen atomic.Bool
+	arbiter  authority.Arbiter // decides promotions; authority.Peer unless configured
+	authCh   chan struct{}     // closed and replaced whenever authority or quarantine changes
+	authMu   sync.Mutex        // guards authCh
 
 	callID     atomic.Uint64
 	hsFailures handshakeFailures
@@ -156,7 +151,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		cfg: cfg, log: cfg.Logger, handlers: defaultRegistry, network: tcpNetwork{},
 		sessions: map[string]*session{}, dialing: map[string]bool{},
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
-		admission: newAdmission(time.Now),
+		admission: newAdmission(time.Now), arbiter: authority.Peer{},
 	}
 	for _, o := range opts {
 		o(n)
@@ -378,59 +373,87 @@ func (n *Node) pauseDetector() {
 	}
 }
 
-// checkPause quarantines the node if its ticker has not run for longer than
-// the threshold, and returns whether the node is quarantined.
+// checkPause is the pause detector's event: if its ticker has not run for
+// longer than the threshold, the authority machine quarantines the node (once
+// a peer was ever linked: it may have declared this node lost). It returns
+// whether the node is quarantined.
 func (n *Node) checkPause() bool {
 	now := n.mono()
 	gap := time.Duration(now - n.lastTick.Load())
+	if gap > n.pauseThreshold() && n.peerSeen.Load() && !n.reg.Quarantined() {
+		_, _ = n.stepAuthority(authority.Paused{Now: time.Duration(now), Gap: gap, Threshold: n.pauseThreshold(),
+			PeerSeen: true, Nonce: randUint64()}, nil)
+	}
 	if gap >= time.Millisecond {
 		// Under load every request checks; storing each time would bounce
 		// the cache line between cores for nothing. A tick up to 1 ms old
-		// still measures a pause of the threshold's size.
+		// still measures a pause of the threshold's size. Stored after the
+		// quarantine: a request in between still sees the gap.
 		n.lastTick.Store(now)
 	}
-	if gap > n.pauseThreshold() && n.peerSeen.Load() && n.quarantined.CompareAndSwap(false, true) {
-		n.quarSince.Store(now)
-		nonce := randUint64()
-		n.quarNonce.Store(nonce)
-		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionQuarantined, Reason: string(continuity.ReasonQuarantined),
-			Metadata: []continuity.KV{{Key: "pause_ms", Value: strconv.FormatInt(gap.Milliseconds(), 10)}}})
-		n.authorityChanged()
-		for _, s := range n.sessionList() {
-			_ = s.send(wire.Ping{Nonce: nonce, Authority: n.authorityMsg()})
-		}
-		n.kickDiscovery()
-	}
-	return n.quarantined.Load()
+	return n.reg.Quarantined()
 }
 
-// confirmed reports whether the node may act on its authority now.
+// confirmed reports whether the node may act on its authority now: it is
+// not quarantined, and its pause detector has not missed a pause it has yet
+// to judge. It changes no authority: a pause it sees is quarantined by the
+// detector's next tick (checkPause), and until then confirmed says no.
 func (n *Node) confirmed() bool {
 	if n.cfg.mode() != ModeCluster {
 		return true
 	}
-	return !n.checkPause()
+	if n.reg.Quarantined() {
+		return false
+	}
+	now := n.mono()
+	gap := time.Duration(now - n.lastTick.Load())
+	if gap > n.pauseThreshold() && n.peerSeen.Load() {
+		return false
+	}
+	if gap >= time.Millisecond {
+		n.lastTick.Store(now) // see checkPause
+	}
+	return true
 }
 
-func (n *Node) releaseQuarantine(how string) {
-	if n.quarantined.CompareAndSwap(true, false) {
-		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionQuarantineReleased,
-			Metadata: []continuity.KV{{Key: "confirmed_by", Value: how}}})
-		n.authorityChanged()
-		n.retryDeferredLoss()
+// stepAuthority applies ev to the authority machine and carries out its
+// effects: waking waiters, pinging peers after a quarantine, acting on a
+// deferred loss, resyncing peers after a fencing. trigger names the record
+// that carried a peer's authority, if any. It returns the effects, or the
+// error of a change that could not be persisted (and did not happen).
+func (n *Node) stepAuthority(ev authority.Event, trigger *continuity.Record) (authority.Effects, error) {
+	eff, err := n.reg.StepAuthority(ev, trigger)
+	if err != nil {
+		return eff, err
 	}
+	if eff.Fenced != nil || eff.Promoted != nil || eff.Quarantined != nil || eff.Released != "" {
+		n.authorityChanged()
+	}
+	if q := eff.Quarantined; q != nil {
+		for _, s := range n.sessionList() {
+			_ = s.send(wire.Ping{Nonce: q.Nonce, Authority: n.authorityMsg()})
+		}
+		n.kickDiscovery()
+	}
+	if eff.Retry != "" {
+		n.retryDeferredLoss(eff.Retry)
+	}
+	if eff.Fenced != nil {
+		// Off the reader goroutine: a snapshot can be large, and two readers
+		// writing at each other would stall until the write deadline.
+		n.goRun(n.broadcastSync)
+	}
+	return eff, nil
 }
 
 // maybeReleaseAlone releases a quarantine that no peer can settle: after long
 // enough with no peer reachable, the node carries on with the authority it has.
 func (n *Node) maybeReleaseAlone() {
-	if !n.quarantined.Load() || len(n.Peers()) > 0 {
+	if !n.reg.Quarantined() {
 		return
 	}
 	wait := 2*n.cfg.DiscoveryInterval + 2*n.cfg.PeerTimeout
-	if time.Duration(n.mono()-n.quarSince.Load()) > wait {
-		n.releaseQuarantine("no_peer_reachable")
-	}
+	_, _ = n.stepAuthority(authority.Alone{Now: time.Duration(n.mono()), Wait: wait, Peers: len(n.Peers())}, nil)
 }
 
 // awaitAuthority blocks while the node is quarantined. It returns false when
@@ -458,17 +481,23 @@ func (n *Node) awaitAuthority(ctx context.Context, gen uint64) bool {
 // observeAuthority applies a peer's role and epoch; trigger names the record
 // that carried it, if any.
 func (n *Node) observeAuthority(peer string, role Role, epoch uint64, trigger *continuity.Record) {
-	changed, err := n.reg.ObserveAuthority(peer, role, epoch, trigger)
-	if err != nil {
+	if _, err := n.stepAuthority(authority.Observed{Peer: peer, Role: string(role), Epoch: epoch}, trigger); err != nil {
 		n.log.Error("[mesh-rt continuity] authority change not persisted", "error", err.Error())
-		return
 	}
-	if changed {
-		n.releaseQuarantine("fenced")
-		n.authorityChanged()
-		// Off the reader goroutine: a snapshot can be large, and two readers
-		// writing at each other would stall until the write deadline.
-		n.goRun(n.broadcastSync)
+}
+
+// peerConfirmed applies a peer's answer to the ping carrying nonce.
+func (n *Node) peerConfirmed(peer string, nonce uint64) {
+	if n.reg.Quarantined() {
+		_, _ = n.stepAuthority(authority.NonceConfirmed{Peer: peer, Nonce: nonce}, nil)
+	}
+}
+
+// resynced applies a peer's full snapshot, received on a session that
+// started at node-monotonic time started.
+func (n *Node) resynced(peer string, started int64) {
+	if n.reg.Quarantined() {
+		_, _ = n.stepAuthority(authority.Resynced{Peer: peer, SessionStart: time.Duration(started)}, nil)
 	}
 }
 

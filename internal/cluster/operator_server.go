@@ -29,7 +29,8 @@ func (s operatorSource) Status() operator.StatusView {
 	peers := s.n.Peers()
 	ready, reason := s.n.readiness()
 	return operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0),
-		Peers: s.n.peerViewsForStatus(), Ready: ready, NotReadyReason: reason}
+		Peers: s.n.peerViewsForStatus(), Ready: ready, NotReadyReason: reason,
+		SafetyMode: s.n.arbiter.Kind()}
 }
 
 // health is the node's replication health: whether its in-flight work is

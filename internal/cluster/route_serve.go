@@ -194,9 +194,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	n.running.done()
 	if err != nil {
 		rc.Release()
-		if out, rerr := n.reg.Reject(rec.RequestKey, rec.Attempt, err.Error()); rerr == nil {
-			n.broadcast(out)
-		}
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, err.Error())
 		return exchange.Response{Status: http.StatusInternalServerError,
 			Header: map[string][]string{"Content-Type": {"application/json"}},
 			Body:   jsonError(string(continuity.ReasonHandlerPanicked))}, nil
@@ -222,12 +220,10 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 		resp.Release()
 		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
 	}
-	out, err := n.reg.CompleteWithResponse(rec.RequestKey, rec.Attempt, n.self, gen, stored)
-	if err != nil {
+	if _, err := n.recordCompletionWithResponse(rec.RequestKey, rec.Attempt, gen, stored); err != nil {
 		resp.Release()
 		return exchange.Response{}, err
 	}
-	n.broadcast(out)
 	return resp, nil
 }
 
@@ -320,7 +316,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 // record follows so the ingress's new attempt gives way to it.
 func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec continuity.Record) {
 	fail := func(reason continuity.Reason) { _ = s.send(wire.RouteResponse{ID: m.ID, Reason: string(reason)}) }
-	n.broadcast(rec)
+	n.answer(rec)
 	req, err := http.NewRequest(m.Method, m.URI, nil)
 	if err != nil {
 		fail(continuity.ReasonInvalidForwardedRequest)

@@ -33,7 +33,8 @@ const (
 )
 
 func (n *Node) startStartupWork() {
-	works := n.handlers.work()
+	// Typed work takes an input: it runs when submitted, never at boot.
+	works := slices.DeleteFunc(n.handlers.work(), func(h *handler) bool { return h.typed != nil })
 	for _, h := range works {
 		n.reg.Emit(continuity.Entry{Transition: transitionStartupRegistered, RequestKey: continuity.StartupKeyPrefix + h.name,
 			Metadata: []continuity.KV{{Key: "runtime_name", Value: h.name}, {Key: "payload_hash", Value: continuity.StartupHashPrefix + h.name},
@@ -147,9 +148,7 @@ func (n *Node) runStartup(ctx context.Context, h *handler) {
 		cur, ok := n.reg.Get(key)
 		if ok && cur.Pending() && cur.Attempt == rec.Attempt {
 			if err := n.dispatchWork(ctx, h, cur); err != nil {
-				if out, rerr := n.reg.Reject(key, cur.Attempt, "dispatch_failed:"+err.Error()); rerr == nil {
-					n.broadcast(out)
-				}
+				_, _ = n.recordRejection(key, cur.Attempt, "dispatch_failed:"+err.Error())
 			}
 		}
 	}

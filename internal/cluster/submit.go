@@ -33,15 +33,27 @@ type SubmitResult struct {
 // Keys with a runtime prefix (http-route::, startup::, request::) belong to
 // the runtime's own records and are refused with request_key_reserved; a key
 // already used by another declared function or by a route is a conflict.
+//
+// For typed work (func(context.Context, In) (Out, error)) payload is the
+// encoded input, exactly as SubmitTyped would store it.
 func (n *Node) Submit(ctx context.Context, d Declaration, requestKey, payload string) (SubmitResult, error) {
 	h, ok := n.handlers.get(d.RuntimeName)
 	if !ok || h.kind != continuity.KindWork {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", d.RuntimeName, ErrNotDeclared)
 	}
+	if h.typed != nil {
+		return n.submitInput(ctx, h, requestKey, []byte(payload))
+	}
+	return n.submitWork(ctx, h, requestKey, payload, nil)
+}
+
+// submitWork submits work under requestKey with payload hash hash and, for
+// typed work, its encoded input.
+func (n *Node) submitWork(ctx context.Context, h *handler, requestKey, hash string, input []byte) (SubmitResult, error) {
 	if continuity.ReservedKey(requestKey) {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyReserved})
 	}
-	dec, err := n.submit(ctx, submission{h: h, key: requestKey, hash: payload, count: uint64(h.count)})
+	dec, err := n.submit(ctx, submission{h: h, key: requestKey, hash: hash, input: input, count: uint64(h.count)})
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
 	}

@@ -139,6 +139,9 @@ func (c Config) Validate() error {
 	positive(envRetainBytes, c.RetainedBytes)
 	positive(envRouteTimeout, int64(c.RouteTimeout))
 	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
+	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
+		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
 	switch c.LogFormat {
 	case "", LogFormatText, LogFormatJSON:
 	default:

@@ -29,7 +29,11 @@ type Declaration struct {
 // an opaque struct around the function that applies it.
 type WorkOption struct{ apply func(*workOptions) }
 
-type workOptions struct{ count int }
+type workOptions struct {
+	count int
+	codec Codec // nil: JSON
+	retry retryPolicy
+}
 
 // ReplicationCount sets the number of copies of the work's continuity record,
 // owner included. 1 runs without a mirror; 2 (the default) mirrors the record to
@@ -40,13 +44,18 @@ func ReplicationCount(n int) WorkOption {
 }
 
 // Work declares fn as clustered work under the runtime name <package>.<Func>.
-// Declared work runs once per cluster at boot (request key
-// startup::<runtime name>) on the placement owner; a standby skips it.
+// fn is either func(context.Context) (R, error), which runs once per
+// cluster at boot (request key startup::<runtime name>) on the placement
+// owner while a standby skips it, or typed work func(context.Context, In)
+// (Out, error), which runs when submitted with its input (SubmitTyped) and
+// whose encoded output is stored on its record.
 //
-// Work panics when fn is not a named top-level function, when the name is
-// already declared or when the replication count is below 1: these are
-// programming errors that must stop the program at start-up.
-func Work[R any](fn func(context.Context) (R, error), opts ...WorkOption) Declaration {
+// Work panics when fn is not a named top-level function of one of those
+// shapes, when the name is already declared, when the replication count is
+// below 1, or when In or Out cannot be encoded by the JSON codec (a channel,
+// a function, a complex number...): these are programming errors that must
+// stop the program at start-up.
+func Work(fn any, opts ...WorkOption) Declaration {
 	o := workOptions{count: DefaultReplicationCount}
 	for _, opt := range opts {
 		opt.apply(&o)
@@ -58,11 +67,14 @@ func Work[R any](fn func(context.Context) (R, error), opts ...WorkOption) Declar
 	if o.count < 1 {
 		panic(fmt.Sprintf("mesh.Work(%s): replication count must be at least 1, got %d", name, o.count))
 	}
-	run := func(ctx context.Context) error {
-		_, err := fn(ctx)
-		return err
+	if err := o.retry.validate(); err != nil {
+		panic(fmt.Sprintf("mesh.Work(%s): %v", name, err))
 	}
-	if err := defaultRegistry.add(&handler{name: name, count: o.count, kind: continuity.KindWork, run: run}); err != nil {
+	h, err := newWorkHandler(name, fn, o)
+	if err != nil {
+		panic(fmt.Sprintf("mesh.Work(%s): %v", name, err))
+	}
+	if err := defaultRegistry.add(h); err != nil {
 		panic(fmt.Sprintf("mesh.Work: %v", err))
 	}
 	return Declaration{RuntimeName: name, ReplicationCount: o.count}
@@ -73,7 +85,9 @@ type handler struct {
 	name  string
 	count int
 	kind  continuity.Kind
-	run   func(context.Context) error // work
+	run   func(context.Context) error // untyped work
+	typed *typedWork                  // typed work (run is nil)
+	retry retryPolicy                 // work
 	http  http.Handler                // route
 	route routeOptions                // route
 }

@@ -8,7 +8,8 @@ package continuity
 func (r *Registry) Len() int {
 	r.lock()
 	defer r.unlock()
-	return len(r.records) + r.kept.live
+	pending, kept := r.store.Len()
+	return pending + kept
 }
 
 // Health aggregates replication health over every record: any unavailable,
@@ -17,7 +18,7 @@ func (r *Registry) Health() Health {
 	r.lock()
 	defer r.unlock()
 	var degraded, healthy, unavailable bool
-	note := func(rec *Record) {
+	for rec := range r.store.List() {
 		switch rec.Health {
 		case HealthUnavailable:
 			unavailable = true
@@ -27,10 +28,6 @@ func (r *Registry) Health() Health {
 			healthy = true
 		}
 	}
-	for _, rec := range r.records {
-		note(rec)
-	}
-	r.kept.each(note)
 	switch {
 	case unavailable:
 		return HealthUnavailable
@@ -40,4 +37,16 @@ func (r *Registry) Health() Health {
 		return HealthHealthy
 	}
 	return HealthLocalOnly
+}
+
+// memory returns the registry's store, which must be a MemoryStore.
+func (r *Registry) memory() *MemoryStore { return r.store.(*MemoryStore) }
+
+// lookup returns key's live retained record, decoded, or false.
+func (t *retained) lookup(key string) (*Record, bool) {
+	rec := new(Record)
+	if !t.get(key, rec) {
+		return nil, false
+	}
+	return rec, true
 }

@@ -48,6 +48,13 @@ const (
 	// ReasonInvalidForwardedRequest refuses a forwarded route request the
 	// owner cannot rebuild.
 	ReasonInvalidForwardedRequest Reason = "invalid_forwarded_request"
+	// ReasonResultTooLarge rejects typed work whose encoded output exceeds
+	// the configured bound (MESH_WORK_MAX_RESULT_BYTES): the output is
+	// never truncated.
+	ReasonResultTooLarge Reason = "result_too_large"
+	// ReasonInputTooLarge refuses a typed submission whose encoded input
+	// exceeds the same bound, before any record exists.
+	ReasonInputTooLarge Reason = "input_too_large"
 	// ReasonUnspecified stands in for a refusal or rejection that reached
 	// the registry or the HTTP layer without a reason. It marks a defect in
 	// Mesh, never a normal outcome; the node also logs it as an error.
@@ -76,6 +83,7 @@ var documentedReasons = []Reason{
 	ReasonShuttingDown, ReasonRecordUnconfirmed, ReasonRequestInProgress, ReasonResponseNotReplayable,
 	ReasonInvalidForwardedRequest, ReasonUnspecified,
 	ReasonRequestKeyReserved, ReasonRequestKeyInvalid, ReasonRequestBodyTooLarge,
+	ReasonResultTooLarge, ReasonInputTooLarge,
 }
 
 // detailPrefixes are the reasons that carry a detail: the ones above and

@@ -102,6 +102,13 @@ type Record struct {
 	// so it carries no acknowledged work. Merge never keeps it over another
 	// attempt of the key (see prefer).
 	Refused bool
+	// Input is the encoded input of typed declared work, kept so the owner
+	// (or, after a failover, the survivor) runs the work with it. Nil for
+	// routes and untyped work.
+	Input []byte
+	// Output is the encoded output of completed typed declared work, kept so
+	// a handle on any node, or a later lookup, can read it. Nil otherwise.
+	Output []byte
 }
 
 // Kind says what submitted a record.

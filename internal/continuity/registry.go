@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"meshgo.dev/mesh/internal/mapsize"
+	"meshgo.dev/mesh/internal/authority"
 )
 
 // Transition names recorded in diagnostics and log lines. Operators and
@@ -38,6 +38,9 @@ const (
 	TransitionPrepareFailed              = "prepare_failed"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
+	// TransitionWorkRetry: declared work with a retry option returned an
+	// error and runs again under a new attempt.
+	TransitionWorkRetry = "work_retry"
 )
 
 // Outcome is the result of a submission.
@@ -69,17 +72,23 @@ type SubmitRequest struct {
 	// Relaxed lets a count-2 record run unmirrored when there is no replica
 	// to place it on (startup work on a node that is alone).
 	Relaxed bool
+	// Input is the encoded input of typed work, stored on the record.
+	Input []byte
 }
 
 // Options configure a Registry.
 type Options struct {
-	Self    string // the local node name
-	Role    Role
-	Epoch   uint64
-	Retain  int // terminal records kept; pending records are never evicted
-	Diag    *Diagnostics
-	Sink    func(Entry)                         // called for every entry, outside the lock
-	Persist func(role Role, epoch uint64) error // called under the lock before an authority change takes effect
+	Self   string // the local node name
+	Role   Role
+	Epoch  uint64
+	Retain int // terminal records kept (when Store is nil); pending records are never evicted
+	Diag   *Diagnostics
+	Sink   func(Entry) // called for every entry, outside the lock
+	// Persist is called before an authority change takes effect, and the
+	// change is given up if it fails. It runs without the registry lock,
+	// one call at a time (authority changes are serialized), so it may
+	// write and sync a file while requests go on.
+	Persist func(role Role, epoch uint64) error
 	Now     func() time.Time
 	// RoutineRoutes records the routine transitions of route records
 	// (submit, replica_prepare, replica_ack, completed, duplicate) in the
@@ -92,6 +101,11 @@ type Options struct {
 	// stored responses above all), oldest evicted first; 0 means
 	// DefaultRetainBytes. Pending records are never evicted.
 	RetainBytes int64
+
+	// Store holds the records. Nil means a MemoryStore within Retain and
+	// RetainBytes. A store that already holds records (recovered on start)
+	// is read once, and new attempts are numbered above its highest.
+	Store Store
 }
 
 // Routine reports whether transition is a step every successful request
@@ -105,50 +119,64 @@ func Routine(transition string) bool {
 }
 
 // Registry is a node's continuity state: its records, its authority (role and
-// promotion epoch) and the attempt counter. It is a pure state machine: it
-// never touches the network or the disk itself (Persist is the caller's), so
+// promotion epoch) and the attempt counter. It holds the rules — placement,
+// merge, transitions — and keeps the records in a Store. It never touches the
+// network or the disk itself (Persist and the Store are the caller's), so
 // every rule is testable in isolation. It is safe for concurrent use.
+//
+// Lock order: authMu, then mu, then deliverMu (and Diagnostics.mu). authMu
+// serializes authority changes and is held while Persist runs; mu is not, so
+// no disk or network I/O happens under mu.
 type Registry struct {
-	mu          sync.Mutex // guards every field below
+	// authMu serializes authority changes (StepAuthority: fencing,
+	// promotion, quarantine): the decision, the Persist call and the change
+	// itself. Held
+	// alone while Persist runs, so role and epoch cannot change between the
+	// decision and the change. Taken before mu, never after.
+	authMu sync.Mutex
+
+	mu          sync.Mutex // guards every field below, and every call into store but Sync
 	self        string
-	role        Role
-	epoch       uint64
-	fenceGen    uint64             // incremented whenever another node's authority lowers ours
-	records     map[string]*Record // pending records
-	recordsPeak int                // for mapsize: records is rebuilt after a burst drains
-	kept        *retained          // terminal records, up to the retention bound
-	nextAttempt atomic.Uint64      // written with mu held; Watermark reads it without
-	aloneSlot   int                // -1, or the parity of attempts allocated while no peer is linked
+	auth        authority.Machine // role, epoch, fence generation, quarantine: written with authMu and mu held, by StepAuthority only
+	role        Role              // mirrors auth's role; role, epoch and fenceGen are written with authMu held too
+	epoch       uint64            // mirrors auth's promotion epoch
+	fenceGen    uint64            // mirrors auth's fence generation
+	store       Store             // the records: pending ones and the retained terminal ones
+	nextAttempt atomic.Uint64     // written with mu held; Watermark reads it without
+	aloneSlot   int               // -1, or the parity of attempts allocated while no peer is linked
 	diag        *Diagnostics
 	sink        func(Entry)
-	persist     func(Role, uint64) error
+	persist     func(Role, uint64) error // called with authMu held, mu not held
 	now         func() time.Time
 	quietRoutes bool    // skip routine transitions of route records
 	outbox      []Entry // entries to hand to sink after unlock
 
-	// published mirrors role, epoch and fenceGen for the lock-free reads of
-	// the request path; it is stored, with mu held, whenever one changes.
-	published atomic.Pointer[authority]
+	// published mirrors role, epoch, fenceGen and the quarantine for the
+	// lock-free reads of the request path; it is stored, with mu held,
+	// whenever one changes.
+	published atomic.Pointer[published]
 
 	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
 	deliverQ   []Entry
 	delivering bool
 }
 
-// authority is a consistent snapshot of a registry's role, epoch and fence
-// generation.
-type authority struct {
-	role     Role
-	epoch    uint64
-	fenceGen uint64
+// published is a consistent snapshot of a registry's role, epoch, fence
+// generation and quarantine.
+type published struct {
+	role        Role
+	epoch       uint64
+	fenceGen    uint64
+	quarantined bool
 }
 
 // publishLocked makes the current authority visible to lock-free readers.
 func (r *Registry) publishLocked() {
-	r.published.Store(&authority{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen})
+	r.published.Store(&published{role: r.role, epoch: r.epoch, fenceGen: r.fenceGen, quarantined: r.auth.Quarantined()})
 }
 
-// NewRegistry returns an empty registry with the given authority.
+// NewRegistry returns a registry with the given authority over the records
+// of o.Store (none, for a new MemoryStore).
 func NewRegistry(o Options) *Registry {
 	if o.Role == "" {
 		o.Role = RolePrimary
@@ -156,20 +184,24 @@ func NewRegistry(o Options) *Registry {
 	if o.Diag == nil {
 		o.Diag = NewDiagnostics(0)
 	}
-	if o.Retain <= 0 {
-		o.Retain = 10000
-	}
-	if o.RetainBytes <= 0 {
-		o.RetainBytes = DefaultRetainBytes
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Store == nil {
+		o.Store = NewMemoryStore(Retention{Records: o.Retain, Bytes: o.RetainBytes})
+	}
 	r := &Registry{
-		self: o.Self, role: o.Role, epoch: o.Epoch,
-		records: map[string]*Record{}, kept: newRetained(o.Retain, o.RetainBytes),
+		self: o.Self, role: o.Role, epoch: o.Epoch, store: o.Store,
+		auth: authority.NewMachine(o.Self, authority.State{Role: string(o.Role), Epoch: o.Epoch}),
 		diag: o.Diag, sink: o.Sink, persist: o.Persist, now: o.Now, quietRoutes: !o.RoutineRoutes,
 		aloneSlot: -1,
+	}
+	if p, k := o.Store.Len(); p+k > 0 {
+		// Records recovered on start: an attempt they hold is never
+		// allocated again.
+		for rec := range o.Store.List() {
+			r.raiseAttemptLocked(rec.Attempt + 1)
+		}
 	}
 	r.publishLocked()
 	return r
@@ -227,6 +259,12 @@ func (r *Registry) FenceGeneration() uint64 {
 	return r.published.Load().fenceGen
 }
 
+// Quarantined reports whether the node's authority is in doubt after a
+// pause (authority.Machine.Quarantined).
+func (r *Registry) Quarantined() bool {
+	return r.published.Load().quarantined
+}
+
 // Watermark is the next attempt number this registry would allocate.
 func (r *Registry) Watermark() uint64 {
 	return r.nextAttempt.Load()
@@ -250,18 +288,18 @@ func (r *Registry) Get(key string) (Record, bool) {
 	if !ok {
 		return Record{}, false
 	}
-	return r.view(rec), true
+	return r.view(&rec), true
 }
 
 // Records returns copies of every record sorted by request key.
 func (r *Registry) Records() []Record {
 	r.lock()
 	defer r.unlock()
-	out := make([]Record, 0, len(r.records)+r.kept.live)
-	for _, rec := range r.records {
-		out = append(out, r.view(rec))
+	pending, kept := r.store.Len()
+	out := make([]Record, 0, pending+kept)
+	for rec := range r.store.List() {
+		out = append(out, r.view(&rec))
 	}
-	r.kept.each(func(rec *Record) { out = append(out, r.view(rec)) })
 	sort.Slice(out, func(i, j int) bool { return out[i].RequestKey < out[j].RequestKey })
 	return out
 }
@@ -271,11 +309,11 @@ func (r *Registry) Records() []Record {
 func (r *Registry) PendingRecords() []Record {
 	r.lock()
 	defer r.unlock()
-	out := make([]Record, 0, len(r.records))
-	for _, rec := range r.records {
-		out = append(out, r.view(rec))
+	pending, _ := r.store.Len()
+	out := make([]Record, 0, pending)
+	for rec := range r.store.Pending() { // in key order
+		out = append(out, r.view(&rec))
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].RequestKey < out[j].RequestKey })
 	return out
 }
 
@@ -287,10 +325,7 @@ func (r *Registry) PendingHealth() Health {
 	r.lock()
 	defer r.unlock()
 	degraded := false
-	for _, rec := range r.records {
-		if !rec.Pending() {
-			continue
-		}
+	for rec := range r.store.Pending() {
 		switch rec.Health {
 		case HealthUnavailable:
 			return HealthUnavailable
@@ -310,55 +345,18 @@ func (r *Registry) view(rec *Record) Record {
 	return v
 }
 
-// getLocked returns the record stored under key: the pending record itself,
-// or a decoded copy of a retained terminal one, which a change must store
-// again with putLocked.
-func (r *Registry) getLocked(key string) (*Record, bool) {
-	if rec, ok := r.records[key]; ok {
-		return rec, true
+// getLocked returns a copy of the record stored under key. A change to it
+// takes effect when it is stored again with putLocked.
+func (r *Registry) getLocked(key string) (Record, bool) { return r.store.Get(key) }
+
+// putLocked stores rec under its key, in place of whatever was stored; the
+// store evicts the oldest terminal records beyond its budget. Pending records
+// are never evicted. rec is copied: the caller may keep changing it.
+func (r *Registry) putLocked(rec *Record) error {
+	if err := r.store.Put(*rec); err != nil {
+		return fmt.Errorf("store record %s: %w", rec.RequestKey, err)
 	}
-	return r.kept.lookup(key)
-}
-
-// putLocked stores rec under its key, in place of whatever was stored: a
-// pending record in the map, a terminal one among the retained records,
-// which evicts the oldest terminal records beyond the bound. Pending records
-// are never evicted.
-func (r *Registry) putLocked(rec *Record) {
-	if rec.Phase.Terminal() {
-		r.retainLocked(rec)
-		return
-	}
-	r.kept.remove(rec.RequestKey)
-	r.addPendingLocked(rec)
-}
-
-// retainLocked stores a terminal record among the retained ones, encoded:
-// rec itself is not kept.
-func (r *Registry) retainLocked(rec *Record) {
-	delete(r.records, rec.RequestKey)
-	r.records = mapsize.Rebuilt(r.records, &r.recordsPeak)
-	r.kept.put(rec)
-}
-
-// putCopyLocked is putLocked for a record the caller keeps: a terminal one
-// is encoded straight from *rec, so a record merged from a peer, which is
-// usually terminal, costs no allocation of its own; a pending one is copied
-// into the map.
-func (r *Registry) putCopyLocked(rec *Record) {
-	if rec.Phase.Terminal() {
-		r.retainLocked(rec)
-		return
-	}
-	p := new(Record)
-	*p = *rec
-	r.putLocked(p)
-}
-
-// addPendingLocked stores a pending record in the map.
-func (r *Registry) addPendingLocked(rec *Record) {
-	r.records[rec.RequestKey] = rec
-	mapsize.Grew(r.records, &r.recordsPeak)
+	return nil
 }
 
 // Submit records a new request, or reports a duplicate or conflict for a known
@@ -381,41 +379,47 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	r.lock()
 	defer r.unlock()
 	if old, ok := r.getLocked(req.Key); ok {
-		if old.PayloadHash != req.Hash || !SameKeySpace(old, req.Kind, req.RuntimeName) {
-			r.emitRecord(TransitionConflict, old, string(ReasonRequestKeyConflict))
-			return Decision{Outcome: OutcomeConflict, Record: r.view(old)}, nil
+		if old.PayloadHash != req.Hash || !SameKeySpace(&old, req.Kind, req.RuntimeName) {
+			r.emitRecord(TransitionConflict, &old, string(ReasonRequestKeyConflict))
+			return Decision{Outcome: OutcomeConflict, Record: r.view(&old)}, nil
 		}
-		r.emitRecord(TransitionDuplicate, old, "")
-		return Decision{Outcome: OutcomeDuplicate, Record: r.view(old)}, nil
+		r.emitRecord(TransitionDuplicate, &old, "")
+		return Decision{Outcome: OutcomeDuplicate, Record: r.view(&old)}, nil
 	}
 	replica := req.Placement.Replica
 	if req.Count < 2 {
 		replica = "" // an unmirrored record has no replica to wait for
 	}
-	rec := &Record{
+	rec := Record{
 		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.allocateAttemptLocked(),
 		Phase: PhaseSubmitted, Result: ResultPending,
 		IngressNode: req.Ingress, OwnerNode: req.Placement.Owner, ReplicaNode: replica,
 		ReplicationCount: req.Count, ReplicaStatus: ReplicaUnassigned,
 		Epoch: r.epoch, Health: HealthLocalOnly,
 		RoutedRemotely: req.Placement.Owner != req.Ingress, RuntimeName: req.RuntimeName,
-		Kind: req.Kind, SubmittedAt: r.now().UTC(),
+		Kind: req.Kind, SubmittedAt: r.now().UTC(), Input: req.Input,
 	}
 	rec.FellBackLocally = !rec.RoutedRemotely
 	if replica != "" {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
-	r.addPendingLocked(rec)
-	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
+	if err := r.putLocked(&rec); err != nil {
+		return Decision{}, err
+	}
+	r.emitRecord(TransitionSubmit, &rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
+	var refusal Reason
 	switch {
 	case req.Count > 2:
-		r.rejectLocked(rec, string(UnsupportedReplicationCount(req.Count)), true)
-		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
+		refusal = UnsupportedReplicationCount(req.Count)
 	case req.Count == 2 && replica == "" && !req.Relaxed:
-		r.rejectLocked(rec, string(ReasonReplicaRequiredUnavailable), true)
-		return Decision{Outcome: OutcomeRejected, Record: r.view(rec)}, nil
+		refusal = ReasonReplicaRequiredUnavailable
+	default:
+		return Decision{Outcome: OutcomeCreated, Record: r.view(&rec)}, nil
 	}
-	return Decision{Outcome: OutcomeCreated, Record: r.view(rec)}, nil
+	if err := r.rejectLocked(&rec, string(refusal), true); err != nil {
+		return Decision{}, err
+	}
+	return Decision{Outcome: OutcomeRejected, Record: r.view(&rec)}, nil
 }
 
 // Prepared records the replica's acknowledgement of a prepare: the record is
@@ -429,16 +433,16 @@ func (r *Registry) Prepared(key string, attempt uint64) (Record, error) {
 	}
 	if rec.ReplicaNode == "" || rec.Phase == PhaseRejected ||
 		rec.ReplicaStatus == ReplicaDegradedContinuing || rec.ReplicaStatus == ReplicaOwnerLost {
-		return r.view(rec), nil
+		return r.view(&rec), nil
 	}
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	rec.Error = ""
-	if rec.Phase.Terminal() {
-		r.putLocked(rec) // a retained record is a copy; a pending one is changed in place
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
 	}
-	r.emitRecord(TransitionReplicaAck, rec, "")
-	return r.view(rec), nil
+	r.emitRecord(TransitionReplicaAck, &rec, "")
+	return r.view(&rec), nil
 }
 
 // MirrorPrepare stores a record the owner asks this node to mirror. The local
@@ -458,25 +462,27 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 		switch {
 		case old.PayloadHash != in.PayloadHash:
 			return Record{}, reasonError(ReasonRequestKeyConflict)
-		case old.Phase == PhaseCompleted && !sameAttempt(*old, in):
+		case old.Phase == PhaseCompleted && !sameAttempt(old, in):
 			// The request already completed here: a new attempt of it comes
 			// from an ingress that has not seen the outcome yet, and must
 			// not run it again (merge keeps the completed attempt anyway).
-			return r.view(old), reasonError(ReasonAlreadyCompleted)
+			return r.view(&old), reasonError(ReasonAlreadyCompleted)
 		case old.Epoch > in.Epoch || (old.Epoch == in.Epoch && old.Attempt > in.Attempt):
 			return Record{}, reasonError(ReasonAttemptMismatch)
 		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.OwnerNode != in.OwnerNode:
 			return Record{}, reasonError(ReasonOwnerNodeMismatch)
 		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.Phase.Terminal():
 			// Already mirrored and finished: a repeated prepare changes nothing.
-			return r.view(old), nil
+			return r.view(&old), nil
 		}
 	}
 	rec := in
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	r.raiseAttemptLocked(in.Attempt + 1)
-	r.putLocked(&rec)
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
 	r.emitRecord(TransitionReplicaPrepare, &rec, "")
 	return r.view(&rec), nil
 }
@@ -492,6 +498,17 @@ func (r *Registry) Complete(key string, attempt uint64, node string, gen uint64)
 // response of a clustered route, on the record for idempotent replay. A
 // completion that is refused stores nothing.
 func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string, gen uint64, resp []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, resp, nil)
+}
+
+// CompleteWithOutput is Complete that also keeps out, the encoded output of
+// typed declared work, on the record. A completion that is refused stores
+// nothing.
+func (r *Registry) CompleteWithOutput(key string, attempt uint64, node string, gen uint64, out []byte) (Record, error) {
+	return r.complete(key, attempt, node, gen, nil, out)
+}
+
+func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (Record, error) {
 	r.lock()
 	defer r.unlock()
 	rec, ok := r.getLocked(key)
@@ -499,9 +516,9 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 		return Record{}, reasonError(ReasonRequestKeyNotFound)
 	}
 	fail := func(reason Reason) (Record, error) {
-		r.emitRecord(TransitionCompletionRejected, rec, string(reason),
+		r.emitRecord(TransitionCompletionRejected, &rec, string(reason),
 			KV{"attempted_attempt_id", FormatAttempt(attempt)}, KV{"active_attempt_id", rec.AttemptID()})
-		return r.view(rec), reasonError(reason)
+		return r.view(&rec), reasonError(reason)
 	}
 	switch {
 	case node == "":
@@ -511,7 +528,7 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	case gen != r.fenceGen:
 		return fail(ReasonFenced)
 	case rec.Phase == PhaseCompleted && rec.ExecutionNode == node:
-		return r.view(rec), nil
+		return r.view(&rec), nil
 	case rec.Phase == PhaseCompleted:
 		return fail(ReasonAlreadyCompleted)
 	case rec.Phase == PhaseRejected:
@@ -523,10 +540,15 @@ func (r *Registry) CompleteWithResponse(key string, attempt uint64, node string,
 	if resp != nil {
 		rec.Response = resp
 	}
+	if out != nil {
+		rec.Output = out
+	}
 	rec.CompletedAt = r.now().UTC()
-	r.putLocked(rec)
-	r.emitRecord(TransitionCompleted, rec, "")
-	return r.view(rec), nil
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
+	r.emitRecord(TransitionCompleted, &rec, "")
+	return r.view(&rec), nil
 }
 
 // Reject ends the current attempt of key as rejected with reason: the
@@ -552,29 +574,33 @@ func (r *Registry) reject(key string, attempt uint64, reason string, refused boo
 	}
 	switch rec.Phase {
 	case PhaseCompleted:
-		return r.view(rec), reasonError(ReasonAlreadyCompleted)
+		return r.view(&rec), reasonError(ReasonAlreadyCompleted)
 	case PhaseRejected:
-		return r.view(rec), nil
+		return r.view(&rec), nil
 	}
-	r.rejectLocked(rec, reason, refused)
-	return r.view(rec), nil
+	if err := r.rejectLocked(&rec, reason, refused); err != nil {
+		return Record{}, err
+	}
+	return r.view(&rec), nil
 }
 
-func (r *Registry) lookupLocked(key string, attempt uint64) (*Record, error) {
+// lookupLocked returns a copy of the record stored under key, which must be
+// at attempt.
+func (r *Registry) lookupLocked(key string, attempt uint64) (Record, error) {
 	rec, ok := r.getLocked(key)
 	if !ok {
-		return nil, reasonError(ReasonRequestKeyNotFound)
+		return Record{}, reasonError(ReasonRequestKeyNotFound)
 	}
 	if rec.Attempt != attempt {
-		return nil, reasonError(ReasonAttemptMismatch)
+		return Record{}, reasonError(ReasonAttemptMismatch)
 	}
 	return rec, nil
 }
 
-// rejectLocked ends rec as rejected. Every rejection carries a reason: one
-// that arrives empty is a defect, stored as reason_unspecified so that no
-// record or refusal ever leaves the node without one.
-func (r *Registry) rejectLocked(rec *Record, reason string, refused bool) {
+// rejectLocked ends rec as rejected and stores it. Every rejection carries a
+// reason: one that arrives empty is a defect, stored as reason_unspecified so
+// that no record or refusal ever leaves the node without one.
+func (r *Registry) rejectLocked(rec *Record, reason string, refused bool) error {
 	if reason == "" {
 		reason = string(ReasonUnspecified)
 	}
@@ -584,8 +610,11 @@ func (r *Registry) rejectLocked(rec *Record, reason string, refused bool) {
 	rec.Error = reason
 	rec.Refused = refused
 	rec.CompletedAt = r.now().UTC()
-	r.putLocked(rec)
+	if err := r.putLocked(rec); err != nil {
+		return err
+	}
 	r.emitRecord(TransitionRejected, rec, reason)
+	return nil
 }
 
 // Merge folds a record received from a peer into the local state and reports
@@ -622,22 +651,26 @@ func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
 	r.raiseAttemptLocked(in.Attempt + 1)
 	old, ok := r.getLocked(in.RequestKey)
 	if !ok {
-		r.putCopyLocked(&in)
+		if err := r.putLocked(&in); err != nil {
+			return MergeResult{}, err
+		}
 		return MergeResult{Kept: r.view(&in), Changed: true}, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
-		return MergeResult{Kept: r.view(old)}, reasonError(ReasonRequestKeyConflict)
+		return MergeResult{Kept: r.view(&old)}, reasonError(ReasonRequestKeyConflict)
 	}
-	if !prefer(in, *old) {
+	if !prefer(in, old) {
 		if in.Epoch < old.Epoch && (in.Attempt != old.Attempt || in.Phase != old.Phase) {
-			r.emitRecord(TransitionStaleEpochRejected, old, string(ReasonStaleEpoch),
+			r.emitRecord(TransitionStaleEpochRejected, &old, string(ReasonStaleEpoch),
 				KV{"incoming_attempt_id", in.AttemptID()}, KV{"incoming_epoch", strconv.FormatUint(in.Epoch, 10)},
 				KV{"local_epoch", strconv.FormatUint(old.Epoch, 10)}, KV{"from_node", from})
 		}
-		return MergeResult{Kept: r.view(old)}, nil
+		return MergeResult{Kept: r.view(&old)}, nil
 	}
-	other := !sameAttempt(*old, in)
-	r.putCopyLocked(&in)
+	other := !sameAttempt(old, in)
+	if err := r.putLocked(&in); err != nil {
+		return MergeResult{}, err
+	}
 	return MergeResult{Kept: r.view(&in), Changed: true, ReplacedOther: other}, nil
 }
 
@@ -752,6 +785,8 @@ func compareRecords(a, b Record) int {
 		a.CompletedAt.Compare(b.CompletedAt),
 		bytes.Compare(a.Response, b.Response), // nil and empty alike, as on the wire
 		compareBool(a.Refused, b.Refused),
+		bytes.Compare(a.Input, b.Input), // nil and empty alike, as on the wire
+		bytes.Compare(a.Output, b.Output),
 	)
 }
 
@@ -799,67 +834,95 @@ func healthRank(h Health) int {
 // reports whether the local authority changed. trigger, when known, names the
 // record that carried the higher epoch.
 func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64, trigger *Record) (bool, error) {
-	if a := r.published.Load(); !r.fencedBy(a.role, a.epoch, peer, peerRole, peerEpoch) {
-		return false, nil // the common case, decided without the lock
-	}
-	r.lock()
-	defer r.unlock()
-	if !r.fencedBy(r.role, r.epoch, peer, peerRole, peerEpoch) {
-		return false, nil
-	}
-	prevRole, prevEpoch := r.role, r.epoch
-	if err := r.setAuthorityLocked(RoleStandby, peerEpoch); err != nil {
-		return false, err
-	}
-	r.fenceGen++
-	r.publishLocked()
-	reason := "higher_epoch_observed"
-	if peerEpoch == prevEpoch {
-		reason = "primary_tie"
-	}
-	e := Entry{Transition: TransitionFencedRejoin, Reason: reason}
-	if trigger != nil {
-		e = r.recordEntry(TransitionFencedRejoin, trigger, reason)
-	}
-	e.Metadata = append([]KV{{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_role", string(RoleStandby)}, {"next_epoch", strconv.FormatUint(peerEpoch, 10)}, {"fenced_by", peer}}, e.Metadata...)
-	r.emit(e)
-	return true, nil
-}
-
-// fencedBy reports whether a node holding role at epoch must step down for
-// peer's authority: a higher epoch, or two primaries at one epoch, where the
-// name that sorts first stays primary.
-func (r *Registry) fencedBy(role Role, epoch uint64, peer string, peerRole Role, peerEpoch uint64) bool {
-	return peerEpoch > epoch || (peerEpoch == epoch && peerRole == RolePrimary && role == RolePrimary && r.self > peer)
+	eff, err := r.StepAuthority(authority.Observed{Peer: peer, Role: string(peerRole), Epoch: peerEpoch}, trigger)
+	return eff.Fenced != nil, err
 }
 
 // Promote makes the local standby the primary at epoch+1 and returns the new
 // epoch. The caller decides whether promotion is safe.
 func (r *Registry) Promote(lost string) (uint64, error) {
-	r.lock()
-	defer r.unlock()
-	if r.role != RoleStandby {
-		return r.epoch, fmt.Errorf("promote: local node is %s", r.role)
-	}
-	prevRole, prevEpoch := r.role, r.epoch
-	if err := r.setAuthorityLocked(RolePrimary, r.epoch+1); err != nil {
-		return prevEpoch, err
-	}
-	r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
-		{"previous_role", string(prevRole)}, {"previous_epoch", strconv.FormatUint(prevEpoch, 10)},
-		{"next_epoch", strconv.FormatUint(r.epoch, 10)}, {"disconnected_node", lost}}})
-	return r.epoch, nil
+	_, epoch := r.Authority()
+	return r.PromoteAt(lost, epoch+1)
 }
 
-func (r *Registry) setAuthorityLocked(role Role, epoch uint64) error {
-	if r.persist != nil {
-		if err := r.persist(role, epoch); err != nil {
-			return fmt.Errorf("persist authority %s@%d: %w", role, epoch, err)
+// PromoteAt makes the local standby the primary at epoch, an epoch an
+// arbiter granted, and returns it. It fails when the node is not a standby,
+// is quarantined (the loss is then deferred), or epoch is not above the
+// local one.
+func (r *Registry) PromoteAt(lost string, epoch uint64) (uint64, error) {
+	eff, err := r.StepAuthority(authority.Promote{Lost: lost, Epoch: epoch}, nil)
+	if err == nil {
+		err = eff.Err
+	}
+	_, now := r.Authority()
+	return now, err
+}
+
+// StepAuthority applies one event to the node's authority machine and
+// returns its effects for the engine to carry out (wake waiters, ping peers,
+// act on a deferred loss). Steps are serialized by authMu; a change of role
+// or epoch is persisted (Options.Persist) with authMu held and mu not held,
+// before it takes effect, so the write and sync of the authority file never
+// hold up the requests going through the registry. When the persist fails
+// the machine is left as it was and the error returned. The diagnostics of
+// a fencing, promotion, quarantine or release are recorded here, stamped
+// with the authority after the step. trigger, when known, names the record
+// that carried a peer's higher epoch.
+func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority.Effects, error) {
+	if o, ok := ev.(authority.Observed); ok {
+		a := r.published.Load()
+		if !authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, o.Peer, o.Role, o.Epoch) {
+			return authority.Effects{}, nil // the common case, decided without the locks
 		}
 	}
-	r.role, r.epoch = role, epoch
+	r.authMu.Lock()
+	next, eff := r.auth.Step(ev) // auth changes only under authMu: the decision holds until it is applied
+	if eff.Persist != nil {
+		if err := r.persistAuthority(Role(eff.Persist.Role), eff.Persist.Epoch); err != nil {
+			r.authMu.Unlock()
+			return authority.Effects{}, err
+		}
+	}
+	r.lock()
+	defer r.unlock()
+	r.auth = next
+	st := next.State()
+	r.role, r.epoch, r.fenceGen = Role(st.Role), st.Epoch, next.FenceGen()
 	r.publishLocked()
+	r.authMu.Unlock() // published: the next change may be decided; entries are delivered without it
+	if c := eff.Fenced; c != nil {
+		e := Entry{Transition: TransitionFencedRejoin, Reason: c.Reason}
+		if trigger != nil {
+			e = r.recordEntry(TransitionFencedRejoin, trigger, c.Reason)
+		}
+		e.Metadata = append([]KV{{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_role", c.Next.Role}, {"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"fenced_by", c.Peer}}, e.Metadata...)
+		r.emit(e)
+	}
+	if c := eff.Promoted; c != nil {
+		r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
+			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"disconnected_node", c.Peer}}})
+	}
+	if q := eff.Quarantined; q != nil {
+		r.emit(Entry{Transition: TransitionQuarantined, Reason: string(ReasonQuarantined),
+			Metadata: []KV{{"pause_ms", strconv.FormatInt(q.Gap.Milliseconds(), 10)}}})
+	}
+	if eff.Released != "" {
+		r.emit(Entry{Transition: TransitionQuarantineReleased, Metadata: []KV{{"confirmed_by", eff.Released}}})
+	}
+	return eff, nil
+}
+
+// persistAuthority hands a new authority to Persist before it takes effect.
+// It is called with authMu held and mu not held.
+func (r *Registry) persistAuthority(role Role, epoch uint64) error {
+	if r.persist == nil {
+		return nil
+	}
+	if err := r.persist(role, epoch); err != nil {
+		return fmt.Errorf("persist authority %s@%d: %w", role, epoch, err)
+	}
 	return nil
 }
 
@@ -895,40 +958,44 @@ func (r *Registry) raiseAttemptLocked(w uint64) {
 	}
 }
 
-// NodeLost applies the loss of node to every pending record and returns the
-// pending work records the lost node owned, which must be re-run elsewhere.
-// Records it mirrored for us continue degraded.
+// NodeLost applies the loss of node to every pending record, in key order,
+// and returns the pending work records the lost node owned, which must be
+// re-run elsewhere. Records it mirrored for us continue degraded. A record
+// the store cannot take is left as it was and not returned.
 func (r *Registry) NodeLost(node string) []Record {
 	r.lock()
 	defer r.unlock()
-	var orphaned []Record
-	keys := make([]string, 0, len(r.records))
-	for k := range r.records {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		rec := r.records[k]
-		if !rec.Pending() {
-			continue
+	var orphaned, pending []Record
+	for rec := range r.store.Pending() {
+		if rec.OwnerNode == node || rec.ReplicaNode == node && rec.OwnerNode == r.self {
+			pending = append(pending, rec)
 		}
+	}
+	for i := range pending {
+		rec := &pending[i]
+		var transition string
 		switch {
 		case rec.OwnerNode == node && r.role == RoleStandby:
 			rec.Health = HealthDegraded
 			rec.Error = "replication_source_lost:" + node
-			r.emitRecord(TransitionReplicationSourceLost, rec, rec.Error)
-			orphaned = append(orphaned, r.view(rec))
+			transition = TransitionReplicationSourceLost
 		case rec.OwnerNode == node:
 			rec.ReplicaStatus = ReplicaOwnerLost
 			rec.Health = HealthUnavailable
 			rec.Error = "owner_lost:" + node
-			r.emitRecord(TransitionOwnerLost, rec, rec.Error)
-			orphaned = append(orphaned, r.view(rec))
-		case rec.ReplicaNode == node && rec.OwnerNode == r.self:
+			transition = TransitionOwnerLost
+		default: // the lost node was the replica of a record this node owns
 			rec.ReplicaStatus = ReplicaDegradedContinuing
 			rec.Health = HealthDegraded
 			rec.Error = "replica_lost:" + node
-			r.emitRecord(TransitionDegraded, rec, rec.Error)
+			transition = TransitionDegraded
+		}
+		if r.putLocked(rec) != nil {
+			continue
+		}
+		r.emitRecord(transition, rec, rec.Error)
+		if rec.OwnerNode == node {
+			orphaned = append(orphaned, r.view(rec))
 		}
 	}
 	return orphaned
@@ -945,7 +1012,7 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 		return Record{}, err
 	}
 	if !rec.Pending() {
-		return r.view(rec), reasonError(ReasonAlreadyCompleted)
+		return r.view(&rec), reasonError(ReasonAlreadyCompleted)
 	}
 	prevOwner := rec.OwnerNode
 	rec.Attempt = r.allocateAttemptLocked()
@@ -955,10 +1022,44 @@ func (r *Registry) Rollover(key string, prev uint64) (Record, error) {
 	rec.RoutedRemotely, rec.FellBackLocally = false, true
 	rec.ExecutionNode = ""
 	rec.SubmittedAt = r.now().UTC()
-	r.emitRecord(TransitionRecoveryRollover, rec, "",
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
+	r.emitRecord(TransitionRecoveryRollover, &rec, "",
 		KV{"previous_attempt_id", FormatAttempt(prev)}, KV{"next_attempt_id", rec.AttemptID()},
 		KV{"previous_owner", prevOwner}, KV{"next_owner", r.self}, KV{"next_replica", ""})
-	return r.view(rec), nil
+	return r.view(&rec), nil
+}
+
+// RetryAttempt moves the pending record key, whose attempt prev this node
+// ran and which returned an error, to a new attempt at the current epoch
+// that this node runs again: declared work with a retry option. Owner and
+// replica stay; the node is the new attempt's ingress, as it allocated it.
+// meta is added to the work_retry diagnostic.
+func (r *Registry) RetryAttempt(key string, prev uint64, meta ...KV) (Record, error) {
+	r.lock()
+	defer r.unlock()
+	rec, err := r.lookupLocked(key, prev)
+	if err != nil {
+		return Record{}, err
+	}
+	if !rec.Pending() {
+		return r.view(&rec), reasonError(ReasonAlreadyCompleted)
+	}
+	if rec.OwnerNode != r.self {
+		return r.view(&rec), reasonError(ReasonOwnerNodeMismatch)
+	}
+	rec.Attempt = r.allocateAttemptLocked()
+	rec.Epoch = r.epoch
+	rec.IngressNode = r.self
+	rec.ExecutionNode, rec.Error = "", ""
+	rec.SubmittedAt = r.now().UTC()
+	if err := r.putLocked(&rec); err != nil {
+		return Record{}, err
+	}
+	r.emitRecord(TransitionWorkRetry, &rec, "",
+		append([]KV{{"previous_attempt_id", FormatAttempt(prev)}, {"next_attempt_id", rec.AttemptID()}}, meta...)...)
+	return r.view(&rec), nil
 }
 
 // Emit records a node-level diagnostic, stamping it with the local authority

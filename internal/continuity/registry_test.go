@@ -2305,8 +2305,8 @@ func (s *sim) checkStep() {
 				pending++
 			}
 		}
-		if n.reg.Len() > n.reg.kept.bound+pending {
-			s.t.Fatalf("%s: Len %d > retain %d + pending %d", n.name, n.reg.Len(), n.reg.kept.bound, pending)
+		if n.reg.Len() > n.reg.memory().kept.bound+pending {
+			s.t.Fatalf("%s: Len %d > retain %d + pending %d", n.name, n.reg.Len(), n.reg.memory().kept.bound, pending)
 		}
 	}
 }

@@ -83,18 +83,19 @@ func (t *retained) entryAt(p uint64) (uint64, []byte) {
 	return h, c[off+entryHeader : off+entryHeader+int(n)]
 }
 
-// lookup returns the live entry of key, decoded, or false.
-func (t *retained) lookup(key string) (*Record, bool) {
+// get decodes the live entry of key into *rec, or reports false (and leaves
+// *rec zero).
+func (t *retained) get(key string, rec *Record) bool {
 	p, ok := t.index[t.hash(key)]
 	if !ok {
-		return nil, false
+		return false
 	}
 	_, b := t.entryAt(p)
-	rec, err := decodeRetained(b)
-	if err != nil || rec.RequestKey != key {
-		return nil, false // another key of the same hash (see put)
+	if err := decodeRetainedInto(b, rec); err != nil || rec.RequestKey != key {
+		*rec = Record{}
+		return false // another key of the same hash (see put)
 	}
-	return rec, true
+	return true
 }
 
 // remove makes key's entry, if any, dead.
@@ -188,8 +189,10 @@ func (t *retained) popHead() {
 	}
 }
 
-// each calls fn with every live record, decoded, oldest first.
-func (t *retained) each(fn func(*Record)) {
+// each calls fn with every live record, decoded, oldest first, until fn
+// returns false.
+func (t *retained) each(fn func(*Record) bool) {
+	var rec Record
 	for i, c := range t.chunks {
 		off := 0
 		if i == 0 {
@@ -202,8 +205,8 @@ func (t *retained) each(fn func(*Record)) {
 			if q, ok := t.index[h]; !ok || q != p {
 				continue
 			}
-			if rec, err := decodeRetained(b); err == nil {
-				fn(rec)
+			if err := decodeRetainedInto(b, &rec); err == nil && !fn(&rec) {
+				return
 			}
 		}
 	}
@@ -235,7 +238,14 @@ const (
 	flagSubmittedAt
 	flagCompletedAt
 	flagRefused
+	// flagWork: the entry ends with the typed work section (a version byte,
+	// then Input and Output, each with a presence byte and length-prefixed),
+	// after Response. Entries without it predate typed work or carry none.
+	flagWork
 )
+
+// retainedWorkVersion is the layout of the typed work section.
+const retainedWorkVersion = 1
 
 func retainedSize(r *Record) int {
 	n := 3*binary.MaxVarintLen64 + 2*12 + 2
@@ -244,7 +254,11 @@ func retainedSize(r *Record) int {
 		string(r.Role), string(r.Health)} {
 		n += binary.MaxVarintLen64 + len(s) + 1
 	}
-	return n + binary.MaxVarintLen64 + len(r.Response)
+	n += binary.MaxVarintLen64 + len(r.Response)
+	if r.Input != nil || r.Output != nil {
+		n += 3 + 2*binary.MaxVarintLen64 + len(r.Input) + len(r.Output)
+	}
+	return n
 }
 
 func appendString(b []byte, s string) []byte {
@@ -280,6 +294,10 @@ func appendRetained(b []byte, r *Record) []byte {
 	if r.Refused {
 		flags |= flagRefused
 	}
+	work := r.Input != nil || r.Output != nil
+	if work {
+		flags |= flagWork
+	}
 	b = appendString(b, r.RequestKey)
 	b = appendString(b, r.PayloadHash)
 	b = appendString(b, r.IngressNode)
@@ -299,7 +317,22 @@ func appendRetained(b []byte, r *Record) []byte {
 	b = append(b, byte(r.Kind), flags)
 	b = appendTime(b, r.SubmittedAt)
 	b = appendTime(b, r.CompletedAt)
-	return append(binary.AppendUvarint(b, uint64(len(r.Response))), r.Response...)
+	b = append(binary.AppendUvarint(b, uint64(len(r.Response))), r.Response...)
+	if work {
+		b = append(b, retainedWorkVersion)
+		b = appendOptionalBytes(b, r.Input)
+		b = appendOptionalBytes(b, r.Output)
+	}
+	return b
+}
+
+// appendOptionalBytes appends a presence byte (so nil and empty stay apart)
+// and, when present, v length-prefixed.
+func appendOptionalBytes(b, v []byte) []byte {
+	if v == nil {
+		return append(b, 0)
+	}
+	return append(binary.AppendUvarint(append(b, 1), uint64(len(v))), v...)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -334,6 +367,20 @@ func (d *retainedReader) bytes() []byte {
 	v := d.b[:n]
 	d.b = d.b[n:]
 	return v
+}
+
+// optionalBytes reads what appendOptionalBytes wrote, as a copy.
+func (d *retainedReader) optionalBytes() []byte {
+	switch d.byte() {
+	case 0:
+		return nil
+	case 1:
+		v := d.bytes()
+		return append(make([]byte, 0, len(v)), v...)
+	default:
+		d.err, d.b = errRetained, nil
+		return nil
+	}
 }
 
 func (d *retainedReader) string() string { return string(d.bytes()) }
@@ -379,8 +426,18 @@ func retainedKeyIs(b []byte, key string) bool {
 }
 
 func decodeRetained(b []byte) (*Record, error) {
+	r := new(Record)
+	if err := decodeRetainedInto(b, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// decodeRetainedInto decodes the entry b into *r, every field of which it
+// sets.
+func decodeRetainedInto(b []byte, r *Record) error {
 	d := retainedReader{b: b}
-	r := &Record{}
+	*r = Record{}
 	r.RequestKey = d.string()
 	r.PayloadHash = d.string()
 	r.IngressNode = d.string()
@@ -401,8 +458,15 @@ func decodeRetained(b []byte) (*Record, error) {
 	flags := d.byte()
 	submitted, completed := d.time(), d.time()
 	resp := d.bytes()
+	if flags&flagWork != 0 {
+		if d.byte() != retainedWorkVersion {
+			*r = Record{}
+			return errRetained
+		}
+		r.Input, r.Output = d.optionalBytes(), d.optionalBytes()
+	}
 	if d.err != nil || len(d.b) != 0 {
-		return nil, errRetained
+		return errRetained
 	}
 	r.RoutedRemotely = flags&flagRoutedRemotely != 0
 	r.FellBackLocally = flags&flagFellBackLocally != 0
@@ -416,5 +480,5 @@ func decodeRetained(b []byte) (*Record, error) {
 	if flags&flagResponse != 0 {
 		r.Response = append(make([]byte, 0, len(resp)), resp...)
 	}
-	return r, nil
+	return nil
 }

@@ -30,7 +30,12 @@ func TestRetainedEncodingRoundTrips(t *testing.T) {
 	odd.SubmittedAt = time.Date(1500, 1, 1, 0, 0, 0, 1, time.UTC) // outside the UnixNano range
 	refused := bare
 	refused.Error, refused.Refused = string(ReasonReplicaRequiredUnavailable), true
-	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd, "refused": refused} {
+	typed := full
+	typed.Kind, typed.Response, typed.Input, typed.Output = KindWork, nil, []byte(`{"id":42}`), []byte{0, 0xff}
+	inputOnly := bare
+	inputOnly.Input = []byte{}
+	for name, rec := range map[string]Record{"full": full, "bare": bare, "empty response": empty, "unknown enums": odd, "refused": refused,
+		"typed work": typed, "empty input only": inputOnly} {
 		b := appendRetained(nil, &rec)
 		if len(b) > retainedSize(&rec) {
 			t.Fatalf("%s: encoded %d bytes, size estimate %d", name, len(b), retainedSize(&rec))
@@ -73,7 +78,7 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 		put(fmt.Sprint(i), "")
 	}
 	var order []string
-	kept.each(func(r *Record) { order = append(order, r.RequestKey) })
+	kept.each(func(r *Record) bool { order = append(order, r.RequestKey); return true })
 	if strings.Join(order, ",") != "2,3,4" || kept.live != 3 {
 		t.Fatalf("retained %v (live %d), want the newest three oldest first", order, kept.live)
 	}
@@ -94,7 +99,7 @@ func TestRetainedEvictsOldestAndBoundsTheLog(t *testing.T) {
 	}
 	kept.remove("never-stored") // no effect
 	live := 0
-	kept.each(func(*Record) { live++ })
+	kept.each(func(*Record) bool { live++; return true })
 	if live != kept.live {
 		t.Fatalf("each saw %d records, live counts %d", live, kept.live)
 	}
@@ -140,7 +145,7 @@ func TestRetainedReusesEmptiedChunks(t *testing.T) {
 		t.Fatalf("eviction order holds %d entries, the log %d", n, kept.total)
 	}
 	var keys []string
-	kept.each(func(r *Record) { keys = append(keys, r.RequestKey) })
+	kept.each(func(r *Record) bool { keys = append(keys, r.RequestKey); return true })
 	if len(keys) != 500 || keys[0] != fmt.Sprint("churn-", seq-500) || keys[499] != fmt.Sprint("churn-", seq-1) {
 		t.Fatalf("after reuse: %d records, first %q, last %q", len(keys), keys[0], keys[len(keys)-1])
 	}
@@ -179,6 +184,9 @@ func FuzzDecodeRetained(f *testing.F) {
 	bare := Record{RequestKey: "b", Phase: "x"}
 	f.Add(appendRetained(nil, &bare))
 	f.Add([]byte{})
+	typed := fullRecord("t")
+	typed.Input, typed.Output = []byte(`{"id":42}`), []byte(`"ok"`)
+	f.Add(appendRetained(nil, &typed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		rec, err := decodeRetained(b)
 		if err != nil {
@@ -203,16 +211,16 @@ func TestPendingMapShrinksAfterBurst(t *testing.T) {
 		}
 		attempts = append(attempts, d.Record.Attempt)
 	}
-	if r.recordsPeak != 5000 {
-		t.Fatalf("peak %d, want 5000", r.recordsPeak)
+	if r.memory().pendingPeak != 5000 {
+		t.Fatalf("peak %d, want 5000", r.memory().pendingPeak)
 	}
 	for i, a := range attempts {
 		if _, err := r.Complete(fmt.Sprint("k", i), a, "a", 0); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r.recordsPeak >= 1024 || len(r.records) != 0 || r.Len() != 100 {
-		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.recordsPeak, len(r.records), r.Len())
+	if r.memory().pendingPeak >= 1024 || len(r.memory().pending) != 0 || r.Len() != 100 {
+		t.Fatalf("after draining: peak %d, pending %d, Len %d", r.memory().pendingPeak, len(r.memory().pending), r.Len())
 	}
 }
 
@@ -261,5 +269,27 @@ func TestRetainedByteBudget(t *testing.T) {
 	}
 	if _, ok := kept.lookup("tiny-2"); !ok || kept.live != 1 || len(kept.chunks) != 1 {
 		t.Fatalf("tiny budget: live %d, chunks %d", kept.live, len(kept.chunks))
+	}
+}
+
+// The typed work section of a retained entry is versioned and its presence
+// bytes are strict: anything else is a malformed entry, never a guess.
+func TestRetainedWorkSectionRejected(t *testing.T) {
+	rec := Record{RequestKey: "w", PayloadHash: "h", Phase: PhaseCompleted, Result: ResultSucceeded, OwnerNode: "a",
+		ReplicationCount: 1, Output: []byte("out")}
+	b := appendRetained(nil, &rec)
+	at := len(b) - (1 + 1 + 1 + 1 + 3) // version, input presence, output presence, length, value
+	for name, mutate := range map[string]func([]byte){
+		"unknown version":  func(b []byte) { b[at] = 2 },
+		"invalid presence": func(b []byte) { b[at+1] = 2 },
+	} {
+		c := append([]byte{}, b...)
+		mutate(c)
+		if _, err := decodeRetained(c); err == nil {
+			t.Fatalf("%s: decoded", name)
+		}
+	}
+	if got, err := decodeRetained(b); err != nil || string(got.Output) != "out" || got.Input != nil {
+		t.Fatalf("valid entry: %+v, %v", got, err)
 	}
 }

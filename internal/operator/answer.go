@@ -40,6 +40,9 @@ type StatusView struct {
 	Ready     bool
 	// NotReadyReason names why the node is not ready; empty when Ready.
 	NotReadyReason string
+	// SafetyMode is the kind of arbiter that decides promotions: peer,
+	// postgres or etcd.
+	SafetyMode string
 }
 
 // PeerView is what a node knows of one peer: the state of the link and,
@@ -78,7 +81,7 @@ func Answer(q wire.OperatorQuery, src Source) wire.OperatorReply {
 		if !ok {
 			return errorReply(string(continuity.ReasonRequestKeyNotFound))
 		}
-		doc = ContinuityRecord{Record: newRecord(r)}
+		doc = newContinuityRecord(r)
 	case KindContinuityList:
 		doc = newContinuityList(src.Records(), q.HasLimit, q.Limit)
 	case KindDiagnostics:
@@ -147,6 +150,7 @@ func newStatus(v StatusView) Status {
 			ClusterRole:       v.Role,
 			PromotionEpoch:    v.Epoch,
 			ReplicationHealth: v.Health,
+			SafetyMode:        v.SafetyMode,
 		},
 		Membership: Membership{LocalNode: v.LocalNode, Nodes: nodes, PeerNodes: peers},
 		Peers:      views,

@@ -2,6 +2,7 @@ package operator
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,6 +91,8 @@ func DecodeStatus(body []byte) (Status, error) {
 		return Status{}, invalidValue("status", "authority.cluster_role", string(s.Authority.ClusterRole))
 	case !validHealth(s.Authority.ReplicationHealth):
 		return Status{}, invalidValue("status", "authority.replication_health", string(s.Authority.ReplicationHealth))
+	case s.Authority.SafetyMode != "" && !validSafetyMode(s.Authority.SafetyMode):
+		return Status{}, invalidValue("status", "authority.safety_mode", s.Authority.SafetyMode)
 	case s.Membership.LocalNode == "":
 		return Status{}, errors.New("status: membership.local_node is empty")
 	case s.Readiness != nil && !s.Readiness.Ready && (s.Readiness.Reason == nil || *s.Readiness.Reason == ""):
@@ -121,6 +124,9 @@ func DecodeContinuityRecord(body []byte) (ContinuityRecord, error) {
 		return ContinuityRecord{}, err
 	}
 	if err := validateRecord(c.Record); err != nil {
+		return ContinuityRecord{}, fmt.Errorf("continuity record: %w", err)
+	}
+	if err := validateResult(c.ResultEncoding, c.ResultValue); err != nil {
 		return ContinuityRecord{}, fmt.Errorf("continuity record: %w", err)
 	}
 	return c, nil
@@ -188,6 +194,33 @@ var recordKeys = []string{
 }
 
 func checkRecordKeys(o object) error { return o.require(recordKeys...) }
+
+// validateResult checks a lookup's result_encoding against its result_value:
+// both null (or absent), JSON inline, or a base64 string.
+func validateResult(enc *string, value json.RawMessage) error {
+	null := len(bytes.TrimSpace(value)) == 0 || bytes.Equal(bytes.TrimSpace(value), []byte("null"))
+	switch {
+	case enc == nil && null:
+		return nil
+	case enc == nil:
+		return errors.New("result_value without result_encoding")
+	case *enc == ResultEncodingJSON:
+		if len(bytes.TrimSpace(value)) == 0 {
+			return errors.New("result_encoding json without result_value")
+		}
+		return nil // inline JSON (null included): parsing the document checked it
+	case *enc == ResultEncodingBase64:
+		var s string
+		if err := json.Unmarshal(value, &s); err != nil {
+			return fmt.Errorf("result_value: base64 result is not a string")
+		}
+		if _, err := base64.StdEncoding.DecodeString(s); err != nil {
+			return fmt.Errorf("result_value: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("invalid result_encoding %q", *enc)
+}
 
 func validateRecord(r Record) error {
 	switch {
@@ -340,3 +373,6 @@ func (o object) each(k string, check func(object) error) error {
 	}
 	return nil
 }
+
+// validSafetyMode reports whether m is a safety mode a node may report.
+func validSafetyMode(m string) bool { return m == "peer" || m == "postgres" || m == "etcd" }

@@ -1,7 +1,10 @@
 package operator
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"meshgo.dev/mesh/internal/continuity"
 )
@@ -61,12 +64,15 @@ type Readiness struct {
 	Reason *string `json:"reason"`
 }
 
-// Authority is a node's role, promotion epoch and aggregated replication
-// health.
+// Authority is a node's role, promotion epoch, aggregated replication
+// health and safety mode: the kind of arbiter that decides its promotions
+// (peer, postgres or etcd). A node from before safety_mode sends none, and
+// DecodeStatus then leaves SafetyMode empty.
 type Authority struct {
 	ClusterRole       continuity.Role   `json:"cluster_role"`
 	PromotionEpoch    uint64            `json:"promotion_epoch"`
 	ReplicationHealth continuity.Health `json:"replication_health"`
+	SafetyMode        string            `json:"safety_mode"`
 }
 
 // Membership is the node's own name and its connected peers. Nodes is the
@@ -105,10 +111,43 @@ type Record struct {
 	SubmittedAt                *time.Time               `json:"submitted_at"`
 }
 
-// ContinuityRecord is the reply to a continuity lookup: one record.
+// ContinuityRecord is the reply to a continuity lookup: one record, and the
+// stored output of typed declared work when the record carries one.
+// ResultValue is that output inline when it is valid JSON (ResultEncoding
+// "json"), else a base64 string (ResultEncoding "base64"); both are null for
+// a record without an output. Nodes from before typed work send neither key.
 type ContinuityRecord struct {
-	Record Record `json:"record"`
-	Target string `json:"target"`
+	Record         Record          `json:"record"`
+	ResultEncoding *string         `json:"result_encoding"`
+	ResultValue    json.RawMessage `json:"result_value"`
+	Target         string          `json:"target"`
+}
+
+// Result encodings of ContinuityRecord.ResultValue.
+const (
+	ResultEncodingJSON   = "json"
+	ResultEncodingBase64 = "base64"
+)
+
+// newContinuityRecord converts a stored record to its lookup document.
+func newContinuityRecord(r continuity.Record) ContinuityRecord {
+	c := ContinuityRecord{Record: newRecord(r)}
+	if r.Output != nil {
+		c.ResultEncoding, c.ResultValue = resultValue(r.Output)
+	}
+	return c
+}
+
+// resultValue renders a stored output: inline when it is JSON in UTF-8 (so
+// the document carries it unchanged), else base64.
+func resultValue(out []byte) (*string, json.RawMessage) {
+	enc := ResultEncodingJSON
+	if json.Valid(out) && utf8.Valid(out) {
+		return &enc, append(json.RawMessage(nil), out...)
+	}
+	enc = ResultEncodingBase64
+	b, _ := json.Marshal(base64.StdEncoding.EncodeToString(out))
+	return &enc, b
 }
 
 // ContinuityList is the reply to a continuity list query. Records are sorted

@@ -56,7 +56,8 @@ func goldenSource() *fakeSource {
 				{Node: standbyNode, Link: LinkConnected, Heard: true, Role: continuity.RoleStandby, Epoch: 1, HeartbeatAge: 120 * time.Millisecond},
 				{Node: primaryNode, Link: LinkConnected}, // the local node: dropped
 			},
-			Ready: true,
+			Ready:      true,
+			SafetyMode: "peer",
 		},
 		records: []continuity.Record{
 			{

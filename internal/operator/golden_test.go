@@ -41,6 +41,12 @@ var goldenCases = []struct {
 	}},
 	{"continuity_record", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "http-route::todos.List::7f3a"}, goldenSource},
 	{"continuity_record_pending", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "startup::work.Sync"}, goldenSource},
+	{"continuity_record_result", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "settle-42"}, func() *fakeSource {
+		return withTypedRecord([]byte(`{"id":42,"lines":[1,2],"settled":true}`))
+	}},
+	{"continuity_record_result_base64", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "settle-42"}, func() *fakeSource {
+		return withTypedRecord([]byte{0x00, 0xff, 'o', 'k'})
+	}},
 	{"continuity_list", wire.OperatorQuery{Kind: uint8(KindContinuityList)}, goldenSource},
 	{"continuity_list_limited", wire.OperatorQuery{Kind: uint8(KindContinuityList), HasLimit: true, Limit: 1}, goldenSource},
 	{"continuity_list_empty", wire.OperatorQuery{Kind: uint8(KindContinuityList)}, func() *fakeSource {
@@ -163,3 +169,20 @@ func checkSortedKeys(dec *json.Decoder) error {
 type keyOrderError struct{ prev, key string }
 
 func (e *keyOrderError) Error() string { return "key " + e.key + " follows " + e.prev }
+
+// withTypedRecord is goldenSource plus a completed typed work record whose
+// stored output is out.
+func withTypedRecord(out []byte) *fakeSource {
+	s := goldenSource()
+	s.records = append(s.records, continuity.Record{
+		RequestKey: "settle-42", PayloadHash: "sha256:5c1f", Attempt: 9,
+		Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
+		IngressNode: standbyNode, OwnerNode: primaryNode, ReplicaNode: standbyNode,
+		ReplicationCount: 2, ReplicaStatus: continuity.ReplicaMirrored,
+		Role: continuity.RolePrimary, Epoch: 1, Health: continuity.HealthHealthy,
+		ExecutionNode: primaryNode, RoutedRemotely: true, RuntimeName: "invoices.Settle",
+		SubmittedAt: fixedTime.Add(4 * time.Second), CompletedAt: fixedTime.Add(4100 * time.Millisecond),
+		Input: []byte(`{"id":42}`), Output: out,
+	})
+	return s
+}

@@ -39,6 +39,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	t.kv("cluster_role", string(s.Authority.ClusterRole))
 	t.kv("promotion_epoch", strconv.FormatUint(s.Authority.PromotionEpoch, 10))
 	t.kv("replication_health", string(s.Authority.ReplicationHealth))
+	if s.Authority.SafetyMode != "" {
+		t.kv("safety_mode", s.Authority.SafetyMode)
+	}
 	if r := s.Readiness; r != nil {
 		if r.Ready {
 			t.kv("readiness", "ready")
@@ -95,6 +98,18 @@ func (c *ContinuityRecord) WriteText(w io.Writer) error {
 	t.kv("error", r.Error)
 	t.kv("submitted_at", formatTime(r.SubmittedAt))
 	t.kv("completed_at", formatTime(r.CompletedAt))
+	if c.ResultEncoding != nil {
+		var value bytes.Buffer
+		if err := json.Compact(&value, c.ResultValue); err != nil {
+			value.Reset()
+			value.Write(c.ResultValue)
+		}
+		t.kv("result_encoding", *c.ResultEncoding)
+		t.kv("result_value", value.String())
+	} else {
+		t.kv("result_encoding", "")
+		t.kv("result_value", "")
+	}
 	return t.writeTo(w)
 }
 

@@ -92,6 +92,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(pendingRecord()))
 	f.Add(encodeRecord(extremeRecord())[:200])
 	f.Add(make([]byte, minRecordSize))
+	typed := pendingRecord()
+	typed.Input, typed.Output = []byte(`{"id":42}`), []byte{}
+	f.Add(encodeRecord(typed))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		d := NewDecoder(b)
 		r := DecodeRecord(d)

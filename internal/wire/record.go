@@ -54,6 +54,25 @@ func decodeEnum[T ~string](d *Decoder, table []T, what string) T {
 // of memory per record.
 const MaxStoredResponse = 64 << 10
 
+// MaxWorkValue is the longest encoded input or output of typed work
+// (Record.Input, Record.Output) a record may carry on the wire. The runtime's
+// own bound (MESH_WORK_MAX_RESULT_BYTES) may not exceed it, so DecodeRecord
+// refuses a longer one before allocating it.
+const MaxWorkValue = 4 << 20
+
+// kindWorkSection is set in a record's kind byte when the record ends with the
+// typed work section: a version byte (workSectionVersion), then Input and
+// Output, each a presence bool followed, when present, by a length-prefixed
+// blob. A record without typed work values encodes exactly as before the
+// section existed, so older encodings decode unchanged; a decoder that
+// predates the section rejects the flagged kind byte as an unknown kind
+// instead of misreading the fields.
+const kindWorkSection = 0x80
+
+// workSectionVersion is the layout of the typed work section. A decoder
+// rejects a version it does not know.
+const workSectionVersion = 1
+
 // minRecordSize is the encoded size of a record whose strings and response are
 // empty: the least a record can occupy, used to bound record counts.
 const minRecordSize = 9*4 + 5*8 + 9*1 // nine length prefixes, five u64/i64, nine u8
@@ -80,11 +99,43 @@ func EncodeRecord(e *Encoder, r continuity.Record) {
 	e.Bool(r.FellBackLocally)
 	e.String(r.Error)
 	e.String(r.RuntimeName)
-	e.U8(uint8(r.Kind))
+	work := r.Input != nil || r.Output != nil
+	if work {
+		e.U8(uint8(r.Kind) | kindWorkSection)
+	} else {
+		e.U8(uint8(r.Kind))
+	}
 	encodeTime(e, r.SubmittedAt)
 	encodeTime(e, r.CompletedAt)
 	e.Blob(r.Response)
 	e.Bool(r.Refused)
+	if work {
+		e.U8(workSectionVersion)
+		encodeOptionalBlob(e, r.Input)
+		encodeOptionalBlob(e, r.Output)
+	}
+}
+
+// encodeOptionalBlob writes a presence bool (nil and empty stay apart) and,
+// when present, v.
+func encodeOptionalBlob(e *Encoder, v []byte) {
+	e.Bool(v != nil)
+	if v != nil {
+		e.Blob(v)
+	}
+}
+
+// decodeOptionalBlob reads what encodeOptionalBlob wrote, refusing a value
+// longer than MaxWorkValue.
+func decodeOptionalBlob(d *Decoder, what string) []byte {
+	if !d.Bool() {
+		return nil
+	}
+	v := d.BlobMax(MaxWorkValue, what)
+	if v == nil && d.err == nil {
+		v = []byte{}
+	}
+	return v
 }
 
 // DecodeRecord reads a record written by EncodeRecord. Unknown enum codes and
@@ -111,25 +162,43 @@ func DecodeRecord(d *Decoder) continuity.Record {
 	r.FellBackLocally = d.Bool()
 	r.Error = d.String()
 	r.RuntimeName = d.Name()
-	r.Kind = decodeKind(d)
+	var work bool
+	r.Kind, work = decodeKind(d)
 	r.SubmittedAt = decodeTime(d)
 	r.CompletedAt = decodeTime(d)
 	r.Response = d.BlobMax(MaxStoredResponse, "stored response")
 	r.Refused = d.Bool()
+	if work {
+		off := d.off
+		if v := d.U8(); d.err == nil && v != workSectionVersion {
+			d.Fail(fmt.Errorf("%w: unknown work section version %d at offset %d", ErrInvalidValue, v, off))
+		}
+		r.Input = decodeOptionalBlob(d, "work input")
+		r.Output = decodeOptionalBlob(d, "work output")
+		if d.err == nil && r.Input == nil && r.Output == nil {
+			// The encoder writes the section only for a value: a section
+			// without one would not re-encode to the same bytes.
+			d.Fail(fmt.Errorf("%w: empty work section at offset %d", ErrInvalidValue, off))
+		}
+	}
 	if d.err != nil {
 		return continuity.Record{}
 	}
 	return r
 }
 
-func decodeKind(d *Decoder) continuity.Kind {
+// decodeKind reads the kind byte and reports whether it announces the typed
+// work section.
+func decodeKind(d *Decoder) (continuity.Kind, bool) {
 	off := d.off
-	k := continuity.Kind(d.U8())
+	b := d.U8()
+	work := b&kindWorkSection != 0
+	k := continuity.Kind(b &^ kindWorkSection)
 	if d.err == nil && k != continuity.KindWork && k != continuity.KindRoute {
 		d.Fail(fmt.Errorf("%w: unknown record kind %d at offset %d", ErrInvalidValue, k, off))
-		return 0
+		return 0, false
 	}
-	return k
+	return k, work
 }
 
 func encodeTime(e *Encoder, t time.Time) {

@@ -35,6 +35,8 @@ func fullRecord() continuity.Record {
 		CompletedAt:      time.Date(2025, 11, 26, 20, 10, 1, 5, time.UTC),
 		Response:         []byte("HTTP/1.1 201 Created\r\n\r\n{\"id\":42}"),
 		Refused:          true, // not a valid combination with completed; the codec does not care
+		Input:            []byte(`{"id":42}`),
+		Output:           []byte(`{"settled":true}`),
 	}
 }
 

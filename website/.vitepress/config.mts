@@ -73,6 +73,7 @@ export default defineConfig({
           { text: 'Operating Mesh', link: '/operating' },
           { text: 'Security', link: '/security' },
           { text: 'Distributed Proof', link: '/distributed-proof' },
+          { text: 'Production Backend Proof', link: '/production-backend-proof' },
         ],
       },
     ],

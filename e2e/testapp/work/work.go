@@ -4,6 +4,9 @@ package work
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"time"
 
 	"meshgo.dev/mesh"
 )
@@ -19,3 +22,34 @@ func Retry(ctx context.Context) (int, error) { return 0, errors.New("count 3 wor
 
 // Explode panics; declared when TESTAPP_DECLARE_EXPLODE=1.
 func Explode(ctx context.Context) (int, error) { panic("explode: deliberate crash") }
+
+// SettleInput is the input of the typed work Settle.
+type SettleInput struct {
+	ID      int `json:"id"`
+	SleepMS int `json:"sleep_ms,omitempty"` // how long the work runs
+}
+
+// SettleOutput is the output of Settle: which node ran which attempt.
+type SettleOutput struct {
+	ID      int    `json:"id"`
+	Node    string `json:"node"`
+	Attempt string `json:"attempt"`
+}
+
+// SettleDecl declares the typed work Settle (runtime name work.Settle, count 2).
+var SettleDecl = mesh.Work(Settle)
+
+// Settle is typed declared work: it sleeps for its input's SleepMS and
+// reports the node and attempt it ran under. It logs when it starts, so a
+// test can kill its node while it runs.
+func Settle(ctx context.Context, in SettleInput) (SettleOutput, error) {
+	id, _ := mesh.IdentityFrom(ctx)
+	node := mesh.Default().Name()
+	fmt.Fprintf(os.Stderr, "[testapp] settle started request_key=%s attempt_id=%s node=%s\n", id.RequestKey, id.AttemptID, node)
+	select {
+	case <-ctx.Done():
+		return SettleOutput{}, ctx.Err()
+	case <-time.After(time.Duration(in.SleepMS) * time.Millisecond):
+	}
+	return SettleOutput{ID: in.ID, Node: node, Attempt: id.AttemptID}, nil
+}

@@ -1,4 +1,4 @@
-package cluster
+package peer
 
 import (
 	"net"
@@ -9,20 +9,17 @@ import (
 	"meshgo.dev/mesh/internal/wire"
 )
 
-// pipeSession is a session whose writer sends into one end of an in-memory
+// pipeLink is a link whose writer sends into one end of an in-memory
 // pipe; the returned function reads the next message from the other end.
-func pipeSession(t *testing.T) (*session, func() wire.Message) {
+func pipeLink(t *testing.T) (*Link, func() wire.Message) {
 	t.Helper()
 	a, b := net.Pipe()
-	s := &session{n: &Node{cfg: Config{PeerTimeout: 5 * time.Second}}, peer: "peer@127.0.0.1:1", conn: a,
-		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
-		lazyDelay: time.Hour} // lazy frames wait for an urgent one unless a test shortens this
-	s.lazyTimer = time.AfterFunc(time.Hour, s.kick)
-	s.lazyTimer.Stop()
+	s := New(a, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+	s.lazyDelay = time.Hour // lazy frames wait for an urgent one unless a test shortens this
 	done := make(chan struct{})
 	go func() { defer close(done); s.writeLoop() }()
 	t.Cleanup(func() {
-		s.close(errSessionClosed)
+		s.Close(ErrClosed)
 		b.Close()
 		<-done
 	})
@@ -68,8 +65,8 @@ func expect(t *testing.T, next func() wire.Message, key string, phase continuity
 	}
 }
 
-func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
-	s, next := pipeSession(t)
+func TestLinkLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
+	s, next := pipeLink(t)
 	sub, done := continuity.PhaseSubmitted, continuity.PhaseCompleted
 	// a's newer transition replaces its queued one and moves behind b; the
 	// urgent ping follows every lazy transition queued before it.
@@ -77,11 +74,11 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 		key   string
 		phase continuity.Phase
 	}{{"a", sub}, {"b", sub}, {"a", done}} {
-		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, frameLazy); err != nil {
+		if err := s.enqueueFrame(nil, upsertFrame(t, step.key, step.phase), step.key, FrameLazy); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.send(wire.Ping{Nonce: 7}); err != nil {
+	if err := s.Send(wire.Ping{Nonce: 7}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, next, "b", sub, 0)
@@ -90,9 +87,9 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 
 	// An urgent transition of a key drops its queued lazy one; other lazy
 	// transitions still go first.
-	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", frameLazy)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", frameLazy)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", frameUrgent)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", sub), "c", FrameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "d", sub), "d", FrameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "c", done), "c", FrameUrgent)
 	expect(t, next, "d", sub, 0)
 	expect(t, next, "c", done, 0)
 
@@ -101,7 +98,7 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 	s.wmu.Lock()
 	s.lazyDelay = time.Millisecond
 	s.wmu.Unlock()
-	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", frameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "e", sub), "e", FrameLazy)
 	expect(t, next, "e", sub, 0)
 
 	// A final transition replaces the queued pending one but is not itself
@@ -109,10 +106,10 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 	s.wmu.Lock()
 	s.lazyDelay = time.Hour
 	s.wmu.Unlock()
-	_ = s.enqueueFrame(nil, upsertFrame(t, "f", sub), "f", frameLazy)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "f", done), "f", frameLazyLast)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "f", continuity.PhaseRejected), "f", frameLazy)
-	if err := s.send(wire.Ping{Nonce: 9}); err != nil {
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", sub), "f", FrameLazy)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", done), "f", FrameLazyLast)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "f", continuity.PhaseRejected), "f", FrameLazy)
+	if err := s.Send(wire.Ping{Nonce: 9}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, next, "f", done, 0)
@@ -120,17 +117,17 @@ func TestSessionLazyTransitionsCoalesceAndKeepOrder(t *testing.T) {
 	expect(t, next, "", "", 9)
 
 	// After every turn the queue starts empty: nothing is sent twice.
-	if err := s.send(wire.Ping{Nonce: 8}); err != nil {
+	if err := s.Send(wire.Ping{Nonce: 8}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, next, "", "", 8)
 }
 
-func TestSessionFlushWritesLazyTransitions(t *testing.T) {
-	s, next := pipeSession(t)
-	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", frameLazy)
+func TestLinkFlushWritesLazyTransitions(t *testing.T) {
+	s, next := pipeLink(t)
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", FrameLazy)
 	flushed := make(chan error, 1)
-	go func() { flushed <- s.flush(t.Context()) }()
+	go func() { flushed <- s.Flush(t.Context()) }()
 	expect(t, next, "a", continuity.PhaseSubmitted, 0)
 	if err := <-flushed; err != nil {
 		t.Fatal(err)

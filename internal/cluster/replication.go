@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"sync"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/peer"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// Replication: how a record transition made on this node reaches its peers,
+// and how a peer's transition is folded in here.
+//
+// The engine makes every record transition its peers must hear through the
+// record* methods below (TestTransitionsReplicatedInOnePlace rejects a call
+// to the registry methods behind them, Submit, Prepared, Refuse, Reject,
+// Complete, CompleteWithResponse, Rollover and Merge, anywhere else in the
+// package). Each makes one registry transition and hands what it produced
+// to replicate as an outbox entry: the record version and the transition
+// that made it. replicate encodes the entry once and queues it on every
+// peer link before the method returns, so any frame the caller sends next
+// (a forwarded request, a reply) follows it on the link. Whether an entry
+// goes out at once, with the link's next batched flush, or not on its own
+// is decided in one place: delivery.
+//
+// Record transitions that are not replicated, and why:
+//   - MirrorPrepare stores the copy a peer asked this node to mirror: the
+//     peer holds that version already.
+//   - NodeLost marks what the lost peer was doing: it has no peer to tell.
+//   - A merged peer version is not echoed; only a differing answer goes back
+//     (merge).
+
+// outboxEntry is one record version for the peers and the transition that
+// produced it.
+type outboxEntry struct {
+	tx  transition
+	rec continuity.Record
+}
+
+// transition names what produced an outbox entry.
+type transition uint8
+
+const (
+	// txCreated: a submission created a new attempt.
+	txCreated transition = iota
+	// txSubmitRejected: a submission was refused outright (the record
+	// carries why).
+	txSubmitRejected
+	// txPrepared: the replica acknowledged its copy (or this node is the
+	// replica).
+	txPrepared
+	// txRefused: an attempt this node was submitting was refused before
+	// it ran.
+	txRefused
+	// txRejected: an attempt ended without an outcome (a handler error, a
+	// lost owner, a failed dispatch).
+	txRejected
+	// txCompleted: an attempt ran here and its outcome was recorded.
+	txCompleted
+	// txRolledOver: pending work goes on under a new attempt.
+	txRolledOver
+	// txAnswer: not a transition of this node's but the version it keeps,
+	// sent because the peer holds or asked for another one.
+	txAnswer
+)
+
+// deliveryKind says when, if at all, an outbox entry is written to the peers.
+type deliveryKind uint8
+
+const (
+	// deliverHeld: the entry is not sent on its own; a later one carries
+	// the record.
+	deliverHeld deliveryKind = iota
+	// deliverUrgent: the entry wakes the writer at once.
+	deliverUrgent
+	// deliverBatched: the entry waits up to peer.LazyFlushDelay, and a later
+	// entry of the same key replaces it while it waits.
+	deliverBatched
+	// deliverBatchedLast: batched, and final: nothing is expected to
+	// replace it.
+	deliverBatchedLast
+)
+
+// delivery is the one rule deciding how an outbox entry travels.
+//
+// A new attempt mirrored to a replica is held: the Prepare carries it, and
+// the acknowledged version follows (txPrepared). A new unmirrored route
+// record this node runs itself is held too: it reaches the peer when it
+// ends, as nothing acts on its pending state (route records are never re-run
+// after a failover), which halves the frames per request. Work records and
+// forwarded requests are sent at once: the peer may have to recover the
+// work, or must run the request.
+//
+// Every other transition of a route record is batched, except the outcome
+// of a mirrored (count 2) record, which is urgent: nothing acts on the
+// others after a failover, so batching them saves a write and a wake-up on
+// both nodes per request, and a request that completes within the delay
+// costs the peer one upsert, not two. Work records are always urgent.
+func delivery(e *outboxEntry, self string) deliveryKind {
+	r := &e.rec
+	if e.tx == txCreated && (r.ReplicaNode != "" || (r.Kind == continuity.KindRoute && r.OwnerNode == self)) {
+		return deliverHeld
+	}
+	switch {
+	case r.Kind != continuity.KindRoute, r.ReplicationCount >= 2 && r.Phase.Terminal():
+		return deliverUrgent
+	case r.Phase.Terminal():
+		return deliverBatchedLast
+	}
+	return deliverBatched
+}
+
+// replicate queues e on every peer link, as delivery says. A batched entry
+// still precedes, on the link, every frame queued after it.
+func (n *Node) replicate(e outboxEntry) {
+	if n.cfg.mode() != ModeCluster {
+		return
+	}
+	var kind peer.FrameKind
+	switch delivery(&e, n.self) {
+	case deliverHeld:
+		return
+	case deliverUrgent:
+		kind = peer.FrameUrgent
+	case deliverBatched:
+		kind = peer.FrameLazy
+	case deliverBatchedLast:
+		kind = peer.FrameLazyLast
+	}
+	var arr [4]*session
+	sessions := n.appendSessions(arr[:0])
+	if len(sessions) == 0 {
+		return
+	}
+	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: e.rec}
+	bp := frameScratch.Get().(*[]byte)
+	msg := wire.AppendUpsert((*bp)[:0], &m)
+	for _, s := range sessions {
+		_ = s.link.Enqueue(msg, e.rec.RequestKey, kind)
+	}
+	if cap(msg) <= maxPooledFrame {
+		*bp = msg
+		frameScratch.Put(bp)
+	}
+}
+
+// frameScratch holds buffers replicate encodes a message into once for all
+// sessions.
+var frameScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxPooledFrame = 64 << 10
+
+// recordSubmit records a submission; a created attempt or an outright
+// refusal is replicated.
+func (n *Node) recordSubmit(req continuity.SubmitRequest) (continuity.Decision, error) {
+	dec, err := n.reg.Submit(req)
+	if err != nil {
+		return dec, err
+	}
+	switch dec.Outcome {
+	case continuity.OutcomeCreated:
+		n.replicate(outboxEntry{txCreated, dec.Record})
+	case continuity.OutcomeRejected:
+		n.replicate(outboxEntry{txSubmitRejected, dec.Record})
+	}
+	return dec, nil
+}
+
+// recordPrepared records that attempt's replica holds its copy.
+func (n *Node) recordPrepared(key string, attempt uint64) (continuity.Record, error) {
+	out, err := n.reg.Prepared(key, attempt)
+	if err == nil {
+		n.replicate(outboxEntry{txPrepared, out})
+	}
+	return out, err
+}
+
+// recordRefusal ends an attempt this node was submitting as refused.
+func (n *Node) recordRefusal(key string, attempt uint64, reason string) (continuity.Record, error) {
+	out, err := n.reg.Refuse(key, attempt, reason)
+	if err == nil {
+		n.replicate(outboxEntry{txRefused, out})
+	}
+	return out, err
+}
+
+// recordRejection ends an attempt without an outcome.
+func (n *Node) recordRejection(key string, attempt uint64, reason string) (continuity.Record, error) {
+	out, err := n.reg.Reject(key, attempt, reason)
+	if err == nil {
+		n.replicate(outboxEntry{txRejected, out})
+	}
+	return out, err
+}
+
+// recordCompletion records that attempt ran here, under fence generation gen.
+func (n *Node) recordCompletion(key string, attempt uint64, gen uint64) (continuity.Record, error) {
+	out, err := n.reg.Complete(key, attempt, n.self, gen)
+	if err == nil {
+		n.replicate(outboxEntry{txCompleted, out})
+	}
+	return out, err
+}
+
+// recordCompletionWithResponse is recordCompletion keeping the encoded
+// response for replay.
+func (n *Node) recordCompletionWithResponse(key string, attempt uint64, gen uint64, stored []byte) (continuity.Record, error) {
+	out, err := n.reg.CompleteWithResponse(key, attempt, n.self, gen, stored)
+	if err == nil {
+		n.replicate(outboxEntry{txCompleted, out})
+	}
+	return out, err
+}
+
+// recordCompletionWithOutput is recordCompletion keeping typed work's
+// encoded output.
+func (n *Node) recordCompletionWithOutput(key string, attempt uint64, gen uint64, output []byte) (continuity.Record, error) {
+	out, err := n.reg.CompleteWithOutput(key, attempt, n.self, gen, output)
+	if err == nil {
+		n.replicate(outboxEntry{txCompleted, out})
+	}
+	return out, err
+}
+
+// recordRollover moves pending work from rec's attempt to a new one and
+// records the automatic recovery, with reason, before replicating it.
+func (n *Node) recordRollover(rec continuity.Record, reason string) (continuity.Record, error) {
+	next, err := n.reg.Rollover(rec.RequestKey, rec.Attempt)
+	if err != nil {
+		return next, err
+	}
+	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, reason,
+		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
+		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
+		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
+	n.replicate(outboxEntry{txRolledOver, next})
+	return next, nil
+}
+
+// recordRetry moves work whose handler returned an error to a new attempt
+// (mesh.Retry), recording the work_retry transition with meta, and
+// replicates it.
+func (n *Node) recordRetry(rec continuity.Record, meta ...continuity.KV) (continuity.Record, error) {
+	next, err := n.reg.RetryAttempt(rec.RequestKey, rec.Attempt, meta...)
+	if err == nil {
+		n.replicate(outboxEntry{txRolledOver, next})
+	}
+	return next, err
+}
+
+// answer sends the peers the version of a record this node keeps, when a
+// peer holds or asked for another one.
+func (n *Node) answer(rec continuity.Record) { n.replicate(outboxEntry{txAnswer, rec}) }
+
+// merge folds one peer record into the registry. When the peer's version
+// loses to the one kept here, the kept one is sent back: the peer holds on to
+// its own until it hears a version it prefers, and nothing else would tell
+// it (a node replicates a record only when it changes), so the two would
+// disagree for good. Both sides choose with one order at any moment, so the
+// answer is adopted and the exchange ends there.
+func (n *Node) merge(rec continuity.Record, from string) {
+	m, err := n.reg.MergeOutcome(rec, from)
+	if err != nil {
+		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
+		return
+	}
+	switch {
+	case !m.Changed && !continuity.SameVersion(m.Kept, rec):
+		n.answer(m.Kept)
+	case m.ReplacedOther:
+		// The peer's version of another attempt won here. The peer may
+		// meanwhile hold a third version (the order of one key's versions
+		// changes as an attempt is refused), so it hears what this node
+		// now keeps; it answers only if it keeps something else.
+		n.answer(m.Kept)
+	}
+}

@@ -1,0 +1,117 @@
+package continuity
+
+import (
+	"iter"
+	"slices"
+
+	"meshgo.dev/mesh/internal/mapsize"
+)
+
+// MemoryStore is the Store that keeps records in memory only, for as long as
+// the process lives: pending records as Go values in a map, since every step
+// of a request changes them, and terminal ones encoded in the retained log
+// (retained.go), which bounds them by count and bytes and keeps the garbage
+// collector off them. Like every Store it is used by one goroutine at a time
+// (Sync excepted, which touches nothing); the zero value is not usable, call
+// NewMemoryStore.
+type MemoryStore struct {
+	pending     map[string]*Record
+	pendingPeak int // for mapsize: pending is rebuilt after a burst drains
+	kept        *retained
+
+	// missed is the key the last Get did not find, if no Put came since:
+	// a submission looks its key up, misses, and stores it, and Put then
+	// knows there is no older version to look for.
+	missed string
+}
+
+// NewMemoryStore returns an empty store that keeps terminal records within
+// limit.
+func NewMemoryStore(limit Retention) *MemoryStore {
+	limit = limit.withDefaults()
+	return &MemoryStore{pending: map[string]*Record{}, kept: newRetained(limit.Records, limit.Bytes)}
+}
+
+// Get returns a copy of the record stored under key: the pending record, or
+// the retained one decoded.
+func (m *MemoryStore) Get(key string) (Record, bool) {
+	if rec, ok := m.pending[key]; ok {
+		m.missed = ""
+		return *rec, true
+	}
+	var rec Record
+	ok := m.kept.get(key, &rec)
+	m.missed = ""
+	if !ok {
+		m.missed = key
+	}
+	return rec, ok
+}
+
+// Put stores rec under its key: a pending record in the map (in place of the
+// stored one, so an update allocates nothing), a terminal one encoded among
+// the retained records, which evicts the oldest beyond the bound. It never
+// fails.
+func (m *MemoryStore) Put(rec Record) error {
+	fresh := m.missed != "" && m.missed == rec.RequestKey // no version of the key is stored
+	m.missed = ""
+	if rec.Phase.Terminal() {
+		if !fresh {
+			delete(m.pending, rec.RequestKey)
+			m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
+		}
+		m.kept.put(&rec)
+		return nil
+	}
+	if !fresh {
+		m.kept.remove(rec.RequestKey)
+		if p, ok := m.pending[rec.RequestKey]; ok {
+			*p = rec
+			return nil
+		}
+	}
+	p := new(Record)
+	*p = rec
+	m.pending[rec.RequestKey] = p
+	mapsize.Grew(m.pending, &m.pendingPeak)
+	return nil
+}
+
+// Pending yields every pending record in request key order.
+func (m *MemoryStore) Pending() iter.Seq[Record] {
+	return func(yield func(Record) bool) {
+		for _, k := range m.pendingKeys() {
+			if !yield(*m.pending[k]) {
+				return
+			}
+		}
+	}
+}
+
+// List yields the pending records in request key order, then the retained
+// ones oldest first.
+func (m *MemoryStore) List() iter.Seq[Record] {
+	return func(yield func(Record) bool) {
+		for _, k := range m.pendingKeys() {
+			if !yield(*m.pending[k]) {
+				return
+			}
+		}
+		m.kept.each(func(rec *Record) bool { return yield(*rec) })
+	}
+}
+
+func (m *MemoryStore) pendingKeys() []string {
+	keys := make([]string, 0, len(m.pending))
+	for k := range m.pending {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Len returns the number of pending and of retained records.
+func (m *MemoryStore) Len() (pending, retained int) { return len(m.pending), m.kept.live }
+
+// Sync returns nil: a memory store has nothing to make durable.
+func (m *MemoryStore) Sync() error { return nil }

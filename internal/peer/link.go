@@ -1,0 +1,478 @@
+package peer
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// ErrClosed is returned by a send or call on a closed link.
+var ErrClosed = errors.New("cluster session closed")
+
+// Handler receives what a link decodes from its peer. Its methods run on
+// the link's reader goroutine, one frame at a time in link order, so a
+// handler that blocks stops the link reading; work that may wait goes to
+// its own goroutine. Replies to Call never reach it.
+type Handler interface {
+	// HandleUpsert applies one record transition. m is reused for the
+	// next frame once the method returns.
+	HandleUpsert(m *wire.Upsert)
+	// Handle applies any other message.
+	Handle(m wire.Message)
+	// LinkClosed is called once, after the reader stopped, with why the
+	// link closed.
+	LinkClosed(cause error)
+}
+
+// Config is what a link needs from its owner.
+type Config struct {
+	Peer     string // the peer's node name
+	Outgoing bool   // this side dialed
+	// PeerTimeout is how long the peer may stay silent before the link
+	// closes, and how long a write may block.
+	PeerTimeout time.Duration
+	// HeartbeatInterval is how often Heartbeat's message is sent.
+	HeartbeatInterval time.Duration
+	Heartbeat         func() wire.Message
+	Log               *slog.Logger
+}
+
+// Link is an authenticated connection to one peer. One goroutine reads and
+// hands frames to the Handler in order; one goroutine writes, coalescing
+// every frame queued meanwhile into a single buffered flush (one TLS record
+// and one syscall for many frames under load); a third sends heartbeats.
+// Any frame counts as a sign of life: a peer silent for the peer timeout
+// closes the link.
+type Link struct {
+	cfg  Config
+	h    Handler
+	peer string
+	conn net.Conn
+
+	// Outgoing frames, in send order, shared by every sender and writeLoop.
+	wmu       sync.Mutex
+	wbuf      []byte          // encoded frames writeLoop has not taken yet
+	lazy      lazyRecords     // record transitions queued after all of wbuf
+	wurgent   bool            // wbuf holds a frame that must go out now
+	wlazy     bool            // a lazy flush is scheduled
+	wwaiters  []chan struct{} // closed once what was queued before them is written
+	wroom     chan struct{}   // closed (and replaced) when writeLoop takes wbuf
+	wake      chan struct{}   // capacity 1: writeLoop has something to do
+	lazyDelay time.Duration   // LazyFlushDelay, but for tests
+	lazyTimer *time.Timer
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	err       error // why the link closed; set before closed is closed
+
+	calls sync.Map // call id -> chan wire.Message
+}
+
+// New wraps conn, already authenticated, as a link handing what it reads to
+// h. Nothing runs until Start.
+func New(conn net.Conn, cfg Config, h Handler) *Link {
+	l := &Link{cfg: cfg, h: h, peer: cfg.Peer, conn: conn,
+		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		lazyDelay: LazyFlushDelay}
+	l.lazyTimer = time.AfterFunc(time.Hour, l.kick)
+	l.lazyTimer.Stop()
+	return l
+}
+
+// Start runs the link's writer, reader and heartbeat, each through goRun.
+func (l *Link) Start(goRun func(func())) {
+	goRun(l.writeLoop)
+	goRun(l.readLoop)
+	goRun(l.heartbeatLoop)
+}
+
+// Peer returns the peer's node name.
+func (l *Link) Peer() string { return l.peer }
+
+// Outgoing reports whether this side dialed.
+func (l *Link) Outgoing() bool { return l.cfg.Outgoing }
+
+// Done is closed when the link closes.
+func (l *Link) Done() <-chan struct{} { return l.closed }
+
+// IsClosed reports whether the link closed.
+func (l *Link) IsClosed() bool {
+	select {
+	case <-l.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close closes the link for cause, at once; later calls do nothing. It
+// closes the transport under TLS rather than the TLS connection:
+// tls.Conn.Close first writes a close_notify alert, which waits up to 5 s for
+// a peer that does not read (cut off, frozen), while the reader that saw the
+// peer fall silent waits here before the loss is handled, and the engine's
+// crash path closes links under its own lock. The peer reads EOF at a record
+// boundary either way.
+func (l *Link) Close(cause error) {
+	l.closeOnce.Do(func() {
+		l.err = cause
+		close(l.closed)
+		if tc, ok := l.conn.(*tls.Conn); ok {
+			tc.NetConn().Close()
+		} else {
+			l.conn.Close()
+		}
+	})
+}
+
+// Outgoing queue bounds.
+const (
+	// LazyFlushDelay is how long a frame nobody waits for may sit in the
+	// queue before it is written; anything urgent writes it sooner.
+	LazyFlushDelay = 10 * time.Millisecond
+	// maxQueuedBytes bounds the encoded frames waiting for the writer; a
+	// sender finding more waits (backpressure) rather than grow memory.
+	maxQueuedBytes = 8 << 20
+	// keptWriteBuffer is the largest buffer the writer keeps for reuse.
+	keptWriteBuffer = 256 << 10
+)
+
+// Send queues one message to be written at once. It fails only when the
+// link is closed; a write error later closes the link, which every caller
+// waiting for a reply observes.
+func (l *Link) Send(m wire.Message) error { return l.enqueueFrame(m, nil, "", FrameUrgent) }
+
+// Enqueue queues msg, one message already encoded (without its length
+// prefix), as a frame of the given kind; key names the record a lazy frame
+// carries a transition of. Many links can share one encoding.
+func (l *Link) Enqueue(msg []byte, key string, kind FrameKind) error {
+	return l.enqueueFrame(nil, msg, key, kind)
+}
+
+// FrameKind says when a queued frame is written.
+type FrameKind uint8
+
+const (
+	// FrameUrgent wakes the writer at once.
+	FrameUrgent FrameKind = iota
+	// FrameLazy is a record transition that may wait up to LazyFlushDelay;
+	// a later transition of the same key replaces it while it waits.
+	FrameLazy
+	// FrameLazyLast is FrameLazy for a final (terminal) transition: nothing
+	// is expected to replace it, so it is not indexed for replacement.
+	FrameLazyLast
+)
+
+// lazyRecords holds encoded record transitions that may wait up to
+// LazyFlushDelay, at most one per request key: queuing a newer transition of
+// a key drops the older one. Merging is by state, so the peer loses nothing
+// by never seeing a state that was already superseded.
+type lazyRecords struct {
+	buf  []byte      // length-prefixed frames, including dropped ones
+	ents []lazyEntry // in queue order
+	live map[string]int
+	dead int // bytes of buf held by dropped frames
+}
+
+type lazyEntry struct {
+	start, end int
+	dropped    bool
+}
+
+// drop forgets the queued transition of key, if any.
+func (l *lazyRecords) drop(key string) {
+	if i, ok := l.live[key]; ok {
+		e := &l.ents[i]
+		e.dropped = true
+		l.dead += e.end - e.start
+		delete(l.live, key)
+	}
+}
+
+// add records the frame appended to buf since start as the newest
+// transition of key; only an indexed one can be replaced later.
+func (l *lazyRecords) add(key string, start int, indexed bool) {
+	l.drop(key)
+	if indexed {
+		if l.live == nil {
+			l.live = map[string]int{}
+		}
+		l.live[key] = len(l.ents)
+	}
+	l.ents = append(l.ents, lazyEntry{start: start, end: len(l.buf)})
+}
+
+// moveTo appends the queued frames, in queue order, to dst and empties l.
+func (l *lazyRecords) moveTo(dst []byte) []byte {
+	if len(l.ents) == 0 {
+		return dst
+	}
+	if l.dead == 0 && len(dst) == 0 {
+		// Nothing precedes the queued frames: hand over the buffer itself
+		// and keep dst's for the next batch rather than copy.
+		dst, l.buf = l.buf, dst
+	} else if l.dead == 0 {
+		dst = append(dst, l.buf...)
+	} else {
+		for _, e := range l.ents {
+			if !e.dropped {
+				dst = append(dst, l.buf[e.start:e.end]...)
+			}
+		}
+	}
+	l.buf, l.ents, l.dead = l.buf[:0], l.ents[:0], 0
+	clear(l.live)
+	if cap(l.buf) > keptWriteBuffer {
+		l.buf = nil
+	}
+	return dst
+}
+
+func (l *lazyRecords) size() int { return len(l.buf) - l.dead }
+
+// enqueueFrame queues m, or when m is nil the encoded message msg, as one
+// frame of the given kind. A lazy frame (a transition of the record key,
+// which must then be set) waits up to LazyFlushDelay; an urgent one wakes
+// the writer now. A frame carrying a transition of key replaces a queued
+// lazy one of the same key.
+//
+// Order on the link is the order of the calls, except that a lazy frame
+// replaced by a newer one is not sent at all: before any frame that is not
+// lazy joins the queue, every lazy frame queued so far is moved ahead of it.
+func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKind) error {
+	lazy := kind != FrameUrgent
+	l.wmu.Lock()
+	for len(l.wbuf)+l.lazy.size() > maxQueuedBytes {
+		room := l.wroom
+		l.wmu.Unlock()
+		select {
+		case <-room:
+		case <-l.closed:
+			return ErrClosed
+		}
+		l.wmu.Lock()
+	}
+	if l.IsClosed() {
+		l.wmu.Unlock()
+		return ErrClosed
+	}
+	dst := &l.wbuf
+	if lazy {
+		dst = &l.lazy.buf
+	} else {
+		if key != "" {
+			l.lazy.drop(key)
+		}
+		l.wbuf = l.lazy.moveTo(l.wbuf)
+	}
+	start := len(*dst)
+	if m != nil {
+		*dst = wire.AppendEncode(append(*dst, 0, 0, 0, 0), m)
+	} else {
+		*dst = append(append(*dst, 0, 0, 0, 0), msg...)
+	}
+	size := len(*dst) - start - 4
+	if size > wire.MaxFrame {
+		*dst = (*dst)[:start]
+		l.wmu.Unlock()
+		return fmt.Errorf("send to %s: frame of %d bytes exceeds the cap", l.peer, size)
+	}
+	binary.LittleEndian.PutUint32((*dst)[start:], uint32(size))
+	kick := false
+	if lazy {
+		l.lazy.add(key, start, kind == FrameLazy)
+		if !l.wlazy && !l.wurgent {
+			l.wlazy = true
+			l.lazyTimer.Reset(l.lazyDelay)
+		}
+	} else {
+		kick = !l.wurgent
+		l.wurgent = true
+	}
+	l.wmu.Unlock()
+	if kick {
+		l.kick()
+	}
+	return nil
+}
+
+// kick wakes the writer.
+func (l *Link) kick() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush waits until everything queued so far is written, the link closes
+// or ctx ends.
+func (l *Link) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	l.wmu.Lock()
+	l.wwaiters = append(l.wwaiters, done)
+	l.wurgent = true
+	l.wmu.Unlock()
+	l.kick()
+	select {
+	case <-done:
+		return nil
+	case <-l.closed:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeLoop takes every frame queued since its last turn and writes them
+// together: under load many frames share one TLS record and one syscall.
+func (l *Link) writeLoop() {
+	defer l.lazyTimer.Stop()
+	var spare []byte
+	var wdl deadline
+	for {
+		select {
+		case <-l.wake:
+		case <-l.closed:
+			return
+		}
+		l.wmu.Lock()
+		buf, waiters := l.lazy.moveTo(l.wbuf), l.wwaiters
+		l.wbuf, l.wwaiters = spare[:0], nil
+		l.wurgent, l.wlazy = false, false
+		close(l.wroom)
+		l.wroom = make(chan struct{})
+		l.wmu.Unlock()
+		if len(buf) > 0 {
+			if now := time.Now(); wdl.stale(now) {
+				_ = l.conn.SetWriteDeadline(wdl.next(now, l.cfg.PeerTimeout))
+			}
+			if _, err := l.conn.Write(buf); err != nil {
+				l.Close(err)
+				return
+			}
+		}
+		for _, w := range waiters {
+			close(w)
+		}
+		if cap(buf) > keptWriteBuffer {
+			buf = nil
+		}
+		spare = buf
+	}
+}
+
+// deadline spaces out a connection's I/O deadline updates: moving a
+// deadline costs a timer update, and a busy link reads and writes many
+// thousands of times a second. The deadline is set at most once per
+// deadlineRefresh, that much beyond the timeout, so an operation still
+// fails no sooner than the timeout after the previous one and at most
+// deadlineRefresh later.
+type deadline struct{ set time.Time }
+
+// deadlineRefresh is how often a busy link moves its deadlines.
+const deadlineRefresh = 20 * time.Millisecond
+
+func (d *deadline) stale(now time.Time) bool { return now.Sub(d.set) >= deadlineRefresh }
+
+func (d *deadline) next(now time.Time, timeout time.Duration) time.Time {
+	d.set = now
+	return now.Add(timeout + deadlineRefresh)
+}
+
+// Call sends m and waits for the reply carrying the same id.
+func (l *Link) Call(ctx context.Context, id uint64, m wire.Message) (wire.Message, error) {
+	ch := make(chan wire.Message, 1)
+	l.calls.Store(id, ch)
+	defer l.calls.Delete(id)
+	if err := l.Send(m); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r, nil
+	case <-l.closed:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (l *Link) deliver(id uint64, m wire.Message) {
+	if v, ok := l.calls.Load(id); ok {
+		select {
+		case v.(chan wire.Message) <- m:
+		default:
+		}
+	}
+}
+
+func (l *Link) heartbeatLoop() {
+	t := time.NewTicker(l.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.closed:
+			return
+		case <-t.C:
+			if l.Send(l.cfg.Heartbeat()) != nil {
+				return
+			}
+		}
+	}
+}
+
+// readLoop decodes frames in order and hands them to the handler, except
+// replies, which go to the Call waiting for them.
+func (l *Link) readLoop() {
+	defer func() { l.h.LinkClosed(l.err) }()
+	fr := wire.NewFrameReader(bufio.NewReaderSize(l.conn, 64<<10), wire.MaxFrame)
+	var md wire.MessageDecoder
+	var up wire.Upsert // reused: the common frame under load
+	var rdl deadline
+	for {
+		if now := time.Now(); rdl.stale(now) {
+			_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
+		}
+		b, err := fr.Next()
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				err = errors.New("heartbeat timeout: peer silent for " + l.cfg.PeerTimeout.String())
+			}
+			l.Close(err)
+			return
+		}
+		isUpsert, err := md.DecodeUpsert(b, &up)
+		var m wire.Message
+		if !isUpsert && err == nil {
+			m, err = md.Decode(b)
+		}
+		if err != nil {
+			l.cfg.Log.Warn("[mesh-rt transport] malformed frame; closing session", "peer", l.peer, "error", err.Error())
+			l.Close(err)
+			return
+		}
+		if isUpsert {
+			l.h.HandleUpsert(&up)
+			continue
+		}
+		switch r := m.(type) {
+		case wire.PrepareAck:
+			l.deliver(r.ID, r)
+		case wire.DispatchAck:
+			l.deliver(r.ID, r)
+		case wire.RouteResponse:
+			l.deliver(r.ID, r)
+		default:
+			l.h.Handle(m)
+		}
+	}
+}
