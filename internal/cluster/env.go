@@ -37,6 +37,7 @@ const (
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
+	envLogFormat         = "MESH_LOG_FORMAT"
 	envArbiter           = "MESH_ARBITER" // arbiter.EnvVar (TestArbiterEnvName)
 )
 
@@ -45,7 +46,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter, envLogFormat,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -85,6 +86,7 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     this build); a value arbiter.ParseSpec refuses is reported with its
 //     reason, and a postgres:// or etcd:// value as not yet supported. The
 //     error never shows the value's credentials.
+//   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
@@ -225,6 +227,12 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.StateDir = get(envStateDir)
 	if err := checkArbiter(get(envArbiter)); err != nil {
 		errs = append(errs, err)
+	}
+	switch v := get(envLogFormat); v {
+	case "", LogFormatText, LogFormatJSON:
+		cfg.LogFormat = v
+	default:
+		invalid(envLogFormat, reasonLogFormat(v))
 	}
 
 	if len(errs) > 0 {

@@ -26,6 +26,11 @@ func reasonRole(got string) string {
 	return fmt.Sprintf("expected primary or standby, got %q", got)
 }
 
+// reasonLogFormat explains a log format that is neither text nor json.
+func reasonLogFormat(got string) string {
+	return fmt.Sprintf("expected %s or %s, got %q", LogFormatText, LogFormatJSON, got)
+}
+
 // reasonPeerTimeout explains a peer timeout that does not exceed the
 // heartbeat interval.
 func reasonPeerTimeout(peer, heartbeat int64) string {
@@ -58,6 +63,7 @@ func (c Config) mode() Mode {
 //   - Role: "", RolePrimary or RoleStandby. Epoch: any value.
 //   - Durations and bounds: zero or positive; PeerTimeout greater than
 //     HeartbeatInterval once defaults are applied.
+//   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
 // cookie.
@@ -135,6 +141,11 @@ func (c Config) Validate() error {
 	positive(envRouteMaxBody, c.RouteMaxBodyBytes)
 	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
 		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
+	switch c.LogFormat {
+	case "", LogFormatText, LogFormatJSON:
+	default:
+		invalid(envLogFormat, reasonLogFormat(c.LogFormat))
 	}
 	return errors.Join(errs...)
 }
