@@ -23,6 +23,13 @@ const (
 	DefaultRetainedBytes       = cluster.DefaultRetainedBytes
 )
 
+// Log formats of MESH_LOG_FORMAT and Config.LogFormat: text keeps the lines
+// of the process's default logger, json writes one JSON object per line.
+const (
+	LogFormatText = cluster.LogFormatText
+	LogFormatJSON = cluster.LogFormatJSON
+)
+
 // ConfigFromEnv builds a validated Config from the MESH_* environment as read
 // through getenv (nil means os.Getenv). hostname (nil means os.Hostname) is
 // called only when a cluster node has no MESH_NODE_NAME and its identity is
@@ -56,6 +63,7 @@ const (
 //   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
 //     this build); postgres:// and etcd:// values are refused as not yet
 //     supported, without showing their credentials.
+//   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else

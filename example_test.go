@@ -13,6 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"meshgo.dev/mesh"
 )
 
@@ -132,6 +135,7 @@ func ExampleStartFromEnv() {
 	mux.Handle("GET /todos", mesh.Clustered(1, ListTodos))
 	mux.Handle("GET /livez", mesh.LivenessHandler())
 	mux.Handle("GET /readyz", mesh.ReadinessHandler())
+	mux.Handle("GET /metrics", mesh.MetricsHandler())
 	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -146,6 +150,23 @@ func ExampleStartFromEnv() {
 	defer cancel()
 	_ = srv.Shutdown(shutdown)
 	_ = mesh.Shutdown(shutdown)
+}
+
+// A program that serves a Prometheus registry of its own adds the node's
+// metrics to it; mesh.MetricsHandler serves them on a registry of the
+// runtime's instead.
+func ExampleRegisterMetrics() {
+	reg := prometheus.NewRegistry()
+	if err := mesh.RegisterMetrics(reg); err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+
+	// The node's metrics can be registered once per registry.
+	var dup prometheus.AlreadyRegisteredError
+	fmt.Println(errors.As(mesh.RegisterMetrics(reg), &dup))
+	// Output: true
 }
 
 func ExampleReadinessHandler() {

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,10 +42,10 @@ func main() {
 	}
 	st, err := mesh.StartFromEnv()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap failed reason=%v\n", err)
+		logf("[testapp] runtime bootstrap failed reason=%v", err)
 		os.Exit(1)
 	}
-	fmt.Fprintf(os.Stderr, "[testapp] runtime bootstrap mode=%s node=%s cluster_port=%d discovery_seed=%s\n",
+	logf("[testapp] runtime bootstrap mode=%s node=%s cluster_port=%d discovery_seed=%s",
 		st.Mode, st.NodeName, st.ClusterPort, st.DiscoverySeed)
 
 	var srv *http.Server
@@ -56,6 +57,7 @@ func main() {
 		mux.HandleFunc("GET /plain", api.Plain)
 		mux.Handle("GET /livez", mesh.LivenessHandler())
 		mux.Handle("GET /readyz", mesh.ReadinessHandler())
+		mux.Handle("GET /metrics", mesh.MetricsHandler())
 		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
 		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
 		if os.Getenv("TESTAPP_DECLARE_SLOW") == "1" {
@@ -90,17 +92,17 @@ func main() {
 		// request sent as soon as the line appears is accepted.
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "[testapp] http: %v\n", err)
+			logf("[testapp] http: %v", err)
 			os.Exit(1)
 		}
 		srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				fmt.Fprintf(os.Stderr, "[testapp] http: %v\n", err)
+				logf("[testapp] http: %v", err)
 				os.Exit(1)
 			}
 		}()
-		fmt.Fprintf(os.Stderr, "[testapp] HTTP listening on %s\n", addr)
+		logf("[testapp] HTTP listening on %s", addr)
 	}
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -109,6 +111,18 @@ func main() {
 		_ = srv.Shutdown(shutdown)
 	}
 	_ = mesh.Shutdown(shutdown)
+}
+
+// logf writes one line of the application's own to stderr: as it reads,
+// or, when the runtime logs JSON (MESH_LOG_FORMAT=json), as a JSON object
+// whose msg is the line, so that every line of the process is JSON.
+func logf(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if strings.TrimSpace(os.Getenv("MESH_LOG_FORMAT")) == "json" {
+		b, _ := json.Marshal(map[string]string{"msg": line})
+		line = string(b)
+	}
+	fmt.Fprintln(os.Stderr, line)
 }
 
 // heap answers {"heap_alloc":<bytes>,"heap_inuse":<bytes>} after two full

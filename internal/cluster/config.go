@@ -122,9 +122,14 @@ type Config struct {
 	// refused with input_too_large. At most MaxWorkResultBytes.
 	WorkMaxResultBytes int64
 
-	// Logger receives runtime logs; nil means slog.Default(). WithLogger
+	// Logger receives runtime logs; nil means slog.Default(), or with
+	// LogFormat LogFormatJSON a JSON handler on standard error. WithLogger
 	// overrides it. The runtime never changes the default logger.
 	Logger *slog.Logger
+	// LogFormat is MESH_LOG_FORMAT: "" or LogFormatText keeps the text lines
+	// of the default logger; LogFormatJSON writes one JSON object per line.
+	// It applies only when Logger is nil.
+	LogFormat string
 }
 
 // withDefaults fills every zero timing and bound with its default.
@@ -166,7 +171,7 @@ func (c Config) withDefaults() Config {
 		c.WorkMaxResultBytes = DefaultWorkMaxResultBytes
 	}
 	if c.Logger == nil {
-		c.Logger = slog.Default()
+		c.Logger = defaultLogger(c.LogFormat)
 	}
 	return c
 }

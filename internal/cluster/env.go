@@ -38,6 +38,7 @@ const (
 	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
 	envStateDir          = "MESH_STATE_DIR"
 	envContinuityStore   = "MESH_CONTINUITY_STORE"
+	envLogFormat         = "MESH_LOG_FORMAT"
 	envArbiter           = "MESH_ARBITER" // arbiter.EnvVar (TestArbiterEnvName)
 )
 
@@ -46,7 +47,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter, envContinuityStore,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter, envContinuityStore, envLogFormat,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -89,6 +90,7 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     this build); a value arbiter.ParseSpec refuses is reported with its
 //     reason, and a postgres:// or etcd:// value as not yet supported. The
 //     error never shows the value's credentials.
+//   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
@@ -238,6 +240,12 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	}
 	if err := checkArbiter(get(envArbiter)); err != nil {
 		errs = append(errs, err)
+	}
+	switch v := get(envLogFormat); v {
+	case "", LogFormatText, LogFormatJSON:
+		cfg.LogFormat = v
+	default:
+		invalid(envLogFormat, reasonLogFormat(v))
 	}
 
 	if len(errs) > 0 {

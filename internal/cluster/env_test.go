@@ -154,6 +154,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envRouteMaxBody:      "4096",
 		envWorkMaxResult:     "2048",
 		envStateDir:          " /var/lib/mesh ",
+		envLogFormat:         " json ",
 	})
 	cfg, err := ConfigFromEnv(envOf(env), nil)
 	if err != nil {
@@ -176,6 +177,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
 		{"WorkMaxResultBytes", cfg.WorkMaxResultBytes, int64(2048)},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
+		{"LogFormat", cfg.LogFormat, LogFormatJSON},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -319,6 +321,8 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 		{"route max body", map[string]string{envRouteMaxBody: "10MB"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer"},
+		{"log format", map[string]string{envLogFormat: "JSON"}, nil,
+			`Invalid MESH_LOG_FORMAT: expected text or json, got "JSON"`},
 		{"duration overflow", map[string]string{envRouteTimeout: "9223372036855"}, nil,
 			"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer no greater than 9223372036854"},
 		{"work result bound above the wire limit", map[string]string{envWorkMaxResult: "4194305"}, nil,

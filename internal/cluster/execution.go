@@ -27,7 +27,7 @@ type submission struct {
 
 // submit records the request, mirrors it to the replica when the count asks
 // for one, and returns the decision. It does not run anything.
-func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision, error) {
+func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Decision, error) {
 	if n.stopped.Load() {
 		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
@@ -168,6 +168,7 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
 	defer cancel()
 	id := n.callID.Add(1)
+	defer n.met.prepareLatency.since(time.Now())
 	reply, err := s.call(ctx, id, wire.Prepare{ID: id, Authority: n.authorityMsg(), Record: rec})
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):

@@ -33,6 +33,7 @@ type handshakeFailures struct {
 // one of the reason constants of admission.go, detail the error text (never
 // containing the cookie; empty for refusals).
 func (n *Node) handshakeFailed(remote, reason, detail string) {
+	n.met.handshakeFailure(reason)
 	f := &n.hsFailures
 	now := time.Now()
 	f.mu.Lock()

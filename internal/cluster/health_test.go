@@ -107,12 +107,22 @@ func TestHealthPairAndLoneNodes(t *testing.T) {
 		t.Fatalf("standby with primary %+v", body)
 	}
 
-	st := operatorSource{p}.Status()
-	if len(st.Peers) != 1 {
-		t.Fatalf("primary peer view %+v", st.Peers)
-	}
+	// Both are ready once each side has its link; the primary's view of
+	// the link reads connected once the standby's first snapshot is
+	// applied, which may come a moment after.
+	var st operator.StatusView
+	eventually(t, 5*time.Second, func() error {
+		st = operatorSource{p}.Status()
+		if len(st.Peers) != 1 {
+			return fmt.Errorf("primary peer view %+v", st.Peers)
+		}
+		if pv := st.Peers[0]; pv.Link != operator.LinkConnected {
+			return fmt.Errorf("primary's view of the standby %+v", pv)
+		}
+		return nil
+	})
 	pv := st.Peers[0]
-	if pv.Node != s.Name() || pv.Link != operator.LinkConnected || !pv.Heard || pv.Role != RoleStandby || pv.Epoch != 0 ||
+	if pv.Node != s.Name() || !pv.Heard || pv.Role != RoleStandby || pv.Epoch != 0 ||
 		pv.HeartbeatAge < 0 || pv.HeartbeatAge > scfg.PeerTimeout {
 		t.Fatalf("primary's view of the standby %+v", pv)
 	}

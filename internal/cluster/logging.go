@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 
@@ -30,6 +32,7 @@ var warnTransitions = map[string]bool{
 // logEntry writes one line per diagnostic entry:
 // [mesh-rt continuity] transition=<t> request_key=<k> <metadata...> <fields...>
 func (n *Node) logEntry(e continuity.Entry) {
+	n.met.transition(e)
 	msg := logContinuity
 	if strings.HasPrefix(e.Transition, "startup_") {
 		msg = logStartup
@@ -70,4 +73,81 @@ func (n *Node) logEntry(e continuity.Entry) {
 	add("replica_status", string(e.ReplicaStatus))
 	add("reason", e.Reason)
 	n.log.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+// Log formats of MESH_LOG_FORMAT.
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
+// defaultLogger is the logger of a node configured without one. The text
+// format is slog.Default() itself, so its lines stay exactly those of the
+// process's default logger ("[mesh-rt continuity] transition=... key=value").
+// The JSON format writes one object per line to standard error, at the
+// default logger's level (info): msg is the text line's message, every line
+// has a transition (transitionHandler) and every attribute keeps its key,
+// the key the operator output uses for the same field (request_key,
+// attempt_id, cluster_role, promotion_epoch, ...).
+func defaultLogger(format string) *slog.Logger { return formatLogger(format, os.Stderr) }
+
+// formatLogger is defaultLogger writing JSON to w.
+func formatLogger(format string, w io.Writer) *slog.Logger {
+	if format == LogFormatJSON {
+		return slog.New(transitionHandler{slog.NewJSONHandler(w, nil)})
+	}
+	return slog.Default()
+}
+
+// transitionHandler gives every JSON line a transition: the lines about a
+// diagnostic entry carry the entry's own, and every other runtime line gets
+// the event it reports, named from its message (lineTransition), so a log
+// pipeline can select and count lines by one key.
+type transitionHandler struct{ slog.Handler }
+
+func (h transitionHandler) Handle(ctx context.Context, r slog.Record) error {
+	has := false
+	r.Attrs(func(a slog.Attr) bool {
+		has = a.Key == "transition"
+		return !has
+	})
+	if !has {
+		r = r.Clone()
+		r.AddAttrs(slog.String("transition", lineTransition(r.Message)))
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h transitionHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return transitionHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h transitionHandler) WithGroup(name string) slog.Handler {
+	return transitionHandler{h.Handler.WithGroup(name)}
+}
+
+// lineTransition names the event of a runtime line from its message
+// "[mesh-rt <subsystem>] <text>": the text up to a colon or semicolon in
+// snake case ("node down" is node_down), the value of a leading
+// "transition=", or the subsystem when there is no text.
+func lineTransition(msg string) string {
+	rest := msg
+	subsystem := ""
+	if strings.HasPrefix(msg, "[mesh-rt ") {
+		if end := strings.IndexByte(msg, ']'); end > 0 {
+			subsystem, rest = msg[len("[mesh-rt "):end], msg[end+1:]
+		}
+	}
+	rest = strings.TrimSpace(rest)
+	if v, ok := strings.CutPrefix(rest, "transition="); ok {
+		rest = v
+	}
+	if i := strings.IndexAny(rest, ":;"); i >= 0 {
+		rest = rest[:i]
+	}
+	rest = strings.Join(strings.Fields(rest), "_")
+	if rest == "" {
+		return subsystem
+	}
+	return rest
 }

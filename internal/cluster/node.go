@@ -94,6 +94,7 @@ type Node struct {
 
 	callID     atomic.Uint64
 	hsFailures handshakeFailures
+	met        nodeMetrics // event counters and latencies (metrics.go)
 	admission  *admission
 	startups   sync.WaitGroup
 	running    runGroup // handlers in flight

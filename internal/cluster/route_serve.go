@@ -76,6 +76,9 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n == nil {
 		n = Default()
 	}
+	rw := n.met.routeStart(w)
+	defer n.met.routeDone(rw)
+	w = rw
 	h, ok := rh.handlerFor(n)
 	if !ok || h.kind != continuity.KindRoute {
 		writeJSONError(w, http.StatusServiceUnavailable, string(continuity.ReasonHandlerNotRegistered))
@@ -115,12 +118,14 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := dec.Record
 	switch dec.Outcome {
 	case continuity.OutcomeConflict:
+		rw.outcome = routeConflict
 		writeJSONError(w, http.StatusConflict, string(continuity.ReasonRequestKeyConflict))
 		return
 	case continuity.OutcomeRejected:
 		n.writeRefusal(w, http.StatusServiceUnavailable, rec.Error)
 		return
 	case continuity.OutcomeDuplicate:
+		rw.outcome = routeReplayed
 		n.replay(w, rec, &h.route)
 		return
 	}
@@ -146,6 +151,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.writeRefusal(w, http.StatusServiceUnavailable, reason)
 		return
 	}
+	rw.served(rec.OwnerNode != n.self)
 	resp.WriteTo(w)
 	resp.Release()
 }
@@ -241,6 +247,7 @@ func (n *Node) forwardRoute(r *http.Request, h *handler, rec continuity.Record, 
 	msg := wire.RouteRequest{ID: id, RuntimeName: h.name, RequestKey: rec.RequestKey, Attempt: rec.Attempt, Epoch: rec.Epoch,
 		DeadlineUnixNano: deadline.UnixNano(), Method: r.Method, URI: r.URL.RequestURI(), Host: r.Host, RemoteAddr: r.RemoteAddr,
 		Header: headerFields(r.Header), PathValues: pathValues, Body: body}
+	defer n.met.forwardLatency.since(time.Now())
 	reply, err := s.call(ctx, id, msg)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -35,6 +35,11 @@ func reasonStore(got string) string {
 // directory.
 const reasonStoreNeedsStateDir = "a standalone node keeps the log under " + envStateDir + ", which is not set"
 
+// reasonLogFormat explains a log format that is neither text nor json.
+func reasonLogFormat(got string) string {
+	return fmt.Sprintf("expected %s or %s, got %q", LogFormatText, LogFormatJSON, got)
+}
+
 // reasonPeerTimeout explains a peer timeout that does not exceed the
 // heartbeat interval.
 func reasonPeerTimeout(peer, heartbeat int64) string {
@@ -69,6 +74,7 @@ func (c Config) mode() Mode {
 //     HeartbeatInterval once defaults are applied.
 //   - ContinuityStore: "", StoreLog or StoreMemory; StoreLog on a standalone
 //     node needs a StateDir.
+//   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
 // cookie.
@@ -154,6 +160,11 @@ func (c Config) Validate() error {
 	}
 	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
 		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
+	switch c.LogFormat {
+	case "", LogFormatText, LogFormatJSON:
+	default:
+		invalid(envLogFormat, reasonLogFormat(c.LogFormat))
 	}
 	return errors.Join(errs...)
 }

@@ -88,6 +88,8 @@ var configRules = []struct {
 		"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 	{"route max body", Config{RouteMaxBodyBytes: -1}, map[string]string{envRouteMaxBody: "-1"},
 		"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer"},
+	{"log format", Config{LogFormat: "xml"}, map[string]string{envLogFormat: "xml"},
+		`Invalid MESH_LOG_FORMAT: expected text or json, got "xml"`},
 
 	// Rules of the Mode field, which the environment cannot express.
 	{"cluster mode without cookie", Config{Mode: ModeCluster, DiscoverySeed: "localhost",

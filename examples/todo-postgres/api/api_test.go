@@ -149,6 +149,14 @@ func TestHealth(t *testing.T) {
 	expect(t, h, "GET", "/health", "", http.StatusOK, wantHealth)
 }
 
+func TestMetricsAreServed(t *testing.T) {
+	h := newServer(&memStore{err: errors.New("metrics must not touch storage")}, 5, io.Discard)
+	status, body := do(t, h, "GET", MetricsPath, "")
+	if status != http.StatusOK || !strings.Contains(body, "go_goroutines") {
+		t.Fatalf("GET %s = %d, want 200 with the Prometheus text format:\n%.300s", MetricsPath, status, body)
+	}
+}
+
 func TestReadsAreClusteredWithCountOne(t *testing.T) {
 	var wrapped []string
 	record := func(n int, h func(http.ResponseWriter, *http.Request)) http.Handler {

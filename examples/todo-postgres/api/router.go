@@ -21,13 +21,18 @@ const (
 	ReadinessPath = "/readyz"
 )
 
+// MetricsPath serves the runtime's Prometheus metrics (mesh.MetricsHandler):
+// role, epoch, peer links, records, refused writes and the Go runtime.
+const MetricsPath = "/metrics"
+
 // NewRouter returns the service's HTTP handler.
 //
 // GET /todos and GET /todos/{id} are clustered routes (mesh.Clustered with
 // replication count 1, runtime names api.Todos.List and api.Todos.Get): each
 // request gets a continuity record and runs on the node the runtime places it
 // on. /health and the writes are ordinary local handlers; the writes share
-// limiter's budget. /livez and /readyz are the runtime's probe handlers.
+// limiter's budget. /livez and /readyz are the runtime's probe handlers,
+// /metrics its Prometheus metrics.
 //
 // Call NewRouter once per process: the runtime finds a clustered route by its
 // runtime name, so the first *Todos registered is the one that serves.
@@ -46,6 +51,7 @@ func newRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter, cl
 	mux.Handle("GET /health", health)
 	mux.Handle("GET "+LivenessPath, mesh.LivenessHandler())
 	mux.Handle("GET "+ReadinessPath, mesh.ReadinessHandler())
+	mux.Handle("GET "+MetricsPath, mesh.MetricsHandler())
 	mux.Handle("GET /todos", clustered(1, todos.List))
 	mux.Handle("GET /todos/{id}", clustered(1, todos.Get))
 	mux.Handle("POST /todos", limitWrites(limiter, todos.Create))
