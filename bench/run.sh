@@ -31,6 +31,8 @@
 #   BENCH_WARMUP=1s         warm-up before each window (whole seconds)
 #   BENCH_CONNECTIONS=32    wrk connections (BENCH_WORKERS is the old name)
 #   BENCH_WRK_THREADS=nproc wrk threads
+#   BENCH_NODE_ENV=""      extra environment for both nodes of the route step,
+#                           e.g. "MESH_CONTINUITY_STORE=memory" (space-separated)
 #   BENCH_PROFILE=1         after the rounds, one more Clustered(2) window with
 #                           CPU profiles of both nodes (0: skip)
 #   BENCH_PACED_ROUNDS=6    rounds of the fixed-rate pass (plain and Clustered(1)
@@ -53,6 +55,7 @@ WARMUP=${BENCH_WARMUP:-1s}
 CONNECTIONS=${BENCH_CONNECTIONS:-${BENCH_WORKERS:-32}}
 WRK_THREADS=${BENCH_WRK_THREADS:-$(nproc)}
 PROFILE=${BENCH_PROFILE:-1}
+NODE_ENV=${BENCH_NODE_ENV:-}
 PACED_ROUNDS=${BENCH_PACED_ROUNDS:-6}
 PACED_WINDOW=${BENCH_PACED_WINDOW:-2s}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
@@ -131,7 +134,7 @@ if has routes; then
 	profile=()
 	[[ $PROFILE == 1 ]] && profile=(-profile)
 	"$BIN/wrkroutes" -app "$BIN/routeapp" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
-		-d "$WINDOW" -rounds "$ROUNDS" "${profile[@]}" -out "$OUT/routes" | tee -a "$OUT/routes.txt"
+		-d "$WINDOW" -rounds "$ROUNDS" "${profile[@]}" -node-env "$NODE_ENV" -out "$OUT/routes" | tee -a "$OUT/routes.txt"
 	for role in primary standby; do
 		prof="$OUT/routes/cpu-two-$role.prof"
 		[[ -s $prof ]] || continue

@@ -63,6 +63,7 @@ type options struct {
 	profile       bool
 	scenarios     string
 	firstRate     float64
+	nodeEnv       string
 }
 
 func main() {
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&o.app, "app", "", "routeapp binary (bench/routeapp)")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "wrk binary")
 	flag.StringVar(&o.out, "out", "", "directory for node logs, key files and results.json")
+	flag.StringVar(&o.nodeEnv, "node-env", "", "extra environment for both nodes, space-separated KEY=VALUE (for example MESH_CONTINUITY_STORE=memory)")
 	flag.IntVar(&o.conns, "c", 32, "wrk connections")
 	flag.IntVar(&o.threads, "t", runtime.NumCPU(), "wrk threads")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every scenario once, in rotated order")
@@ -205,7 +207,7 @@ func run(o options) error {
 		c.Close()
 		os.Exit(130)
 	}()
-	var extra []string
+	extra := strings.Fields(o.nodeEnv)
 	if o.profile {
 		extra = append(extra, "ROUTEAPP_PPROF=1")
 	}
