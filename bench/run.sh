@@ -31,7 +31,7 @@
 #   BENCH_WARMUP=1s         warm-up before each window (whole seconds)
 #   BENCH_CONNECTIONS=32    wrk connections (BENCH_WORKERS is the old name)
 #   BENCH_WRK_THREADS=nproc wrk threads
-#   BENCH_NODE_ENV=""      extra environment for both nodes of the route step,
+#   BENCH_NODE_ENV=""       extra environment for both nodes of the route step,
 #                           e.g. "MESH_CONTINUITY_STORE=memory" (space-separated)
 #   BENCH_PROFILE=1         after the rounds, one more Clustered(2) window with
 #                           CPU profiles of both nodes (0: skip)
