@@ -76,7 +76,7 @@ func (n *Node) peerLost(peer string) {
 				return
 			}
 		}
-		n.recoverOrphans(peer)
+		n.recoverOrphans(peer, false)
 	})
 }
 
@@ -142,7 +142,7 @@ func (n *Node) retryDeferredLoss(lost string) {
 			return
 		}
 		if n.autoPromote(lost) {
-			n.recoverOrphans(lost)
+			n.recoverOrphans(lost, false)
 		}
 	})
 }
@@ -151,8 +151,10 @@ func (n *Node) retryDeferredLoss(lost string) {
 // record whose owner is no longer a member — and every pending record this
 // node owns but never received: its ingress died before dispatching it (for
 // example inside the startup window). Route records are closed instead:
-// their client already saw an outcome.
-func (n *Node) recoverOrphans(lost string) {
+// their client already saw an outcome. restarted says lost is back as a new
+// incarnation: it is a member again, but runs nothing the lost process ran,
+// so its records are orphaned all the same.
+func (n *Node) recoverOrphans(lost string, restarted bool) {
 	members := map[string]bool{}
 	for _, m := range n.Members() {
 		members[m] = true
@@ -160,11 +162,39 @@ func (n *Node) recoverOrphans(lost string) {
 	for _, rec := range n.reg.PendingRecords() {
 		running := n.inflight.has(rec.RequestKey)
 		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
-		if members[rec.OwnerNode] && !undispatched {
+		orphaned := !members[rec.OwnerNode] || restarted && rec.OwnerNode == lost
+		if !orphaned && !undispatched {
 			continue
 		}
 		n.recoverRecord(rec, lost)
 	}
+}
+
+// heardIncarnation takes the incarnation carried by the first snapshot of a
+// session with peer. A different one than the last session's means the
+// peer restarted: the process this node knew is gone, and the work it was
+// running (pending records it owns) or was to receive (records it was the
+// ingress of, owned here and never dispatched) went with it. peerLost cannot
+// be relied on to recover them: a peer restarted before the loss was
+// handled answers the probe (no loss handling at all), or is a member again
+// by the time the records are walked. So this node, the one that survived,
+// recovers them now, as on a loss (recoverOrphans). Only this side acts, so
+// no attempt runs twice: the new incarnation never re-runs what its
+// predecessor held, and a recovery that peerLost made first has moved the
+// record to a new attempt owned here, which is then left alone (Rollover
+// moves one attempt once). It runs on the reader, before any later frame of
+// the peer's is applied, so nothing the new incarnation submits is taken
+// for its predecessor's.
+func (n *Node) heardIncarnation(peer string, inc uint64) {
+	n.mu.Lock()
+	prev := n.incarnations[peer]
+	n.incarnations[peer] = inc
+	n.mu.Unlock()
+	if prev == 0 || prev == inc || n.stopped.Load() {
+		return
+	}
+	n.log.Info("[mesh-rt membership] peer restarted; recovering what it ran", "peer", peer)
+	n.recoverOrphans(peer, true)
 }
 
 func (n *Node) recoverRecord(rec continuity.Record, lost string) {

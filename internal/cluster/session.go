@@ -112,12 +112,12 @@ func (n *Node) syncMessages() []wire.Message {
 	for i, r := range recs {
 		sz := approxRecordSize(r)
 		if size+sz > syncChunkBytes && i > start {
-			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i]})
+			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation})
 			start, size = i, 0
 		}
 		size += sz
 	}
-	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:]})
+	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:], Incarnation: n.incarnation})
 }
 
 // broadcastSync resends the whole local state to every peer, used after the
@@ -155,10 +155,14 @@ func (s *session) Handle(m wire.Message) {
 			}
 		}
 	case wire.Sync:
+		first := !s.isSynced()
 		n.reg.RaiseWatermark(m.AttemptWatermark)
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
 		for _, rec := range m.Records {
 			n.merge(rec, s.peer)
+		}
+		if first {
+			n.heardIncarnation(s.peer, m.Incarnation)
 		}
 		s.heard(m.Authority)
 		n.everSynced.Store(true)
