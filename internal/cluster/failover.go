@@ -76,7 +76,7 @@ func (n *Node) peerLost(peer string) {
 				return
 			}
 		}
-		n.recoverOrphans(peer, false)
+		n.recoverOrphans(peer, nil)
 	})
 }
 
@@ -142,7 +142,7 @@ func (n *Node) retryDeferredLoss(lost string) {
 			return
 		}
 		if n.autoPromote(lost) {
-			n.recoverOrphans(lost, false)
+			n.recoverOrphans(lost, nil)
 		}
 	})
 }
@@ -151,10 +151,12 @@ func (n *Node) retryDeferredLoss(lost string) {
 // record whose owner is no longer a member — and every pending record this
 // node owns but never received: its ingress died before dispatching it (for
 // example inside the startup window). Route records are closed instead:
-// their client already saw an outcome. restarted says lost is back as a new
-// incarnation: it is a member again, but runs nothing the lost process ran,
-// so its records are orphaned all the same.
-func (n *Node) recoverOrphans(lost string, restarted bool) {
+// their client already saw an outcome. A non-nil restarted is the first
+// session with a new incarnation of lost: the node is a member again, but
+// runs nothing the lost process ran, so the records it owned are orphaned
+// all the same — except attempts this node allocated since that session
+// came up, which it dispatches to the new process.
+func (n *Node) recoverOrphans(lost string, restarted *session) {
 	members := map[string]bool{}
 	for _, m := range n.Members() {
 		members[m] = true
@@ -162,7 +164,10 @@ func (n *Node) recoverOrphans(lost string, restarted bool) {
 	for _, rec := range n.reg.PendingRecords() {
 		running := n.inflight.has(rec.RequestKey)
 		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
-		orphaned := !members[rec.OwnerNode] || restarted && rec.OwnerNode == lost
+		orphaned := !members[rec.OwnerNode]
+		if restarted != nil && rec.OwnerNode == lost {
+			orphaned = rec.IngressNode != n.self || rec.Attempt < restarted.mark
+		}
 		if !orphaned && !undispatched {
 			continue
 		}
@@ -170,8 +175,8 @@ func (n *Node) recoverOrphans(lost string, restarted bool) {
 	}
 }
 
-// heardIncarnation takes the incarnation carried by the first snapshot of a
-// session with peer. A different one than the last session's means the
+// heardIncarnation takes the incarnation carried by the first snapshot of
+// session s. A different one than the last session's means the
 // peer restarted: the process this node knew is gone, and the work it was
 // running (pending records it owns) or was to receive (records it was the
 // ingress of, owned here and never dispatched) went with it. peerLost cannot
@@ -185,7 +190,8 @@ func (n *Node) recoverOrphans(lost string, restarted bool) {
 // moves one attempt once). It runs on the reader, before any later frame of
 // the peer's is applied, so nothing the new incarnation submits is taken
 // for its predecessor's.
-func (n *Node) heardIncarnation(peer string, inc uint64) {
+func (n *Node) heardIncarnation(s *session, inc uint64) {
+	peer := s.peer
 	n.mu.Lock()
 	prev := n.incarnations[peer]
 	n.incarnations[peer] = inc
@@ -194,7 +200,7 @@ func (n *Node) heardIncarnation(peer string, inc uint64) {
 		return
 	}
 	n.log.Info("[mesh-rt membership] peer restarted; recovering what it ran", "peer", peer)
-	n.recoverOrphans(peer, true)
+	n.recoverOrphans(peer, s)
 }
 
 func (n *Node) recoverRecord(rec continuity.Record, lost string) {

@@ -546,6 +546,7 @@ func (n *Node) register(s *session) bool {
 		n.mu.Unlock()
 		return false
 	}
+	s.mark = n.reg.Watermark() // before placement can name the peer
 	n.sessions[s.peer] = s
 	n.updatePlacementLocked()
 	n.reg.SetAloneSlot(-1)

@@ -22,6 +22,7 @@ type session struct {
 	peer     string
 	outgoing bool
 	started  int64           // node-monotonic nanoseconds at registration
+	mark     uint64          // the attempt watermark at registration (heardIncarnation)
 	closed   <-chan struct{} // the link's Done
 
 	synced   chan struct{} // closed when the peer's first Sync was applied
@@ -162,7 +163,7 @@ func (s *session) Handle(m wire.Message) {
 			n.merge(rec, s.peer)
 		}
 		if first {
-			n.heardIncarnation(s.peer, m.Incarnation)
+			n.heardIncarnation(s, m.Incarnation)
 		}
 		s.heard(m.Authority)
 		n.everSynced.Store(true)
