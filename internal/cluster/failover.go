@@ -76,7 +76,7 @@ func (n *Node) peerLost(peer string) {
 				return
 			}
 		}
-		n.recoverOrphans(peer)
+		n.recoverOrphans(peer, nil)
 	})
 }
 
@@ -142,7 +142,7 @@ func (n *Node) retryDeferredLoss(lost string) {
 			return
 		}
 		if n.autoPromote(lost) {
-			n.recoverOrphans(lost)
+			n.recoverOrphans(lost, nil)
 		}
 	})
 }
@@ -151,8 +151,12 @@ func (n *Node) retryDeferredLoss(lost string) {
 // record whose owner is no longer a member — and every pending record this
 // node owns but never received: its ingress died before dispatching it (for
 // example inside the startup window). Route records are closed instead:
-// their client already saw an outcome.
-func (n *Node) recoverOrphans(lost string) {
+// their client already saw an outcome. A non-nil restarted is the first
+// session with a new incarnation of lost: the node is a member again, but
+// runs nothing the lost process ran, so the records it owned are orphaned
+// all the same — except attempts this node allocated since that session
+// came up, which it dispatches to the new process.
+func (n *Node) recoverOrphans(lost string, restarted *session) {
 	members := map[string]bool{}
 	for _, m := range n.Members() {
 		members[m] = true
@@ -160,11 +164,43 @@ func (n *Node) recoverOrphans(lost string) {
 	for _, rec := range n.reg.PendingRecords() {
 		running := n.inflight.has(rec.RequestKey)
 		undispatched := rec.OwnerNode == n.self && rec.IngressNode == lost && !running
-		if members[rec.OwnerNode] && !undispatched {
+		orphaned := !members[rec.OwnerNode]
+		if restarted != nil && rec.OwnerNode == lost {
+			orphaned = rec.IngressNode != n.self || rec.Attempt < restarted.mark
+		}
+		if !orphaned && !undispatched {
 			continue
 		}
 		n.recoverRecord(rec, lost)
 	}
+}
+
+// heardIncarnation takes the incarnation carried by the first snapshot of
+// session s. A different one than the last session's means the
+// peer restarted: the process this node knew is gone, and the work it was
+// running (pending records it owns) or was to receive (records it was the
+// ingress of, owned here and never dispatched) went with it. peerLost cannot
+// be relied on to recover them: a peer restarted before the loss was
+// handled answers the probe (no loss handling at all), or is a member again
+// by the time the records are walked. So this node, the one that survived,
+// recovers them now, as on a loss (recoverOrphans). Only this side acts, so
+// no attempt runs twice: the new incarnation never re-runs what its
+// predecessor held, and a recovery that peerLost made first has moved the
+// record to a new attempt owned here, which is then left alone (Rollover
+// moves one attempt once). It runs on the reader, before any later frame of
+// the peer's is applied, so nothing the new incarnation submits is taken
+// for its predecessor's.
+func (n *Node) heardIncarnation(s *session, inc uint64) {
+	peer := s.peer
+	n.mu.Lock()
+	prev := n.incarnations[peer]
+	n.incarnations[peer] = inc
+	n.mu.Unlock()
+	if prev == 0 || prev == inc || n.stopped.Load() {
+		return
+	}
+	n.log.Info("[mesh-rt membership] peer restarted; recovering what it ran", "peer", peer)
+	n.recoverOrphans(peer, s)
 }
 
 func (n *Node) recoverRecord(rec continuity.Record, lost string) {

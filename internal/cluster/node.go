@@ -72,10 +72,17 @@ type Node struct {
 	wg     runGroup // background goroutines (sessions, listeners, dials)
 	ln     net.Listener
 
-	mu        sync.Mutex // guards sessions, dialing, listeners
+	mu        sync.Mutex // guards sessions, dialing, listeners, incarnations
 	sessions  map[string]*session
 	dialing   map[string]bool // addresses being dialed
 	listeners []func(MembershipEvent)
+
+	// incarnation identifies this process to its peers (wire.Sync): random,
+	// never 0, drawn at Start, so a restart from the same state dir is a
+	// new incarnation under the same name. incarnations holds, by peer, the
+	// one its last session's first snapshot carried (heardIncarnation).
+	incarnation  uint64
+	incarnations map[string]uint64
 
 	kick chan struct{} // asks discovery for an immediate tick
 
@@ -164,6 +171,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		sessions: map[string]*session{}, dialing: map[string]bool{},
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
 		admission: newAdmission(time.Now), arbiter: authority.Peer{},
+		incarnation: randUint64() | 1, incarnations: map[string]uint64{},
 	}
 	for _, o := range opts {
 		o(n)
@@ -579,6 +587,7 @@ func (n *Node) register(s *session) bool {
 		n.mu.Unlock()
 		return false
 	}
+	s.mark = n.reg.Watermark() // before placement can name the peer
 	n.sessions[s.peer] = s
 	n.updatePlacementLocked()
 	n.reg.SetAloneSlot(-1)

@@ -22,6 +22,7 @@ type session struct {
 	peer     string
 	outgoing bool
 	started  int64           // node-monotonic nanoseconds at registration
+	mark     uint64          // the attempt watermark at registration (heardIncarnation)
 	closed   <-chan struct{} // the link's Done
 
 	synced   chan struct{} // closed when the peer's first Sync was applied
@@ -112,12 +113,12 @@ func (n *Node) syncMessages() []wire.Message {
 	for i, r := range recs {
 		sz := approxRecordSize(r)
 		if size+sz > syncChunkBytes && i > start {
-			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i]})
+			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation})
 			start, size = i, 0
 		}
 		size += sz
 	}
-	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:]})
+	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:], Incarnation: n.incarnation})
 }
 
 // broadcastSync resends the whole local state to every peer, used after the
@@ -155,10 +156,14 @@ func (s *session) Handle(m wire.Message) {
 			}
 		}
 	case wire.Sync:
+		first := !s.isSynced()
 		n.reg.RaiseWatermark(m.AttemptWatermark)
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
 		for _, rec := range m.Records {
 			n.merge(rec, s.peer)
+		}
+		if first {
+			n.heardIncarnation(s, m.Incarnation)
 		}
 		s.heard(m.Authority)
 		n.everSynced.Store(true)

@@ -13,7 +13,8 @@ import (
 //	0x01  Ping           nonce u64, authority
 //	0x02  Pong           nonce u64, authority
 //	0x03  PeerList       count u32, count × string
-//	0x10  Sync           authority, attempt watermark u64, count u32, count × record
+//	0x10  Sync           authority, attempt watermark u64, count u32, count × record,
+//	                     incarnation u64
 //	0x11  Upsert         authority, attempt watermark u64, record
 //	0x12  Prepare        id u64, authority, record
 //	0x13  PrepareAck     id u64, ok bool, reason string, authority
@@ -205,11 +206,15 @@ func decodePeerList(d *Decoder) Message {
 
 // Sync is the sender's full continuity snapshot, sent once when a session
 // comes up. AttemptWatermark is the highest attempt number the sender has
-// issued, so the receiver never reissues one.
+// issued, so the receiver never reissues one. Incarnation identifies the
+// sender's process: it is drawn at random when the node starts, so a peer
+// that hears a new one under a known name knows the process it knew is gone
+// with everything it was running.
 type Sync struct {
 	Authority        Authority
 	AttemptWatermark uint64
 	Records          []continuity.Record
+	Incarnation      uint64
 }
 
 func (m Sync) appendTo(dst []byte) []byte {
@@ -220,6 +225,7 @@ func (m Sync) appendTo(dst []byte) []byte {
 	for _, r := range m.Records {
 		EncodeRecord(&e, r)
 	}
+	e.U64(m.Incarnation)
 	return e.buf
 }
 
@@ -231,6 +237,7 @@ func decodeSync(d *Decoder) Message {
 			m.Records[i] = DecodeRecord(d)
 		}
 	}
+	m.Incarnation = d.U64()
 	return m
 }
 
