@@ -131,6 +131,10 @@ type Node struct {
 	loopTick   atomic.Int64 // node-monotonic nanoseconds of the pause detector's last tick
 	rejoining  bool         // started with peers known from a previous run
 	everSynced atomic.Bool  // some peer's snapshot was merged since start
+	// peerOutlivedPrevious: a peer's first snapshot said it knew an earlier
+	// process of this node, so that peer recovers what the earlier process
+	// held, and resumeRecovered leaves it alone.
+	peerOutlivedPrevious atomic.Bool
 }
 
 // Option changes how Start runs a node; options exist for tests and
@@ -588,6 +592,7 @@ func (n *Node) register(s *session) bool {
 		return false
 	}
 	s.mark = n.reg.Watermark() // before placement can name the peer
+	s.knew = n.incarnations[s.peer]
 	n.sessions[s.peer] = s
 	n.updatePlacementLocked()
 	n.reg.SetAloneSlot(-1)

@@ -23,6 +23,7 @@ type session struct {
 	outgoing bool
 	started  int64           // node-monotonic nanoseconds at registration
 	mark     uint64          // the attempt watermark at registration (heardIncarnation)
+	knew     uint64          // the peer's incarnation known from the previous session, at registration
 	closed   <-chan struct{} // the link's Done
 
 	synced   chan struct{} // closed when the peer's first Sync was applied
@@ -81,7 +82,7 @@ func (n *Node) startSession(conn net.Conn, name string, outgoing bool) {
 	if peers := n.Peers(); len(peers) > 1 {
 		_ = s.send(wire.PeerList{Names: peers})
 	}
-	for _, m := range n.syncMessages() {
+	for _, m := range n.syncMessages(s.knew) {
 		if s.send(m) != nil {
 			return
 		}
@@ -104,7 +105,7 @@ func approxRecordSize(r continuity.Record) int {
 		len(r.Input) + len(r.Output)
 }
 
-func (n *Node) syncMessages() []wire.Message {
+func (n *Node) syncMessages(knew uint64) []wire.Message {
 	recs := n.reg.Records()
 	auth := n.authorityMsg()
 	wm := n.reg.Watermark()
@@ -113,19 +114,19 @@ func (n *Node) syncMessages() []wire.Message {
 	for i, r := range recs {
 		sz := approxRecordSize(r)
 		if size+sz > syncChunkBytes && i > start {
-			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation})
+			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation, PeerIncarnation: knew})
 			start, size = i, 0
 		}
 		size += sz
 	}
-	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:], Incarnation: n.incarnation})
+	return append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:], Incarnation: n.incarnation, PeerIncarnation: knew})
 }
 
 // broadcastSync resends the whole local state to every peer, used after the
 // local authority was lowered so the peer learns what this node still holds.
 func (n *Node) broadcastSync() {
 	for _, s := range n.sessionList() {
-		for _, m := range n.syncMessages() {
+		for _, m := range n.syncMessages(s.knew) {
 			if s.send(m) != nil {
 				break
 			}
@@ -164,6 +165,11 @@ func (s *session) Handle(m wire.Message) {
 		}
 		if first {
 			n.heardIncarnation(s, m.Incarnation)
+			if m.PeerIncarnation != 0 && m.PeerIncarnation != n.incarnation {
+				// The peer outlived this node's previous process and
+				// recovers what it held (heardIncarnation on its side).
+				n.peerOutlivedPrevious.Store(true)
+			}
 		}
 		s.heard(m.Authority)
 		n.everSynced.Store(true)

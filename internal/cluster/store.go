@@ -100,9 +100,10 @@ func (n *Node) closeStore() {
 }
 
 // resumeRecovered takes up the pending records of this node's previous run
-// that the log store gave back: no process runs them now, and the peer does
-// not know that (a node restarted within a peer timeout is never seen as
-// lost). It first waits until the pair has settled (the first snapshot of a
+// that the log store gave back: no process runs them now. When a peer
+// outlived that run (its first snapshot names an earlier incarnation of this
+// node) the peer recovers them, and this node does nothing; otherwise (both
+// nodes restarted, or the peer never knew the earlier run) nobody else will. It first waits until the pair has settled (the first snapshot of a
 // peer is merged, or the startup work delay and a peer timeout pass with
 // none), so that a peer that already recovered a record while this node was
 // down wins with its newer attempt and the old one is skipped. Then, for a
@@ -136,6 +137,14 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 				break wait
 			case <-tick.C:
 			}
+		}
+		if n.peerOutlivedPrevious.Load() {
+			// The peer outlived the previous run and recovers its records
+			// itself (heardIncarnation); taking them up here as well would
+			// run the same work under two attempts.
+			n.log.Info("[mesh-rt continuity] peer outlived the previous run; leaving its recovery to the peer",
+				"node", n.self, "records", len(recs))
+			return
 		}
 		for _, old := range recs {
 			n.resumeMu.Lock()

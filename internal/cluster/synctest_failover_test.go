@@ -22,7 +22,9 @@ import (
 	"maps"
 	"net"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -780,8 +782,12 @@ func TestSynctestStandbyRestartedBeforeLossHandled(t *testing.T) {
 		c := newSyncCluster(t)
 		const blocking = "synctest.Blocking"
 		release := make(chan struct{})
+		var runs atomic.Int32
 		c.handlers.handlers[blocking] = &handler{name: blocking, count: 2, kind: continuity.KindWork,
 			run: func(ctx context.Context) error {
+				if id, ok := IdentityFrom(ctx); ok && strings.HasPrefix(id.RequestKey, "restarted-owner") {
+					runs.Add(1) // not the handler's startup runs
+				}
 				select {
 				case <-release:
 					return nil
@@ -827,6 +833,14 @@ func TestSynctestStandbyRestartedBeforeLossHandled(t *testing.T) {
 			if role, e := n.Authority(); e != 0 || (role == RolePrimary) != (n == p) {
 				c.t.Errorf("%s is %s/%d after the standby's restart", n.Name(), role, e)
 			}
+		}
+		// Let the restarted standby's store recovery (resumeRecovered) have
+		// its turn: it must leave the work to the primary, which outlived
+		// the killed process, or the work runs under two new attempts.
+		time.Sleep(pcfg.StartupWorkDelay + 2*pcfg.PeerTimeout)
+		synctest.Wait()
+		if got := runs.Load(); got != 2 {
+			c.t.Errorf("the work ran %d times; want 2 (the killed process, then one re-run by the primary)", got)
 		}
 		c.check()
 	})

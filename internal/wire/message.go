@@ -14,7 +14,7 @@ import (
 //	0x02  Pong           nonce u64, authority
 //	0x03  PeerList       count u32, count × string
 //	0x10  Sync           authority, attempt watermark u64, count u32, count × record,
-//	                     incarnation u64
+//	                     incarnation u64 peer_incarnation u64
 //	0x11  Upsert         authority, attempt watermark u64, record
 //	0x12  Prepare        id u64, authority, record
 //	0x13  PrepareAck     id u64, ok bool, reason string, authority
@@ -209,12 +209,17 @@ func decodePeerList(d *Decoder) Message {
 // issued, so the receiver never reissues one. Incarnation identifies the
 // sender's process: it is drawn at random when the node starts, so a peer
 // that hears a new one under a known name knows the process it knew is gone
-// with everything it was running.
+// with everything it was running. PeerIncarnation is the incarnation of
+// the receiver the sender knew from its previous session with it (0: none):
+// when it is not the receiver's own, the sender outlived the receiver's
+// previous process and recovers what that process held, so the receiver
+// must not take that work up again itself.
 type Sync struct {
 	Authority        Authority
 	AttemptWatermark uint64
 	Records          []continuity.Record
 	Incarnation      uint64
+	PeerIncarnation  uint64
 }
 
 func (m Sync) appendTo(dst []byte) []byte {
@@ -226,6 +231,7 @@ func (m Sync) appendTo(dst []byte) []byte {
 		EncodeRecord(&e, r)
 	}
 	e.U64(m.Incarnation)
+	e.U64(m.PeerIncarnation)
 	return e.buf
 }
 
@@ -238,6 +244,7 @@ func decodeSync(d *Decoder) Message {
 		}
 	}
 	m.Incarnation = d.U64()
+	m.PeerIncarnation = d.U64()
 	return m
 }
 

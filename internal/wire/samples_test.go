@@ -107,9 +107,9 @@ func sampleMessages() []sample {
 		{name: "peer list empty", in: PeerList{Names: []string{}}, want: PeerList{}},
 		{name: "peer list empty names", in: PeerList{Names: []string{"", ""}}},
 		{name: "sync", in: Sync{Authority: primary, AttemptWatermark: 99,
-			Records: []continuity.Record{fullRecord(), pendingRecord(), {}}, Incarnation: 0x1122334455667788}},
+			Records: []continuity.Record{fullRecord(), pendingRecord(), {}}, Incarnation: 0x1122334455667788, PeerIncarnation: 0x0102030405060708}},
 		{name: "sync extreme", in: Sync{AttemptWatermark: math.MaxUint64, Records: []continuity.Record{extremeRecord()},
-			Incarnation: math.MaxUint64}},
+			Incarnation: math.MaxUint64, PeerIncarnation: math.MaxUint64}},
 		{name: "sync empty", in: Sync{Records: []continuity.Record{}}, want: Sync{}},
 		{name: "upsert", in: Upsert{Authority: primary, AttemptWatermark: 8, Record: fullRecord()}},
 		{name: "upsert empty response", in: Upsert{Record: func() continuity.Record {
