@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ type FlakyInput struct {
 
 var flakyRuns sync.Map // request key -> *int (guarded by flakyMu)
 var flakyMu sync.Mutex
+var flakyRun atomic.Int64 // numbers the keys of each run of TestWorkRetry
 
 // Flaky fails its first in.Fails runs for a key, then succeeds with the run
 // number; with in.Panic it panics.
@@ -85,7 +87,9 @@ func TestWorkRetry(t *testing.T) {
 		{"no failure", FlakyInput{}, 1, "", "1"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			key := "flaky:" + strings.ReplaceAll(tt.name, " ", "-")
+			// A key of this run's own: the run counts are per key and live
+			// as long as the test binary (-count, stress).
+			key := fmt.Sprintf("flaky:%s:%d", strings.ReplaceAll(tt.name, " ", "-"), flakyRun.Add(1))
 			res, err := SubmitTyped(ctx, n, flakyDecl, key, tt.in)
 			if err != nil || res.Outcome != OutcomeCreated {
 				t.Fatalf("submit: %+v, %v", res, err)
