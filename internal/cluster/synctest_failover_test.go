@@ -796,6 +796,9 @@ func TestSynctestStandbyRestartedBeforeLossHandled(t *testing.T) {
 				}
 			}}
 		pcfg, scfg := c.pairConfigs()
+		// The log store: the restarted standby gets its previous run's
+		// records back and must leave their recovery to the primary.
+		pcfg.ContinuityStore, scfg.ContinuityStore = StoreLog, StoreLog
 		gate := newDialGate(c.fn.Node(pcfg.NodeName.String()))
 		p, s := c.startOn(pcfg, gate), c.start(scfg)
 		c.startObserver()
