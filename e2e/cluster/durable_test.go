@@ -74,6 +74,7 @@ func TestLogStoreSurvivesLosingBothNodes(t *testing.T) {
 		}
 		pending, _ := strconv.Atoi(rec[0].meta("pending"))
 		retained, _ := strconv.Atoi(rec[0].meta("retained"))
+		t.Logf("%s recovered %d pending and %d retained records", n.name, pending, retained)
 		if pending < works || retained < routes {
 			t.Fatalf("%s recovered %d pending and %d retained records, want at least %d and %d", n.name, pending, retained, works, routes)
 		}

@@ -142,6 +142,16 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp, err = n.executeRoute(ctx, h, rec, req, idempotent)
 	} else {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
+		// A mirrored record's outcome reached this node (the ingress and
+		// replica) before the owner's reply did; it is durable here too
+		// before the client has its answer, so the answer survives losing
+		// either node's disk.
+		if err == nil && rec.ReplicationCount >= 2 {
+			if serr := n.syncRecords(); serr != nil {
+				resp.Release()
+				resp, err = exchange.Response{}, serr
+			}
+		}
 	}
 	if err != nil {
 		reason := continuity.ReasonOf(err)
