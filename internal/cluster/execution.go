@@ -288,7 +288,7 @@ func (n *Node) runWorkTry(h *handler, rec continuity.Record, gen uint64, try int
 			n.superseded(h, rec)
 			return
 		}
-		ctx := withIdentity(n.ctx, &rec)
+		ctx := withIdentity(n.ctx, n, &rec)
 		var output []byte
 		err := n.callSafely(h.name, func() error {
 			if h.typed != nil {

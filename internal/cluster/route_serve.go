@@ -74,7 +74,7 @@ func (n *Node) For(h http.Handler) http.Handler {
 func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := rh.node
 	if n == nil {
-		n = Default()
+		n = NodeFor(r.Context())
 	}
 	rw := n.met.routeStart(w)
 	defer n.met.routeDone(rw)
@@ -132,7 +132,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp exchange.Response
 	if rec.OwnerNode == n.self {
-		ctx := withIdentity(r.Context(), &rec)
+		ctx := withIdentity(r.Context(), n, &rec)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
 		req.Body, req.ContentLength = http.NoBody, 0
 		if len(body) > 0 {
@@ -302,7 +302,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	defer cancel()
 	s.routes.Store(m.ID, cancel)
 	defer s.routes.Delete(m.ID)
-	ctx = withIdentity(ctx, &rec)
+	ctx = withIdentity(ctx, n, &rec)
 	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, bytes.NewReader(m.Body))
 	if err != nil {
 		fail(string(continuity.ReasonInvalidForwardedRequest))
