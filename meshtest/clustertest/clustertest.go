@@ -21,7 +21,9 @@
 // mesh.Clustered registrations are per process), as the two processes of
 // one binary do. A request served through a Node's Handler or Serve runs its
 // clustered routes on that node, and typed work submitted from it with a nil
-// node (mesh.SubmitWork(ctx, nil, ...)) is submitted on that node.
+// node (mesh.SubmitWork(ctx, nil, ...)) is submitted on that node. Code that
+// calls mesh.Default() itself gets the process's default node, which is none
+// of the kit's: pass it the node (Node.Mesh) instead.
 //
 // The faults are those of a process and of its network: Kill (SIGKILL),
 // Freeze and Resume (SIGSTOP and SIGCONT), Restart (a new process on the same
