@@ -3,6 +3,7 @@ package clustertest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -159,3 +160,23 @@ type recorder struct {
 func (r *recorder) Header() http.Header         { return r.header }
 func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *recorder) WriteHeader(s int)           { r.status = s }
+
+// Pairs in parallel tests are independent: each has its own network, and
+// typed work submitted on one is unknown to the others.
+func TestParallelPairs(t *testing.T) {
+	for i := range 3 {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			pair := clustertest.StartPair(t)
+			key := "parallel-double"
+			h, err := mesh.SubmitWork(t.Context(), pair.Primary.Mesh(), Double, key, i)
+			if err != nil || h.Outcome() != mesh.OutcomeCreated {
+				t.Fatalf("submit on pair %d: %v, %v; want created (pairs must not share records)", i, h, err)
+			}
+			if got, err := h.Result(t.Context()); err != nil || got != 2*i {
+				t.Fatalf("Result = %d, %v; want %d", got, err, 2*i)
+			}
+			pair.Standby.WaitRecord(key, mesh.PhaseCompleted)
+		})
+	}
+}
