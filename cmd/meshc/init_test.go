@@ -91,9 +91,9 @@ func TestInitMatrix(t *testing.T) {
 		{name: "path as name", args: []string{"../app"}, wantCode: 1,
 			wantStderr: "error: invalid project name '../app': use letters, digits, '-' and '_' (dots only between them); the name becomes the directory, module and binary name\n"},
 		{name: "existing directory", args: []string{"app"}, existing: true, wantCode: 1,
-			wantStderr: "error: Directory 'app' already exists\n"},
+			wantStderr: "error: Directory 'app' already exists; choose another project name or remove that directory\n"},
 		{name: "existing directory, clustered", args: []string{"--clustered", "app"}, existing: true, wantCode: 1,
-			wantStderr: "error: Directory 'app' already exists\n"},
+			wantStderr: "error: Directory 'app' already exists; choose another project name or remove that directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
