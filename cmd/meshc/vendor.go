@@ -33,7 +33,7 @@ func vendorRuntime(src, dst string) error {
 	roots := slices.Clone(vendorRoots)
 	subs, err := os.ReadDir(filepath.Join(src, "meshtest"))
 	if err != nil {
-		return err
+		return fmt.Errorf("package %s/meshtest: %w", scaffold.MeshModule, err)
 	}
 	for _, e := range subs {
 		if e.IsDir() && e.Name() != "testdata" {
