@@ -25,15 +25,17 @@ The project is created in the directory <name> under the current directory.
 Mesh is not published to a module proxy yet, so the project's go.mod reaches
 meshgo.dev/mesh through a replace directive, in one of two ways:
 
-  default    replace to a Mesh checkout on this machine: --mesh-source DIR,
-             else $MESH_SOURCE_DIR, else the source tree meshc was built from,
-             else the directories above the meshc executable. The path is
-             relative when the project is inside that tree, absolute otherwise.
-  --vendor   copy the runtime's packages from that checkout into
-             third_party/mesh and replace to ./third_party/mesh, so the
+  checkout   (the default) replace to a Mesh checkout on this machine: the
+             one --mesh-source DIR names, else $MESH_SOURCE_DIR, else the
+             source tree meshc was built from, else the directories above
+             the meshc executable. The path is relative when the project is
+             inside that tree, absolute otherwise.
+  vendored   (with --vendor) copy the runtime's packages from that checkout
+             into third_party/mesh and replace to ./third_party/mesh, so the
              project builds without the checkout (CI, a container build,
-             another machine). Commit third_party/mesh; rerun meshc init
-             elsewhere and copy the directory over to update it.
+             another machine). Commit third_party/mesh; to update it, run
+             meshc init --vendor in a scratch directory and copy its
+             third_party/mesh over.
 
 Flags:
   --clustered            create the clustered starter
