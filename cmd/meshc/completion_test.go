@@ -60,6 +60,21 @@ func TestCompletionScriptsParse(t *testing.T) {
 		})
 	}
 
+	// Loaded into zsh the way the script's header says, it registers itself
+	// for meshc and defines one function per command.
+	if zsh, err := exec.LookPath("zsh"); err == nil {
+		file := filepath.Join(t.TempDir(), "meshc.zsh")
+		os.WriteFile(file, []byte(completionScript(t, "zsh")), 0o644)
+		cmd := exec.Command(zsh, "-f", "-c", "autoload -U compinit && compinit -u -D; source "+file+
+			"; print -r -- $_comps[meshc]; whence -w _meshc_cluster_status _meshc_migrate_args")
+		cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+		out, err := cmd.CombinedOutput()
+		want := "_meshc\n_meshc_cluster_status: function\n_meshc_migrate_args: function\n"
+		if err != nil || string(out) != want {
+			t.Errorf("zsh: %v, printed %q, want %q", err, out, want)
+		}
+	}
+
 	// The syntax check can fail: a broken script is refused.
 	bash, err := exec.LookPath("bash")
 	if err != nil {
