@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go, from the package registries the
-# machine reaches: the docs site's npm packages (from website/package-lock.json)
-# Debian's Chromium for the browser test, and zsh and fish for the completion
-# scripts' tests. PostgreSQL binaries (initdb,
-# pg_ctl) come from Debian's postgresql package when missing.
+# machine reaches: the docs site's npm packages (from website/package-lock.json),
+# Debian's Chromium for the browser test, and zsh and fish for the tests of
+# meshc's completion scripts. PostgreSQL binaries (initdb, pg_ctl) come from
+# Debian's postgresql package when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
