@@ -133,6 +133,8 @@ type leaseKeeper struct {
 	// (Node.mono); 0 when no lease is held. Read on every action.
 	deadline atomic.Int64
 
+	grantMu sync.Mutex // one Grant at a time: two losses handled at once must not both acquire
+
 	mu          sync.Mutex
 	lease       arbiter.Lease // the lease this node holds, as it knows it; zero when none
 	unavailable bool          // the last request to the store failed
@@ -300,9 +302,17 @@ func (k *leaseKeeper) Grant(ctx context.Context, ev authority.Evidence) (uint64,
 	case ev.Quarantined:
 		return 0, &authority.Refusal{Reason: authority.RefusedUnconfirmed, Defer: true}
 	}
+	k.grantMu.Lock()
+	defer k.grantMu.Unlock()
 	reported := ""
 	for {
-		_, epoch := k.n.reg.Authority()
+		// Every Acquire raises the epoch, even the holder's own: only a
+		// standby may try, or a second loss handled after a promotion would
+		// move the lease past the epoch the node promoted at.
+		role, epoch := k.n.reg.Authority()
+		if role != RoleStandby {
+			return 0, fmt.Errorf("promote: local node is %s", role)
+		}
 		l, err := k.acquire(ctx, max(ev.Seen, epoch))
 		if err == nil {
 			return l.Epoch, nil
@@ -314,8 +324,7 @@ func (k *leaseKeeper) Grant(ctx context.Context, ev authority.Evidence) (uint64,
 		if errors.As(err, &c) && c.Remaining > 0 {
 			wait = min(wait, c.Remaining+10*time.Millisecond)
 		}
-		role, _ := k.n.reg.Authority()
-		if role != RoleStandby || len(k.n.Peers()) > 0 || k.n.session(ev.Lost) != nil || k.n.stopped.Load() {
+		if role, _ := k.n.reg.Authority(); role != RoleStandby || len(k.n.Peers()) > 0 || k.n.session(ev.Lost) != nil || k.n.stopped.Load() {
 			return 0, &authority.Refusal{Reason: reason}
 		}
 		if reason != reported {
@@ -452,7 +461,7 @@ func (k *leaseKeeper) lost(ctx context.Context, l arbiter.Lease) {
 	k.n.observeAuthority(st.Holder, RolePrimary, st.Epoch, nil)
 }
 
-// LeaseView is the lease as status reports it.
+// leaseView is the lease as status reports it.
 type leaseView struct {
 	Holder    string
 	Epoch     uint64

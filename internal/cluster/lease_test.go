@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"meshgo.dev/mesh/internal/arbiter"
@@ -239,4 +240,93 @@ func TestLeaseUnreachableArbiterAtBoot(t *testing.T) {
 		!strings.Contains(msg, "arbiter unavailable") || strings.Contains(msg, "s3cretpw") || strings.Contains(msg, "mesh:") {
 		t.Fatalf("bootstrap error %q", msg)
 	}
+}
+
+// leaseScenario is synctestScenario with every node under one lease store
+// (arbiter.Memory on the bubble's clock); body runs once the primary holds
+// the lease.
+func leaseScenario(t *testing.T, body func(c *syncCluster, mem *arbiter.Memory, p, s *Node, pcfg Config)) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newSyncCluster(t)
+		mem := arbiter.NewMemory(shortLease, nil)
+		c.opts = []Option{withLeaseArbiter(mem, shortLease)}
+		pcfg, scfg := c.pairConfigs()
+		p, s := c.start(pcfg), c.start(scfg)
+		c.startObserver()
+		c.awaitLinked(p, s)
+		c.await(5*time.Second, "primary holds the lease", func() error {
+			if st, err := mem.Observe(t.Context()); err != nil || st.Holder != p.Name() {
+				return fmt.Errorf("lease %+v, %v", st, err)
+			}
+			return nil
+		})
+		body(c, mem, p, s, pcfg)
+		c.check()
+	})
+}
+
+// Partition under a lease: the pair is cut apart for many TTLs while the
+// primary takes work. The standby never promotes (the primary renews all
+// along), the primary keeps completing; at heal nobody is fenced, and the
+// history holds: one primary per epoch, every acknowledged key completed.
+func TestSynctestLeasePartitionNeverTwoPrimaries(t *testing.T) {
+	leaseScenario(t, func(c *syncCluster, mem *arbiter.Memory, p, s *Node, _ Config) {
+		if n := c.submitBatch(p, syncMirrored, "before", 5, 10*time.Millisecond); n != 5 {
+			c.t.Fatalf("%d of 5 submissions acknowledged on a healthy pair", n)
+		}
+		c.awaitSettled(p, s)
+		c.fn.Partition(p.Name(), s.Name())
+		during := c.submitAsync(p, syncSingle, "cut", 10, 50*time.Millisecond)
+		time.Sleep(8 * shortLease.TTL)
+		during()
+		if r, e := s.Authority(); r != RoleStandby || e != 0 {
+			c.t.Fatalf("standby became %s/%d across a partition while the primary held the lease", r, e)
+		}
+		if _, ok := diagWith(s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name()); !ok {
+			c.t.Error("the standby did not report lease_held_by:<primary>")
+		}
+		c.fn.Heal()
+		c.awaitLinked(p, s)
+		c.awaitSettled(p, s)
+		for _, n := range []*Node{p, s} {
+			if r, e := n.Authority(); e != 0 || (r == RolePrimary) != (n == p) {
+				c.t.Errorf("%s is %s/%d after a partition under a lease", n.Name(), r, e)
+			}
+			if hasTransition(n, continuity.TransitionFencedRejoin, "") {
+				c.t.Errorf("%s was fenced: two primaries met", n.Name())
+			}
+		}
+	})
+}
+
+// Kill under a lease: the standby promotes at the epoch it wins (the
+// primary's lease epoch + 1) once the killed primary's lease expires, and
+// carries the mirrored work on; the old primary, restarted, finds the lease
+// held at a higher epoch and rejoins fenced as a standby.
+func TestSynctestLeaseKillPrimaryThenRestart(t *testing.T) {
+	leaseScenario(t, func(c *syncCluster, mem *arbiter.Memory, p, s *Node, pcfg Config) {
+		if n := c.submitBatch(p, syncMirrored, "before", 5, 10*time.Millisecond); n != 5 {
+			c.t.Fatalf("%d of 5 submissions acknowledged on a healthy pair", n)
+		}
+		c.awaitSettled(p, s)
+		c.submitBatch(p, syncMirrored, "inflight", 4, 0)
+		held, _ := mem.Observe(c.t.Context())
+
+		c.kill(p)
+		killed := time.Now()
+		c.awaitAuthority(s, RolePrimary, held.Epoch+1, failoverLimit(pcfg)+shortLease.TTL)
+		if d := time.Since(killed); d < shortLease.TTL-shortLease.Margin-shortLease.Renew {
+			c.t.Errorf("standby promoted %v after the kill, before the killed primary's lease could expire", d)
+		}
+		c.submitBatch(s, syncSingle, "promoted", 3, 10*time.Millisecond)
+
+		p2 := c.start(pcfg)
+		c.awaitAuthority(p2, RoleStandby, held.Epoch+1, 10*time.Second)
+		c.awaitLinked(p2, s)
+		c.submitBatch(s, syncMirrored, "after", 3, 10*time.Millisecond)
+		c.awaitSettled(p2, s)
+		if st, _ := mem.Observe(c.t.Context()); st.Holder != s.Name() || st.Epoch != held.Epoch+1 {
+			c.t.Errorf("lease %+v after the restart, want the new primary's at %d", st, held.Epoch+1)
+		}
+	})
 }
