@@ -125,6 +125,11 @@ func TestLeaseKillPrimaryStandbyWinsLease(t *testing.T) {
 	if err != nil || st.Authority.Lease == nil || st.Authority.Lease.Holder != s.name || st.Authority.Lease.Epoch != epoch+1 {
 		t.Fatalf("new primary's status %+v, %v", st, err)
 	}
+	// The kill is seen at once (the link closes), while the dead primary's
+	// lease still runs: the standby was refused first, and says so.
+	if got := str(st.Authority.Refusal); got != "lease_held_by:"+p.name {
+		t.Fatalf("last_promotion_refusal %q, want lease_held_by:%s", got, p.name)
+	}
 	d, err := h.diagnostics(s)
 	if err != nil {
 		t.Fatal(err)
