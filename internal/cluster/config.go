@@ -124,6 +124,11 @@ type Config struct {
 	// truncation. A typed submission whose encoded input is larger is
 	// refused with input_too_large. At most MaxWorkResultBytes.
 	WorkMaxResultBytes int64
+	// Arbiter is MESH_ARBITER: "" or "peer" decides promotions with the
+	// two-node rule; postgres://... or postgresql://... with a lease in
+	// PostgreSQL that a primary must hold to act (a cluster node only). It
+	// prints as its redacted form.
+	Arbiter ArbiterDSN
 
 	// Logger receives runtime logs; nil means slog.Default(), or with
 	// LogFormat LogFormatJSON a JSON handler on standard error. WithLogger

@@ -184,7 +184,7 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
-		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		return exchange.Response{}, n.unconfirmedError()
 	}
 	if !n.running.add() {
 		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
@@ -228,7 +228,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	}
 	if !n.confirmed() {
 		resp.Release()
-		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		return exchange.Response{}, n.unconfirmedError()
 	}
 	if _, err := n.recordCompletionWithResponse(rec.RequestKey, rec.Attempt, gen, stored); err != nil {
 		resp.Release()

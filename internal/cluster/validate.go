@@ -74,6 +74,9 @@ func (c Config) mode() Mode {
 //     HeartbeatInterval once defaults are applied.
 //   - ContinuityStore: "", StoreLog or StoreMemory; StoreLog on a standalone
 //     node needs a StateDir.
+//   - Arbiter: "", "peer", or postgres://... / postgresql://... on a
+//     cluster node (etcd:// is not supported by this build); no message
+//     shows its credentials.
 //   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
@@ -160,6 +163,9 @@ func (c Config) Validate() error {
 	}
 	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
 		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
+	}
+	if err := checkArbiter(string(c.Arbiter), c.mode()); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogFormat {
 	case "", LogFormatText, LogFormatJSON:
