@@ -3,7 +3,8 @@
 # machine reaches: the docs site's npm packages (from website/package-lock.json),
 # Debian's Chromium for the browser test, and zsh and fish for the tests of
 # meshc's completion scripts. PostgreSQL binaries (initdb, pg_ctl) come from
-# Debian's postgresql package when missing.
+# Debian's postgresql package when missing, and the etcd server the etcd
+# arbiter's tests start from Debian's etcd-server.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -12,6 +13,7 @@ command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(ch
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need_apt+=(postgresql)
 fi
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 # meshc completion's tests check the zsh and fish scripts with the shells.
 command -v zsh >/dev/null 2>&1 || need_apt+=(zsh)
