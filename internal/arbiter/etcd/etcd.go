@@ -456,6 +456,9 @@ func (a *Arbiter) Renew(ctx context.Context, l arbiter.Lease) (arbiter.Lease, er
 			return l, arbiter.ErrLeaseLost
 		}
 		if kvs := r.Responses[0].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			if string(kvs[0].Value) != mine { // the keys were edited by hand
+				return l, arbiter.ErrLeaseLost
+			}
 			octx, cancel := a.op(ctx)
 			_, err := a.client.KeepAliveOnce(octx, clientv3.LeaseID(kvs[0].Lease))
 			cancel()

@@ -409,3 +409,55 @@ func TestKeysPerCluster(t *testing.T) {
 		t.Fatalf("Observe after Release: %+v, %v; want free at epoch 1", st, err)
 	}
 }
+
+// waitHolderKeyGone polls until etcd has revoked the holder key's lease.
+func waitHolderKeyGone(t *testing.T, a *Arbiter) {
+	t.Helper()
+	for limit := time.Now().Add(10 * testTiming.TTL); ; {
+		r, err := a.client.Get(t.Context(), a.holderKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.Kvs) == 0 {
+			return
+		}
+		if time.Now().After(limit) {
+			t.Fatalf("the holder key outlived its lease by 10 TTLs")
+		}
+		time.Sleep(testTiming.TTL / 10)
+	}
+}
+
+// A lease that etcd let expire while nobody took it is renewed under a new
+// etcd lease at the same epoch, and released likewise; a released one is
+// never renewed.
+func TestRenewAfterExpiryNobodyTook(t *testing.T) {
+	srv := etcdtest.NewServer(t)
+	a := open(t, "etcd://"+srv.Endpoint(), "expiry", testTiming)
+	l, err := a.Acquire(t.Context(), arbitertest.NodeA, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitHolderKeyGone(t, a)
+	if st, err := a.Observe(t.Context()); err != nil || st.Held() || st.Holder != arbitertest.NodeA || st.Epoch != l.Epoch {
+		t.Fatalf("Observe after expiry: %+v, %v; want %s, epoch %d, not held", st, err, arbitertest.NodeA, l.Epoch)
+	}
+	start := time.Now()
+	r, err := a.Renew(t.Context(), l)
+	if err != nil || r.Epoch != l.Epoch || r.Deadline.Before(start) {
+		t.Fatalf("Renew after expiry: %+v, %v", r, err)
+	}
+	if st, err := a.Observe(t.Context()); err != nil || !st.Held() || st.Holder != arbitertest.NodeA || st.Epoch != l.Epoch {
+		t.Fatalf("Observe after the renewal: %+v, %v; want %s holding epoch %d", st, err, arbitertest.NodeA, l.Epoch)
+	}
+	waitHolderKeyGone(t, a)
+	if err := a.Release(t.Context(), r); err != nil {
+		t.Fatalf("Release after expiry: %v", err)
+	}
+	if _, err := a.Renew(t.Context(), r); !errors.Is(err, arbiter.ErrLeaseLost) {
+		t.Fatalf("Renew after Release: %v, want ErrLeaseLost", err)
+	}
+	if st, err := a.Observe(t.Context()); err != nil || st != (arbiter.State{Epoch: l.Epoch}) {
+		t.Fatalf("Observe after Release: %+v, %v; want free at epoch %d", st, err, l.Epoch)
+	}
+}
