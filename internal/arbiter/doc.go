@@ -7,9 +7,9 @@
 //
 // The package defines the Arbiter seam, its errors and timing rules, and
 // Memory, the in-memory implementation. Backends live in sub-packages named
-// after their dependency (arbiter/postgres). The package imports only the
-// standard library; backends import it, never the reverse, and no arbiter
-// package imports the engine.
+// after their dependency (arbiter/postgres, arbiter/etcd). The package
+// imports only the standard library; backends import it, never the reverse,
+// and no arbiter package imports the engine.
 //
 // # Clock arithmetic
 //
