@@ -55,11 +55,12 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Dec
 		}
 		return dec, nil
 	}
+	mark := n.storeMark()
 	rec, err = n.prepare(ctx, rec)
 	if err == nil {
 		// The record is durable here before it is acknowledged or runs; its
 		// write began when it was stored, so it overlapped the prepare.
-		err = n.syncRecords()
+		err = n.syncPrepared(rec, mark)
 	}
 	if err != nil {
 		rej, _ := n.refuse(rec, continuity.ReasonOf(err))

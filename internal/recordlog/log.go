@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Options tune a Log. The zero value is ready to use.
@@ -83,11 +84,14 @@ type Recovery struct {
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends  int64 // Append calls acknowledged
-	Entries  int64 // entries acknowledged
-	Batches  int64 // group commits written and fsynced
-	Syncs    int64 // fsyncs of segment files by group commits
-	Segments int   // segment files, the active one included
+	Appends int64 // Append calls acknowledged
+	Entries int64 // entries acknowledged
+	Batches int64 // group commits written and fsynced
+	Syncs   int64 // fsyncs of segment files by group commits
+	// SyncTime is the time those fsyncs took, in total: SyncTime/Syncs is
+	// the disk's fsync latency as the log sees it.
+	SyncTime time.Duration
+	Segments int // segment files, the active one included
 }
 
 // Log is an open record log. Append, Compact and Stats may be called from
@@ -115,6 +119,7 @@ type Log struct {
 	lock       io.Closer // the directory's lock, held until Close
 
 	appends, entries, batches, syncs atomic.Int64
+	syncNanos                        atomic.Int64
 }
 
 // request is one Append waiting for the writer.
