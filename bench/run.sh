@@ -45,7 +45,7 @@
 #   BENCH_PACED_WINDOW=2s   its window per scenario per round
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
 #   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
-#                           plain+Clustered(1), then log Clustered(2) alone)
+#                           plain+Clustered(1), then log plain+Clustered(2))
 #   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
 #   BENCH_STEPS="routes paced inprocess failover memory micro durable"  steps to run
 #   WRK=wrk                 the wrk binary
@@ -206,7 +206,8 @@ if has durable; then
 	} | tee "$d/summary.txt"
 	# Alternately, so that both stores see the same machine: memory with
 	# plain, Clustered(1) and Clustered(2); log with plain and Clustered(1);
-	# log with Clustered(2) alone, so its nodes' store counters are its own.
+	# log with plain and Clustered(2), so its nodes' store counters are
+	# Clustered(2)'s own (plain never touches the store).
 	wr() { # name store scenarios
 		"$BIN/wrkroutes" -app "$BIN/routeapp" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
 			-d "$DURABLE_WINDOW" -rounds 1 -scenarios "$3" -node-env "MESH_CONTINUITY_STORE=$2 $NODE_ENV" \
@@ -223,9 +224,9 @@ if has durable; then
 	for r in $(seq 1 "$DURABLE_ROUNDS"); do
 		wr "memory-$r" memory plain,one,two
 		wr "log-$r" log plain,one
-		wr "log-two-$r" log two
+		wr "log-two-$r" log plain,two
 	done | tee -a "$d/summary.txt"
-	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, before its prepare ack; 'fsync_mean_us' is the time in fsync as the log saw it; counters span warm-up and window)" | tee -a "$d/summary.txt"
+	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, before its prepare ack; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; counters span warm-up and window)" | tee -a "$d/summary.txt"
 	echo "load after: $(load)" | tee -a "$d/summary.txt"
 fi
 
