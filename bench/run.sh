@@ -13,6 +13,11 @@
 #   4. failover: failover timing, SIGKILL and SIGSTOP (bench/failover)
 #   5. memory: heap under 200,000 records, via Node.Submit and via HTTP (bench)
 #   6. micro: wire and handshake micro-benchmarks
+#   7. durable: the durable record store (MESH_CONTINUITY_STORE=log) against
+#      memory, both against plain: Clustered(1) and Clustered(2) throughput
+#      and p99 (wrk, the two stores alternately), fsyncs and acknowledgements
+#      per fsync on each node, and the disk's own fsync latency (about 2
+#      minutes)
 #
 # The closed-loop route figures come from wrk, the tool a user would pick.
 # bench/loadgen is kept only for what wrk cannot do: a fixed request rate
@@ -39,7 +44,10 @@
 #                           at half of plain's closed-loop throughput)
 #   BENCH_PACED_WINDOW=2s   its window per scenario per round
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
-#   BENCH_STEPS="routes paced inprocess failover memory micro"  steps to run
+#   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
+#                           plain+Clustered(1), then log plain+Clustered(2))
+#   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
+#   BENCH_STEPS="routes paced inprocess failover memory micro durable"  steps to run
 #   WRK=wrk                 the wrk binary
 #
 # All traffic stays on 127.0.0.1 / [::1]. Every loop is bounded by a window
@@ -59,7 +67,9 @@ NODE_ENV=${BENCH_NODE_ENV:-}
 PACED_ROUNDS=${BENCH_PACED_ROUNDS:-6}
 PACED_WINDOW=${BENCH_PACED_WINDOW:-2s}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
-STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro"}
+DURABLE_ROUNDS=${BENCH_DURABLE_ROUNDS:-2}
+DURABLE_WINDOW=${BENCH_DURABLE_WINDOW:-3s}
+STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro durable"}
 WRK=${WRK:-wrk}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -116,7 +126,7 @@ has() { [[ " $STEPS " == *" $1 "* ]]; }
 	echo "uptime:    $(uptime)"
 } | tee "$OUT/machine.txt"
 
-if has routes; then
+if has routes || has durable; then
 	ensure_wrk
 fi
 
@@ -127,6 +137,7 @@ $GO build -o "$BIN/wrkroutes" ./bench/wrkroutes
 $GO build -o "$BIN/loadgen" ./bench/loadgen
 $GO build -o "$BIN/failover" ./bench/failover
 $GO test -c -o "$BIN/bench.test" ./bench/
+$GO test -c -o "$BIN/recordlog.test" ./internal/recordlog/
 
 if has routes; then
 	step "1. routes on a real two-node cluster, driven by wrk"
@@ -182,6 +193,41 @@ if has micro; then
 	step "6. wire and handshake micro-benchmarks"
 	$GO test -run '^$' -bench . -benchmem ./internal/wire/ ./internal/handshake/ | tee "$OUT/micro.txt"
 	echo "load after: $(load)" | tee -a "$OUT/micro.txt"
+fi
+
+if has durable; then
+	step "7. durable record store: log against memory against plain"
+	d="$OUT/durable"
+	mkdir -p "$d"
+	{
+		echo "disk fsync latency (append 4 KiB + fsync, on the disk of $OUT, where the nodes keep their state):"
+		(cd "$d" && TMPDIR="$d" "$BIN/recordlog.test" -test.run '^$' -test.bench 'BenchmarkDiskFsync$' -test.benchtime 500x) |
+			grep -E '^Benchmark'
+	} | tee "$d/summary.txt"
+	# Alternately, so that both stores see the same machine: memory with
+	# plain, Clustered(1) and Clustered(2); log with plain and Clustered(1);
+	# log with plain and Clustered(2), so its nodes' store counters are
+	# Clustered(2)'s own (plain never touches the store).
+	wr() { # name store scenarios
+		"$BIN/wrkroutes" -app "$BIN/routeapp" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
+			-d "$DURABLE_WINDOW" -rounds 1 -scenarios "$3" -node-env "MESH_CONTINUITY_STORE=$2 $NODE_ENV" \
+			-out "$d/$1" >"$d/$1.txt" 2>&1 || { cat "$d/$1.txt"; return 1; }
+		echo "--- $1 (MESH_CONTINUITY_STORE=$2)"
+		grep -E '^\|' "$d/$1.txt"
+		for f in "$d/$1"/primary-*.log "$d/$1"/standby-*.log; do
+			[[ -f $f ]] || continue
+			grep -ho 'record store closed.*' "$f" | sed 's/^record store closed/  record store:/' |
+				awk '{ for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+					printf "%s  syncs per fsync %.1f\n", $0, (v["fsyncs"] > 0 ? v["syncs"] / v["fsyncs"] : 0) }' || true
+		done
+	}
+	for r in $(seq 1 "$DURABLE_ROUNDS"); do
+		wr "memory-$r" memory plain,one,two
+		wr "log-$r" log plain,one
+		wr "log-two-$r" log plain,two
+	done | tee -a "$d/summary.txt"
+	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, before its prepare ack; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; counters span warm-up and window)" | tee -a "$d/summary.txt"
+	echo "load after: $(load)" | tee -a "$d/summary.txt"
 fi
 
 # Keep bench.test: the CPU profiles are symbolized against it.

@@ -55,11 +55,12 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Dec
 		}
 		return dec, nil
 	}
+	mark := n.storeMark()
 	rec, err = n.prepare(ctx, rec)
 	if err == nil {
 		// The record is durable here before it is acknowledged or runs; its
 		// write began when it was stored, so it overlapped the prepare.
-		err = n.syncRecords()
+		err = n.syncPrepared(rec, mark)
 	}
 	if err != nil {
 		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
@@ -210,9 +211,12 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 // a refusal with ReasonStoreUnavailable: the ingress hears that a count-2
 // record is mirrored only when it is on this node's disk too. It waits for
 // the disk, so it runs off the session's read loop, where concurrent
-// prepares share one fsync.
-func (n *Node) durablePrepareAck(ack wire.PrepareAck) wire.PrepareAck {
-	if err := n.syncRecords(); err != nil {
+// prepares share one fsync. mark (storeMark) was taken on the read loop
+// right after the record was stored: what the loop stored after it (later
+// frames, read while this goroutine waited to be scheduled) is not waited
+// for.
+func (n *Node) durablePrepareAck(ack wire.PrepareAck, mark uint64) wire.PrepareAck {
+	if err := n.syncRecordsTo(mark); err != nil {
 		return wire.PrepareAck{ID: ack.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
 	}
 	return ack

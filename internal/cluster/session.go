@@ -181,7 +181,8 @@ func (s *session) Handle(m wire.Message) {
 			_ = s.send(ack)
 			break
 		}
-		go func() { _ = s.send(n.durablePrepareAck(ack)) }()
+		mark := n.storeMark()
+		go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:

@@ -81,7 +81,29 @@ func (n *Node) syncRecords() error {
 	if n.store == nil {
 		return nil
 	}
-	if err := n.store.Sync(); err != nil {
+	return n.storeSynced(n.store.Sync())
+}
+
+// storeMark returns a mark for syncRecordsTo: the record changes made so far.
+func (n *Node) storeMark() uint64 {
+	if n.store == nil {
+		return 0
+	}
+	return n.store.Mark()
+}
+
+// syncRecordsTo is syncRecords for the record changes made before mark was
+// taken (storeMark): a caller that stored its record and then waited for the
+// replica does not also wait for the changes other requests made meanwhile.
+func (n *Node) syncRecordsTo(mark uint64) error {
+	if n.store == nil {
+		return nil
+	}
+	return n.storeSynced(n.store.SyncTo(mark))
+}
+
+func (n *Node) storeSynced(err error) error {
+	if err != nil {
 		n.log.Error("[mesh-rt continuity] record store cannot make records durable", "node", n.self, "error", err.Error())
 		return &continuity.Error{Reason: continuity.ReasonStoreUnavailable}
 	}
@@ -94,9 +116,19 @@ func (n *Node) closeStore() {
 	if n.store == nil {
 		return
 	}
+	st := n.store.Stats()
 	if err := n.store.Close(); err != nil {
 		n.log.Error("[mesh-rt continuity] record store close failed", "node", n.self, "error", err.Error())
 	}
+	var fsyncMicros, waitMicros int64
+	if st.Log.Syncs > 0 {
+		fsyncMicros = st.Log.SyncTime.Microseconds() / st.Log.Syncs
+	}
+	if st.Waited > 0 {
+		waitMicros = st.WaitTime.Microseconds() / int64(st.Waited)
+	}
+	n.log.Info("[mesh-rt continuity] record store closed", "node", n.self, "puts", st.Puts, "fsyncs", st.Log.Syncs,
+		"fsync_mean_us", fsyncMicros, "fdatasyncs", st.Log.Datasyncs, "writes_unawaited", st.Unawaited, "syncs", st.Syncs, "syncs_waited", st.Waited, "sync_wait_mean_us", waitMicros)
 }
 
 // resumeRecovered takes up the pending records of this node's previous run
@@ -167,4 +199,22 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			}
 		}
 	})
+}
+
+// syncPrepared makes a count-2 record this node submitted durable here
+// before it is acknowledged or runs, once its replica holds it durably (the
+// prepare ack). mark was taken right after the record was stored, before the
+// prepare: the write of that version began then and overlapped the round
+// trip. For a route record that version is what must be on disk before the
+// handler runs (its client has no answer yet; a pending route record whose
+// owner is lost is closed, never re-run), and the later transitions, the
+// replica's ack included, are durable with the completed record before the
+// response leaves (executeRoute, and the ingress's sync of a forwarded
+// outcome), so it waits only for mark. Work is acknowledged by this return
+// (Submit answers created), so it waits for the record as the ack left it.
+func (n *Node) syncPrepared(rec continuity.Record, mark uint64) error {
+	if rec.Kind == continuity.KindRoute {
+		return n.syncRecordsTo(mark)
+	}
+	return n.syncRecords()
 }

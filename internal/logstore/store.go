@@ -20,11 +20,11 @@
 package logstore
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"iter"
 	"sync"
+	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/internal/recordlog"
@@ -60,11 +60,20 @@ type Recovered struct {
 
 // Stats are counters of an open Store.
 type Stats struct {
-	Log         recordlog.Stats
-	Puts        uint64 // versions Put since Open
-	Durable     uint64 // of them, written and fsynced
-	Compactions int64
-	CompactErr  error // the last compaction's error, nil once one succeeds
+	Log     recordlog.Stats
+	Puts    uint64 // versions Put since Open
+	Durable uint64 // of them, written and fsynced
+	// Syncs counts Sync and SyncTo calls; Waited those of them that found
+	// their versions not yet durable and waited, for WaitTime in total.
+	// Syncs per Log.Syncs is how many acknowledgements shared an fsync.
+	Syncs    uint64
+	Waited   uint64
+	WaitTime time.Duration
+	// Writes counts the writes begun; Unawaited those of them begun while
+	// no Sync was waiting.
+	Writes, Unawaited uint64
+	Compactions       int64
+	CompactErr        error // the last compaction's error, nil once one succeeds
 }
 
 // Store is the durable continuity.Store. Open makes one; Close it after the
@@ -78,7 +87,7 @@ type Store struct {
 	done chan struct{} // the writer has returned
 
 	mu        sync.Mutex
-	cond      *sync.Cond // signalled whenever a write ends
+	waiters   []*waiter // Sync calls waiting for a write, in no order
 	queue     []recordlog.Entry
 	queueSize int64
 	queued    uint64 // versions Put
@@ -88,6 +97,10 @@ type Store struct {
 	errWrite  uint64 // the number of the write that failed with writeErr
 	failed    error  // the log can take no more (it failed or was closed)
 	closed    bool
+
+	syncs, waited uint64 // Sync calls, and those that waited
+	waitTime      time.Duration
+	unawaited     uint64 // writes begun while no Sync waited
 
 	// Compaction. live is the keys held when the running compaction began,
 	// putSince the keys Put after: both are kept.
@@ -115,7 +128,6 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	s.cond = sync.NewCond(&s.mu)
 	s.compactAfter = opt.CompactAfter
 	if s.compactAfter <= 0 {
 		s.compactAfter = DefaultCompactAfter
@@ -222,21 +234,92 @@ func (s *Store) Put(rec continuity.Record) error {
 func (s *Store) Sync() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	target, start := s.queued, s.writes
+	return s.syncLocked(s.queued)
+}
+
+// Mark returns the number of versions Put so far: SyncTo(Mark()) waits for
+// every version Put before Mark was called, and no later one.
+func (s *Store) Mark() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
+// SyncTo is Sync for the versions Put before mark was taken (Mark): a caller
+// that Put its record, then waited for something else (a peer's answer)
+// while other callers Put theirs, waits only for the write that carries its
+// own version, not for theirs as well. Errors are Sync's.
+func (s *Store) SyncTo(mark uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.syncLocked(min(mark, s.queued))
+}
+
+// waiter is a Sync call waiting for a write. A write that ends wakes only the
+// callers it concerns: those whose versions it made durable, and those it
+// failed for; the others keep waiting without being woken.
+type waiter struct {
+	target uint64     // durable must reach it
+	start  uint64     // s.writes when the call began: a later write's error is its
+	done   chan error // buffered; receives the call's result once
+}
+
+// syncLocked waits, with s.mu held on entry and released while it waits,
+// until durable reaches target. Only the caller's own goroutine is woken,
+// once, by the write that decides its result.
+func (s *Store) syncLocked(target uint64) error {
+	s.syncs++
+	if s.durable >= target {
+		return nil
+	}
+	if err := s.syncErrLocked(s.writes); err != nil {
+		return err
+	}
+	w := &waiter{target: target, start: s.writes, done: make(chan error, 1)}
+	s.waiters = append(s.waiters, w)
+	s.waited++
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	for s.durable < target {
-		if s.failed != nil {
-			return fmt.Errorf("logstore: records not durable: %w", s.failed)
-		}
-		if s.writeErr != nil && s.errWrite > start {
-			return fmt.Errorf("logstore: records not durable: %w", s.writeErr)
-		}
-		s.cond.Wait()
+	s.mu.Unlock()
+	t0 := time.Now()
+	err := <-w.done
+	s.mu.Lock()
+	s.waitTime += time.Since(t0)
+	return err
+}
+
+// syncErrLocked is the error a Sync call begun when s.writes was start
+// returns now that its versions are not durable, or nil if it waits on.
+func (s *Store) syncErrLocked(start uint64) error {
+	if s.failed != nil {
+		return fmt.Errorf("logstore: records not durable: %w", s.failed)
+	}
+	if s.writeErr != nil && s.errWrite > start {
+		return fmt.Errorf("logstore: records not durable: %w", s.writeErr)
 	}
 	return nil
+}
+
+// releaseLocked ends the waits a write decided: the callers whose versions
+// are durable now, and those a failure ends.
+func (s *Store) releaseLocked() {
+	kept := s.waiters[:0]
+	for _, w := range s.waiters {
+		switch {
+		case s.durable >= w.target:
+			w.done <- nil
+		default:
+			if err := s.syncErrLocked(w.start); err != nil {
+				w.done <- err
+				continue
+			}
+			kept = append(kept, w)
+		}
+	}
+	clear(s.waiters[len(kept):])
+	s.waiters = kept
 }
 
 // run is the writer: it appends whatever is queued, one append at a time,
@@ -265,9 +348,12 @@ func (s *Store) write() {
 	}
 	s.queue, s.queueSize = nil, 0
 	s.writes++
+	if len(s.waiters) == 0 {
+		s.unawaited++
+	}
 	n := s.writes
 	s.mu.Unlock()
-	err := s.log.Append(context.Background(), entries...)
+	err := s.log.Commit(entries...)
 	s.mu.Lock()
 	if err != nil {
 		s.errWrite = n
@@ -282,7 +368,7 @@ func (s *Store) write() {
 		s.writeErr = nil
 		s.appended += size
 	}
-	s.cond.Broadcast()
+	s.releaseLocked()
 	s.mu.Unlock()
 }
 
@@ -323,7 +409,9 @@ func (s *Store) startCompaction() {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable, Compactions: s.compactions, CompactErr: s.compactErr}
+	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable,
+		Syncs: s.syncs, Waited: s.waited, WaitTime: s.waitTime, Writes: s.writes, Unawaited: s.unawaited,
+		Compactions: s.compactions, CompactErr: s.compactErr}
 }
 
 // Close writes what is still queued, waits for a running compaction and
@@ -346,7 +434,7 @@ func (s *Store) Close() error {
 	if s.failed == nil {
 		s.failed = recordlog.ErrClosed
 	}
-	s.cond.Broadcast()
+	s.releaseLocked()
 	s.mu.Unlock()
 	err := s.log.Close()
 	if pending > 0 && werr != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Options tune a Log. The zero value is ready to use.
@@ -24,6 +25,16 @@ type Options struct {
 	// MaxBatchBytes bounds the bytes one group commit writes; an Append
 	// larger than that is written alone. Zero means DefaultMaxBatchBytes.
 	MaxBatchBytes int
+	// Preallocate is how far ahead of the writes the active segment is
+	// extended, with filler (fillerByte) written and fsynced in the
+	// background, so that a group commit overwrites space the file already
+	// has and needs only an fdatasync, no commit of the file system's
+	// journal. Zero means DefaultPreallocate; negative turns it off. It
+	// applies to OSFS only (other file systems write as if it were off).
+	// Open reads a tail of filler after the last frame as unused space,
+	// not as a torn tail (anything else there, zeros included, is torn);
+	// rotation and Close cut it off.
+	Preallocate int64
 }
 
 // Defaults of Options.
@@ -31,6 +42,7 @@ const (
 	DefaultSegmentSize   = 64 << 20
 	DefaultQueueLen      = 1024
 	DefaultMaxBatchBytes = 4 << 20
+	DefaultPreallocate   = 4 << 20
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -55,6 +67,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBatchBytes == 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.Preallocate == 0 {
+		o.Preallocate = DefaultPreallocate
 	}
 	return o, errors.Join(errs...)
 }
@@ -83,11 +98,17 @@ type Recovery struct {
 
 // Stats are counters of a Log since Open.
 type Stats struct {
-	Appends  int64 // Append calls acknowledged
-	Entries  int64 // entries acknowledged
-	Batches  int64 // group commits written and fsynced
-	Syncs    int64 // fsyncs of segment files by group commits
-	Segments int   // segment files, the active one included
+	Appends int64 // Append calls acknowledged
+	Entries int64 // entries acknowledged
+	Batches int64 // group commits written and fsynced
+	Syncs   int64 // fsyncs of segment files by group commits
+	// SyncTime is the time those fsyncs took, in total: SyncTime/Syncs is
+	// the disk's fsync latency as the log sees it.
+	SyncTime time.Duration
+	// Datasyncs counts the Syncs that were fdatasyncs of batches written
+	// into preallocated space (Options.Preallocate).
+	Datasyncs int64
+	Segments  int // segment files, the active one included
 }
 
 // Log is an open record log. Append, Compact and Stats may be called from
@@ -113,8 +134,16 @@ type Log struct {
 	failed     error     // sticky, wraps ErrFailed
 	wbuf       []byte    // the writer's batch buffer
 	lock       io.Closer // the directory's lock, held until Close
+	prealloc   int64     // Options.Preallocate when the FS is OSFS, else 0
+
+	// The active segment's preallocation. Lock order: mu, then extMu; the
+	// background extension takes extMu only.
+	extMu      sync.Mutex
+	allocated  int64         // bytes of the active segment on disk (durable size), >= activeSize
+	extendDone chan struct{} // non-nil while an extension runs; closed when it ends
 
 	appends, entries, batches, syncs atomic.Int64
+	syncNanos, datasyncs             atomic.Int64
 }
 
 // request is one Append waiting for the writer.
@@ -154,6 +183,9 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 	var rec Recovery
 	plan := planLayout(names)
 	l := &Log{dir: dir, fs: fsys, opt: opt, lock: lock}
+	if _, ok := fsys.(OSFS); ok && opt.Preallocate > 0 {
+		l.prealloc = opt.Preallocate
+	}
 	for i, s := range plan.live {
 		last := i == len(plan.live)-1 && !s.compacted
 		f, size, err := l.replaySegment(s, last, replay, &rec)
@@ -209,6 +241,9 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 	flag := os.O_RDONLY
 	if last {
 		flag = os.O_RDWR | os.O_APPEND
+		if l.prealloc > 0 {
+			flag = os.O_RDWR // batches are written at their offset (WriteAt)
+		}
 	}
 	f, err := l.fs.OpenFile(path, flag, 0)
 	if err != nil {
@@ -231,6 +266,28 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 			st, serr := f.Stat()
 			if serr != nil {
 				return fail(fmt.Errorf("open record log: stat segment %s: %w", path, serr))
+			}
+			unused, ferr := fillerTail(f, fe.offset, st.Size())
+			if ferr != nil {
+				return fail(fmt.Errorf("open record log: read segment %s after offset %d: %w", path, fe.offset, ferr))
+			}
+			if unused {
+				// Space a preallocation filled that no batch reached (a
+				// batch that did, even torn, left other bytes): the log
+				// ends here. The space is kept for writes, or cut when
+				// this log does not preallocate (it appends at the end of
+				// the file).
+				if l.prealloc > 0 {
+					l.allocated = st.Size()
+					break
+				}
+				if terr := f.Truncate(fe.offset); terr != nil {
+					return fail(fmt.Errorf("open record log: cut the preallocated tail of %s at offset %d: %w", path, fe.offset, terr))
+				}
+				if serr := f.Sync(); serr != nil {
+					return fail(fmt.Errorf("open record log: sync %s after cutting its preallocated tail: %w", path, serr))
+				}
+				break
 			}
 			later, lerr := laterBatch(f, fe.offset, st.Size())
 			if lerr != nil {
@@ -272,6 +329,7 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 		rec.Entries++
 	}
 	if last {
+		l.allocated = max(l.allocated, size)
 		return f, size, nil
 	}
 	return nil, 0, f.Close()
@@ -285,6 +343,33 @@ func (l *Log) closeFiles() {
 		l.active = nil
 	}
 	l.lock.Close()
+}
+
+// fillerByte fills the preallocated space of the active segment. A frame
+// header of it has a length far above MaxEntrySize, so a frame reader stops
+// at it as at any torn tail.
+const fillerByte = 0xA5
+
+// fillerTail reports whether every byte of f from off to size is
+// fillerByte (and there is at least one).
+func fillerTail(f File, off, size int64) (bool, error) {
+	if off >= size {
+		return false, nil
+	}
+	buf := make([]byte, 256<<10)
+	for off < size {
+		n := int(min(int64(len(buf)), size-off))
+		if _, err := f.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+			return false, err
+		}
+		for _, b := range buf[:n] {
+			if b != fillerByte {
+				return false, nil
+			}
+		}
+		off += int64(n)
+	}
+	return true, nil
 }
 
 // laterBatch looks for the marker of a group commit written after a damaged

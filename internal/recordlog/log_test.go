@@ -453,3 +453,66 @@ func TestAppendWithEndedContextWritesNothing(t *testing.T) {
 		t.Fatalf("reopened %v (recovery %+v); want nothing", s, rec)
 	}
 }
+
+// TestCommit: Commit writes its entries as one durable group in the calling
+// goroutine, serialized with concurrent Appends; both replay, each call's
+// entries contiguous and in order.
+func TestCommit(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), DirName)
+	l, _, _ := openLog(t, dir, Options{})
+	if err := l.Commit(); err != nil {
+		t.Fatalf("empty Commit = %v", err)
+	}
+	if err := l.Commit(put("", "x")); !errors.Is(err, ErrInvalidEntry) {
+		t.Fatalf("Commit of an invalid entry = %v; want ErrInvalidEntry", err)
+	}
+	var wg sync.WaitGroup
+	const calls = 50
+	wg.Go(func() {
+		for i := range calls {
+			if err := l.Commit(put(fmt.Sprintf("c%d", i), "1"), put(fmt.Sprintf("c%d", i), "2")); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Go(func() {
+		for i := range calls {
+			if err := l.Append(context.Background(), put(fmt.Sprintf("a%d", i), "1")); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	wg.Wait()
+	st := l.Stats()
+	if st.Appends != 2*calls || st.Entries != 3*calls || st.Syncs != st.Batches || st.Batches < calls+1 || st.SyncTime <= 0 {
+		t.Fatalf("Stats = %+v; want %d appends of %d entries, every batch fsynced once, time spent in fsync", st, 2*calls, 3*calls)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Commit(put("z", "1")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Commit after Close = %v; want ErrClosed", err)
+	}
+	l, _, got := openLog(t, dir, Options{})
+	defer l.Close()
+	if len(got) != 3*calls {
+		t.Fatalf("replayed %d entries; want %d", len(got), 3*calls)
+	}
+	nextC, nextA := 0, 0
+	for i := 0; i < len(got); i++ {
+		switch key := got[i].Key; key {
+		case fmt.Sprintf("c%d", nextC):
+			if i+1 >= len(got) || got[i+1].Key != key || string(got[i].Value) != "1" || string(got[i+1].Value) != "2" {
+				t.Fatalf("entry %d: Commit %d's two entries are not contiguous and in order", i, nextC)
+			}
+			i++
+			nextC++
+		case fmt.Sprintf("a%d", nextA):
+			nextA++
+		default:
+			t.Fatalf("entry %d is %q; want c%d or a%d", i, key, nextC, nextA)
+		}
+	}
+}

@@ -199,11 +199,27 @@ func (n *Node) Log() string {
 	return string(b)
 }
 
-// Close kills every node the cluster started.
+// Close stops every node the cluster started: SIGTERM first, so that a node
+// shuts down gracefully and logs what it reports at the end (the record
+// store's counters), then SIGKILL for any still running after 3 s.
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	nodes := append([]*Node(nil), c.nodes...)
 	c.mu.Unlock()
+	for _, n := range nodes {
+		n.Signal(syscall.SIGCONT)
+		n.Signal(syscall.SIGTERM)
+	}
+	deadline := time.NewTimer(3 * time.Second)
+	defer deadline.Stop()
+wait:
+	for _, n := range nodes {
+		select {
+		case <-n.done:
+		case <-deadline.C:
+			break wait
+		}
+	}
 	for _, n := range nodes {
 		n.Kill()
 	}
