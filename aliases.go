@@ -25,8 +25,8 @@ type Config = cluster.Config
 // format, log attribute and JSON document; only the handshake reads its bytes.
 type Cookie = cluster.Cookie
 
-// ArbiterDSN is Config.Arbiter, the MESH_ARBITER value: peer or a
-// postgres:// connection string. It prints, logs and marshals as its
+// ArbiterDSN is Config.Arbiter, the MESH_ARBITER value: peer, a
+// postgres:// connection string or etcd:// endpoints. It prints, logs and marshals as its
 // redacted form (scheme and hosts only).
 type ArbiterDSN = cluster.ArbiterDSN
 

@@ -12,13 +12,36 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/meshtest"
+	"meshgo.dev/mesh/meshtest/etcdtest"
 	"meshgo.dev/mesh/meshtest/pgtest"
 )
 
-// The lease arbiter with real processes and a throwaway PostgreSQL server
-// (meshtest/pgtest: skipped without initdb and pg_ctl, failed instead under
-// MESH_REQUIRE_POSTGRES=1). Lease timing is the default: TTL 2 s, renewal
-// every 500 ms, safety margin 300 ms.
+// The lease arbiter with real processes, each scenario once against a
+// throwaway PostgreSQL server (meshtest/pgtest: skipped without initdb and
+// pg_ctl, failed instead under MESH_REQUIRE_POSTGRES=1) and once against a
+// throwaway etcd server (meshtest/etcdtest: skipped without etcd, failed
+// instead under MESH_REQUIRE_ETCD=1). Lease timing is the default: TTL 2 s,
+// renewal every 500 ms, safety margin 300 ms.
+
+// leaseStore is the arbiter server of one run of a lease scenario.
+type leaseStore struct {
+	kind        string // the safety_mode it gives
+	value       string // MESH_ARBITER
+	secret      string // what no node may log; "" when the value holds none
+	stop, start func(testing.TB)
+}
+
+// eachLeaseStore runs test as a subtest against each arbiter backend.
+func eachLeaseStore(t *testing.T, test func(t *testing.T, ls *leaseStore)) {
+	t.Run("postgres", func(t *testing.T) {
+		srv := pgtest.NewServer(t)
+		test(t, &leaseStore{kind: "postgres", value: srv.URL(), secret: password(t, srv.URL()), stop: srv.Stop, start: srv.Start})
+	})
+	t.Run("etcd", func(t *testing.T) {
+		srv := etcdtest.NewServer(t)
+		test(t, &leaseStore{kind: "etcd", value: "etcd://" + srv.Endpoint(), stop: srv.Stop, start: srv.Start})
+	})
+}
 
 const leaseTTL = 2 * time.Second
 
@@ -45,18 +68,17 @@ func (h *harness) leaseStatus(n *node) (leaseStatusDoc, error) {
 	return s, h.query(&s, "cluster", "status", n.name)
 }
 
-// leasePair starts a primary and a standby under the PostgreSQL arbiter at
-// srv and waits until the primary holds the lease; it returns the lease's
-// epoch.
-func leasePair(t *testing.T, h *harness, srv *pgtest.Server) (p, s *node, epoch uint64) {
+// leasePair starts a primary and a standby under the lease arbiter ls and
+// waits until the primary holds the lease; it returns the lease's epoch.
+func leasePair(t *testing.T, h *harness, ls *leaseStore) (p, s *node, epoch uint64) {
 	t.Helper()
-	p, s = readyPair(t, h, "MESH_ARBITER="+srv.URL(), "MESH_DIAGNOSTICS_CAPACITY=20000")
+	p, s = readyPair(t, h, "MESH_ARBITER="+ls.value, "MESH_DIAGNOSTICS_CAPACITY=20000")
 	h.eventually(10*time.Second, func() error {
 		st, err := h.leaseStatus(p)
 		if err != nil {
 			return err
 		}
-		if st.Authority.SafetyMode != "postgres" || st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name || !st.Readiness.Ready {
+		if st.Authority.SafetyMode != ls.kind || st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name || !st.Readiness.Ready {
 			return fmt.Errorf("primary status %+v", st)
 		}
 		epoch = st.Authority.Lease.Epoch
@@ -64,13 +86,15 @@ func leasePair(t *testing.T, h *harness, srv *pgtest.Server) (p, s *node, epoch 
 	})
 	// Both nodes report the same lease, and no log shows the password.
 	st, err := h.leaseStatus(s)
-	if err != nil || st.Authority.SafetyMode != "postgres" || st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name {
+	if err != nil || st.Authority.SafetyMode != ls.kind || st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name {
 		t.Fatalf("standby status %+v, %v", st, err)
 	}
-	pw := password(t, srv.URL())
+	if ls.secret == "" {
+		return p, s, epoch
+	}
 	t.Cleanup(func() {
 		for _, n := range []*node{p, s} {
-			if log := n.proc.Log(); strings.Contains(log, pw) || strings.Contains(log, srv.URL()) {
+			if log := n.proc.Log(); strings.Contains(log, ls.secret) || strings.Contains(log, ls.value) {
 				t.Errorf("%s logged the arbiter's credentials (log %s)", n.name, n.proc.LogPath())
 			}
 		}
@@ -111,9 +135,12 @@ func nextKey(prefix string) string { return fmt.Sprintf("%s-%d", prefix, leaseKe
 // SIGKILL of the primary: the standby promotes by winning the lease at the
 // next epoch, then serves.
 func TestLeaseKillPrimaryStandbyWinsLease(t *testing.T) {
-	srv := pgtest.NewServer(t)
+	eachLeaseStore(t, testLeaseKillPrimary)
+}
+
+func testLeaseKillPrimary(t *testing.T, ls *leaseStore) {
 	h := newHarness(t)
-	p, s, epoch := leasePair(t, h, srv)
+	p, s, epoch := leasePair(t, h, ls)
 	if code, _, body := httpGetKey(t, p.http+"/todos", nextKey("kill-pre")); code != http.StatusOK {
 		t.Fatalf("primary with the lease answered %d %s", code, body)
 	}
@@ -202,9 +229,12 @@ func entryTime(t *testing.T, h *harness, n *node, transition string) time.Time {
 // fenced to standby at the new epoch. Its last completion as primary comes
 // before the new primary's promotion.
 func TestLeaseFrozenPrimaryLosesLease(t *testing.T) {
-	srv := pgtest.NewServer(t)
+	eachLeaseStore(t, testLeaseFrozenPrimary)
+}
+
+func testLeaseFrozenPrimary(t *testing.T, ls *leaseStore) {
 	h := newHarness(t)
-	p, s, epoch := leasePair(t, h, srv)
+	p, s, epoch := leasePair(t, h, ls)
 
 	// A client keeps both nodes busy throughout.
 	stop := make(chan struct{})
@@ -282,16 +312,19 @@ func TestLeaseFrozenPrimaryLosesLease(t *testing.T) {
 	t.Logf("old primary completed %d requests before the freeze; none between %v and %v", before, promoted.Format(time.StampMilli), fenced.Format(time.StampMilli))
 }
 
-// PostgreSQL stopped while the pair runs: the primary stops serving its
+// The arbiter server stopped while the pair runs: the primary stops serving its
 // clustered routes (503 arbiter_unavailable) once its deadline passes,
-// readiness says arbiter_unavailable, and nothing promotes. PostgreSQL back:
+// readiness says arbiter_unavailable, and nothing promotes. The server back:
 // the holder renews the same lease and serves again.
 func TestLeaseArbiterDownPrimaryStopsThenResumes(t *testing.T) {
-	srv := pgtest.NewServer(t)
-	h := newHarness(t)
-	p, s, epoch := leasePair(t, h, srv)
+	eachLeaseStore(t, testLeaseArbiterDown)
+}
 
-	srv.Stop(t)
+func testLeaseArbiterDown(t *testing.T, ls *leaseStore) {
+	h := newHarness(t)
+	p, s, epoch := leasePair(t, h, ls)
+
+	ls.stop(t)
 	down := time.Now()
 	client := &http.Client{Timeout: 5 * time.Second}
 	var refusedAfter time.Duration
@@ -306,13 +339,13 @@ func TestLeaseArbiterDownPrimaryStopsThenResumes(t *testing.T) {
 		}
 		return fmt.Errorf("primary still serving every request")
 	})
-	t.Logf("primary refused with arbiter_unavailable %v after PostgreSQL stopped", refusedAfter.Round(10*time.Millisecond))
+	t.Logf("primary refused with arbiter_unavailable %v after the %s server stopped", ls.kind, refusedAfter.Round(10*time.Millisecond))
 	if refusedAfter > leaseTTL+time.Second {
 		t.Fatalf("primary served %v without a lease it could renew (TTL %v)", refusedAfter, leaseTTL)
 	}
 	st, err := h.leaseStatus(p)
 	if err != nil || st.Readiness.Ready || str(st.Readiness.Reason) != "arbiter_unavailable" || st.Authority.Role != "primary" {
-		t.Fatalf("primary status while PostgreSQL is down %+v, %v", st, err)
+		t.Fatalf("primary status while the %s server is down %+v, %v", ls.kind, st, err)
 	}
 	// Several TTLs: nothing promotes, nobody is fenced.
 	time.Sleep(3 * leaseTTL)
@@ -326,7 +359,7 @@ func TestLeaseArbiterDownPrimaryStopsThenResumes(t *testing.T) {
 		t.Fatal("primary never reported arbiter_unavailable")
 	}
 
-	srv.Start(t)
+	ls.start(t)
 	h.eventually(15*time.Second, func() error {
 		st, err := h.leaseStatus(p)
 		if err != nil {
@@ -339,7 +372,7 @@ func TestLeaseArbiterDownPrimaryStopsThenResumes(t *testing.T) {
 	})
 	for range 8 {
 		if code, body := leaseGet(client, p.http+"/one", nextKey("back")); code != http.StatusOK {
-			t.Fatalf("primary answered %d %s after PostgreSQL came back", code, body)
+			t.Fatalf("primary answered %d %s after the %s server came back", code, body, ls.kind)
 		}
 	}
 }

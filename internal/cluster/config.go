@@ -126,8 +126,9 @@ type Config struct {
 	WorkMaxResultBytes int64
 	// Arbiter is MESH_ARBITER: "" or "peer" decides promotions with the
 	// two-node rule; postgres://... or postgresql://... with a lease in
-	// PostgreSQL that a primary must hold to act (a cluster node only). It
-	// prints as its redacted form.
+	// PostgreSQL, etcd://host:port[,host:port] with an etcd lease, that a
+	// primary must hold to act (a cluster node only). It prints as its
+	// redacted form.
 	Arbiter ArbiterDSN
 
 	// Logger receives runtime logs; nil means slog.Default(), or with

@@ -86,11 +86,11 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //   - MESH_CONTINUITY_STORE: log or memory; empty leaves ContinuityStore ""
 //     (log on a cluster node, memory on a standalone one). A standalone node
 //     given log keeps it under MESH_STATE_DIR, which it then requires.
-//   - MESH_ARBITER: unset or peer (the two-node rule), or postgres://... /
-//     postgresql://... on a cluster node (a lease in PostgreSQL); a value
-//     arbiter.ParseSpec refuses is reported with its reason, and an etcd://
-//     value as not yet supported. The error never shows the value's
-//     credentials.
+//   - MESH_ARBITER: unset or peer (the two-node rule), or, on a cluster
+//     node, postgres://... / postgresql://... (a lease in PostgreSQL) or
+//     etcd://host:port[,host:port] (an etcd lease); a value
+//     arbiter.ParseSpec refuses is reported with its reason. The error never
+//     shows the value's credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
@@ -315,9 +315,8 @@ func normalizeAdvertisedHost(s string) (string, string) {
 }
 
 // checkArbiter validates a MESH_ARBITER value for a node in mode: peer,
-// or postgres on a cluster node. A malformed value gets ParseSpec's precise
-// reason; etcd is refused as not supported by this build. No error shows
-// the value's credentials.
+// or postgres or etcd on a cluster node. A malformed value gets ParseSpec's
+// precise reason. No error shows the value's credentials.
 func checkArbiter(v string, mode Mode) error {
 	spec, err := checkArbiterSpec(v)
 	if err != nil {

@@ -505,11 +505,9 @@ func TestStartRefusesWeakCookie(t *testing.T) {
 
 // MESH_ARBITER: unset and peer select the two-node rule; a postgres://
 // value selects the lease arbiter on a cluster node and is refused on a
-// standalone one; a malformed value gets ParseSpec's reason; etcd is refused
-// as unsupported in this build; no error shows the connection string's
-// credentials.
+// standalone one, and so does an etcd:// value; a malformed value gets
+// ParseSpec's reason; no error shows the connection string's credentials.
 func TestConfigFromEnvArbiter(t *testing.T) {
-	const unsupported = "is not yet supported in this build; use peer or postgres://..."
 	const standalone = "needs a cluster node (set MESH_CLUSTER_COOKIE); a standalone node has no standby to hand over to"
 	for _, tt := range []struct {
 		name, value string
@@ -524,9 +522,12 @@ func TestConfigFromEnvArbiter(t *testing.T) {
 		{"postgresql", "postgresql://mesh:s3cret@db:5432/mesh",
 			map[string]string{"standalone": "Invalid MESH_ARBITER: postgres arbiter (postgresql://db:5432) " + standalone},
 			"postgresql://mesh:s3cret@db:5432/mesh"},
-		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379", map[string]string{
-			"standalone": "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported,
-			"cluster":    "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported}, ""},
+		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379",
+			map[string]string{"standalone": "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + standalone},
+			"etcd://10.0.0.1:2379,10.0.0.2:2379"},
+		{"etcd credentials", "etcd://root:s3cret@10.0.0.1:2379", map[string]string{
+			"standalone": "Invalid MESH_ARBITER: expected etcd://host:port[,host:port] with nothing else (no credentials, path or parameters)",
+			"cluster":    "Invalid MESH_ARBITER: expected etcd://host:port[,host:port] with nothing else (no credentials, path or parameters)"}, ""},
 		{"unknown", "raft", map[string]string{
 			"standalone": `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`,
 			"cluster":    `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`}, ""},
@@ -581,8 +582,8 @@ func TestConfigArbiterRedactedAndValidated(t *testing.T) {
 	}
 	c = testConfig(t, "a", "127.0.0.1", 4370, RolePrimary)
 	c.Arbiter = "etcd://127.0.0.1:2379"
-	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not yet supported") {
-		t.Fatalf("etcd arbiter: %v", err)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("cluster Config with an etcd arbiter: %v", err)
 	}
 	c.Arbiter = d
 	if err := c.Validate(); err != nil {

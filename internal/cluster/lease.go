@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/arbiter"
+	etcdarbiter "meshgo.dev/mesh/internal/arbiter/etcd"
 	"meshgo.dev/mesh/internal/arbiter/postgres"
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-// A lease arbiter (MESH_ARBITER=postgres://...) drives the primary role:
+// A lease arbiter (MESH_ARBITER=postgres://... or etcd://...) drives the
+// primary role:
 //
 //   - A standby promotes only by winning the lease (arbiter.Acquire) at an
 //     epoch above every epoch it knows of; the won epoch is its promotion
@@ -52,7 +54,8 @@ const (
 
 // ArbiterDSN is the MESH_ARBITER value a node is configured with: "" or
 // "peer" for the two-node rule, postgres://... or postgresql://... for a
-// lease in PostgreSQL. It may hold credentials, so it prints, logs and
+// lease in PostgreSQL, etcd://host:port[,host:port] for an etcd lease. It
+// may hold credentials, so it prints, logs and
 // marshals as its redacted form (scheme and hosts only).
 type ArbiterDSN string
 
@@ -68,18 +71,10 @@ func (d ArbiterDSN) LogValue() slog.Value { return arbiter.DSN(d).LogValue() }
 // MarshalText returns the redacted form, so JSON never sees the secret.
 func (d ArbiterDSN) MarshalText() ([]byte, error) { return arbiter.DSN(d).MarshalText() }
 
-// checkArbiterSpec parses a configured arbiter: peer or postgres; etcd is
-// refused as not supported by this build. Errors never show credentials.
+// checkArbiterSpec parses a configured arbiter: peer, postgres or etcd.
+// Errors never show credentials.
 func checkArbiterSpec(v string) (arbiter.Spec, error) {
-	spec, err := arbiter.ParseSpec(v)
-	if err != nil {
-		return arbiter.Spec{}, err
-	}
-	if spec.Kind == arbiter.KindEtcd {
-		return arbiter.Spec{}, invalidSetting(envArbiter, fmt.Sprintf("%s arbiter (%s) is not yet supported in this build; use peer or postgres://...",
-			spec.Kind, spec))
-	}
-	return spec, nil
+	return arbiter.ParseSpec(v)
 }
 
 // withLeaseArbiter makes the node decide promotions and gate its primary
@@ -106,17 +101,37 @@ func (n *Node) openLeaseArbiter(cfg Config) error {
 		return nil // given by an option
 	}
 	spec, err := checkArbiterSpec(string(cfg.Arbiter))
-	if err != nil || spec.Kind != arbiter.KindPostgres {
+	if err != nil || spec.Kind == arbiter.KindPeer {
 		return err
 	}
 	t := arbiter.DefaultTiming()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*t.TTL)
 	defer cancel()
-	a, err := postgres.Open(ctx, postgres.Config{URL: spec.DSN, Cluster: leaseRow(cfg.Cookie), Timing: t})
-	if err != nil {
-		return fmt.Errorf("arbiter %s: %s", spec, arbiter.Scrub(err.Error(), string(spec.DSN)))
+	var (
+		a       arbiter.Arbiter
+		closeFn func()
+	)
+	switch spec.Kind {
+	case arbiter.KindPostgres:
+		pa, perr := postgres.Open(ctx, postgres.Config{URL: spec.DSN, Cluster: leaseRow(cfg.Cookie), Timing: t})
+		a, err = pa, perr
+		if perr == nil {
+			closeFn = pa.Close
+		}
+	case arbiter.KindEtcd:
+		// The raw value: an etcd Spec keeps only the endpoints.
+		ea, eerr := etcdarbiter.Open(ctx, etcdarbiter.Config{URL: arbiter.DSN(cfg.Arbiter), Cluster: leaseRow(cfg.Cookie), Timing: t})
+		a, err = ea, eerr
+		if eerr == nil {
+			closeFn = ea.Close
+		}
+	default:
+		return fmt.Errorf("arbiter %s: unknown kind %q", spec, spec.Kind)
 	}
-	n.lease = newLeaseKeeper(n, a, t, string(arbiter.KindPostgres), a.Close)
+	if err != nil {
+		return fmt.Errorf("arbiter %s: %s", spec, arbiter.Scrub(err.Error(), string(cfg.Arbiter)))
+	}
+	n.lease = newLeaseKeeper(n, a, t, string(spec.Kind), closeFn)
 	return nil
 }
 
@@ -147,7 +162,7 @@ func newLeaseKeeper(n *Node, a arbiter.Arbiter, t arbiter.Timing, kind string, c
 	return &leaseKeeper{n: n, store: a, timing: t, kind: kind, close: closeFn}
 }
 
-// Kind returns the safety mode (postgres).
+// Kind returns the safety mode (postgres or etcd).
 func (k *leaseKeeper) Kind() string { return k.kind }
 
 // mayAct reports whether the node may act on its role now: a primary only
