@@ -106,7 +106,9 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 }
 
 // knowsCurrentState reports whether this node knows rec's state at its
-// current epoch. A completed attempt is a fact whoever holds it. Otherwise
+// current epoch. A completed attempt is a fact whoever holds it, and an
+// outcome_unknown one claims nothing that a later version could
+// contradict. Otherwise
 // the node must not doubt its own authority (a pause not yet confirmed by a
 // peer), the attempt must be past its prepare (until the replica answers,
 // its ingress has not decided whether to accept it), and this node must be
@@ -127,7 +129,7 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 // fails every rule: its owner may have refused, recovered or replaced the
 // attempt since.
 func (n *Node) knowsCurrentState(rec continuity.Record) bool {
-	if rec.Phase == continuity.PhaseCompleted || n.cfg.mode() != ModeCluster {
+	if rec.Phase == continuity.PhaseCompleted || outcomeUnknown(rec) || n.cfg.mode() != ModeCluster {
 		return true
 	}
 	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {
