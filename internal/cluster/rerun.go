@@ -30,24 +30,21 @@ func (n *Node) rerunRoute(h *handler, rec continuity.Record) (continuity.Record,
 	if role, _ := n.reg.Authority(); role != RolePrimary || !n.confirmed() {
 		return rec, false
 	}
-	next, err := n.reg.Reopen(rec.RequestKey, rec.Attempt)
+	next, err := n.recordReopen(rec,
+		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
+		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
 	if err != nil {
 		if cur, ok := n.reg.Get(rec.RequestKey); ok {
 			return cur, false
 		}
 		return rec, false
 	}
-	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, transitionRerunOnRetry,
-		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
-		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
-		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.replicate(outboxEntry{txRolledOver, next})
 	return next, true
 }
 
-// transitionRerunOnRetry is the reason of the automatic_recovery entry of a
+// reasonRerunOnRetry is the reason of the automatic_recovery entry of a
 // Rerunnable route's record reopened by a retry.
-const transitionRerunOnRetry = "outcome_unknown_rerun_on_retry"
+const reasonRerunOnRetry = "outcome_unknown_rerun_on_retry"
 
 // outcomeUnknown reports whether rec ended outcome_unknown. Such an answer
 // claims nothing about whether the handler ran, so any node may give it
