@@ -229,3 +229,61 @@ func TestBoundedSubmission(t *testing.T) {
 		t.Errorf("%d goroutines after the burst drained, base %d", afterGoroutines, baseGoroutines)
 	}
 }
+
+// Work recovered after its owner's loss takes a work slot like any other
+// execution: on a survivor whose only slot is busy it waits, pending and in
+// flight (so it is not recovered twice), and runs once the slot frees.
+func TestRecoveredWorkTakesAWorkSlot(t *testing.T) {
+	c := newAckCluster(t)
+	pcfg, scfg := c.config("primary", "127.0.0.1", RolePrimary), c.config("standby", "::1", RoleStandby)
+	scfg.MaxRunningWork = 1
+	p, s := c.start(pcfg), c.start(scfg)
+	waitLinked(t, p, s)
+	ctx := t.Context()
+	busy := keyPlaced(t, "slot-busy", s.Name(), p, s)
+	lost := keyPlaced(t, "slot-lost", p.Name(), p, s)
+	for _, key := range []string{busy, lost} {
+		if res, err := p.Submit(ctx, ackDecl(gatedMirrored), key, "payload"); err != nil || res.Outcome != OutcomeCreated {
+			t.Fatalf("submit %s: %+v, %v", key, res, err)
+		}
+	}
+	started := map[string]bool{}
+	for range 2 {
+		started[c.awaitStart().RequestKey] = true
+	}
+	if !started[busy] || !started[lost] {
+		t.Fatalf("started %v, want %s and %s", started, busy, lost)
+	}
+	p.crash()
+	waitAlone(t, s)
+	rec := waitRecordOf(t, s, lost, func(r continuity.Record) error {
+		if r.OwnerNode != s.Name() || !r.Pending() {
+			return fmt.Errorf("survivor record %+v", r)
+		}
+		return nil
+	})
+	eventually(t, 10*time.Second, func() error {
+		if q := s.slots.queued(); q != 1 {
+			return fmt.Errorf("%d executions queued on the survivor, want the recovered one", q)
+		}
+		return nil
+	})
+	if !s.inflight.hasAttempt(lost, rec.Attempt) {
+		t.Fatalf("queued recovered attempt %s is not in flight", rec.AttemptID())
+	}
+	if runs := c.work.executions(lost); len(runs) != 1 {
+		t.Fatalf("recovered work ran before a slot freed: %+v", runs)
+	}
+	c.work.release()
+	if id := c.awaitStart(); id.RequestKey != lost || id.AttemptID != rec.AttemptID() {
+		t.Fatalf("next execution %+v, want the recovered attempt %s", id, rec.AttemptID())
+	}
+	for _, key := range []string{busy, lost} {
+		waitRecordOf(t, s, key, func(r continuity.Record) error {
+			if r.Phase != continuity.PhaseCompleted {
+				return fmt.Errorf("record %+v", r)
+			}
+			return nil
+		})
+	}
+}
