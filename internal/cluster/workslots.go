@@ -68,6 +68,9 @@ func (s *workSlots) next() func() {
 	if s.head == len(s.queue) {
 		s.running--
 		s.queue, s.head = s.queue[:0], 0
+		if cap(s.queue) > s.room+1024 {
+			s.queue = nil // a burst beyond the room (recovered work) is not kept
+		}
 		return nil
 	}
 	job := s.queue[s.head]
