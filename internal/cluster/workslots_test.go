@@ -239,6 +239,18 @@ func TestRecoveredWorkTakesAWorkSlot(t *testing.T) {
 	scfg.MaxRunningWork = 1
 	p, s := c.start(pcfg), c.start(scfg)
 	waitLinked(t, p, s)
+	// Startup work ends first: recovered after the crash, it would queue too.
+	eventually(t, 10*time.Second, func() error {
+		if r, ok := s.Record(continuity.StartupKeyPrefix + gatedMirrored); !ok || r.Phase != continuity.PhaseCompleted {
+			return fmt.Errorf("startup work of %s not completed on %s: %+v", gatedMirrored, s.Name(), r)
+		}
+		for _, n := range []*Node{p, s} {
+			if pending := n.reg.PendingRecords(); len(pending) > 0 {
+				return fmt.Errorf("%s holds %d pending records", n.Name(), len(pending))
+			}
+		}
+		return nil
+	})
 	ctx := t.Context()
 	busy := keyPlaced(t, "slot-busy", s.Name(), p, s)
 	lost := keyPlaced(t, "slot-lost", p.Name(), p, s)
