@@ -51,6 +51,7 @@ stress:
 
 test-website:
 	npm --prefix website run build
+	$(GO) test -count=1 -timeout 5m ./website/...
 	$(GO) test -count=1 -timeout 10m -run Website ./e2e/
 
 test-rails:

@@ -25,6 +25,11 @@ type Config = cluster.Config
 // format, log attribute and JSON document; only the handshake reads its bytes.
 type Cookie = cluster.Cookie
 
+// ArbiterDSN is Config.Arbiter, the MESH_ARBITER value: peer or a
+// postgres:// connection string. It prints, logs and marshals as its
+// redacted form (scheme and hosts only).
+type ArbiterDSN = cluster.ArbiterDSN
+
 // Mode is the bootstrap mode.
 type Mode = cluster.Mode
 

@@ -60,9 +60,10 @@ const (
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
 //     at most 4194304), MESH_MAX_RUNNING_WORK (64, at most 65536).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
-//   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
-//     this build); postgres:// and etcd:// values are refused as not yet
-//     supported, without showing their credentials.
+//   - MESH_ARBITER: unset or peer (the two-node rule), or postgres://... /
+//     postgresql://... on a cluster node (a lease in PostgreSQL, which the
+//     primary must hold to act, and a standby must win to promote); etcd://
+//     values are refused as not yet supported. No error shows credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is

@@ -36,6 +36,11 @@ const (
 	// ReadinessNoPrimary: the node is a standby with no primary connected at
 	// its epoch, so it can neither serve nor forward clustered requests.
 	ReadinessNoPrimary = cluster.ReadinessNoPrimary
+	// ReadinessArbiterUnavailable: the node is primary under a lease
+	// arbiter (MESH_ARBITER) and holds no valid lease: it has not won it
+	// yet, or could not renew it before its deadline. It serves nothing
+	// until it holds the lease again.
+	ReadinessArbiterUnavailable = cluster.ReadinessArbiterUnavailable
 )
 
 // LivenessHandler is Node.LivenessHandler for the process's node, looked up

@@ -106,16 +106,21 @@ func (h *WorkHandle[Out]) Result(ctx context.Context) (Out, error) {
 }
 
 // SubmitWork submits the typed work function fn with input in under
-// requestKey on n (the default node when n is nil), once per key like
+// requestKey on n, once per key like
 // Node.Submit: the payload hash is the hash of the encoded input, so the
 // same input again is a duplicate whose Result is the stored output (the work
 // does not run again), and another input is a conflict. fn must have been
 // declared with Work. It returns once the record is stored; Result waits for
 // the output. An encoded input above MESH_WORK_MAX_RESULT_BYTES is refused
 // with input_too_large and nothing is stored.
+//
+// When n is nil the work is submitted on the node serving ctx: inside a
+// clustered route or declared work, the node running it; on a request served
+// through one node of a meshtest/clustertest pair, that node; otherwise the
+// process's default node.
 func SubmitWork[In, Out any](ctx context.Context, n *Node, fn func(context.Context, In) (Out, error), requestKey string, in In) (*WorkHandle[Out], error) {
 	if n == nil {
-		n = Default()
+		n = cluster.NodeFor(ctx)
 	}
 	d, err := cluster.TypedDeclaration(fn)
 	if err != nil {
@@ -129,14 +134,15 @@ func SubmitWork[In, Out any](ctx context.Context, n *Node, fn func(context.Conte
 }
 
 // Lookup returns a handle on the typed work d stored under requestKey on n
-// (the default node when n is nil), for a process that did not submit it:
+// (when nil, the node serving ctx, as for SubmitWork), for a process that
+// did not submit it:
 // its Result returns the stored output, or waits for it. Out must be d's
 // output type. A key n does not know is refused with request_key_not_found,
 // one that belongs to another function with request_key_conflict
 // (RefusalReason reads either).
 func Lookup[Out any](ctx context.Context, n *Node, d Declaration, requestKey string) (*WorkHandle[Out], error) {
 	if n == nil {
-		n = Default()
+		n = cluster.NodeFor(ctx)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

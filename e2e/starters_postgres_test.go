@@ -533,6 +533,7 @@ func TestStarterPostgresExampleTests(t *testing.T) {
 	for _, pkg := range []string{"api", "config", "ratelimit", "storage", "work"} {
 		starterContains(t, "meshc test output", out, "ok  \ttodo-postgres/"+pkg)
 	}
-	starterContains(t, "meshc test output", out, "--- PASS: TestCRUD", "--- PASS: TestUnmigratedSchema")
+	starterContains(t, "meshc test output", out, "--- PASS: TestCRUD", "--- PASS: TestUnmigratedSchema",
+		"--- PASS: TestClearCompleted", "--- PASS: TestClearCompletedOnAPair", "--- PASS: TestClusteredOnAPair")
 	starterAbsent(t, "meshc test output", out, append(starterSecrets(t, db), "--- SKIP")...)
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs beyond Go, from the package registries the
-# machine reaches: the docs site's npm packages (from website/package-lock.json)
-# and Debian's Chromium for the browser test. PostgreSQL binaries (initdb,
-# pg_ctl) come from Debian's postgresql package when missing.
+# machine reaches: the docs site's npm packages (from website/package-lock.json),
+# Debian's Chromium for the browser test, and zsh and fish for the tests of
+# meshc's completion scripts. PostgreSQL binaries (initdb, pg_ctl) come from
+# Debian's postgresql package when missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -12,6 +13,9 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   need_apt+=(postgresql)
 fi
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# meshc completion's tests check the zsh and fish scripts with the shells.
+command -v zsh >/dev/null 2>&1 || need_apt+=(zsh)
+command -v fish >/dev/null 2>&1 || need_apt+=(fish)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "ensure-deps: installing ${need_apt[*]} from Debian's packages"

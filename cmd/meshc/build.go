@@ -24,11 +24,22 @@ unless --output names another path.
 
 Flags:
   --output PATH   where to write the binary (relative to the current directory)
+
+Examples:
+  meshc build .
+  CGO_ENABLED=0 GOOS=linux meshc build .          a static Linux binary for the image
+  meshc build my-app --output /tmp/bundle/my-app
 `
 
-func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// buildFlags returns the flag set of meshc build and the --output value.
+func buildFlags() (*flag.FlagSet, *string) {
 	fset := flag.NewFlagSet("build", flag.ContinueOnError)
-	output := fset.String("output", "", "")
+	output := fset.String("output", "", "write the binary to `PATH`")
+	return fset, output
+}
+
+func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, output := buildFlags()
 	pos, err := parseArgs(fset, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, buildUsage)
@@ -64,7 +75,7 @@ func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build in %s failed: %w", dir, err)
+		return fmt.Errorf("go build in %s failed: %w; the compiler's messages are above, fix them and rerun meshc build", dir, err)
 	}
 	fmt.Fprintf(stdout, "Built %s\n", out)
 	return nil
@@ -84,7 +95,7 @@ func projectDirArg(cmd string, pos []string) (string, error) {
 	case 1:
 		return pos[0], nil
 	default:
-		return "", fmt.Errorf("meshc %s takes at most one project directory, got %d", cmd, len(pos))
+		return "", fmt.Errorf("meshc %s takes at most one project directory, got %d; run 'meshc %s --help'", cmd, len(pos), cmd)
 	}
 }
 
@@ -93,7 +104,7 @@ func readProject(dir string) (project, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return project{}, fmt.Errorf("project directory %s does not exist", dir)
+			return project{}, fmt.Errorf("project directory %s does not exist; pass the directory meshc init created, or run meshc init first", dir)
 		}
 		return project{}, err
 	}
@@ -102,7 +113,7 @@ func readProject(dir string) (project, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return project{}, fmt.Errorf("no go.mod in %s: expected a Go module such as one created by meshc init", dir)
+		return project{}, fmt.Errorf("no go.mod in %s: expected a Go module such as one created by meshc init; pass the project's directory (the one holding go.mod)", dir)
 	}
 	if err != nil {
 		return project{}, err

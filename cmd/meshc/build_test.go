@@ -257,12 +257,12 @@ func TestBuildErrors(t *testing.T) {
 		wantStderr string // prefix of stderr
 		wantIn     string // also contained in stderr
 	}{
-		{"no go.mod", parent, []string{"build", "nomod"}, "error: no go.mod in nomod: expected a Go module such as one created by meshc init\n", ""},
-		{"missing dir", parent, []string{"build", "absent"}, "error: project directory absent does not exist\n", ""},
-		{"two dirs", parent, []string{"build", "a", "b"}, "error: meshc build takes at most one project directory, got 2\n", ""},
+		{"no go.mod", parent, []string{"build", "nomod"}, "error: no go.mod in nomod: expected a Go module such as one created by meshc init; pass the project's directory (the one holding go.mod)\n", ""},
+		{"missing dir", parent, []string{"build", "absent"}, "error: project directory absent does not exist; pass the directory meshc init created, or run meshc init first\n", ""},
+		{"two dirs", parent, []string{"build", "a", "b"}, "error: meshc build takes at most one project directory, got 2; run 'meshc build --help'\n", ""},
 		{"unknown flag", parent, []string{"build", "--nope"}, "error: flag provided but not defined: -nope; run 'meshc build --help'\n", ""},
 		{"compile error", broken, []string{"build", "broken"}, "", "error: go build in broken failed: exit status 1"},
-		{"test without go.mod", parent, []string{"test", "nomod"}, "error: no go.mod in nomod: expected a Go module such as one created by meshc init\n", ""},
+		{"test without go.mod", parent, []string{"test", "nomod"}, "error: no go.mod in nomod: expected a Go module such as one created by meshc init; pass the project's directory (the one holding go.mod)\n", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

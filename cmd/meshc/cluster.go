@@ -25,8 +25,9 @@ type clusterVerb struct {
 	name     string
 	usage    string // argument synopsis after "meshc cluster <name> "
 	summary  string
-	maxArgs  int  // positional arguments, the node name included
-	hasLimit bool // accepts --limit
+	maxArgs  int      // positional arguments, the node name included
+	hasLimit bool     // accepts --limit
+	examples []string // command lines shown under Examples: in --help
 }
 
 var clusterVerbs = []clusterVerb{
@@ -35,6 +36,10 @@ var clusterVerbs = []clusterVerb{
 		usage:   "<node> [<node2>] [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
 		summary: "show a node's membership, authority, readiness and view of its peers; with two nodes, check that the pair agrees",
 		maxArgs: 2,
+		examples: []string{
+			"meshc cluster status primary@127.0.0.1:4370 --json",
+			"meshc cluster status primary@127.0.0.1:4370 standby@[::1]:4370 --cookie-file ./cookie",
+		},
 	},
 	{
 		name:     "continuity",
@@ -42,6 +47,10 @@ var clusterVerbs = []clusterVerb{
 		summary:  "list a node's continuity records, or show the one for request-key",
 		maxArgs:  2,
 		hasLimit: true,
+		examples: []string{
+			"meshc cluster continuity primary@127.0.0.1:4370 --limit 20",
+			"meshc cluster continuity primary@127.0.0.1:4370 startup::work.Add --json",
+		},
 	},
 	{
 		name:     "diagnostics",
@@ -49,7 +58,23 @@ var clusterVerbs = []clusterVerb{
 		summary:  "show a node's recent continuity transitions, oldest first",
 		maxArgs:  1,
 		hasLimit: true,
+		examples: []string{
+			"meshc cluster diagnostics standby@[::1]:4370 --limit 10 --json",
+		},
 	},
+}
+
+// clusterCommands is the cluster part of the command table, for completion:
+// every verb with its real flag set, and cookie.
+func clusterCommands() []command {
+	var out []command
+	for _, v := range clusterVerbs {
+		out = append(out, command{name: v.name, summary: v.summary, flags: func() *flag.FlagSet {
+			var o clusterOptions
+			return v.flagSet(&o)
+		}})
+	}
+	return append(out, command{name: "cookie", summary: "print a fresh random cluster cookie"})
 }
 
 // runCluster implements `meshc cluster status|continuity|diagnostics`: one
@@ -90,6 +115,9 @@ func runClusterCookie(args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout)
 			fmt.Fprintln(stdout, "Print a fresh random cluster cookie (256 bits from the system's secure")
 			fmt.Fprintln(stdout, "random source, base64url) for MESH_CLUSTER_COOKIE or a cookie file.")
+			fmt.Fprintln(stdout)
+			fmt.Fprintln(stdout, "Example:")
+			fmt.Fprintln(stdout, "  (umask 077; meshc cluster cookie > cookie)")
 			return flag.ErrHelp
 		}
 		return usageError(fmt.Errorf("meshc cluster cookie: unexpected argument %q; usage: meshc cluster cookie", args[0]))
@@ -111,6 +139,10 @@ func clusterUsage(w io.Writer) {
 	fmt.Fprintf(w, "  %-12s %s\n", "cookie", "print a fresh random cluster cookie")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Run 'meshc cluster <subcommand> --help' for its flags.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Examples:")
+	fmt.Fprintln(w, "  set -a; . ./.env; set +a      # the cookie, from the project's .env")
+	fmt.Fprintln(w, "  meshc cluster status primary@127.0.0.1:4370 standby@[::1]:4370")
 	fmt.Fprintln(w)
 	writeExitCodes(w)
 }
@@ -182,6 +214,11 @@ func (v clusterVerb) help(w io.Writer) {
 	fmt.Fprintln(w, "Flags:")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Examples:")
+	for _, e := range v.examples {
+		fmt.Fprintf(w, "  %s\n", e)
+	}
 	fmt.Fprintln(w)
 	writeExitCodes(w)
 }

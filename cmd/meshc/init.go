@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -21,16 +22,32 @@ const initUsage = `Usage:
                                                           a Todo HTTP API (SQLite by default)
 
 The project is created in the directory <name> under the current directory.
-Its go.mod points meshgo.dev/mesh at the local runtime source with a replace
-directive: --mesh-source, else $MESH_SOURCE_DIR, else the source tree meshc
-was built from, else the directories above the meshc executable. The path is
-relative when the project is inside that tree, absolute otherwise.
+Mesh is not published to a module proxy yet, so the project's go.mod reaches
+meshgo.dev/mesh through a replace directive, in one of two ways:
+
+  checkout   (the default) replace to a Mesh checkout on this machine: the
+             one --mesh-source DIR names, else $MESH_SOURCE_DIR, else the
+             source tree meshc was built from, else the directories above
+             the meshc executable. The path is relative when the project is
+             inside that tree, absolute otherwise.
+  vendored   (with --vendor) copy the runtime's packages from that checkout
+             into third_party/mesh and replace to ./third_party/mesh, so the
+             project builds without the checkout (CI, a container build,
+             another machine). Commit third_party/mesh; to update it, run
+             meshc init --vendor in a scratch directory and copy its
+             third_party/mesh over.
 
 Flags:
   --clustered            create the clustered starter
   --template NAME        create a starter from a template; supported: todo-api
   --db sqlite|postgres   database of the todo-api template (default sqlite)
-  --mesh-source DIR      runtime source directory for the replace directive
+  --mesh-source DIR      the Mesh checkout to replace to (or to copy from)
+  --vendor               copy the runtime into the project instead
+
+Examples:
+  meshc init --clustered my-app
+  meshc init --template todo-api --db postgres my-todo
+  meshc init --vendor --mesh-source ~/src/mesh --template todo-api --db postgres my-todo
 `
 
 // initForms names the three valid ways to call meshc init, for errors.
@@ -40,12 +57,29 @@ const initForms = "meshc init <name>, meshc init --clustered <name>, or meshc in
 // directory name, the module path and the binary name.
 var projectName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
 
-func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// initOptions are the flags of meshc init.
+type initOptions struct {
+	clustered  bool
+	template   string
+	db         string
+	meshSource string
+	vendor     bool
+}
+
+// initFlags returns the flag set of meshc init and the options it fills.
+func initFlags() (*flag.FlagSet, *initOptions) {
+	o := &initOptions{}
 	fset := flag.NewFlagSet("init", flag.ContinueOnError)
-	clustered := fset.Bool("clustered", false, "")
-	template := fset.String("template", "", "")
-	db := fset.String("db", "", "")
-	meshSourceFlag := fset.String("mesh-source", "", "")
+	fset.BoolVar(&o.clustered, "clustered", false, "create the clustered starter")
+	fset.StringVar(&o.template, "template", "", "create a starter from template `NAME`: todo-api")
+	fset.StringVar(&o.db, "db", "", "database `DB` of the todo-api template: sqlite or postgres")
+	fset.StringVar(&o.meshSource, "mesh-source", "", "the Mesh checkout `DIR` to replace to, or to copy from with --vendor")
+	fset.BoolVar(&o.vendor, "vendor", false, "copy the runtime source into the project (third_party/mesh) instead of pointing at a checkout")
+	return fset, o
+}
+
+func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset, o := initFlags()
 	names, err := parseArgs(fset, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, initUsage)
@@ -57,7 +91,7 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	set := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
-	kind, label, err := initKind(set, *clustered, *template, *db)
+	kind, label, err := initKind(set, o.clustered, o.template, o.db)
 	if err != nil {
 		return err
 	}
@@ -72,20 +106,25 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("invalid project name '%s': use letters, digits, '-' and '_' (dots only between them); the name becomes the directory, module and binary name", name)
 	}
 	if _, err := os.Lstat(name); err == nil {
-		return fmt.Errorf("Directory '%s' already exists", name)
+		return fmt.Errorf("Directory '%s' already exists; choose another project name or remove that directory", name)
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("check directory '%s': %w", name, err)
 	}
 	if !scaffold.Has(kind) {
 		return fmt.Errorf("the %s template is not included in this meshc build", kind)
 	}
-	src, err := findMeshSource(*meshSourceFlag, os.Getenv)
+	if set["mesh-source"] && strings.TrimSpace(o.meshSource) == "" {
+		return errors.New("--mesh-source needs a directory: the Mesh checkout whose go.mod declares " + scaffold.MeshModule + ", e.g. --mesh-source ~/src/mesh")
+	}
+	src, err := findMeshSource(o.meshSource, os.Getenv)
 	if err != nil {
 		return err
 	}
-	replace, err := replaceTarget(name, src.Dir)
-	if err != nil {
-		return err
+	replace := vendorDir
+	if !o.vendor {
+		if replace, err = replaceTarget(name, src.Dir); err != nil {
+			return err
+		}
 	}
 	data := scaffold.Data{
 		Name:        name,
@@ -96,9 +135,15 @@ func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if _, err := scaffold.Generate(name, kind, data); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("Directory '%s' already exists", name)
+			return fmt.Errorf("Directory '%s' already exists; choose another project name or remove that directory", name)
 		}
 		return fmt.Errorf("create project '%s': %w", name, err)
+	}
+	if o.vendor {
+		if err := vendorRuntime(src.Dir, filepath.Join(name, filepath.FromSlash(vendorDir))); err != nil {
+			os.RemoveAll(name) // the directory did not exist before this run
+			return fmt.Errorf("copy the runtime from %s into '%s': %w", src.Dir, name, err)
+		}
 	}
 	fmt.Fprintf(stdout, "Created %s '%s'\n", label, name)
 	return nil

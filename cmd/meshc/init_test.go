@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -91,9 +92,9 @@ func TestInitMatrix(t *testing.T) {
 		{name: "path as name", args: []string{"../app"}, wantCode: 1,
 			wantStderr: "error: invalid project name '../app': use letters, digits, '-' and '_' (dots only between them); the name becomes the directory, module and binary name\n"},
 		{name: "existing directory", args: []string{"app"}, existing: true, wantCode: 1,
-			wantStderr: "error: Directory 'app' already exists\n"},
+			wantStderr: "error: Directory 'app' already exists; choose another project name or remove that directory\n"},
 		{name: "existing directory, clustered", args: []string{"--clustered", "app"}, existing: true, wantCode: 1,
-			wantStderr: "error: Directory 'app' already exists\n"},
+			wantStderr: "error: Directory 'app' already exists; choose another project name or remove that directory\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,6 +151,53 @@ func TestInitHelp(t *testing.T) {
 }
 
 // fakeSource makes a directory that looks like the runtime source tree.
+// TestInitVendorBuildsWithoutCheckout generates the PostgreSQL starter with
+// --vendor and builds and vets it (its tests included) with the go command,
+// offline: the runtime comes from third_party/mesh, not from a checkout.
+func TestInitVendorBuildsWithoutCheckout(t *testing.T) {
+	parent := newProject(t, "vendored", "--vendor", "--template", "todo-api", "--db", "postgres")
+	project := filepath.Join(parent, "vendored")
+	if got, want := replaceLine(t, project), "replace meshgo.dev/mesh => ./third_party/mesh"; got != want {
+		t.Fatalf("replace line = %q, want %q", got, want)
+	}
+	vendored := filepath.Join(project, "third_party", "mesh")
+	b, err := os.ReadFile(filepath.Join(vendored, "go.mod"))
+	if err != nil || !strings.HasPrefix(string(b), "module meshgo.dev/mesh\n") {
+		t.Fatalf("third_party/mesh/go.mod: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(vendored, "VENDORED.md")); err != nil {
+		t.Error(err)
+	}
+	var files []string
+	filepath.WalkDir(vendored, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(vendored, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	for _, want := range []string{"node.go", "meshtest/faultnet.go"} {
+		if !slices.Contains(files, want) {
+			t.Errorf("third_party/mesh lacks %s", want)
+		}
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") || strings.HasPrefix(f, "cmd/") || strings.HasPrefix(f, "e2e/") || strings.HasPrefix(f, "examples/") {
+			t.Errorf("third_party/mesh holds %s, which a project never imports", f)
+		}
+	}
+	env := []string{"GOFLAGS=-mod=mod", "GOPROXY=off"}
+	for _, args := range [][]string{{"go", "list", "-m", "-f", "{{.Replace.Dir}}", "meshgo.dev/mesh"}, {"go", "build", "./..."}, {"go", "vet", "./..."}} {
+		res := runProcess(t, project, env, args[0], args[1:]...)
+		if res.code != 0 {
+			t.Fatalf("%s: exit %d\n%s%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+		}
+		if args[1] == "list" && strings.TrimSpace(res.stdout) != vendored {
+			t.Errorf("meshgo.dev/mesh resolves to %q, want %s", strings.TrimSpace(res.stdout), vendored)
+		}
+	}
+}
+
 func fakeSource(t *testing.T, goVersion string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "mesh-src")
@@ -209,6 +257,13 @@ func TestInitRuntimeSource(t *testing.T) {
 			wantErr: "error: MESH_SOURCE_DIR=" + notSource + " is not the Mesh runtime source: go.mod does not declare module meshgo.dev/mesh; set MESH_SOURCE_DIR to the directory holding the go.mod of meshgo.dev/mesh\n"},
 		{name: "--mesh-source without a go.mod", flags: []string{"--mesh-source", t.TempDir()},
 			wantErr: "is not the Mesh runtime source: no go.mod there; set MESH_SOURCE_DIR"},
+		{name: "--mesh-source given empty", flags: []string{"--mesh-source="},
+			wantErr: "error: --mesh-source needs a directory: the Mesh checkout whose go.mod declares meshgo.dev/mesh, e.g. --mesh-source ~/src/mesh\n"},
+		{name: "--vendor", flags: []string{"--vendor"}, wantReplace: "replace meshgo.dev/mesh => ./third_party/mesh"},
+		{name: "--vendor inside the source tree stays local", cwd: filepath.Join(root, "examples"), flags: []string{"--vendor"},
+			wantReplace: "replace meshgo.dev/mesh => ./third_party/mesh"},
+		{name: "--vendor from a tree without the runtime packages", env: []string{"MESH_SOURCE_DIR=" + fake}, flags: []string{"--vendor"},
+			wantErr: "error: copy the runtime from " + fake + " into 'srcapp': package meshgo.dev/mesh/meshtest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

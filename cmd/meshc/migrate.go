@@ -36,7 +36,14 @@ Migrations are goose SQL files named <version>_<description>.sql, with
 -- +goose Up and -- +goose Down sections. Applied versions are recorded in the
 goose_db_version table; concurrent runs are serialised by an advisory lock.
 DATABASE_URL is never printed.
+
+Examples:
+  DATABASE_URL=postgres://postgres:postgres@127.0.0.1:5432/my_todo meshc migrate . up
+  meshc migrate my-todo status
 `
+
+// migrateActions are the actions of meshc migrate.
+var migrateActions = []string{"up", "down", "status"}
 
 // migrationsDir is the folder of a project that holds its migrations.
 const migrationsDir = "migrations"
@@ -61,21 +68,21 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case 2:
 		dir, action = pos[0], pos[1]
 	default:
-		return errors.New("usage: meshc migrate [dir] up|down|status")
+		return errors.New("usage: meshc migrate [dir] up|down|status; run 'meshc migrate --help'")
 	}
-	if !slices.Contains([]string{"up", "down", "status"}, action) {
+	if !slices.Contains(migrateActions, action) {
 		return fmt.Errorf("unknown migrate action '%s'; use up, down or status", action)
 	}
 	migDir := filepath.Join(dir, migrationsDir)
 	if st, err := os.Stat(migDir); err != nil || !st.IsDir() {
-		return fmt.Errorf("no %s directory in %s", migrationsDir, dir)
+		return fmt.Errorf("no %s directory in %s; pass the project directory (meshc migrate <dir> %s), which holds %s/", migrationsDir, dir, action, migrationsDir)
 	}
 	if files, _ := filepath.Glob(filepath.Join(migDir, "*.sql")); len(files) == 0 {
 		return fmt.Errorf("no migrations in %s (expected <version>_<description>.sql files)", migDir)
 	}
 	databaseURL := os.Getenv("DATABASE_URL")
 	if strings.TrimSpace(databaseURL) == "" {
-		return errors.New("Missing required environment variable DATABASE_URL")
+		return errors.New("Missing required environment variable DATABASE_URL; export it first, e.g. export DATABASE_URL=postgres://user:password@127.0.0.1:5432/dbname")
 	}
 	// Every error below may quote the connection string or its password;
 	// scrub them before they reach the terminal.
@@ -95,7 +102,7 @@ func migrate(ctx context.Context, databaseURL, migDir, action string, stdout io.
 	pingCtx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
-		return fmt.Errorf("connect to DATABASE_URL: %w", err)
+		return fmt.Errorf("connect to DATABASE_URL: %w; check that PostgreSQL runs and that the host, port, user, password and database in DATABASE_URL are right", err)
 	}
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {

@@ -217,14 +217,14 @@ func TestMigrateUsageErrors(t *testing.T) {
 		wantStderr string
 	}{
 		{"missing DATABASE_URL", proj, nil, []string{"migrate", "up"},
-			"error: Missing required environment variable DATABASE_URL\n"},
+			"error: Missing required environment variable DATABASE_URL; export it first, e.g. export DATABASE_URL=postgres://user:password@127.0.0.1:5432/dbname\n"},
 		{"blank DATABASE_URL", proj, []string{"DATABASE_URL= "}, []string{"migrate", "status"},
-			"error: Missing required environment variable DATABASE_URL\n"},
-		{"no action", proj, nil, []string{"migrate"}, "error: usage: meshc migrate [dir] up|down|status\n"},
-		{"too many arguments", proj, nil, []string{"migrate", ".", "up", "now"}, "error: usage: meshc migrate [dir] up|down|status\n"},
+			"error: Missing required environment variable DATABASE_URL; export it first, e.g. export DATABASE_URL=postgres://user:password@127.0.0.1:5432/dbname\n"},
+		{"no action", proj, nil, []string{"migrate"}, "error: usage: meshc migrate [dir] up|down|status; run 'meshc migrate --help'\n"},
+		{"too many arguments", proj, nil, []string{"migrate", ".", "up", "now"}, "error: usage: meshc migrate [dir] up|down|status; run 'meshc migrate --help'\n"},
 		{"unknown action", proj, nil, []string{"migrate", "sideways"}, "error: unknown migrate action 'sideways'; use up, down or status\n"},
 		{"no migrations folder", noMigrations, []string{"DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"migrate", "up"},
-			"error: no migrations directory in .\n"},
+			"error: no migrations directory in .; pass the project directory (meshc migrate <dir> up), which holds migrations/\n"},
 		{"empty migrations folder", empty, []string{"DATABASE_URL=postgres://x@127.0.0.1:1/x"}, []string{"migrate", "up"},
 			"error: no migrations in migrations (expected <version>_<description>.sql files)\n"},
 	}

@@ -13,7 +13,11 @@ import (
 const testUsage = `Usage: meshc test [dir] [-- go test flags]
 
 Runs go test ./... in the project dir (default .), streaming its output.
-Arguments after -- are passed to go test, e.g. meshc test . -- -run TestAdd -v
+Arguments after -- are passed to go test.
+
+Examples:
+  meshc test .
+  meshc test my-app -- -run TestAdd -v
 `
 
 func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -46,7 +50,7 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("tests failed in %s: %w", dir, err)
+		return fmt.Errorf("tests failed in %s: %w; the failures are above, rerun one with meshc test %s -- -run <TestName> -v", dir, err, dir)
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func TestTestCommand(t *testing.T) {
 		if !strings.Contains(res.stdout, "deliberate failure") || !strings.Contains(res.stdout, "FAIL") {
 			t.Errorf("go test output was not streamed to stdout:\n%s", res.stdout)
 		}
-		if want := "error: tests failed in .: exit status 1\n"; !strings.HasSuffix(res.stderr, want) {
+		if want := "error: tests failed in .: exit status 1; the failures are above, rerun one with meshc test . -- -run <TestName> -v\n"; !strings.HasSuffix(res.stderr, want) {
 			t.Errorf("stderr = %q, want it to end with %q", res.stderr, want)
 		}
 	})

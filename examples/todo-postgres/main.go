@@ -24,7 +24,7 @@ import (
 	"todo-postgres/config"
 	"todo-postgres/ratelimit"
 	"todo-postgres/storage"
-	_ "todo-postgres/work" // declares work.SyncTodos with the runtime
+	"todo-postgres/work" // declares work.SyncTodos and work.ClearCompleted with the runtime
 )
 
 // shutdownTimeout bounds how long in-flight requests and the runtime may take
@@ -95,6 +95,9 @@ func run() int {
 	}
 	defer pool.Close()
 
+	store := storage.New(pool)
+	work.Use(store) // before the runtime starts: a promoted node may re-run work at once
+
 	status, err := mesh.StartFromEnv()
 	if err != nil {
 		for _, problem := range strings.Split(err.Error(), "\n") {
@@ -114,7 +117,7 @@ func run() int {
 	logger.Printf("PostgreSQL pool ready")
 
 	limiter := ratelimit.New(cfg.RateLimitWindow(), cfg.RateLimitMaxRequests)
-	handler := api.NewRouter(api.NewTodos(storage.New(pool), logger), api.Health(cfg), limiter)
+	handler := api.NewRouter(api.NewTodos(store, logger), api.Health(cfg), limiter)
 	logger.Printf("Runtime ready port=%d db_backend=postgres write_limit_window_seconds=%d write_limit_max=%d",
 		cfg.Port, cfg.RateLimitWindowSeconds, cfg.RateLimitMaxRequests)
 

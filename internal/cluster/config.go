@@ -140,6 +140,11 @@ type Config struct {
 	// for submissions owned here before Submit waits for room. 0 means
 	// DefaultMaxRunningWork; at most MaxMaxRunningWork.
 	MaxRunningWork int
+	// Arbiter is MESH_ARBITER: "" or "peer" decides promotions with the
+	// two-node rule; postgres://... or postgresql://... with a lease in
+	// PostgreSQL that a primary must hold to act (a cluster node only). It
+	// prints as its redacted form.
+	Arbiter ArbiterDSN
 
 	// Logger receives runtime logs; nil means slog.Default(), or with
 	// LogFormat LogFormatJSON a JSON handler on standard error. WithLogger

@@ -87,10 +87,11 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //   - MESH_CONTINUITY_STORE: log or memory; empty leaves ContinuityStore ""
 //     (log on a cluster node, memory on a standalone one). A standalone node
 //     given log keeps it under MESH_STATE_DIR, which it then requires.
-//   - MESH_ARBITER: unset or peer (the two-node rule, the only arbiter of
-//     this build); a value arbiter.ParseSpec refuses is reported with its
-//     reason, and a postgres:// or etcd:// value as not yet supported. The
-//     error never shows the value's credentials.
+//   - MESH_ARBITER: unset or peer (the two-node rule), or postgres://... /
+//     postgresql://... on a cluster node (a lease in PostgreSQL); a value
+//     arbiter.ParseSpec refuses is reported with its reason, and an etcd://
+//     value as not yet supported. The error never shows the value's
+//     credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
@@ -241,8 +242,10 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	default:
 		invalid(envContinuityStore, reasonStore(v))
 	}
-	if err := checkArbiter(get(envArbiter)); err != nil {
+	if err := checkArbiter(get(envArbiter), cfg.Mode); err != nil {
 		errs = append(errs, err)
+	} else if v := get(envArbiter); v != string(arbiter.KindPeer) {
+		cfg.Arbiter = ArbiterDSN(v)
 	}
 	switch v := get(envLogFormat); v {
 	case "", LogFormatText, LogFormatJSON:
@@ -314,18 +317,18 @@ func normalizeAdvertisedHost(s string) (string, string) {
 	return s, ""
 }
 
-// checkArbiter validates a MESH_ARBITER value. This build decides promotions
-// with the peer rule only (authority.Peer); a lease arbiter is parsed, so a
-// malformed value gets its precise reason, and then refused as unsupported,
-// shown without credentials.
-func checkArbiter(v string) error {
-	spec, err := arbiter.ParseSpec(v)
+// checkArbiter validates a MESH_ARBITER value for a node in mode: peer,
+// or postgres on a cluster node. A malformed value gets ParseSpec's precise
+// reason; etcd is refused as not supported by this build. No error shows
+// the value's credentials.
+func checkArbiter(v string, mode Mode) error {
+	spec, err := checkArbiterSpec(v)
 	if err != nil {
 		return err
 	}
-	if spec.Kind != arbiter.KindPeer {
-		return invalidSetting(envArbiter, fmt.Sprintf("%s arbiter (%s) is not yet supported in this build; unset %s or set it to peer",
-			spec.Kind, spec, envArbiter))
+	if spec.Kind != arbiter.KindPeer && mode != ModeCluster {
+		return invalidSetting(envArbiter, fmt.Sprintf("%s arbiter (%s) needs a cluster node (set %s); a standalone node has no standby to hand over to",
+			spec.Kind, spec, envClusterCookie))
 	}
 	return nil
 }

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -510,27 +512,36 @@ func TestStartRefusesWeakCookie(t *testing.T) {
 	}
 }
 
-// MESH_ARBITER: unset and peer select the two-node rule; a malformed value
-// gets ParseSpec's reason; a lease arbiter is refused as unsupported in this
-// build, in standalone and cluster mode alike, and no error shows the
-// connection string's credentials.
+// MESH_ARBITER: unset and peer select the two-node rule; a postgres://
+// value selects the lease arbiter on a cluster node and is refused on a
+// standalone one; a malformed value gets ParseSpec's reason; etcd is refused
+// as unsupported in this build; no error shows the connection string's
+// credentials.
 func TestConfigFromEnvArbiter(t *testing.T) {
-	const unsupported = "is not yet supported in this build; unset MESH_ARBITER or set it to peer"
+	const unsupported = "is not yet supported in this build; use peer or postgres://..."
+	const standalone = "needs a cluster node (set MESH_CLUSTER_COOKIE); a standalone node has no standby to hand over to"
 	for _, tt := range []struct {
 		name, value string
-		want        string // "" when accepted
+		want        map[string]string // by mode: the error, "" when accepted
+		arbiter     ArbiterDSN        // Config.Arbiter when accepted in cluster mode
 	}{
-		{"unset", "", ""},
-		{"peer", " peer ", ""},
+		{"unset", "", nil, ""},
+		{"peer", " peer ", nil, ""},
 		{"postgres", "postgres://mesh:s3cret@db.internal:5432/mesh?sslmode=require",
-			"Invalid MESH_ARBITER: postgres arbiter (postgres://db.internal:5432) " + unsupported},
+			map[string]string{"standalone": "Invalid MESH_ARBITER: postgres arbiter (postgres://db.internal:5432) " + standalone},
+			"postgres://mesh:s3cret@db.internal:5432/mesh?sslmode=require"},
 		{"postgresql", "postgresql://mesh:s3cret@db:5432/mesh",
-			"Invalid MESH_ARBITER: postgres arbiter (postgresql://db:5432) " + unsupported},
-		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379",
-			"Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported},
-		{"unknown", "raft", `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`},
-		{"keyword form", "host=db password=s3cret",
-			"Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got a value that is none of them (not shown: it may hold credentials)"},
+			map[string]string{"standalone": "Invalid MESH_ARBITER: postgres arbiter (postgresql://db:5432) " + standalone},
+			"postgresql://mesh:s3cret@db:5432/mesh"},
+		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379", map[string]string{
+			"standalone": "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported,
+			"cluster":    "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + unsupported}, ""},
+		{"unknown", "raft", map[string]string{
+			"standalone": `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`,
+			"cluster":    `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`}, ""},
+		{"keyword form", "host=db password=s3cret", map[string]string{
+			"standalone": "Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got a value that is none of them (not shown: it may hold credentials)",
+			"cluster":    "Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got a value that is none of them (not shown: it may hold credentials)"}, ""},
 	} {
 		for _, mode := range []string{"standalone", "cluster"} {
 			t.Run(tt.name+"/"+mode, func(t *testing.T) {
@@ -539,20 +550,52 @@ func TestConfigFromEnvArbiter(t *testing.T) {
 					env = cluster(env)
 				}
 				cfg, err := ConfigFromEnv(envOf(env), fixedHost("h"))
-				if tt.want == "" {
+				want := tt.want[mode]
+				if want == "" {
 					if err != nil {
 						t.Fatalf("refused: %v", err)
 					}
+					if mode == "cluster" && cfg.Arbiter != tt.arbiter {
+						t.Fatalf("Config.Arbiter %v, want %v", cfg.Arbiter, tt.arbiter)
+					}
+					if err := cfg.Validate(); err != nil {
+						t.Fatalf("ConfigFromEnv's Config fails Validate: %v", err)
+					}
 					return
 				}
-				if err == nil || err.Error() != tt.want {
-					t.Fatalf("error:\n got %v\nwant %q", err, tt.want)
+				if err == nil || err.Error() != want {
+					t.Fatalf("error:\n got %v\nwant %q", err, want)
 				}
 				if strings.Contains(err.Error(), "s3cret") || cfg != (Config{}) {
 					t.Fatalf("error shows credentials or config not zero: %v, %+v", err, cfg)
 				}
 			})
 		}
+	}
+}
+
+// Config.Arbiter prints, logs and marshals without its credentials, and
+// Validate gives the environment's messages for it.
+func TestConfigArbiterRedactedAndValidated(t *testing.T) {
+	d := ArbiterDSN("postgres://mesh:s3cret@db:5432/mesh")
+	js, _ := json.Marshal(struct{ A ArbiterDSN }{d})
+	for _, got := range []string{d.String(), fmt.Sprintf("%v %+v %#v", d, d, d), string(js), fmt.Sprintf("%+v", Config{Arbiter: d})} {
+		if strings.Contains(got, "s3cret") || strings.Contains(got, "mesh:") {
+			t.Fatalf("arbiter shown with credentials: %s", got)
+		}
+	}
+	c := Config{Arbiter: d}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "needs a cluster node") || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("standalone Config with a postgres arbiter: %v", err)
+	}
+	c = testConfig(t, "a", "127.0.0.1", 4370, RolePrimary)
+	c.Arbiter = "etcd://127.0.0.1:2379"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not yet supported") {
+		t.Fatalf("etcd arbiter: %v", err)
+	}
+	c.Arbiter = d
+	if err := c.Validate(); err != nil {
+		t.Fatalf("cluster Config with a postgres arbiter: %v", err)
 	}
 }
 

@@ -302,7 +302,7 @@ func (n *Node) executeWork(h *handler, rec continuity.Record, gen uint64, try in
 		n.superseded(h, rec)
 		return false
 	}
-	ctx := withIdentity(n.ctx, &rec)
+	ctx := withIdentity(n.ctx, n, &rec)
 	var output []byte
 	err := n.callSafely(h.name, func() error {
 		if h.typed != nil {

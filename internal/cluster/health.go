@@ -41,6 +41,11 @@ const (
 	// ReadinessNoPrimary: the node is a standby with no primary connected at
 	// its epoch, so it can neither serve nor forward clustered requests.
 	ReadinessNoPrimary = "no_primary"
+	// ReadinessArbiterUnavailable: the node is primary under a lease
+	// arbiter (MESH_ARBITER) and holds no valid lease: it has not won it
+	// yet, or could not renew it before its deadline. It serves nothing
+	// until it holds the lease again.
+	ReadinessArbiterUnavailable = "arbiter_unavailable"
 )
 
 // Health is a node's liveness and readiness with its authority, in the
@@ -172,6 +177,9 @@ func (n *Node) readiness() (bool, string) {
 		return true, ""
 	case n.checkPause():
 		return false, ReadinessQuarantined
+	}
+	if role, _ := n.reg.Authority(); role == RolePrimary && n.lease != nil && !n.lease.valid() {
+		return false, ReadinessArbiterUnavailable
 	}
 	role, epoch := n.reg.Authority()
 	sessions := n.sessionList()

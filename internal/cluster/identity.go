@@ -22,14 +22,18 @@ type identityKey struct{}
 // a handler that asks for it.
 type identityCtx struct {
 	context.Context
+	node    *Node // the node running the execution
 	key     string
 	attempt uint64
 	epoch   uint64
 }
 
 func (c *identityCtx) Value(key any) any {
-	if _, ok := key.(identityKey); ok {
+	switch key.(type) {
+	case identityKey:
 		return c
+	case nodeKey:
+		return c.node
 	}
 	return c.Context.Value(key)
 }
@@ -43,7 +47,28 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 	return Identity{}, false
 }
 
-// withIdentity returns ctx carrying the identity of rec's current attempt.
-func withIdentity(ctx context.Context, rec *continuity.Record) context.Context {
-	return &identityCtx{Context: ctx, key: rec.RequestKey, attempt: rec.Attempt, epoch: rec.Epoch}
+// withIdentity returns ctx carrying the identity of rec's current attempt,
+// run by n.
+func withIdentity(ctx context.Context, n *Node, rec *continuity.Record) context.Context {
+	return &identityCtx{Context: ctx, node: n, key: rec.RequestKey, attempt: rec.Attempt, epoch: rec.Epoch}
+}
+
+type nodeKey struct{}
+
+// WithNode returns ctx carrying n as the node serving it: a clustered route
+// served with ctx, and typed work submitted with ctx and no node, use n
+// instead of the process's default node. The runtime sets it itself in the
+// context of every execution; the test kit sets it on the requests it
+// serves through one node of an in-process pair.
+func WithNode(ctx context.Context, n *Node) context.Context {
+	return context.WithValue(ctx, nodeKey{}, n)
+}
+
+// NodeFor returns the node ctx carries (see WithNode), or the process's
+// default node when it carries none.
+func NodeFor(ctx context.Context) *Node {
+	if n, ok := ctx.Value(nodeKey{}).(*Node); ok && n != nil {
+		return n
+	}
+	return Default()
 }

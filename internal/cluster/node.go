@@ -96,6 +96,7 @@ type Node struct {
 	lastTick atomic.Int64 // monotonic nanoseconds since start
 	peerSeen atomic.Bool
 	arbiter  authority.Arbiter // decides promotions; authority.Peer unless configured
+	lease    *leaseKeeper      // the lease that gates the primary role; nil with the peer rule (lease.go)
 	authCh   chan struct{}     // closed and replaced whenever authority or quarantine changes
 	authMu   sync.Mutex        // guards authCh
 
@@ -227,12 +228,20 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: certificate: %w", n.self, err)
 		}
 		n.cert = cert
+		if err := n.openLeaseArbiter(cfg); err != nil {
+			return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
+		}
+		if n.lease != nil {
+			n.arbiter = n.lease
+		}
 	} else {
+		n.lease = nil // the primary role of a standalone node needs no lease
 		n.self = StandaloneNodeName
 	}
 	ls, recovered, err := n.openStore(cfg, n.stateDir)
 	if err != nil {
 		n.log.Error("[mesh-rt continuity] record store open failed", "node", n.self, "error", err.Error())
+		n.closeLease()
 		return nil, fmt.Errorf("mesh bootstrap start failed node=%s: %w", n.self, err)
 	}
 	var store continuity.Store // nil: the registry's MemoryStore
@@ -269,6 +278,9 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.goRun(n.acceptLoop)
 		n.goRun(n.discoveryLoop)
 		n.goRun(n.pauseDetector)
+		if n.lease != nil {
+			n.goRun(n.lease.run)
+		}
 	}
 	n.resumeRecovered(resume)
 	n.startStartupWork()
@@ -360,6 +372,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 		n.closeStore() // nothing calls the registry any more
+		n.closeLease()
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -459,6 +472,9 @@ func (n *Node) confirmed() bool {
 	}
 	if n.reg.Quarantined() {
 		return false
+	}
+	if n.lease != nil && !n.lease.mayAct() {
+		return false // a primary past its lease's deadline
 	}
 	now := n.mono()
 	gap := time.Duration(now - n.lastTick.Load())

@@ -28,9 +28,17 @@ func (s operatorSource) Status() operator.StatusView {
 	role, epoch := s.n.reg.Authority()
 	peers := s.n.Peers()
 	ready, reason := s.n.readiness()
-	return operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0),
+	v := operator.StatusView{LocalNode: s.n.self, PeerNodes: peers, Role: role, Epoch: epoch, Health: s.n.health(len(peers) > 0),
 		Peers: s.n.peerViewsForStatus(), Ready: ready, NotReadyReason: reason,
 		SafetyMode: s.n.arbiter.Kind()}
+	if k := s.n.lease; k != nil {
+		l, refusal := k.view(s.n.ctx)
+		if l != nil {
+			v.Lease = &operator.LeaseView{Holder: l.Holder, Epoch: l.Epoch, ExpiresIn: l.ExpiresIn}
+		}
+		v.PromotionRefusal = refusal
+	}
+	return v
 }
 
 // health is the node's replication health: whether its in-flight work is

@@ -74,7 +74,7 @@ func (n *Node) For(h http.Handler) http.Handler {
 func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := rh.node
 	if n == nil {
-		n = Default()
+		n = NodeFor(r.Context())
 	}
 	rw := n.met.routeStart(w)
 	defer n.met.routeDone(rw)
@@ -136,7 +136,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp exchange.Response
 	if rec.OwnerNode == n.self {
-		ctx := withIdentity(r.Context(), &rec)
+		ctx := withIdentity(r.Context(), n, &rec)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
 		req.Body, req.ContentLength = http.NoBody, 0
 		if len(body) > 0 {
@@ -188,7 +188,7 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
-		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		return exchange.Response{}, n.unconfirmedError()
 	}
 	if !n.running.add() {
 		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
@@ -232,7 +232,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 	}
 	if !n.confirmed() {
 		resp.Release()
-		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonQuarantined}
+		return exchange.Response{}, n.unconfirmedError()
 	}
 	if _, err := n.recordCompletionWithResponse(rec.RequestKey, rec.Attempt, gen, stored); err != nil {
 		resp.Release()
@@ -308,7 +308,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	defer cancel()
 	s.routes.Store(m.ID, cancel)
 	defer s.routes.Delete(m.ID)
-	ctx = withIdentity(ctx, &rec)
+	ctx = withIdentity(ctx, n, &rec)
 	req, err := http.NewRequestWithContext(ctx, m.Method, m.URI, bytes.NewReader(m.Body))
 	if err != nil {
 		fail(string(continuity.ReasonInvalidForwardedRequest))

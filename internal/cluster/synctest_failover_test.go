@@ -61,6 +61,8 @@ type syncCluster struct {
 
 	stopObserver chan struct{}
 	observerDone chan struct{}
+
+	opts []Option // more options for every node started (a lease arbiter)
 }
 
 // newSyncCluster must run inside the bubble; it stops its observer and
@@ -110,8 +112,8 @@ func (c *syncCluster) start(cfg Config) *Node {
 // startOn is start with the node listening and dialing through nw.
 func (c *syncCluster) startOn(cfg Config, nw Network) *Node {
 	c.t.Helper()
-	n, err := Start(cfg, WithNetwork(nw), withHandlers(c.handlers),
-		WithLookupHost(func(context.Context, string) ([]string, error) { return []string{"127.0.0.1", "::1"}, nil }))
+	n, err := Start(cfg, append([]Option{WithNetwork(nw), withHandlers(c.handlers),
+		WithLookupHost(func(context.Context, string) ([]string, error) { return []string{"127.0.0.1", "::1"}, nil })}, c.opts...)...)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -74,6 +74,9 @@ func (c Config) mode() Mode {
 //     HeartbeatInterval once defaults are applied.
 //   - ContinuityStore: "", StoreLog or StoreMemory; StoreLog on a standalone
 //     node needs a StateDir.
+//   - Arbiter: "", "peer", or postgres://... / postgresql://... on a
+//     cluster node (etcd:// is not supported by this build); no message
+//     shows its credentials.
 //   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the
@@ -163,6 +166,9 @@ func (c Config) Validate() error {
 	}
 	if positive(envMaxRunningWork, int64(c.MaxRunningWork)) && c.MaxRunningWork > MaxMaxRunningWork {
 		invalid(envMaxRunningWork, fmt.Sprintf("expected a positive integer no greater than %d", MaxMaxRunningWork))
+	}
+	if err := checkArbiter(string(c.Arbiter), c.mode()); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.LogFormat {
 	case "", LogFormatText, LogFormatJSON:

@@ -24,11 +24,15 @@ const (
 	ReasonStaleEpoch                 Reason = "stale_epoch_rejected"
 	ReasonFenced                     Reason = "fenced_by_higher_epoch"
 	ReasonQuarantined                Reason = "authority_unconfirmed_after_pause"
-	ReasonHandlerNotRegistered       Reason = "declared_handler_not_registered"
-	ReasonHandlerPanicked            Reason = "handler_panicked"
-	ReasonOwnerUnreachable           Reason = "owner_unreachable"
-	ReasonForwardTimeout             Reason = "route_forward_timeout"
-	ReasonShuttingDown               Reason = "node_shutting_down"
+	// ReasonArbiterUnavailable refuses what a primary would do once its
+	// lease from the arbiter (MESH_ARBITER) is past its deadline: it could
+	// not renew it, so another node may soon hold it.
+	ReasonArbiterUnavailable   Reason = "arbiter_unavailable"
+	ReasonHandlerNotRegistered Reason = "declared_handler_not_registered"
+	ReasonHandlerPanicked      Reason = "handler_panicked"
+	ReasonOwnerUnreachable     Reason = "owner_unreachable"
+	ReasonForwardTimeout       Reason = "route_forward_timeout"
+	ReasonShuttingDown         Reason = "node_shutting_down"
 	// Refusals of a clustered route's request before any record exists
 	// (answered 400 or 413, never stored).
 	ReasonRequestKeyReserved  Reason = "request_key_reserved"
@@ -95,7 +99,7 @@ var documentedReasons = []Reason{
 	ReasonOwnerNodeMissing, ReasonInvalidReplicationCount, ReasonReplicaMatchesOwner,
 	ReasonReplicaRequiredUnavailable, ReasonReplicaPrepareTimeout, ReasonReplicaTargetMismatch,
 	ReasonAttemptMismatch, ReasonOwnerNodeMismatch, ReasonAlreadyCompleted, ReasonPhase,
-	ReasonExecutionNodeMissing, ReasonStaleEpoch, ReasonFenced, ReasonQuarantined,
+	ReasonExecutionNodeMissing, ReasonStaleEpoch, ReasonFenced, ReasonQuarantined, ReasonArbiterUnavailable,
 	ReasonHandlerNotRegistered, ReasonHandlerPanicked, ReasonOwnerUnreachable, ReasonForwardTimeout,
 	ReasonShuttingDown, ReasonRecordUnconfirmed, ReasonRequestInProgress, ReasonResponseNotReplayable,
 	ReasonInvalidForwardedRequest, ReasonUnspecified, ReasonStoreUnavailable,

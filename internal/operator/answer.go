@@ -43,6 +43,21 @@ type StatusView struct {
 	// SafetyMode is the kind of arbiter that decides promotions: peer,
 	// postgres or etcd.
 	SafetyMode string
+	// Lease is the arbiter's lease as the node knows it; nil with the peer
+	// rule, or when no node holds it (or the store cannot be reached).
+	Lease *LeaseView
+	// PromotionRefusal is the reason of the last promotion the arbiter
+	// refused this node (lease_held_by:<node>, arbiter_unavailable, ...);
+	// empty when none.
+	PromotionRefusal string
+}
+
+// LeaseView is a held lease: its holder, its epoch (the fencing token) and
+// the time left before it expires.
+type LeaseView struct {
+	Holder    string
+	Epoch     uint64
+	ExpiresIn time.Duration
 }
 
 // PeerView is what a node knows of one peer: the state of the link and,
@@ -151,6 +166,14 @@ func newStatus(v StatusView) Status {
 			PromotionEpoch:    v.Epoch,
 			ReplicationHealth: v.Health,
 			SafetyMode:        v.SafetyMode,
+			Lease:             newLease(v.Lease),
+			LastPromotionRefusal: func() *string {
+				if v.PromotionRefusal == "" {
+					return nil
+				}
+				r := v.PromotionRefusal
+				return &r
+			}(),
 		},
 		Membership: Membership{LocalNode: v.LocalNode, Nodes: nodes, PeerNodes: peers},
 		Peers:      views,
@@ -242,4 +265,12 @@ func Serve(conn net.Conn, src Source, timeout time.Duration) error {
 		return fmt.Errorf("serve operator query: %w", err)
 	}
 	return qerr
+}
+
+// newLease is the JSON form of l; nil stays nil.
+func newLease(l *LeaseView) *Lease {
+	if l == nil {
+		return nil
+	}
+	return &Lease{Holder: l.Holder, Epoch: l.Epoch, ExpiresInMS: max(l.ExpiresIn, 0).Milliseconds()}
 }

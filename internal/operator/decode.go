@@ -93,6 +93,8 @@ func DecodeStatus(body []byte) (Status, error) {
 		return Status{}, invalidValue("status", "authority.replication_health", string(s.Authority.ReplicationHealth))
 	case s.Authority.SafetyMode != "" && !validSafetyMode(s.Authority.SafetyMode):
 		return Status{}, invalidValue("status", "authority.safety_mode", s.Authority.SafetyMode)
+	case s.Authority.Lease != nil && (s.Authority.Lease.Holder == "" || s.Authority.Lease.Epoch == 0):
+		return Status{}, errors.New("status: authority.lease has no holder or epoch")
 	case s.Membership.LocalNode == "":
 		return Status{}, errors.New("status: membership.local_node is empty")
 	case s.Readiness != nil && !s.Readiness.Ready && (s.Readiness.Reason == nil || *s.Readiness.Reason == ""):

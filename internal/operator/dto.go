@@ -69,10 +69,26 @@ type Readiness struct {
 // (peer, postgres or etcd). A node from before safety_mode sends none, and
 // DecodeStatus then leaves SafetyMode empty.
 type Authority struct {
-	ClusterRole       continuity.Role   `json:"cluster_role"`
+	ClusterRole continuity.Role `json:"cluster_role"`
+	// LastPromotionRefusal is the reason the arbiter last refused to
+	// promote this node (lease_held_by:<node>, arbiter_unavailable); null
+	// when it never did.
+	LastPromotionRefusal *string `json:"last_promotion_refusal"`
+	// Lease is the arbiter's lease; null with the peer rule, when no node
+	// holds it, or when the node cannot reach the arbiter.
+	Lease             *Lease            `json:"lease"`
 	PromotionEpoch    uint64            `json:"promotion_epoch"`
 	ReplicationHealth continuity.Health `json:"replication_health"`
 	SafetyMode        string            `json:"safety_mode"`
+}
+
+// Lease is the arbiter's lease: who holds it, at which epoch (the fencing
+// token of the primary role), and how long it has left, as the answering
+// node measured it.
+type Lease struct {
+	Epoch       uint64 `json:"epoch"`
+	ExpiresInMS int64  `json:"expires_in_ms"`
+	Holder      string `json:"holder"`
 }
 
 // Membership is the node's own name and its connected peers. Nodes is the

@@ -39,6 +39,17 @@ var goldenCases = []struct {
 		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkSyncing}}
 		return s
 	}},
+	{"status_lease", wire.OperatorQuery{Kind: uint8(KindStatus)}, func() *fakeSource {
+		s := goldenSource()
+		s.status.Role, s.status.Epoch = continuity.RoleStandby, 3
+		s.status.PeerNodes, s.status.Health = nil, continuity.HealthLocalOnly
+		s.status.Ready, s.status.NotReadyReason = false, "no_primary"
+		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkDisconnected, Heard: true, Role: continuity.RolePrimary, Epoch: 3, HeartbeatAge: 2600 * time.Millisecond}}
+		s.status.SafetyMode = "postgres"
+		s.status.Lease = &LeaseView{Holder: standbyNode, Epoch: 3, ExpiresIn: 1450 * time.Millisecond}
+		s.status.PromotionRefusal = "lease_held_by:" + standbyNode
+		return s
+	}},
 	{"continuity_record", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "http-route::todos.List::7f3a"}, goldenSource},
 	{"continuity_record_pending", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "startup::work.Sync"}, goldenSource},
 	{"continuity_record_result", wire.OperatorQuery{Kind: uint8(KindContinuityLookup), RequestKey: "settle-42"}, func() *fakeSource {

@@ -3,6 +3,7 @@ package operator
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -41,6 +42,14 @@ func (s *Status) WriteText(w io.Writer) error {
 	t.kv("replication_health", string(s.Authority.ReplicationHealth))
 	if s.Authority.SafetyMode != "" {
 		t.kv("safety_mode", s.Authority.SafetyMode)
+	}
+	if l := s.Authority.Lease; l != nil {
+		t.kv("lease", fmt.Sprintf("holder=%s epoch=%d expires_in_ms=%d", l.Holder, l.Epoch, l.ExpiresInMS))
+	} else if s.Authority.SafetyMode != "" && s.Authority.SafetyMode != "peer" {
+		t.kv("lease", "(none)")
+	}
+	if r := s.Authority.LastPromotionRefusal; r != nil {
+		t.kv("last_promotion_refusal", *r)
 	}
 	if r := s.Readiness; r != nil {
 		if r.Ready {

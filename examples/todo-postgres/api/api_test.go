@@ -25,10 +25,11 @@ import (
 
 // memStore is an in-memory Store. err, when set, is returned by every call.
 type memStore struct {
-	mu    sync.Mutex
-	todos []storage.Todo // oldest first
-	next  int
-	err   error
+	mu     sync.Mutex
+	todos  []storage.Todo // oldest first
+	next   int
+	err    error
+	clears int // ClearCompleted calls
 }
 
 func (m *memStore) List(context.Context) ([]storage.Todo, error) {
@@ -96,6 +97,19 @@ func (m *memStore) Delete(_ context.Context, id string) error {
 	}
 	m.todos = slices.Delete(m.todos, i, i+1)
 	return nil
+}
+
+// ClearCompleted makes memStore the store of package work too.
+func (m *memStore) ClearCompleted(_ context.Context, cutoff time.Time) (int64, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.err != nil {
+		return 0, 0, m.err
+	}
+	m.clears++
+	before := len(m.todos)
+	m.todos = slices.DeleteFunc(m.todos, func(t storage.Todo) bool { return t.Completed && !t.CreatedAt.After(cutoff) })
+	return int64(before - len(m.todos)), int64(len(m.todos)), nil
 }
 
 func (m *memStore) find(id string) int {

@@ -31,7 +31,8 @@ const MetricsPath = "/metrics"
 // replication count 1, runtime names api.Todos.List and api.Todos.Get): each
 // request gets a continuity record and runs on the node the runtime places it
 // on. /health and the writes are ordinary local handlers; the writes share
-// limiter's budget. /livez and /readyz are the runtime's probe handlers,
+// limiter's budget. POST /todos/clear-completed is a write that submits the
+// typed declared work work.ClearCompleted and answers with its report. /livez and /readyz are the runtime's probe handlers,
 // /metrics its Prometheus metrics.
 //
 // Call NewRouter once per process: the runtime finds a clustered route by its
@@ -57,6 +58,7 @@ func newRouter(todos *Todos, health http.Handler, limiter *ratelimit.Limiter, cl
 	mux.Handle("POST /todos", limitWrites(limiter, todos.Create))
 	mux.Handle("PUT /todos/{id}", limitWrites(limiter, todos.Toggle))
 	mux.Handle("DELETE /todos/{id}", limitWrites(limiter, todos.Delete))
+	mux.Handle("POST /todos/clear-completed", limitWrites(limiter, todos.ClearCompleted))
 	return mux
 }
 

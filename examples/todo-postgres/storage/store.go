@@ -133,6 +133,21 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// ClearCompleted deletes, in one statement, the completed todos created at
+// or before cutoff, and returns how many it deleted and how many todos
+// remain.
+func (s *Store) ClearCompleted(ctx context.Context, cutoff time.Time) (deleted, remaining int64, err error) {
+	err = s.pool.QueryRow(ctx, `WITH gone AS (
+		DELETE FROM todos WHERE completed AND created_at <= $1 RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM gone), (SELECT count(*) FROM todos) - (SELECT count(*) FROM gone)`,
+		cutoff).Scan(&deleted, &remaining)
+	if err != nil {
+		return 0, 0, fmt.Errorf("clear completed todos: %w", classify(err))
+	}
+	return deleted, remaining, nil
+}
+
 func scanTodo(row pgx.Row) (Todo, error) {
 	var t Todo
 	if err := row.Scan(&t.ID, &t.Title, &t.Completed, &t.CreatedAt); err != nil {

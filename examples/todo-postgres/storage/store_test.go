@@ -72,7 +72,7 @@ func migrateUp(t *testing.T, pool *pgxpool.Pool) {
 			t.Fatal(err)
 		}
 		up, _, _ := strings.Cut(string(raw), "-- +goose Down")
-		if _, err := pool.Exec(t.Context(), up); err != nil {
+		if err := applyLocked(t.Context(), pool, up); err != nil {
 			t.Fatalf("apply %s: %v", file, err)
 		}
 	}
@@ -119,6 +119,38 @@ func TestCRUD(t *testing.T) {
 	}
 }
 
+func TestClearCompleted(t *testing.T) {
+	pool := testPool(t)
+	migrateUp(t, pool)
+	s := New(pool)
+	ctx := t.Context()
+	var done []Todo
+	for _, title := range []string{"done early", "done late", "open"} {
+		todo, err := s.Create(ctx, title)
+		if err != nil {
+			t.Fatalf("Create: %v", err)
+		}
+		if title != "open" {
+			if todo, err = s.Toggle(ctx, todo.ID); err != nil {
+				t.Fatalf("Toggle: %v", err)
+			}
+			done = append(done, todo)
+		}
+	}
+	// A cut-off before the second completed todo was created keeps it.
+	deleted, remaining, err := s.ClearCompleted(ctx, done[0].CreatedAt)
+	if err != nil || deleted != 1 || remaining != 2 {
+		t.Fatalf("ClearCompleted(first's creation time) = %d, %d, %v; want 1 deleted, 2 remaining", deleted, remaining, err)
+	}
+	deleted, remaining, err = s.ClearCompleted(ctx, time.Now().Add(time.Hour))
+	if err != nil || deleted != 1 || remaining != 1 {
+		t.Fatalf("ClearCompleted(later) = %d, %d, %v; want 1 deleted, 1 remaining", deleted, remaining, err)
+	}
+	if todos, err := s.List(ctx); err != nil || len(todos) != 1 || todos[0].Title != "open" {
+		t.Fatalf("List after clearing = %+v, %v; want the open todo only", todos, err)
+	}
+}
+
 func TestMissingTodoIsNotFound(t *testing.T) {
 	pool := testPool(t)
 	migrateUp(t, pool)
@@ -143,4 +175,28 @@ func TestUnmigratedSchema(t *testing.T) {
 	if _, err := s.Create(t.Context(), "x"); !errors.Is(err, ErrNotMigrated) {
 		t.Errorf("Create: err = %v, want ErrNotMigrated", err)
 	}
+	if _, _, err := s.ClearCompleted(t.Context(), time.Now()); !errors.Is(err, ErrNotMigrated) {
+		t.Errorf("ClearCompleted: err = %v, want ErrNotMigrated", err)
+	}
+}
+
+// migrationLock is the advisory lock the packages' tests hold while they
+// apply migrations: CREATE EXTENSION IF NOT EXISTS is not safe to run from
+// two sessions at once, and go test runs packages in parallel.
+const migrationLock = 74201
+
+// applyLocked runs sql on one connection of pool while holding
+// migrationLock.
+func applyLocked(ctx context.Context, pool *pgxpool.Pool, sql string) error {
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return err
+	}
+	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock)
+	_, err = conn.Exec(ctx, sql)
+	return err
 }

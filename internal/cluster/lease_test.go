@@ -1,0 +1,332 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"meshgo.dev/mesh/internal/arbiter"
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/meshtest"
+)
+
+// shortLease keeps unit tests quick: a primary that cannot renew stops
+// within 500 ms, and a standby can win a lease 600 ms after the last
+// renewal.
+var shortLease = arbiter.Timing{TTL: 600 * time.Millisecond, Renew: 150 * time.Millisecond, Margin: 100 * time.Millisecond}
+
+func diagWith(n *Node, transition, reasonPrefix string) (continuity.Entry, bool) {
+	for _, e := range n.Diagnostics().Entries {
+		if e.Transition == transition && strings.HasPrefix(e.Reason, reasonPrefix) {
+			return e, true
+		}
+	}
+	return continuity.Entry{}, false
+}
+
+func waitDiag(t *testing.T, n *Node, transition, reasonPrefix string) continuity.Entry {
+	t.Helper()
+	var e continuity.Entry
+	eventually(t, 10*time.Second, func() error {
+		var ok bool
+		if e, ok = diagWith(n, transition, reasonPrefix); !ok {
+			return fmt.Errorf("%s has no %s diagnostic with reason %q", n.Name(), transition, reasonPrefix)
+		}
+		return nil
+	})
+	return e
+}
+
+// echo serves routeEcho on n and returns the status and body.
+func echo(n *Node) (int, string) {
+	w := httptest.NewRecorder()
+	n.For(routeEcho).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/things", nil))
+	return w.Code, w.Body.String()
+}
+
+// A primary serves only while it holds a valid lease: at start it wins one;
+// when the store goes away it keeps serving until its deadline, then answers
+// 503 arbiter_unavailable and reports not ready; when the store is back its
+// renewal succeeds and it serves again, at the same lease epoch.
+func TestLeasePrimaryServesOnlyWithValidLease(t *testing.T) {
+	mem := arbiter.NewMemory(shortLease, nil)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary), withLeaseArbiter(mem, shortLease))
+	acq := waitDiag(t, p, transitionLeaseAcquired, "")
+	eventually(t, 5*time.Second, func() error {
+		if code, body := echo(p); code != http.StatusOK {
+			return fmt.Errorf("primary answered %d %s", code, body)
+		}
+		return nil
+	})
+	st, err := mem.Observe(t.Context())
+	if err != nil || st.Holder != p.Name() || st.Epoch != 1 {
+		t.Fatalf("store lease %+v, %v; want held by the primary at epoch 1 (diagnostic %+v)", st, err, acq)
+	}
+	if got := (operatorSource{p}).Status().SafetyMode; got != "postgres" {
+		t.Fatalf("safety_mode %q", got)
+	}
+
+	mem.SetAvailable(false)
+	lost := time.Now()
+	var stoppedAfter time.Duration
+	eventually(t, 5*time.Second, func() error {
+		code, body := echo(p)
+		if code == http.StatusOK {
+			return fmt.Errorf("primary still serving")
+		}
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, string(continuity.ReasonArbiterUnavailable)) {
+			t.Fatalf("primary without a lease answered %d %s, want 503 arbiter_unavailable", code, body)
+		}
+		stoppedAfter = time.Since(lost)
+		return nil
+	})
+	if stoppedAfter > shortLease.TTL {
+		t.Fatalf("primary kept serving %v after the store went away, past the TTL %v", stoppedAfter, shortLease.TTL)
+	}
+	waitDiag(t, p, transitionArbiterUnavailable, refusedArbiterUnavailable)
+	if ready, reason := p.readiness(); ready || reason != ReadinessArbiterUnavailable {
+		t.Fatalf("readiness %v %q, want not ready: arbiter_unavailable", ready, reason)
+	}
+	if role, _ := p.Authority(); role != RolePrimary {
+		t.Fatalf("primary stepped down to %s for an unreachable store; nothing else holds the lease", role)
+	}
+
+	mem.SetAvailable(true)
+	eventually(t, 5*time.Second, func() error {
+		if code, body := echo(p); code != http.StatusOK {
+			return fmt.Errorf("primary answered %d %s after the store came back", code, body)
+		}
+		return nil
+	})
+	if st, err := mem.Observe(t.Context()); err != nil || st.Holder != p.Name() || st.Epoch != 1 {
+		t.Fatalf("store lease %+v, %v after the store came back; want still the primary's at epoch 1", st, err)
+	}
+}
+
+// pairWithLease starts a primary and a standby sharing mem on a fault
+// network and waits until they are linked and the primary holds the lease.
+func pairWithLease(t *testing.T, mem *arbiter.Memory, timing arbiter.Timing) (fn *meshtest.FaultNet, p, s *Node) {
+	t.Helper()
+	fn = meshtest.New()
+	t.Cleanup(fn.Close)
+	port := freePort(t)
+	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
+	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
+	p = startNode(t, pcfg, WithNetwork(fn.Node(pcfg.NodeName.String())), withLeaseArbiter(mem, timing))
+	s = startNode(t, scfg, WithNetwork(fn.Node(scfg.NodeName.String())), withLeaseArbiter(mem, timing))
+	eventually(t, 10*time.Second, func() error {
+		if len(p.Peers()) != 1 || len(s.Peers()) != 1 {
+			return fmt.Errorf("peers %v / %v", p.Peers(), s.Peers())
+		}
+		if st, _ := mem.Observe(t.Context()); st.Holder != p.Name() {
+			return fmt.Errorf("lease %+v", st)
+		}
+		return nil
+	})
+	return fn, p, s
+}
+
+// A killed primary's lease is still valid when its standby notices: the
+// standby waits (automatic_promotion_rejected lease_held_by:<primary>), then
+// promotes by winning the lease, at the won epoch, and serves.
+func TestLeaseStandbyPromotesByWinningLease(t *testing.T) {
+	timing := arbiter.DefaultTiming() // TTL 2 s: longer than the loss detection
+	mem := arbiter.NewMemory(timing, nil)
+	_, p, s := pairWithLease(t, mem, timing)
+	before, _ := mem.Observe(t.Context())
+	p.crash()
+
+	waitDiag(t, s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name())
+	if role, _ := s.Authority(); role != RoleStandby {
+		t.Fatalf("standby promoted while the primary's lease was valid")
+	}
+	waitDiag(t, s, continuity.TransitionAutomaticPromotion, "")
+	role, epoch := s.Authority()
+	st, err := mem.Observe(t.Context())
+	if role != RolePrimary || err != nil || st.Holder != s.Name() || epoch != st.Epoch || st.Epoch != before.Epoch+1 {
+		t.Fatalf("standby %s at epoch %d, store %+v (%v); want primary at the won epoch %d", role, epoch, st, err, before.Epoch+1)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if code, body := echo(s); code != http.StatusOK {
+			return fmt.Errorf("new primary answered %d %s", code, body)
+		}
+		return nil
+	})
+}
+
+// Partition safety: with the link cut but the primary alive and renewing,
+// the standby never promotes; it reports lease_held_by:<primary>. The
+// primary keeps serving; the standby, linked to no primary, serves nothing
+// (503 arbiter_unavailable). After the heal both keep their roles.
+func TestLeaseStandbyDoesNotPromoteAcrossPartition(t *testing.T) {
+	mem := arbiter.NewMemory(shortLease, nil)
+	fn, p, s := pairWithLease(t, mem, shortLease)
+	fn.Partition(p.Name(), s.Name())
+	waitDiag(t, s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name())
+	// Several TTLs: the primary renews all along.
+	deadline := time.Now().Add(4 * shortLease.TTL)
+	for time.Now().Before(deadline) {
+		if role, _ := s.Authority(); role != RoleStandby {
+			t.Fatalf("standby became %s across a partition while the primary held the lease", role)
+		}
+		if code, body := echo(p); code != http.StatusOK {
+			t.Fatalf("primary with a valid lease answered %d %s", code, body)
+		}
+		if code, body := echo(s); code != http.StatusServiceUnavailable || !strings.Contains(body, string(continuity.ReasonArbiterUnavailable)) {
+			t.Fatalf("standby cut off from its primary answered %d %s, want 503 arbiter_unavailable", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fn.Heal()
+	eventually(t, 10*time.Second, func() error {
+		if len(p.Peers()) != 1 || len(s.Peers()) != 1 {
+			return fmt.Errorf("peers %v / %v", p.Peers(), s.Peers())
+		}
+		return nil
+	})
+	if pr, _ := p.Authority(); pr != RolePrimary {
+		t.Fatalf("primary is %s after the heal", pr)
+	}
+	if sr, _ := s.Authority(); sr != RoleStandby {
+		t.Fatalf("standby is %s after the heal", sr)
+	}
+}
+
+// A primary whose lease passed to a higher epoch (another node won it after
+// it expired in the store) steps down: arbiter_lease_lost, then fenced to
+// standby at the winner's epoch.
+func TestLeaseLostToHigherEpochStepsDown(t *testing.T) {
+	mem := arbiter.NewMemory(shortLease, nil)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary), withLeaseArbiter(mem, shortLease))
+	waitDiag(t, p, transitionLeaseAcquired, "")
+	mem.SetAvailable(false)
+	time.Sleep(shortLease.TTL + 100*time.Millisecond) // expired in the store
+	mem.SetAvailable(true)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	other, err := mem.Acquire(ctx, "other@127.0.0.1:1", 1)
+	if err != nil {
+		t.Fatalf("acquire after expiry: %v", err)
+	}
+	waitDiag(t, p, transitionLeaseLost, "")
+	eventually(t, 5*time.Second, func() error {
+		if role, epoch := p.Authority(); role != RoleStandby || epoch != other.Epoch {
+			return fmt.Errorf("old primary %s at epoch %d, want standby at %d", role, epoch, other.Epoch)
+		}
+		return nil
+	})
+	if code, body := echo(p); code == http.StatusOK {
+		t.Fatalf("fenced old primary served: %s", body)
+	}
+}
+
+// A postgres arbiter that cannot be reached at boot fails Start with a
+// bootstrap error that names the arbiter without its credentials.
+func TestLeaseUnreachableArbiterAtBoot(t *testing.T) {
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.Arbiter = ArbiterDSN(fmt.Sprintf("postgres://mesh:s3cretpw@127.0.0.1:%d/mesh", freePort(t)))
+	n, err := Start(cfg)
+	if err == nil {
+		stop(n)
+		t.Fatal("Start succeeded with an unreachable arbiter")
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "mesh bootstrap start failed node=primary@") || !strings.Contains(msg, "arbiter postgres://127.0.0.1:") ||
+		!strings.Contains(msg, "arbiter unavailable") || strings.Contains(msg, "s3cretpw") || strings.Contains(msg, "mesh:") {
+		t.Fatalf("bootstrap error %q", msg)
+	}
+}
+
+// leaseScenario is synctestScenario with every node under one lease store
+// (arbiter.Memory on the bubble's clock); body runs once the primary holds
+// the lease.
+func leaseScenario(t *testing.T, body func(c *syncCluster, mem *arbiter.Memory, p, s *Node, pcfg Config)) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newSyncCluster(t)
+		mem := arbiter.NewMemory(shortLease, nil)
+		c.opts = []Option{withLeaseArbiter(mem, shortLease)}
+		pcfg, scfg := c.pairConfigs()
+		p, s := c.start(pcfg), c.start(scfg)
+		c.startObserver()
+		c.awaitLinked(p, s)
+		c.await(5*time.Second, "primary holds the lease", func() error {
+			if st, err := mem.Observe(t.Context()); err != nil || st.Holder != p.Name() {
+				return fmt.Errorf("lease %+v, %v", st, err)
+			}
+			return nil
+		})
+		body(c, mem, p, s, pcfg)
+		c.check()
+	})
+}
+
+// Partition under a lease: the pair is cut apart for many TTLs while the
+// primary takes work. The standby never promotes (the primary renews all
+// along), the primary keeps completing; at heal nobody is fenced, and the
+// history holds: one primary per epoch, every acknowledged key completed.
+func TestSynctestLeasePartitionNeverTwoPrimaries(t *testing.T) {
+	leaseScenario(t, func(c *syncCluster, mem *arbiter.Memory, p, s *Node, _ Config) {
+		if n := c.submitBatch(p, syncMirrored, "before", 5, 10*time.Millisecond); n != 5 {
+			c.t.Fatalf("%d of 5 submissions acknowledged on a healthy pair", n)
+		}
+		c.awaitSettled(p, s)
+		c.fn.Partition(p.Name(), s.Name())
+		during := c.submitAsync(p, syncSingle, "cut", 10, 50*time.Millisecond)
+		time.Sleep(8 * shortLease.TTL)
+		during()
+		if r, e := s.Authority(); r != RoleStandby || e != 0 {
+			c.t.Fatalf("standby became %s/%d across a partition while the primary held the lease", r, e)
+		}
+		if _, ok := diagWith(s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name()); !ok {
+			c.t.Error("the standby did not report lease_held_by:<primary>")
+		}
+		c.fn.Heal()
+		c.awaitLinked(p, s)
+		c.awaitSettled(p, s)
+		for _, n := range []*Node{p, s} {
+			if r, e := n.Authority(); e != 0 || (r == RolePrimary) != (n == p) {
+				c.t.Errorf("%s is %s/%d after a partition under a lease", n.Name(), r, e)
+			}
+			if hasTransition(n, continuity.TransitionFencedRejoin, "") {
+				c.t.Errorf("%s was fenced: two primaries met", n.Name())
+			}
+		}
+	})
+}
+
+// Kill under a lease: the standby promotes at the epoch it wins (the
+// primary's lease epoch + 1) once the killed primary's lease expires, and
+// carries the mirrored work on; the old primary, restarted, finds the lease
+// held at a higher epoch and rejoins fenced as a standby.
+func TestSynctestLeaseKillPrimaryThenRestart(t *testing.T) {
+	leaseScenario(t, func(c *syncCluster, mem *arbiter.Memory, p, s *Node, pcfg Config) {
+		if n := c.submitBatch(p, syncMirrored, "before", 5, 10*time.Millisecond); n != 5 {
+			c.t.Fatalf("%d of 5 submissions acknowledged on a healthy pair", n)
+		}
+		c.awaitSettled(p, s)
+		c.submitBatch(p, syncMirrored, "inflight", 4, 0)
+		held, _ := mem.Observe(c.t.Context())
+
+		c.kill(p)
+		killed := time.Now()
+		c.awaitAuthority(s, RolePrimary, held.Epoch+1, failoverLimit(pcfg)+shortLease.TTL)
+		if d := time.Since(killed); d < shortLease.TTL-shortLease.Margin-shortLease.Renew {
+			c.t.Errorf("standby promoted %v after the kill, before the killed primary's lease could expire", d)
+		}
+		c.submitBatch(s, syncSingle, "promoted", 3, 10*time.Millisecond)
+
+		p2 := c.start(pcfg)
+		c.awaitAuthority(p2, RoleStandby, held.Epoch+1, 10*time.Second)
+		c.awaitLinked(p2, s)
+		c.submitBatch(s, syncMirrored, "after", 3, 10*time.Millisecond)
+		c.awaitSettled(p2, s)
+		if st, _ := mem.Observe(c.t.Context()); st.Holder != s.Name() || st.Epoch != held.Epoch+1 {
+			c.t.Errorf("lease %+v after the restart, want the new primary's at %d", st, held.Epoch+1)
+		}
+	})
+}
