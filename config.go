@@ -58,7 +58,7 @@ const (
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
-//     at most 4194304).
+//     at most 4194304), MESH_MAX_RUNNING_WORK (64, at most 65536).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //   - MESH_ARBITER: unset or peer (the two-node rule), or, on a cluster
 //     node, postgres://... / postgresql://... (a lease in PostgreSQL) or

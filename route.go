@@ -65,3 +65,13 @@ const (
 	// retried request is answered from the first execution's stored outcome.
 	HeaderIdempotencyKey = cluster.HeaderIdempotencyKey
 )
+
+// Rerunnable declares a route whose handler is safe to run again for a
+// request that may already have run: it fences its side effects with the
+// promotion epoch of IdentityFrom(ctx), or is idempotent by nature. When the
+// node running a request dies before anyone heard its outcome, the record
+// ends outcome_unknown (503 {"error":"outcome_unknown"}: the handler may have
+// run); with Rerunnable, a retry of the same Idempotency-Key on the primary
+// runs the handler again under a new attempt and answers with its response.
+// Without it, a route's handler never runs twice for one key.
+func Rerunnable() RouteOption { return cluster.Rerunnable() }

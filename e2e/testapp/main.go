@@ -60,6 +60,8 @@ func main() {
 		mux.Handle("GET /metrics", mesh.MetricsHandler())
 		mux.Handle("GET /session", mesh.ClusteredDefault(api.Session))
 		mux.Handle("GET /large", mesh.Clustered(1, api.Large))
+		mux.Handle("GET /transfer", mesh.ClusteredDefault(api.Transfer))
+		mux.Handle("GET /transfer-rerun", mesh.ClusteredDefault(api.TransferRerun, mesh.Rerunnable()))
 		if os.Getenv("TESTAPP_DECLARE_SLOW") == "1" {
 			// POST /submit?key=K submits work.Slow under K: 200 with the
 			// outcome for created and duplicate, 503 otherwise.

@@ -35,6 +35,15 @@ const (
 	// MaxWorkResultBytes is the largest WorkMaxResultBytes a node accepts:
 	// what a record may carry on the peer wire.
 	MaxWorkResultBytes = wire.MaxWorkValue
+	// DefaultMaxRunningWork bounds the declared-work executions running at
+	// once on a node. Declared work mostly waits on I/O (a database, another
+	// service), so a few dozen executions overlap that waiting well even on a
+	// two-core machine, while a burst of submissions costs at most this many
+	// goroutines and handler working sets; an application whose work holds a
+	// pooled connection sets it to its pool size.
+	DefaultMaxRunningWork = 64
+	// MaxMaxRunningWork is the largest MaxRunningWork a node accepts.
+	MaxMaxRunningWork = 1 << 16
 )
 
 // Record stores (MESH_CONTINUITY_STORE).
@@ -124,6 +133,13 @@ type Config struct {
 	// truncation. A typed submission whose encoded input is larger is
 	// refused with input_too_large. At most MaxWorkResultBytes.
 	WorkMaxResultBytes int64
+	// MaxRunningWork is MESH_MAX_RUNNING_WORK: at most this many
+	// declared-work executions run at once on the node (submitted, startup,
+	// recovered and retried work alike). The others wait, pending, in
+	// submission order for a slot; at most workQueuePerSlot times as many wait
+	// for submissions owned here before Submit waits for room. 0 means
+	// DefaultMaxRunningWork; at most MaxMaxRunningWork.
+	MaxRunningWork int
 	// Arbiter is MESH_ARBITER: "" or "peer" decides promotions with the
 	// two-node rule; postgres://... or postgresql://... with a lease in
 	// PostgreSQL, etcd://host:port[,host:port] with an etcd lease, that a
@@ -178,6 +194,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WorkMaxResultBytes <= 0 {
 		c.WorkMaxResultBytes = DefaultWorkMaxResultBytes
+	}
+	if c.MaxRunningWork <= 0 {
+		c.MaxRunningWork = DefaultMaxRunningWork
 	}
 	if c.Logger == nil {
 		c.Logger = defaultLogger(c.LogFormat)

@@ -36,6 +36,7 @@ const (
 	envRouteTimeout      = "MESH_ROUTE_TIMEOUT_MS"
 	envRouteMaxBody      = "MESH_ROUTE_MAX_BODY_BYTES"
 	envWorkMaxResult     = "MESH_WORK_MAX_RESULT_BYTES"
+	envMaxRunningWork    = "MESH_MAX_RUNNING_WORK"
 	envStateDir          = "MESH_STATE_DIR"
 	envContinuityStore   = "MESH_CONTINUITY_STORE"
 	envLogFormat         = "MESH_LOG_FORMAT"
@@ -47,7 +48,7 @@ var envVars = []string{
 	envClusterPort, envClusterCookie, envClusterCookieFile, envDiscoverySeed, envNodeName, envNodeHost,
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
-	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envStateDir, envArbiter, envContinuityStore, envLogFormat,
+	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envMaxRunningWork, envStateDir, envArbiter, envContinuityStore, envLogFormat,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -81,7 +82,7 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     MESH_DIAGNOSTICS_CAPACITY (128), MESH_CONTINUITY_RETAIN_RECORDS (10000),
 //     MESH_CONTINUITY_RETAIN_BYTES (67108864), MESH_ROUTE_TIMEOUT_MS (5000),
 //     MESH_ROUTE_MAX_BODY_BYTES (1048576), MESH_WORK_MAX_RESULT_BYTES (1048576,
-//     at most 4194304).
+//     at most 4194304), MESH_MAX_RUNNING_WORK (64, at most 65536).
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //   - MESH_CONTINUITY_STORE: log or memory; empty leaves ContinuityStore ""
 //     (log on a cluster node, memory on a standalone one). A standalone node
@@ -229,6 +230,8 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 	cfg.RouteTimeout, _ = millis(envRouteTimeout, DefaultRouteTimeout)
 	cfg.RouteMaxBodyBytes, _ = positive(envRouteMaxBody, DefaultRouteMaxBodyBytes, math.MaxInt64)
 	cfg.WorkMaxResultBytes, _ = positive(envWorkMaxResult, DefaultWorkMaxResultBytes, MaxWorkResultBytes)
+	running, _ := positive(envMaxRunningWork, DefaultMaxRunningWork, MaxMaxRunningWork)
+	cfg.MaxRunningWork = int(running)
 	cfg.StateDir = get(envStateDir)
 	switch v := get(envContinuityStore); v {
 	case "", StoreLog, StoreMemory:

@@ -135,6 +135,7 @@ func TestConfigFromEnvDefaults(t *testing.T) {
 		RouteTimeout:        5 * time.Second,
 		RouteMaxBodyBytes:   1048576,
 		WorkMaxResultBytes:  1048576,
+		MaxRunningWork:      64,
 	}
 	if cfg != want {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -155,6 +156,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envRouteTimeout:      "1234",
 		envRouteMaxBody:      "4096",
 		envWorkMaxResult:     "2048",
+		envMaxRunningWork:    " 3 ",
 		envStateDir:          " /var/lib/mesh ",
 		envLogFormat:         " json ",
 	})
@@ -178,6 +180,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"RouteTimeout", cfg.RouteTimeout, 1234 * time.Millisecond},
 		{"RouteMaxBodyBytes", cfg.RouteMaxBodyBytes, int64(4096)},
 		{"WorkMaxResultBytes", cfg.WorkMaxResultBytes, int64(2048)},
+		{"MaxRunningWork", cfg.MaxRunningWork, 3},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
 		{"LogFormat", cfg.LogFormat, LogFormatJSON},
 	}
@@ -331,6 +334,12 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer no greater than 4194304"},
 		{"work result bound zero", map[string]string{envWorkMaxResult: "0"}, nil,
 			"Invalid MESH_WORK_MAX_RESULT_BYTES: expected a positive integer"},
+		{"running work zero", map[string]string{envMaxRunningWork: "0"}, nil,
+			"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer"},
+		{"running work above the bound", map[string]string{envMaxRunningWork: "65537"}, nil,
+			"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer no greater than 65536"},
+		{"running work not a number", map[string]string{envMaxRunningWork: "lots"}, nil,
+			"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer"},
 		{"count overflow", map[string]string{envRouteMaxBody: "99999999999999999999"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer no greater than 9223372036854775807"},
 

@@ -107,7 +107,9 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 }
 
 // knowsCurrentState reports whether this node knows rec's state at its
-// current epoch. A completed attempt is a fact whoever holds it. Otherwise
+// current epoch. A completed attempt is a fact whoever holds it, and an
+// outcome_unknown one claims nothing that a later version could
+// contradict. Otherwise
 // the node must not doubt its own authority (a pause not yet confirmed by a
 // peer), the attempt must be past its prepare (until the replica answers,
 // its ingress has not decided whether to accept it), and this node must be
@@ -128,7 +130,7 @@ func (n *Node) answerDuplicate(rec continuity.Record) error {
 // fails every rule: its owner may have refused, recovered or replaced the
 // attempt since.
 func (n *Node) knowsCurrentState(rec continuity.Record) bool {
-	if rec.Phase == continuity.PhaseCompleted || n.cfg.mode() != ModeCluster {
+	if rec.Phase == continuity.PhaseCompleted || outcomeUnknown(rec) || n.cfg.mode() != ModeCluster {
 		return true
 	}
 	if !n.confirmed() || rec.ReplicaStatus == continuity.ReplicaPreparing {
@@ -279,46 +281,58 @@ func (n *Node) runWork(h *handler, rec continuity.Record, gen uint64) {
 
 // runWorkTry is runWork for the try-th retry of the work (0: its first run
 // on this node). A returned error that the work's retry option covers runs
-// the work again under a new attempt instead of rejecting the record.
+// the work again under a new attempt instead of rejecting the record. The
+// execution takes one of the node's work slots (workslots.go): when all are
+// taken it waits in their queue, the record pending, and runs when one frees.
 func (n *Node) runWorkTry(h *handler, rec continuity.Record, gen uint64, try int) {
 	if !n.running.add() {
 		return // stopping: the record stays pending, as on a crash, for the peer to recover
 	}
-	n.inflight.add(rec.RequestKey, rec.Attempt) // before the goroutine: loss handling must see it
-	go func() {
+	n.inflight.add(rec.RequestKey, rec.Attempt) // before it is queued: loss handling must see it
+	n.slots.start(func() {
 		defer n.running.done()
-		defer n.inflight.done(rec.RequestKey, rec.Attempt)
-		if !n.awaitAuthority(n.ctx, gen) {
-			n.superseded(h, rec)
-			return
+		// Stopped while queued: the record stays pending, as on a crash.
+		if n.ctx.Err() != nil || !n.executeWork(h, rec, gen, try) {
+			n.inflight.done(rec.RequestKey, rec.Attempt)
 		}
-		ctx := withIdentity(n.ctx, n, &rec)
-		var output []byte
-		err := n.callSafely(h.name, func() error {
-			if h.typed != nil {
-				var err error
-				output, err = h.typed.call(ctx, rec.Input)
-				return err
-			}
-			return h.run(ctx)
-		})
-		if err != nil && n.ctx.Err() != nil {
-			// The node is stopping and cancelled the handler: the failure is
-			// the stop's, not the work's. Recorded, it would reach the peer
-			// before the links close and end acknowledged work rejected;
-			// the record stays pending for the peer to recover instead.
-			n.superseded(h, rec)
-			return
+	})
+}
+
+// executeWork runs one execution of declared work on the calling work slot
+// and records its outcome (runWorkTry). It reports whether the attempt was
+// handed to a retry timer, which then owns its in-flight entry.
+func (n *Node) executeWork(h *handler, rec continuity.Record, gen uint64, try int) (retrying bool) {
+	if !n.awaitAuthority(n.ctx, gen) {
+		n.superseded(h, rec)
+		return false
+	}
+	ctx := withIdentity(n.ctx, n, &rec)
+	var output []byte
+	err := n.callSafely(h.name, func() error {
+		if h.typed != nil {
+			var err error
+			output, err = h.typed.call(ctx, rec.Input)
+			return err
 		}
-		if !n.awaitAuthority(n.ctx, gen) {
-			n.superseded(h, rec)
-			return
-		}
-		if h.retry.retryable(err, try) && n.retryWork(h, rec, gen, try, err) {
-			return
-		}
-		n.finish(rec, err, gen, output)
-	}()
+		return h.run(ctx)
+	})
+	if err != nil && n.ctx.Err() != nil {
+		// The node is stopping and cancelled the handler: the failure is
+		// the stop's, not the work's. Recorded, it would reach the peer
+		// before the links close and end acknowledged work rejected;
+		// the record stays pending for the peer to recover instead.
+		n.superseded(h, rec)
+		return false
+	}
+	if !n.awaitAuthority(n.ctx, gen) {
+		n.superseded(h, rec)
+		return false
+	}
+	if h.retry.retryable(err, try) {
+		return n.retryWork(h, rec, gen, try, err)
+	}
+	n.finish(rec, err, gen, output)
+	return false
 }
 
 // finish records a handler's outcome for rec, with typed work's encoded

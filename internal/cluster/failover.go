@@ -207,7 +207,9 @@ func (n *Node) recoverRecord(rec continuity.Record, lost string) {
 	rejectRecovery := func(reason string) {
 		n.reg.EmitRecord(continuity.TransitionAutomaticRecoveryRejected, rec, "automatic_recovery_rejected:"+reason,
 			continuity.KV{Key: "disconnected_node", Value: lost})
-		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, "owner_lost:"+rec.OwnerNode)
+		// The lost owner held the request and may have run it: the
+		// record says so (outcome_unknown), never that it did not run.
+		_, _ = n.recordRejection(rec.RequestKey, rec.Attempt, string(continuity.ReasonOutcomeUnknown))
 	}
 	if rec.Kind == continuity.KindRoute {
 		rejectRecovery("route_records_are_not_rerun")

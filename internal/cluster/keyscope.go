@@ -31,6 +31,9 @@ type routeOptions struct {
 	// replay lists, in canonical form, the withheld response headers the
 	// route stores and replays anyway.
 	replay []string
+	// rerun: a retry of a request that ended outcome_unknown runs the
+	// handler again (Rerunnable).
+	rerun bool
 }
 
 // defaultKeyScope lists the request headers that identify the caller of a
@@ -54,7 +57,7 @@ func (o *routeOptions) scopeHeaders() []string {
 }
 
 func (o routeOptions) equal(p routeOptions) bool {
-	return slices.Equal(o.scopeHeaders(), p.scopeHeaders()) && slices.Equal(o.replay, p.replay)
+	return slices.Equal(o.scopeHeaders(), p.scopeHeaders()) && slices.Equal(o.replay, p.replay) && o.rerun == p.rerun
 }
 
 // KeyScope names the request headers that identify the caller of a route

@@ -105,7 +105,8 @@ type Node struct {
 	met        nodeMetrics // event counters and latencies (metrics.go)
 	admission  *admission
 	startups   sync.WaitGroup
-	running    runGroup // handlers in flight
+	running    runGroup   // handlers in flight
+	slots      *workSlots // bounds the declared work running at once (MESH_MAX_RUNNING_WORK)
 	stopped    atomic.Bool
 	scopeMACs  sync.Pool                   // of *scopeMAC, keyed with the node's caller-tag secret
 	anonTags   [4][2 * callerTagBytes]byte // caller tags of no credentials, by number of scope headers
@@ -177,6 +178,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
 		admission: newAdmission(time.Now), arbiter: authority.Peer{},
 		incarnation: randUint64() | 1, incarnations: map[string]uint64{},
+		slots: newWorkSlots(cfg.MaxRunningWork),
 	}
 	for _, o := range opts {
 		o(n)

@@ -248,6 +248,18 @@ func (n *Node) recordRetry(rec continuity.Record, meta ...continuity.KV) (contin
 	return next, err
 }
 
+// recordReopen moves a route record that ended outcome_unknown to a new
+// attempt run here (a Rerunnable route's retry) and replicates it.
+func (n *Node) recordReopen(rec continuity.Record, meta ...continuity.KV) (continuity.Record, error) {
+	next, err := n.reg.Reopen(rec.RequestKey, rec.Attempt)
+	if err != nil {
+		return next, err
+	}
+	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, reasonRerunOnRetry, meta...)
+	n.replicate(outboxEntry{txRolledOver, next})
+	return next, nil
+}
+
 // answer sends the peers the version of a record this node keeps, when a
 // peer holds or asked for another one.
 func (n *Node) answer(rec continuity.Record) { n.replicate(outboxEntry{txAnswer, rec}) }

@@ -55,7 +55,7 @@ func TestDeliveryRule(t *testing.T) {
 func TestTransitionsReplicatedInOnePlace(t *testing.T) {
 	replicated := map[string]bool{
 		"Submit": true, "Prepared": true, "Refuse": true, "Reject": true, "Complete": true,
-		"CompleteWithResponse": true, "CompleteWithOutput": true, "RetryAttempt": true, "Rollover": true, "Merge": true, "MergeOutcome": true,
+		"CompleteWithResponse": true, "CompleteWithOutput": true, "RetryAttempt": true, "Rollover": true, "Reopen": true, "Merge": true, "MergeOutcome": true,
 	}
 	files, err := filepath.Glob("*.go")
 	if err != nil {

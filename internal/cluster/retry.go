@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -69,23 +71,54 @@ func (p retryPolicy) retryable(err error, try int) bool {
 	return err != nil && try < p.max && !errors.As(err, &final)
 }
 
-// retryWork waits out the backoff, then moves rec to a new attempt and runs it
-// again here. It reports false when the record moved on meanwhile, leaving
-// the caller to record the outcome (which the registry then refuses); a node
-// that is stopping or was fenced meanwhile leaves the record as a crash
-// would, for the pair to carry on.
+// retryWork waits out the backoff off the work slots (a timer, not a held
+// slot), then moves rec to a new attempt and runs it again here. When the
+// record moved on meanwhile, the failure is recorded as finish would (the
+// registry then refuses it); a node that is stopping or was fenced meanwhile
+// leaves the record as a crash would, for the pair to carry on. It reports
+// whether the timer was set; the attempt's in-flight entry is then the
+// timer's to remove (the attempt stays this node's while it waits).
 func (n *Node) retryWork(h *handler, rec continuity.Record, gen uint64, try int, cause error) bool {
 	delay := h.retry.delay(try)
-	t := time.NewTimer(delay)
-	defer t.Stop()
-	select {
-	case <-n.ctx.Done():
-		return true // stopping: the record stays pending, as on a crash, for the peer to recover
-	case <-t.C:
+	if !n.running.add() {
+		return false // stopping: the record stays pending, as on a crash, for the peer to recover
+	}
+	var (
+		once    sync.Once
+		mu      sync.Mutex // guards unwatch until both are set
+		unwatch func() bool
+	)
+	fire := func() {
+		once.Do(func() {
+			mu.Lock()
+			unwatch()
+			mu.Unlock()
+			n.retryFired(h, rec, gen, try, cause, delay)
+		})
+	}
+	mu.Lock()
+	t := time.AfterFunc(delay, fire)
+	// A stopping node fires the timer at once, so Stop does not wait out the
+	// backoff: the fired retry sees the stop and leaves the record pending.
+	unwatch = context.AfterFunc(n.ctx, func() {
+		if t.Stop() {
+			fire()
+		}
+	})
+	mu.Unlock()
+	return true
+}
+
+// retryFired runs when retryWork's backoff ends (or the node stops).
+func (n *Node) retryFired(h *handler, rec continuity.Record, gen uint64, try int, cause error, delay time.Duration) {
+	defer n.running.done()
+	defer n.inflight.done(rec.RequestKey, rec.Attempt)
+	if n.ctx.Err() != nil {
+		return // stopping: the record stays pending, as on a crash, for the peer to recover
 	}
 	if !n.awaitAuthority(n.ctx, gen) {
 		n.superseded(h, rec)
-		return true
+		return
 	}
 	next, err := n.recordRetry(rec,
 		continuity.KV{Key: "runtime_name", Value: h.name},
@@ -94,8 +127,8 @@ func (n *Node) retryWork(h *handler, rec continuity.Record, gen uint64, try int,
 		continuity.KV{Key: "delay_ms", Value: strconv.FormatInt(delay.Milliseconds(), 10)},
 		continuity.KV{Key: "error", Value: cause.Error()})
 	if err != nil {
-		return false
+		n.finish(rec, cause, gen, nil)
+		return
 	}
 	n.runWorkTry(h, next, gen, try+1)
-	return true
 }

@@ -125,9 +125,13 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.writeRefusal(w, http.StatusServiceUnavailable, rec.Error)
 		return
 	case continuity.OutcomeDuplicate:
-		rw.outcome = routeReplayed
-		n.replay(w, rec, &h.route)
-		return
+		next, rerun := n.rerunRoute(h, rec) // Rerunnable: runs again below
+		if !rerun {
+			rw.outcome = routeReplayed
+			n.replay(w, next, &h.route)
+			return
+		}
+		rec = next
 	}
 
 	var resp exchange.Response
@@ -264,7 +268,9 @@ func (n *Node) forwardRoute(r *http.Request, h *handler, rec continuity.Record, 
 			_ = s.send(wire.RouteCancel{ID: id})
 			return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonForwardTimeout}
 		}
-		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonOwnerUnreachable}
+		// The link closed with the request sent or queued: the owner may
+		// have run it.
+		return exchange.Response{}, &continuity.Error{Reason: continuity.ReasonOutcomeUnknown}
 	}
 	resp := reply.(wire.RouteResponse)
 	if !resp.OK {

@@ -141,8 +141,8 @@ func (n *Node) closeStore() {
 // down wins with its newer attempt and the old one is skipped. Then, for a
 // record still at the same attempt and pending:
 //   - owned here: it is rolled over and run under a new attempt (route
-//     records are closed owner_lost instead, as on any loss of their owner:
-//     their client saw no answer and they never re-run);
+//     records are closed outcome_unknown instead, as on any loss of their
+//     owner: their client saw no answer, and the handler may have run);
 //   - work owned by the peer whose ingress this node was: it is dispatched
 //     to its owner again, since the previous run may have died before doing
 //     so; an owner already running the attempt does not run it twice.

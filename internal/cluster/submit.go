@@ -53,6 +53,9 @@ func (n *Node) submitWork(ctx context.Context, h *handler, requestKey, hash stri
 	if continuity.ReservedKey(requestKey) {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyReserved})
 	}
+	if err := n.admitWork(ctx, requestKey); err != nil {
+		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)
+	}
 	dec, err := n.submit(ctx, submission{h: h, key: requestKey, hash: hash, input: input, count: uint64(h.count)})
 	if err != nil {
 		return SubmitResult{}, fmt.Errorf("submit %s: %w", requestKey, err)

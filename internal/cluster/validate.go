@@ -164,6 +164,9 @@ func (c Config) Validate() error {
 	if positive(envWorkMaxResult, c.WorkMaxResultBytes) && c.WorkMaxResultBytes > MaxWorkResultBytes {
 		invalid(envWorkMaxResult, fmt.Sprintf("expected a positive integer no greater than %d", MaxWorkResultBytes))
 	}
+	if positive(envMaxRunningWork, int64(c.MaxRunningWork)) && c.MaxRunningWork > MaxMaxRunningWork {
+		invalid(envMaxRunningWork, fmt.Sprintf("expected a positive integer no greater than %d", MaxMaxRunningWork))
+	}
 	if err := checkArbiter(string(c.Arbiter), c.mode()); err != nil {
 		errs = append(errs, err)
 	}

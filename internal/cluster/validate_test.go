@@ -88,6 +88,10 @@ var configRules = []struct {
 		"Invalid MESH_ROUTE_TIMEOUT_MS: expected a positive integer"},
 	{"route max body", Config{RouteMaxBodyBytes: -1}, map[string]string{envRouteMaxBody: "-1"},
 		"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer"},
+	{"max running work", Config{MaxRunningWork: -1}, map[string]string{envMaxRunningWork: "-1"},
+		"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer"},
+	{"max running work above the bound", Config{MaxRunningWork: 65537}, map[string]string{envMaxRunningWork: "65537"},
+		"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer no greater than 65536"},
 	{"log format", Config{LogFormat: "xml"}, map[string]string{envLogFormat: "xml"},
 		`Invalid MESH_LOG_FORMAT: expected text or json, got "xml"`},
 

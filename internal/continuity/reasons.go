@@ -63,6 +63,19 @@ const (
 	// ReasonInputTooLarge refuses a typed submission whose encoded input
 	// exceeds the same bound, before any record exists.
 	ReasonInputTooLarge Reason = "input_too_large"
+	// ReasonWorkQueueFull refuses a submission of declared work, before
+	// any record exists, when the node's queue of work waiting for a
+	// running slot (MESH_MAX_RUNNING_WORK) stayed full until the caller's
+	// context ended.
+	ReasonWorkQueueFull Reason = "work_queue_full"
+	// ReasonOutcomeUnknown ends a request whose owner was lost while it
+	// held the request (it may have run the handler, in full or in part)
+	// before anyone heard its outcome. Unlike a refusal, which means the
+	// handler did not run, it tells the client that the work may have
+	// happened: a retry of the same key answers it again, unless the route
+	// is declared re-runnable (mesh.Rerunnable), where the retry runs the
+	// handler again under a new attempt.
+	ReasonOutcomeUnknown Reason = "outcome_unknown"
 	// ReasonUnspecified stands in for a refusal or rejection that reached
 	// the registry or the HTTP layer without a reason. It marks a defect in
 	// Mesh, never a normal outcome; the node also logs it as an error.
@@ -91,7 +104,7 @@ var documentedReasons = []Reason{
 	ReasonShuttingDown, ReasonRecordUnconfirmed, ReasonRequestInProgress, ReasonResponseNotReplayable,
 	ReasonInvalidForwardedRequest, ReasonUnspecified, ReasonStoreUnavailable,
 	ReasonRequestKeyReserved, ReasonRequestKeyInvalid, ReasonRequestBodyTooLarge,
-	ReasonResultTooLarge, ReasonInputTooLarge,
+	ReasonResultTooLarge, ReasonInputTooLarge, ReasonWorkQueueFull, ReasonOutcomeUnknown,
 }
 
 // detailPrefixes are the reasons that carry a detail: the ones above and

@@ -57,3 +57,30 @@ func Large(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(bytes.Repeat([]byte{'x'}, size))
 }
+
+// Transfer is a count-2 route with a side effect the tests watch: each
+// execution logs "[testapp] transfer ran" with its identity. While the file
+// named by TESTAPP_HOLD_FILE exists, an execution holds after its side
+// effect until its request ends, so a test can kill the node that ran it
+// before any client hears back (a signal, not a sleep).
+func Transfer(w http.ResponseWriter, r *http.Request) { transfer(w, r, "api.Transfer") }
+
+// TransferRerun is Transfer declared mesh.Rerunnable: it fences with the
+// epoch it logs, so it may run again for a request whose outcome is unknown.
+func TransferRerun(w http.ResponseWriter, r *http.Request) { transfer(w, r, "api.TransferRerun") }
+
+func transfer(w http.ResponseWriter, r *http.Request, name string) {
+	id, _ := mesh.IdentityFrom(r.Context())
+	node := os.Getenv("MESH_NODE_NAME")
+	fmt.Fprintf(os.Stderr, "[testapp] transfer ran handler=%s node=%s request_key=%s attempt_id=%s epoch=%d\n",
+		name, node, id.RequestKey, id.AttemptID, id.Epoch)
+	if f := os.Getenv("TESTAPP_HOLD_FILE"); f != "" {
+		if _, err := os.Stat(f); err == nil {
+			fmt.Fprintf(os.Stderr, "[testapp] transfer held handler=%s node=%s\n", name, node)
+			<-r.Context().Done()
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"handler":%q,"node":%q,"attempt_id":%q,"epoch":%d}`+"\n", name, node, id.AttemptID, id.Epoch)
+}
