@@ -838,6 +838,16 @@ func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64
 	return eff.Fenced != nil, err
 }
 
+// FencedBy reports whether observing peer's role and epoch would fence the
+// local node (authority.FencedBy over the published authority), without a
+// lock: every message from a peer carries its authority, and almost none of
+// them changes anything. When it reports false, an authority.Observed step
+// with the same values changes nothing and has no effects.
+func (r *Registry) FencedBy(peer string, peerRole Role, peerEpoch uint64) bool {
+	a := r.published.Load()
+	return authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, peer, string(peerRole), peerEpoch)
+}
+
 // Promote makes the local standby the primary at epoch+1 and returns the new
 // epoch. The caller decides whether promotion is safe.
 func (r *Registry) Promote(lost string) (uint64, error) {
@@ -869,11 +879,8 @@ func (r *Registry) PromoteAt(lost string, epoch uint64) (uint64, error) {
 // with the authority after the step. trigger, when known, names the record
 // that carried a peer's higher epoch.
 func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority.Effects, error) {
-	if o, ok := ev.(authority.Observed); ok {
-		a := r.published.Load()
-		if !authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, o.Peer, o.Role, o.Epoch) {
-			return authority.Effects{}, nil // the common case, decided without the locks
-		}
+	if o, ok := ev.(authority.Observed); ok && !r.FencedBy(o.Peer, Role(o.Role), o.Epoch) {
+		return authority.Effects{}, nil // the common case, decided without the locks
 	}
 	r.authMu.Lock()
 	next, eff := r.auth.Step(ev) // auth changes only under authMu: the decision holds until it is applied
