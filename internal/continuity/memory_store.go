@@ -35,17 +35,26 @@ func NewMemoryStore(limit Retention) *MemoryStore {
 // Get returns a copy of the record stored under key: the pending record, or
 // the retained one decoded.
 func (m *MemoryStore) Get(key string) (Record, bool) {
-	if rec, ok := m.pending[key]; ok {
-		m.missed = ""
-		return *rec, true
-	}
 	var rec Record
-	ok := m.kept.get(key, &rec)
+	ok := m.get(key, &rec)
+	return rec, ok
+}
+
+// get is Get into *rec, which it leaves zero when key is not stored (rec
+// must be zero on the call). The Registry calls it, and put, directly, so
+// that a transition does not copy the record through the Store interface.
+func (m *MemoryStore) get(key string, rec *Record) bool {
+	if p, ok := m.pending[key]; ok {
+		m.missed = ""
+		*rec = *p
+		return true
+	}
+	ok := m.kept.get(key, rec)
 	m.missed = ""
 	if !ok {
 		m.missed = key
 	}
-	return rec, ok
+	return ok
 }
 
 // Put stores rec under its key: a pending record in the map (in place of the
@@ -53,6 +62,12 @@ func (m *MemoryStore) Get(key string) (Record, bool) {
 // the retained records, which evicts the oldest beyond the bound. It never
 // fails.
 func (m *MemoryStore) Put(rec Record) error {
+	m.put(&rec)
+	return nil
+}
+
+// put is Put of *rec, whose fields it copies (it keeps no pointer to rec).
+func (m *MemoryStore) put(rec *Record) {
 	fresh := m.missed != "" && m.missed == rec.RequestKey // no version of the key is stored
 	m.missed = ""
 	if rec.Phase.Terminal() {
@@ -60,21 +75,20 @@ func (m *MemoryStore) Put(rec Record) error {
 			delete(m.pending, rec.RequestKey)
 			m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
 		}
-		m.kept.put(&rec)
-		return nil
+		m.kept.put(rec)
+		return
 	}
 	if !fresh {
 		m.kept.remove(rec.RequestKey)
 		if p, ok := m.pending[rec.RequestKey]; ok {
-			*p = rec
-			return nil
+			*p = *rec
+			return
 		}
 	}
 	p := new(Record)
-	*p = rec
+	*p = *rec
 	m.pending[rec.RequestKey] = p
 	mapsize.Grew(m.pending, &m.pendingPeak)
-	return nil
 }
 
 // Pending yields every pending record in request key order.
