@@ -172,7 +172,13 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	defer cancel()
 	id := n.callID.Add(1)
 	defer n.met.prepareLatency.since(time.Now())
-	reply, err := s.call(ctx, id, wire.Prepare{ID: id, Authority: n.authorityMsg(), Record: rec})
+	bp := frameScratch.Get().(*[]byte)
+	msg := wire.AppendPrepareOf((*bp)[:0], id, n.authorityMsg(), &rec)
+	reply, err := s.link.CallEncoded(ctx, id, msg)
+	if cap(msg) <= maxPooledFrame { // the link copied msg before the call waited
+		*bp = msg
+		frameScratch.Put(bp)
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fail(continuity.ReasonReplicaPrepareTimeout, "timeout")

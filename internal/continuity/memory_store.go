@@ -23,7 +23,17 @@ type MemoryStore struct {
 	// a submission looks its key up, misses, and stores it, and Put then
 	// knows there is no older version to look for.
 	missed string
+
+	// spare holds emptied records of keys that went from pending to
+	// terminal, for the next new pending keys: under load every request
+	// would otherwise allocate one. Nothing outside the store points into
+	// pending (every read copies), so a record is free once its key leaves
+	// the map. At most maxSpareRecords are kept.
+	spare []*Record
 }
+
+// maxSpareRecords bounds MemoryStore.spare.
+const maxSpareRecords = 256
 
 // NewMemoryStore returns an empty store that keeps terminal records within
 // limit.
@@ -72,7 +82,13 @@ func (m *MemoryStore) put(rec *Record) {
 	m.missed = ""
 	if rec.Phase.Terminal() {
 		if !fresh {
-			delete(m.pending, rec.RequestKey)
+			if p, ok := m.pending[rec.RequestKey]; ok {
+				delete(m.pending, rec.RequestKey)
+				if len(m.spare) < maxSpareRecords {
+					*p = Record{} // holds on to nothing while it waits
+					m.spare = append(m.spare, p)
+				}
+			}
 			m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
 		}
 		m.kept.put(rec)
@@ -85,7 +101,14 @@ func (m *MemoryStore) put(rec *Record) {
 			return
 		}
 	}
-	p := new(Record)
+	var p *Record
+	if n := len(m.spare); n > 0 {
+		p = m.spare[n-1]
+		m.spare[n-1] = nil
+		m.spare = m.spare[:n-1]
+	} else {
+		p = new(Record)
+	}
 	*p = *rec
 	m.pending[rec.RequestKey] = p
 	mapsize.Grew(m.pending, &m.pendingPeak)

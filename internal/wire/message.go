@@ -285,10 +285,17 @@ type Prepare struct {
 }
 
 func (m Prepare) appendTo(dst []byte) []byte {
+	return AppendPrepareOf(dst, m.ID, m.Authority, &m.Record)
+}
+
+// AppendPrepareOf is AppendEncode for the Prepare of rec with id and
+// authority a, without building the Prepare or boxing it in a Message (a
+// copy of the record on the heap).
+func AppendPrepareOf(dst []byte, id uint64, a Authority, rec *continuity.Record) []byte {
 	e := Encoder{buf: append(dst, tagPrepare)}
-	e.U64(m.ID)
-	m.Authority.encode(&e)
-	appendRecord(&e, &m.Record)
+	e.U64(id)
+	a.encode(&e)
+	appendRecord(&e, rec)
 	return e.buf
 }
 
