@@ -255,20 +255,25 @@ func (n *Node) answer(rec continuity.Record) { n.replicate(txAnswer, &rec) }
 // it (a node replicates a record only when it changes), so the two would
 // disagree for good. Both sides choose with one order at any moment, so the
 // answer is adopted and the exchange ends there.
-func (n *Node) merge(rec continuity.Record, from string) {
-	m, err := n.reg.MergeOutcome(rec, from)
+func (n *Node) merge(rec *continuity.Record, from string) {
+	m, err := n.reg.MergeOutcome(*rec, from)
 	if err != nil {
-		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
+		n.mergeRejected(rec, from, err)
 		return
 	}
 	switch {
-	case !m.Changed && !continuity.SameVersion(m.Kept, rec):
-		n.answer(m.Kept)
+	case !m.Changed && !continuity.SameVersion(m.Kept, *rec):
+		n.replicate(txAnswer, &m.Kept)
 	case m.ReplacedOther:
 		// The peer's version of another attempt won here. The peer may
 		// meanwhile hold a third version (the order of one key's versions
 		// changes as an attempt is refused), so it hears what this node
 		// now keeps; it answers only if it keeps something else.
-		n.answer(m.Kept)
+		n.replicate(txAnswer, &m.Kept)
 	}
+}
+
+// mergeRejected logs a peer record the registry refused to merge.
+func (n *Node) mergeRejected(rec *continuity.Record, from string, err error) {
+	n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
 }
