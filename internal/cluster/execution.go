@@ -27,7 +27,7 @@ type submission struct {
 
 // submit records the request, mirrors it to the replica when the count asks
 // for one, and returns the decision. It does not run anything.
-func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Decision, error) {
+func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity.Decision, err error) {
 	if n.stopped.Load() {
 		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
@@ -36,37 +36,39 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (continuity.Dec
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
-	dec, err := n.recordSubmit(continuity.SubmitRequest{
+	dec, err = n.recordSubmit(continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
 		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed, Input: sub.input,
 	})
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
 		return dec, err
 	}
-	rec := dec.Record
+	// The record is worked on in place in the result (a record is several
+	// hundred bytes: copies cost time and stack on the request path).
+	rec := &dec.Record
 	if rec.ReplicaNode == "" {
 		// A route record's acknowledgement is its response, made durable
 		// when the route completes (executeRoute); work is acknowledged now.
 		if rec.Kind != continuity.KindRoute {
 			if err := n.syncRecords(); err != nil {
-				rej, _ := n.refuse(rec, continuity.ReasonOf(err))
-				return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
+				dec.Outcome = continuity.OutcomeRejected
+				*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
 			}
 		}
 		return dec, nil
 	}
 	mark := n.storeMark()
-	rec, err = n.prepare(ctx, rec)
+	*rec, err = n.prepare(ctx, *rec)
 	if err == nil {
 		// The record is durable here before it is acknowledged or runs; its
 		// write began when it was stored, so it overlapped the prepare.
 		err = n.syncPrepared(rec, mark)
 	}
 	if err != nil {
-		rej, _ := n.refuse(rec, continuity.ReasonOf(err))
-		return continuity.Decision{Outcome: continuity.OutcomeRejected, Record: rej}, nil
+		dec.Outcome = continuity.OutcomeRejected
+		*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
 	}
-	return continuity.Decision{Outcome: continuity.OutcomeCreated, Record: rec}, nil
+	return dec, nil
 }
 
 // refuse ends rec, an attempt this node is submitting, as refused with
@@ -172,7 +174,13 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	defer cancel()
 	id := n.callID.Add(1)
 	defer n.met.prepareLatency.since(time.Now())
-	reply, err := s.call(ctx, id, wire.Prepare{ID: id, Authority: n.authorityMsg(), Record: rec})
+	bp := frameScratch.Get().(*[]byte)
+	msg := wire.AppendPrepareOf((*bp)[:0], id, n.authorityMsg(), &rec)
+	reply, err := s.link.CallEncoded(ctx, id, msg)
+	if cap(msg) <= maxPooledFrame { // the link copied msg before the call waited
+		*bp = msg
+		frameScratch.Put(bp)
+	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fail(continuity.ReasonReplicaPrepareTimeout, "timeout")

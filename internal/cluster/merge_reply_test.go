@@ -32,7 +32,7 @@ func TestLosingPeerVersionIsAnsweredWithTheKeptOne(t *testing.T) {
 	losing := kept
 	losing.Attempt, losing.IngressNode, losing.OwnerNode = 3, s.Name(), s.Name()
 	losing.SubmittedAt = now.Add(-time.Second)
-	p.merge(losing, s.Name())
+	p.merge(&losing, s.Name())
 	eventually(t, 10*time.Second, func() error {
 		r, ok := s.Record(kept.RequestKey)
 		if !ok || r.Attempt != kept.Attempt {
@@ -71,7 +71,7 @@ func TestSwitchingAttemptsIsToldToThePeer(t *testing.T) {
 			t.Fatalf("seed %s: changed %v, %v", n.Name(), changed, err)
 		}
 	}
-	s.merge(y, p.Name()) // a late copy of the primary's former version
+	s.merge(&y, p.Name()) // a late copy of the primary's former version
 	eventually(t, 10*time.Second, func() error {
 		for _, n := range []*Node{p, s} {
 			if r, ok := n.Record(x.RequestKey); !ok || r.Attempt != y.Attempt {

@@ -209,8 +209,8 @@ func (m *nodeMetrics) routeDone(rw *routeWriter) {
 func (s *session) queued() (records, bytes int) { return s.link.Queued() }
 
 // submit is submitRecord, counted by outcome.
-func (n *Node) submit(ctx context.Context, sub submission) (continuity.Decision, error) {
-	dec, err := n.submitRecord(ctx, sub)
+func (n *Node) submit(ctx context.Context, sub submission) (dec continuity.Decision, err error) {
+	dec, err = n.submitRecord(ctx, sub)
 	n.met.submitted(sub.h.kind, dec.Outcome, err)
 	return dec, err
 }

@@ -552,6 +552,9 @@ func (n *Node) awaitAuthority(ctx context.Context, gen uint64) bool {
 // observeAuthority applies a peer's role and epoch; trigger names the record
 // that carried it, if any.
 func (n *Node) observeAuthority(peer string, role Role, epoch uint64, trigger *continuity.Record) {
+	if !n.reg.FencedBy(peer, role, epoch) {
+		return // the common case: nothing changes, and no event is built for it
+	}
 	if _, err := n.stepAuthority(authority.Observed{Peer: peer, Role: string(role), Epoch: epoch}, trigger); err != nil {
 		n.log.Error("[mesh-rt continuity] authority change not persisted", "error", err.Error())
 	}

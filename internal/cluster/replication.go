@@ -30,12 +30,8 @@ import (
 //   - A merged peer version is not echoed; only a differing answer goes back
 //     (merge).
 
-// outboxEntry is one record version for the peers and the transition that
-// produced it.
-type outboxEntry struct {
-	tx  transition
-	rec continuity.Record
-}
+// An outbox entry is one record version for the peers and the transition
+// that produced it: the two arguments of replicate.
 
 // transition names what produced an outbox entry.
 type transition uint8
@@ -96,9 +92,8 @@ const (
 // others after a failover, so batching them saves a write and a wake-up on
 // both nodes per request, and a request that completes within the delay
 // costs the peer one upsert, not two. Work records are always urgent.
-func delivery(e *outboxEntry, self string) deliveryKind {
-	r := &e.rec
-	if e.tx == txCreated && (r.ReplicaNode != "" || (r.Kind == continuity.KindRoute && r.OwnerNode == self)) {
+func delivery(tx transition, r *continuity.Record, self string) deliveryKind {
+	if tx == txCreated && (r.ReplicaNode != "" || (r.Kind == continuity.KindRoute && r.OwnerNode == self)) {
 		return deliverHeld
 	}
 	switch {
@@ -110,14 +105,17 @@ func delivery(e *outboxEntry, self string) deliveryKind {
 	return deliverBatched
 }
 
-// replicate queues e on every peer link, as delivery says. A batched entry
-// still precedes, on the link, every frame queued after it.
-func (n *Node) replicate(e outboxEntry) {
+// replicate queues the outbox entry of rec, the version transition tx
+// produced, on every peer link, as delivery says. A batched entry still
+// precedes, on the link, every frame queued after it. The record is passed by
+// pointer and encoded from there: it is several hundred bytes, and every copy
+// on the request path costs time and stack.
+func (n *Node) replicate(tx transition, rec *continuity.Record) {
 	if n.cfg.mode() != ModeCluster {
 		return
 	}
 	var kind peer.FrameKind
-	switch delivery(&e, n.self) {
+	switch delivery(tx, rec, n.self) {
 	case deliverHeld:
 		return
 	case deliverUrgent:
@@ -132,11 +130,10 @@ func (n *Node) replicate(e outboxEntry) {
 	if len(sessions) == 0 {
 		return
 	}
-	m := wire.Upsert{Authority: n.authorityMsg(), AttemptWatermark: n.reg.Watermark(), Record: e.rec}
 	bp := frameScratch.Get().(*[]byte)
-	msg := wire.AppendUpsert((*bp)[:0], &m)
+	msg := wire.AppendUpsertOf((*bp)[:0], n.authorityMsg(), n.reg.Watermark(), rec)
 	for _, s := range sessions {
-		_ = s.link.Enqueue(msg, e.rec.RequestKey, kind)
+		_ = s.link.Enqueue(msg, rec.RequestKey, kind)
 	}
 	if cap(msg) <= maxPooledFrame {
 		*bp = msg
@@ -152,72 +149,72 @@ const maxPooledFrame = 64 << 10
 
 // recordSubmit records a submission; a created attempt or an outright
 // refusal is replicated.
-func (n *Node) recordSubmit(req continuity.SubmitRequest) (continuity.Decision, error) {
-	dec, err := n.reg.Submit(req)
+func (n *Node) recordSubmit(req continuity.SubmitRequest) (dec continuity.Decision, err error) {
+	dec, err = n.reg.Submit(req)
 	if err != nil {
 		return dec, err
 	}
 	switch dec.Outcome {
 	case continuity.OutcomeCreated:
-		n.replicate(outboxEntry{txCreated, dec.Record})
+		n.replicate(txCreated, &dec.Record)
 	case continuity.OutcomeRejected:
-		n.replicate(outboxEntry{txSubmitRejected, dec.Record})
+		n.replicate(txSubmitRejected, &dec.Record)
 	}
 	return dec, nil
 }
 
 // recordPrepared records that attempt's replica holds its copy.
-func (n *Node) recordPrepared(key string, attempt uint64) (continuity.Record, error) {
-	out, err := n.reg.Prepared(key, attempt)
+func (n *Node) recordPrepared(key string, attempt uint64) (out continuity.Record, err error) {
+	out, err = n.reg.Prepared(key, attempt)
 	if err == nil {
-		n.replicate(outboxEntry{txPrepared, out})
+		n.replicate(txPrepared, &out)
 	}
 	return out, err
 }
 
 // recordRefusal ends an attempt this node was submitting as refused.
-func (n *Node) recordRefusal(key string, attempt uint64, reason string) (continuity.Record, error) {
-	out, err := n.reg.Refuse(key, attempt, reason)
+func (n *Node) recordRefusal(key string, attempt uint64, reason string) (out continuity.Record, err error) {
+	out, err = n.reg.Refuse(key, attempt, reason)
 	if err == nil {
-		n.replicate(outboxEntry{txRefused, out})
+		n.replicate(txRefused, &out)
 	}
 	return out, err
 }
 
 // recordRejection ends an attempt without an outcome.
-func (n *Node) recordRejection(key string, attempt uint64, reason string) (continuity.Record, error) {
-	out, err := n.reg.Reject(key, attempt, reason)
+func (n *Node) recordRejection(key string, attempt uint64, reason string) (out continuity.Record, err error) {
+	out, err = n.reg.Reject(key, attempt, reason)
 	if err == nil {
-		n.replicate(outboxEntry{txRejected, out})
+		n.replicate(txRejected, &out)
 	}
 	return out, err
 }
 
 // recordCompletion records that attempt ran here, under fence generation gen.
-func (n *Node) recordCompletion(key string, attempt uint64, gen uint64) (continuity.Record, error) {
-	out, err := n.reg.Complete(key, attempt, n.self, gen)
+func (n *Node) recordCompletion(key string, attempt uint64, gen uint64) (out continuity.Record, err error) {
+	out, err = n.reg.Complete(key, attempt, n.self, gen)
 	if err == nil {
-		n.replicate(outboxEntry{txCompleted, out})
+		n.replicate(txCompleted, &out)
 	}
 	return out, err
 }
 
 // recordCompletionWithResponse is recordCompletion keeping the encoded
 // response for replay.
-func (n *Node) recordCompletionWithResponse(key string, attempt uint64, gen uint64, stored []byte) (continuity.Record, error) {
-	out, err := n.reg.CompleteWithResponse(key, attempt, n.self, gen, stored)
+func (n *Node) recordCompletionWithResponse(key string, attempt uint64, gen uint64, stored []byte) (out continuity.Record, err error) {
+	out, err = n.reg.CompleteWithResponse(key, attempt, n.self, gen, stored)
 	if err == nil {
-		n.replicate(outboxEntry{txCompleted, out})
+		n.replicate(txCompleted, &out)
 	}
 	return out, err
 }
 
 // recordCompletionWithOutput is recordCompletion keeping typed work's
 // encoded output.
-func (n *Node) recordCompletionWithOutput(key string, attempt uint64, gen uint64, output []byte) (continuity.Record, error) {
-	out, err := n.reg.CompleteWithOutput(key, attempt, n.self, gen, output)
+func (n *Node) recordCompletionWithOutput(key string, attempt uint64, gen uint64, output []byte) (out continuity.Record, err error) {
+	out, err = n.reg.CompleteWithOutput(key, attempt, n.self, gen, output)
 	if err == nil {
-		n.replicate(outboxEntry{txCompleted, out})
+		n.replicate(txCompleted, &out)
 	}
 	return out, err
 }
@@ -233,7 +230,7 @@ func (n *Node) recordRollover(rec continuity.Record, reason string) (continuity.
 		continuity.KV{Key: "previous_attempt_id", Value: rec.AttemptID()},
 		continuity.KV{Key: "next_attempt_id", Value: next.AttemptID()},
 		continuity.KV{Key: "runtime_name", Value: rec.RuntimeName})
-	n.replicate(outboxEntry{txRolledOver, next})
+	n.replicate(txRolledOver, &next)
 	return next, nil
 }
 
@@ -243,7 +240,7 @@ func (n *Node) recordRollover(rec continuity.Record, reason string) (continuity.
 func (n *Node) recordRetry(rec continuity.Record, meta ...continuity.KV) (continuity.Record, error) {
 	next, err := n.reg.RetryAttempt(rec.RequestKey, rec.Attempt, meta...)
 	if err == nil {
-		n.replicate(outboxEntry{txRolledOver, next})
+		n.replicate(txRolledOver, &next)
 	}
 	return next, err
 }
@@ -262,7 +259,7 @@ func (n *Node) recordReopen(rec continuity.Record, meta ...continuity.KV) (conti
 
 // answer sends the peers the version of a record this node keeps, when a
 // peer holds or asked for another one.
-func (n *Node) answer(rec continuity.Record) { n.replicate(outboxEntry{txAnswer, rec}) }
+func (n *Node) answer(rec continuity.Record) { n.replicate(txAnswer, &rec) }
 
 // merge folds one peer record into the registry. When the peer's version
 // loses to the one kept here, the kept one is sent back: the peer holds on to
@@ -270,20 +267,25 @@ func (n *Node) answer(rec continuity.Record) { n.replicate(outboxEntry{txAnswer,
 // it (a node replicates a record only when it changes), so the two would
 // disagree for good. Both sides choose with one order at any moment, so the
 // answer is adopted and the exchange ends there.
-func (n *Node) merge(rec continuity.Record, from string) {
-	m, err := n.reg.MergeOutcome(rec, from)
+func (n *Node) merge(rec *continuity.Record, from string) {
+	m, err := n.reg.MergeOutcome(*rec, from)
 	if err != nil {
-		n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
+		n.mergeRejected(rec, from, err)
 		return
 	}
 	switch {
-	case !m.Changed && !continuity.SameVersion(m.Kept, rec):
-		n.answer(m.Kept)
+	case !m.Changed && !continuity.SameVersion(m.Kept, *rec):
+		n.replicate(txAnswer, &m.Kept)
 	case m.ReplacedOther:
 		// The peer's version of another attempt won here. The peer may
 		// meanwhile hold a third version (the order of one key's versions
 		// changes as an attempt is refused), so it hears what this node
 		// now keeps; it answers only if it keeps something else.
-		n.answer(m.Kept)
+		n.replicate(txAnswer, &m.Kept)
 	}
+}
+
+// mergeRejected logs a peer record the registry refused to merge.
+func (n *Node) mergeRejected(rec *continuity.Record, from string, err error) {
+	n.log.Warn("[mesh-rt continuity] transition=merge_rejected", "remote", from, "request_key", rec.RequestKey, "error", err.Error())
 }

@@ -11,6 +11,13 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
+// outboxEntry is one outbox entry: a record version for the peers and the
+// transition that produced it (replicate's two arguments).
+type outboxEntry struct {
+	tx  transition
+	rec continuity.Record
+}
+
 func TestDeliveryRule(t *testing.T) {
 	const self, peer = "a@h:1", "b@h:2"
 	rec := func(kind continuity.Kind, count uint64, phase continuity.Phase, owner, replica string) continuity.Record {
@@ -42,7 +49,7 @@ func TestDeliveryRule(t *testing.T) {
 		{"outright refusal of a mirrored route is urgent", outboxEntry{txSubmitRejected, rec(route, 2, rej, self, peer)}, deliverUrgent},
 	}
 	for _, c := range cases {
-		if got := delivery(&c.e, self); got != c.want {
+		if got := delivery(c.e.tx, &c.e.rec, self); got != c.want {
 			t.Errorf("%s: delivery = %d, want %d", c.name, got, c.want)
 		}
 	}

@@ -143,7 +143,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 			req.ContentLength = int64(len(body))
 		}
-		resp, err = n.executeRoute(ctx, h, rec, req, idempotent)
+		resp, err = n.executeRoute(ctx, h, &rec, req, idempotent)
 	} else {
 		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
 		// A mirrored record's outcome reached this node (the ingress and
@@ -185,7 +185,7 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 // context ctx carries the continuity identity), completes the record and
 // returns the buffered response. When store is set (the key came from the
 // client) the response is kept on the record for replay.
-func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
+func (n *Node) executeRoute(ctx context.Context, h *handler, rec *continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
 	if !n.confirmed() {
 		return exchange.Response{}, n.unconfirmedError()
@@ -298,7 +298,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	}
 	if rec.Attempt != m.Attempt || !rec.Pending() {
 		if rec.Phase == continuity.PhaseCompleted && rec.Kind == continuity.KindRoute && rec.RuntimeName == m.RuntimeName {
-			n.replayForwarded(s, m, rec)
+			n.replayForwarded(s, m, &rec)
 			return
 		}
 		fail(string(continuity.ReasonAttemptMismatch))
@@ -321,7 +321,7 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 	for _, pv := range m.PathValues {
 		req.SetPathValue(pv.Name, pv.Value)
 	}
-	resp, err := n.executeRoute(ctx, h, rec, req, clientKeyed(m.RequestKey))
+	resp, err := n.executeRoute(ctx, h, &rec, req, clientKeyed(m.RequestKey))
 	if err != nil {
 		fail(continuity.ReasonOf(err))
 		return
@@ -336,9 +336,9 @@ func (n *Node) serveRemoteRoute(s *session, m wire.RouteRequest) {
 // a new attempt. The request is not run again; the first outcome is sent
 // back, the same bytes a duplicate on this node would get, and the completed
 // record follows so the ingress's new attempt gives way to it.
-func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec continuity.Record) {
+func (n *Node) replayForwarded(s *session, m wire.RouteRequest, rec *continuity.Record) {
 	fail := func(reason continuity.Reason) { _ = s.send(wire.RouteResponse{ID: m.ID, Reason: string(reason)}) }
-	n.answer(rec)
+	n.answer(*rec)
 	req, err := http.NewRequest(m.Method, m.URI, nil)
 	if err != nil {
 		fail(continuity.ReasonInvalidForwardedRequest)

@@ -160,8 +160,8 @@ func (s *session) Handle(m wire.Message) {
 		first := !s.isSynced()
 		n.reg.RaiseWatermark(m.AttemptWatermark)
 		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
-		for _, rec := range m.Records {
-			n.merge(rec, s.peer)
+		for i := range m.Records {
+			n.merge(&m.Records[i], s.peer)
 		}
 		if first {
 			n.heardIncarnation(s, m.Incarnation)
@@ -206,7 +206,7 @@ func (s *session) HandleUpsert(m *wire.Upsert) {
 	n := s.n
 	n.reg.RaiseWatermark(m.AttemptWatermark)
 	n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, &m.Record)
-	n.merge(m.Record, s.peer)
+	n.merge(&m.Record, s.peer)
 }
 
 // LinkClosed forgets the session once its link closed (peer.Handler).

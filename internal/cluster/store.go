@@ -212,7 +212,7 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 // response leaves (executeRoute, and the ingress's sync of a forwarded
 // outcome), so it waits only for mark. Work is acknowledged by this return
 // (Submit answers created), so it waits for the record as the ack left it.
-func (n *Node) syncPrepared(rec continuity.Record, mark uint64) error {
+func (n *Node) syncPrepared(rec *continuity.Record, mark uint64) error {
 	if rec.Kind == continuity.KindRoute {
 		return n.syncRecordsTo(mark)
 	}

@@ -23,7 +23,17 @@ type MemoryStore struct {
 	// a submission looks its key up, misses, and stores it, and Put then
 	// knows there is no older version to look for.
 	missed string
+
+	// spare holds emptied records of keys that went from pending to
+	// terminal, for the next new pending keys: under load every request
+	// would otherwise allocate one. Nothing outside the store points into
+	// pending (every read copies), so a record is free once its key leaves
+	// the map. At most maxSpareRecords are kept.
+	spare []*Record
 }
+
+// maxSpareRecords bounds MemoryStore.spare.
+const maxSpareRecords = 256
 
 // NewMemoryStore returns an empty store that keeps terminal records within
 // limit.
@@ -35,17 +45,26 @@ func NewMemoryStore(limit Retention) *MemoryStore {
 // Get returns a copy of the record stored under key: the pending record, or
 // the retained one decoded.
 func (m *MemoryStore) Get(key string) (Record, bool) {
-	if rec, ok := m.pending[key]; ok {
-		m.missed = ""
-		return *rec, true
-	}
 	var rec Record
-	ok := m.kept.get(key, &rec)
+	ok := m.get(key, &rec)
+	return rec, ok
+}
+
+// get is Get into *rec, which it leaves zero when key is not stored (rec
+// must be zero on the call). The Registry calls it, and put, directly, so
+// that a transition does not copy the record through the Store interface.
+func (m *MemoryStore) get(key string, rec *Record) bool {
+	if p, ok := m.pending[key]; ok {
+		m.missed = ""
+		*rec = *p
+		return true
+	}
+	ok := m.kept.get(key, rec)
 	m.missed = ""
 	if !ok {
 		m.missed = key
 	}
-	return rec, ok
+	return ok
 }
 
 // Put stores rec under its key: a pending record in the map (in place of the
@@ -53,28 +72,46 @@ func (m *MemoryStore) Get(key string) (Record, bool) {
 // the retained records, which evicts the oldest beyond the bound. It never
 // fails.
 func (m *MemoryStore) Put(rec Record) error {
+	m.put(&rec)
+	return nil
+}
+
+// put is Put of *rec, whose fields it copies (it keeps no pointer to rec).
+func (m *MemoryStore) put(rec *Record) {
 	fresh := m.missed != "" && m.missed == rec.RequestKey // no version of the key is stored
 	m.missed = ""
 	if rec.Phase.Terminal() {
 		if !fresh {
-			delete(m.pending, rec.RequestKey)
+			if p, ok := m.pending[rec.RequestKey]; ok {
+				delete(m.pending, rec.RequestKey)
+				if len(m.spare) < maxSpareRecords {
+					*p = Record{} // holds on to nothing while it waits
+					m.spare = append(m.spare, p)
+				}
+			}
 			m.pending = mapsize.Rebuilt(m.pending, &m.pendingPeak)
 		}
-		m.kept.put(&rec)
-		return nil
+		m.kept.put(rec)
+		return
 	}
 	if !fresh {
 		m.kept.remove(rec.RequestKey)
 		if p, ok := m.pending[rec.RequestKey]; ok {
-			*p = rec
-			return nil
+			*p = *rec
+			return
 		}
 	}
-	p := new(Record)
-	*p = rec
+	var p *Record
+	if n := len(m.spare); n > 0 {
+		p = m.spare[n-1]
+		m.spare[n-1] = nil
+		m.spare = m.spare[:n-1]
+	} else {
+		p = new(Record)
+	}
+	*p = *rec
 	m.pending[rec.RequestKey] = p
 	mapsize.Grew(m.pending, &m.pendingPeak)
-	return nil
 }
 
 // Pending yields every pending record in request key order.

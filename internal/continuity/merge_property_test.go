@@ -82,7 +82,7 @@ func TestMergeIsCommutativeAndIdempotent(t *testing.T) {
 		if again := mergedView(t, "k", a, b, a, b); !reflect.DeepEqual(again, ab) {
 			t.Fatalf("pair %d: merging again changed the record:\n %+v\n %+v", i, ab, again)
 		}
-		if prefer(a, b) && prefer(b, a) {
+		if prefer(&a, &b) && prefer(&b, &a) {
 			t.Fatalf("pair %d: each version preferred over the other:\n %+v\n %+v", i, a, b)
 		}
 		// The kept version is one of the two, never a blend.
@@ -92,7 +92,7 @@ func TestMergeIsCommutativeAndIdempotent(t *testing.T) {
 		}
 		// Acknowledged work is never discarded for a different, refused
 		// attempt (an attempt still preparing was never acknowledged).
-		if a.Refused != b.Refused && !sameAttempt(a, b) && !undecided(a) && !undecided(b) && ab.Refused {
+		if a.Refused != b.Refused && !sameAttempt(&a, &b) && !undecided(&a) && !undecided(&b) && ab.Refused {
 			t.Fatalf("pair %d: a refused attempt replaced another one:\n %+v\n %+v", i, a, b)
 		}
 	}

@@ -165,7 +165,10 @@ func SameKeySpace(rec *Record, kind Kind, runtimeName string) bool {
 }
 
 // Validate checks the invariants every stored or received record must hold.
-func (r Record) Validate() error {
+func (r Record) Validate() error { return validate(&r) }
+
+// validate is Validate without copying the record.
+func validate(r *Record) error {
 	switch {
 	case r.RequestKey == "":
 		return reasonError(ReasonRequestKeyMissing)

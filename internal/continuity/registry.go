@@ -142,6 +142,7 @@ type Registry struct {
 	epoch       uint64            // mirrors auth's promotion epoch
 	fenceGen    uint64            // mirrors auth's fence generation
 	store       Store             // the records: pending ones and the retained terminal ones
+	mem         *MemoryStore      // store, when it is a MemoryStore: called without copying records through the interface
 	nextAttempt atomic.Uint64     // written with mu held; Watermark reads it without
 	aloneSlot   int               // -1, or the parity of attempts allocated while no peer is linked
 	diag        *Diagnostics
@@ -203,6 +204,7 @@ func NewRegistry(o Options) *Registry {
 			r.raiseAttemptLocked(rec.Attempt + 1)
 		}
 	}
+	r.mem, _ = o.Store.(*MemoryStore)
 	r.publishLocked()
 	return r
 }
@@ -281,14 +283,14 @@ func (r *Registry) RaiseWatermark(w uint64) {
 }
 
 // Get returns a copy of the record for key, projected into the local role.
-func (r *Registry) Get(key string) (Record, bool) {
+func (r *Registry) Get(key string) (rec Record, ok bool) {
 	r.lock()
 	defer r.unlock()
-	rec, ok := r.getLocked(key)
-	if !ok {
+	if !r.loadLocked(key, &rec) {
 		return Record{}, false
 	}
-	return r.view(&rec), true
+	rec.Role = r.role // as view does, without another copy
+	return rec, true
 }
 
 // Records returns copies of every record sorted by request key.
@@ -347,12 +349,49 @@ func (r *Registry) view(rec *Record) Record {
 
 // getLocked returns a copy of the record stored under key. A change to it
 // takes effect when it is stored again with putLocked.
-func (r *Registry) getLocked(key string) (Record, bool) { return r.store.Get(key) }
+func (r *Registry) getLocked(key string) (Record, bool) {
+	var rec Record
+	ok := r.loadLocked(key, &rec)
+	return rec, ok
+}
+
+// loadLocked is getLocked into *rec, which must be zero, and is left zero
+// when key is not stored. Transitions use it: a record is several hundred
+// bytes, and every copy of it on the request path costs time and stack.
+func (r *Registry) loadLocked(key string, rec *Record) bool {
+	if r.mem != nil {
+		return r.mem.get(key, rec)
+	}
+	return r.loadStoreLocked(key, rec)
+}
+
+// loadStoreLocked is loadLocked through the Store interface. It is kept out
+// of line so that its copy of the record does not enlarge the stack frame of
+// every transition when the store is a MemoryStore.
+//
+//go:noinline
+func (r *Registry) loadStoreLocked(key string, rec *Record) bool {
+	var ok bool
+	*rec, ok = r.store.Get(key)
+	return ok
+}
 
 // putLocked stores rec under its key, in place of whatever was stored; the
 // store evicts the oldest terminal records beyond its budget. Pending records
 // are never evicted. rec is copied: the caller may keep changing it.
 func (r *Registry) putLocked(rec *Record) error {
+	if r.mem != nil {
+		r.mem.put(rec) // never fails
+		return nil
+	}
+	return r.putStoreLocked(rec)
+}
+
+// putStoreLocked is putLocked through the Store interface, kept out of line
+// as loadStoreLocked is.
+//
+//go:noinline
+func (r *Registry) putStoreLocked(rec *Record) error {
 	if err := r.store.Put(*rec); err != nil {
 		return fmt.Errorf("store record %s: %w", rec.RequestKey, err)
 	}
@@ -363,7 +402,7 @@ func (r *Registry) putLocked(rec *Record) error {
 // key. A created record of count 2 still needs its replica's prepare (the
 // caller sends it and reports with Prepared or Reject); counts of 3 or more and
 // count 2 without a replica are rejected durably here.
-func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
+func (r *Registry) Submit(req SubmitRequest) (dec Decision, err error) {
 	switch {
 	case req.Key == "":
 		return Decision{}, reasonError(ReasonRequestKeyMissing)
@@ -378,19 +417,24 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	}
 	r.lock()
 	defer r.unlock()
-	if old, ok := r.getLocked(req.Key); ok {
-		if old.PayloadHash != req.Hash || !SameKeySpace(&old, req.Kind, req.RuntimeName) {
-			r.emitRecord(TransitionConflict, &old, string(ReasonRequestKeyConflict))
-			return Decision{Outcome: OutcomeConflict, Record: r.view(&old)}, nil
+	// The record is worked on in place in the result, as in complete.
+	rec := &dec.Record
+	if r.loadLocked(req.Key, rec) {
+		dec.Outcome = OutcomeDuplicate
+		if rec.PayloadHash != req.Hash || !SameKeySpace(rec, req.Kind, req.RuntimeName) {
+			r.emitRecord(TransitionConflict, rec, string(ReasonRequestKeyConflict))
+			dec.Outcome = OutcomeConflict
+		} else {
+			r.emitRecord(TransitionDuplicate, rec, "")
 		}
-		r.emitRecord(TransitionDuplicate, &old, "")
-		return Decision{Outcome: OutcomeDuplicate, Record: r.view(&old)}, nil
+		rec.Role = r.role
+		return dec, nil
 	}
 	replica := req.Placement.Replica
 	if req.Count < 2 {
 		replica = "" // an unmirrored record has no replica to wait for
 	}
-	rec := Record{
+	*rec = Record{
 		RequestKey: req.Key, PayloadHash: req.Hash, Attempt: r.allocateAttemptLocked(),
 		Phase: PhaseSubmitted, Result: ResultPending,
 		IngressNode: req.Ingress, OwnerNode: req.Placement.Owner, ReplicaNode: replica,
@@ -403,10 +447,10 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	if replica != "" {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
-	if err := r.putLocked(&rec); err != nil {
+	if err := r.putLocked(rec); err != nil {
 		return Decision{}, err
 	}
-	r.emitRecord(TransitionSubmit, &rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
+	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	var refusal Reason
 	switch {
 	case req.Count > 2:
@@ -414,42 +458,51 @@ func (r *Registry) Submit(req SubmitRequest) (Decision, error) {
 	case req.Count == 2 && replica == "" && !req.Relaxed:
 		refusal = ReasonReplicaRequiredUnavailable
 	default:
-		return Decision{Outcome: OutcomeCreated, Record: r.view(&rec)}, nil
+		dec.Outcome = OutcomeCreated
+		rec.Role = r.role
+		return dec, nil
 	}
-	if err := r.rejectLocked(&rec, string(refusal), true); err != nil {
+	if err := r.rejectLocked(rec, string(refusal), true); err != nil {
 		return Decision{}, err
 	}
-	return Decision{Outcome: OutcomeRejected, Record: r.view(&rec)}, nil
+	dec.Outcome = OutcomeRejected
+	rec.Role = r.role
+	return dec, nil
 }
 
 // Prepared records the replica's acknowledgement of a prepare: the record is
 // mirrored and healthy.
-func (r *Registry) Prepared(key string, attempt uint64) (Record, error) {
+func (r *Registry) Prepared(key string, attempt uint64) (kept Record, err error) {
 	r.lock()
 	defer r.unlock()
-	rec, err := r.lookupLocked(key, attempt)
-	if err != nil {
-		return Record{}, err
+	rec := &kept // worked on in place, as in complete
+	if !r.loadLocked(key, rec) {
+		return Record{}, reasonError(ReasonRequestKeyNotFound)
+	}
+	if rec.Attempt != attempt {
+		return Record{}, reasonError(ReasonAttemptMismatch)
 	}
 	if rec.ReplicaNode == "" || rec.Phase == PhaseRejected ||
 		rec.ReplicaStatus == ReplicaDegradedContinuing || rec.ReplicaStatus == ReplicaOwnerLost {
-		return r.view(&rec), nil
+		rec.Role = r.role
+		return kept, nil
 	}
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	rec.Error = ""
-	if err := r.putLocked(&rec); err != nil {
+	if err := r.putLocked(rec); err != nil {
 		return Record{}, err
 	}
-	r.emitRecord(TransitionReplicaAck, &rec, "")
-	return r.view(&rec), nil
+	r.emitRecord(TransitionReplicaAck, rec, "")
+	rec.Role = r.role
+	return kept, nil
 }
 
 // MirrorPrepare stores a record the owner asks this node to mirror. The local
 // node must be the record's replica, and a known key must agree on hash,
 // attempt and owner.
-func (r *Registry) MirrorPrepare(in Record) (Record, error) {
-	if err := in.Validate(); err != nil {
+func (r *Registry) MirrorPrepare(in Record) (kept Record, err error) {
+	if err := validate(&in); err != nil {
 		return Record{}, err
 	}
 	r.lock()
@@ -457,34 +510,38 @@ func (r *Registry) MirrorPrepare(in Record) (Record, error) {
 	if in.ReplicaNode != r.self {
 		return Record{}, reasonError(ReasonReplicaTargetMismatch)
 	}
-	old, ok := r.getLocked(in.RequestKey)
-	if ok {
+	old := &kept // loaded in place in the result, as in complete
+	if r.loadLocked(in.RequestKey, old) {
 		switch {
 		case old.PayloadHash != in.PayloadHash:
 			return Record{}, reasonError(ReasonRequestKeyConflict)
-		case old.Phase == PhaseCompleted && !sameAttempt(old, in):
+		case old.Phase == PhaseCompleted && !sameAttempt(old, &in):
 			// The request already completed here: a new attempt of it comes
 			// from an ingress that has not seen the outcome yet, and must
 			// not run it again (merge keeps the completed attempt anyway).
-			return r.view(&old), reasonError(ReasonAlreadyCompleted)
+			old.Role = r.role
+			return kept, reasonError(ReasonAlreadyCompleted)
 		case old.Epoch > in.Epoch || (old.Epoch == in.Epoch && old.Attempt > in.Attempt):
 			return Record{}, reasonError(ReasonAttemptMismatch)
 		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.OwnerNode != in.OwnerNode:
 			return Record{}, reasonError(ReasonOwnerNodeMismatch)
 		case old.Epoch == in.Epoch && old.Attempt == in.Attempt && old.Phase.Terminal():
 			// Already mirrored and finished: a repeated prepare changes nothing.
-			return r.view(&old), nil
+			old.Role = r.role
+			return kept, nil
 		}
 	}
-	rec := in
+	rec := &in // in is this call's own copy
 	rec.ReplicaStatus = ReplicaMirrored
 	rec.Health = HealthHealthy
 	r.raiseAttemptLocked(in.Attempt + 1)
-	if err := r.putLocked(&rec); err != nil {
+	if err := r.putLocked(rec); err != nil {
 		return Record{}, err
 	}
-	r.emitRecord(TransitionReplicaPrepare, &rec, "")
-	return r.view(&rec), nil
+	r.emitRecord(TransitionReplicaPrepare, rec, "")
+	kept = *rec
+	kept.Role = r.role
+	return kept, nil
 }
 
 // Complete ends the current attempt of key as completed on node. gen is the
@@ -508,31 +565,37 @@ func (r *Registry) CompleteWithOutput(key string, attempt uint64, node string, g
 	return r.complete(key, attempt, node, gen, nil, out)
 }
 
-func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (Record, error) {
+func (r *Registry) complete(key string, attempt uint64, node string, gen uint64, resp, out []byte) (kept Record, err error) {
 	r.lock()
 	defer r.unlock()
-	rec, ok := r.getLocked(key)
-	if !ok {
+	// The record is worked on in place in the result: a record is several
+	// hundred bytes, and copies of it cost time and stack on the request
+	// path. Its role is projected (as view does) once nothing stores it.
+	rec := &kept
+	if !r.loadLocked(key, rec) {
 		return Record{}, reasonError(ReasonRequestKeyNotFound)
 	}
-	fail := func(reason Reason) (Record, error) {
-		r.emitRecord(TransitionCompletionRejected, &rec, string(reason),
-			KV{"attempted_attempt_id", FormatAttempt(attempt)}, KV{"active_attempt_id", rec.AttemptID()})
-		return r.view(&rec), reasonError(reason)
-	}
+	var refusal Reason
 	switch {
 	case node == "":
-		return fail(ReasonExecutionNodeMissing)
+		refusal = ReasonExecutionNodeMissing
 	case rec.Attempt != attempt:
-		return fail(ReasonAttemptMismatch)
+		refusal = ReasonAttemptMismatch
 	case gen != r.fenceGen:
-		return fail(ReasonFenced)
+		refusal = ReasonFenced
 	case rec.Phase == PhaseCompleted && rec.ExecutionNode == node:
-		return r.view(&rec), nil
+		rec.Role = r.role
+		return kept, nil
 	case rec.Phase == PhaseCompleted:
-		return fail(ReasonAlreadyCompleted)
+		refusal = ReasonAlreadyCompleted
 	case rec.Phase == PhaseRejected:
-		return fail(ReasonPhase)
+		refusal = ReasonPhase
+	}
+	if refusal != "" {
+		r.emitRecord(TransitionCompletionRejected, rec, string(refusal),
+			KV{"attempted_attempt_id", FormatAttempt(attempt)}, KV{"active_attempt_id", rec.AttemptID()})
+		rec.Role = r.role
+		return kept, reasonError(refusal)
 	}
 	rec.Phase, rec.Result = PhaseCompleted, ResultSucceeded
 	rec.ExecutionNode = node
@@ -544,11 +607,12 @@ func (r *Registry) complete(key string, attempt uint64, node string, gen uint64,
 		rec.Output = out
 	}
 	rec.CompletedAt = r.now().UTC()
-	if err := r.putLocked(&rec); err != nil {
+	if err := r.putLocked(rec); err != nil {
 		return Record{}, err
 	}
-	r.emitRecord(TransitionCompleted, &rec, "")
-	return r.view(&rec), nil
+	r.emitRecord(TransitionCompleted, rec, "")
+	rec.Role = r.role
+	return kept, nil
 }
 
 // Reject ends the current attempt of key as rejected with reason: the
@@ -586,9 +650,8 @@ func (r *Registry) reject(key string, attempt uint64, reason string, refused boo
 
 // lookupLocked returns a copy of the record stored under key, which must be
 // at attempt.
-func (r *Registry) lookupLocked(key string, attempt uint64) (Record, error) {
-	rec, ok := r.getLocked(key)
-	if !ok {
+func (r *Registry) lookupLocked(key string, attempt uint64) (rec Record, err error) {
+	if !r.loadLocked(key, &rec) {
 		return Record{}, reasonError(ReasonRequestKeyNotFound)
 	}
 	if rec.Attempt != attempt {
@@ -642,36 +705,44 @@ type MergeResult struct {
 
 // MergeOutcome is Merge, reporting also whether another attempt was
 // replaced.
-func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
-	if err := in.Validate(); err != nil {
+func (r *Registry) MergeOutcome(in Record, from string) (m MergeResult, err error) {
+	if err := validate(&in); err != nil {
 		return MergeResult{}, err
 	}
 	r.lock()
 	defer r.unlock()
 	r.raiseAttemptLocked(in.Attempt + 1)
-	old, ok := r.getLocked(in.RequestKey)
-	if !ok {
+	old := &m.Kept // loaded in place in the result, as in complete
+	if !r.loadLocked(in.RequestKey, old) {
 		if err := r.putLocked(&in); err != nil {
 			return MergeResult{}, err
 		}
-		return MergeResult{Kept: r.view(&in), Changed: true}, nil
+		*old = in
+		old.Role = r.role
+		m.Changed = true
+		return m, nil
 	}
 	if old.PayloadHash != in.PayloadHash {
-		return MergeResult{Kept: r.view(&old)}, reasonError(ReasonRequestKeyConflict)
+		old.Role = r.role
+		return m, reasonError(ReasonRequestKeyConflict)
 	}
-	if !prefer(in, old) {
+	if !prefer(&in, old) {
 		if in.Epoch < old.Epoch && (in.Attempt != old.Attempt || in.Phase != old.Phase) {
-			r.emitRecord(TransitionStaleEpochRejected, &old, string(ReasonStaleEpoch),
+			r.emitRecord(TransitionStaleEpochRejected, old, string(ReasonStaleEpoch),
 				KV{"incoming_attempt_id", in.AttemptID()}, KV{"incoming_epoch", strconv.FormatUint(in.Epoch, 10)},
 				KV{"local_epoch", strconv.FormatUint(old.Epoch, 10)}, KV{"from_node", from})
 		}
-		return MergeResult{Kept: r.view(&old)}, nil
+		old.Role = r.role
+		return m, nil
 	}
-	other := !sameAttempt(old, in)
+	other := !sameAttempt(old, &in)
 	if err := r.putLocked(&in); err != nil {
 		return MergeResult{}, err
 	}
-	return MergeResult{Kept: r.view(&in), Changed: true, ReplacedOther: other}, nil
+	*old = in
+	old.Role = r.role
+	m.Changed, m.ReplacedOther = true, other
+	return m, nil
 }
 
 // prefer reports whether a should replace b, two versions of one key. The
@@ -703,7 +774,7 @@ func (r *Registry) MergeOutcome(in Record, from string) (MergeResult, error) {
 //
 // For any two versions a and b that differ in more than the role, exactly
 // one of prefer(a, b) and prefer(b, a) holds, so both nodes keep the same one.
-func prefer(a, b Record) bool {
+func prefer(a, b *Record) bool {
 	if a.Refused != b.Refused && !sameAttempt(a, b) && !undecided(a) && !undecided(b) {
 		return !a.Refused
 	}
@@ -740,7 +811,7 @@ func prefer(a, b Record) bool {
 // protection, an undecided attempt would outrank a refusal that in turn
 // outranks the same attempt once refused, and the order in which versions
 // arrive would decide what a node keeps.)
-func undecided(r Record) bool {
+func undecided(r *Record) bool {
 	return r.Phase == PhaseSubmitted && r.ReplicaStatus == ReplicaPreparing
 }
 
@@ -750,18 +821,18 @@ func undecided(r Record) bool {
 // number their attempts independently, and a node restarted without its
 // records may number one again, so equal numbers alone do not make one
 // attempt.
-func sameAttempt(a, b Record) bool {
+func sameAttempt(a, b *Record) bool {
 	return a.Attempt == b.Attempt && a.Epoch == b.Epoch && a.IngressNode == b.IngressNode &&
 		a.SubmittedAt.Equal(b.SubmittedAt)
 }
 
 // SameVersion reports whether a and b are the same version of a record:
 // equal in every field but the local role.
-func SameVersion(a, b Record) bool { return compareRecords(a, b) == 0 }
+func SameVersion(a, b Record) bool { return compareRecords(&a, &b) == 0 }
 
 // compareRecords is a total order over every field of a record except the
 // local role: 0 only for records equal in all of them.
-func compareRecords(a, b Record) int {
+func compareRecords(a, b *Record) int {
 	return cmp.Or(
 		cmp.Compare(a.RequestKey, b.RequestKey),
 		cmp.Compare(a.PayloadHash, b.PayloadHash),
@@ -838,6 +909,16 @@ func (r *Registry) ObserveAuthority(peer string, peerRole Role, peerEpoch uint64
 	return eff.Fenced != nil, err
 }
 
+// FencedBy reports whether observing peer's role and epoch would fence the
+// local node (authority.FencedBy over the published authority), without a
+// lock: every message from a peer carries its authority, and almost none of
+// them changes anything. When it reports false, an authority.Observed step
+// with the same values changes nothing and has no effects.
+func (r *Registry) FencedBy(peer string, peerRole Role, peerEpoch uint64) bool {
+	a := r.published.Load()
+	return authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, peer, string(peerRole), peerEpoch)
+}
+
 // Promote makes the local standby the primary at epoch+1 and returns the new
 // epoch. The caller decides whether promotion is safe.
 func (r *Registry) Promote(lost string) (uint64, error) {
@@ -869,11 +950,8 @@ func (r *Registry) PromoteAt(lost string, epoch uint64) (uint64, error) {
 // with the authority after the step. trigger, when known, names the record
 // that carried a peer's higher epoch.
 func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority.Effects, error) {
-	if o, ok := ev.(authority.Observed); ok {
-		a := r.published.Load()
-		if !authority.FencedBy(r.self, authority.State{Role: string(a.role), Epoch: a.epoch}, o.Peer, o.Role, o.Epoch) {
-			return authority.Effects{}, nil // the common case, decided without the locks
-		}
+	if o, ok := ev.(authority.Observed); ok && !r.FencedBy(o.Peer, Role(o.Role), o.Epoch) {
+		return authority.Effects{}, nil // the common case, decided without the locks
 	}
 	r.authMu.Lock()
 	next, eff := r.auth.Step(ev) // auth changes only under authMu: the decision holds until it is applied

@@ -1134,11 +1134,11 @@ func TestMergePreferenceIsAStrictOrder(t *testing.T) {
 		}
 	}
 	for i, a := range versions {
-		if prefer(a, a) {
+		if prefer(&a, &a) {
 			t.Fatalf("prefer(%d, %d) is reflexive", i, i)
 		}
 		for j, b := range versions {
-			ab, ba := prefer(a, b), prefer(b, a)
+			ab, ba := prefer(&a, &b), prefer(&b, &a)
 			if ab && ba {
 				t.Fatalf("prefer is symmetric for %d and %d", i, j)
 			}
@@ -1147,7 +1147,7 @@ func TestMergePreferenceIsAStrictOrder(t *testing.T) {
 				t.Fatalf("incomparable but different ranks: %+v vs %+v", a, b)
 			}
 			for k := 0; k < len(versions); k += 7 {
-				if c := versions[k]; ab && prefer(b, c) && !prefer(a, c) {
+				if c := versions[k]; ab && prefer(&b, &c) && !prefer(&a, &c) {
 					t.Fatalf("prefer not transitive over %d > %d > %d", i, j, k)
 				}
 			}

@@ -389,10 +389,22 @@ func (d *deadline) next(now time.Time, timeout time.Duration) time.Time {
 
 // Call sends m and waits for the reply carrying the same id.
 func (l *Link) Call(ctx context.Context, id uint64, m wire.Message) (wire.Message, error) {
+	return l.call(ctx, id, m, nil)
+}
+
+// CallEncoded is Call for a message already encoded (without its length
+// prefix), which it copies before it returns: the hot path encodes a request
+// into a reused buffer instead of boxing it in a Message.
+func (l *Link) CallEncoded(ctx context.Context, id uint64, msg []byte) (wire.Message, error) {
+	return l.call(ctx, id, nil, msg)
+}
+
+// call sends m, or msg when m is nil, and waits for the reply carrying id.
+func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) (wire.Message, error) {
 	ch := make(chan wire.Message, 1)
 	l.calls.Store(id, ch)
 	defer l.calls.Delete(id)
-	if err := l.Send(m); err != nil {
+	if err := l.enqueueFrame(m, msg, "", FrameUrgent); err != nil {
 		return nil, err
 	}
 	select {

@@ -227,8 +227,8 @@ func (m Sync) appendTo(dst []byte) []byte {
 	m.Authority.encode(&e)
 	e.U64(m.AttemptWatermark)
 	e.Count(len(m.Records))
-	for _, r := range m.Records {
-		EncodeRecord(&e, r)
+	for i := range m.Records {
+		appendRecord(&e, &m.Records[i])
 	}
 	e.U64(m.Incarnation)
 	e.U64(m.PeerIncarnation)
@@ -256,15 +256,21 @@ type Upsert struct {
 }
 
 // AppendUpsert is AppendEncode for an Upsert, without boxing it in a Message.
-func AppendUpsert(dst []byte, m *Upsert) []byte { return m.appendTo(dst) }
+func AppendUpsert(dst []byte, m *Upsert) []byte {
+	return AppendUpsertOf(dst, m.Authority, m.AttemptWatermark, &m.Record)
+}
 
-func (m Upsert) appendTo(dst []byte) []byte {
+// AppendUpsertOf is AppendUpsert for the Upsert of rec with authority a and
+// attempt watermark w, without building the Upsert (a copy of the record).
+func AppendUpsertOf(dst []byte, a Authority, w uint64, rec *continuity.Record) []byte {
 	e := Encoder{buf: append(dst, tagUpsert)}
-	m.Authority.encode(&e)
-	e.U64(m.AttemptWatermark)
-	EncodeRecord(&e, m.Record)
+	a.encode(&e)
+	e.U64(w)
+	appendRecord(&e, rec)
 	return e.buf
 }
+
+func (m Upsert) appendTo(dst []byte) []byte { return AppendUpsert(dst, &m) }
 
 func decodeUpsert(d *Decoder) Message {
 	return Upsert{Authority: decodeAuthority(d), AttemptWatermark: d.U64(), Record: DecodeRecord(d)}
@@ -279,10 +285,17 @@ type Prepare struct {
 }
 
 func (m Prepare) appendTo(dst []byte) []byte {
+	return AppendPrepareOf(dst, m.ID, m.Authority, &m.Record)
+}
+
+// AppendPrepareOf is AppendEncode for the Prepare of rec with id and
+// authority a, without building the Prepare or boxing it in a Message (a
+// copy of the record on the heap).
+func AppendPrepareOf(dst []byte, id uint64, a Authority, rec *continuity.Record) []byte {
 	e := Encoder{buf: append(dst, tagPrepare)}
-	e.U64(m.ID)
-	m.Authority.encode(&e)
-	EncodeRecord(&e, m.Record)
+	e.U64(id)
+	a.encode(&e)
+	appendRecord(&e, rec)
 	return e.buf
 }
 

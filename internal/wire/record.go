@@ -80,7 +80,10 @@ const minRecordSize = 9*4 + 5*8 + 9*1 // nine length prefixes, five u64/i64, nin
 // EncodeRecord appends every field of r to e. Times are unix nanoseconds with
 // 0 standing for the zero time (so the instant 1970-01-01T00:00:00Z itself
 // cannot be told from "unset"), and must lie within the years 1678–2262.
-func EncodeRecord(e *Encoder, r continuity.Record) {
+func EncodeRecord(e *Encoder, r continuity.Record) { appendRecord(e, &r) }
+
+// appendRecord is EncodeRecord without copying the record.
+func appendRecord(e *Encoder, r *continuity.Record) {
 	e.String(r.RequestKey)
 	e.String(r.PayloadHash)
 	e.U64(r.Attempt)
