@@ -253,7 +253,7 @@ func (n *Node) recordReopen(rec continuity.Record, meta ...continuity.KV) (conti
 		return next, err
 	}
 	n.reg.EmitRecord(continuity.TransitionAutomaticRecovery, next, reasonRerunOnRetry, meta...)
-	n.replicate(outboxEntry{txRolledOver, next})
+	n.replicate(txRolledOver, &next)
 	return next, nil
 }
 
