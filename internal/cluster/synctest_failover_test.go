@@ -711,6 +711,9 @@ func TestSynctestStoppingNodeLeavesCancelledWorkPending(t *testing.T) {
 			}
 			return nil
 		})
+		// In flight means taken by a work slot; once every goroutine is
+		// blocked, the slot's handler is running and waiting.
+		synctest.Wait()
 
 		s.cancel()
 		synctest.Wait() // the handler has returned and its outcome is handled
@@ -820,6 +823,9 @@ func TestSynctestStandbyRestartedBeforeLossHandled(t *testing.T) {
 			}
 			return nil
 		})
+		// In flight means taken by a work slot; once every goroutine is
+		// blocked, the slot's handler is running and waiting.
+		synctest.Wait()
 		before, _ := p.Record(key)
 
 		gate.hold()
