@@ -104,27 +104,15 @@ func TestGenerateWritesRenderedFiles(t *testing.T) {
 		t.Errorf("Generate returned %v, want %v", files, want)
 	}
 	gomod := readFile(t, filepath.Join(dir, "go.mod"))
-	// The indirect block is what go mod tidy lists for the runtime's
-	// dependencies (client_golang, for metrics; pgx, for the PostgreSQL
-	// lease arbiter).
+	// The indirect block is the template's, as written: go mod tidy's list
+	// for the runtime's dependencies, which TestGeneratedProjectsBuild keeps
+	// complete.
+	indirect, ok := indirectBlock(readFile(t, filepath.Join("templates", string(KindClustered), "go.mod.tmpl")))
+	if !ok || !strings.Contains(indirect, "github.com/jackc/pgx/v5") {
+		t.Fatalf("the clustered template's go.mod has no block of indirect requirements with the runtime's: %q", indirect)
+	}
 	wantMod := "module demo\n\ngo 1.26.8\n\nrequire meshgo.dev/mesh v0.0.0-00010101000000-000000000000\n\n" +
-		"require (\n" +
-		"\tgithub.com/beorn7/perks v1.0.1 // indirect\n" +
-		"\tgithub.com/cespare/xxhash/v2 v2.3.0 // indirect\n" +
-		"\tgithub.com/jackc/pgpassfile v1.0.0 // indirect\n" +
-		"\tgithub.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect\n" +
-		"\tgithub.com/jackc/pgx/v5 v5.13.0 // indirect\n" +
-		"\tgithub.com/jackc/puddle/v2 v2.2.3 // indirect\n" +
-		"\tgithub.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect\n" +
-		"\tgithub.com/prometheus/client_golang v1.25.0 // indirect\n" +
-		"\tgithub.com/prometheus/client_model v0.6.3 // indirect\n" +
-		"\tgithub.com/prometheus/common v0.72.0 // indirect\n" +
-		"\tgithub.com/prometheus/procfs v0.23.0 // indirect\n" +
-		"\tgolang.org/x/sync v0.25.0 // indirect\n" +
-		"\tgolang.org/x/sys v0.50.0 // indirect\n" +
-		"\tgolang.org/x/text v0.44.0 // indirect\n" +
-		"\tgoogle.golang.org/protobuf v1.36.12 // indirect\n" +
-		")\n\nreplace meshgo.dev/mesh => ../mesh\n"
+		indirect + "\nreplace meshgo.dev/mesh => ../mesh\n"
 	if gomod != wantMod {
 		t.Errorf("go.mod =\n%s\nwant\n%s", gomod, wantMod)
 	}
