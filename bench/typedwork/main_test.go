@@ -55,7 +55,8 @@ func TestRunShort(t *testing.T) {
 		t.Fatalf("results.json has %d rows, want %d", len(rows), len(allScenarios))
 	}
 	for _, r := range rows {
-		if len(r.Rounds) != 1 || r.Rounds[0].Ops == 0 || r.Rounds[0].Errors != 0 || r.Rounds[0].P99us < r.Rounds[0].P50us {
+		if len(r.Rounds) != 1 || r.Rounds[0].Ops == 0 || r.Rounds[0].Errors != 0 || r.Rounds[0].P99us < r.Rounds[0].P50us ||
+			r.Rounds[0].SubmitP50us <= 0 || r.Rounds[0].SubmitP50us > r.Rounds[0].MaxUs {
 			t.Errorf("%s: %+v", r.Scenario, r.Rounds)
 		}
 	}

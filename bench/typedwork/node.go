@@ -133,26 +133,30 @@ func serveRun(w http.ResponseWriter, r *http.Request) {
 // submitter returns one submit→result round trip of fn on the process's
 // node: a fresh key, a created record, the output equal to the sum, and the
 // record placed on owner when owner is set.
-func submitter(fn func(context.Context, Numbers) (Sum, error)) func(ctx context.Context, key, owner string, i int) error {
-	return func(ctx context.Context, key, owner string, i int) error {
+// It returns how long SubmitWork took (the rest of the round trip is the
+// wait in Result).
+func submitter(fn func(context.Context, Numbers) (Sum, error)) func(ctx context.Context, key, owner string, i int) (time.Duration, error) {
+	return func(ctx context.Context, key, owner string, i int) (time.Duration, error) {
 		in := Numbers{A: i, B: 7}
+		t0 := time.Now()
 		h, err := mesh.SubmitWork(ctx, nil, fn, key, in)
+		submit := time.Since(t0)
 		if err != nil {
-			return err
+			return submit, err
 		}
 		if h.Outcome() != mesh.OutcomeCreated {
-			return fmt.Errorf("%s: outcome %s (%s)", key, h.Outcome(), h.Record().Error)
+			return submit, fmt.Errorf("%s: outcome %s (%s)", key, h.Outcome(), h.Record().Error)
 		}
 		if owner != "" && h.Record().OwnerNode != owner {
-			return fmt.Errorf("%s: owner %s, want %s", key, h.Record().OwnerNode, owner)
+			return submit, fmt.Errorf("%s: owner %s, want %s", key, h.Record().OwnerNode, owner)
 		}
 		out, err := h.Result(ctx)
 		if err != nil {
-			return err
+			return submit, err
 		}
 		if out.Sum != in.A+in.B {
-			return fmt.Errorf("%s: sum %d, want %d", key, out.Sum, in.A+in.B)
+			return submit, fmt.Errorf("%s: sum %d, want %d", key, out.Sum, in.A+in.B)
 		}
-		return nil
+		return submit, nil
 	}
 }
