@@ -33,7 +33,8 @@ test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 test-tools:
-	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/
+	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/ ./bench/typedwork/
+	cd bench/dbos && $(GO) test -count=1 -timeout 5m .
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/

@@ -18,6 +18,13 @@
 #      and p99 (wrk, the two stores alternately), fsyncs and acknowledgements
 #      per fsync on each node, and the disk's own fsync latency (about 2
 #      minutes)
+#   8. typed: the typed submit→result round trip of declared work
+#      (mesh.SubmitWork, then Result) on one standalone node and on a real
+#      pair, submitted on the owner and on the non-owner (bench/typedwork),
+#      next to DBOS Transact Go's one-step workflow with a workflow ID
+#      (RunWorkflow, then GetResult) against a throwaway PostgreSQL server
+#      (bench/dbos, a module of its own), when the PostgreSQL server
+#      binaries are on this machine (under a minute)
 #
 # The closed-loop route figures come from wrk, the tool a user would pick.
 # bench/loadgen is kept only for what wrk cannot do: a fixed request rate
@@ -47,7 +54,11 @@
 #   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
 #                           plain+Clustered(1), then log plain+Clustered(2))
 #   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
-#   BENCH_STEPS="routes paced inprocess failover memory micro durable"  steps to run
+#   BENCH_TYPED_ROUNDS=2    rounds of the typed step (each scenario once a round)
+#   BENCH_TYPED_WINDOW=2s   its window per scenario per round
+#   BENCH_TYPED_CLIENTS=16  its closed-loop clients (in the submitting process)
+#   BENCH_TYPED_DBOS=1      run the DBOS Transact Go comparison (0: skip)
+#   BENCH_STEPS="routes paced inprocess failover memory micro durable typed"  steps to run
 #   WRK=wrk                 the wrk binary
 #
 # All traffic stays on 127.0.0.1 / [::1]. Every loop is bounded by a window
@@ -69,7 +80,11 @@ PACED_WINDOW=${BENCH_PACED_WINDOW:-2s}
 FAILOVER_RUNS=${BENCH_FAILOVER_RUNS:-10}
 DURABLE_ROUNDS=${BENCH_DURABLE_ROUNDS:-2}
 DURABLE_WINDOW=${BENCH_DURABLE_WINDOW:-3s}
-STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro durable"}
+TYPED_ROUNDS=${BENCH_TYPED_ROUNDS:-2}
+TYPED_WINDOW=${BENCH_TYPED_WINDOW:-2s}
+TYPED_CLIENTS=${BENCH_TYPED_CLIENTS:-16}
+TYPED_DBOS=${BENCH_TYPED_DBOS:-1}
+STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro durable typed"}
 WRK=${WRK:-wrk}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -136,6 +151,7 @@ $GO build -o "$BIN/routeapp" ./bench/routeapp
 $GO build -o "$BIN/wrkroutes" ./bench/wrkroutes
 $GO build -o "$BIN/loadgen" ./bench/loadgen
 $GO build -o "$BIN/failover" ./bench/failover
+$GO build -o "$BIN/typedwork" ./bench/typedwork
 $GO test -c -o "$BIN/bench.test" ./bench/
 $GO test -c -o "$BIN/recordlog.test" ./internal/recordlog/
 
@@ -230,7 +246,28 @@ if has durable; then
 	echo "load after: $(load)" | tee -a "$d/summary.txt"
 fi
 
+if has typed; then
+	step "8. typed submit→result round trip, and DBOS Transact Go's"
+	t="$OUT/typed"
+	mkdir -p "$t"
+	"$BIN/typedwork" -c "$TYPED_CLIENTS" -warmup 500ms -d "$TYPED_WINDOW" -rounds "$TYPED_ROUNDS" \
+		-node-env "$NODE_ENV" -out "$t/mesh" | tee "$t/summary.txt"
+	if [[ $TYPED_DBOS != 1 ]]; then
+		echo "DBOS comparison skipped (BENCH_TYPED_DBOS=$TYPED_DBOS)" | tee -a "$t/summary.txt"
+	elif ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+		echo "DBOS comparison skipped: no PostgreSQL server binaries (initdb, pg_ctl) on this machine" | tee -a "$t/summary.txt"
+	elif ! (cd bench/dbos && $GO build -o "$BIN/dbos" .) >"$t/dbos-build.txt" 2>&1; then
+		echo "DBOS comparison skipped: bench/dbos did not build (see $t/dbos-build.txt)" | tee -a "$t/summary.txt"
+	else
+		echo | tee -a "$t/summary.txt"
+		"$BIN/dbos" -c "$TYPED_CLIENTS" -warmup 500ms -d "$TYPED_WINDOW" -rounds "$TYPED_ROUNDS" | tee -a "$t/summary.txt"
+		echo | tee -a "$t/summary.txt"
+		"$BIN/dbos" -fast-pg -c "$TYPED_CLIENTS" -warmup 500ms -d "$TYPED_WINDOW" -rounds "$TYPED_ROUNDS" | tee -a "$t/summary.txt"
+	fi
+	echo "load after: $(load)" | tee -a "$t/summary.txt"
+fi
+
 # Keep bench.test: the CPU profiles are symbolized against it.
-rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/wrkroutes"
+rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/wrkroutes" "$BIN/typedwork" "$BIN/dbos"
 step "done"
 echo "results in $OUT"

@@ -131,6 +131,24 @@ func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
 		env = append(env, "TESTAPP_HTTP_ADDR="+httpAddr)
 	}
 	env = append(env, extra...)
+	return c.launch(name, short, role, httpAddr, env)
+}
+
+// StartStandalone launches one node without a cookie or any cluster hint, so
+// the runtime runs it standalone (no listener, no peer; its Status and
+// Record queries do not work). httpAddr and extra are as for Start.
+func (c *Cluster) StartStandalone(httpAddr string, extra ...string) (*Node, error) {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.Dir}
+	if httpAddr != "" {
+		env = append(env, "TESTAPP_HTTP_ADDR="+httpAddr)
+	}
+	env = append(env, extra...)
+	return c.launch("", "standalone", "standalone", httpAddr, env)
+}
+
+// launch starts c.Bin with env, its output in a log named after short; name
+// "" is a standalone node.
+func (c *Cluster) launch(name, short, role, httpAddr string, env []string) (*Node, error) {
 	c.mu.Lock()
 	run := len(c.nodes) + 1
 	c.mu.Unlock()
@@ -147,9 +165,11 @@ func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	target, err := mesh.ParseNodeName(name)
-	if err != nil {
-		return nil, err
+	var target mesh.NodeName
+	if name != "" {
+		if target, err = mesh.ParseNodeName(name); err != nil {
+			return nil, err
+		}
 	}
 	n := &Node{Name: name, Role: role, HTTP: httpAddr, LogPath: logPath, target: target, cmd: cmd, done: make(chan struct{})}
 	go func() {

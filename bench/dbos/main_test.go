@@ -1,0 +1,38 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunShort runs the benchmark for a fraction of a second against a
+// throwaway PostgreSQL server, so the program keeps building and measuring.
+func TestRunShort(t *testing.T) {
+	if _, err := pgBinDir(); err != nil {
+		t.Skipf("no PostgreSQL server binaries: %v", err)
+	}
+	var buf bytes.Buffer
+	o := options{clients: 2, warmup: 100 * time.Millisecond, window: 300 * time.Millisecond, rounds: 1, fastPG: true}
+	if err := run(context.Background(), o, &buf); err != nil {
+		t.Fatalf("run: %v\n%s", err, buf.String())
+	}
+	if !strings.Contains(buf.String(), "| dbos | ") || strings.Contains(buf.String(), "| dbos | 0 |") {
+		t.Fatalf("no measured row:\n%s", buf.String())
+	}
+}
+
+func TestRank(t *testing.T) {
+	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if got := rank(lat, 0.5); got != 5 {
+		t.Errorf("p50 = %v, want 5", got)
+	}
+	if got := rank(lat, 0.99); got != 10 {
+		t.Errorf("p99 = %v, want 10", got)
+	}
+	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
+		t.Errorf("median = %v, want 2.5", got)
+	}
+}
