@@ -35,8 +35,11 @@ test-race:
 test-tools:
 	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/
 
+# ./e2e/chaos/ here is the partition suite (TestPartitionPostgres,
+# TestPartitionPeer: about a minute, root for network namespaces); the soaks
+# in that package run only under MESH_CHAOS=1 (make chaos, chaos-short).
 test-e2e:
-	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/
+	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/ ./e2e/chaos/
 
 # A short stress pass of the process-starting and fault-network tests on a
 # loaded machine: three runs of each test at GOMAXPROCS 1 and 2, so a race that
