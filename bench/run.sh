@@ -47,6 +47,9 @@
 #   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
 #                           plain+Clustered(1), then log plain+Clustered(2))
 #   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
+#   BENCH_ARBITER=""        a postgres://... URL (a database the run may write
+#                           a mesh_authority row to): step 4 then also times
+#                           SIGKILL failover under the PostgreSQL lease
 #   BENCH_STEPS="routes paced inprocess failover memory micro durable"  steps to run
 #   WRK=wrk                 the wrk binary
 #
@@ -180,6 +183,13 @@ fi
 if has failover; then
 	step "4. failover timing"
 	"$BIN/failover" -testapp "$BIN/testapp" -runs "$FAILOVER_RUNS" -out "$OUT/failover" | tee "$OUT/failover.txt"
+	if [[ -n ${BENCH_ARBITER:-} ]]; then
+		echo | tee -a "$OUT/failover.txt"
+		"$BIN/failover" -testapp "$BIN/testapp" -runs "$FAILOVER_RUNS" -modes kill -arbiter "$BENCH_ARBITER" \
+			-out "$OUT/failover-lease" | tee -a "$OUT/failover.txt"
+	else
+		echo "lease arbiter: not timed (set BENCH_ARBITER=postgres://... to time SIGKILL failover under the lease)" | tee -a "$OUT/failover.txt"
+	fi
 	echo "load after: $(load)" | tee -a "$OUT/failover.txt"
 fi
 
