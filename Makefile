@@ -36,7 +36,8 @@ test-tools:
 	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/
 
 # ./e2e/chaos/ here is the partition suite (TestPartitionPostgres,
-# TestPartitionPeer: about a minute, root for network namespaces); the soaks
+# TestPartitionEtcd, TestPartitionPeer: about two minutes, root for network
+# namespaces); the soaks
 # in that package run only under MESH_CHAOS=1 (make chaos, chaos-short).
 test-e2e:
 	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/ ./e2e/chaos/

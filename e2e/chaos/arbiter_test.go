@@ -16,18 +16,21 @@ import (
 
 	"meshgo.dev/mesh/meshtest"
 	"meshgo.dev/mesh/meshtest/chaos"
+	"meshgo.dev/mesh/meshtest/etcdtest"
 	"meshgo.dev/mesh/meshtest/pgtest"
 )
 
-// The partition suite (issue 16): the pair in two network namespaces, each
-// fault of a fixed list injected once while a few keyed clients send
-// Clustered(2) and Clustered(1) requests and declared work to both nodes,
-// and after each fault the checker of meshtest/chaos plus three checks of
-// its own: no two nodes acting as primary at overlapping times (from both
-// nodes' diagnostics), every acknowledged count-2 request and submission
-// completed on the final primary, epochs never decreasing in either node's
-// diagnostics. Lease expiry while the primary is frozen (SIGSTOP longer than
-// the TTL) is e2e/cluster TestLeaseFrozenPrimaryLosesLease, on loopback.
+// The partition suite (issue 16): the pair in two network namespaces, under
+// the peer rule, the PostgreSQL lease and the etcd lease; each fault of a
+// fixed list is injected once while a few keyed clients send Clustered(2)
+// requests (with Idempotency-Key) and declared work to both nodes. After
+// each fault run the checker of meshtest/chaos and three checks of the
+// suite's own: no two nodes acting as primary at overlapping times (from
+// both nodes' diagnostics and status, asserted under a lease, measured under
+// peer), every acknowledged count-2 request and submission completed on the
+// final primary, epochs never decreasing in either node's diagnostics. Lease
+// expiry while the primary is frozen (SIGSTOP longer than the TTL) is
+// e2e/cluster TestLeaseFrozenPrimaryLosesLease, on loopback.
 //
 // It runs in make test (test-e2e) as root; without root it skips, and
 // under MESH_REQUIRE_NETNS=1 (.ci/run) it fails instead.
@@ -48,7 +51,7 @@ func requireNetns(t *testing.T) {
 }
 
 // proxy forwards TCP connections from a listener in the root namespace to
-// the throwaway PostgreSQL server, which listens on 127.0.0.1 only.
+// the throwaway PostgreSQL or etcd server, which listens on 127.0.0.1 only.
 func proxy(t *testing.T, listen, backend string) string {
 	t.Helper()
 	l, err := net.Listen("tcp", net.JoinHostPort(listen, "0"))
@@ -106,32 +109,42 @@ func proxy(t *testing.T, listen, backend string) string {
 // suite is one arbiter's run of the scenarios.
 type suite struct {
 	*soak
-	nw       *netns
-	postgres bool
-	srv      *pgtest.Server
-	app      string
-	results  []string // one line per scenario, for the log
+	nw          *netns
+	lease       bool // a lease arbiter (postgres, etcd): one primary at a time is asserted
+	stop, start func(testing.TB)
+	app         string
+	results     []string // one line per scenario, for the log
 }
 
-func newSuite(t *testing.T, postgres bool) *suite {
+// newSuite starts the pair under arbiter: "peer", "postgres" or "etcd"
+// (a throwaway server of meshtest/pgtest or meshtest/etcdtest, reached
+// through a proxy on an address of the root namespace).
+func newSuite(t *testing.T, arbiter string) *suite {
 	requireNetns(t)
-	mode := "suite-peer"
-	var srv *pgtest.Server
-	if postgres {
-		mode = "suite-postgres"
-		srv = pgtest.NewServer(t)
-	}
-	s := &suite{soak: newSoak(t, soakConfig{seed: time.Now().UnixNano() % 1_000_000_000}, mode), postgres: postgres, srv: srv}
-	s.app, s.p.meshc = meshtest.BuildBinary(t, "./e2e/chaos/app"), meshtest.BuildBinary(t, "./cmd/meshc")
-	s.nw = newNetns(t)
-	env := []string{"MESH_DIAGNOSTICS_CAPACITY=50000"}
-	if postgres {
+	var backend string // host:port of the arbiter's server, or ""
+	var rewrite func(host string) string
+	var stop, start func(testing.TB)
+	switch arbiter {
+	case "postgres":
+		srv := pgtest.NewServer(t)
 		u, err := url.Parse(srv.URL())
 		if err != nil {
 			t.Fatal(err)
 		}
-		u.Host = proxy(t, s.nw.withArbiter(), u.Host)
-		env = append(env, "MESH_ARBITER="+u.String())
+		backend, stop, start = u.Host, srv.Stop, srv.Start
+		rewrite = func(host string) string { u.Host = host; return u.String() }
+	case "etcd":
+		srv := etcdtest.NewServer(t)
+		backend, stop, start = srv.Endpoint(), srv.Stop, srv.Start
+		rewrite = func(host string) string { return "etcd://" + host }
+	}
+	mode := "suite-" + arbiter
+	s := &suite{soak: newSoak(t, soakConfig{seed: time.Now().UnixNano() % 1_000_000_000}, mode), lease: backend != "", stop: stop, start: start}
+	s.app, s.p.meshc = meshtest.BuildBinary(t, "./e2e/chaos/app"), meshtest.BuildBinary(t, "./cmd/meshc")
+	s.nw = newNetns(t)
+	env := []string{"MESH_DIAGNOSTICS_CAPACITY=50000"}
+	if backend != "" {
+		env = append(env, "MESH_ARBITER="+rewrite(proxy(t, s.nw.withArbiter(), backend)))
 	}
 	nw := s.nw
 	const port = 4370
@@ -203,7 +216,7 @@ func (s *suite) scenario(seq int, kind string, hold time.Duration, cut, heal fun
 	// The second source: both nodes' reports of their role, polled every
 	// 300 ms, from the start of the scenario.
 	reported := statusActs(h.Status)
-	if s.postgres {
+	if s.lease {
 		extra = append(extra, chaos.CheckPrimaryActs(acts)...)
 		extra = append(extra, chaos.CheckPrimaryActs(reported)...)
 	}
@@ -356,7 +369,7 @@ func (s *suite) ackedOnFinalPrimary(h chaos.History) []chaos.Violation {
 func (s *suite) linkScenarios() {
 	nw := s.nw
 	var refused func(chaos.History, int, int) []chaos.Violation
-	if s.postgres {
+	if s.lease {
 		refused = s.promotionRefused
 	}
 	s.scenario(1, "symmetric-partition", 3*time.Second,
@@ -373,23 +386,34 @@ func (s *suite) linkScenarios() {
 		func(p, sb int) string { nw.undrop(append(nw.clientEnds(sb), nw.clusterEnd(sb))...); return "" }, nil)
 }
 
-// TestPartitionPostgres runs the scenarios under the PostgreSQL lease
-// arbiter, which PostgreSQL (through a proxy in the root namespace) serves
-// to both namespaces, and adds the arbiter's own: the primary cut from the
-// arbiter only (longer than the TTL) and a restart of PostgreSQL.
-func TestPartitionPostgres(t *testing.T) {
-	s := newSuite(t, true)
+// leaseScenarios runs the link scenarios and the lease arbiter's own: the
+// primary cut from the arbiter only (longer than the TTL) and a restart of
+// the arbiter's server.
+func (s *suite) leaseScenarios(name string) {
+	t := s.t
 	s.linkScenarios()
 	nw := s.nw
 	s.scenario(4, "primary-cut-from-arbiter", 3*leaseTTLSuite,
 		func(p, sb int) string { nw.cutArbiter(p); return "" },
 		func(p, sb int) string { nw.healArbiter(p); return "" }, refusedWith("arbiter_unavailable"))
 	s.scenario(5, "arbiter-restart", time.Second,
-		func(p, sb int) string { s.srv.Stop(t); return "" },
-		func(p, sb int) string { s.srv.Start(t); return "" }, nil)
+		func(p, sb int) string { s.stop(t); return "" },
+		func(p, sb int) string { s.start(t); return "" }, nil)
 	for _, l := range s.results {
-		fmt.Println("partition suite postgres: " + l)
+		fmt.Printf("partition suite %s: %s\n", name, l)
 	}
+}
+
+// TestPartitionPostgres runs the scenarios under the PostgreSQL lease
+// arbiter, which PostgreSQL (through a proxy in the root namespace) serves
+// to both namespaces.
+func TestPartitionPostgres(t *testing.T) {
+	newSuite(t, "postgres").leaseScenarios("postgres")
+}
+
+// TestPartitionEtcd runs the same under the etcd lease arbiter.
+func TestPartitionEtcd(t *testing.T) {
+	newSuite(t, "etcd").leaseScenarios("etcd")
 }
 
 // leaseTTLSuite is the default lease TTL (internal/arbiter).
@@ -400,7 +424,7 @@ const leaseTTLSuite = 2 * time.Second
 // partition: overlapping primary terms are measured and printed, not
 // failed; everything else the chaos checker checks is asserted.
 func TestPartitionPeer(t *testing.T) {
-	s := newSuite(t, false)
+	s := newSuite(t, "peer")
 	s.linkScenarios()
 	for _, l := range s.results {
 		fmt.Println("partition suite peer: " + l)
