@@ -36,8 +36,12 @@ test-tools:
 	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/ ./bench/typedwork/
 	cd bench/dbos && $(GO) test -count=1 -timeout 5m .
 
+# ./e2e/chaos/ here is the partition suite (TestPartitionPostgres,
+# TestPartitionEtcd, TestPartitionPeer: about two minutes, root for network
+# namespaces); the soaks
+# in that package run only under MESH_CHAOS=1 (make chaos, chaos-short).
 test-e2e:
-	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/
+	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/ ./e2e/chaos/
 
 # A short stress pass of the process-starting and fault-network tests on a
 # loaded machine: three runs of each test at GOMAXPROCS 1 and 2, so a race that

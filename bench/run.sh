@@ -58,6 +58,9 @@
 #   BENCH_TYPED_WINDOW=2s   its window per scenario per round
 #   BENCH_TYPED_CLIENTS=16  its closed-loop clients (in the submitting process)
 #   BENCH_TYPED_DBOS=1      run the DBOS Transact Go comparison (0: skip)
+#   BENCH_ARBITER=""        a postgres://... URL (a database the run may write
+#                           a mesh_authority row to): step 4 then also times
+#                           SIGKILL failover under the PostgreSQL lease
 #   BENCH_STEPS="routes paced inprocess failover memory micro durable typed"  steps to run
 #   WRK=wrk                 the wrk binary
 #
@@ -196,6 +199,13 @@ fi
 if has failover; then
 	step "4. failover timing"
 	"$BIN/failover" -testapp "$BIN/testapp" -runs "$FAILOVER_RUNS" -out "$OUT/failover" | tee "$OUT/failover.txt"
+	if [[ -n ${BENCH_ARBITER:-} ]]; then
+		echo | tee -a "$OUT/failover.txt"
+		"$BIN/failover" -testapp "$BIN/testapp" -runs "$FAILOVER_RUNS" -modes kill -arbiter "$BENCH_ARBITER" \
+			-out "$OUT/failover-lease" | tee -a "$OUT/failover.txt"
+	else
+		echo "lease arbiter: not timed (set BENCH_ARBITER=postgres://... to time SIGKILL failover under the lease)" | tee -a "$OUT/failover.txt"
+	fi
 	echo "load after: $(load)" | tee -a "$OUT/failover.txt"
 fi
 

@@ -62,7 +62,9 @@ func main() {
 	modes := flag.String("modes", "kill,stop", "fault modes: kill, stop")
 	out := flag.String("out", "", "directory for node logs and failover.json (default: a temp dir)")
 	poll := flag.Duration("poll", 10*time.Millisecond, "pause between two operator polls")
+	arbiterURL := flag.String("arbiter", "", "MESH_ARBITER for both nodes (a postgres:// URL; default: the peer rule)")
 	flag.Parse()
+	arbiterEnv = *arbiterURL
 	if *testapp == "" {
 		fmt.Fprintln(os.Stderr, "error: -testapp is required")
 		os.Exit(1)
@@ -91,6 +93,11 @@ func main() {
 		for i := 1; i <= *runs; i++ {
 			dir := filepath.Join(*out, fmt.Sprintf("%s-%02d", mode, i))
 			_ = os.MkdirAll(dir, 0o755)
+			if arbiterEnv != "" && len(all) > 0 {
+				// Every run's pair shares one lease row (one cookie): let the
+				// last run's lease expire (TTL 2 s) before the next pair boots.
+				time.Sleep(3 * time.Second)
+			}
 			r := once(mode, i, *testapp, dir, *poll, func(c *clusterkit.Cluster) { current = c })
 			all = append(all, r)
 			if r.Error != "" {
@@ -107,6 +114,18 @@ func main() {
 	b, _ := json.MarshalIndent(all, "", "  ")
 	_ = os.WriteFile(filepath.Join(*out, "failover.json"), b, 0o644)
 	fmt.Println("\nlogs and failover.json in", *out)
+}
+
+// arbiterEnv is the -arbiter value: "" for the peer rule.
+var arbiterEnv string
+
+// arbiterLabel names the arbiter in the report, without the URL's secrets.
+func arbiterLabel() string {
+	if arbiterEnv == "" {
+		return "peer"
+	}
+	scheme, _, _ := strings.Cut(arbiterEnv, "://")
+	return scheme + " lease"
 }
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -134,6 +153,9 @@ func once(mode string, i int, bin, dir string, poll time.Duration, track func(*c
 	track(c)
 	defer c.Close()
 	extra := []string{"MESH_STARTUP_WORK_DELAY_MS=20000"}
+	if arbiterEnv != "" {
+		extra = append(extra, "MESH_ARBITER="+arbiterEnv)
+	}
 	pri, err := c.Start("primary", "", extra...)
 	if err != nil {
 		return fail("%v", err)
@@ -262,6 +284,7 @@ func stats(ds []time.Duration) (median, lo, hi time.Duration) {
 }
 
 func report(all []run) {
+	fmt.Printf("arbiter: %s\n\n", arbiterLabel())
 	fmt.Println("| measurement | runs ok | median ms | min ms | max ms | reference |")
 	fmt.Println("|---|---:|---:|---:|---:|---|")
 	row := func(label, mode, ref string, get func(run) time.Duration) {

@@ -55,6 +55,7 @@ type client struct {
 	nodes [2]*node
 	http  *http.Client
 	hist  *history
+	kinds []string // what it sends; all three kinds unless set
 }
 
 func newClient(id int, seed int64, nodes [2]*node, hist *history) *client {
@@ -79,7 +80,10 @@ func (c *client) between(lo, hi time.Duration) time.Duration {
 
 // run sends keyed requests until ctx is done.
 func (c *client) run(ctx context.Context) {
-	kinds := []string{chaos.KindRoute2, chaos.KindRoute1, chaos.KindWork}
+	kinds := c.kinds
+	if len(kinds) == 0 {
+		kinds = []string{chaos.KindRoute2, chaos.KindRoute1, chaos.KindWork}
+	}
 	for n := 1; ctx.Err() == nil; n++ {
 		kind := kinds[c.rng.IntN(len(kinds))]
 		key := fmt.Sprintf("s%d-c%02d-%s-%d", c.seed, c.id, kind, n)

@@ -79,6 +79,7 @@ type nodeSpec struct {
 	httpAddr       string
 	clusterPort    int
 	prefix         []string // e.g. ip netns exec <ns>
+	env            []string // more environment; a later entry wins
 }
 
 // start launches the node described by s and waits until it serves HTTP.
@@ -103,6 +104,7 @@ func (p *pair) start(app string, s nodeSpec) *node {
 		"CHAOS_EFFECT_LOG=" + filepath.Join(p.dir, "effects.jsonl"),
 		"HOME=" + p.dir, "PATH=" + os.Getenv("PATH"),
 	}
+	env = append(env, s.env...)
 	bin, args := app, []string(nil)
 	if len(s.prefix) > 0 {
 		bin, args = s.prefix[0], append(append([]string(nil), s.prefix[1:]...), app)
