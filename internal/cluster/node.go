@@ -115,6 +115,7 @@ type Node struct {
 	knownMu    sync.Mutex  // guards knownPeers
 	knownPeers []string    // peers this node has been connected to, persisted in stateDir
 	inflight   inflightSet // request key -> attempt running on this node
+	awaiting   awaitWake   // typed-work handles waiting on an outcome here
 
 	store    *logstore.Store // the durable record store; nil with StoreMemory
 	graceful atomic.Bool     // Shutdown runs: it closes the store once all is drained

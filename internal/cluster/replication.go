@@ -111,6 +111,7 @@ func delivery(tx transition, r *continuity.Record, self string) deliveryKind {
 // pointer and encoded from there: it is several hundred bytes, and every copy
 // on the request path costs time and stack.
 func (n *Node) replicate(tx transition, rec *continuity.Record) {
+	n.awaiting.wake(rec)
 	if n.cfg.mode() != ModeCluster {
 		return
 	}
@@ -272,6 +273,9 @@ func (n *Node) merge(rec *continuity.Record, from string) {
 	if err != nil {
 		n.mergeRejected(rec, from, err)
 		return
+	}
+	if m.Changed {
+		n.awaiting.wake(&m.Kept)
 	}
 	switch {
 	case !m.Changed && !continuity.SameVersion(m.Kept, *rec):

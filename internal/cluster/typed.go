@@ -247,23 +247,13 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 	wait := awaitPollMin
 	var timer *time.Timer
 	for {
-		rec, ok := n.reg.Get(requestKey)
-		if ok && !continuity.SameKeySpace(&rec, continuity.KindWork, d.RuntimeName) {
-			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
-		}
-		if ok && rec.Phase == continuity.PhaseCompleted {
-			if rec.Output == nil {
-				return nil, fmt.Errorf("await %s: the completed record carries no output", requestKey)
-			}
-			return rec.Output, nil
-		}
-		if ok && rec.Phase == continuity.PhaseRejected {
-			return nil, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
-		}
-		if !ok {
-			// The handle's node holds the record from its submission or
-			// lookup on: it is gone only if retention evicted it.
-			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
+		// Registered before the read, so an outcome stored after it wakes
+		// this waiter.
+		woken := n.awaiting.add(requestKey)
+		out, done, err := awaitRead(n, d, requestKey)
+		if done {
+			n.awaiting.remove(requestKey, woken)
+			return out, err
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -273,11 +263,37 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 		}
 		select {
 		case <-ctx.Done():
+			n.awaiting.remove(requestKey, woken)
 			return nil, ctx.Err()
+		case <-woken:
+			continue // the timer is reset above (no stale tick since Go 1.23)
 		case <-timer.C:
 		}
+		n.awaiting.remove(requestKey, woken)
 		wait = min(2*wait, awaitPollMax)
 	}
+}
+
+// awaitRead reads the record AwaitTyped waits on: done with its output or
+// error when it has ended (or cannot be waited on), not done while pending.
+func awaitRead(n *Node, d Declaration, requestKey string) (out []byte, done bool, err error) {
+	rec, ok := n.reg.Get(requestKey)
+	switch {
+	case !ok:
+		// The handle's node holds the record from its submission or
+		// lookup on: it is gone only if retention evicted it.
+		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
+	case !continuity.SameKeySpace(&rec, continuity.KindWork, d.RuntimeName):
+		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
+	case rec.Phase == continuity.PhaseCompleted:
+		if rec.Output == nil {
+			return nil, true, fmt.Errorf("await %s: the completed record carries no output", requestKey)
+		}
+		return rec.Output, true, nil
+	case rec.Phase == continuity.PhaseRejected:
+		return nil, true, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
+	}
+	return nil, false, nil
 }
 
 // LookupTyped returns the stored record of typed work d under requestKey on

@@ -169,6 +169,10 @@ func TestTypedWorkSubmitResultDuplicateConflict(t *testing.T) {
 	if _, err := SubmitTyped(ctx, n, settleDecl, "settle:wrong", 42); err == nil {
 		t.Fatal("submitted an int to work taking SettleInput")
 	}
+	// Every wait above has ended: none is left registered.
+	if w := n.awaiting.waiting.Load(); w != 0 {
+		t.Fatalf("%d waiters left registered after every AwaitTyped returned", w)
+	}
 }
 
 // A typed submission on the standby, owned by the primary: the handle on

@@ -1,0 +1,39 @@
+package cluster
+
+import (
+	"testing"
+
+	"meshgo.dev/mesh/internal/continuity"
+)
+
+// A waiter is woken once by its key's work record ending, not by a pending
+// version, a route record or another key; a removed waiter is forgotten.
+func TestAwaitWake(t *testing.T) {
+	var a awaitWake
+	woken := func(ch chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	w1, w2, other := a.add("k"), a.add("k"), a.add("other")
+	a.wake(&continuity.Record{RequestKey: "k", Kind: continuity.KindWork, Phase: continuity.PhaseSubmitted})
+	a.wake(&continuity.Record{RequestKey: "k", Kind: continuity.KindRoute, Phase: continuity.PhaseCompleted})
+	if woken(w1) || woken(w2) {
+		t.Fatal("woken by a pending work record or an ended route record")
+	}
+	a.wake(&continuity.Record{RequestKey: "k", Kind: continuity.KindWork, Phase: continuity.PhaseRejected})
+	if !woken(w1) || !woken(w2) || woken(other) {
+		t.Fatal("the ended work record did not wake its key's waiters only")
+	}
+	if got := a.waiting.Load(); got != 1 {
+		t.Fatalf("%d waiters registered, want 1 (other)", got)
+	}
+	a.remove("k", w1) // already woken: nothing to forget
+	a.remove("other", other)
+	if got := a.waiting.Load(); got != 0 || len(a.by) != 0 {
+		t.Fatalf("%d waiters, %d keys left", got, len(a.by))
+	}
+}
