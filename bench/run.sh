@@ -25,6 +25,10 @@
 #      (RunWorkflow, then GetResult) against a throwaway PostgreSQL server
 #      (bench/dbos, a module of its own), when the PostgreSQL server
 #      binaries are on this machine (under a minute)
+#   9. metrics: what the Prometheus metrics cost a clustered request: plain
+#      and Clustered(1) with the routeapp as built, and with it built with
+#      -tags mesh_nometrics (the metrics compiled out), alternately (wrk;
+#      about a minute)
 #
 # The closed-loop route figures come from wrk, the tool a user would pick.
 # bench/loadgen is kept only for what wrk cannot do: a fixed request rate
@@ -61,7 +65,9 @@
 #   BENCH_ARBITER=""        a postgres://... URL (a database the run may write
 #                           a mesh_authority row to): step 4 then also times
 #                           SIGKILL failover under the PostgreSQL lease
-#   BENCH_STEPS="routes paced inprocess failover memory micro durable typed"  steps to run
+#   BENCH_METRICS_ROUNDS=3  rounds of the metrics step (each: with, then without)
+#   BENCH_METRICS_WINDOW=3s its window per scenario (whole seconds)
+#   BENCH_STEPS="routes paced inprocess failover memory micro durable typed metrics"  steps to run
 #   WRK=wrk                 the wrk binary
 #
 # All traffic stays on 127.0.0.1 / [::1]. Every loop is bounded by a window
@@ -87,7 +93,9 @@ TYPED_ROUNDS=${BENCH_TYPED_ROUNDS:-2}
 TYPED_WINDOW=${BENCH_TYPED_WINDOW:-2s}
 TYPED_CLIENTS=${BENCH_TYPED_CLIENTS:-16}
 TYPED_DBOS=${BENCH_TYPED_DBOS:-1}
-STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro durable typed"}
+METRICS_ROUNDS=${BENCH_METRICS_ROUNDS:-3}
+METRICS_WINDOW=${BENCH_METRICS_WINDOW:-3s}
+STEPS=${BENCH_STEPS:-"routes paced inprocess failover memory micro durable typed metrics"}
 WRK=${WRK:-wrk}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -151,6 +159,7 @@ fi
 step "build"
 $GO build -o "$BIN/testapp" ./e2e/testapp
 $GO build -o "$BIN/routeapp" ./bench/routeapp
+$GO build -tags mesh_nometrics -o "$BIN/routeapp-nometrics" ./bench/routeapp
 $GO build -o "$BIN/wrkroutes" ./bench/wrkroutes
 $GO build -o "$BIN/loadgen" ./bench/loadgen
 $GO build -o "$BIN/failover" ./bench/failover
@@ -277,7 +286,28 @@ if has typed; then
 	echo "load after: $(load)" | tee -a "$t/summary.txt"
 fi
 
+if has metrics; then
+	step "9. metrics: Clustered(1) with the metrics and with them compiled out"
+	m="$OUT/metrics"
+	mkdir -p "$m"
+	# Alternately, so that both builds see the same machine; each run has
+	# its own plain, so every ratio is to plain in the same window pair.
+	wm() { # name app
+		"$BIN/wrkroutes" -app "$2" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
+			-d "$METRICS_WINDOW" -rounds 1 -scenarios plain,one -node-env "$NODE_ENV" \
+			-out "$m/$1" >"$m/$1.txt" 2>&1 || { cat "$m/$1.txt"; return 1; }
+		echo "--- $1"
+		grep -E '^\|' "$m/$1.txt"
+	}
+	for r in $(seq 1 "$METRICS_ROUNDS"); do
+		wm "with-metrics-$r" "$BIN/routeapp"
+		wm "without-metrics-$r" "$BIN/routeapp-nometrics"
+	done | tee "$m/summary.txt"
+	echo "(without: the routeapp built with -tags mesh_nometrics, which compiles out the per-request metrics: the response writer that keeps the status, the route and submission counters and the latency histograms; /metrics still answers, with every counter at zero)" | tee -a "$m/summary.txt"
+	echo "load after: $(load)" | tee -a "$m/summary.txt"
+fi
+
 # Keep bench.test: the CPU profiles are symbolized against it.
-rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/wrkroutes" "$BIN/typedwork" "$BIN/dbos"
+rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/routeapp-nometrics" "$BIN/wrkroutes" "$BIN/typedwork" "$BIN/dbos"
 step "done"
 echo "results in $OUT"

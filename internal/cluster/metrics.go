@@ -70,6 +70,9 @@ func kindLabel(k continuity.Kind) string {
 // submitted counts one submission (a route request, submitted or startup
 // work) by its outcome; err is a refusal before anything was stored.
 func (m *nodeMetrics) submitted(kind continuity.Kind, out continuity.Outcome, err error) {
+	if !metricsOn {
+		return
+	}
 	k := 0
 	if kind == continuity.KindRoute {
 		k = 1
@@ -128,6 +131,9 @@ type latency struct {
 
 // since observes the time elapsed since start (for defer).
 func (l *latency) since(start time.Time) {
+	if !metricsOn {
+		return
+	}
 	d := time.Since(start)
 	s := d.Seconds()
 	i := 0
@@ -176,16 +182,31 @@ func (w *routeWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the server's writer.
 func (w *routeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// setOutcome records how the request was answered; rw may be nil (metrics
+// compiled out).
+func (w *routeWriter) setOutcome(outcome int) {
+	if w != nil {
+		w.outcome = outcome
+	}
+}
+
 // served marks the request as answered by its handler.
 func (w *routeWriter) served(remote bool) {
+	if w == nil {
+		return
+	}
 	w.outcome = routeExecuted
 	if remote {
 		w.outcome = routeForwarded
 	}
 }
 
-// routeStart wraps w for one clustered request; routeDone must follow.
+// routeStart wraps w for one clustered request; routeDone must follow. It
+// returns nil when the metrics are compiled out.
 func (m *nodeMetrics) routeStart(w http.ResponseWriter) *routeWriter {
+	if !metricsOn {
+		return nil
+	}
 	rw := routeWriters.Get().(*routeWriter)
 	*rw = routeWriter{ResponseWriter: w}
 	return rw
@@ -193,6 +214,9 @@ func (m *nodeMetrics) routeStart(w http.ResponseWriter) *routeWriter {
 
 // routeDone counts the request rw served and recycles rw.
 func (m *nodeMetrics) routeDone(rw *routeWriter) {
+	if rw == nil {
+		return
+	}
 	class := rw.status/100 - 2
 	if rw.status == 0 {
 		class = 0 // nothing written: net/http answers 200

@@ -78,7 +78,9 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rw := n.met.routeStart(w)
 	defer n.met.routeDone(rw)
-	w = rw
+	if rw != nil {
+		w = rw
+	}
 	h, ok := rh.handlerFor(n)
 	if !ok || h.kind != continuity.KindRoute {
 		writeJSONError(w, http.StatusServiceUnavailable, string(continuity.ReasonHandlerNotRegistered))
@@ -118,7 +120,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := dec.Record
 	switch dec.Outcome {
 	case continuity.OutcomeConflict:
-		rw.outcome = routeConflict
+		rw.setOutcome(routeConflict)
 		writeJSONError(w, http.StatusConflict, string(continuity.ReasonRequestKeyConflict))
 		return
 	case continuity.OutcomeRejected:
@@ -127,7 +129,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case continuity.OutcomeDuplicate:
 		next, rerun := n.rerunRoute(h, rec) // Rerunnable: runs again below
 		if !rerun {
-			rw.outcome = routeReplayed
+			rw.setOutcome(routeReplayed)
 			n.replay(w, next, &h.route)
 			return
 		}
