@@ -30,6 +30,7 @@ type session struct {
 	syncOnce sync.Once
 
 	routes sync.Map // route id -> context.CancelFunc for requests this node executes
+	held   heldAcks // Held answers waiting for the log store (outcome.go)
 }
 
 func (s *session) direction() string {
@@ -183,6 +184,13 @@ func (s *session) Handle(m wire.Message) {
 		}
 		mark := n.storeMark()
 		go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
+	case wire.Held:
+		ack := n.handleHeld(m)
+		if !ack.OK || n.store == nil {
+			_ = s.send(ack)
+			break
+		}
+		s.queueHeldAck(ack, n.storeMark())
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:

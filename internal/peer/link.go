@@ -417,6 +417,56 @@ func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) 
 	}
 }
 
+// Pending is a call whose request is queued and whose reply is awaited with
+// Wait: the caller does other work (its own fsync) while the request
+// travels, without a goroutine.
+type Pending struct {
+	l  *Link
+	id uint64
+	ch chan wire.Message
+}
+
+// Begin queues m, the request of a call with id, and returns at once; Wait
+// collects the reply. Every Pending that Begin returned without an error
+// must be waited for, which forgets the call.
+func (l *Link) Begin(id uint64, m wire.Message) (Pending, error) {
+	ch := make(chan wire.Message, 1)
+	l.calls.Store(id, ch)
+	if err := l.enqueueFrame(m, nil, "", FrameUrgent); err != nil {
+		l.calls.Delete(id)
+		return Pending{}, err
+	}
+	return Pending{l: l, id: id, ch: ch}, nil
+}
+
+// Wait waits for the reply of the call p, until the link closes
+// (ErrClosed), ctx ends (its error) or, when timeout is positive, timeout
+// passes (context.DeadlineExceeded).
+func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
+	defer p.l.calls.Delete(p.id)
+	select { // the common case: the reply is there, no timer needed
+	case r := <-p.ch:
+		return r, nil
+	default:
+	}
+	var expired <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case r := <-p.ch:
+		return r, nil
+	case <-p.l.closed:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-expired:
+		return nil, context.DeadlineExceeded
+	}
+}
+
 func (l *Link) deliver(id uint64, m wire.Message) {
 	if v, ok := l.calls.Load(id); ok {
 		select {
@@ -480,6 +530,8 @@ func (l *Link) readLoop() {
 		case wire.PrepareAck:
 			l.deliver(r.ID, r)
 		case wire.DispatchAck:
+			l.deliver(r.ID, r)
+		case wire.HeldAck:
 			l.deliver(r.ID, r)
 		case wire.RouteResponse:
 			l.deliver(r.ID, r)
