@@ -56,6 +56,11 @@ func (n *Node) beginHeld(rec *continuity.Record) heldCall {
 	if !n.needsHeld(rec) {
 		return heldCall{}
 	}
+	return n.startHeld(rec)
+}
+
+// startHeld sends the Held call for rec to its replica.
+func (n *Node) startHeld(rec *continuity.Record) heldCall {
 	s := n.session(rec.ReplicaNode)
 	if s == nil {
 		return heldCall{} // no link: the replica is lost, or not linked yet
@@ -104,6 +109,19 @@ func (n *Node) handleHeld(m wire.Held) wire.HeldAck {
 		return wire.HeldAck{ID: m.ID, Reason: string(continuity.ReasonAttemptMismatch), Authority: n.authorityMsg()}
 	}
 	return wire.HeldAck{ID: m.ID, OK: true, Authority: n.authorityMsg()}
+}
+
+// workOutputHeld returns once the replica of rec, count-2 work completed on
+// this node, holds the completion (or is known lost: awaitHeld), so the
+// output Result returns here is the one a retry reads on the survivor: an
+// owner lost before its replica had the completion leaves the work pending
+// there, and the survivor runs it again under a new attempt.
+func (n *Node) workOutputHeld(rec *continuity.Record) {
+	if rec.ReplicationCount < 2 || rec.ReplicaNode == "" || rec.ReplicaNode == n.self ||
+		rec.ExecutionNode != n.self || n.cfg.mode() != ModeCluster {
+		return
+	}
+	n.awaitHeld(n.startHeld(rec), rec)
 }
 
 // heldAcks holds a session's positive Held answers that wait for the log

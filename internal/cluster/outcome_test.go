@@ -145,3 +145,71 @@ func TestRouteResponseGoesOutWhenReplicaLost(t *testing.T) {
 		t.Fatal("the owner never answered after its replica was lost")
 	}
 }
+
+// heldSettleGate holds HeldSettle until the test lets it go.
+var heldSettleGate = make(chan struct{})
+
+// HeldSettle is count-2 typed work that waits for heldSettleGate (or its
+// context) before returning the attempt it ran under.
+func HeldSettle(ctx context.Context, in SettleInput) (SettlePairOutput, error) {
+	id, _ := IdentityFrom(ctx)
+	select {
+	case <-heldSettleGate:
+	case <-ctx.Done():
+		return SettlePairOutput{}, ctx.Err()
+	}
+	return SettlePairOutput{ID: in.ID, Attempt: id.AttemptID}, nil
+}
+
+var heldSettleDecl = Work(HeldSettle)
+
+// Count-2 typed work completed on its owner: Result (AwaitTyped) on the
+// owner returns the output only once the replica holds the completion, so
+// the output a caller saw is the one a retry reads on the survivor.
+func TestWorkResultWaitsForReplica(t *testing.T) {
+	c := newAckCluster(t)
+	h, ok := defaultRegistry.get(heldSettleDecl.RuntimeName)
+	if !ok {
+		t.Fatal("HeldSettle is not declared")
+	}
+	c.handlers.handlers[h.name] = h
+	pcfg, scfg := c.config("primary", "127.0.0.1", RolePrimary), c.config("standby", "::1", RoleStandby)
+	pcfg.PeerTimeout, scfg.PeerTimeout = 20*time.Second, 20*time.Second
+	p, s := c.start(pcfg), c.start(scfg)
+	waitLinked(t, p, s)
+	key := keyPlaced(t, "held-settle", p.Name(), p, s)
+	ctx := t.Context()
+	res, err := SubmitTyped(ctx, p, heldSettleDecl, key, SettleInput{ID: 3})
+	if err != nil || res.Outcome != OutcomeCreated {
+		t.Fatalf("submit: %+v, %v", res, err)
+	}
+	c.fn.Blackhole(s.Name(), p.Name())
+	heldSettleGate <- struct{}{}
+	waitRecordOf(t, s, key, func(r continuity.Record) error {
+		if r.Phase != continuity.PhaseCompleted {
+			return fmt.Errorf("replica record %+v", r)
+		}
+		return nil
+	})
+	type result struct {
+		data []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() { d, err := AwaitTyped(ctx, p, heldSettleDecl, key); got <- result{d, err} }()
+	select {
+	case r := <-got:
+		t.Fatalf("Result returned %s, %v before the replica's acknowledgement", r.data, r.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	c.fn.Heal()
+	select {
+	case r := <-got:
+		var out SettlePairOutput
+		if r.err != nil || DecodeOutput(p, heldSettleDecl, r.data, &out) != nil || out.ID != 3 || out.Attempt != res.Record.AttemptID() {
+			t.Fatalf("Result %s, %v; want id 3 at %s", r.data, r.err, res.Record.AttemptID())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Result never returned after the replica's acknowledgement was let through")
+	}
+}

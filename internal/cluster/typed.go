@@ -255,6 +255,7 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 			if rec.Output == nil {
 				return nil, fmt.Errorf("await %s: the completed record carries no output", requestKey)
 			}
+			n.workOutputHeld(&rec)
 			return rec.Output, nil
 		}
 		if ok && rec.Phase == continuity.PhaseRejected {
