@@ -66,7 +66,8 @@ func (n *Node) startHeld(rec *continuity.Record) heldCall {
 		return heldCall{} // no link: the replica is lost, or not linked yet
 	}
 	id := n.callID.Add(1)
-	p, err := s.link.Begin(id, wire.Held{ID: id, RequestKey: rec.RequestKey, Attempt: rec.Attempt})
+	var buf [128]byte
+	p, err := s.link.Begin(id, wire.AppendHeld(buf[:0], id, rec.RequestKey, rec.Attempt))
 	if err != nil {
 		return heldCall{}
 	}
@@ -98,9 +99,20 @@ func (n *Node) awaitHeld(c heldCall, rec *continuity.Record) {
 		"request_key", rec.RequestKey, "attempt_id", rec.AttemptID(), "replica_node", c.replica, "reason", reason)
 }
 
+// heldVersion names a completed attempt a session merged.
+type heldVersion struct {
+	key     string
+	attempt uint64
+}
+
 // handleHeld answers a Held call on the read loop: whether this node holds
 // the completed attempt (the owner's Upsert of it was applied just before).
-func (n *Node) handleHeld(m wire.Held) wire.HeldAck {
+// last is the completed version the session merged last: the common case,
+// answered without reading the record back from the registry.
+func (n *Node) handleHeld(m wire.Held, last heldVersion) wire.HeldAck {
+	if last.attempt == m.Attempt && last.key == m.RequestKey {
+		return wire.HeldAck{ID: m.ID, OK: true, Authority: n.authorityMsg()}
+	}
 	rec, ok := n.reg.Get(m.RequestKey)
 	switch {
 	case !ok:

@@ -75,6 +75,9 @@ type Link struct {
 	err       error // why the link closed; set before closed is closed
 
 	calls sync.Map // call id -> chan wire.Message
+
+	tickMu sync.Mutex
+	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
 }
 
 // New wraps conn, already authenticated, as a link handing what it reads to
@@ -426,13 +429,14 @@ type Pending struct {
 	ch chan wire.Message
 }
 
-// Begin queues m, the request of a call with id, and returns at once; Wait
-// collects the reply. Every Pending that Begin returned without an error
-// must be waited for, which forgets the call.
-func (l *Link) Begin(id uint64, m wire.Message) (Pending, error) {
+// Begin queues msg, the encoded request (without its length prefix) of a
+// call with id, and returns at once; Wait collects the reply. Every Pending
+// that Begin returned without an error must be waited for, which forgets
+// the call. msg is copied before Begin returns.
+func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
 	ch := make(chan wire.Message, 1)
 	l.calls.Store(id, ch)
-	if err := l.enqueueFrame(m, nil, "", FrameUrgent); err != nil {
+	if err := l.enqueueFrame(nil, msg, "", FrameUrgent); err != nil {
 		l.calls.Delete(id)
 		return Pending{}, err
 	}
@@ -441,30 +445,52 @@ func (l *Link) Begin(id uint64, m wire.Message) (Pending, error) {
 
 // Wait waits for the reply of the call p, until the link closes
 // (ErrClosed), ctx ends (its error) or, when timeout is positive, timeout
-// passes (context.DeadlineExceeded).
+// has passed (context.DeadlineExceeded). The timeout is checked at each
+// heartbeat of the link, so it ends up to a heartbeat interval late; a wait
+// costs no timer of its own.
 func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
 	defer p.l.calls.Delete(p.id)
-	select { // the common case: the reply is there, no timer needed
-	case r := <-p.ch:
-		return r, nil
-	default:
+	var start time.Time
+	for {
+		var tick <-chan struct{}
+		if timeout > 0 {
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) >= timeout {
+				return nil, context.DeadlineExceeded
+			}
+			tick = p.l.nextTick()
+		}
+		select {
+		case r := <-p.ch:
+			return r, nil
+		case <-p.l.closed:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick:
+		}
 	}
-	var expired <-chan time.Time
-	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
-		expired = t.C
+}
+
+// nextTick returns a channel closed at the link's next heartbeat.
+func (l *Link) nextTick() <-chan struct{} {
+	l.tickMu.Lock()
+	defer l.tickMu.Unlock()
+	if l.tick == nil {
+		l.tick = make(chan struct{})
 	}
-	select {
-	case r := <-p.ch:
-		return r, nil
-	case <-p.l.closed:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-expired:
-		return nil, context.DeadlineExceeded
+	return l.tick
+}
+
+// ticked wakes the Pending calls waiting for a heartbeat.
+func (l *Link) ticked() {
+	l.tickMu.Lock()
+	if l.tick != nil {
+		close(l.tick)
+		l.tick = nil
 	}
+	l.tickMu.Unlock()
 }
 
 func (l *Link) deliver(id uint64, m wire.Message) {
@@ -484,6 +510,7 @@ func (l *Link) heartbeatLoop() {
 		case <-l.closed:
 			return
 		case <-t.C:
+			l.ticked()
 			if l.Send(l.cfg.Heartbeat()) != nil {
 				return
 			}

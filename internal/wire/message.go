@@ -342,11 +342,15 @@ type Held struct {
 	Attempt    uint64
 }
 
-func (m Held) appendTo(dst []byte) []byte {
+func (m Held) appendTo(dst []byte) []byte { return AppendHeld(dst, m.ID, m.RequestKey, m.Attempt) }
+
+// AppendHeld is AppendEncode for the Held of id, key and attempt, without
+// boxing it in a Message.
+func AppendHeld(dst []byte, id uint64, key string, attempt uint64) []byte {
 	e := Encoder{buf: append(dst, tagHeld)}
-	e.U64(m.ID)
-	e.String(m.RequestKey)
-	e.U64(m.Attempt)
+	e.U64(id)
+	e.String(key)
+	e.U64(attempt)
 	return e.buf
 }
 
@@ -363,7 +367,10 @@ type HeldAck struct {
 	Authority Authority
 }
 
-func (m HeldAck) appendTo(dst []byte) []byte {
+func (m HeldAck) appendTo(dst []byte) []byte { return AppendHeldAck(dst, &m) }
+
+// AppendHeldAck is AppendEncode for *m, without boxing it in a Message.
+func AppendHeldAck(dst []byte, m *HeldAck) []byte {
 	e := Encoder{buf: append(dst, tagHeldAck)}
 	e.U64(m.ID)
 	e.Bool(m.OK)
