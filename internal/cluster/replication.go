@@ -267,12 +267,13 @@ func (n *Node) answer(rec continuity.Record) { n.replicate(txAnswer, &rec) }
 // its own until it hears a version it prefers, and nothing else would tell
 // it (a node replicates a record only when it changes), so the two would
 // disagree for good. Both sides choose with one order at any moment, so the
-// answer is adopted and the exchange ends there.
-func (n *Node) merge(rec *continuity.Record, from string) {
+// answer is adopted and the exchange ends there. It reports whether the
+// registry now holds rec's version.
+func (n *Node) merge(rec *continuity.Record, from string) (kept bool) {
 	m, err := n.reg.MergeOutcome(*rec, from)
 	if err != nil {
 		n.mergeRejected(rec, from, err)
-		return
+		return false
 	}
 	if m.Changed {
 		n.awaiting.wake(&m.Kept)
@@ -280,6 +281,7 @@ func (n *Node) merge(rec *continuity.Record, from string) {
 	switch {
 	case !m.Changed && !continuity.SameVersion(m.Kept, *rec):
 		n.replicate(txAnswer, &m.Kept)
+		return false
 	case m.ReplacedOther:
 		// The peer's version of another attempt won here. The peer may
 		// meanwhile hold a third version (the order of one key's versions
@@ -287,6 +289,7 @@ func (n *Node) merge(rec *continuity.Record, from string) {
 		// now keeps; it answers only if it keeps something else.
 		n.replicate(txAnswer, &m.Kept)
 	}
+	return true
 }
 
 // mergeRejected logs a peer record the registry refused to merge.

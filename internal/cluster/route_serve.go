@@ -241,11 +241,16 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec *continuity.Rec
 		return exchange.Response{}, err
 	}
 	// The completed record, with the response a retry replays, is durable
-	// before the response leaves this node.
+	// here, and a count-2 record is held by its replica (outcome.go), before
+	// the response leaves this node. The replica is asked first, so its
+	// fsync overlaps this one.
+	held := n.beginHeld(rec) // the completed version has rec's placement and attempt
 	if err := n.syncRecords(); err != nil {
+		n.awaitHeld(held, rec)
 		resp.Release()
 		return exchange.Response{}, err
 	}
+	n.awaitHeld(held, rec)
 	return resp, nil
 }
 

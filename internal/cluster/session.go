@@ -30,6 +30,10 @@ type session struct {
 	syncOnce sync.Once
 
 	routes sync.Map // route id -> context.CancelFunc for requests this node executes
+	held   heldAcks // Held answers waiting for the log store (outcome.go)
+	// lastHeld is the last completed version merged from an Upsert; read
+	// loop only.
+	lastHeld heldVersion
 }
 
 func (s *session) direction() string {
@@ -183,6 +187,13 @@ func (s *session) Handle(m wire.Message) {
 		}
 		mark := n.storeMark()
 		go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
+	case wire.Held:
+		ack := n.handleHeld(m, s.lastHeld)
+		if !ack.OK || n.store == nil {
+			_ = s.send(ack)
+			break
+		}
+		s.queueHeldAck(ack, n.storeMark())
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:
@@ -206,7 +217,10 @@ func (s *session) HandleUpsert(m *wire.Upsert) {
 	n := s.n
 	n.reg.RaiseWatermark(m.AttemptWatermark)
 	n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, &m.Record)
-	n.merge(&m.Record, s.peer)
+	if n.merge(&m.Record, s.peer) && m.Record.Phase == continuity.PhaseCompleted {
+		// A Held call for this completion follows on the link (outcome.go).
+		s.lastHeld = heldVersion{key: m.Record.RequestKey, attempt: m.Record.Attempt}
+	}
 }
 
 // LinkClosed forgets the session once its link closed (peer.Handler).

@@ -289,6 +289,7 @@ func awaitRead(n *Node, d Declaration, requestKey string) (out []byte, done bool
 		if rec.Output == nil {
 			return nil, true, fmt.Errorf("await %s: the completed record carries no output", requestKey)
 		}
+		n.workOutputHeld(&rec)
 		return rec.Output, true, nil
 	case rec.Phase == continuity.PhaseRejected:
 		return nil, true, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}

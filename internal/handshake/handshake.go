@@ -22,8 +22,10 @@ import (
 
 // Version is the handshake protocol version this package speaks. Peers on
 // other versions are refused. It changes whenever what the peers exchange
-// after the handshake changes: 2 added the Refused flag to every record.
-const Version = 2
+// after the handshake changes: 2 added the Refused flag to every record, 3
+// the Held/HeldAck exchange (an owner waits for its replica to hold a
+// count-2 route's outcome before answering the client).
+const Version = 3
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second

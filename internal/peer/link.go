@@ -75,6 +75,9 @@ type Link struct {
 	err       error // why the link closed; set before closed is closed
 
 	calls sync.Map // call id -> chan wire.Message
+
+	tickMu sync.Mutex
+	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
 }
 
 // New wraps conn, already authenticated, as a link handing what it reads to
@@ -417,6 +420,79 @@ func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) 
 	}
 }
 
+// Pending is a call whose request is queued and whose reply is awaited with
+// Wait: the caller does other work (its own fsync) while the request
+// travels, without a goroutine.
+type Pending struct {
+	l  *Link
+	id uint64
+	ch chan wire.Message
+}
+
+// Begin queues msg, the encoded request (without its length prefix) of a
+// call with id, and returns at once; Wait collects the reply. Every Pending
+// that Begin returned without an error must be waited for, which forgets
+// the call. msg is copied before Begin returns.
+func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
+	ch := make(chan wire.Message, 1)
+	l.calls.Store(id, ch)
+	if err := l.enqueueFrame(nil, msg, "", FrameUrgent); err != nil {
+		l.calls.Delete(id)
+		return Pending{}, err
+	}
+	return Pending{l: l, id: id, ch: ch}, nil
+}
+
+// Wait waits for the reply of the call p, until the link closes
+// (ErrClosed), ctx ends (its error) or, when timeout is positive, timeout
+// has passed (context.DeadlineExceeded). The timeout is checked at each
+// heartbeat of the link, so it ends up to a heartbeat interval late; a wait
+// costs no timer of its own.
+func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
+	defer p.l.calls.Delete(p.id)
+	var start time.Time
+	for {
+		var tick <-chan struct{}
+		if timeout > 0 {
+			if start.IsZero() {
+				start = time.Now()
+			} else if time.Since(start) >= timeout {
+				return nil, context.DeadlineExceeded
+			}
+			tick = p.l.nextTick()
+		}
+		select {
+		case r := <-p.ch:
+			return r, nil
+		case <-p.l.closed:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick:
+		}
+	}
+}
+
+// nextTick returns a channel closed at the link's next heartbeat.
+func (l *Link) nextTick() <-chan struct{} {
+	l.tickMu.Lock()
+	defer l.tickMu.Unlock()
+	if l.tick == nil {
+		l.tick = make(chan struct{})
+	}
+	return l.tick
+}
+
+// ticked wakes the Pending calls waiting for a heartbeat.
+func (l *Link) ticked() {
+	l.tickMu.Lock()
+	if l.tick != nil {
+		close(l.tick)
+		l.tick = nil
+	}
+	l.tickMu.Unlock()
+}
+
 func (l *Link) deliver(id uint64, m wire.Message) {
 	if v, ok := l.calls.Load(id); ok {
 		select {
@@ -434,6 +510,7 @@ func (l *Link) heartbeatLoop() {
 		case <-l.closed:
 			return
 		case <-t.C:
+			l.ticked()
 			if l.Send(l.cfg.Heartbeat()) != nil {
 				return
 			}
@@ -480,6 +557,8 @@ func (l *Link) readLoop() {
 		case wire.PrepareAck:
 			l.deliver(r.ID, r)
 		case wire.DispatchAck:
+			l.deliver(r.ID, r)
+		case wire.HeldAck:
 			l.deliver(r.ID, r)
 		case wire.RouteResponse:
 			l.deliver(r.ID, r)

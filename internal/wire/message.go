@@ -18,6 +18,8 @@ import (
 //	0x11  Upsert         authority, attempt watermark u64, record
 //	0x12  Prepare        id u64, authority, record
 //	0x13  PrepareAck     id u64, ok bool, reason string, authority
+//	0x14  Held           id u64, request key, attempt u64
+//	0x15  HeldAck        id u64, ok bool, reason string, authority
 //	0x20  Dispatch       id u64, runtime name, request key, attempt u64, epoch u64
 //	0x21  DispatchAck    id u64, ok bool, reason string
 //	0x30  RouteRequest   id u64, runtime name, request key, attempt u64, epoch u64,
@@ -39,6 +41,8 @@ const (
 	tagUpsert        = 0x11
 	tagPrepare       = 0x12
 	tagPrepareAck    = 0x13
+	tagHeld          = 0x14
+	tagHeldAck       = 0x15
 	tagDispatch      = 0x20
 	tagDispatchAck   = 0x21
 	tagRouteRequest  = 0x30
@@ -129,6 +133,8 @@ var decoders = [256]struct {
 	tagUpsert:        {"upsert", decodeUpsert},
 	tagPrepare:       {"prepare", decodePrepare},
 	tagPrepareAck:    {"prepare ack", decodePrepareAck},
+	tagHeld:          {"held", decodeHeld},
+	tagHeldAck:       {"held ack", decodeHeldAck},
 	tagDispatch:      {"dispatch", decodeDispatch},
 	tagDispatchAck:   {"dispatch ack", decodeDispatchAck},
 	tagRouteRequest:  {"route request", decodeRouteRequest},
@@ -323,6 +329,58 @@ func (m PrepareAck) appendTo(dst []byte) []byte {
 
 func decodePrepareAck(d *Decoder) Message {
 	return PrepareAck{ID: d.U64(), OK: d.Bool(), Reason: d.String(), Authority: decodeAuthority(d)}
+}
+
+// Held asks the replica whether it holds attempt Attempt of RequestKey
+// completed (durably, with a log store). The owner sends it after the
+// completed record's Upsert, on the same link, so the replica has applied
+// that Upsert when it reads Held; it answers with a HeldAck carrying the
+// same ID. Added in handshake version 3.
+type Held struct {
+	ID         uint64
+	RequestKey string
+	Attempt    uint64
+}
+
+func (m Held) appendTo(dst []byte) []byte { return AppendHeld(dst, m.ID, m.RequestKey, m.Attempt) }
+
+// AppendHeld is AppendEncode for the Held of id, key and attempt, without
+// boxing it in a Message.
+func AppendHeld(dst []byte, id uint64, key string, attempt uint64) []byte {
+	e := Encoder{buf: append(dst, tagHeld)}
+	e.U64(id)
+	e.String(key)
+	e.U64(attempt)
+	return e.buf
+}
+
+func decodeHeld(d *Decoder) Message {
+	return Held{ID: d.U64(), RequestKey: d.String(), Attempt: d.U64()}
+}
+
+// HeldAck answers the Held with the same ID. OK means the replica holds the
+// completed attempt; otherwise Reason says why not (a continuity.Reason).
+type HeldAck struct {
+	ID        uint64
+	OK        bool
+	Reason    string
+	Authority Authority
+}
+
+func (m HeldAck) appendTo(dst []byte) []byte { return AppendHeldAck(dst, &m) }
+
+// AppendHeldAck is AppendEncode for *m, without boxing it in a Message.
+func AppendHeldAck(dst []byte, m *HeldAck) []byte {
+	e := Encoder{buf: append(dst, tagHeldAck)}
+	e.U64(m.ID)
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	m.Authority.encode(&e)
+	return e.buf
+}
+
+func decodeHeldAck(d *Decoder) Message {
+	return HeldAck{ID: d.U64(), OK: d.Bool(), Reason: d.String(), Authority: decodeAuthority(d)}
 }
 
 // Dispatch asks the peer to run attempt Attempt of the declared work

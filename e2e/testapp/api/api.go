@@ -65,6 +65,13 @@ func Large(w http.ResponseWriter, r *http.Request) {
 // before any client hears back (a signal, not a sleep).
 func Transfer(w http.ResponseWriter, r *http.Request) { transfer(w, r, "api.Transfer") }
 
+// While TESTAPP_GATE_FIFO names a named pipe, an execution of a transfer
+// route logs "[testapp] transfer gated" after its side effect, waits until
+// the test writes to the pipe, then writes its answer and logs "[testapp]
+// transfer returned" as it returns: the test knows the handler is done, not
+// that the client was answered (the runtime holds the answer until the
+// replica has the outcome).
+
 // TransferRerun is Transfer declared mesh.Rerunnable: it fences with the
 // epoch it logs, so it may run again for a request whose outcome is unknown.
 func TransferRerun(w http.ResponseWriter, r *http.Request) { transfer(w, r, "api.TransferRerun") }
@@ -81,6 +88,21 @@ func transfer(w http.ResponseWriter, r *http.Request, name string) {
 			return
 		}
 	}
+	gated := false
+	if f := os.Getenv("TESTAPP_GATE_FIFO"); f != "" {
+		if fi, err := os.Stat(f); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+			gated = true
+			fmt.Fprintf(os.Stderr, "[testapp] transfer gated handler=%s node=%s\n", name, node)
+			if p, err := os.OpenFile(f, os.O_RDONLY, 0); err == nil { // blocks until the test opens it to write
+				var b [1]byte
+				_, _ = p.Read(b[:])
+				p.Close()
+			}
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	fmt.Fprintf(w, `{"handler":%q,"node":%q,"attempt_id":%q,"epoch":%d}`+"\n", name, node, id.AttemptID, id.Epoch)
+	if gated {
+		fmt.Fprintf(os.Stderr, "[testapp] transfer returned handler=%s node=%s request_key=%s\n", name, node, id.RequestKey)
+	}
 }
