@@ -183,7 +183,7 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 // client) the response is kept on the record for replay.
 func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
-	if !n.confirmed() {
+	if !n.confirmed() && !n.holdForSwitchover(ctx) {
 		return exchange.Response{}, n.unconfirmedError()
 	}
 	if !n.running.add() {
@@ -226,7 +226,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec continuity.Reco
 			stored = b
 		}
 	}
-	if !n.confirmed() {
+	if !n.confirmed() && !n.holdForSwitchover(ctx) {
 		resp.Release()
 		return exchange.Response{}, n.unconfirmedError()
 	}
