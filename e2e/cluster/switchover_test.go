@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/meshtest/pgtest"
 )
 
 type switchoverDoc struct {
@@ -277,4 +279,70 @@ func TestSwitchoverRefusedOnStandby(t *testing.T) {
 	}
 	h.waitAuthority(p, "primary", 0, 1, time.Second)
 	h.waitAuthority(s, "standby", 0, 1, time.Second)
+}
+
+// The same switchover under load with the PostgreSQL lease arbiter: the
+// old primary releases its lease once the standby is caught up, the
+// standby wins it at the next epoch, and no request fails meanwhile.
+func TestSwitchoverUnderLoadWithLease(t *testing.T) {
+	srv := pgtest.NewServer(t)
+	h := newHarness(t)
+	effects := filepath.Join(h.dir, "effects")
+	p, s := readyPair(t, h, "MESH_ARBITER="+srv.URL(), "MESH_DIAGNOSTICS_CAPACITY=20000",
+		"TESTAPP_DECLARE_SLOW=1", "TESTAPP_SLOW_MS=200", "TESTAPP_EFFECT_LOG="+effects)
+	var epoch uint64
+	h.eventually(10*time.Second, func() error {
+		st, err := h.leaseStatus(p)
+		if err != nil {
+			return err
+		}
+		if st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name || !st.Readiness.Ready {
+			return fmt.Errorf("primary status %+v", st)
+		}
+		epoch = st.Authority.Lease.Epoch
+		return nil
+	})
+	h.waitAuthority(s, "standby", 0, 1, 5*time.Second)
+
+	stop := make(chan struct{})
+	l := keyedLoad{prefix: "lease"}
+	l.run(t, []*node{p, s}, stop)
+	time.Sleep(time.Second)
+	out, errs, code := h.meshc("cluster", "switchover", p.name, "--json")
+	if code != 0 {
+		close(stop)
+		l.wg.Wait()
+		t.Fatalf("meshc cluster switchover: exit %d: %s", code, errs)
+	}
+	var sw switchoverDoc
+	if err := json.Unmarshal([]byte(out), &sw); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Logf("switchover took %d ms: %+v", sw.DurationMS, sw.Steps)
+	if sw.To != s.name || sw.Epoch != epoch+1 || sw.SafetyMode != "postgres" || len(sw.Steps) != 7 || sw.Steps[3].Step != "lease_released" {
+		t.Errorf("switchover document %+v, want epoch %d", sw, epoch+1)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	l.wg.Wait()
+	h.waitAuthority(s, "primary", epoch+1, 1, 5*time.Second)
+	h.waitAuthority(p, "standby", epoch+1, 1, 5*time.Second)
+	checkLoad(t, h, &l, effects, p, s)
+	// Several TTLs later the new primary still holds the lease.
+	time.Sleep(2 * leaseTTL)
+	st, err := h.leaseStatus(s)
+	if err != nil || st.Authority.Lease == nil || st.Authority.Lease.Holder != s.name || st.Authority.Lease.Epoch != epoch+1 {
+		t.Fatalf("lease after the switchover %+v, %v", st.Authority.Lease, err)
+	}
+	for _, n := range []*node{p, s} {
+		d, err := h.diagnostics(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, bad := range []string{"automatic_promotion", "fenced_rejoin", "stale_epoch_rejected", "completion_rejected", "arbiter_lease_lost"} {
+			if len(d.find(bad, "")) > 0 {
+				t.Errorf("%s recorded %s", n.name, bad)
+			}
+		}
+	}
 }
