@@ -41,7 +41,7 @@ func TestJSONLogsThroughFailover(t *testing.T) {
 		}
 		return nil
 	})
-	stop(p)
+	kill(t, p)
 	eventually(t, 5*time.Second, func() error {
 		if r, _ := s.Authority(); r != RolePrimary {
 			return errors.New("not yet")
