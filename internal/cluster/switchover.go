@@ -27,9 +27,9 @@ import (
 //     after applying every frame A sent before, so an OK means B holds every
 //     record A replicated; B reports its attempt watermark, which A adopts.
 //  4. With a lease arbiter A stops acting as primary and releases its lease.
-//  5. A tells B to commit: B takes the role over at epoch+1 (peer rule) or
-//     at the epoch of the lease it acquires (lease arbiter), and answers
-//     with its new authority.
+//  5. A tells B to commit: B drains its own submissions the same way, takes
+//     the role over at epoch+1 (peer rule) or at the epoch of the lease it
+//     acquires (lease arbiter), and answers with its new authority.
 //  6. A steps down to standby at B's epoch, keeping its fence generation
 //     (its running work completes here as before), and lets the held
 //     submissions through: they now go to the new primary's epoch.
@@ -310,6 +310,11 @@ func (n *Node) handleHandover(s *session, m wire.Handover) {
 // it.
 func (n *Node) takeOver(s *session, m wire.Handover, check func() (wire.HandoverAck, bool),
 	refuse func(string) wire.HandoverAck) wire.HandoverAck {
+	// The standby's own submissions drain too: a prepare it stamped with
+	// the old epoch must not reach the old primary after the new epoch has
+	// (the old primary steps down on this answer, then refuses it as stale).
+	n.switchGate.Lock()
+	defer n.switchGate.Unlock()
 	if ack, ok := check(); !ok {
 		return ack
 	}
