@@ -46,6 +46,11 @@ func TestJSONLogsThroughFailover(t *testing.T) {
 		if r, _ := s.Authority(); r != RolePrimary {
 			return errors.New("not yet")
 		}
+		// The role changes (promote) before automatic_promotion is
+		// recorded, and lines are delivered after the entries.
+		if !strings.Contains(sout.String(), `"transition":"automatic_promotion"`) {
+			return errors.New("automatic_promotion not logged yet")
+		}
 		return nil
 	})
 	for name, out := range map[string]string{"primary": pout.String(), "standby": sout.String()} {

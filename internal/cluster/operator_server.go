@@ -61,7 +61,7 @@ func (s operatorSource) Diagnostics() continuity.Snapshot { return s.n.reg.Diagn
 // Switchover hands the primary role over at an operator's request
 // (meshc cluster switchover).
 func (s operatorSource) Switchover(to string) (operator.SwitchoverView, error) {
-	res, err := s.n.Switchover(s.n.ctx, to)
+	res, err := s.n.switchover(s.n.ctx, to, "operator")
 	if err != nil {
 		return operator.SwitchoverView{}, err
 	}

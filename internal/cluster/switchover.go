@@ -85,15 +85,13 @@ type SwitchoverResult struct {
 	Duration      time.Duration
 }
 
-// Switchover hands this primary's role to the connected standby to (any
-// connected standby when to is empty) and returns what happened. It fails
-// with a *SwitchoverError, leaving the roles as they were, when this node
-// is not a confirmed primary, the standby is not connected or not caught
-// up, or the standby or the arbiter refuses.
-func (n *Node) Switchover(ctx context.Context, to string) (SwitchoverResult, error) {
-	return n.switchover(ctx, to, "operator")
-}
-
+// switchover hands this primary's role to the connected standby to (any
+// connected standby when to is empty) and returns what happened; trigger
+// (operator, shutdown) is recorded in the diagnostics. It fails with a
+// *SwitchoverError, leaving the roles as they were, when this node is not a
+// confirmed primary, the standby is not connected or not caught up, or the
+// standby or the arbiter refuses. Operators reach it through meshc cluster
+// switchover (operatorSource.Switchover), applications through Shutdown.
 func (n *Node) switchover(ctx context.Context, to, trigger string) (res SwitchoverResult, err error) {
 	start := time.Now()
 	res.From, res.SafetyMode = n.self, n.arbiter.Kind()

@@ -87,7 +87,7 @@ func TestSynctestSwitchoverUnderLoad(t *testing.T) {
 		refused := switchoverLoad(c, []*Node{p, s}, "during", 30, func() {
 			time.Sleep(60 * time.Millisecond) // work in flight on both nodes
 			var err error
-			if res, err = p.Switchover(context.Background(), ""); err != nil {
+			if res, err = p.switchover(context.Background(), "", "operator"); err != nil {
 				t.Fatalf("switchover: %v", err)
 			}
 		})
@@ -150,7 +150,7 @@ func TestSynctestSwitchoverLease(t *testing.T) {
 		refused := switchoverLoad(c, []*Node{p, s}, "during", 30, func() {
 			time.Sleep(60 * time.Millisecond)
 			var err error
-			if res, err = p.Switchover(context.Background(), s.Name()); err != nil {
+			if res, err = p.switchover(context.Background(), s.Name(), "operator"); err != nil {
 				t.Fatalf("switchover: %v", err)
 			}
 		})
@@ -221,7 +221,7 @@ func TestSynctestSwitchoverRefusals(t *testing.T) {
 		p := c.start(pcfg)
 		time.Sleep(100 * time.Millisecond)
 		reason := func(n *Node, to string) (string, string) {
-			_, err := n.Switchover(context.Background(), to)
+			_, err := n.switchover(context.Background(), to, "operator")
 			se, ok := errors.AsType[*SwitchoverError](err)
 			if !ok {
 				t.Fatalf("switchover on %s to %q: %v, want a *SwitchoverError", n.Name(), to, err)
