@@ -364,9 +364,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	// Whatever is still queued for the peers (batched route transitions)
-	// goes out before the links close.
+	// goes out, and is applied there, before the links close.
 	for _, s := range n.sessionList() {
-		_ = s.flush(ctx)
+		if s.flush(ctx) == nil {
+			n.barrier(ctx, s)
+		}
 	}
 	n.graceful.Store(true)
 	n.crash()

@@ -298,9 +298,21 @@ func (n *Node) handleHandover(s *session, m wire.Handover) {
 		_ = s.send(ack)
 	case wire.HandoverCommit:
 		n.goRun(func() { _ = s.send(n.takeOver(s, m, check, refuse)) })
-	default: // abort: nothing was changed here before a commit
+	default: // abort (nothing was changed here before a commit) or barrier
 		_ = s.send(wire.HandoverAck{ID: m.ID, OK: true, Authority: n.authorityMsg()})
 	}
+}
+
+// barrier waits until the peer of s has applied every frame this node
+// sent it before (HandoverBarrier), for at most the peer timeout. A
+// shutting-down node calls it after its last records are queued: closing
+// the link right after a flush could still lose them, when the peer writes
+// at that moment, fails, and drops what it had not read yet. Its loss
+// handling would then re-run work this node completed.
+func (n *Node) barrier(ctx context.Context, s *session) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.PeerTimeout)
+	defer cancel()
+	_, _ = n.handover(ctx, s, wire.HandoverBarrier, 0)
 }
 
 // takeOver makes this standby the primary on the primary's commit: at

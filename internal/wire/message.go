@@ -573,6 +573,10 @@ const (
 	HandoverCommit uint8 = 2
 	// HandoverAbort tells the standby the hand-over will not happen.
 	HandoverAbort uint8 = 3
+	// HandoverBarrier asks only for an answer: the peer gives it after
+	// applying every frame sent before, so a node shutting down knows its
+	// last records arrived before it closes the link.
+	HandoverBarrier uint8 = 4
 )
 
 // Handover is one step of a planned switchover (HandoverCheck, Commit or
