@@ -22,8 +22,9 @@ import (
 
 // Version is the handshake protocol version this package speaks. Peers on
 // other versions are refused. It changes whenever what the peers exchange
-// after the handshake changes: 2 added the Refused flag to every record.
-const Version = 2
+// after the handshake changes: 2 added the Refused flag to every record, 3
+// the Handover and HandoverAck messages of a planned switchover.
+const Version = 3
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second

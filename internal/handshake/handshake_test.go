@@ -472,8 +472,8 @@ func TestServerRefusesBadHello(t *testing.T) {
 		hello  []byte
 		reason string
 	}{
-		{"future version", []byte{tagClientHello, Version + 1, 0xEE}, "unsupported protocol version 3"},
-		{"previous version", []byte{tagClientHello, Version - 1, 0xEE}, "unsupported protocol version 1"},
+		{"future version", []byte{tagClientHello, Version + 1, 0xEE}, "unsupported protocol version 4"},
+		{"previous version", []byte{tagClientHello, Version - 1, 0xEE}, "unsupported protocol version 2"},
 		{"unknown kind", hello{version: Version, kind: 9, name: standbyName}.appendTo(nil), "unknown kind 9"},
 		{"name without @", hello{version: Version, kind: KindNode, name: "standby"}.appendTo(nil), "invalid client name"},
 		{"name with newline", hello{version: Version, kind: KindNode, name: "a@b\nforged log line"}.appendTo(nil), "invalid client name"},
