@@ -38,7 +38,9 @@ func StartFromEnv() (BootstrapStatus, error) { return cluster.StartFromEnv() }
 // keep working (locally) in programs and tests that never bootstrap.
 func Default() *Node { return cluster.Default() }
 
-// Shutdown stops the process's node: it stops accepting work, closes its
-// cluster sessions and listener, and waits for running handlers until ctx is
-// done. It is safe to call when no node was started.
+// Shutdown stops the process's node: a primary with a connected standby
+// first hands the primary role to it (a planned switchover, as
+// meshc cluster switchover does), then the node stops accepting work,
+// closes its cluster sessions and listener, and waits for running handlers
+// until ctx is done. It is safe to call when no node was started.
 func Shutdown(ctx context.Context) error { return cluster.Shutdown(ctx) }

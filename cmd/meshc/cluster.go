@@ -20,6 +20,10 @@ import (
 // defaultClusterTimeout bounds one operator query when --timeout-ms is not given.
 const defaultClusterTimeout = 5000 * time.Millisecond
 
+// defaultSwitchoverTimeout bounds a switchover: the node gives up on its own
+// after 10 s, and the answer must still reach meshc.
+const defaultSwitchoverTimeout = 15000 * time.Millisecond
+
 // clusterVerb is one `meshc cluster` subcommand.
 type clusterVerb struct {
 	name     string
@@ -27,6 +31,7 @@ type clusterVerb struct {
 	summary  string
 	maxArgs  int      // positional arguments, the node name included
 	hasLimit bool     // accepts --limit
+	hasTo    bool     // accepts --to (switchover)
 	examples []string // command lines shown under Examples: in --help
 }
 
@@ -62,6 +67,17 @@ var clusterVerbs = []clusterVerb{
 			"meshc cluster diagnostics standby@[::1]:4370 --limit 10 --json",
 		},
 	},
+	{
+		name:    "switchover",
+		usage:   "<node> [--to <node>] [--json] [--cookie-file F | --cookie C] [--timeout-ms MS]",
+		summary: "hand the primary role of <node> to its connected standby, losing and repeating no work",
+		maxArgs: 1,
+		hasTo:   true,
+		examples: []string{
+			"meshc cluster switchover primary@127.0.0.1:4370",
+			"meshc cluster switchover primary@127.0.0.1:4370 --to standby@[::1]:4370 --json",
+		},
+	},
 }
 
 // clusterCommands is the cluster part of the command table, for completion:
@@ -87,7 +103,7 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runClusterEnv is runCluster with the environment passed in, for tests.
 func runClusterEnv(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv func(string) (string, bool)) error {
 	if len(args) == 0 {
-		return usageError(errors.New("meshc cluster: a subcommand is required (status, continuity, diagnostics or cookie); run 'meshc cluster --help'"))
+		return usageError(errors.New("meshc cluster: a subcommand is required (status, continuity, diagnostics, switchover or cookie); run 'meshc cluster --help'"))
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
@@ -101,7 +117,7 @@ func runClusterEnv(ctx context.Context, args []string, stdout, stderr io.Writer,
 			return v.run(ctx, args[1:], stdout, stderr, lookupEnv)
 		}
 	}
-	return usageError(fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity, diagnostics or cookie)", args[0]))
+	return usageError(fmt.Errorf("meshc cluster: unknown subcommand %q (want status, continuity, diagnostics, switchover or cookie)", args[0]))
 }
 
 // runClusterCookie implements `meshc cluster cookie`: it prints a fresh
@@ -179,6 +195,7 @@ type clusterOptions struct {
 	cookieFile string
 	timeoutMS  int
 	limit      limitFlag
+	to         string
 }
 
 func (v clusterVerb) flagSet(o *clusterOptions) *flag.FlagSet {
@@ -188,7 +205,14 @@ func (v clusterVerb) flagSet(o *clusterOptions) *flag.FlagSet {
 	fs.BoolVar(&o.json, "json", false, "print the JSON document instead of text")
 	fs.StringVar(&o.cookie, "cookie", "", "cluster cookie `C` (other users can see it on the command line; prefer --cookie-file); defaults to $MESH_CLUSTER_COOKIE")
 	fs.StringVar(&o.cookieFile, "cookie-file", "", "read the cluster cookie from `F`, a file only its owner can read; defaults to $MESH_CLUSTER_COOKIE_FILE")
-	fs.IntVar(&o.timeoutMS, "timeout-ms", int(defaultClusterTimeout/time.Millisecond), "give up after `MS` milliseconds")
+	timeout := defaultClusterTimeout
+	if v.hasTo {
+		timeout = defaultSwitchoverTimeout
+	}
+	fs.IntVar(&o.timeoutMS, "timeout-ms", int(timeout/time.Millisecond), "give up after `MS` milliseconds")
+	if v.hasTo {
+		fs.StringVar(&o.to, "to", "", "the standby `node` to hand the role to (name@host:port); by default the one connected standby")
+	}
 	if v.hasLimit {
 		help := "show at most `N` entries, the most recent ones"
 		if v.name == "continuity" {
@@ -209,6 +233,13 @@ func (v clusterVerb) help(w io.Writer) {
 		fmt.Fprintln(w, "With two nodes, both are queried at once and the pair is checked: exactly one")
 		fmt.Fprintln(w, "primary, the same promotion epoch, each connected to the other, both healthy")
 		fmt.Fprintln(w, "and ready. Both views are printed; a pair that disagrees exits 6.")
+	}
+	if v.name == "switchover" {
+		fmt.Fprintln(w, "<node> must be the primary. It holds new submissions for a moment, waits for")
+		fmt.Fprintln(w, "its in-flight ones, checks that the standby holds every mirrored record, then")
+		fmt.Fprintln(w, "hands over the promotion epoch (epoch + 1) or, with MESH_ARBITER=postgres://...,")
+		fmt.Fprintln(w, "the lease. Requests keep being served throughout. It prints each step; a")
+		fmt.Fprintln(w, "refusal (not the primary, standby not connected or not caught up) changes nothing.")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Flags:")
@@ -289,6 +320,8 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout, stderr io.W
 		q.Kind = uint8(operator.KindStatus)
 	case v.name == "diagnostics":
 		q.Kind = uint8(operator.KindDiagnostics)
+	case v.name == "switchover":
+		q.Kind, q.RequestKey = uint8(operator.KindSwitchover), o.to
 	case o.requestKey != nil:
 		q.Kind, q.RequestKey = uint8(operator.KindContinuityLookup), *o.requestKey
 	default:
@@ -301,6 +334,11 @@ func (v clusterVerb) run(ctx context.Context, args []string, stdout, stderr io.W
 	target, err := mesh.ParseTarget(o.node)
 	if err != nil {
 		return &operator.QueryError{Kind: kind, Target: o.node, Failure: operator.FailureInvalid, Err: err}
+	}
+	if o.to != "" {
+		if _, err := mesh.ParseTarget(o.to); err != nil {
+			return &operator.QueryError{Kind: kind, Target: o.to, Failure: operator.FailureInvalid, Err: fmt.Errorf("--to: %w", err)}
+		}
 	}
 	cookie, err := o.cookieFor(stderr, lookupEnv)
 	if err != nil {

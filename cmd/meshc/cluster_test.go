@@ -34,6 +34,8 @@ type clusterSource struct {
 
 	mu   sync.Mutex
 	view *operator.StatusView // when set, the status to answer
+
+	switchErr error // when set, the refusal of a switchover
 }
 
 // setView makes the node answer v to status queries.
@@ -67,6 +69,19 @@ func (s *clusterSource) Record(key string) (continuity.Record, bool) {
 }
 
 func (s *clusterSource) Diagnostics() continuity.Snapshot { return s.diag }
+
+// Switchover answers a switchover from s.local to to (the standby when
+// empty), or fails with s.switchErr.
+func (s *clusterSource) Switchover(to string) (operator.SwitchoverView, error) {
+	if s.switchErr != nil {
+		return operator.SwitchoverView{}, s.switchErr
+	}
+	if to == "" {
+		to = "standby@[::1]:4370"
+	}
+	return operator.SwitchoverView{From: s.local, To: to, SafetyMode: "peer", PreviousEpoch: 3, Epoch: 4, Duration: 9 * time.Millisecond,
+		Steps: []operator.SwitchoverStepView{{Step: "checked"}, {Step: "promoted", Elapsed: 8 * time.Millisecond, Detail: to + " is primary at epoch 4"}}}, nil
+}
 
 func clusterRecords(n int) []continuity.Record {
 	at := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
@@ -481,5 +496,37 @@ func TestClusterThroughDispatcher(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), `"target": "`+node+`"`) || stderr.Len() != 0 {
 		t.Errorf("stdout %q stderr %q", stdout.String(), stderr.String())
+	}
+}
+
+func TestClusterSwitchover(t *testing.T) {
+	node := startClusterNode(t, &clusterSource{local: "primary@127.0.0.1:4370"})
+	var sw operator.Switchover
+	decodeJSON(t, mustRun(t, cookieEnv, "switchover", node, "--to", "standby@127.0.0.1:4371", "--json"), &sw)
+	if sw.Target != node || sw.To != "standby@127.0.0.1:4371" || sw.PreviousEpoch != 3 || sw.Epoch != 4 || len(sw.Steps) != 2 ||
+		sw.Steps[1].ElapsedMS != 8 {
+		t.Errorf("switchover = %+v", sw)
+	}
+	text := mustRun(t, cookieEnv, "switchover", node)
+	for _, want := range []string{"to:             standby@[::1]:4370\n", "previous_epoch: 3\n", "epoch:          4\n",
+		"steps:\n- step=checked elapsed_ms=0", "- step=promoted elapsed_ms=8 detail=\"standby@[::1]:4370 is primary at epoch 4\""} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text output lacks %q:\n%s", want, text)
+		}
+	}
+
+	refusing := startClusterNode(t, &clusterSource{switchErr: errors.New("switchover_rejected:standby_not_caught_up")})
+	_, err := meshcCluster(t, cookieEnv, "switchover", refusing)
+	if err == nil || exitCode(err) != 1 || !strings.Contains(withNextStep(err).Error(),
+		"operator query switchover target "+refusing+" rejected: switchover_rejected:standby_not_caught_up; "+stepSwitchoverNotCaughtUp) {
+		t.Errorf("refused switchover: %v (exit %d)", withNextStep(err), exitCode(err))
+	}
+	_, err = meshcCluster(t, cookieEnv, "switchover", node, "--to", "no-at-sign")
+	if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "--to: invalid node name") {
+		t.Errorf("bad --to: %v (exit %d)", err, exitCode(err))
+	}
+	_, err = meshcCluster(t, cookieEnv, "status", node, "--to", "x@h:1")
+	if err == nil || exitCode(err) != 2 {
+		t.Errorf("--to on status: %v", err)
 	}
 }

@@ -104,7 +104,8 @@ func TestBashCompletionCompletes(t *testing.T) {
 	}{
 		{"meshc ", []string{"init", "build", "test", "migrate", "cluster", "completion", "version"}},
 		{"meshc cl", []string{"cluster"}},
-		{"meshc cluster ", []string{"status", "continuity", "diagnostics", "cookie"}},
+		{"meshc cluster ", []string{"status", "continuity", "diagnostics", "switchover", "cookie"}},
+		{"meshc cluster switchover node@127.0.0.1:4370 --t", []string{"--timeout-ms", "--to"}},
 		{"meshc cluster status --j", []string{"--json"}},
 		{"meshc cluster continuity node@127.0.0.1:4370 --l", []string{"--limit"}},
 		{"meshc cluster status --cookie ", nil},

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -54,7 +55,42 @@ const (
 		"MESH_CONTINUITY_RETAIN_RECORDS or MESH_CONTINUITY_RETAIN_BYTES are evicted"
 	stepNodeName = "a node name is name@host:port, the node's MESH_NODE_NAME, e.g. primary@127.0.0.1:4370 or standby@[::1]:4370"
 	stepDecode   = "meshc and the node may be different Mesh versions: compare meshc version with the node's build"
+
+	stepSwitchoverNotPrimary = "switchover is asked of the primary: find it with meshc cluster status <node> " +
+		"(authority.cluster_role, and the peers' roles) and run meshc cluster switchover <primary>"
+	stepSwitchoverNotConnected = "the primary has no connected standby to hand over to (or --to names one it is not " +
+		"connected to): start the standby, wait until meshc cluster status <primary> <standby> reports the pair " +
+		"healthy, and retry; with several peers name one with --to"
+	stepSwitchoverNotCaughtUp = "the standby has not yet applied everything the primary sent, or is not at the " +
+		"primary's epoch: nothing changed; wait until meshc cluster status <primary> <standby> reports the pair " +
+		"healthy, then retry"
+	stepSwitchoverUnconfirmed = "the primary may not act right now (its authority is in doubt after a pause, or its " +
+		"lease is not valid): nothing changed; check meshc cluster status <node> (ready, authority.lease) and retry " +
+		"once it is ready"
+	stepSwitchoverBusy = "a switchover or a shutdown is already under way on this node: check meshc cluster " +
+		"diagnostics <node> for switchover_completed before retrying"
+	stepSwitchoverFailed = "the hand-over was aborted and the primary kept its role: check meshc cluster " +
+		"diagnostics on both nodes (switchover_rejected) and the standby's log, then retry"
 )
+
+// switchoverStep is the next step for a refused switchover, by the reason
+// after switchover_rejected:.
+func switchoverStep(reason string) string {
+	reason, _, _ = strings.Cut(reason, ":")
+	switch reason {
+	case "not_primary":
+		return stepSwitchoverNotPrimary
+	case "standby_not_connected":
+		return stepSwitchoverNotConnected
+	case "standby_not_caught_up":
+		return stepSwitchoverNotCaughtUp
+	case "authority_unconfirmed":
+		return stepSwitchoverUnconfirmed
+	case "switchover_in_progress", "shutting_down":
+		return stepSwitchoverBusy
+	}
+	return stepSwitchoverFailed
+}
 
 // nextStep is the operator's next step for err, or "" when the message
 // already says it or there is nothing useful to add.
@@ -86,6 +122,9 @@ func nextStep(err error) string {
 	case operator.FailureRejected:
 		if qe.Reason == string(continuity.ReasonRequestKeyNotFound) {
 			return stepNotFound
+		}
+		if r, ok := strings.CutPrefix(qe.Reason, "switchover_rejected:"); ok {
+			return switchoverStep(r)
 		}
 	case operator.FailureInvalid:
 		if qe.Target != "" {

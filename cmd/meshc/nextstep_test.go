@@ -24,6 +24,9 @@ func TestErrorNextSteps(t *testing.T) {
 	q := func(f operator.Failure, err error) *operator.QueryError {
 		return &operator.QueryError{Kind: operator.KindStatus, Target: target, Failure: f, Err: err}
 	}
+	sw := func(reason string) *operator.QueryError {
+		return &operator.QueryError{Kind: operator.KindSwitchover, Target: target, Failure: operator.FailureRejected, Reason: reason}
+	}
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	tests := []struct {
 		name string
@@ -37,6 +40,12 @@ func TestErrorNextSteps(t *testing.T) {
 		{"other unavailability", q(operator.FailureUnavailable, errors.New("connection reset by peer")), stepUnavailable},
 		{"timeout", &operator.QueryError{Kind: operator.KindDiagnostics, Target: target, Failure: operator.FailureTimeout}, stepTimeout},
 		{"unknown request key", &operator.QueryError{Kind: operator.KindContinuityLookup, Target: target, Failure: operator.FailureRejected, Reason: "request_key_not_found"}, stepNotFound},
+		{"switchover on the standby", sw("switchover_rejected:not_primary:primary@127.0.0.1:4370"), stepSwitchoverNotPrimary},
+		{"switchover without a standby", sw("switchover_rejected:standby_not_connected"), stepSwitchoverNotConnected},
+		{"switchover, standby behind", sw("switchover_rejected:standby_not_caught_up:epoch_2"), stepSwitchoverNotCaughtUp},
+		{"switchover unconfirmed", sw("switchover_rejected:authority_unconfirmed"), stepSwitchoverUnconfirmed},
+		{"switchover busy", sw("switchover_rejected:switchover_in_progress"), stepSwitchoverBusy},
+		{"switchover refused by the standby", sw("switchover_rejected:standby_refused:lease_held_by:x"), stepSwitchoverFailed},
 		{"other refusal", &operator.QueryError{Kind: operator.KindStatus, Target: target, Failure: operator.FailureRejected, Reason: "something_else"}, ""},
 		{"bad node name", q(operator.FailureInvalid, errors.New("invalid node name 'x': missing '@' separator")), stepNodeName},
 		{"invalid query without target", &operator.QueryError{Kind: operator.KindContinuityLookup, Failure: operator.FailureInvalid, Err: errors.New("request_key_missing")}, ""},

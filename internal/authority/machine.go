@@ -26,6 +26,7 @@ type Machine struct {
 	quarSince   time.Duration // when the quarantine began
 	nonce       uint64        // the ping nonce whose answer releases the quarantine
 	deferred    string        // a lost primary whose loss waits for the quarantine to end
+	handover    string        // the standby this primary is handing its role to (planned switchover), or ""
 }
 
 // NewMachine returns the authority of node self starting at s, not
@@ -51,8 +52,13 @@ func (m Machine) QuarantinedSince() time.Duration { return m.quarSince }
 // or "".
 func (m Machine) Deferred() string { return m.deferred }
 
+// HandingOver is the standby this primary is handing its role to in a
+// planned switchover, or "".
+func (m Machine) HandingOver() string { return m.handover }
+
 // Event is something the driver observed: one of Observed, Paused,
-// NonceConfirmed, Resynced, Alone, Promote and DeferLoss.
+// NonceConfirmed, Resynced, Alone, Promote, DeferLoss, HandOver, TakeOver,
+// StepDown and EndHandOver.
 type Event interface{ event() }
 
 // Observed is a peer's authority, as carried by any message from it.
@@ -104,7 +110,35 @@ type Promote struct {
 // node is quarantined: it is acted on when the quarantine ends.
 type DeferLoss struct{ Lost string }
 
+// HandOver starts a planned switchover on a primary: the role goes to the
+// standby To. From now on To at a higher epoch as primary steps this node
+// down (StepDown) instead of fencing it: its running work is not superseded.
+type HandOver struct{ To string }
+
+// TakeOver promotes a standby in a planned switchover: From, the primary,
+// handed it the role at Epoch (the lease's epoch with a lease arbiter).
+type TakeOver struct {
+	From  string
+	Epoch uint64
+}
+
+// StepDown makes a primary handing over to To a standby at Epoch, To's
+// epoch as primary. Unlike a fencing it keeps the fence generation: the work
+// this node dispatched is not superseded, it completes here as before.
+type StepDown struct {
+	To    string
+	Epoch uint64
+}
+
+// EndHandOver ends a hand-over that did not happen (the standby refused or
+// could not be reached); a node that already stepped down is unchanged.
+type EndHandOver struct{}
+
 func (Observed) event()       {}
+func (HandOver) event()       {}
+func (TakeOver) event()       {}
+func (StepDown) event()       {}
+func (EndHandOver) event()    {}
 func (Paused) event()         {}
 func (NonceConfirmed) event() {}
 func (Resynced) event()       {}
@@ -112,11 +146,15 @@ func (Alone) event()          {}
 func (Promote) event()        {}
 func (DeferLoss) event()      {}
 
+// ReasonSwitchover is the Change.Reason of a planned hand-over of the
+// primary role (TakeOver, StepDown).
+const ReasonSwitchover = "switchover"
+
 // Change is a change of role or epoch.
 type Change struct {
 	Prev, Next State
 	Peer       string // fenced_by, or the lost primary of a promotion
-	Reason     string // of a fencing: higher_epoch_observed or primary_tie
+	Reason     string // of a fencing: higher_epoch_observed or primary_tie; "switchover" for a hand-over
 }
 
 // Effects is what a Step asks of its driver. The zero Effects asks nothing.
@@ -126,8 +164,12 @@ type Effects struct {
 	Persist *State
 	// Fenced: a peer's authority lowered this node's; FenceGen was raised.
 	Fenced *Change
-	// Promoted: this standby became primary.
+	// Promoted: this standby became primary (Reason "switchover" when it
+	// was handed the role, Peer the primary that handed it).
 	Promoted *Change
+	// SteppedDown: this primary handed its role to Peer and is a standby
+	// at Peer's epoch; FenceGen was kept.
+	SteppedDown *Change
 	// Quarantined: the node entered quarantine after a pause of Gap; the
 	// driver asks its peers to confirm with a ping carrying Nonce.
 	Quarantined *Quarantine
@@ -165,12 +207,17 @@ func (m Machine) Step(ev Event) (Machine, Effects) {
 		if !FencedBy(m.self, m.state, ev.Peer, ev.Role, ev.Epoch) {
 			return m, eff
 		}
+		if m.handover != "" && ev.Peer == m.handover && ev.Role == RolePrimary && ev.Epoch > m.state.Epoch {
+			// The standby took the role over before its answer arrived.
+			return m.Step(StepDown{To: ev.Peer, Epoch: ev.Epoch})
+		}
 		c := Change{Prev: m.state, Next: State{Role: RoleStandby, Epoch: ev.Epoch}, Peer: ev.Peer, Reason: "higher_epoch_observed"}
 		if ev.Epoch == m.state.Epoch {
 			c.Reason = "primary_tie"
 		}
 		m.state = c.Next
 		m.fenceGen++
+		m.handover = ""
 		eff.Persist, eff.Fenced = &c.Next, &c
 		m = m.release("fenced", &eff)
 	case Paused:
@@ -208,6 +255,47 @@ func (m Machine) Step(ev Event) (Machine, Effects) {
 			m.deferred = ""
 			eff.Persist, eff.Promoted = &c.Next, &c
 		}
+	case HandOver:
+		switch {
+		case m.state.Role != RolePrimary:
+			eff.Err = fmt.Errorf("hand over: local node is %s", m.state.Role)
+		case m.quarantined:
+			eff.Err = errors.New("hand over: authority unconfirmed after a pause")
+		case ev.To == "" || ev.To == m.self:
+			eff.Err = fmt.Errorf("hand over: invalid standby %q", ev.To)
+		default:
+			m.handover = ev.To
+		}
+	case TakeOver:
+		switch {
+		case m.state.Role != RoleStandby:
+			eff.Err = fmt.Errorf("take over: local node is %s", m.state.Role)
+		case m.quarantined:
+			eff.Err = errors.New("take over: authority unconfirmed after a pause")
+		case ev.Epoch <= m.state.Epoch:
+			eff.Err = fmt.Errorf("take over: epoch %d is not above the local epoch %d", ev.Epoch, m.state.Epoch)
+		default:
+			c := Change{Prev: m.state, Next: State{Role: RolePrimary, Epoch: ev.Epoch}, Peer: ev.From, Reason: ReasonSwitchover}
+			m.state = c.Next
+			m.deferred = ""
+			eff.Persist, eff.Promoted = &c.Next, &c
+		}
+	case StepDown:
+		switch {
+		case m.handover == "" || ev.To != m.handover:
+			eff.Err = fmt.Errorf("step down: not handing over to %q", ev.To)
+		case m.state.Role != RolePrimary:
+			eff.Err = fmt.Errorf("step down: local node is %s", m.state.Role)
+		case ev.Epoch <= m.state.Epoch:
+			eff.Err = fmt.Errorf("step down: epoch %d is not above the local epoch %d", ev.Epoch, m.state.Epoch)
+		default:
+			c := Change{Prev: m.state, Next: State{Role: RoleStandby, Epoch: ev.Epoch}, Peer: ev.To, Reason: ReasonSwitchover}
+			m.state = c.Next
+			m.handover = ""
+			eff.Persist, eff.SteppedDown = &c.Next, &c
+		}
+	case EndHandOver:
+		m.handover = ""
 	case DeferLoss:
 		if m.quarantined {
 			m.deferred = ev.Lost

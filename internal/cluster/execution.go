@@ -31,6 +31,9 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	if n.stopped.Load() {
 		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
+	// Held while a switchover moves the epoch (switchover.go).
+	n.switchGate.RLock()
+	defer n.switchGate.RUnlock()
 	members := *n.placement.Load()
 	pl := continuity.PlaceCanonical(sub.key, members)
 	if sub.relaxed && len(members) == 1 {

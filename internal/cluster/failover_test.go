@@ -55,6 +55,16 @@ func stop(n *Node) {
 	n.Shutdown(ctx)
 }
 
+// kill stops n as SIGKILL would. A graceful Shutdown of a primary with a
+// connected standby hands the role over instead of failing over
+// (switchover.go), so the failover tests lose their primary this way.
+func kill(t *testing.T, n *Node) {
+	t.Helper()
+	if err := Crash(n, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestFailoverKillDuringWindowThenFencedRejoin(t *testing.T) {
 	port := portWhereOwner(t, "primary")
 	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
@@ -78,7 +88,7 @@ func TestFailoverKillDuringWindowThenFencedRejoin(t *testing.T) {
 		}
 		return nil
 	})
-	stop(p)
+	kill(t, p)
 	eventually(t, 3*time.Second, func() error {
 		if r, e := s.Authority(); r != RolePrimary || e != 1 {
 			return fmt.Errorf("standby authority %s/%d", r, e)
@@ -178,7 +188,7 @@ func TestIdleFailoverPromotesAndFences(t *testing.T) {
 		}
 		return nil
 	})
-	stop(p)
+	kill(t, p)
 	eventually(t, 3*time.Second, func() error {
 		if r, e := s.Authority(); r != RolePrimary || e != 1 {
 			return fmt.Errorf("standby authority %s/%d", r, e)

@@ -154,6 +154,39 @@ type leaseKeeper struct {
 	lease       arbiter.Lease // the lease this node holds, as it knows it; zero when none
 	unavailable bool          // the last request to the store failed
 	refusal     string        // the last promotion refusal's reason
+
+	// released is set while a switchover has given the lease up: the node
+	// neither renews nor acquires it until the hand-over ends (release).
+	released atomic.Bool
+}
+
+// release stops this primary acting under its lease and gives the lease up
+// in the store, so the standby of a switchover can acquire it at once. The
+// node acts on nothing from here (mayAct) until it is a standby linked to
+// the new primary. An error means the store could not be told: the lease
+// then expires by itself.
+func (k *leaseKeeper) release(ctx context.Context) error {
+	k.released.Store(true)
+	l := k.held()
+	k.setLease(arbiter.Lease{})
+	k.n.authorityChanged()
+	if l.Epoch == 0 {
+		return nil
+	}
+	octx, cancel := k.op(ctx)
+	defer cancel()
+	if err := k.store.Release(octx, l); err != nil && !errors.Is(err, arbiter.ErrLeaseLost) {
+		k.storeFailed(err)
+		return err
+	}
+	return nil
+}
+
+// unrelease ends a switchover's hold on the lease: a node still primary
+// (the hand-over was aborted) acquires it again.
+func (k *leaseKeeper) unrelease() {
+	k.released.Store(false)
+	k.n.authorityChanged()
 }
 
 var _ authority.Arbiter = (*leaseKeeper)(nil)
@@ -364,7 +397,7 @@ func (k *leaseKeeper) run() {
 	for ctx.Err() == nil {
 		ch := k.n.authWait()
 		role, epoch := k.n.reg.Authority()
-		if role != RolePrimary {
+		if role != RolePrimary || k.released.Load() {
 			select {
 			case <-ch:
 			case <-ctx.Done():
@@ -436,6 +469,8 @@ func (k *leaseKeeper) keep(ctx context.Context, l arbiter.Lease) {
 	}
 	err := arbiter.Keep(kctx, k.store, k.timing, l, func(r arbiter.Lease, err error) { k.renewed(l, r, err) })
 	switch {
+	case k.released.Load():
+		k.setLease(arbiter.Lease{}) // given up by a switchover
 	case errors.Is(err, arbiter.ErrLeaseLost):
 		k.lost(ctx, k.held())
 	case ctx.Err() == nil:
@@ -446,6 +481,9 @@ func (k *leaseKeeper) keep(ctx context.Context, l arbiter.Lease) {
 
 // renewed applies one renewal's outcome: r is the lease as now known.
 func (k *leaseKeeper) renewed(prev, r arbiter.Lease, err error) {
+	if k.released.Load() {
+		return // given up by a switchover: a renewal in flight must not revive it
+	}
 	if err != nil {
 		if !errors.Is(err, arbiter.ErrLeaseLost) {
 			k.storeFailed(err)

@@ -41,10 +41,15 @@ func TestJSONLogsThroughFailover(t *testing.T) {
 		}
 		return nil
 	})
-	stop(p)
+	kill(t, p)
 	eventually(t, 5*time.Second, func() error {
 		if r, _ := s.Authority(); r != RolePrimary {
 			return errors.New("not yet")
+		}
+		// The role changes (promote) before automatic_promotion is
+		// recorded, and lines are delivered after the entries.
+		if !strings.Contains(sout.String(), `"transition":"automatic_promotion"`) {
+			return errors.New("automatic_promotion not logged yet")
 		}
 		return nil
 	})

@@ -91,7 +91,7 @@ func (m *nodeMetrics) submitted(kind continuity.Kind, out continuity.Outcome, er
 // transition counts the diagnostic entries that are metrics of their own.
 func (m *nodeMetrics) transition(e continuity.Entry) {
 	switch e.Transition {
-	case continuity.TransitionPromote:
+	case continuity.TransitionPromote, continuity.TransitionSwitchoverPromoted:
 		m.promotions.Add(1)
 	case continuity.TransitionFencedRejoin:
 		m.fencings.Add(1)

@@ -155,7 +155,7 @@ func TestMetricsOfAPairThroughFailover(t *testing.T) {
 		t.Errorf("primary executed requests %v, want 1", got)
 	}
 
-	stop(p)
+	kill(t, p)
 	eventually(t, 5*time.Second, func() error {
 		m = scrape(t, s)
 		if v, _ := value(m, "mesh_promotion_epoch"); v != 1 {

@@ -129,6 +129,13 @@ type Node struct {
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 
+	// Planned switchover (switchover.go): one at a time; submissions hold
+	// the gate for reading while the primary moves its epoch; switching
+	// holds requests that cannot act during the hand-over.
+	switchMu   sync.Mutex
+	switchGate sync.RWMutex
+	switching  atomic.Bool
+
 	// Health and the peer view (health.go).
 	peerViews  sync.Map     // peer name -> *peerView
 	loopTick   atomic.Int64 // node-monotonic nanoseconds of the pause detector's last tick
@@ -341,11 +348,14 @@ func (n *Node) Records() []Record { return n.reg.Records() }
 // Diagnostics returns a snapshot of the node's diagnostic ring.
 func (n *Node) Diagnostics() Snapshot { return n.reg.Diagnostics().Snapshot() }
 
-// Shutdown stops the node gracefully: it refuses new work at once, lets the
+// Shutdown stops the node gracefully: a primary with a connected standby
+// first hands the role over to it (a planned switchover), then it refuses
+// new work at once, lets the
 // handlers already running finish (until ctx is done), then closes its
 // sessions and listener — the peer sees the node leave only after its
 // in-flight work is recorded.
 func (n *Node) Shutdown(ctx context.Context) error {
+	n.handOverOnShutdown(ctx)
 	if !n.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -357,9 +367,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		err = ctx.Err()
 	}
 	// Whatever is still queued for the peers (batched route transitions)
-	// goes out before the links close.
+	// goes out, and is applied there, before the links close.
 	for _, s := range n.sessionList() {
-		_ = s.flush(ctx)
+		if s.flush(ctx) == nil {
+			n.barrier(ctx, s)
+		}
 	}
 	n.graceful.Store(true)
 	n.crash()
@@ -498,7 +510,7 @@ func (n *Node) stepAuthority(ev authority.Event, trigger *continuity.Record) (au
 	if err != nil {
 		return eff, err
 	}
-	if eff.Fenced != nil || eff.Promoted != nil || eff.Quarantined != nil || eff.Released != "" {
+	if eff.Fenced != nil || eff.Promoted != nil || eff.SteppedDown != nil || eff.Quarantined != nil || eff.Released != "" {
 		n.authorityChanged()
 	}
 	if q := eff.Quarantined; q != nil {

@@ -57,3 +57,18 @@ func (s operatorSource) Records() []continuity.Record { return s.n.reg.Records()
 func (s operatorSource) Record(key string) (continuity.Record, bool) { return s.n.reg.Get(key) }
 
 func (s operatorSource) Diagnostics() continuity.Snapshot { return s.n.reg.Diagnostics().Snapshot() }
+
+// Switchover hands the primary role over at an operator's request
+// (meshc cluster switchover).
+func (s operatorSource) Switchover(to string) (operator.SwitchoverView, error) {
+	res, err := s.n.switchover(s.n.ctx, to, "operator")
+	if err != nil {
+		return operator.SwitchoverView{}, err
+	}
+	v := operator.SwitchoverView{From: res.From, To: res.To, SafetyMode: res.SafetyMode,
+		PreviousEpoch: res.PreviousEpoch, Epoch: res.Epoch, Duration: res.Duration}
+	for _, st := range res.Steps {
+		v.Steps = append(v.Steps, operator.SwitchoverStepView{Step: st.Step, Elapsed: st.Elapsed, Detail: st.Detail})
+	}
+	return v, nil
+}

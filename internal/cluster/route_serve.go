@@ -189,7 +189,7 @@ func (n *Node) serveSafely(h *handler, w http.ResponseWriter, req *http.Request)
 // client) the response is kept on the record for replay.
 func (n *Node) executeRoute(ctx context.Context, h *handler, rec *continuity.Record, req *http.Request, store bool) (exchange.Response, error) {
 	gen := n.reg.FenceGeneration()
-	if !n.confirmed() {
+	if !n.confirmed() && !n.holdForSwitchover(ctx) {
 		return exchange.Response{}, n.unconfirmedError()
 	}
 	if !n.running.add() {
@@ -232,7 +232,7 @@ func (n *Node) executeRoute(ctx context.Context, h *handler, rec *continuity.Rec
 			stored = b
 		}
 	}
-	if !n.confirmed() {
+	if !n.confirmed() && !n.holdForSwitchover(ctx) {
 		resp.Release()
 		return exchange.Response{}, n.unconfirmedError()
 	}

@@ -205,6 +205,8 @@ func (s *session) Handle(m wire.Message) {
 			defer n.running.done()
 			n.serveRemoteRoute(s, m)
 		}()
+	case wire.Handover:
+		n.handleHandover(s, m)
 	case wire.RouteCancel:
 		if v, ok := s.routes.Load(m.ID); ok {
 			v.(context.CancelFunc)()

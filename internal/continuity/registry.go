@@ -38,6 +38,14 @@ const (
 	TransitionPrepareFailed              = "prepare_failed"
 	TransitionQuarantined                = "authority_quarantined"
 	TransitionQuarantineReleased         = "authority_confirmed"
+
+	// A planned switchover (meshc cluster switchover, or the graceful
+	// shutdown of a primary with a connected standby).
+	TransitionSwitchoverStarted     = "switchover_started"
+	TransitionSwitchoverPromoted    = "switchover_promoted"
+	TransitionSwitchoverSteppedDown = "switchover_stepped_down"
+	TransitionSwitchoverCompleted   = "switchover_completed"
+	TransitionSwitchoverRejected    = "switchover_rejected"
 	// TransitionWorkRetry: declared work with a retry option returned an
 	// error and runs again under a new attempt.
 	TransitionWorkRetry = "work_retry"
@@ -977,10 +985,19 @@ func (r *Registry) StepAuthority(ev authority.Event, trigger *Record) (authority
 			{"next_role", c.Next.Role}, {"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"fenced_by", c.Peer}}, e.Metadata...)
 		r.emit(e)
 	}
-	if c := eff.Promoted; c != nil {
+	if c := eff.Promoted; c != nil && c.Reason == authority.ReasonSwitchover {
+		r.emit(Entry{Transition: TransitionSwitchoverPromoted, Reason: authority.ReasonSwitchover, Metadata: []KV{
+			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"previous_primary", c.Peer}}})
+	} else if c != nil {
 		r.emit(Entry{Transition: TransitionPromote, Metadata: []KV{
 			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
 			{"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"disconnected_node", c.Peer}}})
+	}
+	if c := eff.SteppedDown; c != nil {
+		r.emit(Entry{Transition: TransitionSwitchoverSteppedDown, Reason: authority.ReasonSwitchover, Metadata: []KV{
+			{"previous_role", c.Prev.Role}, {"previous_epoch", strconv.FormatUint(c.Prev.Epoch, 10)},
+			{"next_role", c.Next.Role}, {"next_epoch", strconv.FormatUint(c.Next.Epoch, 10)}, {"next_primary", c.Peer}}})
 	}
 	if q := eff.Quarantined; q != nil {
 		r.emit(Entry{Transition: TransitionQuarantined, Reason: string(ReasonQuarantined),

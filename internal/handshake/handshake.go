@@ -24,7 +24,8 @@ import (
 // other versions are refused. It changes whenever what the peers exchange
 // after the handshake changes: 2 added the Refused flag to every record, 3
 // the Held/HeldAck exchange (an owner waits for its replica to hold a
-// count-2 route's outcome before answering the client).
+// count-2 route's outcome before answering the client) and the Handover and
+// HandoverAck messages of a planned switchover.
 const Version = 3
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.

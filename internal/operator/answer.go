@@ -101,6 +101,16 @@ func Answer(q wire.OperatorQuery, src Source) wire.OperatorReply {
 		doc = newContinuityList(src.Records(), q.HasLimit, q.Limit)
 	case KindDiagnostics:
 		doc = newDiagnostics(src.Diagnostics(), q.HasLimit, q.Limit)
+	case KindSwitchover:
+		sw, ok := src.(Switcher)
+		if !ok {
+			return errorReply("switchover_rejected:unsupported")
+		}
+		v, err := sw.Switchover(q.RequestKey)
+		if err != nil {
+			return errorReply(err.Error())
+		}
+		doc = newSwitchover(v)
 	default:
 		return errorReply(fmt.Sprintf("invalid operator query kind %d", q.Kind))
 	}

@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -227,4 +228,33 @@ func mustDecode[T any](t *testing.T, decode func([]byte) (T, error), reply wire.
 		t.Fatalf("decode: %v\nbody: %s", err, reply.Body)
 	}
 	return v
+}
+
+// A switchover query passes its target standby to the source and turns a
+// refusal into an error reply carrying the refusal's reason; a source that
+// cannot switch over says so.
+func TestAnswerSwitchover(t *testing.T) {
+	src := goldenSource()
+	reply := Answer(wire.OperatorQuery{Kind: uint8(KindSwitchover), RequestKey: standbyNode}, src)
+	if sw := mustDecode(t, DecodeSwitchover, reply); sw.To != standbyNode || sw.Epoch != 2 || len(sw.Steps) != 6 || src.switchTo != standbyNode {
+		t.Errorf("switchover %+v, asked for %q", sw, src.switchTo)
+	}
+	src.switchErr = errors.New("switchover_rejected:standby_not_caught_up")
+	if reply := Answer(wire.OperatorQuery{Kind: uint8(KindSwitchover)}, src); reply.OK || reply.Error != "switchover_rejected:standby_not_caught_up" {
+		t.Errorf("refused switchover: %+v", reply)
+	}
+	var plain struct{ Source }
+	plain.Source = src
+	if reply := Answer(wire.OperatorQuery{Kind: uint8(KindSwitchover)}, plain); reply.OK || reply.Error != "switchover_rejected:unsupported" {
+		t.Errorf("source without Switchover: %+v", reply)
+	}
+	for _, body := range []string{
+		`{"duration_ms":1,"epoch":1,"from":"a","previous_epoch":1,"safety_mode":"peer","steps":[],"target":"","to":"b"}`,
+		`{"duration_ms":1,"epoch":2,"from":"a","previous_epoch":1,"safety_mode":"peer","target":"","to":"b"}`,
+		`{"duration_ms":1,"epoch":2,"from":"a","previous_epoch":1,"safety_mode":"raft","steps":[],"target":"","to":"b"}`,
+	} {
+		if _, err := DecodeSwitchover([]byte(body)); err == nil {
+			t.Errorf("DecodeSwitchover accepted %s", body)
+		}
+	}
 }

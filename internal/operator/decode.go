@@ -19,7 +19,7 @@ import (
 // They never panic, whatever the input.
 
 // Report is a decoded reply document: *Status, *ContinuityRecord,
-// *ContinuityList or *Diagnostics.
+// *ContinuityList, *Diagnostics or *Switchover.
 type Report interface {
 	// SetTarget records the node name the operator queried.
 	SetTarget(target string)
@@ -51,6 +51,8 @@ func DecodeReply(k Kind, body []byte) (Report, error) {
 		return decodeAs(DecodeContinuityList, body)
 	case KindDiagnostics:
 		return decodeAs(DecodeDiagnostics, body)
+	case KindSwitchover:
+		return decodeAs(DecodeSwitchover, body)
 	}
 	return nil, fmt.Errorf("invalid operator query kind %d", uint8(k))
 }

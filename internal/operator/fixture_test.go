@@ -12,6 +12,15 @@ type fakeSource struct {
 	status  StatusView
 	records []continuity.Record
 	diag    continuity.Snapshot
+
+	switchover SwitchoverView
+	switchErr  error
+	switchTo   string // the last Switchover's argument
+}
+
+func (f *fakeSource) Switchover(to string) (SwitchoverView, error) {
+	f.switchTo = to
+	return f.switchover, f.switchErr
 }
 
 func (f *fakeSource) Status() StatusView { return f.status }
@@ -46,6 +55,15 @@ var fixedTime = time.Date(2025, 3, 14, 9, 26, 53, 589793000, time.UTC)
 // dropped two entries.
 func goldenSource() *fakeSource {
 	return &fakeSource{
+		switchover: SwitchoverView{From: primaryNode, To: standbyNode, SafetyMode: "peer", PreviousEpoch: 1, Epoch: 2,
+			Duration: 14 * time.Millisecond, Steps: []SwitchoverStepView{
+				{Step: "checked", Elapsed: 0, Detail: standbyNode + " is a connected standby at epoch 1"},
+				{Step: "drained", Elapsed: 2 * time.Millisecond, Detail: "new submissions held; in-flight prepares answered"},
+				{Step: "caught_up", Elapsed: 5 * time.Millisecond, Detail: "standby applied every replicated record; attempt watermark 42, 3 pending"},
+				{Step: "promoted", Elapsed: 12 * time.Millisecond, Detail: standbyNode + " is primary at epoch 2"},
+				{Step: "stepped_down", Elapsed: 13 * time.Millisecond, Detail: primaryNode + " is standby at epoch 2"},
+				{Step: "resumed", Elapsed: 14 * time.Millisecond, Detail: "held submissions proceed"},
+			}},
 		status: StatusView{
 			LocalNode: primaryNode,
 			PeerNodes: []string{standbyNode, primaryNode, standbyNode},

@@ -66,6 +66,7 @@ var goldenCases = []struct {
 		return s
 	}},
 	{"diagnostics", wire.OperatorQuery{Kind: uint8(KindDiagnostics)}, goldenSource},
+	{"switchover", wire.OperatorQuery{Kind: uint8(KindSwitchover), RequestKey: standbyNode}, goldenSource},
 	{"diagnostics_empty", wire.OperatorQuery{Kind: uint8(KindDiagnostics)}, func() *fakeSource {
 		s := goldenSource()
 		s.diag.Entries, s.diag.Dropped = nil, 0

@@ -562,6 +562,8 @@ func (l *Link) readLoop() {
 			l.deliver(r.ID, r)
 		case wire.RouteResponse:
 			l.deliver(r.ID, r)
+		case wire.HandoverAck:
+			l.deliver(r.ID, r)
 		default:
 			l.h.Handle(m)
 		}

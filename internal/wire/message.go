@@ -29,6 +29,9 @@ import (
 //	0x32  RouteCancel    id u64
 //	0x40  OperatorQuery  kind u8, request key, has limit bool, limit u32
 //	0x41  OperatorReply  ok bool, error string, body
+//	0x50  Handover       id u64, step u8, epoch u64, authority
+//	0x51  HandoverAck    id u64, ok bool, reason string, authority,
+//	                     attempt watermark u64, pending u64
 //
 // authority is role u8 (0 unset, 1 primary, 2 standby) then epoch u64; strings
 // and bodies are u32 length-prefixed; header fields are count u32 then
@@ -50,6 +53,8 @@ const (
 	tagRouteCancel   = 0x32
 	tagOperatorQuery = 0x40
 	tagOperatorReply = 0x41
+	tagHandover      = 0x50
+	tagHandoverAck   = 0x51
 )
 
 // Message is one session message. Only the types in this package implement
@@ -142,6 +147,8 @@ var decoders = [256]struct {
 	tagRouteCancel:   {"route cancel", decodeRouteCancel},
 	tagOperatorQuery: {"operator query", decodeOperatorQuery},
 	tagOperatorReply: {"operator reply", decodeOperatorReply},
+	tagHandover:      {"handover", decodeHandover},
+	tagHandoverAck:   {"handover ack", decodeHandoverAck},
 }
 
 // Authority is the sender's role and promotion epoch, carried on messages the
@@ -623,4 +630,73 @@ func (m OperatorReply) appendTo(dst []byte) []byte {
 
 func decodeOperatorReply(d *Decoder) Message {
 	return OperatorReply{OK: d.Bool(), Error: d.String(), Body: d.Blob()}
+}
+
+// Handover steps of a planned switchover, sent by the primary to the
+// standby it hands its role to.
+const (
+	// HandoverCheck asks the standby whether it can take the role over: it
+	// answers after applying everything the primary sent before, so an OK
+	// means it holds every record the primary replicated.
+	HandoverCheck uint8 = 1
+	// HandoverCommit tells the standby to take the role over above Epoch
+	// (the primary's epoch; a lease arbiter decides the new one).
+	HandoverCommit uint8 = 2
+	// HandoverAbort tells the standby the hand-over will not happen.
+	HandoverAbort uint8 = 3
+	// HandoverBarrier asks only for an answer: the peer gives it after
+	// applying every frame sent before, so a node shutting down knows its
+	// last records arrived before it closes the link.
+	HandoverBarrier uint8 = 4
+)
+
+// Handover is one step of a planned switchover (HandoverCheck, Commit or
+// Abort). The standby answers with a HandoverAck carrying the same ID.
+type Handover struct {
+	ID        uint64
+	Step      uint8
+	Epoch     uint64
+	Authority Authority
+}
+
+func (m Handover) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagHandover)}
+	e.U64(m.ID)
+	e.U8(m.Step)
+	e.U64(m.Epoch)
+	m.Authority.encode(&e)
+	return e.buf
+}
+
+func decodeHandover(d *Decoder) Message {
+	return Handover{ID: d.U64(), Step: d.U8(), Epoch: d.U64(), Authority: decodeAuthority(d)}
+}
+
+// HandoverAck answers the Handover with the same ID. When OK is false,
+// Reason says why. Authority is the standby's after the step (the new
+// primary's after a commit); AttemptWatermark and Pending are its attempt
+// watermark and its number of pending records.
+type HandoverAck struct {
+	ID               uint64
+	OK               bool
+	Reason           string
+	Authority        Authority
+	AttemptWatermark uint64
+	Pending          uint64
+}
+
+func (m HandoverAck) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagHandoverAck)}
+	e.U64(m.ID)
+	e.Bool(m.OK)
+	e.String(m.Reason)
+	m.Authority.encode(&e)
+	e.U64(m.AttemptWatermark)
+	e.U64(m.Pending)
+	return e.buf
+}
+
+func decodeHandoverAck(d *Decoder) Message {
+	return HandoverAck{ID: d.U64(), OK: d.Bool(), Reason: d.String(), Authority: decodeAuthority(d),
+		AttemptWatermark: d.U64(), Pending: d.U64()}
 }

@@ -143,6 +143,10 @@ func sampleMessages() []sample {
 		{name: "operator query zero", in: OperatorQuery{}},
 		{name: "operator reply", in: OperatorReply{OK: true, Body: []byte(`{"records":[],"node":"primary@h:1"}`)}},
 		{name: "operator reply error", in: OperatorReply{Error: "unknown request key \"x\""}},
+		{name: "handover", in: Handover{ID: 3, Step: HandoverCommit, Epoch: 4, Authority: primary}},
+		{name: "handover ack", in: HandoverAck{ID: math.MaxUint64, OK: true, Authority: Authority{Role: continuity.RoleStandby, Epoch: 4},
+			AttemptWatermark: 77, Pending: 2}},
+		{name: "handover ack refused", in: HandoverAck{ID: 4, Reason: "standby_not_caught_up"}},
 	}
 }
 
