@@ -170,6 +170,11 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			case <-tick.C:
 			}
 		}
+		defer func() {
+			n.resumeMu.Lock()
+			n.heldBefore = nil // taken up below, or left to the peer
+			n.resumeMu.Unlock()
+		}()
 		if n.peerOutlivedPrevious.Load() {
 			// The peer outlived the previous run and recovers its records
 			// itself (heardIncarnation); taking them up here as well would
@@ -182,6 +187,7 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			n.resumeMu.Lock()
 			cur, ok := n.reg.Get(old.RequestKey)
 			current := ok && cur.Pending() && cur.Attempt == old.Attempt && !n.inflight.has(cur.RequestKey)
+			delete(n.heldBefore, old.RequestKey)
 			if current && cur.OwnerNode == n.self {
 				n.recoverRecord(cur, n.self)
 			}
