@@ -52,7 +52,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 		if rec.Kind != continuity.KindRoute {
 			if err := n.syncRecords(); err != nil {
 				dec.Outcome = continuity.OutcomeRejected
-				*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
+				*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 			}
 		}
 		return dec, nil
@@ -66,7 +66,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	}
 	if err != nil {
 		dec.Outcome = continuity.OutcomeRejected
-		*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
+		*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 	}
 	return dec, nil
 }

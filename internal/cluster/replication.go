@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"errors"
 	"sync"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -153,13 +152,7 @@ const maxPooledFrame = 64 << 10
 func (n *Node) recordSubmit(req continuity.SubmitRequest) (dec continuity.Decision, err error) {
 	dec, err = n.reg.Submit(req)
 	if err != nil {
-		if _, reason := errors.AsType[*continuity.Error](err); !reason && n.store != nil {
-			// The log store took nothing (it failed earlier: a failed
-			// fsync leaves it refusing until the node restarts): a
-			// refusal with the reason, the store's error only in the log.
-			return dec, n.storeSynced(err)
-		}
-		return dec, err
+		return dec, n.storeFailure(err)
 	}
 	switch dec.Outcome {
 	case continuity.OutcomeCreated:

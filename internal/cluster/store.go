@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -100,6 +101,18 @@ func (n *Node) syncRecordsTo(mark uint64) error {
 		return nil
 	}
 	return n.storeSynced(n.store.SyncTo(mark))
+}
+
+// storeFailure is err, from a registry call that stores a record, unless it
+// says the log store took nothing because it failed (a failed fsync leaves
+// it refusing until the node restarts) or is closed: then it is the
+// refusal storeSynced makes, the store's error only in the log. A client
+// hears record_store_unavailable, never the store's error text.
+func (n *Node) storeFailure(err error) error {
+	if n.store != nil && (errors.Is(err, recordlog.ErrFailed) || errors.Is(err, recordlog.ErrClosed)) {
+		return n.storeSynced(err)
+	}
+	return err
 }
 
 func (n *Node) storeSynced(err error) error {
