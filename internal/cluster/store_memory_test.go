@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -67,11 +68,16 @@ func TestLogStoreMemoryFlat(t *testing.T) {
 	defer cancel()
 
 	sample := func(records int64) flatSample {
-		// Settle: every submission made so far has completed, so the
-		// sample does not count executions in flight.
+		// Settle: every submission made so far has completed and no
+		// compaction runs, so the sample counts neither executions in
+		// flight nor a compaction's goroutine and the live set it copies
+		// (both transient; what stays is what is measured).
 		eventually(t, time.Minute, func() error {
 			if p := len(n.reg.PendingRecords()); p > 0 {
 				return fmt.Errorf("%d records pending", p)
+			}
+			if n.store.Stats().Compacting {
+				return errors.New("a compaction runs")
 			}
 			return nil
 		})
@@ -118,7 +124,7 @@ func TestLogStoreMemoryFlat(t *testing.T) {
 		got = append(got, sample(k*step))
 	}
 	st := n.store.Stats()
-	t.Logf("%d records through the log store in %v: %d puts, %d fsyncs", next.Load(), time.Since(start).Round(time.Millisecond), st.Puts, st.Log.Syncs)
+	t.Logf("%d records through the log store in %v: %d puts, %d fsyncs, %d compactions", next.Load(), time.Since(start).Round(time.Millisecond), st.Puts, st.Log.Syncs, st.Compactions)
 	for _, s := range got {
 		t.Logf("after %7d records: heap %6d KiB, %3d goroutines, %d records held", s.records, s.heap>>10, s.goroutines, s.held)
 	}
