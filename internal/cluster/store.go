@@ -158,7 +158,9 @@ func (n *Node) closeStore() {
 //     owner: their client saw no answer, and the handler may have run);
 //   - work owned by the peer whose ingress this node was: it is dispatched
 //     to its owner again, since the previous run may have died before doing
-//     so; an owner already running the attempt does not run it twice.
+//     so; an owner already running the attempt does not run it twice, and
+//     an owner whose previous run held it resumes it under a new attempt
+//     (heldBefore, handleDispatch).
 func (n *Node) resumeRecovered(recs []continuity.Record) {
 	if len(recs) == 0 {
 		return
