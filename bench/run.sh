@@ -11,7 +11,9 @@
 #   3. inprocess: in-process route cost per request + CPU profiles (bench,
 #      go test -bench)
 #   4. failover: failover timing, SIGKILL and SIGSTOP (bench/failover)
-#   5. memory: heap under 200,000 records, via Node.Submit and via HTTP (bench)
+#   5. memory: heap under 200,000 records, via Node.Submit and via HTTP (bench),
+#      and heap and goroutines flat over 500,000 records through the durable
+#      store (internal/cluster TestLogStoreMemoryFlat, about 1.5 minutes)
 #   6. micro: wire and handshake micro-benchmarks
 #   7. durable: the durable record store (MESH_CONTINUITY_STORE=log) against
 #      memory, both against plain: Clustered(1) and Clustered(2) throughput
@@ -221,6 +223,9 @@ fi
 if has memory; then
 	step "5. heap under 200,000 records"
 	(cd bench && "$BIN/bench.test" -test.run '^$' -test.bench 'Retention' -test.benchtime 1x -test.v) | tee "$OUT/memory.txt"
+	# The durable store at the acceptance's scale: heap and goroutines
+	# flat over 500,000 records (`make test` runs it at 20,000).
+	MESH_TEST_FLAT_RECORDS=500000 $GO test -count=1 -timeout 20m -run '^TestLogStoreMemoryFlat$' -v ./internal/cluster/ | tee -a "$OUT/memory.txt"
 	echo "load after: $(load)" | tee -a "$OUT/memory.txt"
 fi
 

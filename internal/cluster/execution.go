@@ -55,7 +55,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 		if rec.Kind != continuity.KindRoute {
 			if err := n.syncRecords(); err != nil {
 				dec.Outcome = continuity.OutcomeRejected
-				*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
+				*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 			}
 		}
 		return dec, nil
@@ -69,7 +69,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	}
 	if err != nil {
 		dec.Outcome = continuity.OutcomeRejected
-		*rec, _ = n.refuse(*rec, continuity.ReasonOf(err))
+		*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 	}
 	return dec, nil
 }
@@ -273,6 +273,16 @@ func (n *Node) handleDispatch(d wire.Dispatch) wire.DispatchAck {
 	defer n.resumeMu.Unlock()
 	if rec, ok = n.reg.Get(d.RequestKey); !ok || rec.Attempt != d.Attempt || !rec.Pending() {
 		return wire.DispatchAck{ID: d.ID, Reason: string(continuity.ReasonAttemptMismatch)}
+	}
+	if held, ok := n.heldBefore[rec.RequestKey]; ok && held == rec.Attempt && !n.inflight.has(rec.RequestKey) && !n.peerOutlivedPrevious.Load() {
+		// Both nodes restarted from their log stores, and the ingress
+		// dispatches again an attempt this node's previous run held (and
+		// may have been running when it died) before resumeRecovered took
+		// it up here: it is resumed as resumeRecovered would, under a new
+		// attempt, so no two executions share one attempt.
+		delete(n.heldBefore, rec.RequestKey)
+		n.recoverRecord(rec, n.self)
+		return wire.DispatchAck{ID: d.ID, OK: true}
 	}
 	if n.inflight.hasAttempt(rec.RequestKey, rec.Attempt) {
 		// Dispatched again by an ingress restarted from its log store,

@@ -124,8 +124,13 @@ type Node struct {
 	// earlier run (the log store gave it back), which may have died
 	// before deciding it.
 	firstAttempt uint64
-	resumeMu     sync.Mutex   // serializes resuming recovered work with dispatches of it
-	storeFS      recordlog.FS // the log store's file system; nil is the OS's (tests inject faults)
+	resumeMu     sync.Mutex // serializes resuming recovered work with dispatches of it
+	// heldBefore (guarded by resumeMu): the pending work records this node
+	// owns whose attempt its previous run held (the log store gave them
+	// back), by request key, until resumeRecovered has taken them up. A
+	// dispatch of such an attempt resumes it under a new one (handleDispatch).
+	heldBefore map[string]uint64
+	storeFS    recordlog.FS // the log store's file system; nil is the OS's (tests inject faults)
 
 	placement atomic.Pointer[[]string] // canonical membership, recomputed on membership changes
 
@@ -268,6 +273,12 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		for _, rec := range n.reg.PendingRecords() {
 			if rec.OwnerNode == n.self || rec.IngressNode == n.self {
 				resume = append(resume, rec)
+			}
+			if rec.OwnerNode == n.self && rec.Kind == continuity.KindWork {
+				if n.heldBefore == nil {
+					n.heldBefore = map[string]uint64{}
+				}
+				n.heldBefore[rec.RequestKey] = rec.Attempt
 			}
 		}
 	}

@@ -153,7 +153,7 @@ const maxPooledFrame = 64 << 10
 func (n *Node) recordSubmit(req continuity.SubmitRequest) (dec continuity.Decision, err error) {
 	dec, err = n.reg.Submit(req)
 	if err != nil {
-		return dec, err
+		return dec, n.storeFailure(err)
 	}
 	switch dec.Outcome {
 	case continuity.OutcomeCreated:

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -102,6 +103,18 @@ func (n *Node) syncRecordsTo(mark uint64) error {
 	return n.storeSynced(n.store.SyncTo(mark))
 }
 
+// storeFailure is err, from a registry call that stores a record, unless it
+// says the log store took nothing because it failed (a failed fsync leaves
+// it refusing until the node restarts) or is closed: then it is the
+// refusal storeSynced makes, the store's error only in the log. A client
+// hears record_store_unavailable, never the store's error text.
+func (n *Node) storeFailure(err error) error {
+	if n.store != nil && (errors.Is(err, recordlog.ErrFailed) || errors.Is(err, recordlog.ErrClosed)) {
+		return n.storeSynced(err)
+	}
+	return err
+}
+
 func (n *Node) storeSynced(err error) error {
 	if err != nil {
 		n.log.Error("[mesh-rt continuity] record store cannot make records durable", "node", n.self, "error", err.Error())
@@ -145,7 +158,9 @@ func (n *Node) closeStore() {
 //     owner: their client saw no answer, and the handler may have run);
 //   - work owned by the peer whose ingress this node was: it is dispatched
 //     to its owner again, since the previous run may have died before doing
-//     so; an owner already running the attempt does not run it twice.
+//     so; an owner already running the attempt does not run it twice, and
+//     an owner whose previous run held it resumes it under a new attempt
+//     (heldBefore, handleDispatch).
 func (n *Node) resumeRecovered(recs []continuity.Record) {
 	if len(recs) == 0 {
 		return
@@ -170,6 +185,11 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			case <-tick.C:
 			}
 		}
+		defer func() {
+			n.resumeMu.Lock()
+			n.heldBefore = nil // taken up below, or left to the peer
+			n.resumeMu.Unlock()
+		}()
 		if n.peerOutlivedPrevious.Load() {
 			// The peer outlived the previous run and recovers its records
 			// itself (heardIncarnation); taking them up here as well would
@@ -182,6 +202,7 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 			n.resumeMu.Lock()
 			cur, ok := n.reg.Get(old.RequestKey)
 			current := ok && cur.Pending() && cur.Attempt == old.Attempt && !n.inflight.has(cur.RequestKey)
+			delete(n.heldBefore, old.RequestKey)
 			if current && cur.OwnerNode == n.self {
 				n.recoverRecord(cur, n.self)
 			}

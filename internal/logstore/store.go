@@ -74,6 +74,9 @@ type Stats struct {
 	Writes, Unawaited uint64
 	Compactions       int64
 	CompactErr        error // the last compaction's error, nil once one succeeds
+	// Compacting: a compaction runs now (its goroutine and the live set
+	// it copies are alive until it ends).
+	Compacting bool
 }
 
 // Store is the durable continuity.Store. Open makes one; Close it after the
@@ -411,7 +414,7 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable,
 		Syncs: s.syncs, Waited: s.waited, WaitTime: s.waitTime, Writes: s.writes, Unawaited: s.unawaited,
-		Compactions: s.compactions, CompactErr: s.compactErr}
+		Compactions: s.compactions, CompactErr: s.compactErr, Compacting: s.compacting}
 }
 
 // Close writes what is still queued, waits for a running compaction and
