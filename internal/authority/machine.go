@@ -52,7 +52,7 @@ func (m Machine) QuarantinedSince() time.Duration { return m.quarSince }
 func (m Machine) Deferred() string { return m.deferred }
 
 // Event is something the driver observed: one of Observed, Paused,
-// NonceConfirmed, Resynced, Alone, Promote and DeferLoss.
+// NonceConfirmed, Resynced, Alone, Promote, DeferLoss and LeaseWon.
 type Event interface{ event() }
 
 // Observed is a peer's authority, as carried by any message from it.
@@ -104,6 +104,12 @@ type Promote struct {
 // node is quarantined: it is acted on when the quarantine ends.
 type DeferLoss struct{ Lost string }
 
+// LeaseWon is a lease won at Epoch by this node while it is primary (at
+// start, or after the store was lost). The lease's epoch is the fencing
+// token of the primary role, so a primary adopts it: it acts under one
+// epoch, the one it holds the lease at.
+type LeaseWon struct{ Epoch uint64 }
+
 func (Observed) event()       {}
 func (Paused) event()         {}
 func (NonceConfirmed) event() {}
@@ -111,6 +117,7 @@ func (Resynced) event()       {}
 func (Alone) event()          {}
 func (Promote) event()        {}
 func (DeferLoss) event()      {}
+func (LeaseWon) event()       {}
 
 // Change is a change of role or epoch.
 type Change struct {
@@ -122,12 +129,14 @@ type Change struct {
 // Effects is what a Step asks of its driver. The zero Effects asks nothing.
 type Effects struct {
 	// Persist is the state to save durably before the next Machine is
-	// adopted (set with Fenced and Promoted).
+	// adopted (set with Fenced, Promoted and Adopted).
 	Persist *State
 	// Fenced: a peer's authority lowered this node's; FenceGen was raised.
 	Fenced *Change
 	// Promoted: this standby became primary.
 	Promoted *Change
+	// Adopted: this primary raised its epoch to the lease epoch it won.
+	Adopted *Change
 	// Quarantined: the node entered quarantine after a pause of Gap; the
 	// driver asks its peers to confirm with a ping carrying Nonce.
 	Quarantined *Quarantine
@@ -207,6 +216,17 @@ func (m Machine) Step(ev Event) (Machine, Effects) {
 			m.state = c.Next
 			m.deferred = ""
 			eff.Persist, eff.Promoted = &c.Next, &c
+		}
+	case LeaseWon:
+		switch {
+		case m.state.Role != RolePrimary:
+			eff.Err = fmt.Errorf("lease won: local node is %s", m.state.Role)
+		case ev.Epoch < m.state.Epoch:
+			eff.Err = fmt.Errorf("lease won: lease epoch %d is below the local epoch %d", ev.Epoch, m.state.Epoch)
+		case ev.Epoch > m.state.Epoch:
+			c := Change{Prev: m.state, Next: State{Role: RolePrimary, Epoch: ev.Epoch}, Reason: "lease_acquired"}
+			m.state = c.Next
+			eff.Persist, eff.Adopted = &c.Next, &c
 		}
 	case DeferLoss:
 		if m.quarantined {

@@ -497,7 +497,7 @@ func (n *Node) stepAuthority(ev authority.Event, trigger *continuity.Record) (au
 	if err != nil {
 		return eff, err
 	}
-	if eff.Fenced != nil || eff.Promoted != nil || eff.Quarantined != nil || eff.Released != "" {
+	if eff.Fenced != nil || eff.Promoted != nil || eff.Adopted != nil || eff.Quarantined != nil || eff.Released != "" {
 		n.authorityChanged()
 	}
 	if q := eff.Quarantined; q != nil {
