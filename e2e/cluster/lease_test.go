@@ -72,7 +72,9 @@ func (h *harness) leaseStatus(n *node) (leaseStatusDoc, error) {
 // waits until the primary holds the lease; it returns the lease's epoch.
 func leasePair(t *testing.T, h *harness, ls *leaseStore) (p, s *node, epoch uint64) {
 	t.Helper()
-	p, s = readyPair(t, h, "MESH_ARBITER="+ls.value, "MESH_DIAGNOSTICS_CAPACITY=20000")
+	extra := []string{"MESH_ARBITER=" + ls.value, "MESH_DIAGNOSTICS_CAPACITY=20000"}
+	p = h.start("primary", "127.0.0.1", "primary", append([]string{"TESTAPP_HTTP_ADDR=" + httpAddr(t)}, extra...)...)
+	s = h.start("standby", "::1", "standby", append([]string{"TESTAPP_HTTP_ADDR=" + httpAddr(t)}, extra...)...)
 	h.eventually(10*time.Second, func() error {
 		st, err := h.leaseStatus(p)
 		if err != nil {
@@ -84,6 +86,12 @@ func leasePair(t *testing.T, h *harness, ls *leaseStore) (p, s *node, epoch uint
 		epoch = st.Authority.Lease.Epoch
 		return nil
 	})
+	// The primary acts under the epoch it won the lease at, and the
+	// standby has learned it.
+	h.waitAuthority(p, "primary", epoch, 1, 10*time.Second)
+	h.waitAuthority(s, "standby", epoch, 1, 10*time.Second)
+	httpGet(t, p.http+"/plain") // both HTTP servers answer
+	httpGet(t, s.http+"/plain")
 	// Both nodes report the same lease, and no log shows the password.
 	st, err := h.leaseStatus(s)
 	if err != nil || st.Authority.SafetyMode != ls.kind || st.Authority.Lease == nil || st.Authority.Lease.Holder != p.name {
@@ -349,8 +357,8 @@ func testLeaseArbiterDown(t *testing.T, ls *leaseStore) {
 	}
 	// Several TTLs: nothing promotes, nobody is fenced.
 	time.Sleep(3 * leaseTTL)
-	h.waitAuthority(p, "primary", 0, 1, time.Second)
-	h.waitAuthority(s, "standby", 0, 1, time.Second)
+	h.waitAuthority(p, "primary", epoch, 1, time.Second)
+	h.waitAuthority(s, "standby", epoch, 1, time.Second)
 	d, err := h.diagnostics(p)
 	if err != nil {
 		t.Fatal(err)

@@ -58,7 +58,7 @@ func (m Machine) HandingOver() string { return m.handover }
 
 // Event is something the driver observed: one of Observed, Paused,
 // NonceConfirmed, Resynced, Alone, Promote, DeferLoss, HandOver, TakeOver,
-// StepDown and EndHandOver.
+// StepDown, EndHandOver and LeaseWon.
 type Event interface{ event() }
 
 // Observed is a peer's authority, as carried by any message from it.
@@ -134,6 +134,12 @@ type StepDown struct {
 // could not be reached); a node that already stepped down is unchanged.
 type EndHandOver struct{}
 
+// LeaseWon is a lease won at Epoch by this node while it is primary (at
+// start, or after the store was lost). The lease's epoch is the fencing
+// token of the primary role, so a primary adopts it: it acts under one
+// epoch, the one it holds the lease at.
+type LeaseWon struct{ Epoch uint64 }
+
 func (Observed) event()       {}
 func (HandOver) event()       {}
 func (TakeOver) event()       {}
@@ -145,6 +151,7 @@ func (Resynced) event()       {}
 func (Alone) event()          {}
 func (Promote) event()        {}
 func (DeferLoss) event()      {}
+func (LeaseWon) event()       {}
 
 // ReasonSwitchover is the Change.Reason of a planned hand-over of the
 // primary role (TakeOver, StepDown).
@@ -160,7 +167,7 @@ type Change struct {
 // Effects is what a Step asks of its driver. The zero Effects asks nothing.
 type Effects struct {
 	// Persist is the state to save durably before the next Machine is
-	// adopted (set with Fenced and Promoted).
+	// adopted (set with Fenced, Promoted and Adopted).
 	Persist *State
 	// Fenced: a peer's authority lowered this node's; FenceGen was raised.
 	Fenced *Change
@@ -170,6 +177,8 @@ type Effects struct {
 	// SteppedDown: this primary handed its role to Peer and is a standby
 	// at Peer's epoch; FenceGen was kept.
 	SteppedDown *Change
+	// Adopted: this primary raised its epoch to the lease epoch it won.
+	Adopted *Change
 	// Quarantined: the node entered quarantine after a pause of Gap; the
 	// driver asks its peers to confirm with a ping carrying Nonce.
 	Quarantined *Quarantine
@@ -296,6 +305,17 @@ func (m Machine) Step(ev Event) (Machine, Effects) {
 		}
 	case EndHandOver:
 		m.handover = ""
+	case LeaseWon:
+		switch {
+		case m.state.Role != RolePrimary:
+			eff.Err = fmt.Errorf("lease won: local node is %s", m.state.Role)
+		case ev.Epoch < m.state.Epoch:
+			eff.Err = fmt.Errorf("lease won: lease epoch %d is below the local epoch %d", ev.Epoch, m.state.Epoch)
+		case ev.Epoch > m.state.Epoch:
+			c := Change{Prev: m.state, Next: State{Role: RolePrimary, Epoch: ev.Epoch}, Reason: "lease_acquired"}
+			m.state = c.Next
+			eff.Persist, eff.Adopted = &c.Next, &c
+		}
 	case DeferLoss:
 		if m.quarantined {
 			m.deferred = ev.Lost

@@ -123,6 +123,17 @@ func TestMachineStep(t *testing.T) {
 			want{state: st(RolePrimary, 2), eff: Effects{Persist: &State{RolePrimary, 2},
 				Promoted: &Change{Prev: st(RoleStandby, 1), Next: st(RolePrimary, 2), Peer: "a"}}}},
 
+		// A lease won by a primary.
+		{"primary adopts the lease epoch it won", primary, LeaseWon{Epoch: 3},
+			want{state: st(RolePrimary, 3), eff: Effects{Persist: &State{RolePrimary, 3},
+				Adopted: &Change{Prev: st(RolePrimary, 1), Next: st(RolePrimary, 3), Reason: "lease_acquired"}}}},
+		{"a lease at the local epoch changes nothing", primary, LeaseWon{Epoch: 1},
+			want{state: st(RolePrimary, 1)}},
+		{"a lease below the local epoch is refused", NewMachine("b", st(RolePrimary, 4)), LeaseWon{Epoch: 3},
+			want{state: st(RolePrimary, 4), eff: Effects{Err: errors.New("lease won: lease epoch 3 is below the local epoch 4")}}},
+		{"a standby adopts no lease epoch", standby, LeaseWon{Epoch: 3},
+			want{state: st(RoleStandby, 1), eff: Effects{Err: errors.New("lease won: local node is standby")}}},
+
 		// Deferral.
 		{"loss deferred while quarantined", qStandby, DeferLoss{Lost: "a"},
 			want{state: st(RoleStandby, 1), quarantined: true, deferred: "a", eff: Effects{Deferred: true}}},

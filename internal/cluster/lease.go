@@ -148,7 +148,13 @@ type leaseKeeper struct {
 	// (Node.mono); 0 when no lease is held. Read on every action.
 	deadline atomic.Int64
 
-	grantMu sync.Mutex // one Grant at a time: two losses handled at once must not both acquire
+	grantMu sync.Mutex // one Grant or elect at a time: two promotions at once must not both acquire
+
+	// Used by run only (elect): when this standby first saw no primary
+	// among its linked peers (node-monotonic; 0: not now), and the last
+	// refusal it reported.
+	leaderless   int64
+	electRefusal string
 
 	mu          sync.Mutex
 	lease       arbiter.Lease // the lease this node holds, as it knows it; zero when none
@@ -318,6 +324,10 @@ func (k *leaseKeeper) acquire(ctx context.Context, localEpoch uint64) (arbiter.L
 		switch {
 		case err == nil:
 			k.storeAnswered()
+			if err := k.adopt(l); err != nil {
+				// The lease is left to expire; the next try wins it again.
+				return arbiter.Lease{}, err
+			}
 			k.setLease(l)
 			k.emit(transitionLeaseAcquired, "", k.leaseMeta(l)...)
 			k.n.authorityChanged()
@@ -334,6 +344,27 @@ func (k *leaseKeeper) acquire(ctx context.Context, localEpoch uint64) (arbiter.L
 		}
 	}
 	return arbiter.Lease{}, &arbiter.ConflictError{Reason: arbiter.ErrStaleEpoch, Seen: seen}
+}
+
+// adopt makes a primary that won l act under l's epoch: the lease's epoch
+// is the fencing token of the primary role, so the epoch the node promotes,
+// records and fences under is the one it holds the lease at. It is called
+// before the lease is set, so the node never acts under the lease at an
+// older epoch. A standby adopts nothing here: it promotes at the won epoch
+// (Grant, elect).
+func (k *leaseKeeper) adopt(l arbiter.Lease) error {
+	if role, _ := k.n.reg.Authority(); role != RolePrimary {
+		return nil
+	}
+	eff, err := k.n.stepAuthority(authority.LeaseWon{Epoch: l.Epoch}, nil)
+	if err != nil {
+		return err
+	}
+	if eff.Err != nil {
+		// Fenced since the role was read: keep leaves the lease to expire.
+		k.n.log.Info("[mesh-rt arbiter] lease epoch not adopted", "error", eff.Err)
+	}
+	return nil
 }
 
 // Grant decides a promotion after the loss of ev.Lost by winning the lease.
@@ -398,6 +429,11 @@ func (k *leaseKeeper) run() {
 		ch := k.n.authWait()
 		role, epoch := k.n.reg.Authority()
 		if role != RolePrimary || k.released.Load() {
+			if role == RoleStandby {
+				k.elect(ctx)
+			} else {
+				k.leaderless = 0
+			}
 			select {
 			case <-ch:
 			case <-ctx.Done():
@@ -405,6 +441,7 @@ func (k *leaseKeeper) run() {
 			}
 			continue
 		}
+		k.leaderless = 0
 		l := k.held()
 		if l.Epoch == 0 {
 			var err error
@@ -419,6 +456,103 @@ func (k *leaseKeeper) run() {
 		}
 		k.keep(ctx, l)
 	}
+}
+
+// elect ends a pair with no primary. Promotion after a loss (Grant) needs a
+// lost peer; standbys that stay connected to each other lose none — after a
+// restart of both nodes within the TTL, or when a fenced primary stepped
+// down for a lease that then expired — so without this nothing would ever
+// promote. A standby linked to at least one peer, where every linked peer
+// has told its authority, sent its records and is not primary, tries to win the lease once
+// the pair has had no primary for a Renew interval; the node whose name
+// sorts first (the one FencedBy keeps at a tie) tries first, the others a
+// TTL later. The store decides: at most one Acquire wins, and a lease still
+// held by another node (an old holder's, until it expires) is waited out.
+// The winner promotes at the won epoch; the others are fenced up to it as
+// for any promotion. It is called only from run.
+func (k *leaseKeeper) elect(ctx context.Context) {
+	n := k.n
+	first, seen, ok := n.noPrimaryLinked()
+	if !ok || n.stopped.Load() || n.reg.Quarantined() {
+		k.leaderless = 0
+		return
+	}
+	now := max(1, n.mono())
+	if k.leaderless == 0 {
+		k.leaderless = now
+		return
+	}
+	wait := k.timing.Renew
+	if first < n.self {
+		wait += k.timing.TTL
+	}
+	if time.Duration(now-k.leaderless) < wait {
+		return
+	}
+	k.grantMu.Lock()
+	defer k.grantMu.Unlock()
+	role, epoch := n.reg.Authority()
+	if role != RoleStandby {
+		return
+	}
+	reject := func(reason string) {
+		k.refused(reason)
+		if reason == k.electRefusal {
+			return
+		}
+		k.electRefusal = reason
+		n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotionRejected,
+			Reason:   "automatic_promotion_rejected:" + reason,
+			Metadata: []continuity.KV{{Key: "trigger", Value: reasonNoPrimary}, {Key: "retrying", Value: "true"}}})
+	}
+	l, err := k.acquire(ctx, max(seen, epoch))
+	if err != nil {
+		reject(refusalReason(err))
+		return
+	}
+	eff, err := n.stepAuthority(authority.Promote{Epoch: l.Epoch}, nil)
+	if err == nil {
+		err = eff.Err
+	}
+	if err != nil {
+		// Not promoted: the lease is left to expire.
+		k.setLease(arbiter.Lease{})
+		reject(err.Error())
+		return
+	}
+	k.leaderless, k.electRefusal = 0, ""
+	n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotion, Reason: reasonNoPrimary,
+		Metadata: []continuity.KV{{Key: "previous_epoch", Value: strconv.FormatUint(epoch, 10)},
+			{Key: "next_epoch", Value: strconv.FormatUint(l.Epoch, 10)}}})
+}
+
+// reasonNoPrimary is the reason of a promotion by elect.
+const reasonNoPrimary = "no_primary_under_lease"
+
+// noPrimaryLinked reports whether at least one peer is linked, every linked
+// peer has told its authority and its first snapshot was applied here, and
+// none of them is primary; with the name
+// that sorts first among this node and those peers, and their highest
+// epoch.
+func (n *Node) noPrimaryLinked() (first string, epoch uint64, ok bool) {
+	first = n.self
+	for _, s := range n.sessionList() {
+		if s.isClosed() {
+			continue
+		}
+		select {
+		case <-s.synced:
+		default:
+			return "", 0, false // its records are not all here yet
+		}
+		a, _, known := n.peerAuthority(s.peer)
+		if !known || a.Role == RolePrimary {
+			return "", 0, false
+		}
+		ok = true
+		first, epoch = min(first, s.peer), max(epoch, a.Epoch)
+	}
+	return first, epoch, ok
 }
 
 // conflict handles a lease this primary could not acquire because another

@@ -260,6 +260,11 @@ func leaseScenario(t *testing.T, body func(c *syncCluster, mem *arbiter.Memory, 
 			}
 			return nil
 		})
+		// One epoch: the primary acts under the epoch it won the lease at,
+		// and the standby has learned it.
+		held, _ := mem.Observe(t.Context())
+		c.awaitAuthority(p, RolePrimary, held.Epoch, 5*time.Second)
+		c.awaitAuthority(s, RoleStandby, held.Epoch, 5*time.Second)
 		body(c, mem, p, s, pcfg)
 		c.check()
 	})
@@ -275,11 +280,13 @@ func TestSynctestLeasePartitionNeverTwoPrimaries(t *testing.T) {
 			c.t.Fatalf("%d of 5 submissions acknowledged on a healthy pair", n)
 		}
 		c.awaitSettled(p, s)
+		_, epoch := p.Authority() // the lease's
+		fencedBefore := map[*Node]int{p: countTransition(p, continuity.TransitionFencedRejoin), s: countTransition(s, continuity.TransitionFencedRejoin)}
 		c.fn.Partition(p.Name(), s.Name())
 		during := c.submitAsync(p, syncSingle, "cut", 10, 50*time.Millisecond)
 		time.Sleep(8 * shortLease.TTL)
 		during()
-		if r, e := s.Authority(); r != RoleStandby || e != 0 {
+		if r, e := s.Authority(); r != RoleStandby || e != epoch {
 			c.t.Fatalf("standby became %s/%d across a partition while the primary held the lease", r, e)
 		}
 		if _, ok := diagWith(s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name()); !ok {
@@ -289,10 +296,12 @@ func TestSynctestLeasePartitionNeverTwoPrimaries(t *testing.T) {
 		c.awaitLinked(p, s)
 		c.awaitSettled(p, s)
 		for _, n := range []*Node{p, s} {
-			if r, e := n.Authority(); e != 0 || (r == RolePrimary) != (n == p) {
+			if r, e := n.Authority(); e != epoch || (r == RolePrimary) != (n == p) {
 				c.t.Errorf("%s is %s/%d after a partition under a lease", n.Name(), r, e)
 			}
-			if hasTransition(n, continuity.TransitionFencedRejoin, "") {
+			// The standby learned the lease's epoch at start (a fenced_rejoin
+			// from standby to standby); nothing was fenced since.
+			if got := countTransition(n, continuity.TransitionFencedRejoin); got != fencedBefore[n] {
 				c.t.Errorf("%s was fenced: two primaries met", n.Name())
 			}
 		}
@@ -329,4 +338,74 @@ func TestSynctestLeaseKillPrimaryThenRestart(t *testing.T) {
 			c.t.Errorf("lease %+v after the restart, want the new primary's at %d", st, held.Epoch+1)
 		}
 	})
+}
+
+// countTransition counts n's diagnostics entries of transition.
+func countTransition(n *Node, transition string) int {
+	k := 0
+	for _, e := range n.Diagnostics().Entries {
+		if e.Transition == transition {
+			k++
+		}
+	}
+	return k
+}
+
+// A fresh pair boots while a dead node still holds an unexpired lease: the
+// configured primary cannot win it and steps down to its epoch, so both
+// nodes are connected standbys and no peer is ever lost. Once the lease
+// expires the pair elects a primary: the node whose name sorts first wins
+// the lease at the next epoch and promotes at that epoch; the other is
+// fenced up to it.
+func TestSynctestLeaseElectsPrimaryAfterDeadHolder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newSyncCluster(t)
+		mem := arbiter.NewMemory(shortLease, nil)
+		ghost, err := mem.Acquire(t.Context(), "ghost@127.0.0.1:1", 6)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.opts = []Option{withLeaseArbiter(mem, shortLease)}
+		pcfg, scfg := c.pairConfigs()
+		booted := time.Now()
+		p, s := c.start(pcfg), c.start(scfg)
+		c.startObserver()
+		c.awaitLinked(p, s)
+		first, second := p, s
+		if s.Name() < p.Name() {
+			first, second = s, p
+		}
+		want := ghost.Epoch + 1
+		c.awaitAuthority(first, RolePrimary, want, 5*time.Second)
+		c.awaitAuthority(second, RoleStandby, want, 5*time.Second)
+		if d := time.Since(booted); d < shortLease.TTL-shortLease.Margin {
+			t.Errorf("a primary was elected %v after boot, while the dead holder's lease ran", d)
+		}
+		if st, _ := mem.Observe(t.Context()); st.Holder != first.Name() || st.Epoch != want {
+			t.Errorf("lease %+v, want %s's at %d", st, first.Name(), want)
+		}
+		if e, ok := diagWith(first, continuity.TransitionAutomaticPromotion, reasonNoPrimary); !ok {
+			t.Error("the elected primary did not report automatic_promotion no_primary_under_lease")
+		} else if got := metaValue(e, "next_epoch"); got != fmt.Sprint(want) {
+			t.Errorf("automatic_promotion next_epoch %q, want %d", got, want)
+		}
+		// It stays that way, and the new primary takes work.
+		time.Sleep(4 * shortLease.TTL)
+		c.awaitAuthority(first, RolePrimary, want, time.Second)
+		c.awaitAuthority(second, RoleStandby, want, time.Second)
+		if n := c.submitBatch(first, syncMirrored, "elected", 3, 10*time.Millisecond); n != 3 {
+			t.Fatalf("%d of 3 submissions acknowledged by the elected primary", n)
+		}
+		c.awaitSettled(first, second)
+		c.check()
+	})
+}
+
+func metaValue(e continuity.Entry, key string) string {
+	for _, kv := range e.Metadata {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return ""
 }

@@ -521,7 +521,7 @@ func (n *Node) stepAuthority(ev authority.Event, trigger *continuity.Record) (au
 	if err != nil {
 		return eff, err
 	}
-	if eff.Fenced != nil || eff.Promoted != nil || eff.SteppedDown != nil || eff.Quarantined != nil || eff.Released != "" {
+	if eff.Fenced != nil || eff.Promoted != nil || eff.SteppedDown != nil || eff.Adopted != nil || eff.Quarantined != nil || eff.Released != "" {
 		n.authorityChanged()
 	}
 	if q := eff.Quarantined; q != nil {
