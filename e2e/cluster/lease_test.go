@@ -70,9 +70,9 @@ func (h *harness) leaseStatus(n *node) (leaseStatusDoc, error) {
 
 // leasePair starts a primary and a standby under the lease arbiter ls and
 // waits until the primary holds the lease; it returns the lease's epoch.
-func leasePair(t *testing.T, h *harness, ls *leaseStore) (p, s *node, epoch uint64) {
+func leasePair(t *testing.T, h *harness, ls *leaseStore, more ...string) (p, s *node, epoch uint64) {
 	t.Helper()
-	extra := []string{"MESH_ARBITER=" + ls.value, "MESH_DIAGNOSTICS_CAPACITY=20000"}
+	extra := append([]string{"MESH_ARBITER=" + ls.value, "MESH_DIAGNOSTICS_CAPACITY=20000"}, more...)
 	p = h.start("primary", "127.0.0.1", "primary", append([]string{"TESTAPP_HTTP_ADDR=" + httpAddr(t)}, extra...)...)
 	s = h.start("standby", "::1", "standby", append([]string{"TESTAPP_HTTP_ADDR=" + httpAddr(t)}, extra...)...)
 	h.eventually(10*time.Second, func() error {

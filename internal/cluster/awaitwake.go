@@ -61,9 +61,9 @@ func (a *awaitWake) wake(rec *continuity.Record) {
 	a.mu.Lock()
 	chs := a.by[rec.RequestKey]
 	delete(a.by, rec.RequestKey)
+	a.waiting.Add(-int32(len(chs)))
 	a.mu.Unlock()
 	for _, ch := range chs {
 		close(ch)
 	}
-	a.waiting.Add(-int32(len(chs)))
 }
