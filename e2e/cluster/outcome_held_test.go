@@ -18,8 +18,8 @@ import (
 // right after the handler returned. The handler holds, after its side
 // effect, on a named pipe the test writes to, and logs when it returns.
 //
-//   - "before the client had the response": the replica is frozen (SIGSTOP)
-//     before the handler is let go, so the owner cannot hear it hold the
+//   - "before the client had the response": the replica is frozen (SIGSTOP,
+//     and every thread of it seen stopped) before the handler is let go, so the owner cannot hear it hold the
 //     outcome; the handler returns, the owner's record completes, and the
 //     client still has no response (the owner waits for the replica). The
 //     owner is killed and the replica resumed: it reads the completed record
@@ -113,7 +113,12 @@ func TestRouteOutcomeSurvivesOwnerKilledAfterHandler(t *testing.T) {
 			want := fmt.Sprintf(`{"handler":"api.Transfer","node":%q,"attempt_id":%q,"epoch":0}`, p.name, r[0][4])
 
 			if tc.beforeReply {
+				// The replica must be frozen before the handler goes: SIGSTOP
+				// stops a process only once one of its threads is scheduled
+				// to take it, and meanwhile the others run on (under load,
+				// long enough to answer the owner's Held).
 				s.proc.Stop()
+				waitFrozen(t, s)
 			}
 			release(t, gate)
 			p.proc.WaitLog(t, "[testapp] transfer returned handler=api.Transfer node="+p.name+" request_key="+key, 10*time.Second)
