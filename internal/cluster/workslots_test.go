@@ -171,6 +171,7 @@ func TestBoundedSubmission(t *testing.T) {
 	var mu sync.Mutex // guards peakGoroutines, peakHeap, peakRecords, failure
 	var peakGoroutines, peakRecords int
 	var peakHeap uint64
+	var heaps []uint64 // every sample, in order
 	var failure error
 	check := func() {
 		g := runtime.NumGoroutine()
@@ -179,6 +180,7 @@ func TestBoundedSubmission(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		peakGoroutines, peakRecords, peakHeap = max(peakGoroutines, g), max(peakRecords, recs), max(peakHeap, h)
+		heaps = append(heaps, h)
 	}
 	var wg sync.WaitGroup
 	for range submitters {
@@ -226,6 +228,7 @@ func TestBoundedSubmission(t *testing.T) {
 	if peakRecords > maxRecords {
 		t.Errorf("records held peaked at %d, bound %d", peakRecords, maxRecords)
 	}
+	t.Logf("heap samples (KiB): %v", kib(heaps))
 	if peakHeap > maxHeap {
 		t.Errorf("heap peaked at %d KiB, bound %d KiB", peakHeap>>10, maxHeap>>10)
 	}
@@ -302,4 +305,12 @@ func TestRecoveredWorkTakesAWorkSlot(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+func kib(b []uint64) []uint64 {
+	out := make([]uint64, len(b))
+	for i, v := range b {
+		out[i] = v >> 10
+	}
+	return out
 }

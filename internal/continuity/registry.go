@@ -165,10 +165,23 @@ type Registry struct {
 	// whenever one changes.
 	published atomic.Pointer[published]
 
-	deliverMu  sync.Mutex // guards deliverQ and delivering; taken after mu, never before
+	deliverMu  sync.Mutex // guards deliverQ, delivering and drained; taken after mu, never before
 	deliverQ   []Entry
 	delivering bool
+	drained    chan struct{} // closed when the deliverer takes the queue; nil when nobody waits
 }
+
+// Backpressure on the sink. Entries wait in deliverQ while one goroutine
+// hands them to the sink; when transitions outpace the sink (a slow log
+// writer, a starved CPU) the queue would grow without bound. A goroutine
+// whose unlock finds more than maxDeliverQueue entries waiting waits until
+// the deliverer takes them, so producers slow to the sink's pace. The wait
+// is bounded by deliverWaitMax, so a sink that calls back into the registry
+// (allowed) while the queue is long stalls once, never deadlocks.
+const (
+	maxDeliverQueue = 4096
+	deliverWaitMax  = 100 * time.Millisecond
+)
 
 // published is a consistent snapshot of a registry's role, epoch, fence
 // generation and quarantine.
@@ -234,13 +247,31 @@ func (r *Registry) unlock() {
 	r.outbox = r.outbox[:0]
 	r.mu.Unlock()
 	if r.delivering {
+		if len(r.deliverQ) <= maxDeliverQueue {
+			r.deliverMu.Unlock()
+			return
+		}
+		if r.drained == nil {
+			r.drained = make(chan struct{})
+		}
+		drained := r.drained
 		r.deliverMu.Unlock()
+		t := time.NewTimer(deliverWaitMax)
+		select {
+		case <-drained:
+		case <-t.C:
+		}
+		t.Stop()
 		return
 	}
 	r.delivering = true
 	for len(r.deliverQ) > 0 {
 		batch := r.deliverQ
 		r.deliverQ = nil
+		if r.drained != nil {
+			close(r.drained)
+			r.drained = nil
+		}
 		r.deliverMu.Unlock()
 		for _, e := range batch {
 			r.sink(e)
