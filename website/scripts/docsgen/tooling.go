@@ -66,7 +66,7 @@ func tooling(ctx context.Context, work, meshc string) (map[string][]byte, error)
 		level := strings.Repeat("#", min(len(p.path)+1, 4))
 		fmt.Fprintf(&b, "%s meshc %s {#%s}\n\n", level, strings.Join(p.path, " "), anchor(p.path))
 		if p.summary != "" {
-			b.WriteString(upperFirst(p.summary) + ".\n\n")
+			b.WriteString(mdText(upperFirst(p.summary)) + ".\n\n")
 		}
 		if p.status != 0 {
 			fmt.Fprintf(&b, "::: warning\n`meshc %s --help` exited with status %d; its text is shown as printed.\n:::\n\n", strings.Join(p.path, " "), p.status)
@@ -180,6 +180,14 @@ func mdCell(s string) string {
 	s = strings.ReplaceAll(s, "|", `\|`)
 	s = strings.ReplaceAll(s, "<", "&lt;")
 	s = strings.ReplaceAll(s, "{{", "&#123;&#123;") // Vue would read it as an expression
+	return s
+}
+
+// mdText escapes text for a Markdown paragraph the docs site compiles as a
+// Vue template: a <node> placeholder would open an element.
+func mdText(s string) string {
+	s = strings.ReplaceAll(s, "<", "&lt;")
+	s = strings.ReplaceAll(s, "{{", "&#123;&#123;")
 	return s
 }
 
