@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -83,25 +82,7 @@ func TestLogStoreSurvivesLosingBothNodes(t *testing.T) {
 	// depends on the kills: they are not simultaneous, and a standby that
 	// saw its primary die first may have promoted (epoch 1) before its own
 	// kill, and then comes back as the primary.
-	h.eventually(15*time.Second, func() error {
-		var roles []string
-		var epochs []uint64
-		for _, n := range []*node{p, s} {
-			st, err := h.status(n)
-			if err != nil {
-				return err
-			}
-			if len(st.Membership.PeerNodes) != 1 {
-				return fmt.Errorf("%s: peers %v", n.name, st.Membership.PeerNodes)
-			}
-			roles, epochs = append(roles, st.Authority.Role), append(epochs, st.Authority.Epoch)
-		}
-		slices.Sort(roles)
-		if roles[0] != "primary" || roles[1] != "standby" || epochs[0] != epochs[1] || epochs[0] > 1 {
-			return fmt.Errorf("roles %v, epochs %v: want one primary and one standby at one epoch (0 or 1)", roles, epochs)
-		}
-		return nil
-	})
+	h.onePrimary(p, s, 15*time.Second)
 	for _, key := range workKeys {
 		for _, n := range []*node{p, s} {
 			r := h.waitRecord(n, key, 30*time.Second, completed)

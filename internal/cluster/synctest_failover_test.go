@@ -210,15 +210,8 @@ func (c *syncCluster) kill(n *Node) {
 // waitGone waits until every goroutine n started has returned.
 func waitGone(t *testing.T, n *Node) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		<-n.wg.closeAndWait()
-		<-n.running.closeAndWait()
-		n.startups.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-n.gone():
 	case <-time.After(time.Minute):
 		t.Fatalf("goroutines of %s still running a minute after it stopped", n.Name())
 	}

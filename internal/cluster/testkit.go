@@ -15,15 +15,8 @@ import (
 // same state directory is alone with it, or an error after timeout.
 func Crash(n *Node, timeout time.Duration) error {
 	n.crash()
-	done := make(chan struct{})
-	go func() {
-		<-n.wg.closeAndWait()
-		<-n.running.closeAndWait()
-		n.startups.Wait()
-		close(done)
-	}()
 	select {
-	case <-done:
+	case <-n.gone():
 		return nil
 	case <-time.After(timeout):
 		return fmt.Errorf("goroutines of %s still running %v after it was killed", n.Name(), timeout)
@@ -34,4 +27,17 @@ func Crash(n *Node, timeout time.Duration) error {
 // a process resumed after SIGSTOP does on its first tick.
 func Paused(n *Node, d time.Duration) {
 	n.lastTick.Store(n.mono() - int64(d))
+}
+
+// gone returns a channel closed once every goroutine n started has
+// returned (after a crash or a stop).
+func (n *Node) gone() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		<-n.wg.closeAndWait()
+		<-n.running.closeAndWait()
+		n.startups.Wait()
+		close(done)
+	}()
+	return done
 }
