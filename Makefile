@@ -44,10 +44,13 @@ test-e2e:
 	$(GO) test -count=1 -timeout 20m -skip '^TestVerifyRemote$$' ./e2e/cluster/ ./e2e/ ./e2e/chaos/
 
 # A short stress pass of the process-starting and fault-network tests on a
-# loaded machine: three runs of each test at GOMAXPROCS 1 and 2, so a race that
-# shows one time in ten is seen by the change that introduced it.
+# loaded machine: three runs of each in-process test at GOMAXPROCS 1 and 2, so
+# a race that shows one time in ten is seen by the change that introduced it,
+# then one more run of the real-process cluster tests next to the busy loop
+# (they also ran once in test-e2e; six runs of them no longer fit CI's time).
 test-stress:
-	STRESS_COUNT=3 STRESS_E2E_COUNT=0 STRESS_MAX_SECONDS=900 bash scripts/stress.sh
+	STRESS_COUNT=3 STRESS_PKGS="./internal/cluster/ . ./meshtest/..." STRESS_E2E_COUNT=0 STRESS_MAX_SECONDS=900 bash scripts/stress.sh
+	STRESS_COUNT=1 STRESS_CPU=2 STRESS_PKGS=./e2e/cluster/ STRESS_E2E_COUNT=0 STRESS_MAX_SECONDS=600 bash scripts/stress.sh
 
 # The full stress run to do before landing timing-sensitive changes (see the
 # README's contributor section); STRESS_* variables tune it.
