@@ -65,8 +65,9 @@
 #   BENCH_TYPED_CLIENTS=16  its closed-loop clients (in the submitting process)
 #   BENCH_TYPED_DBOS=1      run the DBOS Transact Go comparison (0: skip)
 #   BENCH_ARBITER=""        a postgres://... URL (a database the run may write
-#                           a mesh_authority row to): step 4 then also times
-#                           SIGKILL failover under the PostgreSQL lease
+#                           a mesh_authority row to) or an etcd://host:port:
+#                           step 4 then also times SIGKILL failover under
+#                           that lease
 #   BENCH_METRICS_ROUNDS=3  rounds of the metrics step (each: with, then without)
 #   BENCH_METRICS_WINDOW=3s its window per scenario (whole seconds)
 #   BENCH_STEPS="routes paced inprocess failover memory micro durable typed metrics"  steps to run

@@ -62,7 +62,7 @@ func main() {
 	modes := flag.String("modes", "kill,stop", "fault modes: kill, stop")
 	out := flag.String("out", "", "directory for node logs and failover.json (default: a temp dir)")
 	poll := flag.Duration("poll", 10*time.Millisecond, "pause between two operator polls")
-	arbiterURL := flag.String("arbiter", "", "MESH_ARBITER for both nodes (a postgres:// URL; default: the peer rule)")
+	arbiterURL := flag.String("arbiter", "", "MESH_ARBITER for both nodes (a postgres:// URL or etcd://host:port; default: the peer rule)")
 	flag.Parse()
 	arbiterEnv = *arbiterURL
 	if *testapp == "" {
