@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 // throwaway PostgreSQL server, so the program keeps building and measuring.
 func TestRunShort(t *testing.T) {
 	if _, err := pgBinDir(); err != nil {
+		if os.Getenv("MESH_REQUIRE_POSTGRES") == "1" {
+			t.Fatalf("no PostgreSQL server binaries, and MESH_REQUIRE_POSTGRES=1: %v", err)
+		}
 		t.Skipf("no PostgreSQL server binaries: %v", err)
 	}
 	var buf bytes.Buffer
