@@ -1,87 +1,23 @@
 package storage
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
+	"todo-postgres/storage/storagetest"
 )
 
 // These tests need a PostgreSQL database: set DATABASE_URL to run them. Each
-// test works in a schema of its own, created and dropped by the test, so it
-// never touches the tables of the database it is pointed at.
+// test works in a schema of its own (storagetest), so it never touches the
+// tables of the database it is pointed at.
 
-// testPool returns a pool whose search_path is a fresh, empty schema.
-func testPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		t.Skip("DATABASE_URL is not set; skipping the PostgreSQL storage tests")
-	}
-	ctx := t.Context()
-	suffix := make([]byte, 6)
-	rand.Read(suffix)
-	schema := "todo_test_" + hex.EncodeToString(suffix)
-
-	admin, err := Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	t.Cleanup(admin.Close)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-// migrateUp applies the Up section of every migration in ../migrations.
-func migrateUp(t *testing.T, pool *pgxpool.Pool) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "migrations", "*.sql"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no migrations found: %v", err)
-	}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		up, _, _ := strings.Cut(string(raw), "-- +goose Down")
-		if err := applyLocked(t.Context(), pool, up); err != nil {
-			t.Fatalf("apply %s: %v", file, err)
-		}
-	}
-}
+// migrations is the project's migrations directory, seen from this package.
+var migrations = filepath.Join("..", "migrations")
 
 func TestCRUD(t *testing.T) {
-	pool := testPool(t)
-	migrateUp(t, pool)
-	s := New(pool)
+	s := New(storagetest.MigratedPool(t, migrations))
 	ctx := t.Context()
 
 	todos, err := s.List(ctx)
@@ -120,9 +56,7 @@ func TestCRUD(t *testing.T) {
 }
 
 func TestClearCompleted(t *testing.T) {
-	pool := testPool(t)
-	migrateUp(t, pool)
-	s := New(pool)
+	s := New(storagetest.MigratedPool(t, migrations))
 	ctx := t.Context()
 	var done []Todo
 	for _, title := range []string{"done early", "done late", "open"} {
@@ -152,9 +86,7 @@ func TestClearCompleted(t *testing.T) {
 }
 
 func TestMissingTodoIsNotFound(t *testing.T) {
-	pool := testPool(t)
-	migrateUp(t, pool)
-	s := New(pool)
+	s := New(storagetest.MigratedPool(t, migrations))
 	const missing = "00000000-0000-4000-8000-000000000000"
 	if _, err := s.Get(t.Context(), missing); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get: err = %v, want ErrNotFound", err)
@@ -168,7 +100,7 @@ func TestMissingTodoIsNotFound(t *testing.T) {
 }
 
 func TestUnmigratedSchema(t *testing.T) {
-	s := New(testPool(t))
+	s := New(storagetest.Pool(t))
 	if _, err := s.List(t.Context()); !errors.Is(err, ErrNotMigrated) {
 		t.Errorf("List: err = %v, want ErrNotMigrated", err)
 	}
@@ -178,25 +110,4 @@ func TestUnmigratedSchema(t *testing.T) {
 	if _, _, err := s.ClearCompleted(t.Context(), time.Now()); !errors.Is(err, ErrNotMigrated) {
 		t.Errorf("ClearCompleted: err = %v, want ErrNotMigrated", err)
 	}
-}
-
-// migrationLock is the advisory lock the packages' tests hold while they
-// apply migrations: CREATE EXTENSION IF NOT EXISTS is not safe to run from
-// two sessions at once, and go test runs packages in parallel.
-const migrationLock = 74201
-
-// applyLocked runs sql on one connection of pool while holding
-// migrationLock.
-func applyLocked(ctx context.Context, pool *pgxpool.Pool, sql string) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
-		return err
-	}
-	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock)
-	_, err = conn.Exec(ctx, sql)
-	return err
 }

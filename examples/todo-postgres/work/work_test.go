@@ -3,17 +3,15 @@ package work
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"meshgo.dev/mesh"
 	"meshgo.dev/mesh/meshtest/clustertest"
 
 	"todo-postgres/storage"
+	"todo-postgres/storage/storagetest"
 )
 
 func TestSyncTodos(t *testing.T) {
@@ -72,7 +70,7 @@ func TestClearCompleted(t *testing.T) {
 // read on both nodes, and a resubmission with the same input returns the
 // stored report without deleting again.
 func TestClearCompletedOnAPair(t *testing.T) {
-	s := storage.New(testPool(t))
+	s := storage.New(storagetest.MigratedPool(t, filepath.Join("..", "migrations")))
 	useStore(t, s)
 	ctx := t.Context()
 	for _, title := range []string{"done", "also done", "open"} {
@@ -133,78 +131,4 @@ func TestClearCompletedOnAPair(t *testing.T) {
 
 func sameReport(a, b ClearReport) bool {
 	return a.Before.Equal(b.Before) && a.Deleted == b.Deleted && a.Remaining == b.Remaining
-}
-
-// testPool returns a pool on a fresh, migrated schema of the database at
-// DATABASE_URL, dropped when the test ends. The test is skipped when
-// DATABASE_URL is not set.
-func testPool(t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		t.Skip("DATABASE_URL is not set; skipping the PostgreSQL work tests")
-	}
-	ctx := t.Context()
-	admin, err := storage.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("Connect: %v", err)
-	}
-	t.Cleanup(admin.Close)
-	schema := "todo_work_test_" + strings.ReplaceAll(time.Now().UTC().Format("150405.000000"), ".", "_")
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if _, err := admin.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	files, err := filepath.Glob(filepath.Join("..", "migrations", "*.sql"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no migrations found: %v", err)
-	}
-	for _, file := range files {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		up, _, _ := strings.Cut(string(raw), "-- +goose Down")
-		if err := applyLocked(ctx, pool, up); err != nil {
-			t.Fatalf("apply %s: %v", file, err)
-		}
-	}
-	return pool
-}
-
-// migrationLock is the advisory lock the packages' tests hold while they
-// apply migrations: CREATE EXTENSION IF NOT EXISTS is not safe to run from
-// two sessions at once, and go test runs packages in parallel.
-const migrationLock = 74201
-
-// applyLocked runs sql on one connection of pool while holding
-// migrationLock.
-func applyLocked(ctx context.Context, pool *pgxpool.Pool, sql string) error {
-	conn, err := pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
-		return err
-	}
-	defer conn.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", migrationLock)
-	_, err = conn.Exec(ctx, sql)
-	return err
 }
