@@ -2,7 +2,10 @@ module meshgo.dev/mesh/bench/dbos
 
 go 1.26.0
 
-require github.com/dbos-inc/dbos-transact-golang v1.9.0
+require (
+	github.com/dbos-inc/dbos-transact-golang v1.9.0
+	meshgo.dev/mesh v0.0.0-00010101000000-000000000000
+)
 
 require (
 	github.com/google/uuid v1.6.0 // indirect
@@ -15,3 +18,5 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
 )
+
+replace meshgo.dev/mesh => ../..

@@ -7,10 +7,13 @@
 //
 // Its system database is a throwaway PostgreSQL server that it starts from
 // the machine's initdb and pg_ctl on a free 127.0.0.1 port and removes at the
-// end, with PostgreSQL's default durability (fsync and synchronous_commit on)
+// end (internal/pgserver, shared with the test kit's meshtest/pgtest), with PostgreSQL's default durability (fsync and synchronous_commit on)
 // unless -fast-pg; or an existing database given with -db.
 //
-// This is a module of its own so that the Mesh module never depends on DBOS.
+// This is a module of its own so that the Mesh module never depends on DBOS;
+// it requires the Mesh module from this checkout (the replace directive in
+// go.mod) for internal/pgserver, which it may import as it lies under
+// meshgo.dev/mesh.
 package main
 
 import (
@@ -30,6 +33,8 @@ import (
 	"time"
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
+
+	"meshgo.dev/mesh/internal/pgserver"
 )
 
 // Numbers is the workflow's input.
@@ -81,13 +86,17 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	dbURL := o.db
 	if dbURL == "" {
-		pg, err := startPostgres(o.fastPG)
+		pg, err := pgserver.Start(pgserver.Options{DirPrefix: "mesh-bench-dbos-pg-", Durable: !o.fastPG, MaxConnections: 200})
 		if err != nil {
 			return fmt.Errorf("throwaway PostgreSQL: %w", err)
 		}
-		defer pg.stop()
-		dbURL = pg.url
-		fmt.Fprintf(w, "PostgreSQL %s, throwaway server on 127.0.0.1, %s\n", pg.version, pg.durability)
+		defer pg.Remove()
+		dbURL = pg.URL
+		durability := "fsync and synchronous_commit on (PostgreSQL's defaults)"
+		if o.fastPG {
+			durability = "fsync and synchronous_commit off"
+		}
+		fmt.Fprintf(w, "PostgreSQL %s, throwaway server on 127.0.0.1, %s\n", pg.Version(), durability)
 	}
 	dctx, err := dbos.NewContext(ctx, dbos.Config{
 		AppName:     "mesh-typed-bench",

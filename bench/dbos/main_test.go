@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/internal/pgserver"
 )
 
 // TestRunShort runs the benchmark for a fraction of a second against a
 // throwaway PostgreSQL server, so the program keeps building and measuring.
 func TestRunShort(t *testing.T) {
-	if _, err := pgBinDir(); err != nil {
+	if _, err := pgserver.BinDir(); err != nil {
 		if os.Getenv("MESH_REQUIRE_POSTGRES") == "1" {
 			t.Fatalf("no PostgreSQL server binaries, and MESH_REQUIRE_POSTGRES=1: %v", err)
 		}

@@ -29,14 +29,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +38,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"meshgo.dev/mesh/internal/pgserver"
 )
 
 // Environment variables read by pgtest.
@@ -188,149 +184,26 @@ func (s *server) scrub(msg string) string { return scrubURL(s.url, msg) }
 
 // startThrowaway initialises and starts a private server.
 func startThrowaway() (*server, error) {
-	binDir, err := findBinDir()
+	pg, err := pgserver.Start(pgserver.Options{DirPrefix: "mesh-pgtest-"})
+	if errors.Is(err, pgserver.ErrNoBinaries) {
+		return nil, fmt.Errorf("%w, and DATABASE_URL is not set", err)
+	}
 	if err != nil {
 		return nil, err
 	}
-	initdb, pgctl := filepath.Join(binDir, "initdb"), filepath.Join(binDir, "pg_ctl")
-
-	var wrap []string // prefix that runs a command as the server's owner
-	var uid, gid = -1, -1
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root.
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			return nil, errors.New("running as root, and there is no postgres user to run the server as")
-		}
-		runuser, err := exec.LookPath("runuser")
-		if err != nil {
-			return nil, errors.New("running as root, and runuser is not on PATH to run the server as postgres")
-		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
-		wrap = []string{runuser, "-u", "postgres", "--"}
-	}
-	dir, err := os.MkdirTemp("", "mesh-pgtest-")
+	s, err := connect(pg.URL)
 	if err != nil {
-		return nil, err
+		pg.Remove()
+		return nil, fmt.Errorf("connect to the throwaway server: %s", scrubURL(pg.URL, err.Error()))
 	}
-	cleanup := func() { os.RemoveAll(dir) }
-	password := randomHex(16)
-	pwfile := filepath.Join(dir, "pwfile")
-	if err := os.WriteFile(pwfile, []byte(password+"\n"), 0o600); err != nil {
-		cleanup()
-		return nil, err
-	}
-	if uid >= 0 {
-		for _, p := range []string{dir, pwfile} {
-			if err := os.Chown(p, uid, gid); err != nil {
-				cleanup()
-				return nil, err
-			}
-		}
-	}
-	data := filepath.Join(dir, "data")
-	run := func(args ...string) error {
-		cmd := exec.Command(args[0], args[1:]...)
-		if wrap != nil {
-			cmd = exec.Command(wrap[0], append(slices.Clone(wrap[1:]), args...)...)
-		}
-		cmd.Dir = dir // a directory the server's owner can enter
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v\n%s", filepath.Base(args[0]), err, tail(out, 20))
-		}
-		return nil
-	}
-	if err := run(initdb, "-D", data, "-U", "postgres", "--auth=scram-sha-256", "--pwfile="+pwfile,
-		"--no-sync", "--encoding=UTF8", "--locale=C"); err != nil {
-		cleanup()
-		return nil, err
-	}
-	os.Remove(pwfile)
-
-	logFile := filepath.Join(dir, "server.log")
-	pgStart := func(port int) error {
-		opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -c unix_socket_directories=%s"+
-			" -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
-		return run(pgctl, "-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60", "start")
-	}
-	var port int
-	for attempt := 1; ; attempt++ {
-		port, err = freePort()
-		if err != nil {
-			cleanup()
-			return nil, err
-		}
-		err = pgStart(port)
-		if err == nil {
-			break
-		}
-		if attempt == 3 { // the free port may have been taken meanwhile; retry twice
-			logTail, _ := os.ReadFile(logFile)
-			cleanup()
-			return nil, fmt.Errorf("%v\nserver log:\n%s", err, tail(logTail, 20))
-		}
-	}
-	stopServer := func() error {
-		err := run(pgctl, "-D", data, "-m", "immediate", "-w", "stop")
-		if rmErr := os.RemoveAll(dir); err == nil {
-			err = rmErr
-		}
-		return err
-	}
-	adminURL := fmt.Sprintf("postgres://postgres:%s@127.0.0.1:%d/postgres?sslmode=disable", password, port)
-	s, err := connect(adminURL)
-	if err != nil {
-		stopServer()
-		return nil, fmt.Errorf("connect to the throwaway server: %s", scrubURL(adminURL, err.Error()))
-	}
-	s.dir = dir
-	s.pgStop = func() error { return run(pgctl, "-D", data, "-m", "fast", "-w", "stop") }
-	s.pgStart = func() error { return pgStart(port) }
+	s.dir = pg.Dir
+	s.pgStop = pg.Stop
+	s.pgStart = pg.Resume
 	s.stop = func() error {
 		s.admin.Close()
-		return stopServer()
+		return pg.Remove()
 	}
 	return s, nil
-}
-
-// findBinDir returns the directory holding initdb and pg_ctl.
-func findBinDir() (string, error) {
-	if p, err := exec.LookPath("initdb"); err == nil {
-		if resolved, err := filepath.EvalSymlinks(p); err == nil {
-			p = resolved
-		}
-		dir := filepath.Dir(p)
-		if _, err := os.Stat(filepath.Join(dir, "pg_ctl")); err == nil {
-			return dir, nil
-		}
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	// Newest major version first.
-	slices.SortFunc(dirs, func(a, b string) int { return majorOf(b) - majorOf(a) })
-	for _, dir := range dirs {
-		_, err1 := os.Stat(filepath.Join(dir, "initdb"))
-		_, err2 := os.Stat(filepath.Join(dir, "pg_ctl"))
-		if err1 == nil && err2 == nil {
-			return dir, nil
-		}
-	}
-	return "", errors.New("no initdb and pg_ctl on PATH or under /usr/lib/postgresql/*/bin, and DATABASE_URL is not set")
-}
-
-func majorOf(binDir string) int {
-	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(binDir)))
-	return n
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // withDatabase returns adminURL pointing at database name. It accepts URLs
@@ -366,12 +239,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-func tail(b []byte, lines int) string {
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
 }
