@@ -67,32 +67,16 @@ PHASES=(preflight build-meshc database backend-verify build-backend isolated-dat
 	pair-start submit-jobs freeze-owner promotion takeover zombie-writes kill-owner restart
 	all-succeeded recovery-signals runtime-logs figures retain-bundle)
 
-case "${1:-}" in
---phases)
-	printf '%s\n' "${PHASES[@]}"
-	exit 0
-	;;
--h | --help)
-	usage
-	exit 0
-	;;
-"") ;;
-*)
-	echo "verify-backend.sh: unknown argument: $1" >&2
-	usage >&2
-	exit 2
-	;;
-esac
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)"
+source "$LIB/rail.sh"
+source "$LIB/rail-mesh.sh"
+rail_args "$@"
 
 JOBS_TOTAL=200
 JOBS_SLOW="${JOBS_SLOW:-40}"
 JOB_SLEEP_MS="${JOB_SLEEP_MS:-8000}"
 RETRIES=20
 unset PORT "${!MESH_@}"
-
-LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)"
-source "$LIB/rail.sh"
-source "$LIB/rail-mesh.sh"
 
 PROJECT=reference-backend
 rail_init backend "${PHASES[@]}"

@@ -67,28 +67,12 @@ PHASES=(preflight build-meshc database staged-deploy-rail bundle-copy isolated-d
 	pair-start startup-pending pre-kill-writes kill-primary promotion recovery promoted-crud
 	fenced-rejoin records-agree runtime-logs retain-bundle)
 
-case "${1:-}" in
---phases)
-	printf '%s\n' "${PHASES[@]}"
-	exit 0
-	;;
--h | --help)
-	usage
-	exit 0
-	;;
-"") ;;
-*)
-	echo "verify-failover.sh: unknown argument: $1" >&2
-	usage >&2
-	exit 2
-	;;
-esac
-
-unset PORT "${!MESH_@}" "${!TODO_@}"
-
 LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)"
 source "$LIB/rail.sh"
 source "$LIB/rail-mesh.sh"
+rail_args "$@"
+
+unset PORT "${!MESH_@}" "${!TODO_@}"
 
 PROJECT=todo-postgres
 STARTUP_RUNTIME=work.SyncTodos

@@ -60,26 +60,10 @@ EOF
 # The phases, in order; rail_finish requires a passed line for each.
 PHASES=(preflight build-meshc docs-build built-html generate-starters story backend-proof examples-parity retain-bundle)
 
-case "${1:-}" in
---phases)
-	printf '%s\n' "${PHASES[@]}"
-	exit 0
-	;;
--h | --help)
-	usage
-	exit 0
-	;;
-"") ;;
-*)
-	echo "verify-public-surface.sh: unknown argument: $1" >&2
-	usage >&2
-	exit 2
-	;;
-esac
-
 LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)"
 source "$LIB/rail.sh"
 source "$LIB/rail-mesh.sh"
+rail_args "$@"
 
 rail_init public-surface "${PHASES[@]}"
 

@@ -59,29 +59,13 @@ EOF
 PHASES=(preflight build-meshc database scaffold stage-bundle isolated-database apply-sql
 	boot single-node-truth route-record deploy-smoke runtime-logs retain-bundle)
 
-case "${1:-}" in
---phases)
-	printf '%s\n' "${PHASES[@]}"
-	exit 0
-	;;
--h | --help)
-	usage
-	exit 0
-	;;
-"") ;;
-*)
-	echo "verify-staged-deploy.sh: unknown argument: $1" >&2
-	usage >&2
-	exit 2
-	;;
-esac
-
-# Settings of the node under test come from this rail, not the caller's shell.
-unset PORT "${!MESH_@}" "${!TODO_@}"
-
 LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")/lib" && pwd)"
 source "$LIB/rail.sh"
 source "$LIB/rail-mesh.sh"
+rail_args "$@"
+
+# Settings of the node under test come from this rail, not the caller's shell.
+unset PORT "${!MESH_@}" "${!TODO_@}"
 
 PROJECT=todo-postgres
 STARTUP_RUNTIME=work.SyncTodos

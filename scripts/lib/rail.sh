@@ -42,6 +42,29 @@ RAIL_REPO_ROOT="$(cd "$RAIL_LIB_DIR/../.." && pwd)"
 # Start and finish
 # ---------------------------------------------------------------------------
 
+# rail_args ARG... reads the command line of a rail that takes no arguments,
+# before rail_init: --phases prints the rail's PHASES one a line and -h or
+# --help its usage (the rail's usage function), both exiting 0; no argument
+# goes on; anything else is refused, with the usage on stderr, exit 2.
+rail_args() {
+	case "${1:-}" in
+	--phases)
+		printf '%s\n' "${PHASES[@]}"
+		exit 0
+		;;
+	-h | --help)
+		usage
+		exit 0
+		;;
+	"") ;;
+	*)
+		echo "$(basename "$0"): unknown argument: $1" >&2
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
 # rail_init NAME PHASE... prepares .tmp/NAME/verify, the scratch dir and the
 # exit trap. PHASE... are the phases rail_finish requires a passed line for.
 rail_init() {
