@@ -36,6 +36,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
+	"meshgo.dev/mesh/bench/internal/procstat"
 )
 
 type run struct {
@@ -130,17 +131,8 @@ func arbiterLabel() string {
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func once(mode string, i int, bin, dir string, poll time.Duration, track func(*clusterkit.Cluster)) (r run) {
-	r = run{Mode: mode, Run: i, Load: loadavg()}
+	r = run{Mode: mode, Run: i, Load: procstat.LoadAvg()}
 	fail := func(format string, args ...any) run {
 		r.Error = fmt.Sprintf(format, args...)
 		return r

@@ -51,6 +51,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
+	"meshgo.dev/mesh/bench/internal/procstat"
 )
 
 type options struct {
@@ -119,24 +120,11 @@ func single(o options) error {
 	return nil
 }
 
-// procCPU returns the user+system CPU time of pid so far.
+// procCPU returns the user+system CPU time of pid so far, 0 when it cannot
+// be read.
 func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ = 100 on Linux
+	d, _ := procstat.ProcessCPU(pid)
+	return d
 }
 
 func procRSS(pid int) string {
@@ -152,33 +140,11 @@ func procRSS(pid int) string {
 	return "?"
 }
 
-// systemBusy returns the CPU time all processes have used so far (every
-// /proc/stat state but idle and iowait).
+// systemBusy returns the CPU time all processes have used so far, 0 when it
+// cannot be read.
 func systemBusy() time.Duration {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	var ticks int64
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 || i >= 8 { // idle, iowait, guest, guest_nice (already in user)
-			continue
-		}
-		n, _ := strconv.ParseInt(v, 10, 64)
-		ticks += n
-	}
-	return time.Duration(ticks) * (time.Second / 100)
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
+	d, _ := procstat.SystemBusy()
+	return d
 }
 
 // cpuCost is CPU time spent per successful request during one window.
@@ -317,7 +283,7 @@ func suite(o options) error {
 			// before it ran at all); keys run out only if that doubles.
 			fillKeys(s, 2*cmp.Or(lastRPS[name], 50_000), o.warmup+o.duration)
 			drive(context.Background(), tr, s, o.workers, o.warmup, o.maxReq, false, 0)
-			loadBefore := loadavg()
+			loadBefore := procstat.LoadAvg()
 			c0 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}
 			busy0 := systemBusy()
 			var profiled chan struct{}
@@ -344,9 +310,9 @@ func suite(o options) error {
 					notes = append(notes, fmt.Sprintf("round %d %s: %s", round, name, n))
 				}
 			}
-			rows = append(rows, roundRow{round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadBefore + " -> " + loadavg(), inline, foreignPct})
+			rows = append(rows, roundRow{round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadBefore + " -> " + procstat.LoadAvg(), inline, foreignPct})
 			fmt.Printf("round %d %-10s %9.0f req/s  p50 %-9v p99 %-9v errors %d  other processes %4.1f%% of the CPUs  load %s -> %s\n",
-				round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, foreignPct, loadBefore, loadavg())
+				round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, foreignPct, loadBefore, procstat.LoadAvg())
 		}
 	}
 	logLinesAfter := [2]int{lines(pri.Log()), lines(sby.Log())}
@@ -361,7 +327,7 @@ func suite(o options) error {
 			drive(context.Background(), lc, s, o.lightC, o.warmup/2, o.maxReq, false, 0)
 			r := drive(context.Background(), lc, s, o.lightC, o.lightD, o.maxReq, true, 0)
 			light = append(light, summarize(name, []result{r}))
-			fmt.Printf("light c=%d %-10s %9.0f req/s  load %s\n", o.lightC, name, r.RPS(), loadavg())
+			fmt.Printf("light c=%d %-10s %9.0f req/s  load %s\n", o.lightC, name, r.RPS(), procstat.LoadAvg())
 		}
 	}
 
@@ -466,7 +432,7 @@ func pacedPass(o options, tr http.RoundTripper, all map[string]scenario, order [
 			sorted := slices.Clone(r.Latencies)
 			slices.Sort(sorted)
 			fmt.Printf("paced %d %-10s %9.0f req/s (target %.0f)  p50 %-9v p99 %-9v errors %d  load %s\n",
-				round, name, r.RPS(), rate, percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadavg())
+				round, name, r.RPS(), rate, percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, procstat.LoadAvg())
 		}
 	}
 	var out []summary

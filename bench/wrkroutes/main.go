@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
+	"meshgo.dev/mesh/bench/internal/procstat"
 )
 
 //go:embed routes.lua
@@ -400,12 +401,12 @@ func (h *harness) measure(s *scenario, round, pos int) (*window, error) {
 	if _, _, err := h.wrk(s, h.o.warmup, warmKeys, tag+"-w"); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
-	load0 := loadavg()
+	load0 := procstat.LoadAvg()
 	c0, err := h.nodeCPU()
 	if err != nil {
 		return nil, err
 	}
-	busy0, err := systemCPU()
+	busy0, err := procstat.SystemBusy()
 	if err != nil {
 		return nil, err
 	}
@@ -419,14 +420,14 @@ func (h *harness) measure(s *scenario, round, pos int) (*window, error) {
 	if err != nil {
 		return nil, err
 	}
-	busy1, err := systemCPU()
+	busy1, err := procstat.SystemBusy()
 	if err != nil {
 		return nil, err
 	}
 	w := newWindow(round, pos, s.Name, res, [3]time.Duration{c1[0] - c0[0], c1[1] - c0[1], wrkCPU})
 	ours := w.cpu[0] + w.cpu[1] + w.cpu[2]
 	w.OtherCPU = 100 * max(0, (busy1-busy0-ours).Seconds()) / (elapsed.Seconds() * float64(runtime.NumCPU()))
-	w.Load = load0 + " -> " + loadavg()
+	w.Load = load0 + " -> " + procstat.LoadAvg()
 	h.lastRPS[s.Name] = w.RPS
 	if s.Keyed {
 		w.Placement = h.checkKeys(s.scope, keys, res.Bench.KeysUsedByThread)
@@ -542,32 +543,13 @@ func (h *harness) nodeCPU() ([2]time.Duration, error) {
 		if n.Exited() {
 			return out, fmt.Errorf("%s exited; log %s", n.Name, n.LogPath)
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.Pid()))
+		cpu, err := procstat.ProcessCPU(n.Pid())
 		if err != nil {
 			return out, err
 		}
-		if out[i], err = parseProcStat(b); err != nil {
-			return out, err
-		}
+		out[i] = cpu
 	}
 	return out, nil
-}
-
-func systemCPU() (time.Duration, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	return parseSystemCPU(b)
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // profiled runs one extra Clustered(2) window while both nodes record a CPU

@@ -130,36 +130,6 @@ func TestParseWrkDuration(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	// A kernel thread as /proc shows it, and a command name with spaces and
-	// parentheses: fields are counted from the last ')'.
-	kworker := "12 (kworker/u8:0-ext4-rsv-conversion) I 2 0 0 0 -1 69238880 0 0 0 0 0 32 0 0 20 0 1 0 25 0 0 18446744073709551615 0 0 0 0 0 0 0 2147483647 0 1 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
-	odd := "4242 (route app) (x)) S 1 4242 4242 0 -1 4194560 1520 0 0 0 1234 567 0 0 20 0 9 0 100 1000000 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
-	for in, want := range map[string]time.Duration{kworker: 320 * time.Millisecond, odd: 18010 * time.Millisecond} {
-		got, err := parseProcStat([]byte(in))
-		if err != nil || got != want {
-			t.Errorf("%.20q: %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "12 kworker I 2", "12 (x) S 1 2 3", "12 (x) S 1 4242 4242 0 -1 4194560 1520 0 0 0 abc 567 0"} {
-		if _, err := parseProcStat([]byte(bad)); err == nil {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
-func TestParseSystemCPU(t *testing.T) {
-	// user nice system idle iowait irq softirq steal guest guest_nice
-	in := "cpu  39264 0 18784 60625 292 0 1388 41 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
-	got, err := parseSystemCPU([]byte(in))
-	if want := time.Duration(39264+18784+1388+41) * 10 * time.Millisecond; err != nil || got != want {
-		t.Errorf("%v, %v; want %v", got, err, want)
-	}
-	if _, err := parseSystemCPU([]byte("intr 1 2 3\n")); err == nil {
-		t.Error("a file without the cpu line parsed")
-	}
-}
-
 func TestSummaries(t *testing.T) {
 	mk := func(round int, name string, rps, p99 float64, req int64, cpu time.Duration) *window {
 		return &window{Round: round, Scenario: name, RPS: rps, P99ms: p99, Requests: req, cpu: [3]time.Duration{cpu, 0, 0}}
