@@ -33,7 +33,7 @@ test-race:
 	$(GO) test -race -count=1 -timeout 15m $(RACE_PKGS)
 
 test-tools:
-	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/ ./bench/typedwork/ ./bench/internal/procstat/
+	$(GO) test -count=1 -timeout 15m ./cmd/... ./bench/loadgen/ ./bench/wrkroutes/ ./bench/typedwork/ ./bench/internal/...
 	cd bench/dbos && $(GO) test -count=1 -timeout 5m .
 
 # ./e2e/chaos/ here is the partition suite (TestPartitionPostgres,

@@ -34,6 +34,7 @@ import (
 
 	"github.com/dbos-inc/dbos-transact-golang/dbos"
 
+	"meshgo.dev/mesh/bench/internal/stats"
 	"meshgo.dev/mesh/internal/pgserver"
 )
 
@@ -152,7 +153,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		errs += r.errors
 	}
 	fmt.Fprintf(w, "\n| scenario | ops/s | p50 | p99 | errors |\n|---|---:|---:|---:|---:|\n")
-	fmt.Fprintf(w, "| dbos | %.0f | %.2f ms | %.2f ms | %d |\n", median(a), median(b)/1000, median(c)/1000, errs)
+	fmt.Fprintf(w, "| dbos | %.0f | %.2f ms | %.2f ms | %d |\n", stats.Median(a), stats.Median(b)/1000, stats.Median(c)/1000, errs)
 	fmt.Fprintln(w, "(median of the rounds; p50/p99 of each round's successful round trips, nearest rank)")
 	if errs > 0 {
 		return fmt.Errorf("%d round trips failed", errs)
@@ -219,25 +220,8 @@ func measure(ctx context.Context, o options, op func(i int) error) result {
 		res.opsPerSec = float64(len(lat)) / secs
 	}
 	if len(lat) > 0 {
-		res.p50us = float64(rank(lat, 0.50)) / 1e3
-		res.p99us = float64(rank(lat, 0.99)) / 1e3
+		res.p50us = float64(stats.Percentile(lat, 0.50)) / 1e3
+		res.p99us = float64(stats.Percentile(lat, 0.99)) / 1e3
 	}
 	return res
-}
-
-// rank is the nearest-rank percentile of sorted.
-func rank(sorted []time.Duration, p float64) time.Duration {
-	i := int(p*float64(len(sorted))+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }

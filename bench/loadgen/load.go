@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"meshgo.dev/mesh/bench/internal/stats"
 )
 
 // keySource hands out unique Idempotency-Key values; nil means no header.
@@ -202,16 +204,6 @@ func drive(ctx context.Context, tr http.RoundTripper, s scenario, workers int, d
 	return r
 }
 
-// percentile returns the exact q-quantile (nearest rank) of sorted.
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(q*float64(len(sorted)) + 0.999999999)
-	rank = max(1, min(rank, len(sorted)))
-	return sorted[rank-1]
-}
-
 // summary is the aggregate of one scenario over every round.
 type summary struct {
 	Scenario   string
@@ -252,8 +244,8 @@ func summarize(name string, rs []result) summary {
 		all = append(all, r.Latencies...)
 	}
 	slices.Sort(all)
-	s.P50, s.P90 = percentile(all, 0.50), percentile(all, 0.90)
-	s.P99, s.P999 = percentile(all, 0.99), percentile(all, 0.999)
+	s.P50, s.P90 = stats.Percentile(all, 0.50), stats.Percentile(all, 0.90)
+	s.P99, s.P999 = stats.Percentile(all, 0.99), stats.Percentile(all, 0.999)
 	if len(all) > 0 {
 		s.Max = all[len(all)-1]
 		var sum time.Duration

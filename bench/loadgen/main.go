@@ -52,6 +52,7 @@ import (
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
 	"meshgo.dev/mesh/bench/internal/procstat"
+	"meshgo.dev/mesh/bench/internal/stats"
 )
 
 type options struct {
@@ -310,9 +311,9 @@ func suite(o options) error {
 					notes = append(notes, fmt.Sprintf("round %d %s: %s", round, name, n))
 				}
 			}
-			rows = append(rows, roundRow{round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, loadBefore + " -> " + procstat.LoadAvg(), inline, foreignPct})
+			rows = append(rows, roundRow{round, name, r.RPS(), stats.Percentile(sorted, 0.5), stats.Percentile(sorted, 0.99), r.Errors, loadBefore + " -> " + procstat.LoadAvg(), inline, foreignPct})
 			fmt.Printf("round %d %-10s %9.0f req/s  p50 %-9v p99 %-9v errors %d  other processes %4.1f%% of the CPUs  load %s -> %s\n",
-				round, name, r.RPS(), percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, foreignPct, loadBefore, procstat.LoadAvg())
+				round, name, r.RPS(), stats.Percentile(sorted, 0.5), stats.Percentile(sorted, 0.99), r.Errors, foreignPct, loadBefore, procstat.LoadAvg())
 		}
 	}
 	logLinesAfter := [2]int{lines(pri.Log()), lines(sby.Log())}
@@ -432,7 +433,7 @@ func pacedPass(o options, tr http.RoundTripper, all map[string]scenario, order [
 			sorted := slices.Clone(r.Latencies)
 			slices.Sort(sorted)
 			fmt.Printf("paced %d %-10s %9.0f req/s (target %.0f)  p50 %-9v p99 %-9v errors %d  load %s\n",
-				round, name, r.RPS(), rate, percentile(sorted, 0.5), percentile(sorted, 0.99), r.Errors, procstat.LoadAvg())
+				round, name, r.RPS(), rate, stats.Percentile(sorted, 0.5), stats.Percentile(sorted, 0.99), r.Errors, procstat.LoadAvg())
 		}
 	}
 	var out []summary
@@ -446,7 +447,7 @@ func pacedPass(o options, tr http.RoundTripper, all map[string]scenario, order [
 func p99Of(r result) time.Duration {
 	sorted := slices.Clone(r.Latencies)
 	slices.Sort(sorted)
-	return percentile(sorted, 0.99)
+	return stats.Percentile(sorted, 0.99)
 }
 
 // verifyPlacement looks up some of the client keys on the ingress node (by

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"meshgo.dev/mesh/bench/internal/stats"
 	"meshgo.dev/mesh/internal/continuity"
 )
 
@@ -123,18 +124,12 @@ func (o window) run(ctx context.Context) result {
 		r.OpsPerSec = float64(len(lat)) / secs
 	}
 	if len(lat) > 0 {
-		r.P50us = us(rank(lat, 0.50))
-		r.P99us = us(rank(lat, 0.99))
+		r.P50us = us(stats.Percentile(lat, 0.50))
+		r.P99us = us(stats.Percentile(lat, 0.99))
 		r.MaxUs = us(lat[len(lat)-1])
-		r.SubmitP50us = us(rank(sub, 0.50))
+		r.SubmitP50us = us(stats.Percentile(sub, 0.50))
 	}
 	return r
-}
-
-// rank is the nearest-rank percentile of sorted.
-func rank(sorted []time.Duration, p float64) time.Duration {
-	i := int(p*float64(len(sorted))+0.999999) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

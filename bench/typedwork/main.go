@@ -37,6 +37,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
+	"meshgo.dev/mesh/bench/internal/stats"
 )
 
 type options struct {
@@ -251,18 +252,7 @@ func medians(rounds []result) (ops, p50, p99, submit float64, errs int) {
 		a, b, c, d = append(a, r.OpsPerSec), append(b, r.P50us), append(c, r.P99us), append(d, r.SubmitP50us)
 		errs += r.Errors
 	}
-	return median(a), median(b), median(c), median(d), errs
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	slices.Sort(v)
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	return stats.Median(a), stats.Median(b), stats.Median(c), stats.Median(d), errs
 }
 
 // ms renders microseconds as milliseconds.

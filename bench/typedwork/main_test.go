@@ -62,22 +62,6 @@ func TestRunShort(t *testing.T) {
 	}
 }
 
-func TestPercentilesAndMedian(t *testing.T) {
-	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
-	if got := rank(lat, 0.5); got != 5 {
-		t.Errorf("p50 = %v, want 5", got)
-	}
-	if got := rank(lat, 0.99); got != 10 {
-		t.Errorf("p99 = %v, want 10", got)
-	}
-	if got := median([]float64{3, 1, 2}); got != 2 {
-		t.Errorf("median = %v, want 2", got)
-	}
-	if got := median([]float64{4, 1, 2, 3}); got != 2.5 {
-		t.Errorf("median = %v, want 2.5", got)
-	}
-}
-
 func TestKeysArePlacedOnOwner(t *testing.T) {
 	members := []string{"primary@127.0.0.1:4370", "standby@[::1]:4370"}
 	k := &keys{prefix: "p:", owner: members[1], members: continuity.CanonicalMembership(members)}

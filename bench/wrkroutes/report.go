@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"time"
+
+	"meshgo.dev/mesh/bench/internal/stats"
 )
 
 // setRatios sets each window's ratio to plain's req/s in the same round.
@@ -58,22 +60,7 @@ func spreadOf(v []float64) spread {
 	}
 	s := slices.Clone(v)
 	slices.Sort(s)
-	return spread{Median: median(s), Min: s[0], Max: s[len(s)-1]}
-}
-
-// median of sorted values: the mean of the middle two for an even count.
-func median(sorted []float64) float64 {
-	n := len(sorted)
-	return (sorted[(n-1)/2] + sorted[n/2]) / 2
-}
-
-func medianOf(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return median(s)
+	return spread{Median: stats.Median(s), Min: s[0], Max: s[len(s)-1]}
 }
 
 func summarize(order []*scenario, rows []*window) []summary {
@@ -109,7 +96,7 @@ func summarize(order []*scenario, rows []*window) []summary {
 			}
 		}
 		sum.RPS, sum.Ratio = spreadOf(rps), spreadOf(ratio)
-		sum.P50ms, sum.P99ms, sum.P999ms, sum.P99MinusPlainMs = medianOf(p50), medianOf(p99), medianOf(p999), medianOf(dp99)
+		sum.P50ms, sum.P99ms, sum.P999ms, sum.P99MinusPlainMs = stats.Median(p50), stats.Median(p99), stats.Median(p999), stats.Median(dp99)
 		if sum.Requests > 0 {
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(sum.Requests) }
 			sum.CPUPrimary, sum.CPUStandby, sum.CPUWrk = per(cpu[0]), per(cpu[1]), per(cpu[2])
