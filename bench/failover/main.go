@@ -148,19 +148,8 @@ func once(mode string, i int, bin, dir string, poll time.Duration, track func(*c
 	if arbiterEnv != "" {
 		extra = append(extra, "MESH_ARBITER="+arbiterEnv)
 	}
-	pri, err := c.Start("primary", "", extra...)
+	pri, sby, err := c.StartPair("", "", extra...)
 	if err != nil {
-		return fail("%v", err)
-	}
-	// The primary must listen before the standby's first discovery tick.
-	if err := clusterkit.WaitLog(pri, "[testapp] runtime bootstrap mode=cluster", 10*time.Second); err != nil {
-		return fail("%v", err)
-	}
-	sby, err := c.Start("standby", "", extra...)
-	if err != nil {
-		return fail("%v", err)
-	}
-	if err := clusterkit.WaitPaired(pri, sby, 30*time.Second); err != nil {
 		return fail("pair: %v", err)
 	}
 	ctx := context.Background()

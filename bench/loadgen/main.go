@@ -36,10 +36,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -47,7 +45,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
@@ -168,48 +165,22 @@ func suite(o options) error {
 	if err != nil {
 		return err
 	}
-	h1, err := clusterkit.FreePort("127.0.0.1")
-	if err != nil {
-		return err
-	}
-	h2, err := clusterkit.FreePort("::1")
+	addr1, addr2, err := clusterkit.HTTPAddrs()
 	if err != nil {
 		return err
 	}
 	c := &clusterkit.Cluster{Bin: o.testapp, Dir: o.out, Port: port}
 	defer c.Close()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		c.Close()
-		os.Exit(130)
-	}()
-	// Every MESH_* knob at its default. The standby starts once the primary
-	// listens, so its first discovery tick forms the pair.
+	c.CloseOnInterrupt()
+	// Every MESH_* knob at its default.
 	var extra []string
 	if o.profile {
 		extra = append(extra, "TESTAPP_PPROF=1")
 	}
 	extra = append(extra, strings.Fields(o.nodeEnv)...)
-	pri, err := c.Start("primary", net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)), extra...)
+	pri, sby, err := c.StartPair(addr1, addr2, extra...)
 	if err != nil {
 		return err
-	}
-	if err := clusterkit.WaitLog(pri, "[testapp] runtime bootstrap mode=cluster", 10*time.Second); err != nil {
-		return err
-	}
-	sby, err := c.Start("standby", net.JoinHostPort("::1", strconv.Itoa(h2)), extra...)
-	if err != nil {
-		return err
-	}
-	if err := clusterkit.WaitPaired(pri, sby, 30*time.Second); err != nil {
-		return fmt.Errorf("cluster did not form: %w", err)
-	}
-	for _, n := range []*clusterkit.Node{pri, sby} {
-		if err := clusterkit.WaitLog(n, "[testapp] HTTP listening on", 10*time.Second); err != nil {
-			return err
-		}
 	}
 	if err := clusterkit.WaitFor(30*time.Second, 100*time.Millisecond, func() error {
 		rec, err := pri.Record(context.Background(), clusterkit.StartupKey, time.Second)
@@ -224,10 +195,10 @@ func suite(o options) error {
 		return fmt.Errorf("startup work: %w", err)
 	}
 	members := []string{pri.Name, sby.Name}
-	fmt.Printf("cluster: %s + %s, HTTP ingress http://127.0.0.1:%d, logs in %s\n", pri.Name, sby.Name, h1, o.out)
+	fmt.Printf("cluster: %s + %s, HTTP ingress http://%s, logs in %s\n", pri.Name, sby.Name, addr1, o.out)
 	fmt.Printf("workers=%d warmup=%v window=%v rounds=%d GOMAXPROCS(loadgen)=%d\n", o.workers, o.warmup, o.duration, o.rounds, runtime.GOMAXPROCS(0))
 
-	base := "http://127.0.0.1:" + strconv.Itoa(h1)
+	base := "http://" + addr1
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	scope, err := routeScope(base+"/one", "bench-"+run+"-probe", "")
 	if err != nil {
@@ -289,7 +260,7 @@ func suite(o options) error {
 			busy0 := systemBusy()
 			var profiled chan struct{}
 			if o.profile && round == 1 {
-				profiled = profileNodes(o, name, []string{base, "http://" + net.JoinHostPort("::1", strconv.Itoa(h2))})
+				profiled = profileNodes(o, name, []string{base, "http://" + addr2})
 			}
 			r := drive(context.Background(), tr, s, o.workers, o.duration, o.maxReq, true, 0)
 			c1 := cpuCost{procCPU(pri.Pid()), procCPU(sby.Pid()), procCPU(pid)}

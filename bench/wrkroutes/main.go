@@ -32,16 +32,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"meshgo.dev/mesh/bench/internal/clusterkit"
@@ -191,47 +188,19 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	h1, err := clusterkit.FreePort("127.0.0.1")
+	addr1, addr2, err := clusterkit.HTTPAddrs()
 	if err != nil {
 		return err
 	}
-	h2, err := clusterkit.FreePort("::1")
-	if err != nil {
-		return err
-	}
-	c := &clusterkit.Cluster{Bin: o.app, Dir: o.out, Port: port}
+	c := &clusterkit.Cluster{Bin: o.app, Dir: o.out, Port: port, App: "routeapp"}
 	defer c.Close()
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sigs
-		c.Close()
-		os.Exit(130)
-	}()
+	c.CloseOnInterrupt()
 	extra := strings.Fields(o.nodeEnv)
 	if o.profile {
 		extra = append(extra, "ROUTEAPP_PPROF=1")
 	}
-	addr1 := net.JoinHostPort("127.0.0.1", strconv.Itoa(h1))
-	addr2 := net.JoinHostPort("::1", strconv.Itoa(h2))
-	h.pri, err = c.Start("primary", "", append([]string{"ROUTEAPP_HTTP_ADDR=" + addr1}, extra...)...)
-	if err != nil {
+	if h.pri, h.sby, err = c.StartPair(addr1, addr2, extra...); err != nil {
 		return err
-	}
-	if err := clusterkit.WaitLog(h.pri, "[routeapp] runtime bootstrap mode=cluster", 10*time.Second); err != nil {
-		return err
-	}
-	h.sby, err = c.Start("standby", "", append([]string{"ROUTEAPP_HTTP_ADDR=" + addr2}, extra...)...)
-	if err != nil {
-		return err
-	}
-	if err := clusterkit.WaitPaired(h.pri, h.sby, 30*time.Second); err != nil {
-		return fmt.Errorf("cluster did not form: %w", err)
-	}
-	for _, n := range []*clusterkit.Node{h.pri, h.sby} {
-		if err := clusterkit.WaitLog(n, "[routeapp] HTTP listening on", 10*time.Second); err != nil {
-			return err
-		}
 	}
 	h.members = []string{h.pri.Name, h.sby.Name}
 	h.base = "http://" + addr1

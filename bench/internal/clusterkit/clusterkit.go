@@ -4,8 +4,9 @@
 // outside `go test`, so they cannot use a testing.TB.
 //
 // Every process leads its own process group and is killed (SIGKILL to the
-// group) by Cluster.Close; callers defer Close and also call it from their
-// signal handler, so nothing outlives the benchmark.
+// group) by Cluster.Close; callers defer Close and also close the cluster on
+// SIGINT and SIGTERM (CloseOnInterrupt, or their own handler), so nothing
+// outlives the benchmark.
 package clusterkit
 
 import (
@@ -15,7 +16,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -50,6 +53,10 @@ type Cluster struct {
 	Bin  string // testapp binary
 	Dir  string // state dirs and logs
 	Port int    // cluster port shared by both nodes
+	// App is the binary's name in its log lines ("[testapp] ...") and in
+	// the variable it reads its HTTP address from (TESTAPP_HTTP_ADDR):
+	// "testapp" when empty, or "routeapp".
+	App string
 
 	mu    sync.Mutex // guards nodes
 	nodes []*Node
@@ -109,10 +116,82 @@ func PortOwnedBy(owner string) (int, error) {
 	return 0, fmt.Errorf("no port places %s on the %s", StartupKey, owner)
 }
 
-// Start launches one testapp node: name "primary" on 127.0.0.1 or "standby"
-// on [::1], at the cluster port, with the given extra environment (KEY=VALUE).
-// httpAddr, when not empty, becomes TESTAPP_HTTP_ADDR. The environment is
-// complete: nothing is inherited except PATH.
+// HTTPAddrs returns a free HTTP address for the primary, on 127.0.0.1, and
+// one for the standby, on [::1].
+func HTTPAddrs() (primary, standby string, err error) {
+	h1, err := FreePort("127.0.0.1")
+	if err != nil {
+		return "", "", err
+	}
+	h2, err := FreePort("::1")
+	if err != nil {
+		return "", "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(h1)), net.JoinHostPort("::1", strconv.Itoa(h2)), nil
+}
+
+func (c *Cluster) app() string {
+	if c.App == "" {
+		return "testapp"
+	}
+	return c.App
+}
+
+// httpEnv is the environment that gives the node HTTP address addr.
+func (c *Cluster) httpEnv(addr string) []string {
+	if addr == "" {
+		return nil
+	}
+	return []string{strings.ToUpper(c.app()) + "_HTTP_ADDR=" + addr}
+}
+
+// CloseOnInterrupt makes SIGINT and SIGTERM close the cluster and exit the
+// program with status 130, so that an interrupted benchmark leaves no node
+// running.
+func (c *Cluster) CloseOnInterrupt() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		c.Close()
+		os.Exit(130)
+	}()
+}
+
+// StartPair starts the primary and, once its runtime has booted in cluster
+// mode, the standby, so that the standby's first discovery tick forms the
+// pair. It returns when each lists the other as a peer and every node given
+// an HTTP address serves HTTP. The addresses and extra are as for Start.
+func (c *Cluster) StartPair(primaryHTTP, standbyHTTP string, extra ...string) (pri, sby *Node, err error) {
+	logged := func(n *Node, s string) error { return WaitLog(n, "["+c.app()+"] "+s, 10*time.Second) }
+	if pri, err = c.Start("primary", primaryHTTP, extra...); err != nil {
+		return nil, nil, err
+	}
+	if err := logged(pri, "runtime bootstrap mode=cluster"); err != nil {
+		return nil, nil, err
+	}
+	if sby, err = c.Start("standby", standbyHTTP, extra...); err != nil {
+		return nil, nil, err
+	}
+	if err := WaitPaired(pri, sby, 30*time.Second); err != nil {
+		return nil, nil, fmt.Errorf("cluster did not form: %w", err)
+	}
+	for _, n := range []*Node{pri, sby} {
+		if n.HTTP == "" {
+			continue
+		}
+		if err := logged(n, "HTTP listening on"); err != nil {
+			return nil, nil, err
+		}
+	}
+	return pri, sby, nil
+}
+
+// Start launches one node: name "primary" on 127.0.0.1 or "standby" on
+// [::1], at the cluster port, with the given extra environment (KEY=VALUE).
+// httpAddr, when not empty, becomes the App's HTTP address variable
+// (TESTAPP_HTTP_ADDR). The environment is complete: nothing is inherited
+// except PATH.
 func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
 	pri, sby := Names(c.Port)
 	name := pri
@@ -127,10 +206,7 @@ func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
 		fmt.Sprintf("MESH_CLUSTER_PORT=%d", c.Port), "MESH_NODE_NAME=" + name,
 		"MESH_CONTINUITY_ROLE=" + role, "MESH_STATE_DIR=" + stateDir,
 	}
-	if httpAddr != "" {
-		env = append(env, "TESTAPP_HTTP_ADDR="+httpAddr)
-	}
-	env = append(env, extra...)
+	env = append(append(env, c.httpEnv(httpAddr)...), extra...)
 	return c.launch(name, short, role, httpAddr, env)
 }
 
@@ -139,10 +215,7 @@ func (c *Cluster) Start(role, httpAddr string, extra ...string) (*Node, error) {
 // Record queries do not work). httpAddr and extra are as for Start.
 func (c *Cluster) StartStandalone(httpAddr string, extra ...string) (*Node, error) {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.Dir}
-	if httpAddr != "" {
-		env = append(env, "TESTAPP_HTTP_ADDR="+httpAddr)
-	}
-	env = append(env, extra...)
+	env = append(append(env, c.httpEnv(httpAddr)...), extra...)
 	return c.launch("", "standalone", "standalone", httpAddr, env)
 }
 
