@@ -40,13 +40,9 @@ func buildFlags() (*flag.FlagSet, *string) {
 
 func runBuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, output := buildFlags()
-	pos, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, buildUsage)
-		return flag.ErrHelp
-	}
+	pos, err := parseCommand(fset, args, buildUsage, stdout)
 	if err != nil {
-		return fmt.Errorf("%v; run 'meshc build --help'", err)
+		return err
 	}
 	dir, err := projectDirArg("build", pos)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,13 +28,9 @@ var completionShells = []string{"bash", "zsh", "fish"}
 
 func runCompletion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("completion", flag.ContinueOnError)
-	pos, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, completionUsage)
-		return flag.ErrHelp
-	}
+	pos, err := parseCommand(fset, args, completionUsage, stdout)
 	if err != nil {
-		return usageError(fmt.Errorf("%v; run 'meshc completion --help'", err))
+		return usageError(err)
 	}
 	if len(pos) != 1 {
 		return usageError(fmt.Errorf("meshc completion takes one shell (bash, zsh or fish), got %d arguments; e.g. source <(meshc completion bash)", len(pos)))

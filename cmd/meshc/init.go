@@ -80,13 +80,9 @@ func initFlags() (*flag.FlagSet, *initOptions) {
 
 func runInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset, o := initFlags()
-	names, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, initUsage)
-		return flag.ErrHelp
-	}
+	names, err := parseCommand(fset, args, initUsage, stdout)
 	if err != nil {
-		return fmt.Errorf("%v; run 'meshc init --help'", err)
+		return err
 	}
 	set := map[string]bool{}
 	fset.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -182,6 +178,22 @@ func initKind(set map[string]bool, clustered bool, template, db string) (scaffol
 	default:
 		return scaffold.KindHello, "project", nil
 	}
+}
+
+// parseCommand parses the flags and positional arguments of the meshc
+// command fset is named after (parseArgs). For -h or --help it prints usage
+// to stdout and returns flag.ErrHelp; a bad flag's error ends with the
+// command's --help.
+func parseCommand(fset *flag.FlagSet, args []string, usage string, stdout io.Writer) ([]string, error) {
+	pos, err := parseArgs(fset, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, usage)
+		return nil, flag.ErrHelp
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%v; run 'meshc %s --help'", err, fset.Name())
+	}
+	return pos, nil
 }
 
 // parseArgs parses fset from args, allowing flags before, between and after

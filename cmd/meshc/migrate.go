@@ -53,13 +53,9 @@ const connectTimeout = 15 * time.Second
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	pos, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, migrateUsage)
-		return flag.ErrHelp
-	}
+	pos, err := parseCommand(fset, args, migrateUsage, stdout)
 	if err != nil {
-		return fmt.Errorf("%v; run 'meshc migrate --help'", err)
+		return err
 	}
 	dir, action := ".", ""
 	switch len(pos) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -26,13 +25,9 @@ func runTest(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		args, goArgs = args[:i], args[i+1:]
 	}
 	fset := flag.NewFlagSet("test", flag.ContinueOnError)
-	pos, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, testUsage)
-		return flag.ErrHelp
-	}
+	pos, err := parseCommand(fset, args, testUsage, stdout)
 	if err != nil {
-		return fmt.Errorf("%v; run 'meshc test --help'", err)
+		return err
 	}
 	dir, err := projectDirArg("test", pos)
 	if err != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,13 +26,9 @@ Example:
 
 func runVersion(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := flag.NewFlagSet("version", flag.ContinueOnError)
-	pos, err := parseArgs(fset, args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(stdout, versionUsage)
-		return flag.ErrHelp
-	}
+	pos, err := parseCommand(fset, args, versionUsage, stdout)
 	if err != nil {
-		return fmt.Errorf("%v; run 'meshc version --help'", err)
+		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("meshc version takes no arguments, got %d; run 'meshc version' alone", len(pos))
