@@ -178,12 +178,7 @@ pair_start() {
 }
 
 pair_converged() {
-	local p s
-	p="$(rail_get primary)"
-	s="$(rail_get standby)"
-	rail_cluster status-primary-start status "$p" || return 1
-	rail_cluster status-standby-start status "$s" || return 1
-	rail_py "$RAIL_VERIFY_DIR/status-primary-start.json" "$RAIL_VERIFY_DIR/status-standby-start.json" "$p" "$s" <<'PY' || return 1
+	rail_pair_status start <<'PY'
 from rail_json import *
 p, s, pn, sn = status_view(load(arg(1))), status_view(load(arg(2))), arg(3), arg(4)
 for view, me, peer, role in ((p, pn, sn, "primary"), (s, sn, pn, "standby")):
@@ -325,12 +320,7 @@ restart() {
 }
 
 rejoined() {
-	local p s
-	p="$(rail_get primary)"
-	s="$(rail_get standby)"
-	rail_cluster status-primary-rejoin status "$p" || return 1
-	rail_cluster status-standby-rejoin status "$s" || return 1
-	rail_py "$RAIL_VERIFY_DIR/status-primary-rejoin.json" "$RAIL_VERIFY_DIR/status-standby-rejoin.json" "$p" "$s" <<'PY' || return 1
+	rail_pair_status rejoin <<'PY'
 from rail_json import *
 old, new, pn, sn = status_view(load(arg(1))), status_view(load(arg(2))), arg(3), arg(4)
 equal("restarted node cluster_role", old["cluster_role"], "standby")

@@ -196,12 +196,7 @@ pair_start() {
 }
 
 pair_converged() {
-	local p s
-	p="$(rail_get primary)"
-	s="$(rail_get standby)"
-	rail_cluster status-primary-prekill status "$p" || return 1
-	rail_cluster status-standby-prekill status "$s" || return 1
-	rail_py "$RAIL_VERIFY_DIR/status-primary-prekill.json" "$RAIL_VERIFY_DIR/status-standby-prekill.json" "$p" "$s" <<'PY' || return 1
+	rail_pair_status prekill <<'PY'
 from rail_json import *
 p, s, pn, sn = status_view(load(arg(1))), status_view(load(arg(2))), arg(3), arg(4)
 for view, me, peer, role in ((p, pn, sn, "primary"), (s, sn, pn, "standby")):
@@ -445,12 +440,7 @@ fenced_rejoin() {
 }
 
 rejoined() {
-	local p s
-	p="$(rail_get primary)"
-	s="$(rail_get standby)"
-	rail_cluster status-primary-rejoin status "$p" || return 1
-	rail_cluster status-standby-rejoin status "$s" || return 1
-	rail_py "$RAIL_VERIFY_DIR/status-primary-rejoin.json" "$RAIL_VERIFY_DIR/status-standby-rejoin.json" "$p" "$s" <<'PY' || return 1
+	rail_pair_status rejoin <<'PY'
 from rail_json import *
 old, new, pn, sn = status_view(load(arg(1))), status_view(load(arg(2))), arg(3), arg(4)
 equal("old primary cluster_role", old["cluster_role"], "standby")

@@ -85,6 +85,20 @@ rail_cluster() {
 		rail__stdout_to "$json" "$(rail_get meshc)" cluster "$verb" "$node" --json --timeout-ms 5000 "$@"
 }
 
+# rail_pair_status TAG reads the status of the primary and of the standby
+# (status-primary-TAG.json, status-standby-TAG.json in the verify dir) and
+# runs the Python check on stdin (rail_py) with arg(1), arg(2) those two
+# files and arg(3), arg(4) the two node names. It returns 1 when a query or
+# the check fails, so it can be polled with rail_poll.
+rail_pair_status() {
+	local tag="$1" p s
+	p="$(rail_get primary)"
+	s="$(rail_get standby)"
+	rail_cluster "status-primary-$tag" status "$p" || return 1
+	rail_cluster "status-standby-$tag" status "$s" || return 1
+	rail_py "$RAIL_VERIFY_DIR/status-primary-$tag.json" "$RAIL_VERIFY_DIR/status-standby-$tag.json" "$p" "$s"
+}
+
 rail__stdout_to() {
 	local out="$1"
 	shift
