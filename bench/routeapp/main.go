@@ -10,18 +10,12 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"meshgo.dev/mesh"
+	"meshgo.dev/mesh/bench/internal/nodeapp"
 )
 
 // item is the body every route answers: 97 bytes with the newline.
@@ -46,20 +40,6 @@ func One(w http.ResponseWriter, r *http.Request) { write(w) }
 func Two(w http.ResponseWriter, r *http.Request) { write(w) }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	st, err := mesh.StartFromEnv()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[routeapp] runtime bootstrap failed reason=%v\n", err)
-		os.Exit(1)
-	}
-	fmt.Fprintf(os.Stderr, "[routeapp] runtime bootstrap mode=%s node=%s cluster_port=%d\n", st.Mode, st.NodeName, st.ClusterPort)
-
-	addr := os.Getenv("ROUTEAPP_HTTP_ADDR")
-	if addr == "" {
-		fmt.Fprintln(os.Stderr, "[routeapp] ROUTEAPP_HTTP_ADDR is not set")
-		os.Exit(2)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /plain", Plain)
 	mux.Handle("GET /one", mesh.Clustered(1, One))
@@ -67,22 +47,5 @@ func main() {
 	if os.Getenv("ROUTEAPP_PPROF") == "1" {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[routeapp] http: %v\n", err)
-		os.Exit(1)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "[routeapp] http: %v\n", err)
-			os.Exit(1)
-		}
-	}()
-	fmt.Fprintf(os.Stderr, "[routeapp] HTTP listening on %s\n", addr)
-	<-ctx.Done()
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	_ = mesh.Shutdown(shutdown)
+	os.Exit(nodeapp.Run("routeapp", "ROUTEAPP_HTTP_ADDR", mux))
 }

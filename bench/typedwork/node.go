@@ -5,16 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"meshgo.dev/mesh"
+	"meshgo.dev/mesh/bench/internal/nodeapp"
 )
 
 // Numbers is the input of the typed work: two numbers to add.
@@ -46,40 +43,9 @@ var (
 // runs one closed-loop window of typed submissions on this node and answers
 // its figures as JSON.
 func nodeMain() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	st, err := mesh.StartFromEnv()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[typedwork] runtime bootstrap failed reason=%v\n", err)
-		return 1
-	}
-	fmt.Fprintf(os.Stderr, "[typedwork] runtime bootstrap mode=%s node=%s\n", st.Mode, st.NodeName)
-	addr := os.Getenv("TESTAPP_HTTP_ADDR")
-	if addr == "" {
-		fmt.Fprintln(os.Stderr, "[typedwork] TESTAPP_HTTP_ADDR is not set")
-		return 2
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /run", serveRun)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "[typedwork] http: %v\n", err)
-		return 1
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintf(os.Stderr, "[typedwork] http: %v\n", err)
-			os.Exit(1)
-		}
-	}()
-	fmt.Fprintf(os.Stderr, "[typedwork] HTTP listening on %s\n", addr)
-	<-ctx.Done()
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutdown)
-	_ = mesh.Shutdown(shutdown)
-	return 0
+	return nodeapp.Run("typedwork", "TESTAPP_HTTP_ADDR", mux)
 }
 
 // serveRun runs one window: ?count=1|2 (which work), c (clients), warmup and
