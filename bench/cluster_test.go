@@ -92,11 +92,18 @@ func startNode(tb testing.TB, role string, port int, dir string) *mesh.Node {
 	if role == "standby" {
 		host, r = "::1", mesh.RoleStandby
 	}
-	n, err := mesh.Start(mesh.Config{
+	return startMesh(tb, mesh.Config{
 		Mode: mesh.ModeCluster, Cookie: cookie, DiscoverySeed: "localhost", ClusterPort: port,
 		NodeName: mesh.NodeName{Name: role, Host: host, Port: port}, Role: r,
 		StateDir: dir + "/" + role, DiscoveryInterval: 500 * time.Millisecond, Logger: quietLogger(),
 	}, mesh.WithLookupHost(lookupBoth))
+}
+
+// startMesh starts a node with cfg and opts and shuts it down (5 s at most)
+// when the benchmark ends.
+func startMesh(tb testing.TB, cfg mesh.Config, opts ...mesh.Option) *mesh.Node {
+	tb.Helper()
+	n, err := mesh.Start(cfg, opts...)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -105,20 +105,11 @@ func reportCheckpoints(b *testing.B, cps []checkpoint, retain int) {
 func startAlone(b *testing.B) *mesh.Node {
 	b.Helper()
 	port := freePair(b)
-	n, err := mesh.Start(mesh.Config{
+	return startMesh(b, mesh.Config{
 		Mode: mesh.ModeCluster, Cookie: cookie, DiscoverySeed: "127.0.0.1", ClusterPort: port,
 		NodeName: mesh.NodeName{Name: "mem", Host: "127.0.0.1", Port: port},
 		StateDir: b.TempDir(), Logger: quietLogger(),
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = n.Shutdown(ctx)
-	})
-	return n
 }
 
 // submitBurst is how many submissions BenchmarkSubmitRetention makes
