@@ -175,6 +175,48 @@ func (n *Node) recoverOrphans(lost string, restarted *session) {
 	}
 }
 
+// recoverElected re-runs, here and under a new attempt, the pending work
+// that nobody runs once this node was elected primary by its linked
+// standbys (elect, no_primary_under_lease). No peer was lost, so
+// recoverOrphans never ran for the owner that held the work: the pair came
+// to have no primary through a loss whose promotion was refused (the lost
+// node, or a renamed successor, linked again first), a restart of both
+// nodes, or a primary fenced for a lease that then expired. The records
+// taken up are those of a promotion after a loss, with every non-member in
+// the place of the lost peer:
+//   - work owned by a node that is not a member: the process that ran it is
+//     gone, and no member will (a linked peer runs only what it owns);
+//   - work owned here that runs nowhere here: its ingress died before the
+//     dispatch, or dispatched it to a previous run of this node, or it is
+//     the attempt of an epoch this node was fenced out of.
+//
+// Work owned by a linked peer is left to it: it may be running it, and it
+// resumes what it cannot (resumeFenced, resumeRecovered). Route records
+// owned by a non-member are closed outcome_unknown, as on any loss. Each
+// check and rollover of a record owned here is made under resumeMu, as a
+// dispatch is (handleDispatch), so an attempt that a linked ingress
+// dispatches here at the same moment runs once: either it runs, and is
+// seen running, or it has been rolled over, and the dispatch is refused.
+func (n *Node) recoverElected() {
+	members := map[string]bool{}
+	for _, m := range n.Members() {
+		members[m] = true
+	}
+	for _, rec := range n.reg.PendingRecords() {
+		switch {
+		case !members[rec.OwnerNode]:
+			n.recoverRecord(rec, rec.OwnerNode)
+		case rec.OwnerNode == n.self && rec.Kind == continuity.KindWork:
+			n.resumeMu.Lock()
+			cur, ok := n.reg.Get(rec.RequestKey)
+			if ok && cur.Pending() && cur.OwnerNode == n.self && !n.inflight.has(cur.RequestKey) {
+				n.recoverRecord(cur, cur.IngressNode)
+			}
+			n.resumeMu.Unlock()
+		}
+	}
+}
+
 // heardIncarnation takes the incarnation carried by the first snapshot of
 // session s. A different one than the last session's means the
 // peer restarted: the process this node knew is gone, and the work it was

@@ -524,6 +524,7 @@ func (k *leaseKeeper) elect(ctx context.Context) {
 	n.reg.Emit(continuity.Entry{Transition: continuity.TransitionAutomaticPromotion, Reason: reasonNoPrimary,
 		Metadata: []continuity.KV{{Key: "previous_epoch", Value: strconv.FormatUint(epoch, 10)},
 			{Key: "next_epoch", Value: strconv.FormatUint(l.Epoch, 10)}}})
+	n.recoverElected()
 }
 
 // reasonNoPrimary is the reason of a promotion by elect.

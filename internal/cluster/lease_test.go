@@ -409,3 +409,54 @@ func metaValue(e continuity.Entry, key string) string {
 	}
 	return ""
 }
+
+// The primary dies holding mirrored work, and comes back under another
+// name before its lease expires: the standby, linked to a peer again, may
+// not promote on the loss (peers_remaining), so the pair of standbys elects
+// a primary once the dead node's lease runs out (no_primary_under_lease).
+// The work the dead node owned has no owner left among the members; the
+// elected primary re-runs it under a new attempt, as a standby promoted on
+// the loss would, and every acknowledged key completes.
+func TestSynctestLeaseElectedPrimaryRecoversOrphans(t *testing.T) {
+	leaseScenario(t, func(c *syncCluster, mem *arbiter.Memory, p, s *Node, _ Config) {
+		if n := c.submitBatch(p, syncMirrored, "before", 3, 10*time.Millisecond); n != 3 {
+			c.t.Fatalf("%d of 3 submissions acknowledged on a healthy pair", n)
+		}
+		c.awaitSettled(p, s)
+		if n := c.submitBatch(p, syncMirrored, "inflight", 6, 0); n != 6 {
+			c.t.Fatalf("%d of 6 submissions acknowledged on a healthy pair", n)
+		}
+		orphans := map[string]uint64{} // request key: the dead owner's attempt
+		for _, r := range s.Records() {
+			if r.Pending() && r.OwnerNode == p.Name() {
+				orphans[r.RequestKey] = r.Attempt
+			}
+		}
+		if len(orphans) == 0 {
+			c.t.Fatal("no pending record owned by the primary at the kill: the scenario tests nothing")
+		}
+		held, _ := mem.Observe(c.t.Context())
+
+		c.kill(p)
+		// The same address under a new name: the old owner's name is gone.
+		q := c.start(c.config("renamed", "127.0.0.1", RoleStandby))
+		c.awaitLinked(q, s)
+		elected, other := q, s
+		if s.Name() < q.Name() {
+			elected, other = s, q
+		}
+		c.awaitAuthority(elected, RolePrimary, held.Epoch+1, 10*shortLease.TTL)
+		c.awaitAuthority(other, RoleStandby, held.Epoch+1, 5*time.Second)
+		if _, ok := diagWith(elected, continuity.TransitionAutomaticPromotion, reasonNoPrimary); !ok {
+			c.t.Fatal("the primary was not elected (no automatic_promotion no_primary_under_lease): the scenario tests nothing")
+		}
+		c.awaitSettled(q, s)
+		for key, attempt := range orphans {
+			r, _ := elected.Record(key)
+			if r.ExecutionNode != elected.Name() || r.Attempt <= attempt {
+				c.t.Errorf("%s: ran on %q at attempt %d, want re-run by the elected primary above the dead owner's %d",
+					key, r.ExecutionNode, r.Attempt, attempt)
+			}
+		}
+	})
+}
