@@ -26,7 +26,8 @@ type Config = cluster.Config
 type Cookie = cluster.Cookie
 
 // ArbiterDSN is Config.Arbiter, the MESH_ARBITER value: peer, a
-// postgres:// connection string or etcd:// endpoints. It prints, logs and marshals as its
+// postgres:// connection string or etcd:// endpoints (with a user and password when the etcd
+// cluster has authentication on). It prints, logs and marshals as its
 // redacted form (scheme and hosts only).
 type ArbiterDSN = cluster.ArbiterDSN
 

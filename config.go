@@ -62,7 +62,7 @@ const (
 //   - MESH_STATE_DIR: any path; empty leaves StateDir "" (derived later).
 //   - MESH_ARBITER: unset or peer (the two-node rule), or, on a cluster
 //     node, postgres://... / postgresql://... (a lease in PostgreSQL) or
-//     etcd://host:port[,host:port] (an etcd lease): the primary must hold
+//     etcd://[user:password@]host:port[,host:port] (an etcd lease): the primary must hold
 //     the lease to act, and a standby must win it to promote. No error shows
 //     credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.

@@ -16,6 +16,14 @@ func Redacted(dsn string) string {
 	if !ok || !validScheme(scheme) {
 		return "[redacted]"
 	}
+	if scheme == string(KindEtcd) {
+		// etcd://[user:password@]hosts has no path, so the user info
+		// ends at the last '@' whatever it holds: a password with a '/'
+		// or '#' not percent-encoded must not end it early.
+		if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+			rest = rest[i+1:]
+		}
+	}
 	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
 		rest = rest[:i]
 	}

@@ -43,7 +43,7 @@ func (d DSN) MarshalText() ([]byte, error) { return []byte(Redacted(string(d))),
 // Spec is a parsed MESH_ARBITER value.
 type Spec struct {
 	Kind      Kind
-	DSN       DSN      // postgres: the connection string as given
+	DSN       DSN      // postgres and etcd: the value as given, credentials included
 	Endpoints []string // etcd: host:port of each member, in the given order
 }
 
@@ -65,8 +65,11 @@ func (s Spec) String() string {
 //   - postgres://... or postgresql://...: KindPostgres. It must be a URL with
 //     a host; the rest (user, password, database, parameters) is left to the
 //     driver.
-//   - etcd://host:port[,host:port...]: KindEtcd. Every member needs a host
-//     and a port in 1..65535; nothing may follow but a trailing slash.
+//   - etcd://[user:password@]host:port[,host:port...]: KindEtcd. Every
+//     member needs a host and a port in 1..65535; nothing may follow but a
+//     trailing slash. Credentials, for an etcd cluster with authentication
+//     on, are a user and a password, both non-empty and percent-encoded
+//     (EtcdCredentials decodes them).
 //
 // An error reads "Invalid MESH_ARBITER: <reason>", like the rest of the
 // environment contract, and never holds the value's credentials: a value
@@ -92,11 +95,17 @@ func ParseSpec(value string) (Spec, error) {
 		}
 		return Spec{Kind: KindPostgres, DSN: DSN(v)}, nil
 	case scheme == "etcd":
-		eps, err := parseEndpoints(strings.TrimSuffix(rest, "/"))
+		userinfo, hosts, hasUser := cutUserinfo(rest)
+		if hasUser {
+			if _, _, err := splitUserinfo(userinfo); err != nil {
+				return Spec{}, invalidSpec(err.Error())
+			}
+		}
+		eps, err := parseEndpoints(strings.TrimSuffix(hosts, "/"))
 		if err != nil {
 			return Spec{}, invalidSpec(err.Error())
 		}
-		return Spec{Kind: KindEtcd, Endpoints: eps}, nil
+		return Spec{Kind: KindEtcd, DSN: DSN(v), Endpoints: eps}, nil
 	default:
 		return Spec{}, invalidSpec(fmt.Sprintf("unsupported scheme %q: expected postgres://, postgresql:// or etcd://", scheme))
 	}
@@ -104,13 +113,49 @@ func ParseSpec(value string) (Spec, error) {
 
 func invalidSpec(reason string) error { return errors.New("Invalid " + EnvVar + ": " + reason) }
 
+// EtcdCredentials returns the user and password of an etcd:// value,
+// percent-decoded, or two empty strings when it has none. Its error never
+// shows them.
+func EtcdCredentials(value string) (user, password string, err error) {
+	rest, ok := strings.CutPrefix(strings.TrimSpace(value), "etcd://")
+	if !ok {
+		return "", "", errors.New("want etcd://[user:password@]host:port[,host:port]")
+	}
+	userinfo, _, hasUser := cutUserinfo(rest)
+	if !hasUser {
+		return "", "", nil
+	}
+	return splitUserinfo(userinfo)
+}
+
+// cutUserinfo splits what follows etcd:// at its last '@' (a password
+// may hold one), into the user info and the member list.
+func cutUserinfo(rest string) (userinfo, hosts string, ok bool) {
+	i := strings.LastIndexByte(rest, '@')
+	if i < 0 {
+		return "", rest, false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+// splitUserinfo decodes user:password, both required.
+func splitUserinfo(userinfo string) (user, password string, err error) {
+	u, pw, ok := strings.Cut(userinfo, ":")
+	user, err1 := url.PathUnescape(u)
+	password, err2 := url.PathUnescape(pw)
+	if !ok || user == "" || password == "" || err1 != nil || err2 != nil {
+		return "", "", errors.New("etcd credentials must be user:password, percent-encoded (not shown)")
+	}
+	return user, password, nil
+}
+
 // parseEndpoints parses host:port[,host:port...].
 func parseEndpoints(list string) ([]string, error) {
 	if list == "" {
 		return nil, errors.New("etcd:// needs at least one host:port")
 	}
 	if strings.ContainsAny(list, "@/?#") {
-		return nil, errors.New("expected etcd://host:port[,host:port] with nothing else (no credentials, path or parameters)")
+		return nil, errors.New("expected etcd://[user:password@]host:port[,host:port] with nothing else (no path or parameters)")
 	}
 	var eps []string
 	for ep := range strings.SplitSeq(list, ",") {

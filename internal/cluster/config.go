@@ -142,7 +142,8 @@ type Config struct {
 	MaxRunningWork int
 	// Arbiter is MESH_ARBITER: "" or "peer" decides promotions with the
 	// two-node rule; postgres://... or postgresql://... with a lease in
-	// PostgreSQL, etcd://host:port[,host:port] with an etcd lease, that a
+	// PostgreSQL, etcd://[user:password@]host:port[,host:port] with an etcd
+	// lease, that a
 	// primary must hold to act (a cluster node only). It prints as its
 	// redacted form.
 	Arbiter ArbiterDSN

@@ -89,7 +89,7 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     given log keeps it under MESH_STATE_DIR, which it then requires.
 //   - MESH_ARBITER: unset or peer (the two-node rule), or, on a cluster
 //     node, postgres://... / postgresql://... (a lease in PostgreSQL) or
-//     etcd://host:port[,host:port] (an etcd lease); a value
+//     etcd://[user:password@]host:port[,host:port] (an etcd lease); a value
 //     arbiter.ParseSpec refuses is reported with its reason. The error never
 //     shows the value's credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.

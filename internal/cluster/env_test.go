@@ -534,9 +534,15 @@ func TestConfigFromEnvArbiter(t *testing.T) {
 		{"etcd", "etcd://10.0.0.1:2379,10.0.0.2:2379",
 			map[string]string{"standalone": "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379,10.0.0.2:2379) " + standalone},
 			"etcd://10.0.0.1:2379,10.0.0.2:2379"},
-		{"etcd credentials", "etcd://root:s3cret@10.0.0.1:2379", map[string]string{
-			"standalone": "Invalid MESH_ARBITER: expected etcd://host:port[,host:port] with nothing else (no credentials, path or parameters)",
-			"cluster":    "Invalid MESH_ARBITER: expected etcd://host:port[,host:port] with nothing else (no credentials, path or parameters)"}, ""},
+		{"etcd credentials", "etcd://root:s3cret@10.0.0.1:2379",
+			map[string]string{"standalone": "Invalid MESH_ARBITER: etcd arbiter (etcd://10.0.0.1:2379) " + standalone},
+			"etcd://root:s3cret@10.0.0.1:2379"},
+		{"etcd user without password", "etcd://root@10.0.0.1:2379", map[string]string{
+			"standalone": "Invalid MESH_ARBITER: etcd credentials must be user:password, percent-encoded (not shown)",
+			"cluster":    "Invalid MESH_ARBITER: etcd credentials must be user:password, percent-encoded (not shown)"}, ""},
+		{"etcd path", "etcd://root:s3cret@10.0.0.1:2379/x", map[string]string{
+			"standalone": "Invalid MESH_ARBITER: expected etcd://[user:password@]host:port[,host:port] with nothing else (no path or parameters)",
+			"cluster":    "Invalid MESH_ARBITER: expected etcd://[user:password@]host:port[,host:port] with nothing else (no path or parameters)"}, ""},
 		{"unknown", "raft", map[string]string{
 			"standalone": `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`,
 			"cluster":    `Invalid MESH_ARBITER: expected peer, postgres://..., postgresql://... or etcd://host:port[,host:port], got "raft"`}, ""},
@@ -593,6 +599,17 @@ func TestConfigArbiterRedactedAndValidated(t *testing.T) {
 	c.Arbiter = "etcd://127.0.0.1:2379"
 	if err := c.Validate(); err != nil {
 		t.Fatalf("cluster Config with an etcd arbiter: %v", err)
+	}
+	c.Arbiter = "etcd://root:s3cret@127.0.0.1:2379"
+	if err := c.Validate(); err != nil {
+		t.Fatalf("cluster Config with an etcd arbiter with credentials: %v", err)
+	}
+	e := c.Arbiter
+	js, _ = json.Marshal(struct{ A ArbiterDSN }{e})
+	for _, got := range []string{e.String(), fmt.Sprintf("%v %+v %#v", e, e, e), string(js), fmt.Sprintf("%+v", c)} {
+		if strings.Contains(got, "s3cret") || strings.Contains(got, "root:") {
+			t.Fatalf("etcd arbiter shown with credentials: %s", got)
+		}
 	}
 	c.Arbiter = d
 	if err := c.Validate(); err != nil {

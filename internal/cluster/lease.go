@@ -54,7 +54,8 @@ const (
 
 // ArbiterDSN is the MESH_ARBITER value a node is configured with: "" or
 // "peer" for the two-node rule, postgres://... or postgresql://... for a
-// lease in PostgreSQL, etcd://host:port[,host:port] for an etcd lease. It
+// lease in PostgreSQL, etcd://[user:password@]host:port[,host:port] for an
+// etcd lease. It
 // may hold credentials, so it prints, logs and
 // marshals as its redacted form (scheme and hosts only).
 type ArbiterDSN string
@@ -119,8 +120,7 @@ func (n *Node) openLeaseArbiter(cfg Config) error {
 			closeFn = pa.Close
 		}
 	case arbiter.KindEtcd:
-		// The raw value: an etcd Spec keeps only the endpoints.
-		ea, eerr := etcdarbiter.Open(ctx, etcdarbiter.Config{URL: arbiter.DSN(cfg.Arbiter), Cluster: leaseRow(cfg.Cookie), Timing: t})
+		ea, eerr := etcdarbiter.Open(ctx, etcdarbiter.Config{URL: spec.DSN, Cluster: leaseRow(cfg.Cookie), Timing: t})
 		a, err = ea, eerr
 		if eerr == nil {
 			closeFn = ea.Close

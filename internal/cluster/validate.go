@@ -74,9 +74,9 @@ func (c Config) mode() Mode {
 //     HeartbeatInterval once defaults are applied.
 //   - ContinuityStore: "", StoreLog or StoreMemory; StoreLog on a standalone
 //     node needs a StateDir.
-//   - Arbiter: "", "peer", or postgres://... / postgresql://... on a
-//     cluster node (etcd:// is not supported by this build); no message
-//     shows its credentials.
+//   - Arbiter: "", "peer", or postgres://... / postgresql://... /
+//     etcd://[user:password@]host:port[,host:port] on a cluster node; no
+//     message shows its credentials.
 //   - LogFormat: "", LogFormatText or LogFormatJSON.
 //
 // Every Config returned by ConfigFromEnv is valid. No message contains the

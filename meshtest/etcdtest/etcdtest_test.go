@@ -122,3 +122,33 @@ func TestUnavailableFailsWhenRequired(t *testing.T) {
 		t.Fatalf("findBinary with a missing %s: %v", EnvBinary, err)
 	}
 }
+
+// EnableAuth turns authentication on: a client without credentials is
+// refused, root with the password reads and writes, and a wrong password
+// cannot connect.
+func TestEnableAuth(t *testing.T) {
+	s := NewServer(t)
+	const password = "s3cret-pw"
+	s.EnableAuth(t, password)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := client(t, s).Put(ctx, "k", "v"); err == nil {
+		t.Fatal("a client without credentials wrote with authentication on")
+	}
+	auth := func(pw string) (*clientv3.Client, error) {
+		return clientv3.New(clientv3.Config{Endpoints: []string{s.Endpoint()}, DialTimeout: 5 * time.Second,
+			Username: "root", Password: pw, Logger: zap.NewNop()})
+	}
+	c, err := auth(password)
+	if err != nil {
+		t.Fatalf("root with the password: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Put(ctx, "k", "v"); err != nil {
+		t.Fatalf("root with the password cannot write: %v", err)
+	}
+	if w, err := auth("wrong"); err == nil {
+		w.Close()
+		t.Fatal("root with a wrong password connected")
+	}
+}

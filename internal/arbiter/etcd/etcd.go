@@ -560,31 +560,22 @@ func (e endpoints) secrets(raw string) []string {
 	return out
 }
 
-// parseURL parses etcd://[user:password@]host:port[,host:port...]. The host
-// list follows arbiter.ParseSpec; errors never quote the user info.
+// parseURL parses etcd://[user:password@]host:port[,host:port...] as
+// arbiter.ParseSpec does; errors never quote the user info.
 func parseURL(raw string) (endpoints, error) {
-	rest, ok := strings.CutPrefix(raw, "etcd://")
-	if !ok {
-		return endpoints{}, fmt.Errorf("URL %s: want etcd://host:port[,host:port]", arbiter.Redacted(raw))
+	if !strings.HasPrefix(raw, "etcd://") {
+		return endpoints{}, fmt.Errorf("URL %s: want etcd://[user:password@]host:port[,host:port]", arbiter.Redacted(raw))
 	}
-	var e endpoints
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		e.rawUserinfo, rest = rest[:i], rest[i+1:]
-		user, pw, ok := strings.Cut(e.rawUserinfo, ":")
-		var err1, err2 error
-		e.user, err1 = url.PathUnescape(user)
-		e.password, err2 = url.PathUnescape(pw)
-		if !ok || e.user == "" || e.password == "" || err1 != nil || err2 != nil {
-			return endpoints{}, fmt.Errorf("URL %s: credentials must be user:password, percent-encoded (not shown)", arbiter.Redacted("etcd://"+rest))
-		}
-	}
-	spec, err := arbiter.ParseSpec("etcd://" + rest)
+	spec, err := arbiter.ParseSpec(raw)
 	if err != nil {
-		return endpoints{}, errors.New(strings.TrimPrefix(err.Error(), "Invalid "+arbiter.EnvVar+": "))
+		return endpoints{}, fmt.Errorf("URL %s: %s", arbiter.Redacted(raw), strings.TrimPrefix(err.Error(), "Invalid "+arbiter.EnvVar+": "))
 	}
-	if spec.Kind != arbiter.KindEtcd {
-		return endpoints{}, errors.New("want etcd://host:port[,host:port]")
+	e := endpoints{endpoints: spec.Endpoints}
+	if e.user, e.password, err = arbiter.EtcdCredentials(raw); err != nil {
+		return endpoints{}, fmt.Errorf("URL %s: %v", arbiter.Redacted(raw), err)
 	}
-	e.endpoints = spec.Endpoints
+	if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+		e.rawUserinfo = strings.TrimPrefix(raw[:i], "etcd://")
+	}
 	return e, nil
 }

@@ -288,10 +288,10 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 		})
 	}
 	for _, tt := range []struct{ name, url, want string }{
-		{"not etcd", "http://root:" + wrong + "@h:2379", "etcd arbiter: URL http://h:2379: want etcd://host:port[,host:port]"},
-		{"user without password", "etcd://root@h:2379", "etcd arbiter: URL etcd://h:2379: credentials must be user:password"},
-		{"bad port", "etcd://root:" + wrong + "@h:0", `etcd arbiter: etcd member "h:0": port must be 1..65535`},
-		{"path", "etcd://root:" + wrong + "@h:1/x", "etcd arbiter: expected etcd://host:port[,host:port] with nothing else"},
+		{"not etcd", "http://root:" + wrong + "@h:2379", "etcd arbiter: URL http://h:2379: want etcd://[user:password@]host:port[,host:port]"},
+		{"user without password", "etcd://root@h:2379", "etcd arbiter: URL etcd://h:2379: etcd credentials must be user:password"},
+		{"bad port", "etcd://root:" + wrong + "@h:0", `etcd arbiter: URL etcd://h:0: etcd member "h:0": port must be 1..65535`},
+		{"path", "etcd://root:" + wrong + "@h:1/x", "etcd arbiter: URL etcd://h:1: expected etcd://[user:password@]host:port[,host:port] with nothing else"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Open(t.Context(), Config{URL: arbiter.DSN(tt.url), Cluster: "c"})
