@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"meshgo.dev/mesh/meshtest/pgtest"
 )
 
 type switchoverDoc struct {
@@ -281,14 +279,19 @@ func TestSwitchoverRefusedOnStandby(t *testing.T) {
 	h.waitAuthority(s, "standby", 0, 1, time.Second)
 }
 
-// The same switchover under load with the PostgreSQL lease arbiter: the
-// old primary releases its lease once the standby is caught up, the
-// standby wins it at the next epoch, and no request fails meanwhile.
+// The same switchover under load with a lease arbiter, once under
+// PostgreSQL and once under etcd: the old primary releases its lease once
+// the standby is caught up, the standby wins it at the next epoch, and no
+// request fails meanwhile. Then the old primary restarts under load sent to
+// both nodes and comes back as the standby at that epoch: still no request
+// fails, no work runs twice, nothing is fenced and the lease stays put.
 func TestSwitchoverUnderLoadWithLease(t *testing.T) {
-	srv := pgtest.NewServer(t)
+	eachLeaseStore(t, testSwitchoverWithLease)
+}
+
+func testSwitchoverWithLease(t *testing.T, ls *leaseStore) {
 	h := newHarness(t)
 	effects := filepath.Join(h.dir, "effects")
-	ls := &leaseStore{kind: "postgres", value: srv.URL(), secret: password(t, srv.URL()), stop: srv.Stop, start: srv.Start}
 	// The primary acts under the lease epoch it won, the standby at it.
 	p, s, epoch := leasePair(t, h, ls, "TESTAPP_DECLARE_SLOW=1", "TESTAPP_SLOW_MS=200", "TESTAPP_EFFECT_LOG="+effects)
 	// What the nodes recorded before the switchover: the standby was
@@ -320,8 +323,8 @@ func TestSwitchoverUnderLoadWithLease(t *testing.T) {
 		t.Fatalf("%v: %s", err, out)
 	}
 	t.Logf("switchover took %d ms: %+v", sw.DurationMS, sw.Steps)
-	if sw.To != s.name || sw.Epoch != epoch+1 || sw.SafetyMode != "postgres" || len(sw.Steps) != 7 || sw.Steps[3].Step != "lease_released" {
-		t.Errorf("switchover document %+v, want epoch %d", sw, epoch+1)
+	if sw.To != s.name || sw.Epoch != epoch+1 || sw.SafetyMode != ls.kind || len(sw.Steps) != 7 || sw.Steps[3].Step != "lease_released" {
+		t.Errorf("switchover document %+v, want epoch %d under %s", sw, epoch+1, ls.kind)
 	}
 	time.Sleep(time.Second)
 	close(stop)
@@ -329,11 +332,28 @@ func TestSwitchoverUnderLoadWithLease(t *testing.T) {
 	h.waitAuthority(s, "primary", epoch+1, 1, 5*time.Second)
 	h.waitAuthority(p, "standby", epoch+1, 1, 5*time.Second)
 	checkLoad(t, h, &l, effects, p, s)
+
+	// The old primary, a standby now, restarts (gracefully) while load
+	// goes on; it comes back as the standby at the new epoch.
+	stop = make(chan struct{})
+	l2 := keyedLoad{prefix: "lease-after"}
+	if err := p.proc.Terminate(); err != nil {
+		t.Fatal(err)
+	}
+	h.restart(p)
+	h.waitAuthority(p, "standby", epoch+1, 1, 10*time.Second)
+	l2.run(t, []*node{p, s}, stop)
+	time.Sleep(time.Second)
+	close(stop)
+	l2.wg.Wait()
+	h.waitAuthority(s, "primary", epoch+1, 1, 5*time.Second)
+	checkLoad(t, h, &l2, effects, p, s)
+
 	// Several TTLs later the new primary still holds the lease.
 	time.Sleep(2 * leaseTTL)
 	st, err := h.leaseStatus(s)
 	if err != nil || st.Authority.Lease == nil || st.Authority.Lease.Holder != s.name || st.Authority.Lease.Epoch != epoch+1 {
-		t.Fatalf("lease after the switchover %+v, %v", st.Authority.Lease, err)
+		t.Fatalf("lease after the switchover and the restart %+v, %v", st.Authority.Lease, err)
 	}
 	for _, n := range []*node{p, s} {
 		d, err := h.diagnostics(n)
@@ -341,8 +361,9 @@ func TestSwitchoverUnderLoadWithLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, bad := range failureDriven {
-			if got := len(d.find(bad, "")); got > before[n.name+" "+bad] {
-				t.Errorf("%s recorded %s during the switchover (%d before, %d after)", n.name, bad, before[n.name+" "+bad], got)
+			// The restarted node's diagnostics begin with its new run.
+			if got := len(d.find(bad, "")); n == s && got > before[n.name+" "+bad] || n == p && got > 0 {
+				t.Errorf("%s recorded %s during the switchover or the restart (%d before, %d after)", n.name, bad, before[n.name+" "+bad], got)
 			}
 		}
 	}
