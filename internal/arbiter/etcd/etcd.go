@@ -71,6 +71,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -108,7 +110,17 @@ type Config struct {
 // Arbiter is a client of one cluster's keys. It is safe for concurrent use;
 // Close closes its connections (not the lease).
 type Arbiter struct {
-	client    *clientv3.Client
+	// client is the connection in use. With credentials it is replaced by
+	// a new one, logged in afresh, when a request goes unanswered (relogin).
+	client atomic.Pointer[clientv3.Client]
+	ccfg   clientv3.Config // what client was made from
+	login  bool            // ccfg has a user: the client holds a token
+
+	mu        sync.Mutex // guards closed and relogging
+	closed    bool       // Close was called: a new client is closed at once
+	relogging bool       // a relogin is under way
+	relogins  atomic.Int64
+
 	shown     string   // the URL as errors show it: etcd://host:port,...
 	secrets   []string // removed from every error: the URL, its user info and password
 	epochKey  string
@@ -124,7 +136,9 @@ var _ arbiter.Arbiter = (*Arbiter)(nil)
 // Open connects to etcd and checks that it answers and grants a lease of
 // the configured TTL (a probe lease, revoked at once). It fails with an error
 // matching arbiter.ErrUnavailable when etcd cannot be reached within the op
-// timeout or refuses the credentials, and with a plain error for a bad Config
+// timeout (with credentials: within the TTL, or ctx's deadline if sooner,
+// since logging in makes the server hash the password) or refuses the
+// credentials, and with a plain error for a bad Config
 // or a TTL the server would lengthen.
 func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
 	if cfg.Timing == (arbiter.Timing{}) {
@@ -160,12 +174,22 @@ func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
 		now:       cfg.Now,
 	}
 	// With a user, New authenticates at once, bounded by DialTimeout;
-	// without one it only prepares the connection.
-	a.client, err = clientv3.New(clientv3.Config{
+	// without one it only prepares the connection. Authenticating makes
+	// the server check the password against its bcrypt hash, which a busy
+	// server may take longer than one op timeout to do: at boot, where no
+	// lease is at stake yet, it gets up to a TTL (and the caller's ctx).
+	dial := cfg.OpTimeout
+	if ep.user != "" {
+		dial = max(dial, cfg.Timing.TTL)
+		if d, ok := ctx.Deadline(); ok {
+			dial = max(min(dial, time.Until(d)), time.Millisecond)
+		}
+	}
+	a.ccfg = clientv3.Config{
 		Endpoints:   ep.endpoints,
 		Username:    ep.user,
 		Password:    ep.password,
-		DialTimeout: cfg.OpTimeout,
+		DialTimeout: dial,
 		// A connection that stops answering mid-call is found by the
 		// call's deadline; keep-alive pings find one idle in between
 		// (etcd refuses pings more often than every 5 s).
@@ -183,12 +207,15 @@ func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
 			},
 			MinConnectTimeout: cfg.OpTimeout,
 		})},
-	})
+	}
+	a.login = ep.user != ""
+	c, err := clientv3.New(a.ccfg)
 	if err != nil {
 		return nil, a.unavailable("open", err)
 	}
+	a.client.Store(c)
 	if err := a.probe(ctx); err != nil {
-		a.client.Close()
+		a.Close() // and a relogin the probe may have started
 		return nil, err
 	}
 	return a, nil
@@ -203,7 +230,7 @@ func (a *Arbiter) probe(ctx context.Context) error {
 	}
 	octx, cancel := a.op(ctx)
 	defer cancel()
-	g, err := a.client.Grant(octx, a.ttlSec)
+	g, err := a.client.Load().Grant(octx, a.ttlSec)
 	if err != nil {
 		return a.unavailable("open", err)
 	}
@@ -217,7 +244,45 @@ func (a *Arbiter) probe(ctx context.Context) error {
 
 // Close closes the connections. The lease is left to expire, or to be
 // released by Release before Close.
-func (a *Arbiter) Close() { a.client.Close() }
+func (a *Arbiter) Close() {
+	a.mu.Lock()
+	a.closed = true
+	a.mu.Unlock()
+	a.client.Load().Close()
+}
+
+// relogin replaces the client with a new one, which logs in again, in the
+// background; one at a time. A server restarted with authentication on
+// forgets the tokens it issued, and etcd 3.4 answers a request that
+// carries one of them with nothing at all (etcd issue 11377) rather than
+// "invalid auth token", which the client would act on by itself: without
+// a new login the holder could never renew again. A request in flight on
+// the old client when it is closed fails, and is retried by its caller
+// like any unavailability.
+func (a *Arbiter) relogin() {
+	a.mu.Lock()
+	if a.closed || a.relogging {
+		a.mu.Unlock()
+		return
+	}
+	a.relogging = true
+	a.mu.Unlock()
+	go func() {
+		c, err := clientv3.New(a.ccfg)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.relogging = false
+		if err != nil {
+			return // the next unanswered request tries again
+		}
+		if a.closed {
+			c.Close()
+			return
+		}
+		a.relogins.Add(1)
+		a.client.Swap(c).Close()
+	}()
+}
 
 // op bounds one request by the op timeout, and makes a member without a
 // leader fail at once instead of waiting for one.
@@ -234,6 +299,9 @@ func (a *Arbiter) unavailable(op string, err error) error {
 		if errors.Is(err, c) {
 			also = append(also, c)
 		}
+	}
+	if a.login && errors.Is(err, context.DeadlineExceeded) && a.client.Load() != nil {
+		a.relogin()
 	}
 	msg := err.Error()
 	switch {
@@ -256,7 +324,7 @@ func (a *Arbiter) revoke(ctx context.Context, id clientv3.LeaseID) {
 	}
 	octx, cancel := a.op(ctx)
 	defer cancel()
-	a.client.Revoke(octx, id)
+	a.client.Load().Revoke(octx, id)
 }
 
 // record is the value of the epoch or holder key.
@@ -323,7 +391,7 @@ func (a *Arbiter) parseSnapshot(resps []*etcdserverpb.ResponseOp, i int) (snapsh
 func (a *Arbiter) read(ctx context.Context) (snapshot, error) {
 	octx, cancel := a.op(ctx)
 	defer cancel()
-	r, err := a.client.Txn(octx).Then(a.getOps()...).Commit()
+	r, err := a.client.Load().Txn(octx).Then(a.getOps()...).Commit()
 	if err != nil {
 		return snapshot{}, err
 	}
@@ -335,7 +403,7 @@ func (a *Arbiter) read(ctx context.Context) (snapshot, error) {
 func (a *Arbiter) remaining(ctx context.Context, id clientv3.LeaseID) (time.Duration, error) {
 	octx, cancel := a.op(ctx)
 	defer cancel()
-	r, err := a.client.TimeToLive(octx, id)
+	r, err := a.client.Load().TimeToLive(octx, id)
 	if err != nil {
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 			return 0, nil
@@ -352,7 +420,7 @@ func (a *Arbiter) remaining(ctx context.Context, id clientv3.LeaseID) (time.Dura
 func (a *Arbiter) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	octx, cancel := a.op(ctx)
 	defer cancel()
-	g, err := a.client.Grant(octx, a.ttlSec)
+	g, err := a.client.Load().Grant(octx, a.ttlSec)
 	if err != nil {
 		return 0, err
 	}
@@ -392,7 +460,7 @@ func (a *Arbiter) Acquire(ctx context.Context, self string, seen uint64) (arbite
 		}
 		won := record{epoch: seen + 1, holder: self}
 		octx, cancel := a.op(ctx)
-		r, err := a.client.Txn(octx).
+		r, err := a.client.Load().Txn(octx).
 			If(clientv3.Compare(clientv3.ModRevision(a.epochKey), "=", s.epochRev),
 				clientv3.Compare(clientv3.ModRevision(a.holderKey), "=", s.holderRev)).
 			Then(clientv3.OpPut(a.epochKey, won.String()),
@@ -447,7 +515,7 @@ func (a *Arbiter) Renew(ctx context.Context, l arbiter.Lease) (arbiter.Lease, er
 	start := a.now()
 	for attempt := 0; attempt < 3; attempt++ {
 		octx, cancel := a.op(ctx)
-		r, err := a.client.Txn(octx).If(isMine).Then(clientv3.OpGet(a.holderKey)).Commit()
+		r, err := a.client.Load().Txn(octx).If(isMine).Then(clientv3.OpGet(a.holderKey)).Commit()
 		cancel()
 		if err != nil {
 			return l, a.unavailable("renew", err)
@@ -460,7 +528,7 @@ func (a *Arbiter) Renew(ctx context.Context, l arbiter.Lease) (arbiter.Lease, er
 				return l, arbiter.ErrLeaseLost
 			}
 			octx, cancel := a.op(ctx)
-			_, err := a.client.KeepAliveOnce(octx, clientv3.LeaseID(kvs[0].Lease))
+			_, err := a.client.Load().KeepAliveOnce(octx, clientv3.LeaseID(kvs[0].Lease))
 			cancel()
 			if err == nil {
 				l.Deadline = a.timing.Deadline(start)
@@ -478,7 +546,7 @@ func (a *Arbiter) Renew(ctx context.Context, l arbiter.Lease) (arbiter.Lease, er
 			return l, a.unavailable("renew", err)
 		}
 		octx, cancel = a.op(ctx)
-		r, err = a.client.Txn(octx).
+		r, err = a.client.Load().Txn(octx).
 			If(isMine, clientv3.Compare(clientv3.CreateRevision(a.holderKey), "=", 0)).
 			Then(clientv3.OpPut(a.holderKey, mine, clientv3.WithLease(id))).
 			Commit()
@@ -502,7 +570,7 @@ func (a *Arbiter) Release(ctx context.Context, l arbiter.Lease) error {
 	}
 	mine := record{epoch: l.Epoch, holder: l.Holder}.String()
 	octx, cancel := a.op(ctx)
-	r, err := a.client.Txn(octx).
+	r, err := a.client.Load().Txn(octx).
 		If(clientv3.Compare(clientv3.Value(a.epochKey), "=", mine)).
 		Then(clientv3.OpPut(a.epochKey, record{epoch: l.Epoch}.String()),
 			clientv3.OpDelete(a.holderKey, clientv3.WithPrevKV())).
