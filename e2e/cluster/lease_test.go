@@ -19,8 +19,8 @@ import (
 // The lease arbiter with real processes, each scenario once against a
 // throwaway PostgreSQL server (meshtest/pgtest: skipped without initdb and
 // pg_ctl, failed instead under MESH_REQUIRE_POSTGRES=1) and once against a
-// throwaway etcd server (meshtest/etcdtest: skipped without etcd, failed
-// instead under MESH_REQUIRE_ETCD=1). Lease timing is the default: TTL 2 s,
+// throwaway etcd server with authentication on (meshtest/etcdtest: skipped
+// without etcd, failed instead under MESH_REQUIRE_ETCD=1). Lease timing is the default: TTL 2 s,
 // renewal every 500 ms, safety margin 300 ms.
 
 // leaseStore is the arbiter server of one run of a lease scenario.
@@ -39,9 +39,17 @@ func eachLeaseStore(t *testing.T, test func(t *testing.T, ls *leaseStore)) {
 	})
 	t.Run("etcd", func(t *testing.T) {
 		srv := etcdtest.NewServer(t)
-		test(t, &leaseStore{kind: "etcd", value: "etcd://" + srv.Endpoint(), stop: srv.Stop, start: srv.Start})
+		// With authentication on, as a production etcd would have it: the
+		// nodes log in with the credentials in MESH_ARBITER and never
+		// show them.
+		srv.EnableAuth(t, etcdPassword)
+		value := "etcd://" + url.UserPassword("root", etcdPassword).String() + "@" + srv.Endpoint()
+		test(t, &leaseStore{kind: "etcd", value: value, secret: etcdPassword, stop: srv.Stop, start: srv.Start})
 	})
 }
+
+// etcdPassword is the etcd root user's password in the lease scenarios.
+const etcdPassword = "etcd-s3cret/Pw"
 
 const leaseTTL = 2 * time.Second
 
@@ -388,19 +396,21 @@ func testLeaseArbiterDown(t *testing.T, ls *leaseStore) {
 // Wrong credentials at boot: a clear bootstrap error that shows neither the
 // password nor the connection string.
 func TestLeaseWrongCredentialsAtBoot(t *testing.T) {
-	srv := pgtest.NewServer(t)
-	h := newHarness(t)
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	const wrong = "wrong-s3cret-pw"
-	u.User = url.UserPassword(u.User.Username(), wrong)
-	_, env := h.nodeEnv("primary", "127.0.0.1", "primary", "MESH_ARBITER="+u.String())
-	proc := meshtest.StartProcess(t, "primary", h.app, env, "")
-	proc.WaitLog(t, "[testapp] runtime bootstrap failed reason=", 15*time.Second)
-	log := proc.Log()
-	if !strings.Contains(log, "arbiter postgres://"+u.Host) || strings.Contains(log, wrong) || strings.Contains(log, u.String()) {
-		t.Fatalf("bootstrap error with wrong credentials:\n%s", log)
-	}
+	eachLeaseStore(t, func(t *testing.T, ls *leaseStore) {
+		h := newHarness(t)
+		u, err := url.Parse(ls.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const wrong = "wrong-s3cret-pw"
+		u.User = url.UserPassword(u.User.Username(), wrong)
+		_, env := h.nodeEnv("primary", "127.0.0.1", "primary", "MESH_ARBITER="+u.String())
+		proc := meshtest.StartProcess(t, "primary", h.app, env, "")
+		proc.WaitLog(t, "[testapp] runtime bootstrap failed reason=", 15*time.Second)
+		log := proc.Log()
+		if !strings.Contains(log, "arbiter "+u.Scheme+"://"+u.Host) || strings.Contains(log, wrong) || strings.Contains(log, u.String()) ||
+			strings.Contains(log, ls.secret) {
+			t.Fatalf("bootstrap error with wrong credentials:\n%s", log)
+		}
+	})
 }
