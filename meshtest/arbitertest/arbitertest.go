@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -589,4 +590,70 @@ func testNoOverlappingLeases(t *testing.T, s Setup) {
 			}
 		}
 	}
+}
+
+// AwaitPassed has b, as NodeB, poll for the lease l that a (NodeA) held
+// and stopped renewing, for at most five TTLs: b must win it at l's epoch
+// + 1 and never before l's deadline, and a's Renew of l must then fail with
+// ErrLeaseLost. Between polls it sleeps a twentieth of the TTL.
+func AwaitPassed(t *testing.T, a, b arbiter.Arbiter, l arbiter.Lease, ttl time.Duration) {
+	t.Helper()
+	for limit := time.Now().Add(5 * ttl); ; {
+		lb, err := b.Acquire(t.Context(), NodeB, l.Epoch)
+		returned := time.Now()
+		if err == nil {
+			if returned.Before(l.Deadline) {
+				t.Fatalf("%s won epoch %d while %s's lease was valid for another %v", lb.Holder, lb.Epoch, l.Holder, l.Deadline.Sub(returned))
+			}
+			if lb.Epoch != l.Epoch+1 {
+				t.Fatalf("epoch %d, want %d", lb.Epoch, l.Epoch+1)
+			}
+			break
+		} else if !errors.Is(err, arbiter.ErrLeaseHeld) {
+			t.Fatalf("Acquire of a lease its holder stopped renewing: %v", err)
+		}
+		if returned.After(limit) {
+			t.Fatal("the lease never passed to the other node")
+		}
+		time.Sleep(ttl / 20)
+	}
+	if _, err := a.Renew(t.Context(), l); !errors.Is(err, arbiter.ErrLeaseLost) {
+		t.Fatalf("Renew by the old holder: %v, want ErrLeaseLost", err)
+	}
+}
+
+// NoSecret fails t when err's message holds any of secrets ("" is
+// skipped).
+func NoSecret(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Fatalf("error holds a secret (%q): %v", s, err)
+		}
+	}
+}
+
+// Closer is a store client that holds connections: what a backend's Open
+// returns.
+type Closer interface {
+	arbiter.Arbiter
+	Close()
+}
+
+// Open opens a client of a store with open and cfg, failing t on an error,
+// and closes it when t ends.
+func Open[A Closer](t *testing.T, open func(context.Context, arbiter.Config) (A, error), cfg arbiter.Config) A {
+	t.Helper()
+	a, err := open(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(a.Close)
+	return a
+}
+
+// RealClock is the Setup of clients a and b of one store, as NodeA and
+// NodeB, whose leases last ttl on the machine's clock.
+func RealClock(a, b arbiter.Arbiter, ttl time.Duration) Setup {
+	return Setup{A: a, B: b, Now: time.Now, Wait: time.Sleep, TTL: ttl}
 }

@@ -88,24 +88,11 @@ import (
 // KeyPrefix is the prefix of every key the arbiter writes.
 const KeyPrefix = "mesh/authority/"
 
-// Config is what Open needs.
-type Config struct {
-	// URL is etcd://[user:password@]host:port[,host:port...]; it prints as
-	// its redacted form and never appears in an error. User and password,
-	// percent-encoded, are needed when the cluster has authentication on.
-	URL arbiter.DSN
-	// Cluster names the keys: nodes of one cluster share them, other
-	// clusters may share the etcd cluster.
-	Cluster string
-	// Timing is the lease timing; the zero Timing means
-	// arbiter.DefaultTiming(). TTL must be a whole number of seconds.
-	Timing arbiter.Timing
-	// OpTimeout bounds every request to etcd, connecting included; 0 means
-	// Timing.Renew (by then the holder's next renewal is due anyway).
-	OpTimeout time.Duration
-	// Now is the local clock deadlines are computed on; nil means time.Now.
-	Now func() time.Time
-}
+// Config is what Open needs. URL is
+// etcd://[user:password@]host:port[,host:port...] (user and password,
+// percent-encoded, when the cluster has authentication on); Cluster names
+// the keys; Timing.TTL must be a whole number of seconds.
+type Config = arbiter.Config
 
 // Arbiter is a client of one cluster's keys. It is safe for concurrent use;
 // Close closes its connections (not the lease).
@@ -141,23 +128,12 @@ var _ arbiter.Arbiter = (*Arbiter)(nil)
 // credentials, and with a plain error for a bad Config
 // or a TTL the server would lengthen.
 func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
-	if cfg.Timing == (arbiter.Timing{}) {
-		cfg.Timing = arbiter.DefaultTiming()
-	}
-	if err := cfg.Timing.Validate(); err != nil {
+	cfg, err := cfg.WithDefaults(arbiter.KindEtcd)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Timing.TTL%time.Second != 0 {
 		return nil, fmt.Errorf("etcd arbiter: lease TTL %v is not a whole number of seconds, as etcd leases are", cfg.Timing.TTL)
-	}
-	if cfg.Cluster == "" {
-		return nil, errors.New("etcd arbiter: empty cluster name")
-	}
-	if cfg.OpTimeout <= 0 {
-		cfg.OpTimeout = cfg.Timing.Renew
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	ep, err := parseURL(string(cfg.URL))
 	if err != nil {

@@ -28,23 +28,12 @@ const testOpTimeout = 2 * time.Second
 
 func open(t *testing.T, rawURL, cluster string, timing arbiter.Timing) *Arbiter {
 	t.Helper()
-	a, err := Open(t.Context(), Config{URL: arbiter.DSN(rawURL), Cluster: cluster, Timing: timing, OpTimeout: testOpTimeout})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(a.Close)
-	return a
+	return arbitertest.Open(t, Open, Config{URL: arbiter.DSN(rawURL), Cluster: cluster, Timing: timing, OpTimeout: testOpTimeout})
 }
 
+// setup gives each subtest keys of its own: a fresh store.
 func setup(t *testing.T, rawURL string) arbitertest.Setup {
-	return arbitertest.Setup{
-		// Each subtest has its own keys: a fresh store.
-		A:    open(t, rawURL, t.Name(), testTiming),
-		B:    open(t, rawURL, t.Name(), testTiming),
-		Now:  time.Now,
-		Wait: time.Sleep,
-		TTL:  testTiming.TTL,
-	}
+	return arbitertest.RealClock(open(t, rawURL, t.Name(), testTiming), open(t, rawURL, t.Name(), testTiming), testTiming.TTL)
 }
 
 func TestConformance(t *testing.T) {
@@ -61,15 +50,6 @@ func TestConformanceServerStopped(t *testing.T) {
 		s.Heal = func() { srv.Start(t) }
 		return s
 	})
-}
-
-func noSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error holds a secret (%q): %v", s, err)
-		}
-	}
 }
 
 // Every call on a stopped server fails with ErrUnavailable within the op
@@ -168,29 +148,8 @@ func TestServerRestartedHolderRenewsThenLeasePasses(t *testing.T) {
 	if _, err := b.Acquire(t.Context(), arbitertest.NodeB, l.Epoch); !errors.Is(err, arbiter.ErrLeaseHeld) {
 		t.Fatalf("Acquire of the renewed lease: %v, want ErrLeaseHeld", err)
 	}
-	// A stops renewing; B polls for the lease, for at most 5 TTLs.
-	for limit := time.Now().Add(5 * timing.TTL); ; {
-		lb, err := b.Acquire(t.Context(), arbitertest.NodeB, l.Epoch)
-		returned := time.Now()
-		if err == nil {
-			if returned.Before(l.Deadline) {
-				t.Fatalf("%s won epoch %d while %s's lease was valid for another %v", lb.Holder, lb.Epoch, l.Holder, l.Deadline.Sub(returned))
-			}
-			if lb.Epoch != l.Epoch+1 {
-				t.Fatalf("epoch %d, want %d", lb.Epoch, l.Epoch+1)
-			}
-			break
-		} else if !errors.Is(err, arbiter.ErrLeaseHeld) {
-			t.Fatalf("Acquire after the restart: %v", err)
-		}
-		if returned.After(limit) {
-			t.Fatal("the lease never passed to the other node")
-		}
-		time.Sleep(timing.TTL / 20)
-	}
-	if _, err := a.Renew(t.Context(), l); !errors.Is(err, arbiter.ErrLeaseLost) {
-		t.Fatalf("Renew by the old holder: %v, want ErrLeaseLost", err)
-	}
+	// A stops renewing; B polls (arbitertest.AwaitPassed) for the lease, for at most 5 TTLs.
+	arbitertest.AwaitPassed(t, a, b, l, timing.TTL)
 }
 
 // Clients on separate connections race Acquire at the same seen epoch: in
@@ -280,9 +239,9 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 			if !errors.Is(err, arbiter.ErrUnavailable) {
 				t.Fatalf("Open: %v, want ErrUnavailable", err)
 			}
-			noSecret(t, err, append(secrets, wrong, "root:")...)
+			arbitertest.NoSecret(t, err, append(secrets, wrong, "root:")...)
 			if strings.Contains(tt.url, "@") {
-				noSecret(t, err, tt.url)
+				arbitertest.NoSecret(t, err, tt.url)
 			}
 			t.Logf("error: %v", err)
 		})
@@ -298,11 +257,11 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Open: %v, want it to contain %q", err, tt.want)
 			}
-			noSecret(t, err, wrong, "root:")
+			arbitertest.NoSecret(t, err, wrong, "root:")
 		})
 	}
 	cfg := Config{URL: arbiter.DSN(good), Cluster: "c"}
-	noSecret(t, fmt.Errorf("printed Config: %v %+v %#v", cfg, cfg, cfg), secrets...)
+	arbitertest.NoSecret(t, fmt.Errorf("printed Config: %v %+v %#v", cfg, cfg, cfg), secrets...)
 	// The server stops under the authenticated client: its errors are
 	// scrubbed too.
 	srv.Stop(t)
@@ -310,7 +269,7 @@ func TestCredentialsNeverInErrors(t *testing.T) {
 	if !errors.Is(err, arbiter.ErrUnavailable) {
 		t.Fatalf("Renew with the server stopped: %v", err)
 	}
-	noSecret(t, err, secrets...)
+	arbitertest.NoSecret(t, err, secrets...)
 }
 
 // The scrubbing itself, for messages a driver could produce.
@@ -334,7 +293,7 @@ func TestUnavailableScrubsSecrets(t *testing.T) {
 		if !errors.Is(err, arbiter.ErrUnavailable) {
 			t.Fatalf("unavailable(%q) = %v", msg, err)
 		}
-		noSecret(t, err, "p@ss/word", "p%40ss%2Fword", raw)
+		arbitertest.NoSecret(t, err, "p@ss/word", "p%40ss%2Fword", raw)
 	}
 }
 
@@ -491,7 +450,7 @@ func TestAuthServerRestartedHolderRenews(t *testing.T) {
 			}
 			return
 		}
-		noSecret(t, err, password)
+		arbitertest.NoSecret(t, err, password)
 		errs = append(errs, err)
 		time.Sleep(timing.Renew / 2)
 	}

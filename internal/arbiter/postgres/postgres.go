@@ -42,23 +42,9 @@ import (
 	"meshgo.dev/mesh/internal/arbiter"
 )
 
-// Config is what Open needs.
-type Config struct {
-	// URL is the connection string, postgres://... or postgresql://...; it
-	// prints as its redacted form and never appears in an error.
-	URL arbiter.DSN
-	// Cluster names the row: nodes of one cluster share it, other clusters
-	// may share the table.
-	Cluster string
-	// Timing is the lease timing; the zero Timing means
-	// arbiter.DefaultTiming().
-	Timing arbiter.Timing
-	// OpTimeout bounds every statement, connecting included; 0 means
-	// Timing.Renew (by then the holder's next renewal is due anyway).
-	OpTimeout time.Duration
-	// Now is the local clock deadlines are computed on; nil means time.Now.
-	Now func() time.Time
-}
+// Config is what Open needs. URL is postgres://... or postgresql://...;
+// Cluster names the cluster's row of mesh_authority.
+type Config = arbiter.Config
 
 // Arbiter is a client of the mesh_authority row of one cluster. It is safe
 // for concurrent use; Close releases its connections (not the lease).
@@ -79,24 +65,13 @@ var _ arbiter.Arbiter = (*Arbiter)(nil)
 // arbiter.ErrUnavailable when the database cannot be reached or refuses the
 // credentials, and with a plain error for a bad Config.
 func Open(ctx context.Context, cfg Config) (*Arbiter, error) {
-	if cfg.Timing == (arbiter.Timing{}) {
-		cfg.Timing = arbiter.DefaultTiming()
-	}
-	if err := cfg.Timing.Validate(); err != nil {
+	cfg, err := cfg.WithDefaults(arbiter.KindPostgres)
+	if err != nil {
 		return nil, err
 	}
 	dsn := string(cfg.URL)
-	if cfg.Cluster == "" {
-		return nil, errors.New("postgres arbiter: empty cluster name")
-	}
 	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
 		return nil, fmt.Errorf("postgres arbiter: connection string %s: want postgres:// or postgresql://", cfg.URL)
-	}
-	if cfg.OpTimeout <= 0 {
-		cfg.OpTimeout = cfg.Timing.Renew
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
 	}
 	pc, err := pgxpool.ParseConfig(dsn)
 	if err != nil {

@@ -24,22 +24,11 @@ var testTiming = arbiter.Timing{TTL: 600 * time.Millisecond, Renew: 100 * time.M
 
 func open(t *testing.T, dsn, cluster string, timing arbiter.Timing) *Arbiter {
 	t.Helper()
-	a, err := Open(t.Context(), Config{URL: arbiter.DSN(dsn), Cluster: cluster, Timing: timing, OpTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(a.Close)
-	return a
+	return arbitertest.Open(t, Open, Config{URL: arbiter.DSN(dsn), Cluster: cluster, Timing: timing, OpTimeout: 5 * time.Second})
 }
 
 func setup(t *testing.T, dsn string) arbitertest.Setup {
-	return arbitertest.Setup{
-		A:    open(t, dsn, "conformance", testTiming),
-		B:    open(t, dsn, "conformance", testTiming),
-		Now:  time.Now,
-		Wait: time.Sleep,
-		TTL:  testTiming.TTL,
-	}
+	return arbitertest.RealClock(open(t, dsn, "conformance", testTiming), open(t, dsn, "conformance", testTiming), testTiming.TTL)
 }
 
 func TestConformance(t *testing.T) {
@@ -68,15 +57,6 @@ func password(t *testing.T, dsn string) string {
 	return pw
 }
 
-func noSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error holds a secret: %v", err)
-		}
-	}
-}
-
 // With the server stopped, the holder cannot renew (ErrUnavailable, lease
 // unchanged), nobody can acquire, and once the server is back the other node
 // wins only after the holder's local deadline has passed.
@@ -94,7 +74,7 @@ func TestServerStoppedHolderStepsDownFirst(t *testing.T) {
 	if !errors.Is(err, arbiter.ErrUnavailable) {
 		t.Fatalf("Renew with the server stopped: %v, want ErrUnavailable", err)
 	}
-	noSecret(t, err, srv.URL(), password(t, srv.URL()))
+	arbitertest.NoSecret(t, err, srv.URL(), password(t, srv.URL()))
 	if r != l {
 		t.Fatalf("a failed Renew changed the lease: %+v from %+v", r, l)
 	}
@@ -106,31 +86,8 @@ func TestServerStoppedHolderStepsDownFirst(t *testing.T) {
 	if !back.Before(l.Deadline) {
 		t.Logf("the server took until after the holder's deadline to restart: the race below is not exercised")
 	}
-	// B polls for the lease, for at most 5 TTLs.
-	for limit := time.Now().Add(5 * timing.TTL); ; {
-		lb, err := b.Acquire(t.Context(), arbitertest.NodeB, l.Epoch)
-		returned := time.Now()
-		if err == nil {
-			if returned.Before(l.Deadline) {
-				t.Fatalf("%s won epoch %d while %s's lease was valid for another %v", lb.Holder, lb.Epoch, l.Holder, l.Deadline.Sub(returned))
-			}
-			if lb.Epoch != l.Epoch+1 {
-				t.Fatalf("epoch %d, want %d", lb.Epoch, l.Epoch+1)
-			}
-			if !l.Valid(time.Now()) {
-				break
-			}
-		} else if !errors.Is(err, arbiter.ErrLeaseHeld) {
-			t.Fatalf("Acquire after the server came back: %v", err)
-		}
-		if returned.After(limit) {
-			t.Fatal("the lease never passed to the other node")
-		}
-		time.Sleep(timing.TTL / 20)
-	}
-	if _, err := a.Renew(t.Context(), l); !errors.Is(err, arbiter.ErrLeaseLost) {
-		t.Fatalf("Renew by the old holder: %v, want ErrLeaseLost", err)
-	}
+	// B polls (arbitertest.AwaitPassed) for the lease, for at most 5 TTLs.
+	arbitertest.AwaitPassed(t, a, b, l, timing.TTL)
 }
 
 func TestOpenErrorsHideCredentials(t *testing.T) {
@@ -153,7 +110,7 @@ func TestOpenErrorsHideCredentials(t *testing.T) {
 			if !errors.Is(err, arbiter.ErrUnavailable) {
 				t.Fatalf("Open: %v, want ErrUnavailable", err)
 			}
-			noSecret(t, err, tt.dsn, wrong, password(t, good))
+			arbitertest.NoSecret(t, err, tt.dsn, wrong, password(t, good))
 			t.Logf("error: %v", err)
 		})
 	}
@@ -166,11 +123,11 @@ func TestOpenErrorsHideCredentials(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Open: %v, want it to contain %q", err, tt.want)
 			}
-			noSecret(t, err, tt.dsn, wrong)
+			arbitertest.NoSecret(t, err, tt.dsn, wrong)
 		})
 	}
 	cfg := Config{URL: arbiter.DSN(badPassword), Cluster: "c"}
-	noSecret(t, fmt.Errorf("printed Config: %v %+v %#v", cfg, cfg, cfg), badPassword, wrong)
+	arbitertest.NoSecret(t, fmt.Errorf("printed Config: %v %+v %#v", cfg, cfg, cfg), badPassword, wrong)
 	if _, err := Open(t.Context(), Config{URL: arbiter.DSN(good)}); err == nil || !strings.Contains(err.Error(), "empty cluster name") {
 		t.Fatalf("Open without a cluster: %v", err)
 	}
