@@ -37,6 +37,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"meshgo.dev/mesh/meshtest/internal/require"
 )
 
 // Environment variables read by etcdtest.
@@ -129,10 +131,7 @@ func (s *Server) Log() string {
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("etcdtest: etcd unavailable: %v", err)
-	}
-	t.Skipf("etcdtest: etcd unavailable, skipping: %v (set %s=1 to fail instead)", err, EnvRequire)
+	require.Unavailable(t, "etcdtest", "etcd", EnvRequire, err, false)
 }
 
 func findBinary() (string, error) {

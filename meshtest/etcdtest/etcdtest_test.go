@@ -12,6 +12,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"meshgo.dev/mesh/meshtest/internal/require"
 )
 
 func client(t *testing.T, s *Server) *clientv3.Client {
@@ -83,40 +85,10 @@ func TestShortLeases(t *testing.T) {
 	}
 }
 
-// recordingTB captures the first Fatalf or Skipf instead of ending the test.
-type recordingTB struct {
-	testing.TB
-	first string
-}
-
-func (r *recordingTB) Helper() {}
-
-func (r *recordingTB) Fatalf(format string, args ...any) {
-	if r.first == "" {
-		r.first = "fatal: " + fmt.Sprintf(format, args...)
-	}
-}
-
-func (r *recordingTB) Skipf(format string, args ...any) {
-	if r.first == "" {
-		r.first = "skip: " + fmt.Sprintf(format, args...)
-	}
-}
-
 // CI sets MESH_REQUIRE_ETCD=1: a missing etcd must fail the test, never skip
 // it. Without the variable a developer without etcd skips.
 func TestUnavailableFailsWhenRequired(t *testing.T) {
-	down := errors.New("no etcd on PATH")
-	for _, tt := range []struct {
-		require, want string
-	}{{"1", "fatal: "}, {"", "skip: "}} {
-		t.Setenv(EnvRequire, tt.require)
-		r := &recordingTB{TB: t}
-		unavailable(r, down)
-		if !strings.HasPrefix(r.first, tt.want) {
-			t.Fatalf("%s=%q: got %q, want a %s", EnvRequire, tt.require, r.first, tt.want)
-		}
-	}
+	require.CheckRequired(t, EnvRequire, unavailable, errors.New("no etcd on PATH"))
 	t.Setenv(EnvBinary, "/nonexistent/etcd")
 	if _, err := findBinary(); err == nil || !strings.Contains(err.Error(), EnvBinary) {
 		t.Fatalf("findBinary with a missing %s: %v", EnvBinary, err)

@@ -40,6 +40,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
 
 	"meshgo.dev/mesh/internal/pgserver"
+	"meshgo.dev/mesh/meshtest/internal/require"
 )
 
 // Environment variables read by pgtest.
@@ -123,10 +124,7 @@ func New(t testing.TB) string {
 
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, errMisconfigured) || os.Getenv(EnvRequire) == "1" {
-		t.Fatalf("pgtest: PostgreSQL unavailable: %v", err)
-	}
-	t.Skipf("pgtest: PostgreSQL unavailable, skipping: %v (set %s=1 to fail instead)", err, EnvRequire)
+	require.Unavailable(t, "pgtest", "PostgreSQL", EnvRequire, err, errors.Is(err, errMisconfigured))
 }
 
 // get returns the server, connecting to or starting it on first use.
