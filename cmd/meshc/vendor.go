@@ -27,7 +27,7 @@ var vendorRoots = []string{".", "meshtest"}
 
 // vendorRuntime copies the runtime module at src into dst: its go.mod and
 // LICENSE files, and the non-test Go files of every package the vendorRoots
-// reach (together with meshtest's subpackages). A package that embeds files
+// reach (together with meshtest's subpackages, and what they import). A package that embeds files
 // is refused rather than copied without them.
 func vendorRuntime(src, dst string) error {
 	roots := slices.Clone(vendorRoots)
@@ -36,7 +36,9 @@ func vendorRuntime(src, dst string) error {
 		return fmt.Errorf("package %s/meshtest: %w", scaffold.MeshModule, err)
 	}
 	for _, e := range subs {
-		if e.IsDir() && e.Name() != "testdata" {
+		// meshtest/internal is no package a project imports: what is
+		// under it is copied when a kit's imports reach it.
+		if e.IsDir() && e.Name() != "testdata" && e.Name() != "internal" {
 			roots = append(roots, "meshtest/"+e.Name())
 		}
 	}
