@@ -183,7 +183,7 @@ func (s *session) sendDurableAcks() {
 		batch, q.acks = q.acks, batch[:0]
 		mark := q.mark
 		q.mu.Unlock()
-		err := n.syncRecordsTo(mark)
+		err := n.syncRecordsToFor(mark, len(batch))
 		for _, ack := range batch {
 			if err != nil {
 				ack = n.refusedAck(ack, continuity.ReasonOf(err))

@@ -181,7 +181,7 @@ func (s *session) Handle(m wire.Message) {
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
 		ack := n.handlePrepare(s.peer, m)
-		if !ack.OK || n.store == nil {
+		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
 			_ = s.send(ack)
 			break
 		}
@@ -191,7 +191,7 @@ func (s *session) Handle(m wire.Message) {
 		s.queueDurableAck(ack, n.storeMark())
 	case wire.Held:
 		ack := n.handleHeld(m, s.lastHeld)
-		if !ack.OK || n.store == nil {
+		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
 			_ = s.send(ack)
 			break
 		}

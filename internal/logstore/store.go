@@ -265,9 +265,17 @@ func (s *Store) Mark() uint64 {
 // while other callers Put theirs, waits only for the write that carries its
 // own version, not for theirs as well. Errors are Sync's.
 func (s *Store) SyncTo(mark uint64) error {
+	return s.SyncToFor(mark, 1)
+}
+
+// SyncToFor is SyncTo on behalf of acks acknowledgements that share the
+// wait (a replica's batch of answers): Stats counts acks Sync calls, so
+// Syncs per fsync stays the number of acknowledgements an fsync carried.
+func (s *Store) SyncToFor(mark uint64, acks int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.syncLocked(min(mark, s.queued))
+	s.syncs += uint64(max(acks, 1)) - 1
+	return s.syncLockedFor(min(mark, s.queued), uint64(max(acks, 1)))
 }
 
 // waiter is a Sync call waiting for a write. A write that ends wakes only the
@@ -286,6 +294,12 @@ var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan error, 
 // until durable reaches target. Only the caller's own goroutine is woken,
 // once, by the write that decides its result.
 func (s *Store) syncLocked(target uint64) error {
+	return s.syncLockedFor(target, 1)
+}
+
+// syncLockedFor is syncLocked for acks acknowledgements: a wait counts acks
+// times in Waited. (SyncToFor counts the calls.)
+func (s *Store) syncLockedFor(target, acks uint64) error {
 	s.syncs++
 	if s.durable >= target {
 		return nil
@@ -296,7 +310,7 @@ func (s *Store) syncLocked(target uint64) error {
 	w := waiters.Get().(*waiter)
 	w.target, w.start = target, s.writes
 	s.waiters = append(s.waiters, w)
-	s.waited++
+	s.waited += acks
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -308,7 +322,7 @@ func (s *Store) syncLocked(target uint64) error {
 	// this call's alone again.
 	waiters.Put(w)
 	s.mu.Lock()
-	s.waitTime += time.Since(t0)
+	s.waitTime += time.Since(t0) * time.Duration(acks)
 	return err
 }
 
