@@ -18,8 +18,10 @@
 #   7. durable: the durable record store (MESH_CONTINUITY_STORE=log) against
 #      memory, both against plain: Clustered(1) and Clustered(2) throughput
 #      and p99 (wrk, the two stores alternately), fsyncs and acknowledgements
-#      per fsync on each node, and the disk's own fsync latency (about 2
-#      minutes)
+#      per fsync on each node, and the disk's own fsync latency; Clustered(2)
+#      at both durability points side by side: durable on both nodes (the
+#      product) and durable on one node plus the peer's memory (the routeapp
+#      built with -tags mesh_ackfrommemory) (about 3 minutes)
 #   8. typed: the typed submit→result round trip of declared work
 #      (mesh.SubmitWork, then Result) on one standalone node and on a real
 #      pair, submitted on the owner and on the non-owner (bench/typedwork),
@@ -58,7 +60,8 @@
 #   BENCH_PACED_WINDOW=2s   its window per scenario per round
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
 #   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
-#                           plain+Clustered(1), then log plain+Clustered(2))
+#                           plain+Clustered(1), then log plain+Clustered(2),
+#                           then the same with the one-disk durability point)
 #   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
 #   BENCH_TYPED_ROUNDS=2    rounds of the typed step (each scenario once a round)
 #   BENCH_TYPED_WINDOW=2s   its window per scenario per round
@@ -163,6 +166,7 @@ step "build"
 $GO build -o "$BIN/testapp" ./e2e/testapp
 $GO build -o "$BIN/routeapp" ./bench/routeapp
 $GO build -tags mesh_nometrics -o "$BIN/routeapp-nometrics" ./bench/routeapp
+$GO build -tags mesh_ackfrommemory -o "$BIN/routeapp-ackfrommemory" ./bench/routeapp
 $GO build -o "$BIN/wrkroutes" ./bench/wrkroutes
 $GO build -o "$BIN/loadgen" ./bench/loadgen
 $GO build -o "$BIN/failover" ./bench/failover
@@ -249,11 +253,11 @@ if has durable; then
 	# plain, Clustered(1) and Clustered(2); log with plain and Clustered(1);
 	# log with plain and Clustered(2), so its nodes' store counters are
 	# Clustered(2)'s own (plain never touches the store).
-	wr() { # name store scenarios
-		"$BIN/wrkroutes" -app "$BIN/routeapp" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
+	wr() { # name store scenarios [app]
+		"$BIN/wrkroutes" -app "${4:-$BIN/routeapp}" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
 			-d "$DURABLE_WINDOW" -rounds 1 -scenarios "$3" -node-env "MESH_CONTINUITY_STORE=$2 $NODE_ENV" \
 			-out "$d/$1" >"$d/$1.txt" 2>&1 || { cat "$d/$1.txt"; return 1; }
-		echo "--- $1 (MESH_CONTINUITY_STORE=$2)"
+		echo "--- $1 (MESH_CONTINUITY_STORE=$2${4:+, $(basename "$4")})"
 		grep -E '^\|' "$d/$1.txt"
 		for f in "$d/$1"/primary-*.log "$d/$1"/standby-*.log; do
 			[[ -f $f ]] || continue
@@ -266,8 +270,23 @@ if has durable; then
 		wr "memory-$r" memory plain,one,two
 		wr "log-$r" log plain,one
 		wr "log-two-$r" log plain,two
+		wr "log-two-onedisk-$r" log plain,two "$BIN/routeapp-ackfrommemory"
 	done | tee -a "$d/summary.txt"
-	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, before its prepare ack; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; counters span warm-up and window)" | tee -a "$d/summary.txt"
+	{
+		echo
+		echo "Clustered(2) at the two durability points, each window next to its own plain:"
+		echo "| round | durability point | req/s | % of plain | p50 ms | p99 ms | CPU µs/req ingress | replica |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|"
+		for r in $(seq 1 "$DURABLE_ROUNDS"); do
+			for v in "memory-$r:memory store (no disk)" "log-two-$r:both disks (product)" "log-two-onedisk-$r:one disk + peer memory"; do
+				grep -h '^| two ' "$d/${v%%:*}.txt" | awk -F'|' -v r="$r" -v name="${v#*:}" '{
+					gsub(/ *\[[^]]*\]/, "", $3); gsub(/ *\[[^]]*\]/, "", $4)
+					printf "| %s | %s |%s|%s|%s|%s|%s|%s|\n", r, name, $3, $4, $5, $6, $9, $10 }'
+			done
+		done
+		echo "disk: $(grep -m1 -E '^BenchmarkDiskFsync' "$d/summary.txt" | tr -s ' \t' ' ')"
+	} | tee -a "$d/summary.txt"
+	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, each prepare ack and Held answer, a batch of which shares one wait; with the one-disk build the replica waits for nothing; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; counters span warm-up and window)" | tee -a "$d/summary.txt"
 	echo "load after: $(load)" | tee -a "$d/summary.txt"
 fi
 
@@ -314,6 +333,6 @@ if has metrics; then
 fi
 
 # Keep bench.test: the CPU profiles are symbolized against it.
-rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/routeapp-nometrics" "$BIN/wrkroutes" "$BIN/typedwork" "$BIN/dbos"
+rm -f "$BIN/testapp" "$BIN/loadgen" "$BIN/failover" "$BIN/routeapp" "$BIN/routeapp-nometrics" "$BIN/routeapp-ackfrommemory" "$BIN/wrkroutes" "$BIN/typedwork" "$BIN/dbos"
 step "done"
 echo "results in $OUT"

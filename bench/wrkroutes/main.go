@@ -59,6 +59,7 @@ type options struct {
 	warmup        time.Duration
 	window        time.Duration
 	profile       bool
+	profileOf     string
 	scenarios     string
 	firstRate     float64
 	nodeEnv       string
@@ -76,6 +77,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 1*time.Second, "warm-up before each window (whole seconds: wrk's unit)")
 	flag.DurationVar(&o.window, "d", 5*time.Second, "measured window per scenario per round (whole seconds)")
 	flag.BoolVar(&o.profile, "profile", false, "after the rounds, one more Clustered(2) window (not in the table) with CPU profiles of both nodes")
+	flag.StringVar(&o.profileOf, "profile-scenarios", "two", "with -profile: the scenarios (comma-separated) that get a profiled window each")
 	flag.StringVar(&o.scenarios, "scenarios", "plain,one,two,two-key,one-key-auth", "scenarios, in the first round's order")
 	flag.Float64Var(&o.firstRate, "first-rate", 60000, "req/s to size the key files of a keyed scenario's first window for (later windows: twice its last rate)")
 	flag.Parse()
@@ -228,11 +230,22 @@ func run(o options) error {
 	setRatios(rows)
 
 	var profiled *window
+	var profiledOthers []*window
 	if o.profile {
-		if s, ok := all["two"]; ok {
-			profiled, err = h.profiled(s, "http://"+addr2)
+		for _, name := range strings.Split(o.profileOf, ",") {
+			s, ok := all[strings.TrimSpace(name)]
+			if !ok {
+				continue
+			}
+			w, err := h.profiled(s, "http://"+addr2)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "profile:", err)
+				continue
+			}
+			if s.Name == "two" {
+				profiled = w
+			} else {
+				profiledOthers = append(profiledOthers, w)
 			}
 		}
 	}
@@ -243,6 +256,10 @@ func run(o options) error {
 	if profiled != nil {
 		fmt.Printf("\nprofiled Clustered(2) window (not in the table): %.0f req/s, CPU µs/req %.1f / %.1f; profiles in %s\n",
 			profiled.RPS, profiled.CPUPrimary, profiled.CPUStandby, o.out)
+	}
+	for _, w := range profiledOthers {
+		fmt.Printf("profiled %s window (not in the table): %.0f req/s, CPU µs/req %.1f / %.1f; profiles in %s\n",
+			w.Scenario, w.RPS, w.CPUPrimary, w.CPUStandby, o.out)
 	}
 	var notes []string
 	for _, w := range rows {
@@ -521,8 +538,8 @@ func (h *harness) nodeCPU() ([2]time.Duration, error) {
 	return out, nil
 }
 
-// profiled runs one extra Clustered(2) window while both nodes record a CPU
-// profile, into <out>/cpu-two-primary.prof and cpu-two-standby.prof.
+// profiled runs one extra window of scenario s while both nodes record a CPU
+// profile, into <out>/cpu-<scenario>-primary.prof and cpu-<scenario>-standby.prof.
 func (h *harness) profiled(s *scenario, standbyBase string) (*window, error) {
 	secs := max(1, int(h.o.window.Seconds())-1)
 	type got struct {

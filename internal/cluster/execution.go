@@ -220,21 +220,6 @@ func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
 	return wire.PrepareAck{ID: p.ID, OK: true, Authority: n.authorityMsg()}
 }
 
-// durablePrepareAck returns ack once the mirrored record is durable here, or
-// a refusal with ReasonStoreUnavailable: the ingress hears that a count-2
-// record is mirrored only when it is on this node's disk too. It waits for
-// the disk, so it runs off the session's read loop, where concurrent
-// prepares share one fsync. mark (storeMark) was taken on the read loop
-// right after the record was stored: what the loop stored after it (later
-// frames, read while this goroutine waited to be scheduled) is not waited
-// for.
-func (n *Node) durablePrepareAck(ack wire.PrepareAck, mark uint64) wire.PrepareAck {
-	if err := n.syncRecordsTo(mark); err != nil {
-		return wire.PrepareAck{ID: ack.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
-	}
-	return ack
-}
-
 // dispatchWork runs a created work record on its owner: here, or on the peer.
 func (n *Node) dispatchWork(ctx context.Context, h *handler, rec continuity.Record) error {
 	gen := n.reg.FenceGeneration()

@@ -18,7 +18,7 @@ import (
 // replica holds that completed attempt. Frames are applied in order, so the
 // replica answers after the Upsert was merged: from the read loop with the
 // memory store, or, with the log store, once the merged version is fsynced
-// there (heldAcks: the read loop only queues the answer, and one goroutine
+// there (durableAcks: the read loop only queues the answer, and one goroutine
 // per batch of answers waits for one fsync shared by all of them). The owner
 // fsyncs its own copy while the call travels, then waits for the answer.
 //
@@ -136,22 +136,25 @@ func (n *Node) workOutputHeld(rec *continuity.Record) {
 	n.awaitHeld(n.startHeld(rec), rec)
 }
 
-// heldAcks holds a session's positive Held answers that wait for the log
-// store: the read loop queues them with the store mark taken right after
-// the version they confirm was stored, and one goroutine, started when the
-// queue was empty, syncs to the highest mark and sends every answer queued
-// meanwhile, so concurrent completions share one fsync and the read loop
+// durableAcks holds a session's positive answers that wait for the log
+// store: prepare acks (a mirrored record is acknowledged only once it is
+// durable here) and Held answers. The read loop queues each with the store
+// mark taken right after the version it confirms was stored, and one
+// goroutine, started when the queue was empty, syncs to the highest mark and
+// sends every answer queued meanwhile, so concurrent prepares and completions
+// share one fsync, one waiting goroutine and one wake-up, and the read loop
 // never waits for the disk.
-type heldAcks struct {
+type durableAcks struct {
 	mu      sync.Mutex
-	acks    []wire.HeldAck
+	acks    []wire.Message // wire.PrepareAck or wire.HeldAck, OK
 	mark    uint64
 	running bool
 }
 
-// queueHeldAck queues ack to be sent once the store is durable up to mark.
-func (s *session) queueHeldAck(ack wire.HeldAck, mark uint64) {
-	q := &s.held
+// queueDurableAck queues ack to be sent once the store is durable up to
+// mark.
+func (s *session) queueDurableAck(ack wire.Message, mark uint64) {
+	q := &s.durable
 	q.mu.Lock()
 	q.acks = append(q.acks, ack)
 	q.mark = max(q.mark, mark)
@@ -159,15 +162,17 @@ func (s *session) queueHeldAck(ack wire.HeldAck, mark uint64) {
 	q.running = true
 	q.mu.Unlock()
 	if start {
-		go s.sendHeldAcks()
+		go s.sendDurableAcks()
 	}
 }
 
-// sendHeldAcks sends the queued answers, batch by batch, each once the
-// store is durable up to the batch's mark, until the queue is empty.
-func (s *session) sendHeldAcks() {
-	q, n := &s.held, s.n
-	var batch []wire.HeldAck
+// sendDurableAcks sends the queued answers, batch by batch, each once the
+// store is durable up to the batch's mark, until the queue is empty. When
+// the store cannot make them durable, each answer becomes a refusal with the
+// store's reason.
+func (s *session) sendDurableAcks() {
+	q, n := &s.durable, s.n
+	var batch []wire.Message
 	for {
 		q.mu.Lock()
 		if len(q.acks) == 0 {
@@ -178,14 +183,25 @@ func (s *session) sendHeldAcks() {
 		batch, q.acks = q.acks, batch[:0]
 		mark := q.mark
 		q.mu.Unlock()
-		err := n.syncRecordsTo(mark)
-		for i := range batch {
-			ack := batch[i]
+		err := n.syncRecordsToFor(mark, len(batch))
+		for _, ack := range batch {
 			if err != nil {
-				ack = wire.HeldAck{ID: ack.ID, Reason: continuity.ReasonOf(err), Authority: n.authorityMsg()}
+				ack = n.refusedAck(ack, continuity.ReasonOf(err))
 			}
 			_ = s.send(ack)
 		}
 		clear(batch)
 	}
+}
+
+// refusedAck is the refusal, with reason, of a positive answer the store
+// could not make durable.
+func (n *Node) refusedAck(ack wire.Message, reason string) wire.Message {
+	switch a := ack.(type) {
+	case wire.PrepareAck:
+		return wire.PrepareAck{ID: a.ID, Reason: reason, Authority: n.authorityMsg()}
+	case wire.HeldAck:
+		return wire.HeldAck{ID: a.ID, Reason: reason, Authority: n.authorityMsg()}
+	}
+	return ack
 }

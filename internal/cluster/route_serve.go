@@ -152,7 +152,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// replica) before the owner's reply did; it is durable here too
 		// before the client has its answer, so the answer survives losing
 		// either node's disk.
-		if err == nil && rec.ReplicationCount >= 2 {
+		if err == nil && rec.ReplicationCount >= 2 && replicaAckAfterFsync {
 			if serr := n.syncRecords(); serr != nil {
 				resp.Release()
 				resp, err = exchange.Response{}, serr

@@ -29,8 +29,8 @@ type session struct {
 	synced   chan struct{} // closed when the peer's first Sync was applied
 	syncOnce sync.Once
 
-	routes sync.Map // route id -> context.CancelFunc for requests this node executes
-	held   heldAcks // Held answers waiting for the log store (outcome.go)
+	routes  sync.Map    // route id -> context.CancelFunc for requests this node executes
+	durable durableAcks // prepare acks and Held answers waiting for the log store (outcome.go)
 	// lastHeld is the last completed version merged from an Upsert; read
 	// loop only.
 	lastHeld heldVersion
@@ -181,19 +181,21 @@ func (s *session) Handle(m wire.Message) {
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
 		ack := n.handlePrepare(s.peer, m)
-		if !ack.OK || n.store == nil {
+		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
 			_ = s.send(ack)
 			break
 		}
-		mark := n.storeMark()
-		go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
+		// Acknowledged once the mirrored record is durable here too: the
+		// ingress hears that a count-2 record is mirrored only when it is
+		// on this node's disk as well.
+		s.queueDurableAck(ack, n.storeMark())
 	case wire.Held:
 		ack := n.handleHeld(m, s.lastHeld)
-		if !ack.OK || n.store == nil {
+		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
 			_ = s.send(ack)
 			break
 		}
-		s.queueHeldAck(ack, n.storeMark())
+		s.queueDurableAck(ack, n.storeMark())
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:

@@ -97,10 +97,16 @@ func (n *Node) storeMark() uint64 {
 // taken (storeMark): a caller that stored its record and then waited for the
 // replica does not also wait for the changes other requests made meanwhile.
 func (n *Node) syncRecordsTo(mark uint64) error {
+	return n.syncRecordsToFor(mark, 1)
+}
+
+// syncRecordsToFor is syncRecordsTo on behalf of acks acknowledgements
+// that share the wait (the store's counters count each).
+func (n *Node) syncRecordsToFor(mark uint64, acks int) error {
 	if n.store == nil {
 		return nil
 	}
-	return n.storeSynced(n.store.SyncTo(mark))
+	return n.storeSynced(n.store.SyncToFor(mark, acks))
 }
 
 // storeFailure is err, from a registry call that stores a record, unless it

@@ -89,9 +89,13 @@ type Store struct {
 	stop chan struct{}
 	done chan struct{} // the writer has returned
 
-	mu        sync.Mutex
-	waiters   []*waiter // Sync calls waiting for a write, in no order
-	queue     []recordlog.Entry
+	mu      sync.Mutex
+	waiters []*waiter // Sync calls waiting for a write, in no order
+	// queue holds the versions Put since the last write began, encoded as
+	// log frames; spare is the writer's other buffer, swapped in when a
+	// write takes queue (nil while that write runs).
+	queue     *recordlog.Frames
+	spare     *recordlog.Frames
 	queueSize int64
 	queued    uint64 // versions Put
 	durable   uint64 // versions written and fsynced, a prefix of queued
@@ -126,10 +130,12 @@ var _ continuity.Store = (*Store)(nil)
 // an error: the store never starts with records silently missing.
 func Open(dir string, opt Options) (*Store, Recovered, error) {
 	s := &Store{
-		mem:  continuity.NewMemoryStore(opt.Retention),
-		wake: make(chan struct{}, 1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		mem:   continuity.NewMemoryStore(opt.Retention),
+		queue: new(recordlog.Frames),
+		spare: new(recordlog.Frames),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	s.compactAfter = opt.CompactAfter
 	if s.compactAfter <= 0 {
@@ -161,9 +167,9 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 	return s, out, nil
 }
 
-func encode(rec *continuity.Record) []byte {
-	return continuity.AppendEncoded([]byte{encodingV1}, rec)
-}
+// maxKeptFrames is the largest write buffer the writer keeps for the next
+// batch; a larger one (a burst) is let go.
+const maxKeptFrames = 4 << 20
 
 func decode(b []byte) (continuity.Record, error) {
 	if len(b) == 0 || b[0] != encodingV1 {
@@ -192,23 +198,29 @@ func (s *Store) Len() (pending, retained int) { return s.mem.Len() }
 // not wait for the disk. It fails, storing nothing, once the log can take no
 // more (an fsync failed: recordlog.ErrFailed; or the store is closed), and
 // for a record too large for one log entry.
+//
+// The version is encoded once, straight into the frames the next write
+// hands to the log (recordlog.Frames): no buffer of its own.
 func (s *Store) Put(rec continuity.Record) error {
-	e := recordlog.Entry{Kind: recordlog.KindPut, Key: rec.RequestKey, Value: encode(&rec)}
-	if n := len(e.Key) + len(e.Value); n > recordlog.MaxEntrySize-16 {
-		return fmt.Errorf("logstore: record %s encodes to %d bytes, more than a log entry holds (%d)", rec.RequestKey, n, recordlog.MaxEntrySize-16)
-	}
 	s.mu.Lock()
 	if s.failed != nil {
 		err := s.failed
 		s.mu.Unlock()
 		return err
 	}
+	before := s.queue.Size()
+	b := s.queue.BeginPut(rec.RequestKey)
+	b = continuity.AppendEncoded(append(b, encodingV1), &rec)
+	if err := s.queue.EndPut(b); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("logstore: record %s: %w", rec.RequestKey, err)
+	}
 	if err := s.mem.Put(rec); err != nil { // never fails today
+		s.queue.DropLast()
 		s.mu.Unlock()
 		return err
 	}
-	s.queue = append(s.queue, e)
-	s.queueSize += int64(len(e.Key) + len(e.Value))
+	s.queueSize += int64(s.queue.Size() - before)
 	s.queued++
 	if s.putSince != nil {
 		s.putSince[rec.RequestKey] = struct{}{}
@@ -253,9 +265,17 @@ func (s *Store) Mark() uint64 {
 // while other callers Put theirs, waits only for the write that carries its
 // own version, not for theirs as well. Errors are Sync's.
 func (s *Store) SyncTo(mark uint64) error {
+	return s.SyncToFor(mark, 1)
+}
+
+// SyncToFor is SyncTo on behalf of acks acknowledgements that share the
+// wait (a replica's batch of answers): Stats counts acks Sync calls, so
+// Syncs per fsync stays the number of acknowledgements an fsync carried.
+func (s *Store) SyncToFor(mark uint64, acks int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.syncLocked(min(mark, s.queued))
+	s.syncs += uint64(max(acks, 1)) - 1
+	return s.syncLockedFor(min(mark, s.queued), uint64(max(acks, 1)))
 }
 
 // waiter is a Sync call waiting for a write. A write that ends wakes only the
@@ -267,10 +287,19 @@ type waiter struct {
 	done   chan error // buffered; receives the call's result once
 }
 
+// waiters recycles waiter values (and their channels) between Sync calls.
+var waiters = sync.Pool{New: func() any { return &waiter{done: make(chan error, 1)} }}
+
 // syncLocked waits, with s.mu held on entry and released while it waits,
 // until durable reaches target. Only the caller's own goroutine is woken,
 // once, by the write that decides its result.
 func (s *Store) syncLocked(target uint64) error {
+	return s.syncLockedFor(target, 1)
+}
+
+// syncLockedFor is syncLocked for acks acknowledgements: a wait counts acks
+// times in Waited. (SyncToFor counts the calls.)
+func (s *Store) syncLockedFor(target, acks uint64) error {
 	s.syncs++
 	if s.durable >= target {
 		return nil
@@ -278,9 +307,10 @@ func (s *Store) syncLocked(target uint64) error {
 	if err := s.syncErrLocked(s.writes); err != nil {
 		return err
 	}
-	w := &waiter{target: target, start: s.writes, done: make(chan error, 1)}
+	w := waiters.Get().(*waiter)
+	w.target, w.start = target, s.writes
 	s.waiters = append(s.waiters, w)
-	s.waited++
+	s.waited += acks
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -288,8 +318,11 @@ func (s *Store) syncLocked(target uint64) error {
 	s.mu.Unlock()
 	t0 := time.Now()
 	err := <-w.done
+	// The write that sent on done dropped w from s.waiters first: w is
+	// this call's alone again.
+	waiters.Put(w)
 	s.mu.Lock()
-	s.waitTime += time.Since(t0)
+	s.waitTime += time.Since(t0) * time.Duration(acks)
 	return err
 }
 
@@ -344,29 +377,37 @@ func (s *Store) run() {
 // back at the head of the queue, in order, for the next write.
 func (s *Store) write() {
 	s.mu.Lock()
-	entries, size, upto := s.queue, s.queueSize, s.queued
-	if len(entries) == 0 {
+	frames, size, upto := s.queue, s.queueSize, s.queued
+	if frames.Entries() == 0 {
 		s.mu.Unlock()
 		return
 	}
-	s.queue, s.queueSize = nil, 0
+	s.queue, s.spare, s.queueSize = s.spare, nil, 0
 	s.writes++
 	if len(s.waiters) == 0 {
 		s.unawaited++
 	}
 	n := s.writes
 	s.mu.Unlock()
-	err := s.log.Commit(entries...)
+	err := s.log.CommitFrames(frames)
 	s.mu.Lock()
 	if err != nil {
+		// frames, then what was Put meanwhile, in order.
+		frames.Append(s.queue)
+		s.queue.Reset()
+		s.queue, s.spare = frames, s.queue
 		s.errWrite = n
-		s.queue = append(entries, s.queue...)
 		s.queueSize += size
 		s.writeErr = err
 		if errors.Is(err, recordlog.ErrFailed) || errors.Is(err, recordlog.ErrClosed) {
 			s.failed = err
 		}
 	} else {
+		if frames.Cap() > maxKeptFrames {
+			frames = new(recordlog.Frames)
+		}
+		frames.Reset()
+		s.spare = frames
 		s.durable = upto
 		s.writeErr = nil
 		s.appended += size

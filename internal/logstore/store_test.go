@@ -338,6 +338,34 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestSyncToForCountsEachAck: a wait on behalf of several acknowledgements
+// counts each of them in Syncs and Waited, so Syncs per fsync stays the
+// number of acknowledgements one fsync carried.
+func TestSyncToForCountsEachAck(t *testing.T) {
+	s, _ := open(t, t.TempDir(), Options{})
+	defer s.Close()
+	if err := s.Put(storetest.Full("k1", 1, continuity.PhaseSubmitted)); err != nil {
+		t.Fatal(err)
+	}
+	before := s.Stats()
+	if err := s.SyncToFor(s.Mark(), 5); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Syncs-before.Syncs != 5 || st.Durable != 1 {
+		t.Fatalf("after SyncToFor(mark, 5): %d syncs counted (want 5), %d durable (want 1)", st.Syncs-before.Syncs, st.Durable)
+	}
+	if w := st.Waited - before.Waited; w != 0 && w != 5 {
+		t.Fatalf("waited counted %d times; want 5 (or 0 had the write been done already)", w)
+	}
+	if err := s.SyncToFor(s.Mark(), 3); err != nil { // durable already: no wait
+		t.Fatal(err)
+	}
+	if got := s.Stats(); got.Syncs-st.Syncs != 3 || got.Waited != st.Waited {
+		t.Fatalf("SyncToFor of durable versions: %d syncs, %d more waits; want 3 and 0", got.Syncs-st.Syncs, got.Waited-st.Waited)
+	}
+}
+
 // TestUnknownEncoding: an entry of another encoding version is an error at
 // open, not a record silently dropped.
 func TestUnknownEncoding(t *testing.T) {

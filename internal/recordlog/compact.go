@@ -67,14 +67,24 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 		ord int64
 		put bool
 	}
-	last := make(map[string]position)
+	// index maps a key to its slot in last: a key seen before is updated
+	// through a lookup, which copies no key (most entries are later
+	// versions of a key seen before).
+	index := make(map[string]int)
+	var last []position
 	for i, s := range inputs {
-		err := l.scan(s, func(ord int64, e Entry, n int) {
-			st.BytesBefore += int64(n)
-			if e.Kind == kindBatch {
+		err := l.scan(s, func(ord int64, v view) {
+			st.BytesBefore += int64(len(v.frame))
+			if v.kind == kindBatch {
 				return
 			}
-			last[e.Key] = position{seg: i, ord: ord, put: e.Kind == KindPut}
+			p := position{seg: i, ord: ord, put: v.kind == KindPut}
+			if k, ok := index[string(v.key)]; ok {
+				last[k] = p
+			} else {
+				index[string(v.key)] = len(last)
+				last = append(last, p)
+			}
 			st.EntriesRead++
 		})
 		if err != nil {
@@ -96,21 +106,21 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 		return st, err
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	var frame []byte
 	var werr error
 	for i, s := range inputs {
-		err := l.scan(s, func(ord int64, e Entry, _ int) {
-			if e.Kind == kindBatch {
+		err := l.scan(s, func(ord int64, v view) {
+			if v.kind == kindBatch {
 				return
 			}
-			p := last[e.Key]
-			if werr != nil || p.seg != i || p.ord != ord || !p.put || !live(e.Key) {
+			p := last[index[string(v.key)]]
+			if werr != nil || p.seg != i || p.ord != ord || !p.put || !live(string(v.key)) {
 				return
 			}
-			frame = appendFrame(frame[:0], e)
-			_, werr = bw.Write(frame)
+			// The frame is copied as it was read (its checksum was
+			// checked): a kept entry is not decoded or encoded again.
+			_, werr = bw.Write(v.frame)
 			st.EntriesKept++
-			st.BytesAfter += int64(len(frame))
+			st.BytesAfter += int64(len(v.frame))
 		})
 		if err != nil {
 			return abort(err)
@@ -159,10 +169,10 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	return st, errors.Join(errs...)
 }
 
-// scan reads a sealed segment, calling fn with each entry's ordinal and
-// frame size. Any damage is ErrCorrupt: sealed segments were complete and
-// fsynced.
-func (l *Log) scan(s segment, fn func(ord int64, e Entry, n int)) error {
+// scan reads a sealed segment, calling fn with each entry's ordinal and the
+// entry as read (valid during the call only). Any damage is ErrCorrupt:
+// sealed segments were complete and fsynced.
+func (l *Log) scan(s segment, fn func(ord int64, v view)) error {
 	path := s.path(l.dir)
 	f, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
@@ -171,17 +181,16 @@ func (l *Log) scan(s segment, fn func(ord int64, e Entry, n int)) error {
 	defer f.Close()
 	fr := newFrameReader(f)
 	for ord := int64(0); ; ord++ {
-		e, n, err := fr.next()
+		v, err := fr.nextView()
 		if err == io.EOF {
 			return nil
 		}
-		var fe *frameError
-		if errors.As(err, &fe) {
-			return fmt.Errorf("compact: %w: segment %s at offset %d: %s", ErrCorrupt, path, fe.offset, fe.reason)
-		}
 		if err != nil {
+			if fe := (*frameError)(nil); errors.As(err, &fe) {
+				return fmt.Errorf("compact: %w: segment %s at offset %d: %s", ErrCorrupt, path, fe.offset, fe.reason)
+			}
 			return fmt.Errorf("compact: segment %s: %w", path, err)
 		}
-		fn(ord, e, n)
+		fn(ord, v)
 	}
 }

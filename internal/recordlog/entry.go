@@ -108,12 +108,20 @@ func appendFrame(buf []byte, e Entry) []byte {
 // appendMarker appends the batch marker of a group commit written at offset.
 func appendMarker(buf []byte, offset int64) []byte {
 	start := len(buf)
-	buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0, formatVersion, byte(kindBatch))
-	buf = binary.LittleEndian.AppendUint64(buf, uint64(offset))
-	body := buf[start+frameHeaderSize:]
-	binary.LittleEndian.PutUint32(buf[start:], uint32(len(body)))
-	binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(body, castagnoli))
+	buf = append(buf, make([]byte, markerSize)...)
+	putMarker(buf[start:], offset)
 	return buf
+}
+
+// putMarker writes the batch marker of a group commit written at offset
+// into b, which is markerSize bytes long.
+func putMarker(b []byte, offset int64) {
+	b = b[:markerSize]
+	b[frameHeaderSize], b[frameHeaderSize+1] = formatVersion, byte(kindBatch)
+	binary.LittleEndian.PutUint64(b[frameHeaderSize+2:], uint64(offset))
+	body := b[frameHeaderSize:]
+	binary.LittleEndian.PutUint32(b, uint32(len(body)))
+	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(body, castagnoli))
 }
 
 // markerAt reports whether b starts with the batch marker of offset.
@@ -139,12 +147,30 @@ func (e *frameError) Error() string { return fmt.Sprintf("offset %d: %s", e.offs
 // frameReader reads frames from one segment.
 type frameReader struct {
 	r      *bufio.Reader
-	offset int64 // of the next frame
-	body   []byte
+	offset int64  // of the next frame
+	frame  []byte // the last frame read, header and body
 }
 
 func newFrameReader(r io.Reader) *frameReader {
 	return &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+}
+
+// view is an entry as read, without copies: key, value and frame alias the
+// reader's buffer and are valid until the next read. frame is the whole
+// frame, header included, as it is on disk.
+type view struct {
+	kind       Kind
+	key, value []byte
+	frame      []byte
+}
+
+// entry returns v as an Entry that does not alias reader state.
+func (v view) entry() Entry {
+	e := Entry{Kind: v.kind, Key: string(v.key)}
+	if len(v.value) > 0 {
+		e.Value = append([]byte(nil), v.value...)
+	}
+	return e
 }
 
 // next returns the next entry and the size of its frame, io.EOF at a clean
@@ -152,40 +178,57 @@ func newFrameReader(r io.Reader) *frameReader {
 // Batch markers are returned too (Kind kindBatch, Value the 8-byte offset);
 // a marker that names another offset than its own is an error.
 func (fr *frameReader) next() (Entry, int, error) {
-	var hdr [frameHeaderSize]byte
-	n, err := io.ReadFull(fr.r, hdr[:])
+	v, err := fr.nextView()
+	if err != nil {
+		return Entry{}, 0, err
+	}
+	return v.entry(), len(v.frame), nil
+}
+
+// nextView is next without copies: what it returns is valid until the next
+// read.
+func (fr *frameReader) nextView() (view, error) {
+	if cap(fr.frame) < frameHeaderSize {
+		fr.frame = make([]byte, frameHeaderSize, 4096)
+	}
+	hdr := fr.frame[:frameHeaderSize]
+	n, err := io.ReadFull(fr.r, hdr)
 	if err == io.EOF {
-		return Entry{}, 0, io.EOF
+		return view{}, io.EOF
 	}
 	if err != nil {
-		return Entry{}, 0, fr.readErr(err, fmt.Sprintf("short frame header (%d of %d bytes)", n, frameHeaderSize))
+		return view{}, fr.readErr(err, fmt.Sprintf("short frame header (%d of %d bytes)", n, frameHeaderSize))
 	}
 	size := binary.LittleEndian.Uint32(hdr[:4])
 	if size < minBodySize || size > MaxEntrySize {
-		return Entry{}, 0, &frameError{offset: fr.offset, reason: fmt.Sprintf("entry length %d out of range", size), torn: true}
-	}
-	if cap(fr.body) < int(size) {
-		fr.body = make([]byte, size)
-	}
-	body := fr.body[:size]
-	if n, err := io.ReadFull(fr.r, body); err != nil {
-		return Entry{}, 0, fr.readErr(err, fmt.Sprintf("short entry (%d of %d bytes)", n, size))
-	}
-	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(hdr[4:]); got != want {
-		return Entry{}, 0, &frameError{offset: fr.offset, reason: fmt.Sprintf("checksum mismatch (crc32c %08x, frame says %08x)", got, want), torn: true}
-	}
-	e, err := decodeBody(body)
-	if err != nil {
-		return Entry{}, 0, &frameError{offset: fr.offset, reason: err.Error()}
-	}
-	if e.Kind == kindBatch {
-		if at := binary.LittleEndian.Uint64(e.Value); at != uint64(fr.offset) {
-			return Entry{}, 0, &frameError{offset: fr.offset, reason: fmt.Sprintf("batch marker names offset %d", at)}
-		}
+		return view{}, &frameError{offset: fr.offset, reason: fmt.Sprintf("entry length %d out of range", size), torn: true}
 	}
 	total := frameHeaderSize + int(size)
+	if cap(fr.frame) < total {
+		grown := make([]byte, total)
+		copy(grown, hdr)
+		fr.frame = grown
+	}
+	frame := fr.frame[:total]
+	body := frame[frameHeaderSize:]
+	if n, err := io.ReadFull(fr.r, body); err != nil {
+		return view{}, fr.readErr(err, fmt.Sprintf("short entry (%d of %d bytes)", n, size))
+	}
+	if got, want := crc32.Checksum(body, castagnoli), binary.LittleEndian.Uint32(frame[4:]); got != want {
+		return view{}, &frameError{offset: fr.offset, reason: fmt.Sprintf("checksum mismatch (crc32c %08x, frame says %08x)", got, want), torn: true}
+	}
+	v, err := decodeBody(body)
+	if err != nil {
+		return view{}, &frameError{offset: fr.offset, reason: err.Error()}
+	}
+	if v.kind == kindBatch {
+		if at := binary.LittleEndian.Uint64(v.value); at != uint64(fr.offset) {
+			return view{}, &frameError{offset: fr.offset, reason: fmt.Sprintf("batch marker names offset %d", at)}
+		}
+	}
+	v.frame = frame
 	fr.offset += int64(total)
-	return e, total, nil
+	return v, nil
 }
 
 func (fr *frameReader) readErr(err error, reason string) error {
@@ -195,32 +238,38 @@ func (fr *frameReader) readErr(err error, reason string) error {
 	return fmt.Errorf("read at offset %d: %w", fr.offset, err)
 }
 
-// decodeBody decodes a checksummed body.
-func decodeBody(body []byte) (Entry, error) {
+// decodeBody decodes a checksummed body; the view aliases body.
+func decodeBody(body []byte) (view, error) {
 	if body[0] != formatVersion {
-		return Entry{}, fmt.Errorf("unknown entry format version %d (this build reads %d)", body[0], formatVersion)
+		return view{}, fmt.Errorf("unknown entry format version %d (this build reads %d)", body[0], formatVersion)
 	}
 	kind := Kind(body[1])
 	if kind == kindBatch {
 		if len(body) != markerSize-frameHeaderSize {
-			return Entry{}, fmt.Errorf("batch marker of %d bytes", len(body))
+			return view{}, fmt.Errorf("batch marker of %d bytes", len(body))
 		}
-		return Entry{Kind: kindBatch, Value: append([]byte(nil), body[2:]...)}, nil
+		return view{kind: kindBatch, value: body[2:]}, nil
 	}
 	if kind != KindPut && kind != KindEvict {
-		return Entry{}, fmt.Errorf("unknown entry kind %d", body[1])
+		return view{}, fmt.Errorf("unknown entry kind %d", body[1])
 	}
 	klen, n := binary.Uvarint(body[2:])
-	if n <= 0 || klen == 0 || klen > uint64(len(body)-2-n) || n != len(binary.AppendUvarint(nil, klen)) {
-		return Entry{}, fmt.Errorf("bad key length in a %d-byte entry", len(body))
+	if n <= 0 || klen == 0 || klen > uint64(len(body)-2-n) || n != uvarintLen(klen) {
+		return view{}, fmt.Errorf("bad key length in a %d-byte entry", len(body))
 	}
 	rest := body[2+n:]
-	e := Entry{Kind: kind, Key: string(rest[:klen])}
-	if v := rest[klen:]; len(v) > 0 {
+	v := view{kind: kind, key: rest[:klen]}
+	if val := rest[klen:]; len(val) > 0 {
 		if kind == KindEvict {
-			return Entry{}, fmt.Errorf("eviction of key %q carries %d value bytes", e.Key, len(v))
+			return view{}, fmt.Errorf("eviction of key %q carries %d value bytes", v.key, len(val))
 		}
-		e.Value = append([]byte(nil), v...)
+		v.value = val
 	}
-	return e, nil
+	return v, nil
+}
+
+// uvarintLen is the length of x's shortest uvarint encoding.
+func uvarintLen(x uint64) int {
+	var tmp [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(tmp[:], x)
 }

@@ -305,7 +305,8 @@ func FuzzFrameReader(f *testing.F) {
 		// The same bytes as a body whose checksum matched: the decoder
 		// must reject it or read exactly what re-encodes to it.
 		if len(b) >= minBodySize {
-			if e, err := decodeBody(b); err == nil {
+			if v, err := decodeBody(b); err == nil {
+				e := v.entry()
 				at := int64(-1)
 				if e.Kind == kindBatch {
 					at = int64(binary.LittleEndian.Uint64(e.Value))
