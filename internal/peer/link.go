@@ -172,6 +172,12 @@ const (
 	// FrameLazyLast is FrameLazy for a final (terminal) transition: nothing
 	// is expected to replace it, so it is not indexed for replacement.
 	FrameLazyLast
+	// FrameBeforeCall is an urgent frame that its sender follows at once
+	// with a call (Begin, Call) on the same link: it joins the queue as an
+	// urgent frame does but leaves waking the writer to the call, so the two
+	// go out in one write and reach the peer with one wake-up. Should no
+	// call follow, it is written within LazyFlushDelay.
+	FrameBeforeCall
 )
 
 // lazyRecords holds encoded record transitions that may wait up to
@@ -251,7 +257,7 @@ func (l *lazyRecords) size() int { return len(l.buf) - l.dead }
 // replaced by a newer one is not sent at all: before any frame that is not
 // lazy joins the queue, every lazy frame queued so far is moved ahead of it.
 func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKind) error {
-	lazy := kind != FrameUrgent
+	lazy := kind == FrameLazy || kind == FrameLazyLast
 	l.wmu.Lock()
 	for len(l.wbuf)+l.lazy.size() > maxQueuedBytes {
 		room := l.wroom
@@ -290,13 +296,16 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 	}
 	binary.LittleEndian.PutUint32((*dst)[start:], uint32(size))
 	kick := false
-	if lazy {
+	switch {
+	case lazy:
 		l.lazy.add(key, start, kind == FrameLazy)
+		fallthrough
+	case kind == FrameBeforeCall:
 		if !l.wlazy && !l.wurgent {
 			l.wlazy = true
 			l.lazyTimer.Reset(l.lazyDelay)
 		}
-	} else {
+	default:
 		kick = !l.wurgent
 		l.wurgent = true
 	}

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,4 +157,81 @@ func TestDeadlineSpacing(t *testing.T) {
 	if !d.stale(t0.Add(deadlineRefresh)) {
 		t.Fatal("not moved after deadlineRefresh")
 	}
+}
+
+// countingConn counts the writes made to its connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// A frame queued before a call leaves waking the writer to the call: the
+// two reach the peer in one write, in queue order. Alone, it is written
+// within the lazy delay.
+func TestLinkFrameBeforeCallSharesTheCallsWrite(t *testing.T) {
+	a, b := net.Pipe()
+	c := &countingConn{Conn: a}
+	s := New(c, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+	s.lazyDelay = time.Hour
+	done := make(chan struct{})
+	go func() { defer close(done); s.writeLoop() }()
+	t.Cleanup(func() {
+		s.Close(ErrClosed)
+		b.Close()
+		<-done
+	})
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	var md wire.MessageDecoder
+	next := func() wire.Message {
+		t.Helper()
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		m, err := md.Decode(f)
+		if err != nil {
+			t.Fatalf("decode frame: %v", err)
+		}
+		return m
+	}
+
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", FrameLazy)
+	if err := s.Enqueue(upsertFrame(t, "a", continuity.PhaseCompleted), "a", FrameBeforeCall); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	woken := s.wurgent || len(s.wake) > 0
+	s.wmu.Unlock()
+	if woken {
+		t.Fatal("a frame queued before a call woke the writer")
+	}
+	p, err := s.Begin(1, wire.AppendHeld(nil, 1, "a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "a", continuity.PhaseCompleted, 0) // replaced the lazy pending one
+	if h, ok := next().(wire.Held); !ok || h.ID != 1 || h.RequestKey != "a" {
+		t.Fatalf("want the Held call after the transition, got %#v", h)
+	}
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("transition and call took %d writes, want 1", n)
+	}
+	s.deliver(1, wire.HeldAck{ID: 1, OK: true})
+	if _, err := p.Wait(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	s.wmu.Lock()
+	s.lazyDelay = time.Millisecond
+	s.wmu.Unlock()
+	if err := s.Enqueue(upsertFrame(t, "b", continuity.PhaseCompleted), "b", FrameBeforeCall); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "b", continuity.PhaseCompleted, 0)
 }
