@@ -65,7 +65,7 @@ type Link struct {
 	wurgent   bool            // wbuf holds a frame that must go out now
 	wlazy     bool            // a lazy flush is scheduled
 	wwaiters  []chan struct{} // closed once what was queued before them is written
-	wroom     chan struct{}   // closed (and replaced) when writeLoop takes wbuf
+	wroom     chan struct{}   // made by a sender waiting for room; closed (and dropped) when writeLoop takes wbuf
 	wake      chan struct{}   // capacity 1: writeLoop has something to do
 	lazyDelay time.Duration   // LazyFlushDelay, but for tests
 	lazyTimer *time.Timer
@@ -84,7 +84,7 @@ type Link struct {
 // h. Nothing runs until Start.
 func New(conn net.Conn, cfg Config, h Handler) *Link {
 	l := &Link{cfg: cfg, h: h, peer: cfg.Peer, conn: conn,
-		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		closed: make(chan struct{}), wake: make(chan struct{}, 1),
 		lazyDelay: LazyFlushDelay}
 	l.lazyTimer = time.AfterFunc(time.Hour, l.kick)
 	l.lazyTimer.Stop()
@@ -260,6 +260,9 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 	lazy := kind == FrameLazy || kind == FrameLazyLast
 	l.wmu.Lock()
 	for len(l.wbuf)+l.lazy.size() > maxQueuedBytes {
+		if l.wroom == nil {
+			l.wroom = make(chan struct{})
+		}
 		room := l.wroom
 		l.wmu.Unlock()
 		select {
@@ -359,8 +362,10 @@ func (l *Link) writeLoop() {
 		buf, waiters := l.lazy.moveTo(l.wbuf), l.wwaiters
 		l.wbuf, l.wwaiters = spare[:0], nil
 		l.wurgent, l.wlazy = false, false
-		close(l.wroom)
-		l.wroom = make(chan struct{})
+		if l.wroom != nil { // a sender waits for room: only then is there a channel to close
+			close(l.wroom)
+			l.wroom = nil
+		}
 		l.wmu.Unlock()
 		if len(buf) > 0 {
 			if now := time.Now(); wdl.stale(now) {
