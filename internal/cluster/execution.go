@@ -12,7 +12,8 @@ import (
 	"meshgo.dev/mesh/internal/wire"
 )
 
-// prepareTimeout bounds the wait for a replica's acknowledgement.
+// prepareTimeout bounds the wait for a replica's acknowledgement (a
+// prepare's wait ends up to a heartbeat interval later: peer.Pending.Wait).
 const prepareTimeout = 5 * time.Second
 
 // submission is one request to record and, once recorded, run.
@@ -173,16 +174,21 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	if s == nil {
 		return fail(continuity.ReasonReplicaRequiredUnavailable, "no session")
 	}
-	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
-	defer cancel()
 	id := n.callID.Add(1)
 	defer n.met.prepareLatency.since(time.Now())
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendPrepareOf((*bp)[:0], id, n.authorityMsg(), &rec)
-	reply, err := s.link.CallEncoded(ctx, id, msg)
-	if cap(msg) <= maxPooledFrame { // the link copied msg before the call waited
+	// The wait is bounded by the link's heartbeats rather than a context
+	// with a timer of its own: a timer set and stopped on every count-2
+	// request costs more than the prepare's own frames.
+	p, err := s.link.Begin(id, msg)
+	if cap(msg) <= maxPooledFrame { // the link copied msg
 		*bp = msg
 		frameScratch.Put(bp)
+	}
+	var reply wire.Message
+	if err == nil {
+		reply, err = p.Wait(ctx, prepareTimeout)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
