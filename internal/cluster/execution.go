@@ -206,7 +206,7 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 
 // handlePrepare stores a record this node mirrors. A sender at a lower epoch is
 // a superseded primary: it is refused and learns our authority from the ack.
-func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
+func (n *Node) handlePrepare(peer string, p *wire.Prepare) wire.PrepareAck {
 	_, epoch := n.reg.Authority()
 	if p.Authority.Epoch < epoch {
 		n.reg.EmitRecord(continuity.TransitionStaleEpochRejected, p.Record, string(continuity.ReasonStaleEpoch),

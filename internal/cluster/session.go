@@ -180,13 +180,7 @@ func (s *session) Handle(m wire.Message) {
 		s.syncOnce.Do(func() { close(s.synced) })
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
-		ack := n.handlePrepare(s.peer, m)
-		if !ack.OK || n.store == nil {
-			_ = s.send(ack)
-			break
-		}
-		mark := n.storeMark()
-		go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
+		s.HandlePrepare(&m)
 	case wire.Held:
 		ack := n.handleHeld(m, s.lastHeld)
 		if !ack.OK || n.store == nil {
@@ -223,6 +217,20 @@ func (s *session) HandleUpsert(m *wire.Upsert) {
 		// A Held call for this completion follows on the link (outcome.go).
 		s.lastHeld = heldVersion{key: m.Record.RequestKey, attempt: m.Record.Attempt}
 	}
+}
+
+// HandlePrepare stores a record the peer asks this node to mirror and
+// answers it (peer.Handler): at once with the memory store, once the record
+// is durable with the log store.
+func (s *session) HandlePrepare(m *wire.Prepare) {
+	n := s.n
+	ack := n.handlePrepare(s.peer, m)
+	if !ack.OK || n.store == nil {
+		_ = s.send(ack)
+		return
+	}
+	mark := n.storeMark()
+	go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
 }
 
 // LinkClosed forgets the session once its link closed (peer.Handler).

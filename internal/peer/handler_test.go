@@ -22,6 +22,8 @@ func (r *recorder) note(s string) { r.mu.Lock(); r.got = append(r.got, s); r.mu.
 
 func (r *recorder) HandleUpsert(m *wire.Upsert) { r.note("upsert " + m.Record.RequestKey) }
 
+func (r *recorder) HandlePrepare(m *wire.Prepare) { r.note("prepare " + m.Record.RequestKey) }
+
 func (r *recorder) Handle(m wire.Message) {
 	if _, ok := m.(wire.Pong); ok {
 		r.note("pong")
@@ -67,6 +69,7 @@ func TestLinkHandsFramesToHandler(t *testing.T) {
 	for _, m := range []wire.Message{
 		wire.Upsert{Record: continuity.Record{RequestKey: "k1", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
 		wire.Pong{Nonce: 5},
+		wire.Prepare{ID: 7, Record: continuity.Record{RequestKey: "k3", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
 		wire.PrepareAck{ID: 42, OK: true},
 		wire.Upsert{Record: continuity.Record{RequestKey: "k2", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
 	} {
@@ -90,7 +93,7 @@ func TestLinkHandsFramesToHandler(t *testing.T) {
 	h.mu.Lock()
 	got := append([]string(nil), h.got...)
 	h.mu.Unlock()
-	want := []string{"upsert k1", "pong", "upsert k2"}
+	want := []string{"upsert k1", "pong", "prepare k3", "upsert k2"}
 	if len(got) != len(want) {
 		t.Fatalf("handler got %q, want %q", got, want)
 	}

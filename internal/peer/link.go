@@ -26,6 +26,9 @@ type Handler interface {
 	// HandleUpsert applies one record transition. m is reused for the
 	// next frame once the method returns.
 	HandleUpsert(m *wire.Upsert)
+	// HandlePrepare applies a Prepare (a record to mirror), likewise
+	// reused once the method returns.
+	HandlePrepare(m *wire.Prepare)
 	// Handle applies any other message.
 	Handle(m wire.Message)
 	// LinkClosed is called once, after the reader stopped, with why the
@@ -538,7 +541,8 @@ func (l *Link) readLoop() {
 	defer func() { l.h.LinkClosed(l.err) }()
 	fr := wire.NewFrameReader(bufio.NewReaderSize(l.conn, 64<<10), wire.MaxFrame)
 	var md wire.MessageDecoder
-	var up wire.Upsert // reused: the common frame under load
+	var up wire.Upsert   // reused: the common frame under load
+	var prep wire.Prepare // reused: one per count-2 request on its replica
 	var rdl deadline
 	for {
 		if now := time.Now(); rdl.stale(now) {
@@ -554,8 +558,12 @@ func (l *Link) readLoop() {
 			return
 		}
 		isUpsert, err := md.DecodeUpsert(b, &up)
-		var m wire.Message
+		isPrepare := false
 		if !isUpsert && err == nil {
+			isPrepare, err = md.DecodePrepare(b, &prep)
+		}
+		var m wire.Message
+		if !isUpsert && !isPrepare && err == nil {
 			m, err = md.Decode(b)
 		}
 		if err != nil {
@@ -565,6 +573,10 @@ func (l *Link) readLoop() {
 		}
 		if isUpsert {
 			l.h.HandleUpsert(&up)
+			continue
+		}
+		if isPrepare {
+			l.h.HandlePrepare(&prep)
 			continue
 		}
 		switch r := m.(type) {

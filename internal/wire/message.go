@@ -108,6 +108,23 @@ func (md *MessageDecoder) DecodeUpsert(b []byte, m *Upsert) (bool, error) {
 	return true, nil
 }
 
+// DecodePrepare is DecodeUpsert for a Prepare: the replica's hot path
+// decodes each mirrored record into *m, reused, rather than boxing it.
+func (md *MessageDecoder) DecodePrepare(b []byte, m *Prepare) (bool, error) {
+	if len(b) == 0 || b[0] != tagPrepare {
+		return false, nil
+	}
+	md.d = Decoder{b: b, off: 1, in: &md.names}
+	m.ID, m.Authority = md.d.U64(), decodeAuthority(&md.d)
+	m.Record = DecodeRecord(&md.d)
+	err := md.d.Finish()
+	md.d.b = nil
+	if err != nil {
+		return true, fmt.Errorf("decode prepare: %w", err)
+	}
+	return true, nil
+}
+
 func (d *Decoder) decodeMessage(b []byte, in *Interner) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)

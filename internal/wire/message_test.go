@@ -187,3 +187,40 @@ func TestDecodeUpsertMatchesDecode(t *testing.T) {
 		t.Fatalf("empty frame: ok %v err %v", ok, err)
 	}
 }
+
+// MessageDecoder.DecodePrepare agrees with Decode likewise, reusing the
+// caller's value from one Prepare to the next.
+func TestDecodePrepareMatchesDecode(t *testing.T) {
+	var md MessageDecoder
+	var p Prepare // reused across samples, as the link's reader does
+	seen := 0
+	for _, s := range sampleMessages() {
+		enc := Encode(s.in)
+		ok, err := md.DecodePrepare(enc, &p)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := s.expected()
+		if _, isPrepare := want.(Prepare); ok != isPrepare {
+			t.Fatalf("%s: DecodePrepare took it: %v", s.name, ok)
+		}
+		if !ok {
+			continue
+		}
+		seen++
+		if !reflect.DeepEqual(p, want) {
+			t.Fatalf("%s: mismatch\n got: %#v\nwant: %#v", s.name, p, want)
+		}
+		for cut := 1; cut < len(enc); cut++ {
+			if ok, err := md.DecodePrepare(enc[:cut], &p); !ok || err == nil {
+				t.Fatalf("%s cut at %d: ok %v err %v", s.name, cut, ok, err)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no Prepare among the samples")
+	}
+	if ok, err := md.DecodePrepare(nil, new(Prepare)); ok || err != nil {
+		t.Fatalf("empty frame: ok %v err %v", ok, err)
+	}
+}
