@@ -541,7 +541,7 @@ func (l *Link) readLoop() {
 	defer func() { l.h.LinkClosed(l.err) }()
 	fr := wire.NewFrameReader(bufio.NewReaderSize(l.conn, 64<<10), wire.MaxFrame)
 	var md wire.MessageDecoder
-	var up wire.Upsert   // reused: the common frame under load
+	var up wire.Upsert    // reused: the common frame under load
 	var prep wire.Prepare // reused: one per count-2 request on its replica
 	var rdl deadline
 	for {
