@@ -24,6 +24,7 @@ type submission struct {
 	count   uint64
 	relaxed bool   // a count-2 record may run unmirrored (startup work alone)
 	input   []byte // typed work's encoded input, stored on the record
+	placed  placed // key's placement, when already known (a minted route key)
 }
 
 // submit records the request, mirrors it to the replica when the count asks
@@ -35,8 +36,12 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	// Held while a switchover moves the epoch (switchover.go).
 	n.switchGate.RLock()
 	defer n.switchGate.RUnlock()
-	members := *n.placement.Load()
-	pl := continuity.PlaceCanonical(sub.key, members)
+	mp := n.placement.Load()
+	members := *mp
+	pl := sub.placed.pl
+	if sub.placed.over != mp { // not known, or the membership changed since
+		pl = continuity.PlaceCanonical(sub.key, members)
+	}
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
