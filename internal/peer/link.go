@@ -77,7 +77,9 @@ type Link struct {
 	closeOnce sync.Once
 	err       error // why the link closed; set before closed is closed
 
-	calls sync.Map // call id -> chan wire.Message
+	callMu    sync.Mutex
+	calls     map[uint64]chan wire.Message // guarded by callMu: the call waiting for each reply id
+	freeCalls []chan wire.Message          // guarded by callMu: reply channels of finished calls, empty
 
 	tickMu sync.Mutex
 	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
@@ -421,9 +423,8 @@ func (l *Link) CallEncoded(ctx context.Context, id uint64, msg []byte) (wire.Mes
 
 // call sends m, or msg when m is nil, and waits for the reply carrying id.
 func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) (wire.Message, error) {
-	ch := make(chan wire.Message, 1)
-	l.calls.Store(id, ch)
-	defer l.calls.Delete(id)
+	ch := l.await(id)
+	defer l.forget(id, ch)
 	if err := l.enqueueFrame(m, msg, "", FrameUrgent); err != nil {
 		return nil, err
 	}
@@ -448,13 +449,12 @@ type Pending struct {
 
 // Begin queues msg, the encoded request (without its length prefix) of a
 // call with id, and returns at once; Wait collects the reply. Every Pending
-// that Begin returned without an error must be waited for, which forgets
-// the call. msg is copied before Begin returns.
+// that Begin returned without an error must be waited for exactly once,
+// which forgets the call. msg is copied before Begin returns.
 func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
-	ch := make(chan wire.Message, 1)
-	l.calls.Store(id, ch)
+	ch := l.await(id)
 	if err := l.enqueueFrame(nil, msg, "", FrameUrgent); err != nil {
-		l.calls.Delete(id)
+		l.forget(id, ch)
 		return Pending{}, err
 	}
 	return Pending{l: l, id: id, ch: ch}, nil
@@ -466,7 +466,7 @@ func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
 // heartbeat of the link, so it ends up to a heartbeat interval late; a wait
 // costs no timer of its own.
 func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
-	defer p.l.calls.Delete(p.id)
+	defer p.l.forget(p.id, p.ch)
 	var start time.Time
 	for {
 		var tick <-chan struct{}
@@ -510,13 +510,56 @@ func (l *Link) ticked() {
 	l.tickMu.Unlock()
 }
 
+// maxFreeCalls bounds the reply channels a link keeps for reuse.
+const maxFreeCalls = 64
+
+// await registers a call with id and returns the channel its reply will
+// arrive on; forget must follow. The link reuses the channels of finished
+// calls: two calls per count-2 request would otherwise make two channels
+// (and a sync.Map entry each). They are the link's own, not a process-wide
+// pool's, so a link made in a testing/synctest bubble only ever waits on
+// channels of that bubble.
+func (l *Link) await(id uint64) chan wire.Message {
+	l.callMu.Lock()
+	var ch chan wire.Message
+	if n := len(l.freeCalls); n > 0 {
+		ch, l.freeCalls = l.freeCalls[n-1], l.freeCalls[:n-1]
+	} else {
+		ch = make(chan wire.Message, 1)
+	}
+	if l.calls == nil {
+		l.calls = map[uint64]chan wire.Message{}
+	}
+	l.calls[id] = ch
+	l.callMu.Unlock()
+	return ch
+}
+
+// forget ends the call with id. deliver sends only under callMu to a
+// registered call, so once the id is gone nothing more can arrive: a reply
+// that came too late is drained and ch is reused empty.
+func (l *Link) forget(id uint64, ch chan wire.Message) {
+	l.callMu.Lock()
+	delete(l.calls, id)
+	select {
+	case <-ch:
+	default:
+	}
+	if len(l.freeCalls) < maxFreeCalls {
+		l.freeCalls = append(l.freeCalls, ch)
+	}
+	l.callMu.Unlock()
+}
+
 func (l *Link) deliver(id uint64, m wire.Message) {
-	if v, ok := l.calls.Load(id); ok {
+	l.callMu.Lock()
+	if ch, ok := l.calls[id]; ok {
 		select {
-		case v.(chan wire.Message) <- m:
+		case ch <- m:
 		default:
 		}
 	}
+	l.callMu.Unlock()
 }
 
 func (l *Link) heartbeatLoop() {
