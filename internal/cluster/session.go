@@ -182,12 +182,7 @@ func (s *session) Handle(m wire.Message) {
 	case wire.Prepare:
 		s.HandlePrepare(&m)
 	case wire.Held:
-		ack := n.handleHeld(m, s.lastHeld)
-		if !ack.OK || n.store == nil {
-			_ = s.send(ack)
-			break
-		}
-		s.queueHeldAck(ack, n.storeMark())
+		s.HandleHeld(&m)
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:
@@ -226,11 +221,35 @@ func (s *session) HandlePrepare(m *wire.Prepare) {
 	n := s.n
 	ack := n.handlePrepare(s.peer, m)
 	if !ack.OK || n.store == nil {
-		_ = s.send(ack)
+		bp := frameScratch.Get().(*[]byte)
+		*bp = wire.AppendPrepareAck((*bp)[:0], &ack)
+		_ = s.link.SendEncoded(*bp) // copies it
+		frameScratch.Put(bp)
 		return
 	}
 	mark := n.storeMark()
 	go func() { _ = s.send(n.durablePrepareAck(ack, mark)) }()
+}
+
+// HandleHeld answers a Held call (peer.Handler): at once with the memory
+// store, once the completion is durable with the log store (outcome.go).
+func (s *session) HandleHeld(m *wire.Held) {
+	n := s.n
+	ack := n.handleHeld(m, s.lastHeld)
+	if !ack.OK || n.store == nil {
+		s.sendHeldAck(&ack)
+		return
+	}
+	s.queueHeldAck(ack, n.storeMark())
+}
+
+// sendHeldAck sends ack, encoded without boxing it in a message into a
+// pooled buffer (the encoders' appends make a stack buffer escape).
+func (s *session) sendHeldAck(ack *wire.HeldAck) {
+	bp := frameScratch.Get().(*[]byte)
+	*bp = wire.AppendHeldAck((*bp)[:0], ack)
+	_ = s.link.SendEncoded(*bp) // copies it
+	frameScratch.Put(bp)
 }
 
 // LinkClosed forgets the session once its link closed (peer.Handler).

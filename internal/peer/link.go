@@ -29,6 +29,8 @@ type Handler interface {
 	// HandlePrepare applies a Prepare (a record to mirror), likewise
 	// reused once the method returns.
 	HandlePrepare(m *wire.Prepare)
+	// HandleHeld answers a Held call, likewise reused.
+	HandleHeld(m *wire.Held)
 	// Handle applies any other message.
 	Handle(m wire.Message)
 	// LinkClosed is called once, after the reader stopped, with why the
@@ -157,6 +159,12 @@ const (
 // link is closed; a write error later closes the link, which every caller
 // waiting for a reply observes.
 func (l *Link) Send(m wire.Message) error { return l.enqueueFrame(m, nil, "", FrameUrgent) }
+
+// SendEncoded is Send for a message already encoded (without its length
+// prefix), which it copies: replies on the hot path are encoded into a
+// caller's buffer instead of being boxed in a Message. Record transitions
+// go through Enqueue.
+func (l *Link) SendEncoded(msg []byte) error { return l.enqueueFrame(nil, msg, "", FrameUrgent) }
 
 // Enqueue queues msg, one message already encoded (without its length
 // prefix), as a frame of the given kind; key names the record a lazy frame
@@ -586,6 +594,7 @@ func (l *Link) readLoop() {
 	var md wire.MessageDecoder
 	var up wire.Upsert    // reused: the common frame under load
 	var prep wire.Prepare // reused: one per count-2 request on its replica
+	var held wire.Held    // likewise
 	var rdl deadline
 	for {
 		if now := time.Now(); rdl.stale(now) {
@@ -601,12 +610,16 @@ func (l *Link) readLoop() {
 			return
 		}
 		isUpsert, err := md.DecodeUpsert(b, &up)
-		isPrepare := false
+		isPrepare, isHeld := false, false
 		if !isUpsert && err == nil {
 			isPrepare, err = md.DecodePrepare(b, &prep)
 		}
-		var m wire.Message
 		if !isUpsert && !isPrepare && err == nil {
+			// A Held follows the Upsert of the completion it asks about.
+			isHeld, err = md.DecodeHeld(b, &held, up.Record.RequestKey)
+		}
+		var m wire.Message
+		if !isUpsert && !isPrepare && !isHeld && err == nil {
 			m, err = md.Decode(b)
 		}
 		if err != nil {
@@ -620,6 +633,10 @@ func (l *Link) readLoop() {
 		}
 		if isPrepare {
 			l.h.HandlePrepare(&prep)
+			continue
+		}
+		if isHeld {
+			l.h.HandleHeld(&held)
 			continue
 		}
 		switch r := m.(type) {

@@ -74,6 +74,12 @@ func FuzzDecodeMessage(f *testing.F) {
 		} else if ok && err == nil && !reflect.DeepEqual(m, up) {
 			t.Fatalf("DecodeUpsert %#v, Decode %#v", up, m)
 		}
+		var h Held
+		if ok, herr := md.DecodeHeld(b, &h, "k"); ok && (herr == nil) != (err == nil) {
+			t.Fatalf("DecodeHeld error %v, Decode error %v", herr, err)
+		} else if ok && err == nil && !reflect.DeepEqual(m, h) {
+			t.Fatalf("DecodeHeld %#v, Decode %#v", h, m)
+		}
 		var p Prepare
 		if ok, perr := md.DecodePrepare(b, &p); ok && (perr == nil) != (err == nil) {
 			t.Fatalf("DecodePrepare error %v, Decode error %v", perr, err)
