@@ -223,7 +223,7 @@ func (s *session) HandlePrepare(m *wire.Prepare) {
 	if !ack.OK || n.store == nil {
 		bp := frameScratch.Get().(*[]byte)
 		*bp = wire.AppendPrepareAck((*bp)[:0], &ack)
-		_ = s.link.SendEncoded(*bp) // copies it
+		_ = s.link.Reply(*bp) // copies it; on the reader, as HandlePrepare runs
 		frameScratch.Put(bp)
 		return
 	}
@@ -237,7 +237,10 @@ func (s *session) HandleHeld(m *wire.Held) {
 	n := s.n
 	ack := n.handleHeld(m, s.lastHeld)
 	if !ack.OK || n.store == nil {
-		s.sendHeldAck(&ack)
+		bp := frameScratch.Get().(*[]byte)
+		*bp = wire.AppendHeldAck((*bp)[:0], &ack)
+		_ = s.link.Reply(*bp) // copies it; on the reader, as HandleHeld runs
+		frameScratch.Put(bp)
 		return
 	}
 	s.queueHeldAck(ack, n.storeMark())

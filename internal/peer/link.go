@@ -68,6 +68,7 @@ type Link struct {
 	wbuf      []byte          // encoded frames writeLoop has not taken yet
 	lazy      lazyRecords     // record transitions queued after all of wbuf
 	wurgent   bool            // wbuf holds a frame that must go out now
+	wreply    bool            // wbuf holds a reply the reader has not flushed yet (Reply)
 	wlazy     bool            // a lazy flush is scheduled
 	wwaiters  []chan struct{} // closed once what was queued before them is written
 	wroom     chan struct{}   // made by a sender waiting for room; closed (and dropped) when writeLoop takes wbuf
@@ -160,11 +161,19 @@ const (
 // waiting for a reply observes.
 func (l *Link) Send(m wire.Message) error { return l.enqueueFrame(m, nil, "", FrameUrgent) }
 
+// Reply queues msg, an encoded reply (without its length prefix), from
+// the Handler's methods, which run on the link's reader: it is written
+// with every other reply the reader queues before it next waits for the
+// peer, so the answers to frames that arrived together leave in one write
+// (and wake the peer once) rather than one write each. Only the reader may
+// call it. msg is copied.
+func (l *Link) Reply(msg []byte) error { return l.enqueueFrame(nil, msg, "", frameReply) }
+
 // SendEncoded is Send for a message already encoded (without its length
 // prefix), which it copies: replies on the hot path are encoded into a
 // caller's buffer instead of being boxed in a Message. Record transitions
 // go through Enqueue.
-func (l *Link) SendEncoded(msg []byte) error { return l.enqueueFrame(nil, msg, "", FrameUrgent) }
+func (l *Link) SendEncoded(msg []byte) error { return l.enqueueFrame(nil, msg, "", frameReply) }
 
 // Enqueue queues msg, one message already encoded (without its length
 // prefix), as a frame of the given kind; key names the record a lazy frame
@@ -191,6 +200,9 @@ const (
 	// go out in one write and reach the peer with one wake-up. Should no
 	// call follow, it is written within LazyFlushDelay.
 	FrameBeforeCall
+	// frameReply is a reply queued by the reader (Reply): the reader wakes
+	// the writer before it waits for the peer (flushReplies).
+	frameReply
 )
 
 // lazyRecords holds encoded record transitions that may wait up to
@@ -316,7 +328,10 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 	case lazy:
 		l.lazy.add(key, start, kind == FrameLazy)
 		fallthrough
-	case kind == FrameBeforeCall:
+	case kind == FrameBeforeCall, kind == frameReply:
+		if kind == frameReply {
+			l.wreply = true
+		}
 		if !l.wlazy && !l.wurgent {
 			l.wlazy = true
 			l.lazyTimer.Reset(l.lazyDelay)
@@ -330,6 +345,19 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 		l.kick()
 	}
 	return nil
+}
+
+// flushReplies wakes the writer for the replies the reader queued, if any.
+func (l *Link) flushReplies() {
+	l.wmu.Lock()
+	kick := l.wreply && !l.wurgent
+	if l.wreply {
+		l.wurgent = true
+	}
+	l.wmu.Unlock()
+	if kick {
+		l.kick()
+	}
 }
 
 // kick wakes the writer.
@@ -374,7 +402,7 @@ func (l *Link) writeLoop() {
 		l.wmu.Lock()
 		buf, waiters := l.lazy.moveTo(l.wbuf), l.wwaiters
 		l.wbuf, l.wwaiters = spare[:0], nil
-		l.wurgent, l.wlazy = false, false
+		l.wurgent, l.wlazy, l.wreply = false, false, false
 		if l.wroom != nil { // a sender waits for room: only then is there a channel to close
 			close(l.wroom)
 			l.wroom = nil
@@ -590,7 +618,8 @@ func (l *Link) heartbeatLoop() {
 // replies, which go to the Call waiting for them.
 func (l *Link) readLoop() {
 	defer func() { l.h.LinkClosed(l.err) }()
-	fr := wire.NewFrameReader(bufio.NewReaderSize(l.conn, 64<<10), wire.MaxFrame)
+	br := bufio.NewReaderSize(l.conn, 64<<10)
+	fr := wire.NewFrameReader(br, wire.MaxFrame)
 	var md wire.MessageDecoder
 	var up wire.Upsert    // reused: the common frame under load
 	var prep wire.Prepare // reused: one per count-2 request on its replica
@@ -599,6 +628,9 @@ func (l *Link) readLoop() {
 	for {
 		if now := time.Now(); rdl.stale(now) {
 			_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
+		}
+		if !frameBuffered(br) {
+			l.flushReplies() // the next read may wait for the peer
 		}
 		b, err := fr.Next()
 		if err != nil {
@@ -654,4 +686,15 @@ func (l *Link) readLoop() {
 			l.h.Handle(m)
 		}
 	}
+}
+
+// frameBuffered reports whether br holds the whole of the next frame, so
+// reading it cannot wait for the peer.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, _ := br.Peek(4) // buffered: does not read
+	return uint64(n-4) >= uint64(binary.LittleEndian.Uint32(hdr))
 }

@@ -1,7 +1,10 @@
 package peer
 
 import (
+	"encoding/binary"
+	"log/slog"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -234,4 +237,78 @@ func TestLinkFrameBeforeCallSharesTheCallsWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, next, "b", continuity.PhaseCompleted, 0)
+}
+
+// replier answers every Held with a HeldAck through Reply, as the engine's
+// handlers do on the reader.
+type replier struct {
+	recorder
+	l     *Link
+	woken atomic.Int32 // replies that woke the writer themselves
+}
+
+func (r *replier) HandleHeld(m *wire.Held) {
+	_ = r.l.Reply(wire.AppendHeldAck(nil, &wire.HeldAck{ID: m.ID, OK: true}))
+	r.l.wmu.Lock()
+	if r.l.wurgent {
+		r.woken.Add(1)
+	}
+	r.l.wmu.Unlock()
+}
+
+// Replies the reader queues for frames that arrived together leave in one
+// write; a lone reply leaves before the reader waits for the peer again.
+func TestLinkRepliesToOneReadShareAWrite(t *testing.T) {
+	a, b := net.Pipe()
+	c := &countingConn{Conn: a}
+	h := &replier{recorder: recorder{closed: make(chan error, 1)}}
+	l := New(c, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second, HeartbeatInterval: time.Hour,
+		Heartbeat: func() wire.Message { return wire.Ping{} }, Log: slog.New(slog.DiscardHandler)}, h)
+	l.lazyDelay = time.Hour // only the reader's flush can send a reply
+	h.l = l
+	var wg sync.WaitGroup
+	l.Start(func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() })
+	defer wg.Wait()
+	defer l.Close(ErrClosed)
+	defer b.Close()
+
+	frame := func(m wire.Message) []byte {
+		p := wire.Encode(m)
+		return append(binary.LittleEndian.AppendUint32(nil, uint32(len(p))), p...)
+	}
+	_ = b.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := b.Write(append(append(frame(wire.Held{ID: 1, RequestKey: "a"}), frame(wire.Held{ID: 2, RequestKey: "b"})...),
+		frame(wire.Held{ID: 3, RequestKey: "c"})...)); err != nil {
+		t.Fatal(err)
+	}
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	next := func() wire.HeldAck {
+		t.Helper()
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read reply: %v", err)
+		}
+		m, err := wire.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(wire.HeldAck)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if ack := next(); ack.ID != id {
+			t.Fatalf("reply %d, want %d", ack.ID, id)
+		}
+	}
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("three replies to one read took %d writes, want 1", n)
+	}
+	if n := h.woken.Load(); n != 0 {
+		t.Fatalf("%d replies woke the writer before the reader had read what it had", n)
+	}
+	if _, err := b.Write(frame(wire.Held{ID: 4, RequestKey: "d"})); err != nil {
+		t.Fatal(err)
+	}
+	if ack := next(); ack.ID != 4 {
+		t.Fatalf("reply %d, want 4", ack.ID)
+	}
 }
