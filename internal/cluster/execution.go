@@ -12,7 +12,8 @@ import (
 	"meshgo.dev/mesh/internal/wire"
 )
 
-// prepareTimeout bounds the wait for a replica's acknowledgement.
+// prepareTimeout bounds the wait for a replica's acknowledgement (a
+// prepare's wait ends up to a heartbeat interval later: peer.Pending.Wait).
 const prepareTimeout = 5 * time.Second
 
 // submission is one request to record and, once recorded, run.
@@ -23,6 +24,7 @@ type submission struct {
 	count   uint64
 	relaxed bool   // a count-2 record may run unmirrored (startup work alone)
 	input   []byte // typed work's encoded input, stored on the record
+	placed  placed // key's placement, when already known (a minted route key)
 }
 
 // submit records the request, mirrors it to the replica when the count asks
@@ -34,8 +36,12 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	// Held while a switchover moves the epoch (switchover.go).
 	n.switchGate.RLock()
 	defer n.switchGate.RUnlock()
-	members := *n.placement.Load()
-	pl := continuity.PlaceCanonical(sub.key, members)
+	mp := n.placement.Load()
+	members := *mp
+	pl := sub.placed.pl
+	if sub.placed.over != mp { // not known, or the membership changed since
+		pl = continuity.PlaceCanonical(sub.key, members)
+	}
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
@@ -173,16 +179,21 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	if s == nil {
 		return fail(continuity.ReasonReplicaRequiredUnavailable, "no session")
 	}
-	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
-	defer cancel()
 	id := n.callID.Add(1)
 	defer n.met.prepareLatency.since(time.Now())
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendPrepareOf((*bp)[:0], id, n.authorityMsg(), &rec)
-	reply, err := s.link.CallEncoded(ctx, id, msg)
-	if cap(msg) <= maxPooledFrame { // the link copied msg before the call waited
+	// The wait is bounded by the link's heartbeats rather than a context
+	// with a timer of its own: a timer set and stopped on every count-2
+	// request costs more than the prepare's own frames.
+	p, err := s.link.Begin(id, msg)
+	if cap(msg) <= maxPooledFrame { // the link copied msg
 		*bp = msg
 		frameScratch.Put(bp)
+	}
+	var reply wire.Message
+	if err == nil {
+		reply, err = p.Wait(ctx, prepareTimeout)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -200,7 +211,7 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 
 // handlePrepare stores a record this node mirrors. A sender at a lower epoch is
 // a superseded primary: it is refused and learns our authority from the ack.
-func (n *Node) handlePrepare(peer string, p wire.Prepare) wire.PrepareAck {
+func (n *Node) handlePrepare(peer string, p *wire.Prepare) wire.PrepareAck {
 	_, epoch := n.reg.Authority()
 	if p.Authority.Epoch < epoch {
 		n.reg.EmitRecord(continuity.TransitionStaleEpochRejected, p.Record, string(continuity.ReasonStaleEpoch),

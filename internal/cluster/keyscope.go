@@ -249,8 +249,12 @@ const mintIDBytes = 16
 // is free to choose, and choosing the node that already holds the request
 // saves forwarding it: the request runs where it arrived, and a count-2
 // record is mirrored to the other node.
-func (n *Node) mintRouteKey(name string) string {
-	members := *n.placement.Load()
+//
+// The placement found on the way comes back with the membership it was
+// computed over, so the submission need not hash the key again.
+func (n *Node) mintRouteKey(name string) (string, placed) {
+	mp := n.placement.Load()
+	members := *mp
 	var stack [192]byte
 	var rnd [4 * mintIDBytes]byte
 	buf := append(append(append(stack[:0], continuity.RouteKeyPrefix...), name...), "::"...)
@@ -261,24 +265,37 @@ func (n *Node) mintRouteKey(name string) string {
 			_, _ = rand.Read(rnd[:]) // never fails (crypto/rand)
 		}
 		buf = hex.AppendEncode(buf[:base], rnd[j*mintIDBytes:(j+1)*mintIDBytes])
-		if len(members) < 2 || i == mintAttempts || continuity.OwnerOf(buf, members) == n.self {
-			return string(buf)
+		if len(members) < 2 || i == mintAttempts {
+			return string(buf), placed{}
+		}
+		if pl := continuity.PlaceCanonicalBytes(buf, members); pl.Owner == n.self {
+			return string(buf), placed{over: mp, pl: pl}
 		}
 	}
+}
+
+// placed is the placement of a request key over the canonical membership
+// over points to (n.placement), or none when over is nil.
+type placed struct {
+	over *[]string
+	pl   continuity.Placement
 }
 
 // routeKey returns the request key of r to the route of h, whether it came
 // from the client (and keeps its response for replay), or the reason the
 // client's key is refused.
-func (n *Node) routeKey(h *handler, r *http.Request) (key string, client bool, reason continuity.Reason) {
+//
+// A minted key comes with its placement (see mintRouteKey).
+func (n *Node) routeKey(h *handler, r *http.Request) (key string, pl placed, client bool, reason continuity.Reason) {
 	ck, reason := clientKey(r.Header)
 	switch {
 	case reason != "":
-		return "", false, reason
+		return "", placed{}, false, reason
 	case ck == "":
-		return n.mintRouteKey(h.name), false, ""
+		key, pl = n.mintRouteKey(h.name)
+		return key, pl, false, ""
 	}
-	return n.scopedRouteKey(h.name, h.route.scopeHeaders(), r.Header, ck), true, ""
+	return n.scopedRouteKey(h.name, h.route.scopeHeaders(), r.Header, ck), placed{}, true, ""
 }
 
 // routeOptionsError describes a route declared twice with other options.

@@ -256,7 +256,7 @@ func TestMintedRouteKeysAreRandom(t *testing.T) {
 	seen := map[string]bool{}
 	var prev string
 	for range 2000 {
-		k := n.mintRouteKey("cluster.SessionThing")
+		k, _ := n.mintRouteKey("cluster.SessionThing")
 		if !shape.MatchString(k) || seen[k] || clientKeyed(k) {
 			t.Fatalf("minted key %q (seen %v)", k, seen[k])
 		}

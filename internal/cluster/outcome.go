@@ -66,8 +66,10 @@ func (n *Node) startHeld(rec *continuity.Record) heldCall {
 		return heldCall{} // no link: the replica is lost, or not linked yet
 	}
 	id := n.callID.Add(1)
-	var buf [128]byte
-	p, err := s.link.Begin(id, wire.AppendHeld(buf[:0], id, rec.RequestKey, rec.Attempt))
+	bp := frameScratch.Get().(*[]byte) // a stack buffer would escape in the encoder's appends
+	*bp = wire.AppendHeld((*bp)[:0], id, rec.RequestKey, rec.Attempt)
+	p, err := s.link.Begin(id, *bp) // copies it
+	frameScratch.Put(bp)
 	if err != nil {
 		return heldCall{}
 	}
@@ -109,7 +111,7 @@ type heldVersion struct {
 // the completed attempt (the owner's Upsert of it was applied just before).
 // last is the completed version the session merged last: the common case,
 // answered without reading the record back from the registry.
-func (n *Node) handleHeld(m wire.Held, last heldVersion) wire.HeldAck {
+func (n *Node) handleHeld(m *wire.Held, last heldVersion) wire.HeldAck {
 	if last.attempt == m.Attempt && last.key == m.RequestKey {
 		return wire.HeldAck{ID: m.ID, OK: true, Authority: n.authorityMsg()}
 	}

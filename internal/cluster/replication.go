@@ -131,10 +131,22 @@ func (n *Node) replicate(tx transition, rec *continuity.Record) {
 	if len(sessions) == 0 {
 		return
 	}
+	// The outcome of a route whose response waits for its replica is
+	// followed at once by the Held call (executeRoute): on the replica's
+	// link the call wakes the writer, so both go out in one write and the
+	// replica reads them with one wake-up.
+	heldNext := ""
+	if tx == txCompleted && kind == peer.FrameUrgent && rec.Kind == continuity.KindRoute && n.needsHeld(rec) {
+		heldNext = rec.ReplicaNode
+	}
 	bp := frameScratch.Get().(*[]byte)
 	msg := wire.AppendUpsertOf((*bp)[:0], n.authorityMsg(), n.reg.Watermark(), rec)
 	for _, s := range sessions {
-		_ = s.link.Enqueue(msg, rec.RequestKey, kind)
+		k := kind
+		if s.peer == heldNext {
+			k = peer.FrameBeforeCall
+		}
+		_ = s.link.Enqueue(msg, rec.RequestKey, k)
 	}
 	if cap(msg) <= maxPooledFrame {
 		*bp = msg

@@ -93,3 +93,33 @@ func BenchmarkRoutePair(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRoutePairParallel is BenchmarkRoutePair with many requests in
+// flight (b.SetParallelism(16) per CPU), as under a load generator: frames
+// of concurrent requests share the link's writes, so its cpu-ns/op shows
+// costs a one-at-a-time run cannot.
+func BenchmarkRoutePairParallel(b *testing.B) {
+	p := benchPair(b)
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{{"plain", http.HandlerFunc(PlainThing)}, {"one", p.For(routeBenchOne)}, {"two", p.For(routeBenchTwo)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(16)
+			cpu0 := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest(http.MethodGet, "/bench", nil)
+				for pb.Next() {
+					w := httptest.NewRecorder()
+					c.h.ServeHTTP(w, req)
+					if w.Code != http.StatusOK {
+						b.Errorf("status %d: %s", w.Code, w.Body)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}

@@ -180,22 +180,9 @@ func (s *session) Handle(m wire.Message) {
 		s.syncOnce.Do(func() { close(s.synced) })
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
-		ack := n.handlePrepare(s.peer, m)
-		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
-			_ = s.send(ack)
-			break
-		}
-		// Acknowledged once the mirrored record is durable here too: the
-		// ingress hears that a count-2 record is mirrored only when it is
-		// on this node's disk as well.
-		s.queueDurableAck(ack, n.storeMark())
+		s.HandlePrepare(&m)
 	case wire.Held:
-		ack := n.handleHeld(m, s.lastHeld)
-		if !ack.OK || n.store == nil || !replicaAckAfterFsync {
-			_ = s.send(ack)
-			break
-		}
-		s.queueDurableAck(ack, n.storeMark())
+		s.HandleHeld(&m)
 	case wire.Dispatch:
 		_ = s.send(n.handleDispatch(m))
 	case wire.RouteRequest:
@@ -225,6 +212,40 @@ func (s *session) HandleUpsert(m *wire.Upsert) {
 		// A Held call for this completion follows on the link (outcome.go).
 		s.lastHeld = heldVersion{key: m.Record.RequestKey, attempt: m.Record.Attempt}
 	}
+}
+
+// HandlePrepare stores a record the peer asks this node to mirror and
+// answers it (peer.Handler): at once with the memory store, once the record
+// is durable with the log store.
+func (s *session) HandlePrepare(m *wire.Prepare) {
+	n := s.n
+	ack := n.handlePrepare(s.peer, m)
+	if !ack.OK || n.store == nil || !replicaAckAfterFsync {
+		bp := frameScratch.Get().(*[]byte)
+		*bp = wire.AppendPrepareAck((*bp)[:0], &ack)
+		_ = s.link.Reply(*bp) // copies it; on the reader, as HandlePrepare runs
+		frameScratch.Put(bp)
+		return
+	}
+	// Acknowledged once the mirrored record is durable here too: the
+	// ingress hears that a count-2 record is mirrored only when it is on
+	// this node's disk as well.
+	s.queueDurableAck(ack, n.storeMark())
+}
+
+// HandleHeld answers a Held call (peer.Handler): at once with the memory
+// store, once the completion is durable with the log store (outcome.go).
+func (s *session) HandleHeld(m *wire.Held) {
+	n := s.n
+	ack := n.handleHeld(m, s.lastHeld)
+	if !ack.OK || n.store == nil || !replicaAckAfterFsync {
+		bp := frameScratch.Get().(*[]byte)
+		*bp = wire.AppendHeldAck((*bp)[:0], &ack)
+		_ = s.link.Reply(*bp) // copies it; on the reader, as HandleHeld runs
+		frameScratch.Put(bp)
+		return
+	}
+	s.queueDurableAck(ack, n.storeMark())
 }
 
 // LinkClosed forgets the session once its link closed (peer.Handler).

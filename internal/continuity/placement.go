@@ -58,21 +58,26 @@ func Place(key string, members []string) Placement {
 // PlaceCanonical is Place over a membership already in canonical order (as
 // returned by CanonicalMembership), for callers that cache it.
 func PlaceCanonical(key string, m []string) Placement {
-	if len(m) == 0 {
+	return placeCanonical(key, m)
+}
+
+// PlaceCanonicalBytes is PlaceCanonical without converting key.
+func PlaceCanonicalBytes(key []byte, m []string) Placement {
+	return placeCanonical(key, m)
+}
+
+func placeCanonical[T string | []byte](key T, m []string) Placement {
+	switch len(m) {
+	case 0:
 		return Placement{}
+	case 1:
+		return Placement{Owner: m[0]} // any hash picks the only member
 	}
 	i := placementHash2(PlacementKeyPrefix, key) % uint64(len(m))
-	p := Placement{Owner: m[i]}
-	if len(m) > 1 {
-		p.Replica = m[(i+1)%uint64(len(m))]
-	}
-	return p
+	return Placement{Owner: m[i], Replica: m[(i+1)%uint64(len(m))]}
 }
 
 // OwnerOf is PlaceCanonical(string(key), m).Owner without converting key.
 func OwnerOf(key []byte, m []string) string {
-	if len(m) == 0 {
-		return ""
-	}
-	return m[placementHash2(PlacementKeyPrefix, key)%uint64(len(m))]
+	return placeCanonical(key, m).Owner
 }

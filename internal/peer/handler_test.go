@@ -22,6 +22,10 @@ func (r *recorder) note(s string) { r.mu.Lock(); r.got = append(r.got, s); r.mu.
 
 func (r *recorder) HandleUpsert(m *wire.Upsert) { r.note("upsert " + m.Record.RequestKey) }
 
+func (r *recorder) HandlePrepare(m *wire.Prepare) { r.note("prepare " + m.Record.RequestKey) }
+
+func (r *recorder) HandleHeld(m *wire.Held) { r.note("held " + m.RequestKey) }
+
 func (r *recorder) Handle(m wire.Message) {
 	if _, ok := m.(wire.Pong); ok {
 		r.note("pong")
@@ -67,8 +71,11 @@ func TestLinkHandsFramesToHandler(t *testing.T) {
 	for _, m := range []wire.Message{
 		wire.Upsert{Record: continuity.Record{RequestKey: "k1", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
 		wire.Pong{Nonce: 5},
+		wire.Prepare{ID: 7, Record: continuity.Record{RequestKey: "k3", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
 		wire.PrepareAck{ID: 42, OK: true},
 		wire.Upsert{Record: continuity.Record{RequestKey: "k2", PayloadHash: "h", Phase: continuity.PhaseSubmitted}},
+		wire.Held{ID: 8, RequestKey: "k2", Attempt: 1},
+		wire.Held{ID: 9, RequestKey: "k4", Attempt: 1},
 	} {
 		if err := wire.WriteMessage(b, m); err != nil {
 			t.Fatalf("write %T: %v", m, err)
@@ -90,7 +97,7 @@ func TestLinkHandsFramesToHandler(t *testing.T) {
 	h.mu.Lock()
 	got := append([]string(nil), h.got...)
 	h.mu.Unlock()
-	want := []string{"upsert k1", "pong", "upsert k2"}
+	want := []string{"upsert k1", "pong", "prepare k3", "upsert k2", "held k2", "held k4"}
 	if len(got) != len(want) {
 		t.Fatalf("handler got %q, want %q", got, want)
 	}

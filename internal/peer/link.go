@@ -26,6 +26,11 @@ type Handler interface {
 	// HandleUpsert applies one record transition. m is reused for the
 	// next frame once the method returns.
 	HandleUpsert(m *wire.Upsert)
+	// HandlePrepare applies a Prepare (a record to mirror), likewise
+	// reused once the method returns.
+	HandlePrepare(m *wire.Prepare)
+	// HandleHeld answers a Held call, likewise reused.
+	HandleHeld(m *wire.Held)
 	// Handle applies any other message.
 	Handle(m wire.Message)
 	// LinkClosed is called once, after the reader stopped, with why the
@@ -63,9 +68,10 @@ type Link struct {
 	wbuf      []byte          // encoded frames writeLoop has not taken yet
 	lazy      lazyRecords     // record transitions queued after all of wbuf
 	wurgent   bool            // wbuf holds a frame that must go out now
+	wreply    bool            // wbuf holds a reply the reader has not flushed yet (Reply)
 	wlazy     bool            // a lazy flush is scheduled
 	wwaiters  []chan struct{} // closed once what was queued before them is written
-	wroom     chan struct{}   // closed (and replaced) when writeLoop takes wbuf
+	wroom     chan struct{}   // made by a sender waiting for room; closed (and dropped) when writeLoop takes wbuf
 	wake      chan struct{}   // capacity 1: writeLoop has something to do
 	lazyDelay time.Duration   // LazyFlushDelay, but for tests
 	lazyTimer *time.Timer
@@ -74,7 +80,9 @@ type Link struct {
 	closeOnce sync.Once
 	err       error // why the link closed; set before closed is closed
 
-	calls sync.Map // call id -> chan wire.Message
+	callMu    sync.Mutex
+	calls     map[uint64]chan wire.Message // guarded by callMu: the call waiting for each reply id
+	freeCalls []chan wire.Message          // guarded by callMu: reply channels of finished calls, empty
 
 	tickMu sync.Mutex
 	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
@@ -84,7 +92,7 @@ type Link struct {
 // h. Nothing runs until Start.
 func New(conn net.Conn, cfg Config, h Handler) *Link {
 	l := &Link{cfg: cfg, h: h, peer: cfg.Peer, conn: conn,
-		closed: make(chan struct{}), wake: make(chan struct{}, 1), wroom: make(chan struct{}),
+		closed: make(chan struct{}), wake: make(chan struct{}, 1),
 		lazyDelay: LazyFlushDelay}
 	l.lazyTimer = time.AfterFunc(time.Hour, l.kick)
 	l.lazyTimer.Stop()
@@ -153,6 +161,20 @@ const (
 // waiting for a reply observes.
 func (l *Link) Send(m wire.Message) error { return l.enqueueFrame(m, nil, "", FrameUrgent) }
 
+// Reply queues msg, an encoded reply (without its length prefix), from
+// the Handler's methods, which run on the link's reader: it is written
+// with every other reply the reader queues before it next waits for the
+// peer, so the answers to frames that arrived together leave in one write
+// (and wake the peer once) rather than one write each. Only the reader may
+// call it. msg is copied.
+func (l *Link) Reply(msg []byte) error { return l.enqueueFrame(nil, msg, "", frameReply) }
+
+// SendEncoded is Send for a message already encoded (without its length
+// prefix), which it copies: replies on the hot path are encoded into a
+// caller's buffer instead of being boxed in a Message. Record transitions
+// go through Enqueue.
+func (l *Link) SendEncoded(msg []byte) error { return l.enqueueFrame(nil, msg, "", frameReply) }
+
 // Enqueue queues msg, one message already encoded (without its length
 // prefix), as a frame of the given kind; key names the record a lazy frame
 // carries a transition of. Many links can share one encoding.
@@ -172,6 +194,15 @@ const (
 	// FrameLazyLast is FrameLazy for a final (terminal) transition: nothing
 	// is expected to replace it, so it is not indexed for replacement.
 	FrameLazyLast
+	// FrameBeforeCall is an urgent frame that its sender follows at once
+	// with a call (Begin, Call) on the same link: it joins the queue as an
+	// urgent frame does but leaves waking the writer to the call, so the two
+	// go out in one write and reach the peer with one wake-up. Should no
+	// call follow, it is written within LazyFlushDelay.
+	FrameBeforeCall
+	// frameReply is a reply queued by the reader (Reply): the reader wakes
+	// the writer before it waits for the peer (flushReplies).
+	frameReply
 )
 
 // lazyRecords holds encoded record transitions that may wait up to
@@ -251,9 +282,12 @@ func (l *lazyRecords) size() int { return len(l.buf) - l.dead }
 // replaced by a newer one is not sent at all: before any frame that is not
 // lazy joins the queue, every lazy frame queued so far is moved ahead of it.
 func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKind) error {
-	lazy := kind != FrameUrgent
+	lazy := kind == FrameLazy || kind == FrameLazyLast
 	l.wmu.Lock()
 	for len(l.wbuf)+l.lazy.size() > maxQueuedBytes {
+		if l.wroom == nil {
+			l.wroom = make(chan struct{})
+		}
 		room := l.wroom
 		l.wmu.Unlock()
 		select {
@@ -290,13 +324,19 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 	}
 	binary.LittleEndian.PutUint32((*dst)[start:], uint32(size))
 	kick := false
-	if lazy {
+	switch {
+	case lazy:
 		l.lazy.add(key, start, kind == FrameLazy)
+		fallthrough
+	case kind == FrameBeforeCall, kind == frameReply:
+		if kind == frameReply {
+			l.wreply = true
+		}
 		if !l.wlazy && !l.wurgent {
 			l.wlazy = true
 			l.lazyTimer.Reset(l.lazyDelay)
 		}
-	} else {
+	default:
 		kick = !l.wurgent
 		l.wurgent = true
 	}
@@ -305,6 +345,19 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 		l.kick()
 	}
 	return nil
+}
+
+// flushReplies wakes the writer for the replies the reader queued, if any.
+func (l *Link) flushReplies() {
+	l.wmu.Lock()
+	kick := l.wreply && !l.wurgent
+	if l.wreply {
+		l.wurgent = true
+	}
+	l.wmu.Unlock()
+	if kick {
+		l.kick()
+	}
 }
 
 // kick wakes the writer.
@@ -349,9 +402,11 @@ func (l *Link) writeLoop() {
 		l.wmu.Lock()
 		buf, waiters := l.lazy.moveTo(l.wbuf), l.wwaiters
 		l.wbuf, l.wwaiters = spare[:0], nil
-		l.wurgent, l.wlazy = false, false
-		close(l.wroom)
-		l.wroom = make(chan struct{})
+		l.wurgent, l.wlazy, l.wreply = false, false, false
+		if l.wroom != nil { // a sender waits for room: only then is there a channel to close
+			close(l.wroom)
+			l.wroom = nil
+		}
 		l.wmu.Unlock()
 		if len(buf) > 0 {
 			if now := time.Now(); wdl.stale(now) {
@@ -404,9 +459,8 @@ func (l *Link) CallEncoded(ctx context.Context, id uint64, msg []byte) (wire.Mes
 
 // call sends m, or msg when m is nil, and waits for the reply carrying id.
 func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) (wire.Message, error) {
-	ch := make(chan wire.Message, 1)
-	l.calls.Store(id, ch)
-	defer l.calls.Delete(id)
+	ch := l.await(id)
+	defer l.forget(id, ch)
 	if err := l.enqueueFrame(m, msg, "", FrameUrgent); err != nil {
 		return nil, err
 	}
@@ -431,13 +485,12 @@ type Pending struct {
 
 // Begin queues msg, the encoded request (without its length prefix) of a
 // call with id, and returns at once; Wait collects the reply. Every Pending
-// that Begin returned without an error must be waited for, which forgets
-// the call. msg is copied before Begin returns.
+// that Begin returned without an error must be waited for exactly once,
+// which forgets the call. msg is copied before Begin returns.
 func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
-	ch := make(chan wire.Message, 1)
-	l.calls.Store(id, ch)
+	ch := l.await(id)
 	if err := l.enqueueFrame(nil, msg, "", FrameUrgent); err != nil {
-		l.calls.Delete(id)
+		l.forget(id, ch)
 		return Pending{}, err
 	}
 	return Pending{l: l, id: id, ch: ch}, nil
@@ -449,7 +502,7 @@ func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
 // heartbeat of the link, so it ends up to a heartbeat interval late; a wait
 // costs no timer of its own.
 func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
-	defer p.l.calls.Delete(p.id)
+	defer p.l.forget(p.id, p.ch)
 	var start time.Time
 	for {
 		var tick <-chan struct{}
@@ -493,13 +546,56 @@ func (l *Link) ticked() {
 	l.tickMu.Unlock()
 }
 
+// maxFreeCalls bounds the reply channels a link keeps for reuse.
+const maxFreeCalls = 64
+
+// await registers a call with id and returns the channel its reply will
+// arrive on; forget must follow. The link reuses the channels of finished
+// calls: two calls per count-2 request would otherwise make two channels
+// (and a sync.Map entry each). They are the link's own, not a process-wide
+// pool's, so a link made in a testing/synctest bubble only ever waits on
+// channels of that bubble.
+func (l *Link) await(id uint64) chan wire.Message {
+	l.callMu.Lock()
+	var ch chan wire.Message
+	if n := len(l.freeCalls); n > 0 {
+		ch, l.freeCalls = l.freeCalls[n-1], l.freeCalls[:n-1]
+	} else {
+		ch = make(chan wire.Message, 1)
+	}
+	if l.calls == nil {
+		l.calls = map[uint64]chan wire.Message{}
+	}
+	l.calls[id] = ch
+	l.callMu.Unlock()
+	return ch
+}
+
+// forget ends the call with id. deliver sends only under callMu to a
+// registered call, so once the id is gone nothing more can arrive: a reply
+// that came too late is drained and ch is reused empty.
+func (l *Link) forget(id uint64, ch chan wire.Message) {
+	l.callMu.Lock()
+	delete(l.calls, id)
+	select {
+	case <-ch:
+	default:
+	}
+	if len(l.freeCalls) < maxFreeCalls {
+		l.freeCalls = append(l.freeCalls, ch)
+	}
+	l.callMu.Unlock()
+}
+
 func (l *Link) deliver(id uint64, m wire.Message) {
-	if v, ok := l.calls.Load(id); ok {
+	l.callMu.Lock()
+	if ch, ok := l.calls[id]; ok {
 		select {
-		case v.(chan wire.Message) <- m:
+		case ch <- m:
 		default:
 		}
 	}
+	l.callMu.Unlock()
 }
 
 func (l *Link) heartbeatLoop() {
@@ -522,13 +618,19 @@ func (l *Link) heartbeatLoop() {
 // replies, which go to the Call waiting for them.
 func (l *Link) readLoop() {
 	defer func() { l.h.LinkClosed(l.err) }()
-	fr := wire.NewFrameReader(bufio.NewReaderSize(l.conn, 64<<10), wire.MaxFrame)
+	br := bufio.NewReaderSize(l.conn, 64<<10)
+	fr := wire.NewFrameReader(br, wire.MaxFrame)
 	var md wire.MessageDecoder
-	var up wire.Upsert // reused: the common frame under load
+	var up wire.Upsert    // reused: the common frame under load
+	var prep wire.Prepare // reused: one per count-2 request on its replica
+	var held wire.Held    // likewise
 	var rdl deadline
 	for {
 		if now := time.Now(); rdl.stale(now) {
 			_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
+		}
+		if !frameBuffered(br) {
+			l.flushReplies() // the next read may wait for the peer
 		}
 		b, err := fr.Next()
 		if err != nil {
@@ -540,8 +642,16 @@ func (l *Link) readLoop() {
 			return
 		}
 		isUpsert, err := md.DecodeUpsert(b, &up)
-		var m wire.Message
+		isPrepare, isHeld := false, false
 		if !isUpsert && err == nil {
+			isPrepare, err = md.DecodePrepare(b, &prep)
+		}
+		if !isUpsert && !isPrepare && err == nil {
+			// A Held follows the Upsert of the completion it asks about.
+			isHeld, err = md.DecodeHeld(b, &held, up.Record.RequestKey)
+		}
+		var m wire.Message
+		if !isUpsert && !isPrepare && !isHeld && err == nil {
 			m, err = md.Decode(b)
 		}
 		if err != nil {
@@ -551,6 +661,14 @@ func (l *Link) readLoop() {
 		}
 		if isUpsert {
 			l.h.HandleUpsert(&up)
+			continue
+		}
+		if isPrepare {
+			l.h.HandlePrepare(&prep)
+			continue
+		}
+		if isHeld {
+			l.h.HandleHeld(&held)
 			continue
 		}
 		switch r := m.(type) {
@@ -568,4 +686,15 @@ func (l *Link) readLoop() {
 			l.h.Handle(m)
 		}
 	}
+}
+
+// frameBuffered reports whether br holds the whole of the next frame, so
+// reading it cannot wait for the peer.
+func frameBuffered(br *bufio.Reader) bool {
+	n := br.Buffered()
+	if n < 4 {
+		return false
+	}
+	hdr, _ := br.Peek(4) // buffered: does not read
+	return uint64(n-4) >= uint64(binary.LittleEndian.Uint32(hdr))
 }

@@ -1,7 +1,11 @@
 package peer
 
 import (
+	"encoding/binary"
+	"log/slog"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,5 +159,156 @@ func TestDeadlineSpacing(t *testing.T) {
 	}
 	if !d.stale(t0.Add(deadlineRefresh)) {
 		t.Fatal("not moved after deadlineRefresh")
+	}
+}
+
+// countingConn counts the writes made to its connection.
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// A frame queued before a call leaves waking the writer to the call: the
+// two reach the peer in one write, in queue order. Alone, it is written
+// within the lazy delay.
+func TestLinkFrameBeforeCallSharesTheCallsWrite(t *testing.T) {
+	a, b := net.Pipe()
+	c := &countingConn{Conn: a}
+	s := New(c, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+	s.lazyDelay = time.Hour
+	done := make(chan struct{})
+	go func() { defer close(done); s.writeLoop() }()
+	t.Cleanup(func() {
+		s.Close(ErrClosed)
+		b.Close()
+		<-done
+	})
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	var md wire.MessageDecoder
+	next := func() wire.Message {
+		t.Helper()
+		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read frame: %v", err)
+		}
+		m, err := md.Decode(f)
+		if err != nil {
+			t.Fatalf("decode frame: %v", err)
+		}
+		return m
+	}
+
+	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", FrameLazy)
+	if err := s.Enqueue(upsertFrame(t, "a", continuity.PhaseCompleted), "a", FrameBeforeCall); err != nil {
+		t.Fatal(err)
+	}
+	s.wmu.Lock()
+	woken := s.wurgent || len(s.wake) > 0
+	s.wmu.Unlock()
+	if woken {
+		t.Fatal("a frame queued before a call woke the writer")
+	}
+	p, err := s.Begin(1, wire.AppendHeld(nil, 1, "a", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "a", continuity.PhaseCompleted, 0) // replaced the lazy pending one
+	if h, ok := next().(wire.Held); !ok || h.ID != 1 || h.RequestKey != "a" {
+		t.Fatalf("want the Held call after the transition, got %#v", h)
+	}
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("transition and call took %d writes, want 1", n)
+	}
+	s.deliver(1, wire.HeldAck{ID: 1, OK: true})
+	if _, err := p.Wait(t.Context(), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	s.wmu.Lock()
+	s.lazyDelay = time.Millisecond
+	s.wmu.Unlock()
+	if err := s.Enqueue(upsertFrame(t, "b", continuity.PhaseCompleted), "b", FrameBeforeCall); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, next, "b", continuity.PhaseCompleted, 0)
+}
+
+// replier answers every Held with a HeldAck through Reply, as the engine's
+// handlers do on the reader.
+type replier struct {
+	recorder
+	l     *Link
+	woken atomic.Int32 // replies that woke the writer themselves
+}
+
+func (r *replier) HandleHeld(m *wire.Held) {
+	_ = r.l.Reply(wire.AppendHeldAck(nil, &wire.HeldAck{ID: m.ID, OK: true}))
+	r.l.wmu.Lock()
+	if r.l.wurgent {
+		r.woken.Add(1)
+	}
+	r.l.wmu.Unlock()
+}
+
+// Replies the reader queues for frames that arrived together leave in one
+// write; a lone reply leaves before the reader waits for the peer again.
+func TestLinkRepliesToOneReadShareAWrite(t *testing.T) {
+	a, b := net.Pipe()
+	c := &countingConn{Conn: a}
+	h := &replier{recorder: recorder{closed: make(chan error, 1)}}
+	l := New(c, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second, HeartbeatInterval: time.Hour,
+		Heartbeat: func() wire.Message { return wire.Ping{} }, Log: slog.New(slog.DiscardHandler)}, h)
+	l.lazyDelay = time.Hour // only the reader's flush can send a reply
+	h.l = l
+	var wg sync.WaitGroup
+	l.Start(func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() })
+	defer wg.Wait()
+	defer l.Close(ErrClosed)
+	defer b.Close()
+
+	frame := func(m wire.Message) []byte {
+		p := wire.Encode(m)
+		return append(binary.LittleEndian.AppendUint32(nil, uint32(len(p))), p...)
+	}
+	_ = b.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := b.Write(append(append(frame(wire.Held{ID: 1, RequestKey: "a"}), frame(wire.Held{ID: 2, RequestKey: "b"})...),
+		frame(wire.Held{ID: 3, RequestKey: "c"})...)); err != nil {
+		t.Fatal(err)
+	}
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	next := func() wire.HeldAck {
+		t.Helper()
+		f, err := fr.Next()
+		if err != nil {
+			t.Fatalf("read reply: %v", err)
+		}
+		m, err := wire.Decode(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.(wire.HeldAck)
+	}
+	for id := uint64(1); id <= 3; id++ {
+		if ack := next(); ack.ID != id {
+			t.Fatalf("reply %d, want %d", ack.ID, id)
+		}
+	}
+	if n := c.writes.Load(); n != 1 {
+		t.Fatalf("three replies to one read took %d writes, want 1", n)
+	}
+	if n := h.woken.Load(); n != 0 {
+		t.Fatalf("%d replies woke the writer before the reader had read what it had", n)
+	}
+	if _, err := b.Write(frame(wire.Held{ID: 4, RequestKey: "d"})); err != nil {
+		t.Fatal(err)
+	}
+	if ack := next(); ack.ID != 4 {
+		t.Fatalf("reply %d, want 4", ack.ID)
 	}
 }

@@ -171,6 +171,17 @@ func (d *Decoder) String() string {
 	return string(d.take(n))
 }
 
+// StringKnown reads a string like String, returning known itself, without
+// a copy, when the string read equals it.
+func (d *Decoder) StringKnown(known string) string {
+	n := d.length(1)
+	p := d.take(n)
+	if string(p) == known { // the comparison does not allocate
+		return known
+	}
+	return string(p)
+}
+
 // Name reads a string like String, sharing one copy of each distinct value
 // through the decoder's Interner when it has one: node and handler names
 // repeat in every record.

@@ -65,6 +65,27 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte{tagSync, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
+		// The in-place decoders of the hot path take exactly their own
+		// messages and agree with Decode on them.
+		var md MessageDecoder
+		var up Upsert
+		if ok, uerr := md.DecodeUpsert(b, &up); ok && (uerr == nil) != (err == nil) {
+			t.Fatalf("DecodeUpsert error %v, Decode error %v", uerr, err)
+		} else if ok && err == nil && !reflect.DeepEqual(m, up) {
+			t.Fatalf("DecodeUpsert %#v, Decode %#v", up, m)
+		}
+		var h Held
+		if ok, herr := md.DecodeHeld(b, &h, "k"); ok && (herr == nil) != (err == nil) {
+			t.Fatalf("DecodeHeld error %v, Decode error %v", herr, err)
+		} else if ok && err == nil && !reflect.DeepEqual(m, h) {
+			t.Fatalf("DecodeHeld %#v, Decode %#v", h, m)
+		}
+		var p Prepare
+		if ok, perr := md.DecodePrepare(b, &p); ok && (perr == nil) != (err == nil) {
+			t.Fatalf("DecodePrepare error %v, Decode error %v", perr, err)
+		} else if ok && err == nil && !reflect.DeepEqual(m, p) {
+			t.Fatalf("DecodePrepare %#v, Decode %#v", p, m)
+		}
 		if err != nil {
 			if m != nil {
 				t.Fatalf("Decode returned %#v with error %v", m, err)

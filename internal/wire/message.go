@@ -108,6 +108,23 @@ func (md *MessageDecoder) DecodeUpsert(b []byte, m *Upsert) (bool, error) {
 	return true, nil
 }
 
+// DecodePrepare is DecodeUpsert for a Prepare: the replica's hot path
+// decodes each mirrored record into *m, reused, rather than boxing it.
+func (md *MessageDecoder) DecodePrepare(b []byte, m *Prepare) (bool, error) {
+	if len(b) == 0 || b[0] != tagPrepare {
+		return false, nil
+	}
+	md.d = Decoder{b: b, off: 1, in: &md.names}
+	m.ID, m.Authority = md.d.U64(), decodeAuthority(&md.d)
+	m.Record = DecodeRecord(&md.d)
+	err := md.d.Finish()
+	md.d.b = nil
+	if err != nil {
+		return true, fmt.Errorf("decode prepare: %w", err)
+	}
+	return true, nil
+}
+
 func (d *Decoder) decodeMessage(b []byte, in *Interner) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)
@@ -325,7 +342,10 @@ type PrepareAck struct {
 	Authority Authority
 }
 
-func (m PrepareAck) appendTo(dst []byte) []byte {
+func (m PrepareAck) appendTo(dst []byte) []byte { return AppendPrepareAck(dst, &m) }
+
+// AppendPrepareAck is AppendEncode for *m, without boxing it in a Message.
+func AppendPrepareAck(dst []byte, m *PrepareAck) []byte {
 	e := Encoder{buf: append(dst, tagPrepareAck)}
 	e.U64(m.ID)
 	e.Bool(m.OK)
@@ -359,6 +379,23 @@ func AppendHeld(dst []byte, id uint64, key string, attempt uint64) []byte {
 	e.String(key)
 	e.U64(attempt)
 	return e.buf
+}
+
+// DecodeHeld is DecodeUpsert for a Held. A Held follows the Upsert of
+// the completion it asks about, so its key is usually known already: when
+// it equals known, m.RequestKey is known itself and nothing is allocated.
+func (md *MessageDecoder) DecodeHeld(b []byte, m *Held, known string) (bool, error) {
+	if len(b) == 0 || b[0] != tagHeld {
+		return false, nil
+	}
+	md.d = Decoder{b: b, off: 1, in: &md.names}
+	m.ID, m.RequestKey, m.Attempt = md.d.U64(), md.d.StringKnown(known), md.d.U64()
+	err := md.d.Finish()
+	md.d.b = nil
+	if err != nil {
+		return true, fmt.Errorf("decode held: %w", err)
+	}
+	return true, nil
 }
 
 func decodeHeld(d *Decoder) Message {

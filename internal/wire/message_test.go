@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"meshgo.dev/mesh/internal/continuity"
 )
@@ -185,5 +186,73 @@ func TestDecodeUpsertMatchesDecode(t *testing.T) {
 	}
 	if ok, err := md.DecodeUpsert(nil, new(Upsert)); ok || err != nil {
 		t.Fatalf("empty frame: ok %v err %v", ok, err)
+	}
+}
+
+// MessageDecoder.DecodePrepare agrees with Decode likewise, reusing the
+// caller's value from one Prepare to the next.
+func TestDecodePrepareMatchesDecode(t *testing.T) {
+	var md MessageDecoder
+	var p Prepare // reused across samples, as the link's reader does
+	seen := 0
+	for _, s := range sampleMessages() {
+		enc := Encode(s.in)
+		ok, err := md.DecodePrepare(enc, &p)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		want := s.expected()
+		if _, isPrepare := want.(Prepare); ok != isPrepare {
+			t.Fatalf("%s: DecodePrepare took it: %v", s.name, ok)
+		}
+		if !ok {
+			continue
+		}
+		seen++
+		if !reflect.DeepEqual(p, want) {
+			t.Fatalf("%s: mismatch\n got: %#v\nwant: %#v", s.name, p, want)
+		}
+		for cut := 1; cut < len(enc); cut++ {
+			if ok, err := md.DecodePrepare(enc[:cut], &p); !ok || err == nil {
+				t.Fatalf("%s cut at %d: ok %v err %v", s.name, cut, ok, err)
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no Prepare among the samples")
+	}
+	if ok, err := md.DecodePrepare(nil, new(Prepare)); ok || err != nil {
+		t.Fatalf("empty frame: ok %v err %v", ok, err)
+	}
+}
+
+// MessageDecoder.DecodeHeld agrees with Decode, and a key equal to the
+// known one is that very string, not a copy.
+func TestDecodeHeldMatchesDecode(t *testing.T) {
+	var md MessageDecoder
+	var h Held
+	known := "http-route::cluster.Thing::0123"
+	for _, in := range []Held{{ID: 1, RequestKey: known, Attempt: 3}, {ID: 2, RequestKey: "other", Attempt: 1}, {ID: 3}} {
+		enc := Encode(in)
+		ok, err := md.DecodeHeld(enc, &h, known)
+		if !ok || err != nil || h != in {
+			t.Fatalf("DecodeHeld(%+v) = %+v, %v, %v", in, h, ok, err)
+		}
+		if in.RequestKey == known && unsafe.StringData(h.RequestKey) != unsafe.StringData(known) {
+			t.Fatal("a known key was copied")
+		}
+		for cut := 1; cut < len(enc); cut++ {
+			if ok, err := md.DecodeHeld(enc[:cut], &h, known); !ok || err == nil {
+				t.Fatalf("cut at %d: ok %v err %v", cut, ok, err)
+			}
+		}
+	}
+	for _, s := range sampleMessages() {
+		enc := Encode(s.in)
+		ok, err := md.DecodeHeld(enc, &h, known)
+		_, isHeld := s.expected().(Held)
+		if err != nil || ok != isHeld || (ok && !reflect.DeepEqual(h, s.expected())) {
+			t.Fatalf("%s: DecodeHeld ok %v err %v got %+v", s.name, ok, err, h)
+		}
 	}
 }
