@@ -99,16 +99,6 @@ type Store struct {
 	slots  chan struct{}
 	synced chan syncJob
 	syncWG sync.WaitGroup
-	// A second group commit starts only once the one in flight has taken
-	// longer than the mean commit (commitAvg, under mu): a commit in its
-	// usual time gathers what is Put meanwhile into one batch, a slow one
-	// lets the next start beside it. freed (capacity 1) says a commit
-	// ended; overlapTimer is the writer's.
-	freed        chan struct{}
-	overlapTimer *time.Timer
-	syncing      int       // commits written and not yet synced, under mu
-	syncStart    time.Time // when the last of them was written, under mu
-	commitAvg    time.Duration
 
 	mu      sync.Mutex
 	waiters []*waiter // Sync calls waiting for a write, in no order
@@ -160,7 +150,6 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 		done:   make(chan struct{}),
 		slots:  make(chan struct{}, syncers),
 		synced: make(chan syncJob),
-		freed:  make(chan struct{}, 1),
 	}
 	s.compactAfter = opt.CompactAfter
 	if s.compactAfter <= 0 {
@@ -203,10 +192,9 @@ const syncers = 2
 // syncJob is a group commit written and not yet durable: upto is the number
 // of versions Put up to its end, n the number of its write.
 type syncJob struct {
-	w     *recordlog.Written
-	upto  uint64
-	n     uint64
-	start time.Time // when it was written
+	w    *recordlog.Written
+	upto uint64
+	n    uint64
 }
 
 // maxKeptFrames is the largest write buffer the writer keeps for the next
@@ -427,7 +415,6 @@ func (s *Store) run() {
 // back at the head of the queue, in order, for the next write.
 func (s *Store) write() {
 	s.slots <- struct{}{}
-	s.waitOverlap()
 	s.mu.Lock()
 	frames, size, upto := s.queue, s.queueSize, s.queued
 	if frames.Entries() == 0 {
@@ -468,39 +455,8 @@ func (s *Store) write() {
 	s.spare = frames
 	s.appended += size
 	s.written = upto
-	s.syncing++
-	s.syncStart = time.Now()
-	start := s.syncStart
 	s.mu.Unlock()
-	s.synced <- syncJob{w: w, upto: upto, n: n, start: start}
-}
-
-// waitOverlap waits, before a group commit is written while another is
-// syncing, until that one ends or has taken longer than the mean commit.
-func (s *Store) waitOverlap() {
-	select {
-	case <-s.freed:
-	default:
-	}
-	s.mu.Lock()
-	wait := time.Duration(0)
-	if s.syncing > 0 {
-		wait = s.commitAvg - time.Since(s.syncStart)
-	}
-	s.mu.Unlock()
-	if wait <= 0 {
-		return
-	}
-	if s.overlapTimer == nil {
-		s.overlapTimer = time.NewTimer(wait)
-	} else {
-		s.overlapTimer.Reset(wait)
-	}
-	select {
-	case <-s.freed:
-	case <-s.overlapTimer.C:
-	}
-	s.overlapTimer.Stop()
+	s.synced <- syncJob{w: w, upto: upto, n: n}
 }
 
 // syncer makes the group commits the writer hands it durable and releases
@@ -526,15 +482,9 @@ func (s *Store) syncer() {
 				s.writeErr = nil
 			}
 		}
-		s.syncing--
-		s.commitAvg += (time.Since(job.start) - s.commitAvg) / 8
 		s.releaseLocked()
 		s.mu.Unlock()
 		<-s.slots
-		select {
-		case s.freed <- struct{}{}:
-		default:
-		}
 	}
 }
 
