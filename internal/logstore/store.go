@@ -5,10 +5,8 @@
 //
 // Put never waits for the disk (the registry calls it with its lock held): it
 // stores the version in memory and queues its encoding. One writer goroutine
-// writes everything queued to the log as one group commit, so the versions
-// Put while a write and its fsync were in flight share the next one; up to
-// two group commits sync at once (the next is written while the previous
-// one's fsync runs), and versions become durable in the order they were Put.
+// hands everything queued to the log as one append, so the versions Put while
+// a write and its fsync were in flight share the next one (group commit).
 // Sync waits until every version Put before it was called is durable, or
 // returns why it is not.
 //
@@ -89,16 +87,7 @@ type Store struct {
 
 	wake chan struct{} // a write may be due; capacity 1
 	stop chan struct{}
-	done chan struct{} // the writer and the syncers have returned
-
-	// The writer writes a group commit (recordlog.Log.WriteFrames) and
-	// hands it to a syncer, which fsyncs it (SyncWritten) and makes its
-	// versions durable: while one syncer waits for the disk, the writer
-	// may write the next group commit and the other syncer sync it.
-	// slots holds one token per group commit written and not yet synced.
-	slots  chan struct{}
-	synced chan syncJob
-	syncWG sync.WaitGroup
+	done chan struct{} // the writer has returned
 
 	mu      sync.Mutex
 	waiters []*waiter // Sync calls waiting for a write, in no order
@@ -110,7 +99,6 @@ type Store struct {
 	queueSize int64
 	queued    uint64 // versions Put
 	durable   uint64 // versions written and fsynced, a prefix of queued
-	written   uint64 // versions written (maybe not yet fsynced), a prefix of queued
 	writes    uint64 // writes begun
 	writeErr  error  // the last write's error; nil once one succeeds
 	errWrite  uint64 // the number of the write that failed with writeErr
@@ -142,14 +130,12 @@ var _ continuity.Store = (*Store)(nil)
 // an error: the store never starts with records silently missing.
 func Open(dir string, opt Options) (*Store, Recovered, error) {
 	s := &Store{
-		mem:    continuity.NewMemoryStore(opt.Retention),
-		queue:  new(recordlog.Frames),
-		spare:  new(recordlog.Frames),
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
-		slots:  make(chan struct{}, syncers),
-		synced: make(chan syncJob),
+		mem:   continuity.NewMemoryStore(opt.Retention),
+		queue: new(recordlog.Frames),
+		spare: new(recordlog.Frames),
+		wake:  make(chan struct{}, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
 	}
 	s.compactAfter = opt.CompactAfter
 	if s.compactAfter <= 0 {
@@ -177,24 +163,8 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 	s.log = l
 	out := Recovered{Recovery: rec}
 	out.Pending, out.Retained = s.mem.Len()
-	s.syncWG.Add(syncers)
-	for range syncers {
-		go s.syncer()
-	}
 	go s.run()
 	return s, out, nil
-}
-
-// syncers is how many group commits may be written and syncing at once
-// (recordlog allows two).
-const syncers = 2
-
-// syncJob is a group commit written and not yet durable: upto is the number
-// of versions Put up to its end, n the number of its write.
-type syncJob struct {
-	w    *recordlog.Written
-	upto uint64
-	n    uint64
 }
 
 // maxKeptFrames is the largest write buffer the writer keeps for the next
@@ -272,8 +242,8 @@ func (s *Store) Put(rec continuity.Record) error {
 }
 
 // Sync returns once every version Put before it was called is written and
-// fsynced, or with the error of a write begun after it was called that was
-// to carry some of them: a disk
+// fsynced, or with the error of a write begun after it was called (so one
+// that was to carry them): a disk
 // that is full or failing. A failed write is tried again (by the next Put or
 // Sync) unless the log itself failed, after which every Sync fails.
 func (s *Store) Sync() error {
@@ -334,7 +304,7 @@ func (s *Store) syncLockedFor(target, acks uint64) error {
 	if s.durable >= target {
 		return nil
 	}
-	if err := s.syncErrLocked(s.writes, target); err != nil {
+	if err := s.syncErrLocked(s.writes); err != nil {
 		return err
 	}
 	w := waiters.Get().(*waiter)
@@ -356,16 +326,13 @@ func (s *Store) syncLockedFor(target, acks uint64) error {
 	return err
 }
 
-// syncErrLocked is the error a Sync call begun when s.writes was start,
-// waiting for the versions up to target, returns now that they are not
-// durable, or nil if it waits on. A failed write is its error only if it
-// was to carry some of them: versions an earlier write took are still on
-// their way (that write is syncing).
-func (s *Store) syncErrLocked(start, target uint64) error {
+// syncErrLocked is the error a Sync call begun when s.writes was start
+// returns now that its versions are not durable, or nil if it waits on.
+func (s *Store) syncErrLocked(start uint64) error {
 	if s.failed != nil {
 		return fmt.Errorf("logstore: records not durable: %w", s.failed)
 	}
-	if s.writeErr != nil && s.errWrite > start && target > s.written {
+	if s.writeErr != nil && s.errWrite > start {
 		return fmt.Errorf("logstore: records not durable: %w", s.writeErr)
 	}
 	return nil
@@ -380,7 +347,7 @@ func (s *Store) releaseLocked() {
 		case s.durable >= w.target:
 			w.done <- nil
 		default:
-			if err := s.syncErrLocked(w.start, w.target); err != nil {
+			if err := s.syncErrLocked(w.start); err != nil {
 				w.done <- err
 				continue
 			}
@@ -391,13 +358,10 @@ func (s *Store) releaseLocked() {
 	s.waiters = kept
 }
 
-// run is the writer: it writes whatever is queued, one group commit at a
-// time, each as soon as fewer than two are syncing, until Close; then it
-// waits for the syncers.
+// run is the writer: it appends whatever is queued, one append at a time,
+// until Close.
 func (s *Store) run() {
 	defer close(s.done)
-	defer s.syncWG.Wait()
-	defer close(s.synced)
 	for {
 		select {
 		case <-s.wake:
@@ -409,17 +373,13 @@ func (s *Store) run() {
 	}
 }
 
-// write writes every queued entry as one group commit and hands it to a
-// syncer. It waits first until fewer than two group commits are syncing, so
-// what is Put meanwhile joins this one. A failed write puts the entries
+// write appends every queued entry as one append. A failed append puts them
 // back at the head of the queue, in order, for the next write.
 func (s *Store) write() {
-	s.slots <- struct{}{}
 	s.mu.Lock()
 	frames, size, upto := s.queue, s.queueSize, s.queued
 	if frames.Entries() == 0 {
 		s.mu.Unlock()
-		<-s.slots
 		return
 	}
 	s.queue, s.spare, s.queueSize = s.spare, nil, 0
@@ -429,7 +389,7 @@ func (s *Store) write() {
 	}
 	n := s.writes
 	s.mu.Unlock()
-	w, err := s.log.WriteFrames(frames)
+	err := s.log.CommitFrames(frames)
 	s.mu.Lock()
 	if err != nil {
 		// frames, then what was Put meanwhile, in order.
@@ -442,50 +402,18 @@ func (s *Store) write() {
 		if errors.Is(err, recordlog.ErrFailed) || errors.Is(err, recordlog.ErrClosed) {
 			s.failed = err
 		}
-		s.releaseLocked()
-		s.mu.Unlock()
-		<-s.slots
-		return
-	}
-	// The frames are in the file: the buffer is free for the next batch.
-	if frames.Cap() > maxKeptFrames {
-		frames = new(recordlog.Frames)
-	}
-	frames.Reset()
-	s.spare = frames
-	s.appended += size
-	s.written = upto
-	s.mu.Unlock()
-	s.synced <- syncJob{w: w, upto: upto, n: n}
-}
-
-// syncer makes the group commits the writer hands it durable and releases
-// the callers waiting for them. recordlog.Log.SyncWritten returns in the
-// order of the writes, so durable only grows; a failed fsync fails the log,
-// and the store with it.
-func (s *Store) syncer() {
-	defer s.syncWG.Done()
-	for job := range s.synced {
-		err := s.log.SyncWritten(job.w)
-		s.mu.Lock()
-		if err != nil {
-			if s.errWrite < job.n {
-				s.errWrite = job.n
-			}
-			s.writeErr = err
-			if s.failed == nil {
-				s.failed = err
-			}
-		} else {
-			s.durable = max(s.durable, job.upto)
-			if job.n > s.errWrite {
-				s.writeErr = nil
-			}
+	} else {
+		if frames.Cap() > maxKeptFrames {
+			frames = new(recordlog.Frames)
 		}
-		s.releaseLocked()
-		s.mu.Unlock()
-		<-s.slots
+		frames.Reset()
+		s.spare = frames
+		s.durable = upto
+		s.writeErr = nil
+		s.appended += size
 	}
+	s.releaseLocked()
+	s.mu.Unlock()
 }
 
 // startCompaction snapshots the keys the store holds (it runs within a Put,

@@ -180,13 +180,35 @@ func (l *Log) writeLocked(batch []*request) error {
 // writeDataLocked writes one group commit, its batch marker first, and
 // fsyncs it.
 func (l *Log) writeDataLocked(data []byte) error {
-	l.waitIdleLocked()
-	inside, err := l.putLocked(data)
-	if err != nil {
-		return err
-	}
 	path := segment{seq: l.activeSeq}.path(l.dir)
 	end := l.activeSize + int64(len(data))
+	// inside: the batch lands in preallocated space whose filler is
+	// durable, so the file's size and blocks do not change and an
+	// fdatasync makes it durable.
+	inside := false
+	var err error
+	if l.prealloc > 0 {
+		inside = l.waitExtensionLocked(end)
+		_, err = l.active.(*os.File).WriteAt(data, l.activeSize)
+	} else {
+		_, err = l.active.Write(data)
+	}
+	if err != nil {
+		werr := fmt.Errorf("append %d bytes to %s: %w", len(data), path, err)
+		// Cut whatever part of the batch reached the file, durably, so
+		// that the next batch neither follows a torn frame nor leaves this
+		// batch's marker beyond a later crash's torn tail.
+		l.cutPreallocLocked()
+		if terr := l.active.Truncate(l.activeSize); terr != nil {
+			l.failed = fmt.Errorf("%w: %w; then truncating %s back to %d bytes: %w", ErrFailed, werr, path, l.activeSize, terr)
+			return l.failed
+		}
+		if serr := l.active.Sync(); serr != nil {
+			l.failed = fmt.Errorf("%w: %w; then syncing %s after truncating it: %w", ErrFailed, werr, path, serr)
+			return l.failed
+		}
+		return werr
+	}
 	l.syncs.Add(1)
 	t0 := time.Now()
 	if inside {
@@ -215,7 +237,6 @@ func (l *Log) writeDataLocked(data []byte) error {
 
 // rotateLocked seals the active segment and starts the next one.
 func (l *Log) rotateLocked() error {
-	l.waitIdleLocked()
 	old, oldSeq := l.active, l.activeSeq
 	// A sealed segment ends at its last frame: cut the preallocated filler.
 	if err := l.trimLocked(); err != nil {
@@ -289,7 +310,6 @@ func (l *Log) Close() error {
 	defer l.compactMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.waitIdleLocked()
 	if l.failed == nil {
 		// Leave the segment ending at its last frame. Were the cut lost,
 		// Open reads the filler as unused space all the same.
@@ -394,7 +414,6 @@ func (l *Log) trimLocked() error {
 	if l.prealloc == 0 {
 		return nil
 	}
-	l.waitIdleLocked()
 	l.cutPreallocLocked()
 	path := segment{seq: l.activeSeq}.path(l.dir)
 	st, err := l.active.Stat()
@@ -411,40 +430,4 @@ func (l *Log) trimLocked() error {
 		return fmt.Errorf("sync %s after cutting its preallocated tail: %w", path, err)
 	}
 	return nil
-}
-
-// putLocked writes one group commit, its batch marker first, at the end of
-// the active segment, without syncing it, and reports whether it landed in
-// preallocated, durable space (so an fdatasync makes it durable). A failed
-// write is cut back off the segment, durably, so the log stays appendable;
-// if that fails too, the log fails.
-func (l *Log) putLocked(data []byte) (inside bool, err error) {
-	path := segment{seq: l.activeSeq}.path(l.dir)
-	end := l.activeSize + int64(len(data))
-	// inside: the batch lands in preallocated space whose filler is
-	// durable, so the file's size and blocks do not change and an
-	// fdatasync makes it durable.
-	if l.prealloc > 0 {
-		inside = l.waitExtensionLocked(end)
-		_, err = l.active.(*os.File).WriteAt(data, l.activeSize)
-	} else {
-		_, err = l.active.Write(data)
-	}
-	if err != nil {
-		werr := fmt.Errorf("append %d bytes to %s: %w", len(data), path, err)
-		// Cut whatever part of the batch reached the file, durably, so
-		// that the next batch neither follows a torn frame nor leaves this
-		// batch's marker beyond a later crash's torn tail.
-		l.cutPreallocLocked()
-		if terr := l.active.Truncate(l.activeSize); terr != nil {
-			l.failed = fmt.Errorf("%w: %w; then truncating %s back to %d bytes: %w", ErrFailed, werr, path, l.activeSize, terr)
-			return false, l.failed
-		}
-		if serr := l.active.Sync(); serr != nil {
-			l.failed = fmt.Errorf("%w: %w; then syncing %s after truncating it: %w", ErrFailed, werr, path, serr)
-			return false, l.failed
-		}
-		return false, werr
-	}
-	return inside, nil
 }

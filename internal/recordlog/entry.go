@@ -23,11 +23,6 @@ const (
 	// a torn last batch (nothing was written after it) from damage to an
 	// earlier, fsynced batch (a later batch follows the damage).
 	kindBatch Kind = 3
-	// kindBatchOverlap starts a group commit written while the one before
-	// it was not yet durable (WriteFrames); otherwise it is kindBatch, and
-	// readers see it as kindBatch. A crash may leave such a batch intact
-	// behind a torn one: recovery cuts both rather than call it damage.
-	kindBatchOverlap Kind = 4
 )
 
 // String returns "put" or "evict".
@@ -37,7 +32,7 @@ func (k Kind) String() string {
 		return "put"
 	case KindEvict:
 		return "evict"
-	case kindBatch, kindBatchOverlap:
+	case kindBatch:
 		return "batch"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
@@ -114,43 +109,28 @@ func appendFrame(buf []byte, e Entry) []byte {
 func appendMarker(buf []byte, offset int64) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, markerSize)...)
-	putMarker(buf[start:], offset, false)
+	putMarker(buf[start:], offset)
 	return buf
 }
 
 // putMarker writes the batch marker of a group commit written at offset
-// into b, which is markerSize bytes long; overlap: the group commit before
-// it is not yet durable (kindBatchOverlap).
-func putMarker(b []byte, offset int64, overlap bool) {
+// into b, which is markerSize bytes long.
+func putMarker(b []byte, offset int64) {
 	b = b[:markerSize]
-	kind := kindBatch
-	if overlap {
-		kind = kindBatchOverlap
-	}
-	b[frameHeaderSize], b[frameHeaderSize+1] = formatVersion, byte(kind)
+	b[frameHeaderSize], b[frameHeaderSize+1] = formatVersion, byte(kindBatch)
 	binary.LittleEndian.PutUint64(b[frameHeaderSize+2:], uint64(offset))
 	body := b[frameHeaderSize:]
 	binary.LittleEndian.PutUint32(b, uint32(len(body)))
 	binary.LittleEndian.PutUint32(b[4:], crc32.Checksum(body, castagnoli))
 }
 
-// markerAt reports whether b starts with the batch marker of offset, and
-// whether that marker is a kindBatchOverlap one.
-func markerAt(b []byte, offset int64) (marker, overlap bool) {
-	if len(b) < markerSize ||
-		binary.LittleEndian.Uint32(b) != markerSize-frameHeaderSize ||
-		binary.LittleEndian.Uint32(b[4:]) != crc32.Checksum(b[frameHeaderSize:markerSize], castagnoli) ||
-		b[frameHeaderSize] != formatVersion ||
-		binary.LittleEndian.Uint64(b[frameHeaderSize+2:]) != uint64(offset) {
-		return false, false
-	}
-	switch Kind(b[frameHeaderSize+1]) {
-	case kindBatch:
-		return true, false
-	case kindBatchOverlap:
-		return true, true
-	}
-	return false, false
+// markerAt reports whether b starts with the batch marker of offset.
+func markerAt(b []byte, offset int64) bool {
+	return len(b) >= markerSize &&
+		binary.LittleEndian.Uint32(b) == markerSize-frameHeaderSize &&
+		binary.LittleEndian.Uint32(b[4:]) == crc32.Checksum(b[frameHeaderSize:markerSize], castagnoli) &&
+		b[frameHeaderSize] == formatVersion && Kind(b[frameHeaderSize+1]) == kindBatch &&
+		binary.LittleEndian.Uint64(b[frameHeaderSize+2:]) == uint64(offset)
 }
 
 // frameError is a frame that could not be read. torn is true when the bytes
@@ -264,7 +244,7 @@ func decodeBody(body []byte) (view, error) {
 		return view{}, fmt.Errorf("unknown entry format version %d (this build reads %d)", body[0], formatVersion)
 	}
 	kind := Kind(body[1])
-	if kind == kindBatch || kind == kindBatchOverlap {
+	if kind == kindBatch {
 		if len(body) != markerSize-frameHeaderSize {
 			return view{}, fmt.Errorf("batch marker of %d bytes", len(body))
 		}

@@ -122,7 +122,7 @@ func (l *Log) CommitFrames(f *Frames) error {
 	if l.failed != nil {
 		err = l.failed
 	} else {
-		putMarker(f.buf[:markerSize], l.activeSize, false)
+		putMarker(f.buf[:markerSize], l.activeSize)
 		err = l.writeDataLocked(f.buf)
 	}
 	l.mu.Unlock()

@@ -142,13 +142,6 @@ type Log struct {
 	allocated  int64         // bytes of the active segment on disk (durable size), >= activeSize
 	extendDone chan struct{} // non-nil while an extension runs; closed when it ends
 
-	// Group commits written (WriteFrames) whose fsync has not ended
-	// (SyncWritten): at most maxInFlight. idle is signalled (on mu) when
-	// one ends; lastDone is closed when the last one written has ended.
-	inflight int
-	idle     *sync.Cond
-	lastDone chan struct{}
-
 	appends, entries, batches, syncs atomic.Int64
 	syncNanos, datasyncs             atomic.Int64
 }
@@ -190,7 +183,6 @@ func Open(dir string, opt Options, replay func(Entry) error) (*Log, Recovery, er
 	var rec Recovery
 	plan := planLayout(names)
 	l := &Log{dir: dir, fs: fsys, opt: opt, lock: lock}
-	l.idle = sync.NewCond(&l.mu)
 	if _, ok := fsys.(OSFS); ok && opt.Preallocate > 0 {
 		l.prealloc = opt.Preallocate
 	}
@@ -297,23 +289,9 @@ func (l *Log) replaySegment(s segment, last bool, replay func(Entry) error, rec 
 				}
 				break
 			}
-			later, overlap, lerr := laterBatch(f, fe.offset, st.Size())
+			later, lerr := laterBatch(f, fe.offset, st.Size())
 			if lerr != nil {
 				return fail(fmt.Errorf("open record log: read segment %s after offset %d: %w", path, fe.offset, lerr))
-			}
-			if later >= 0 && overlap {
-				// The batch after the damaged one was written while the
-				// damaged one synced (WriteFrames), so a crash can have
-				// left it on disk and the damaged one torn; neither was
-				// acknowledged. With nothing written after it, that is a
-				// tear: both are cut.
-				again, _, aerr := laterBatch(f, later, st.Size())
-				if aerr != nil {
-					return fail(fmt.Errorf("open record log: read segment %s after offset %d: %w", path, later, aerr))
-				}
-				if again < 0 {
-					later = -1
-				}
 			}
 			if later >= 0 {
 				return fail(fmt.Errorf("open record log: %w: segment %s at offset %d: %s, and a batch committed after it starts at offset %d, so a crash cannot explain it; restore the directory from a backup or move the file aside to start without its records",
@@ -396,20 +374,18 @@ func fillerTail(f File, off, size int64) (bool, error) {
 
 // laterBatch looks for the marker of a group commit written after a damaged
 // frame at offset damaged: a marker, anywhere in the rest of the segment,
-// that names its own offset. A crash tears only the last batch, or the last
-// two when the later one was written while the earlier one synced (its
-// marker says so: overlap), so finding one otherwise means the damage hit
-// bytes that had been fsynced. It returns the first such marker's offset,
-// or -1, and whether it is an overlap marker.
-func laterBatch(f File, damaged, size int64) (at int64, overlap bool, err error) {
+// that names its own offset. A crash tears only the last batch, so finding
+// one means the damage hit bytes that had been fsynced. It returns the
+// marker's offset, or -1.
+func laterBatch(f File, damaged, size int64) (int64, error) {
 	rest := make([]byte, size-damaged)
 	if _, err := f.ReadAt(rest, damaged); err != nil && !errors.Is(err, io.EOF) {
-		return 0, false, err
+		return 0, err
 	}
 	for i := 1; i+markerSize <= len(rest); i++ {
-		if ok, over := markerAt(rest[i:], damaged+int64(i)); ok {
-			return damaged + int64(i), over, nil
+		if markerAt(rest[i:], damaged+int64(i)) {
+			return damaged + int64(i), nil
 		}
 	}
-	return -1, false, nil
+	return -1, nil
 }
