@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	mathrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"meshgo.dev/mesh/internal/continuity"
 )
@@ -242,29 +244,28 @@ const mintAttempts = 64
 const mintIDBytes = 16
 
 // mintRouteKey returns a fresh request key for a request that brought none:
-// http-route::<name>::<id>, where id is 128 bits from crypto/rand, so nobody
-// can predict the next one, and a client cannot send one anyway (the prefix
-// is reserved). Among random ids it takes the first whose placement owner is
-// this node: nobody else can ever send the same key, so which node owns it
-// is free to choose, and choosing the node that already holds the request
-// saves forwarding it: the request runs where it arrived, and a count-2
-// record is mirrored to the other node.
+// http-route::<name>::<id>, where id is 128 bits from a CSPRNG (see
+// mintRandom), so nobody can predict the next one, and a client cannot send
+// one anyway (the prefix is reserved). Among random ids it takes the first
+// whose placement owner is this node: nobody else can ever send the same
+// key, so which node owns it is free to choose, and choosing the node that
+// already holds the request saves forwarding it: the request runs where it
+// arrived, and a count-2 record is mirrored to the other node.
 //
 // The placement found on the way comes back with the membership it was
-// computed over, so the submission need not hash the key again.
+// computed over, so the submission need not hash the key again. The key
+// string is the only allocation.
 func (n *Node) mintRouteKey(name string) (string, placed) {
 	mp := n.placement.Load()
 	members := *mp
 	var stack [192]byte
-	var rnd [4 * mintIDBytes]byte
+	var id [2 * mintIDBytes]byte
 	buf := append(append(append(stack[:0], continuity.RouteKeyPrefix...), name...), "::"...)
 	base := len(buf)
 	for i := 0; ; i++ {
-		j := i % (len(rnd) / mintIDBytes)
-		if j == 0 {
-			_, _ = rand.Read(rnd[:]) // never fails (crypto/rand)
-		}
-		buf = hex.AppendEncode(buf[:base], rnd[j*mintIDBytes:(j+1)*mintIDBytes])
+		rnd := mintRandom()
+		hex.Encode(id[:], rnd[:])
+		buf = append(buf[:base], id[:]...)
 		if len(members) < 2 || i == mintAttempts {
 			return string(buf), placed{}
 		}
@@ -272,6 +273,28 @@ func (n *Node) mintRouteKey(name string) (string, placed) {
 			return string(buf), placed{over: mp, pl: pl}
 		}
 	}
+}
+
+// mintSources holds ChaCha8 generators, each seeded with 256 bits from
+// crypto/rand when it is made. ChaCha8 is a cryptographically strong
+// generator: its output cannot be predicted from earlier output, so a
+// minted id is as unguessable as one read from crypto/rand, without a
+// system call (or the operating system's generator) per request. A
+// generator is used by one goroutine at a time; one the pool drops is not
+// reused, a new one gets a fresh seed.
+var mintSources = sync.Pool{New: func() any {
+	var seed [32]byte
+	_, _ = rand.Read(seed[:]) // never fails (crypto/rand)
+	return mathrand.NewChaCha8(seed)
+}}
+
+// mintRandom returns mintIDBytes random bytes for a minted id.
+func mintRandom() (out [mintIDBytes]byte) {
+	g := mintSources.Get().(*mathrand.ChaCha8)
+	binary.LittleEndian.PutUint64(out[:8], g.Uint64())
+	binary.LittleEndian.PutUint64(out[8:], g.Uint64())
+	mintSources.Put(g)
+	return out
 }
 
 // placed is the placement of a request key over the canonical membership

@@ -61,9 +61,17 @@ func PlaceCanonical(key string, m []string) Placement {
 	return placeCanonical(key, m)
 }
 
-// PlaceCanonicalBytes is PlaceCanonical without converting key.
+// PlaceCanonicalBytes is PlaceCanonical without converting key. It is not
+// generic, so escape analysis sees that key does not outlive the call and a
+// caller may build key on its stack.
 func PlaceCanonicalBytes(key []byte, m []string) Placement {
-	return placeCanonical(key, m)
+	if len(m) < 2 {
+		return placeCanonical("", m) // no hash with fewer than two members
+	}
+	var stack [192]byte
+	sum := sha256.Sum256(append(append(stack[:0], PlacementKeyPrefix...), key...))
+	i := binary.BigEndian.Uint64(sum[:8]) % uint64(len(m))
+	return Placement{Owner: m[i], Replica: m[(i+1)%uint64(len(m))]}
 }
 
 func placeCanonical[T string | []byte](key T, m []string) Placement {

@@ -250,3 +250,21 @@ func TestOwnerOfAgreesWithPlaceCanonical(t *testing.T) {
 		t.Fatalf("OwnerOf over no members = %q", got)
 	}
 }
+
+// PlaceCanonicalBytes places a key exactly as PlaceCanonical does, for every
+// membership size and for keys longer than its stack buffer.
+func TestPlaceCanonicalBytesMatchesPlaceCanonical(t *testing.T) {
+	members := CanonicalMembership([]string{"a@h1:1", "b@h2:1", "c@h3:1", "d@h4:1"})
+	keys := []string{"", "k", "http-route::cluster.Thing::0123456789abcdef0123456789abcdef", strings.Repeat("x", 400)}
+	for size := 0; size <= len(members); size++ {
+		for i := range 200 {
+			for _, k := range keys {
+				k += fmt.Sprint(i)
+				want, got := PlaceCanonical(k, members[:size]), PlaceCanonicalBytes([]byte(k), members[:size])
+				if got != want {
+					t.Fatalf("%d members, key %q: bytes %+v, string %+v", size, k, got, want)
+				}
+			}
+		}
+	}
+}
