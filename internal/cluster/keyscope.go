@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/exchange"
+	"meshgo.dev/mesh/internal/wire"
 )
 
 // RouteOption changes how Clustered serves a route. Options are part of the
@@ -256,21 +258,27 @@ const mintIDBytes = 16
 // computed over, so the submission need not hash the key again. The key
 // string is the only allocation.
 func (n *Node) mintRouteKey(name string) (string, placed) {
+	var stack [192]byte
+	buf, pl := n.appendMintedRouteKey(stack[:0], name)
+	return string(buf), pl
+}
+
+// appendMintedRouteKey appends a key mintRouteKey would return to dst.
+func (n *Node) appendMintedRouteKey(dst []byte, name string) ([]byte, placed) {
 	mp := n.placement.Load()
 	members := *mp
-	var stack [192]byte
 	var id [2 * mintIDBytes]byte
-	buf := append(append(append(stack[:0], continuity.RouteKeyPrefix...), name...), "::"...)
+	buf := append(append(append(dst, continuity.RouteKeyPrefix...), name...), "::"...)
 	base := len(buf)
 	for i := 0; ; i++ {
 		rnd := mintRandom()
 		hex.Encode(id[:], rnd[:])
 		buf = append(buf[:base], id[:]...)
 		if len(members) < 2 || i == mintAttempts {
-			return string(buf), placed{}
+			return buf, placed{}
 		}
-		if pl := continuity.PlaceCanonicalBytes(buf, members); pl.Owner == n.self {
-			return string(buf), placed{over: mp, pl: pl}
+		if pl := continuity.PlaceCanonicalBytes(buf[len(dst):], members); pl.Owner == n.self {
+			return buf, placed{over: mp, pl: pl}
 		}
 	}
 }
@@ -304,21 +312,26 @@ type placed struct {
 	pl   continuity.Placement
 }
 
-// routeKey returns the request key of r to the route of h, whether it came
-// from the client (and keeps its response for replay), or the reason the
-// client's key is refused.
+// routeKey returns the request key of r to the route of h and the request's
+// payload hash (exchange.PayloadHash of r, pathValues and body), whether the
+// key came from the client (and keeps its response for replay), or the
+// reason the client's key is refused.
 //
-// A minted key comes with its placement (see mintRouteKey).
-func (n *Node) routeKey(h *handler, r *http.Request) (key string, pl placed, client bool, reason continuity.Reason) {
+// A minted key comes with its placement (see mintRouteKey), and shares one
+// allocation with the hash: both live as long as the record does.
+func (n *Node) routeKey(h *handler, r *http.Request, pathValues []wire.HeaderField, body []byte) (key, hash string, pl placed, client bool, reason continuity.Reason) {
 	ck, reason := clientKey(r.Header)
 	switch {
 	case reason != "":
-		return "", placed{}, false, reason
+		return "", "", placed{}, false, reason
 	case ck == "":
-		key, pl = n.mintRouteKey(h.name)
-		return key, pl, false, ""
+		var stack [256]byte
+		buf, pl := n.appendMintedRouteKey(stack[:0], h.name)
+		k := len(buf)
+		both := string(exchange.AppendPayloadHash(buf, r, pathValues, body))
+		return both[:k], both[k:], pl, false, ""
 	}
-	return n.scopedRouteKey(h.name, h.route.scopeHeaders(), r.Header, ck), placed{}, true, ""
+	return n.scopedRouteKey(h.name, h.route.scopeHeaders(), r.Header, ck), exchange.PayloadHash(r, pathValues, body), placed{}, true, ""
 }
 
 // routeOptionsError describes a route declared twice with other options.

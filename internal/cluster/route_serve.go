@@ -101,13 +101,12 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pathValues := routePathValues(r)
-	key, placed, idempotent, reason := n.routeKey(h, r)
+	key, hash, placed, idempotent, reason := n.routeKey(h, r, pathValues, body)
 	if reason != "" {
 		writeJSONError(w, http.StatusBadRequest, string(reason))
 		return
 	}
 	w.Header()[HeaderRequestKey] = []string{key} // the name is in canonical form
-	hash := exchange.PayloadHash(r, pathValues, body)
 
 	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count), placed: placed})
 	if err == nil && dec.Outcome == continuity.OutcomeDuplicate {

@@ -22,6 +22,13 @@ var hashedHeaders = []string{"Content-Type", "Content-Encoding", "Accept"}
 // uvarint length so no two requests encode alike. A typical request encodes
 // into one or two SHA-256 blocks.
 func PayloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) string {
+	var out [2 * sha256.Size]byte
+	return string(AppendPayloadHash(out[:0], r, pathValues, body))
+}
+
+// AppendPayloadHash appends PayloadHash(r, pathValues, body) to dst, for a
+// caller that keeps the hash in one allocation with other text.
+func AppendPayloadHash(dst []byte, r *http.Request, pathValues []wire.HeaderField, body []byte) []byte {
 	var stack [512]byte
 	buf := append(stack[:0], payloadHashVersion)
 	field := func(s string) {
@@ -65,9 +72,7 @@ func PayloadHash(r *http.Request, pathValues []wire.HeaderField, body []byte) st
 		d.Write(body)
 		d.Sum(sum[:0])
 	}
-	var out [2 * sha256.Size]byte
-	hex.Encode(out[:], sum[:])
-	return string(out[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // payloadHashVersion leads the canonical encoding PayloadHash digests, so a

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -69,5 +70,36 @@ func TestPayloadHashIsStable(t *testing.T) {
 	got := PayloadHash(r, []wire.HeaderField{{Name: "id", Value: "7"}}, []byte(body))
 	if want := "7c362bf24a683c7e8ac1184ec5c81f799b62fe951635722d150ac55db4c482ee"; got != want {
 		t.Fatalf("payload hash changed: %s, want %s", got, want)
+	}
+}
+
+// The hash of a request without a body and of one whose body does not fit
+// the stack buffer are pinned too, and AppendPayloadHash appends the same
+// hex digits PayloadHash returns.
+func TestPayloadHashPinnedAndAppended(t *testing.T) {
+	get := httptest.NewRequest(http.MethodGet, "/bench", nil)
+	big := []byte(strings.Repeat("0123456789", 100))
+	put := httptest.NewRequest(http.MethodPut, "/blobs/9", bytes.NewReader(big))
+	put.Header["Accept"] = []string{"text/plain", "application/json"}
+	for _, c := range []struct {
+		r    *http.Request
+		pv   []wire.HeaderField
+		body []byte
+		want string
+	}{
+		{get, nil, nil, "09343343e742e9d1463712b33e01ff0db1d61ad85be48b5ac59fc28c915e7d34"},
+		{put, []wire.HeaderField{{Name: "id", Value: "9"}, {Name: "a", Value: "b"}}, big, "5b141621d89c2139f195b75c15aaf7c83bfa96136bf8da1ebafd60c7bc1a548d"},
+	} {
+		if got := PayloadHash(c.r, c.pv, c.body); got != c.want {
+			t.Fatalf("payload hash of %s %s changed: %s, want %s", c.r.Method, c.r.URL, got, c.want)
+		}
+	}
+}
+
+func TestAppendPayloadHashAppends(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/todos/7?b=2&a=1", strings.NewReader("{}"))
+	want := PayloadHash(r, nil, []byte("{}"))
+	if got := string(AppendPayloadHash([]byte("prefix"), r, nil, []byte("{}"))); got != "prefix"+want {
+		t.Fatalf("AppendPayloadHash = %q, want %q", got, "prefix"+want)
 	}
 }
