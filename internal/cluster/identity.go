@@ -26,6 +26,11 @@ type identityCtx struct {
 	key     string
 	attempt uint64
 	epoch   uint64
+
+	// header is the value of a clustered route's response header
+	// X-Mesh-Continuity-Request-Key, kept here so the header's value slice
+	// shares this allocation (see routeIdentity).
+	header [1]string
 }
 
 func (c *identityCtx) Value(key any) any {
@@ -52,6 +57,25 @@ func IdentityFrom(ctx context.Context) (Identity, bool) {
 func withIdentity(ctx context.Context, n *Node, rec *continuity.Record) context.Context {
 	return &identityCtx{Context: ctx, node: n, key: rec.RequestKey, attempt: rec.Attempt, epoch: rec.Epoch}
 }
+
+// routeIdentity returns the identity context of a clustered route's request
+// keyed key, made before the record exists so that the response header
+// naming the key can use its header field: the attempt and epoch are set
+// (setRecord) before the handler gets the context.
+func routeIdentity(ctx context.Context, n *Node, key string) *identityCtx {
+	c := &identityCtx{Context: ctx, node: n, key: key}
+	c.header[0] = key
+	return c
+}
+
+// setRecord makes c the identity of rec's current attempt.
+func (c *identityCtx) setRecord(rec *continuity.Record) {
+	c.key, c.attempt, c.epoch = rec.RequestKey, rec.Attempt, rec.Epoch
+}
+
+// keyHeader is the value of the request-key header of c's response. Its
+// capacity is its length, so adding a value copies it.
+func (c *identityCtx) keyHeader() []string { return c.header[:1:1] }
 
 type nodeKey struct{}
 

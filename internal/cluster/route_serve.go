@@ -106,7 +106,8 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, string(reason))
 		return
 	}
-	w.Header()[HeaderRequestKey] = []string{key} // the name is in canonical form
+	ident := routeIdentity(r.Context(), n, key)
+	w.Header()[HeaderRequestKey] = ident.keyHeader() // the name is in canonical form
 
 	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count), placed: placed})
 	if err == nil && dec.Outcome == continuity.OutcomeDuplicate {
@@ -137,7 +138,8 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var resp exchange.Response
 	if rec.OwnerNode == n.self {
-		ctx := withIdentity(r.Context(), n, &rec)
+		ident.setRecord(&rec)
+		ctx := context.Context(ident)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
 		req.Body, req.ContentLength = http.NoBody, 0
 		if len(body) > 0 {
