@@ -191,9 +191,9 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 		*bp = msg
 		frameScratch.Put(bp)
 	}
-	var reply wire.Message
+	var ack wire.PrepareAck
 	if err == nil {
-		reply, err = p.Wait(ctx, prepareTimeout)
+		ack, err = p.WaitPrepareAck(ctx, prepareTimeout)
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -201,7 +201,6 @@ func (n *Node) prepare(ctx context.Context, rec continuity.Record) (continuity.R
 	case err != nil:
 		return fail(continuity.ReasonReplicaRequiredUnavailable, err.Error())
 	}
-	ack := reply.(wire.PrepareAck)
 	n.observeAuthority(s.peer, ack.Authority.Role, ack.Authority.Epoch, nil)
 	if !ack.OK {
 		return fail(continuity.Reason(ack.Reason), "refused by replica")

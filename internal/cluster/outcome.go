@@ -83,7 +83,7 @@ func (n *Node) awaitHeld(c heldCall, rec *continuity.Record) {
 	if !c.ok {
 		return
 	}
-	reply, err := c.p.Wait(n.ctx, n.cfg.PeerTimeout)
+	ack, err := c.p.WaitHeldAck(n.ctx, n.cfg.PeerTimeout)
 	reason := ""
 	switch {
 	case errors.Is(err, peer.ErrClosed), errors.Is(err, context.Canceled):
@@ -91,7 +91,6 @@ func (n *Node) awaitHeld(c heldCall, rec *continuity.Record) {
 	case err != nil:
 		reason = "timeout"
 	default:
-		ack := reply.(wire.HeldAck)
 		if ack.OK {
 			return
 		}

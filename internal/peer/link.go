@@ -81,8 +81,8 @@ type Link struct {
 	err       error // why the link closed; set before closed is closed
 
 	callMu    sync.Mutex
-	calls     map[uint64]chan wire.Message // guarded by callMu: the call waiting for each reply id
-	freeCalls []chan wire.Message          // guarded by callMu: reply channels of finished calls, empty
+	calls     map[uint64]chan reply // guarded by callMu: the call waiting for each reply id
+	freeCalls []chan reply          // guarded by callMu: reply channels of finished calls, empty
 
 	tickMu sync.Mutex
 	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
@@ -466,7 +466,7 @@ func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) 
 	}
 	select {
 	case r := <-ch:
-		return r, nil
+		return r.message(), nil
 	case <-l.closed:
 		return nil, ErrClosed
 	case <-ctx.Done():
@@ -474,13 +474,36 @@ func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) 
 	}
 }
 
+// reply is what a call's channel carries: the answer to a Prepare or a
+// Held, unboxed (one of each per count-2 request), or any other message.
+type reply struct {
+	m    wire.Message // nil for an acknowledgement
+	ack  wire.PrepareAck
+	held bool // ack is a HeldAck
+}
+
+// message returns r as a Message.
+func (r reply) message() wire.Message {
+	switch {
+	case r.m != nil:
+		return r.m
+	case r.held:
+		return wire.HeldAck(r.ack)
+	}
+	return r.ack
+}
+
+// errUnexpectedReply is the error of a WaitPrepareAck or WaitHeldAck whose
+// call was answered with another message.
+var errUnexpectedReply = errors.New("peer answered with an unexpected message")
+
 // Pending is a call whose request is queued and whose reply is awaited with
 // Wait: the caller does other work (its own fsync) while the request
 // travels, without a goroutine.
 type Pending struct {
 	l  *Link
 	id uint64
-	ch chan wire.Message
+	ch chan reply
 }
 
 // Begin queues msg, the encoded request (without its length prefix) of a
@@ -502,6 +525,45 @@ func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
 // heartbeat of the link, so it ends up to a heartbeat interval late; a wait
 // costs no timer of its own.
 func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message, error) {
+	r, err := p.wait(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return r.message(), nil
+}
+
+// WaitPrepareAck is Wait for a call answered with a PrepareAck, which it
+// returns without boxing it.
+func (p Pending) WaitPrepareAck(ctx context.Context, timeout time.Duration) (wire.PrepareAck, error) {
+	r, err := p.wait(ctx, timeout)
+	switch {
+	case err != nil:
+		return wire.PrepareAck{}, err
+	case r.m == nil && !r.held:
+		return r.ack, nil
+	}
+	if a, ok := r.m.(wire.PrepareAck); ok {
+		return a, nil
+	}
+	return wire.PrepareAck{}, errUnexpectedReply
+}
+
+// WaitHeldAck is WaitPrepareAck for a HeldAck.
+func (p Pending) WaitHeldAck(ctx context.Context, timeout time.Duration) (wire.HeldAck, error) {
+	r, err := p.wait(ctx, timeout)
+	switch {
+	case err != nil:
+		return wire.HeldAck{}, err
+	case r.m == nil && r.held:
+		return wire.HeldAck(r.ack), nil
+	}
+	if a, ok := r.m.(wire.HeldAck); ok {
+		return a, nil
+	}
+	return wire.HeldAck{}, errUnexpectedReply
+}
+
+func (p Pending) wait(ctx context.Context, timeout time.Duration) (reply, error) {
 	defer p.l.forget(p.id, p.ch)
 	var start time.Time
 	for {
@@ -510,7 +572,7 @@ func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message,
 			if start.IsZero() {
 				start = time.Now()
 			} else if time.Since(start) >= timeout {
-				return nil, context.DeadlineExceeded
+				return reply{}, context.DeadlineExceeded
 			}
 			tick = p.l.nextTick()
 		}
@@ -518,9 +580,9 @@ func (p Pending) Wait(ctx context.Context, timeout time.Duration) (wire.Message,
 		case r := <-p.ch:
 			return r, nil
 		case <-p.l.closed:
-			return nil, ErrClosed
+			return reply{}, ErrClosed
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return reply{}, ctx.Err()
 		case <-tick:
 		}
 	}
@@ -555,16 +617,16 @@ const maxFreeCalls = 64
 // (and a sync.Map entry each). They are the link's own, not a process-wide
 // pool's, so a link made in a testing/synctest bubble only ever waits on
 // channels of that bubble.
-func (l *Link) await(id uint64) chan wire.Message {
+func (l *Link) await(id uint64) chan reply {
 	l.callMu.Lock()
-	var ch chan wire.Message
+	var ch chan reply
 	if n := len(l.freeCalls); n > 0 {
 		ch, l.freeCalls = l.freeCalls[n-1], l.freeCalls[:n-1]
 	} else {
-		ch = make(chan wire.Message, 1)
+		ch = make(chan reply, 1)
 	}
 	if l.calls == nil {
-		l.calls = map[uint64]chan wire.Message{}
+		l.calls = map[uint64]chan reply{}
 	}
 	l.calls[id] = ch
 	l.callMu.Unlock()
@@ -574,7 +636,7 @@ func (l *Link) await(id uint64) chan wire.Message {
 // forget ends the call with id. deliver sends only under callMu to a
 // registered call, so once the id is gone nothing more can arrive: a reply
 // that came too late is drained and ch is reused empty.
-func (l *Link) forget(id uint64, ch chan wire.Message) {
+func (l *Link) forget(id uint64, ch chan reply) {
 	l.callMu.Lock()
 	delete(l.calls, id)
 	select {
@@ -587,11 +649,11 @@ func (l *Link) forget(id uint64, ch chan wire.Message) {
 	l.callMu.Unlock()
 }
 
-func (l *Link) deliver(id uint64, m wire.Message) {
+func (l *Link) deliver(id uint64, r reply) {
 	l.callMu.Lock()
 	if ch, ok := l.calls[id]; ok {
 		select {
-		case ch <- m:
+		case ch <- r:
 		default:
 		}
 	}
@@ -621,9 +683,10 @@ func (l *Link) readLoop() {
 	br := bufio.NewReaderSize(l.conn, 64<<10)
 	fr := wire.NewFrameReader(br, wire.MaxFrame)
 	var md wire.MessageDecoder
-	var up wire.Upsert    // reused: the common frame under load
-	var prep wire.Prepare // reused: one per count-2 request on its replica
-	var held wire.Held    // likewise
+	var up wire.Upsert      // reused: the common frame under load
+	var prep wire.Prepare   // reused: one per count-2 request on its replica
+	var held wire.Held      // likewise
+	var ack wire.PrepareAck // reused: a PrepareAck's or HeldAck's fields, on the owner
 	var rdl deadline
 	for {
 		if now := time.Now(); rdl.stale(now) {
@@ -650,8 +713,12 @@ func (l *Link) readLoop() {
 			// A Held follows the Upsert of the completion it asks about.
 			isHeld, err = md.DecodeHeld(b, &held, up.Record.RequestKey)
 		}
-		var m wire.Message
+		isPrepareAck, isHeldAck := false, false
 		if !isUpsert && !isPrepare && !isHeld && err == nil {
+			isPrepareAck, isHeldAck, err = md.DecodeAck(b, &ack)
+		}
+		var m wire.Message
+		if !isUpsert && !isPrepare && !isHeld && !isPrepareAck && !isHeldAck && err == nil {
 			m, err = md.Decode(b)
 		}
 		if err != nil {
@@ -671,17 +738,17 @@ func (l *Link) readLoop() {
 			l.h.HandleHeld(&held)
 			continue
 		}
+		if isPrepareAck || isHeldAck {
+			l.deliver(ack.ID, reply{ack: ack, held: isHeldAck})
+			continue
+		}
 		switch r := m.(type) {
-		case wire.PrepareAck:
-			l.deliver(r.ID, r)
 		case wire.DispatchAck:
-			l.deliver(r.ID, r)
-		case wire.HeldAck:
-			l.deliver(r.ID, r)
+			l.deliver(r.ID, reply{m: r})
 		case wire.RouteResponse:
-			l.deliver(r.ID, r)
+			l.deliver(r.ID, reply{m: r})
 		case wire.HandoverAck:
-			l.deliver(r.ID, r)
+			l.deliver(r.ID, reply{m: r})
 		default:
 			l.h.Handle(m)
 		}

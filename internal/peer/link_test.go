@@ -2,8 +2,10 @@ package peer
 
 import (
 	"encoding/binary"
+	"errors"
 	"log/slog"
 	"net"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -225,9 +227,9 @@ func TestLinkFrameBeforeCallSharesTheCallsWrite(t *testing.T) {
 	if n := c.writes.Load(); n != 1 {
 		t.Fatalf("transition and call took %d writes, want 1", n)
 	}
-	s.deliver(1, wire.HeldAck{ID: 1, OK: true})
-	if _, err := p.Wait(t.Context(), 0); err != nil {
-		t.Fatal(err)
+	s.deliver(1, reply{ack: wire.PrepareAck{ID: 1, OK: true}, held: true})
+	if ack, err := p.WaitHeldAck(t.Context(), 0); err != nil || !ack.OK || ack.ID != 1 {
+		t.Fatalf("WaitHeldAck = %+v, %v", ack, err)
 	}
 
 	s.wmu.Lock()
@@ -310,5 +312,68 @@ func TestLinkRepliesToOneReadShareAWrite(t *testing.T) {
 	}
 	if ack := next(); ack.ID != 4 {
 		t.Fatalf("reply %d, want 4", ack.ID)
+	}
+}
+
+// The owner's waits for a PrepareAck and a HeldAck get them from the reader
+// unboxed; an answer of the other kind is an error, and Wait still returns
+// either as a Message.
+func TestLinkDeliversAcksUnboxed(t *testing.T) {
+	a, b := net.Pipe()
+	h := &recorder{closed: make(chan error, 1)}
+	l := New(a, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second, HeartbeatInterval: time.Hour,
+		Heartbeat: func() wire.Message { return wire.Ping{} }, Log: slog.New(slog.DiscardHandler)}, h)
+	var wg sync.WaitGroup
+	l.Start(func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() })
+	defer wg.Wait()
+	defer l.Close(ErrClosed)
+	defer b.Close()
+	_ = b.SetDeadline(time.Now().Add(5 * time.Second))
+
+	fr := wire.NewFrameReader(b, wire.MaxFrame)
+	auth := wire.Authority{Role: "primary", Epoch: 3}
+	for _, c := range []struct {
+		id     uint64
+		answer wire.Message
+		wait   string
+	}{
+		{1, wire.PrepareAck{ID: 1, OK: true, Authority: auth}, "prepare"},
+		{2, wire.PrepareAck{ID: 2, Reason: "stale_epoch", Authority: auth}, "prepare"},
+		{3, wire.HeldAck{ID: 3, OK: true, Authority: auth}, "held"},
+		{4, wire.HeldAck{ID: 4, Reason: "attempt_mismatch"}, "held"},
+		{5, wire.HeldAck{ID: 5, OK: true}, "prepare"},
+		{6, wire.PrepareAck{ID: 6, OK: true}, "held"},
+		{7, wire.HeldAck{ID: 7, OK: true}, "any"},
+	} {
+		p, err := l.Begin(c.id, wire.AppendHeld(nil, c.id, "k", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fr.Next(); err != nil { // the call's frame
+			t.Fatal(err)
+		}
+		enc := wire.Encode(c.answer)
+		if _, err := b.Write(append(binary.LittleEndian.AppendUint32(nil, uint32(len(enc))), enc...)); err != nil {
+			t.Fatal(err)
+		}
+		var got any
+		switch c.wait {
+		case "prepare":
+			got, err = p.WaitPrepareAck(t.Context(), 0)
+		case "held":
+			got, err = p.WaitHeldAck(t.Context(), 0)
+		default:
+			got, err = p.Wait(t.Context(), 0)
+		}
+		_, isPrep := c.answer.(wire.PrepareAck)
+		if mismatched := (c.wait == "prepare" && !isPrep) || (c.wait == "held" && isPrep); mismatched {
+			if !errors.Is(err, errUnexpectedReply) {
+				t.Fatalf("call %d: %s wait for %#v: %#v, %v", c.id, c.wait, c.answer, got, err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, c.answer) {
+			t.Fatalf("call %d: %s wait got %#v, %v, want %#v", c.id, c.wait, got, err, c.answer)
+		}
 	}
 }

@@ -80,6 +80,14 @@ func FuzzDecodeMessage(f *testing.F) {
 		} else if ok && err == nil && !reflect.DeepEqual(m, h) {
 			t.Fatalf("DecodeHeld %#v, Decode %#v", h, m)
 		}
+		var a PrepareAck
+		if isPrep, isHeld, aerr := md.DecodeAck(b, &a); (isPrep || isHeld) && (aerr == nil) != (err == nil) {
+			t.Fatalf("DecodeAck error %v, Decode error %v", aerr, err)
+		} else if isPrep && err == nil && !reflect.DeepEqual(m, a) {
+			t.Fatalf("DecodeAck %#v, Decode %#v", a, m)
+		} else if isHeld && err == nil && !reflect.DeepEqual(m, HeldAck(a)) {
+			t.Fatalf("DecodeAck %#v, Decode %#v", a, m)
+		}
 		var p Prepare
 		if ok, perr := md.DecodePrepare(b, &p); ok && (perr == nil) != (err == nil) {
 			t.Fatalf("DecodePrepare error %v, Decode error %v", perr, err)

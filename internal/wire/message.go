@@ -125,6 +125,26 @@ func (md *MessageDecoder) DecodePrepare(b []byte, m *Prepare) (bool, error) {
 	return true, nil
 }
 
+// DecodeAck is DecodeUpsert for the answers an owner waits for on each
+// count-2 request, a PrepareAck or a HeldAck: it decodes either into *m,
+// reused (a HeldAck's fields are a PrepareAck's, so wire.HeldAck(*m)
+// converts it), and reports which one b was. An OK answer allocates
+// nothing.
+func (md *MessageDecoder) DecodeAck(b []byte, m *PrepareAck) (isPrepareAck, isHeldAck bool, err error) {
+	if len(b) == 0 || (b[0] != tagPrepareAck && b[0] != tagHeldAck) {
+		return false, false, nil
+	}
+	md.d = Decoder{b: b, off: 1, in: &md.names}
+	m.ID, m.OK, m.Reason = md.d.U64(), md.d.Bool(), md.d.String()
+	m.Authority = decodeAuthority(&md.d)
+	err = md.d.Finish()
+	md.d.b = nil
+	if err != nil {
+		err = fmt.Errorf("decode %s: %w", decoders[b[0]].name, err)
+	}
+	return b[0] == tagPrepareAck, b[0] == tagHeldAck, err
+}
+
 func (d *Decoder) decodeMessage(b []byte, in *Interner) (Message, error) {
 	if len(b) == 0 {
 		return nil, fmt.Errorf("decode message: %w: empty message", ErrTruncated)

@@ -256,3 +256,49 @@ func TestDecodeHeldMatchesDecode(t *testing.T) {
 		}
 	}
 }
+
+// MessageDecoder.DecodeAck agrees with Decode for both answers it takes,
+// reusing the caller's value, refuses truncated ones and leaves every
+// other message to Decode; an OK answer allocates nothing.
+func TestDecodeAckMatchesDecode(t *testing.T) {
+	var md MessageDecoder
+	var a PrepareAck
+	auth := Authority{Role: "primary", Epoch: 7}
+	for _, in := range []Message{
+		PrepareAck{ID: 1, OK: true, Authority: auth},
+		PrepareAck{ID: 2, Reason: "stale_epoch", Authority: auth},
+		HeldAck{ID: 3, OK: true, Authority: auth},
+		HeldAck{ID: 4, Reason: "attempt_mismatch", Authority: auth},
+		Held{ID: 5, RequestKey: "k", Attempt: 1},
+	} {
+		enc := Encode(in)
+		want, err := Decode(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		isPrep, isHeld, err := md.DecodeAck(enc, &a)
+		if err != nil {
+			t.Fatalf("%#v: %v", in, err)
+		}
+		_, wantPrep := in.(PrepareAck)
+		_, wantHeld := in.(HeldAck)
+		if isPrep != wantPrep || isHeld != wantHeld {
+			t.Fatalf("%#v: DecodeAck took it as prepare ack %v, held ack %v", in, isPrep, isHeld)
+		}
+		switch {
+		case isPrep && !reflect.DeepEqual(want, a), isHeld && !reflect.DeepEqual(want, HeldAck(a)):
+			t.Fatalf("DecodeAck %#v, Decode %#v", a, want)
+		case !isPrep && !isHeld:
+			continue
+		}
+		for cut := 1; cut < len(enc); cut++ {
+			if _, _, err := md.DecodeAck(enc[:cut], &a); err == nil {
+				t.Fatalf("%#v cut at %d: no error", in, cut)
+			}
+		}
+	}
+	enc := Encode(HeldAck{ID: 9, OK: true, Authority: auth})
+	if allocs := testing.AllocsPerRun(100, func() { _, _, _ = md.DecodeAck(enc, &a) }); allocs != 0 {
+		t.Fatalf("DecodeAck of an OK answer: %v allocs", allocs)
+	}
+}
