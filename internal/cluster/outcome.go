@@ -88,8 +88,10 @@ func (n *Node) awaitHeld(c heldCall, rec *continuity.Record) {
 	switch {
 	case errors.Is(err, peer.ErrClosed), errors.Is(err, context.Canceled):
 		return // the replica's link closed (it is lost) or this node is stopping
-	case err != nil:
+	case errors.Is(err, context.DeadlineExceeded):
 		reason = "timeout"
+	case err != nil:
+		reason = err.Error()
 	default:
 		if ack.OK {
 			return
