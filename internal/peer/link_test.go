@@ -19,8 +19,15 @@ import (
 // pipe; the returned function reads the next message from the other end.
 func pipeLink(t *testing.T) (*Link, func() wire.Message) {
 	t.Helper()
+	return pipeLinkOver(t, func(c net.Conn) net.Conn { return c })
+}
+
+// pipeLinkOver is pipeLink with the link's side of the pipe wrapped by wrap
+// (to count its writes, say).
+func pipeLinkOver(t *testing.T, wrap func(net.Conn) net.Conn) (*Link, func() wire.Message) {
+	t.Helper()
 	a, b := net.Pipe()
-	s := New(a, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+	s := New(wrap(a), Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
 	s.lazyDelay = time.Hour // lazy frames wait for an urgent one unless a test shortens this
 	done := make(chan struct{})
 	go func() { defer close(done); s.writeLoop() }()
@@ -179,32 +186,8 @@ func (c *countingConn) Write(b []byte) (int, error) {
 // two reach the peer in one write, in queue order. Alone, it is written
 // within the lazy delay.
 func TestLinkFrameBeforeCallSharesTheCallsWrite(t *testing.T) {
-	a, b := net.Pipe()
-	c := &countingConn{Conn: a}
-	s := New(c, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
-	s.lazyDelay = time.Hour
-	done := make(chan struct{})
-	go func() { defer close(done); s.writeLoop() }()
-	t.Cleanup(func() {
-		s.Close(ErrClosed)
-		b.Close()
-		<-done
-	})
-	fr := wire.NewFrameReader(b, wire.MaxFrame)
-	var md wire.MessageDecoder
-	next := func() wire.Message {
-		t.Helper()
-		_ = b.SetReadDeadline(time.Now().Add(5 * time.Second))
-		f, err := fr.Next()
-		if err != nil {
-			t.Fatalf("read frame: %v", err)
-		}
-		m, err := md.Decode(f)
-		if err != nil {
-			t.Fatalf("decode frame: %v", err)
-		}
-		return m
-	}
+	var c *countingConn
+	s, next := pipeLinkOver(t, func(a net.Conn) net.Conn { c = &countingConn{Conn: a}; return c })
 
 	_ = s.enqueueFrame(nil, upsertFrame(t, "a", continuity.PhaseSubmitted), "a", FrameLazy)
 	if err := s.Enqueue(upsertFrame(t, "a", continuity.PhaseCompleted), "a", FrameBeforeCall); err != nil {
