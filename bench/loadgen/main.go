@@ -95,6 +95,8 @@ func main() {
 
 	var err error
 	switch {
+	case o.pacedN < 1:
+		err = fmt.Errorf("-paced-rounds must be at least 1, got %d", o.pacedN)
 	case o.url != "":
 		err = single(o)
 	case o.testapp != "":
