@@ -39,20 +39,26 @@ func switchoverLoad(c *syncCluster, nodes []*Node, prefix string, count int, bod
 }
 
 // checkSwitched asserts the outcome of a switchover from p to s at epoch:
-// roles swapped, no fencing, no failure-driven promotion, the switchover's
-// transitions recorded on both sides.
-// checkSwitched checks the roles after a switchover to epoch, and that
-// neither node recorded a failure-driven transition since the time since
-// (under a lease a fresh standby is raised to the primary's lease epoch at
-// start, a fenced_rejoin before the switchover).
+// roles swapped, the switchover's transitions recorded on both sides, and
+// no failure-driven transition (fencing, automatic promotion, rejection)
+// recorded on either node after since, the moment the pair was seen
+// settled before the switchover (under a lease a fresh standby is raised
+// to the primary's lease epoch at start, a fenced_rejoin at or before
+// since).
 func checkSwitched(c *syncCluster, p, s *Node, epoch uint64, since time.Time) {
 	c.t.Helper()
+	defer func() {
+		if c.t.Failed() {
+			c.t.Logf("since %s", since.Format("05.000000"))
+			dumpDiagnostics(c.t, p, s)
+		}
+	}()
 	c.awaitAuthority(s, RolePrimary, epoch, time.Second)
 	c.awaitAuthority(p, RoleStandby, epoch, time.Second)
 	for _, n := range []*Node{p, s} {
 		for _, bad := range []string{continuity.TransitionFencedRejoin, continuity.TransitionAutomaticPromotion,
 			continuity.TransitionCompletionRejected, continuity.TransitionStaleEpochRejected, continuity.TransitionSwitchoverRejected} {
-			if hasTransitionSince(n, bad, since) {
+			if hasTransitionAfter(n, bad, since) {
 				c.t.Errorf("%s recorded %s during a planned switchover", n.Name(), bad)
 			}
 		}
@@ -150,6 +156,16 @@ func TestSynctestSwitchoverLease(t *testing.T) {
 			return nil
 		})
 		held, _ := mem.Observe(t.Context())
+		// The standby starts at epoch 0 and is raised to the primary's
+		// lease epoch (a fenced_rejoin, by design) by the first frame it
+		// hears from the primary at that epoch. When the primary's first
+		// frames left before it won the lease, that frame is a later one:
+		// without this wait, the first prepare of the load below, at the
+		// instant settled was taken. The pair has settled once both are
+		// at the lease epoch; what either records after that belongs to
+		// the switchover.
+		c.awaitAuthority(p, RolePrimary, held.Epoch, time.Second)
+		c.awaitAuthority(s, RoleStandby, held.Epoch, time.Second)
 		settled := time.Now()
 		var res SwitchoverResult
 		refused := switchoverLoad(c, []*Node{p, s}, "during", 30, func() {
@@ -273,13 +289,26 @@ func TestSynctestSwitchoverRefusals(t *testing.T) {
 	})
 }
 
-// hasTransitionSince reports whether n recorded transition at since or
-// later.
-func hasTransitionSince(n *Node, transition string, since time.Time) bool {
+// hasTransitionAfter reports whether n recorded transition after since.
+// An entry recorded at the instant since was taken belongs to what was
+// awaited then: in a bubble the poll that saw a change and the entry that
+// recorded it share one instant.
+func hasTransitionAfter(n *Node, transition string, since time.Time) bool {
 	for _, e := range n.Diagnostics().Entries {
-		if e.Transition == transition && !e.Time.Before(since) {
+		if e.Transition == transition && e.Time.After(since) {
 			return true
 		}
 	}
 	return false
+}
+
+// dumpDiagnostics logs every diagnostics entry of the nodes, for a failed
+// test to show the sequence of transitions on each side.
+func dumpDiagnostics(t testing.TB, nodes ...*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		for _, e := range n.Diagnostics().Entries {
+			t.Logf("%s %s %s %s %s %s %v", n.Name(), e.Time.Format("05.000000"), e.Transition, e.RequestKey, e.AttemptID, e.Reason, e.Metadata)
+		}
+	}
 }
