@@ -168,19 +168,36 @@ func TestLeaseStandbyDoesNotPromoteAcrossPartition(t *testing.T) {
 	fn, p, s := pairWithLease(t, mem, shortLease)
 	fn.Partition(p.Name(), s.Name())
 	waitDiag(t, s, continuity.TransitionAutomaticPromotionRejected, "automatic_promotion_rejected:"+refusedLeaseHeldBy+p.Name())
-	// Several TTLs: the primary renews all along.
+	// Several TTLs: the primary renews all along. On a loaded machine a
+	// node's pause detector may see a scheduling stall and quarantine the
+	// node until its authority is confirmed again (503
+	// authority_unconfirmed_after_pause): that refusal is the engine's rule
+	// for pauses, not this test's subject, so it is allowed; every other
+	// answer is checked, and the primary must serve most of the time.
+	paused := func(code int, body string) bool {
+		return code == http.StatusServiceUnavailable && strings.Contains(body, string(continuity.ReasonQuarantined))
+	}
+	served, pauses := 0, 0
 	deadline := time.Now().Add(4 * shortLease.TTL)
 	for time.Now().Before(deadline) {
 		if role, _ := s.Authority(); role != RoleStandby {
 			t.Fatalf("standby became %s across a partition while the primary held the lease", role)
 		}
-		if code, body := echo(p); code != http.StatusOK {
+		switch code, body := echo(p); {
+		case code == http.StatusOK:
+			served++
+		case paused(code, body):
+			pauses++
+		default:
 			t.Fatalf("primary with a valid lease answered %d %s", code, body)
 		}
-		if code, body := echo(s); code != http.StatusServiceUnavailable || !strings.Contains(body, string(continuity.ReasonArbiterUnavailable)) {
+		if code, body := echo(s); !paused(code, body) && (code != http.StatusServiceUnavailable || !strings.Contains(body, string(continuity.ReasonArbiterUnavailable))) {
 			t.Fatalf("standby cut off from its primary answered %d %s, want 503 arbiter_unavailable", code, body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if served <= pauses {
+		t.Fatalf("primary with a valid lease served %d requests and refused %d after pauses", served, pauses)
 	}
 	fn.Heal()
 	eventually(t, 10*time.Second, func() error {
