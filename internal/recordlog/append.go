@@ -76,26 +76,35 @@ func (l *Log) Commit(entries ...Entry) error {
 		}
 		size += frameHeaderSize + bodySize(e)
 	}
+	return l.commitCaller(len(entries), func() []byte {
+		l.wbuf = slices.Grow(appendMarker(l.wbuf[:0], l.activeSize), size)
+		for _, e := range entries {
+			l.wbuf = appendFrame(l.wbuf, e)
+		}
+		return l.wbuf
+	})
+}
+
+// commitCaller is the common part of Commit and CommitFrames: unless the
+// log is closed or failed, it writes and fsyncs, as one group commit, the
+// batch that encode returns (marker first, for the active segment's
+// current end: encode runs with l.mu held), and counts its entries once
+// they are durable.
+func (l *Log) commitCaller(entries int, encode func() []byte) error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
 		return ErrClosed
 	}
 	l.mu.Lock()
-	var err error
-	if l.failed != nil {
-		err = l.failed
-	} else {
-		l.wbuf = slices.Grow(appendMarker(l.wbuf[:0], l.activeSize), size)
-		for _, e := range entries {
-			l.wbuf = appendFrame(l.wbuf, e)
-		}
-		err = l.writeDataLocked(l.wbuf)
+	err := l.failed
+	if err == nil {
+		err = l.writeDataLocked(encode())
 	}
 	l.mu.Unlock()
 	if err == nil {
 		l.appends.Add(1)
-		l.entries.Add(int64(len(entries)))
+		l.entries.Add(int64(entries))
 	}
 	return err
 }
