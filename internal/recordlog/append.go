@@ -76,26 +76,35 @@ func (l *Log) Commit(entries ...Entry) error {
 		}
 		size += frameHeaderSize + bodySize(e)
 	}
+	return l.commitCaller(len(entries), func() []byte {
+		l.wbuf = slices.Grow(appendMarker(l.wbuf[:0], l.activeSize), size)
+		for _, e := range entries {
+			l.wbuf = appendFrame(l.wbuf, e)
+		}
+		return l.wbuf
+	})
+}
+
+// commitCaller is the common part of Commit and CommitFrames: unless the
+// log is closed or failed, it writes and fsyncs, as one group commit, the
+// batch that encode returns (marker first, for the active segment's
+// current end: encode runs with l.mu held), and counts its entries once
+// they are durable.
+func (l *Log) commitCaller(entries int, encode func() []byte) error {
 	l.closeMu.RLock()
 	defer l.closeMu.RUnlock()
 	if l.closed {
 		return ErrClosed
 	}
 	l.mu.Lock()
-	var err error
-	if l.failed != nil {
-		err = l.failed
-	} else {
-		l.wbuf = slices.Grow(appendMarker(l.wbuf[:0], l.activeSize), size)
-		for _, e := range entries {
-			l.wbuf = appendFrame(l.wbuf, e)
-		}
-		err = l.writeDataLocked(l.wbuf)
+	err := l.failed
+	if err == nil {
+		err = l.writeDataLocked(encode())
 	}
 	l.mu.Unlock()
 	if err == nil {
 		l.appends.Add(1)
-		l.entries.Add(int64(len(entries)))
+		l.entries.Add(int64(entries))
 	}
 	return err
 }
@@ -178,19 +187,35 @@ func (l *Log) writeLocked(batch []*request) error {
 }
 
 // writeDataLocked writes one group commit, its batch marker first, and
-// fsyncs it.
+// fsyncs it. A batch that lands in preallocated space is written and
+// flushed in one call (writeSyncedAt); otherwise it is written, then the
+// file is fsynced (its size changes).
 func (l *Log) writeDataLocked(data []byte) error {
 	path := segment{seq: l.activeSeq}.path(l.dir)
 	end := l.activeSize + int64(len(data))
 	// inside: the batch lands in preallocated space whose filler is
-	// durable, so the file's size and blocks do not change and an
-	// fdatasync makes it durable.
+	// durable, so the file's size and blocks do not change and a flush of
+	// its data makes it durable.
 	inside := false
-	var err error
 	if l.prealloc > 0 {
 		inside = l.waitExtensionLocked(end)
+	}
+	var err error
+	switch {
+	case inside:
+		l.syncs.Add(1)
+		l.datasyncs.Add(1)
+		t0 := time.Now()
+		var synced bool
+		_, synced, err = writeSyncedAt(l.active.(*os.File), data, l.activeSize)
+		l.syncNanos.Add(int64(time.Since(t0)))
+		if err != nil && synced {
+			l.failed = fmt.Errorf("%w: write and sync %d bytes to %s: %w; reopen the log to recover", ErrFailed, len(data), path, err)
+			return l.failed
+		}
+	case l.prealloc > 0:
 		_, err = l.active.(*os.File).WriteAt(data, l.activeSize)
-	} else {
+	default:
 		_, err = l.active.Write(data)
 	}
 	if err != nil {
@@ -209,18 +234,15 @@ func (l *Log) writeDataLocked(data []byte) error {
 		}
 		return werr
 	}
-	l.syncs.Add(1)
-	t0 := time.Now()
-	if inside {
-		l.datasyncs.Add(1)
-		err = datasync(l.active.(*os.File))
-	} else {
+	if !inside {
+		l.syncs.Add(1)
+		t0 := time.Now()
 		err = l.active.Sync()
-	}
-	l.syncNanos.Add(int64(time.Since(t0)))
-	if err != nil {
-		l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
-		return l.failed
+		l.syncNanos.Add(int64(time.Since(t0)))
+		if err != nil {
+			l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
+			return l.failed
+		}
 	}
 	l.batches.Add(1)
 	l.activeSize = end

@@ -112,23 +112,8 @@ func (l *Log) CommitFrames(f *Frames) error {
 	if f.entries == 0 {
 		return nil
 	}
-	l.closeMu.RLock()
-	defer l.closeMu.RUnlock()
-	if l.closed {
-		return ErrClosed
-	}
-	l.mu.Lock()
-	var err error
-	if l.failed != nil {
-		err = l.failed
-	} else {
+	return l.commitCaller(f.entries, func() []byte {
 		putMarker(f.buf[:markerSize], l.activeSize)
-		err = l.writeDataLocked(f.buf)
-	}
-	l.mu.Unlock()
-	if err == nil {
-		l.appends.Add(1)
-		l.entries.Add(int64(f.entries))
-	}
-	return err
+		return f.buf
+	})
 }
