@@ -187,35 +187,19 @@ func (l *Log) writeLocked(batch []*request) error {
 }
 
 // writeDataLocked writes one group commit, its batch marker first, and
-// fsyncs it. A batch that lands in preallocated space is written and
-// flushed in one call (writeSyncedAt); otherwise it is written, then the
-// file is fsynced (its size changes).
+// fsyncs it.
 func (l *Log) writeDataLocked(data []byte) error {
 	path := segment{seq: l.activeSeq}.path(l.dir)
 	end := l.activeSize + int64(len(data))
 	// inside: the batch lands in preallocated space whose filler is
-	// durable, so the file's size and blocks do not change and a flush of
-	// its data makes it durable.
+	// durable, so the file's size and blocks do not change and an
+	// fdatasync makes it durable.
 	inside := false
+	var err error
 	if l.prealloc > 0 {
 		inside = l.waitExtensionLocked(end)
-	}
-	var err error
-	switch {
-	case inside:
-		l.syncs.Add(1)
-		l.datasyncs.Add(1)
-		t0 := time.Now()
-		var synced bool
-		_, synced, err = writeSyncedAt(l.active.(*os.File), data, l.activeSize)
-		l.syncNanos.Add(int64(time.Since(t0)))
-		if err != nil && synced {
-			l.failed = fmt.Errorf("%w: write and sync %d bytes to %s: %w; reopen the log to recover", ErrFailed, len(data), path, err)
-			return l.failed
-		}
-	case l.prealloc > 0:
 		_, err = l.active.(*os.File).WriteAt(data, l.activeSize)
-	default:
+	} else {
 		_, err = l.active.Write(data)
 	}
 	if err != nil {
@@ -234,15 +218,18 @@ func (l *Log) writeDataLocked(data []byte) error {
 		}
 		return werr
 	}
-	if !inside {
-		l.syncs.Add(1)
-		t0 := time.Now()
+	l.syncs.Add(1)
+	t0 := time.Now()
+	if inside {
+		l.datasyncs.Add(1)
+		err = datasync(l.active.(*os.File))
+	} else {
 		err = l.active.Sync()
-		l.syncNanos.Add(int64(time.Since(t0)))
-		if err != nil {
-			l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
-			return l.failed
-		}
+	}
+	l.syncNanos.Add(int64(time.Since(t0)))
+	if err != nil {
+		l.failed = fmt.Errorf("%w: sync %s: %w; reopen the log to recover", ErrFailed, path, err)
+		return l.failed
 	}
 	l.batches.Add(1)
 	l.activeSize = end

@@ -103,13 +103,10 @@ type Stats struct {
 	Batches int64 // group commits written and fsynced
 	Syncs   int64 // fsyncs of segment files by group commits
 	// SyncTime is the time those fsyncs took, in total: SyncTime/Syncs is
-	// the disk's fsync latency as the log sees it. For a Datasync it is
-	// the write and the flush together (one call).
+	// the disk's fsync latency as the log sees it.
 	SyncTime time.Duration
-	// Datasyncs counts the Syncs that flushed only the data of batches
-	// written into preallocated space (Options.Preallocate): on Linux a
-	// write with RWF_DSYNC, or a write and an fdatasync on a kernel
-	// without it.
+	// Datasyncs counts the Syncs that were fdatasyncs of batches written
+	// into preallocated space (Options.Preallocate).
 	Datasyncs int64
 	Segments  int // segment files, the active one included
 }
