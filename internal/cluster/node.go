@@ -905,32 +905,41 @@ func (f *inflightSet) has(key string) bool {
 // this node. Unlike a WaitGroup, starting one may race with waiting for all
 // of them: once the group is closed and has drained, nothing new starts, and
 // while it drains those already running may still start others (work
-// submitted by a handler).
+// submitted by a handler). Every clustered request counts itself in and out,
+// so add and done are one atomic operation each, without a lock.
 type runGroup struct {
-	mu      sync.Mutex
-	n       int
-	closed  bool
-	drained chan struct{} // made by closeAndWait, closed when n is 0
+	// state is the count of goroutines running, with runGroupClosed set
+	// once the group is closed.
+	state atomic.Uint64
+	// mu serializes closeAndWait.
+	mu sync.Mutex
+	// drained is made by closeAndWait before it sets runGroupClosed, and
+	// closed once the count is 0 with the group closed.
+	drained chan struct{}
 }
+
+// runGroupClosed is the closed flag in runGroup.state.
+const runGroupClosed = 1 << 63
 
 // add counts one more handler, or reports false once the group is closed
 // and drained: the node is stopping and the handler must not start.
 func (g *runGroup) add() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed && g.n == 0 {
-		return false
+	for {
+		s := g.state.Load()
+		if s == runGroupClosed {
+			return false
+		}
+		if g.state.CompareAndSwap(s, s+1) {
+			return true
+		}
 	}
-	g.n++
-	return true
 }
 
 func (g *runGroup) done() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.n--
-	if g.n == 0 && g.closed {
-		close(g.drained) // once: a closed group never grows from 0 again
+	if g.state.Add(^uint64(0)) == runGroupClosed {
+		// The last one out of a closed group: once closed and at 0 the
+		// group never grows again, so this happens once.
+		close(g.drained)
 	}
 }
 
@@ -939,10 +948,9 @@ func (g *runGroup) done() {
 func (g *runGroup) closeAndWait() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.closed {
-		g.closed = true
+	if g.drained == nil {
 		g.drained = make(chan struct{})
-		if g.n == 0 {
+		if g.state.Or(runGroupClosed) == 0 {
 			close(g.drained)
 		}
 	}
