@@ -401,6 +401,9 @@ func (n *Node) replay(w http.ResponseWriter, rec continuity.Record, opts *routeO
 
 // routePathValues extracts the wildcard values of the matched ServeMux pattern.
 func routePathValues(r *http.Request) []wire.HeaderField {
+	if strings.IndexByte(r.Pattern, '{') < 0 {
+		return nil // no wildcard: most routes
+	}
 	var out []wire.HeaderField
 	rest := r.Pattern
 	for rest != "" {
