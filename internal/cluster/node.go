@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,8 +73,12 @@ type Node struct {
 	wg     runGroup // background goroutines (sessions, listeners, dials)
 	ln     net.Listener
 
-	mu        sync.Mutex // guards sessions, dialing, listeners, incarnations
-	sessions  map[string]*session
+	mu       sync.Mutex // guards sessions, dialing, listeners, incarnations
+	sessions map[string]*session
+	// linked holds the sessions of the sessions map sorted by peer name,
+	// replaced (never changed in place) with n.mu held whenever the map
+	// changes: the request path reads it without the lock.
+	linked    atomic.Pointer[[]*session]
 	dialing   map[string]bool // addresses being dialed
 	listeners []func(MembershipEvent)
 
@@ -609,20 +614,25 @@ func randUint64() uint64 {
 
 func (n *Node) sessionList() []*session { return n.appendSessions(nil) }
 
-// appendSessions appends the current sessions to dst.
+// appendSessions appends the current sessions to dst, sorted by peer name.
+// It takes no lock: every replicated transition calls it.
 func (n *Node) appendSessions(dst []*session) []*session {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, s := range n.sessions {
-		dst = append(dst, s)
+	if l := n.linked.Load(); l != nil {
+		dst = append(dst, *l...)
 	}
 	return dst
 }
 
+// session returns the current session to peer, or nil. It takes no lock.
 func (n *Node) session(peer string) *session {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.sessions[peer]
+	if l := n.linked.Load(); l != nil {
+		for _, s := range *l {
+			if s.peer == peer {
+				return s
+			}
+		}
+	}
+	return nil
 }
 
 // register installs s as the session to its peer, resolving two sessions
@@ -639,7 +649,7 @@ func (n *Node) register(s *session) bool {
 	s.mark = n.reg.Watermark() // before placement can name the peer
 	s.knew = n.incarnations[s.peer]
 	n.sessions[s.peer] = s
-	n.updatePlacementLocked()
+	n.sessionsChangedLocked()
 	n.reg.SetAloneSlot(-1)
 	fresh := old == nil || old.isClosed()
 	listeners := slices.Clone(n.listeners)
@@ -658,13 +668,18 @@ func (n *Node) register(s *session) bool {
 	return true
 }
 
-// updatePlacementLocked recomputes the canonical membership placement uses.
-// Caller holds n.mu.
-func (n *Node) updatePlacementLocked() {
+// sessionsChangedLocked publishes what the request path reads of the
+// sessions map after a change: the canonical membership placement uses, and
+// the sessions themselves. Caller holds n.mu.
+func (n *Node) sessionsChangedLocked() {
 	m := []string{n.self}
-	for name := range n.sessions {
+	linked := make([]*session, 0, len(n.sessions))
+	for name, s := range n.sessions {
 		m = append(m, name)
+		linked = append(linked, s)
 	}
+	slices.SortFunc(linked, func(a, b *session) int { return strings.Compare(a.peer, b.peer) })
+	n.linked.Store(&linked)
 	c := continuity.CanonicalMembership(m)
 	n.placement.Store(&c)
 }
@@ -718,7 +733,7 @@ func (n *Node) unregister(s *session, cause error) {
 		return
 	}
 	delete(n.sessions, s.peer)
-	n.updatePlacementLocked()
+	n.sessionsChangedLocked()
 	if len(n.sessions) == 0 {
 		n.reg.SetAloneSlot(n.aloneSlot())
 	}
