@@ -27,11 +27,14 @@ type submission struct {
 	placed  placed // key's placement, when already known (a minted route key)
 }
 
-// submit records the request, mirrors it to the replica when the count asks
-// for one, and returns the decision. It does not run anything.
-func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity.Decision, err error) {
+// submitRecordTo records the request, mirrors it to the replica when the
+// count asks for one, and writes the decision to *dec. It does not run
+// anything. The decision is filled in place: it holds a record of several
+// hundred bytes, and the request path does not copy it through every layer.
+func (n *Node) submitRecordTo(ctx context.Context, sub *submission, dec *continuity.Decision) error {
 	if n.stopped.Load() {
-		return continuity.Decision{}, &continuity.Error{Reason: continuity.ReasonShuttingDown}
+		*dec = continuity.Decision{}
+		return &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
 	// Held while a switchover moves the epoch (switchover.go).
 	n.switchGate.RLock()
@@ -45,12 +48,12 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 	if sub.relaxed && len(members) == 1 {
 		pl.Replica = ""
 	}
-	dec, err = n.recordSubmit(continuity.SubmitRequest{
+	err := n.recordSubmit(&continuity.SubmitRequest{
 		Key: sub.key, Hash: sub.hash, RuntimeName: sub.h.name, Kind: sub.h.kind,
 		Count: sub.count, Ingress: n.self, Placement: pl, Relaxed: sub.relaxed, Input: sub.input,
-	})
+	}, dec)
 	if err != nil || dec.Outcome != continuity.OutcomeCreated {
-		return dec, err
+		return err
 	}
 	// The record is worked on in place in the result (a record is several
 	// hundred bytes: copies cost time and stack on the request path).
@@ -64,7 +67,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 				*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 			}
 		}
-		return dec, nil
+		return nil
 	}
 	mark := n.storeMark()
 	*rec, err = n.prepare(ctx, *rec)
@@ -77,7 +80,7 @@ func (n *Node) submitRecord(ctx context.Context, sub submission) (dec continuity
 		dec.Outcome = continuity.OutcomeRejected
 		*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 	}
-	return dec, nil
+	return nil
 }
 
 // refuse ends rec, an attempt this node is submitting, as refused with

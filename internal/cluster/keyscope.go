@@ -270,8 +270,12 @@ func (n *Node) appendMintedRouteKey(dst []byte, name string) ([]byte, placed) {
 	var id [2 * mintIDBytes]byte
 	buf := append(append(append(dst, continuity.RouteKeyPrefix...), name...), "::"...)
 	base := len(buf)
+	// One generator serves every try: with two members half the ids are
+	// owned here, so a request draws two on average.
+	g := mintSources.Get().(*mathrand.ChaCha8)
+	defer mintSources.Put(g)
 	for i := 0; ; i++ {
-		rnd := mintRandom()
+		rnd := mintRandomFrom(g)
 		hex.Encode(id[:], rnd[:])
 		buf = append(buf[:base], id[:]...)
 		if len(members) < 2 || i == mintAttempts {
@@ -296,12 +300,11 @@ var mintSources = sync.Pool{New: func() any {
 	return mathrand.NewChaCha8(seed)
 }}
 
-// mintRandom returns mintIDBytes random bytes for a minted id.
-func mintRandom() (out [mintIDBytes]byte) {
-	g := mintSources.Get().(*mathrand.ChaCha8)
+// mintRandomFrom returns mintIDBytes random bytes from g, a generator of
+// mintSources that the caller holds.
+func mintRandomFrom(g *mathrand.ChaCha8) (out [mintIDBytes]byte) {
 	binary.LittleEndian.PutUint64(out[:8], g.Uint64())
 	binary.LittleEndian.PutUint64(out[8:], g.Uint64())
-	mintSources.Put(g)
 	return out
 }
 

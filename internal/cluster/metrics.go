@@ -232,9 +232,15 @@ func (m *nodeMetrics) routeDone(rw *routeWriter) {
 // written (peer.Link.Queued).
 func (s *session) queued() (records, bytes int) { return s.link.Queued() }
 
-// submit is submitRecord, counted by outcome.
+// submit records the request (submitRecordTo), counted by outcome.
 func (n *Node) submit(ctx context.Context, sub submission) (dec continuity.Decision, err error) {
-	dec, err = n.submitRecord(ctx, sub)
-	n.met.submitted(sub.h.kind, dec.Outcome, err)
+	err = n.submitTo(ctx, &sub, &dec)
 	return dec, err
+}
+
+// submitTo is submit writing the decision to *dec (submitRecordTo).
+func (n *Node) submitTo(ctx context.Context, sub *submission, dec *continuity.Decision) error {
+	err := n.submitRecordTo(ctx, sub, dec)
+	n.met.submitted(sub.h.kind, dec.Outcome, err)
+	return err
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,8 +73,12 @@ type Node struct {
 	wg     runGroup // background goroutines (sessions, listeners, dials)
 	ln     net.Listener
 
-	mu        sync.Mutex // guards sessions, dialing, listeners, incarnations
-	sessions  map[string]*session
+	mu       sync.Mutex // guards sessions, dialing, listeners, incarnations
+	sessions map[string]*session
+	// linked holds the sessions of the sessions map sorted by peer name,
+	// replaced (never changed in place) with n.mu held whenever the map
+	// changes: the request path reads it without the lock.
+	linked    atomic.Pointer[[]*session]
 	dialing   map[string]bool // addresses being dialed
 	listeners []func(MembershipEvent)
 
@@ -609,20 +614,25 @@ func randUint64() uint64 {
 
 func (n *Node) sessionList() []*session { return n.appendSessions(nil) }
 
-// appendSessions appends the current sessions to dst.
+// appendSessions appends the current sessions to dst, sorted by peer name.
+// It takes no lock: every replicated transition calls it.
 func (n *Node) appendSessions(dst []*session) []*session {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, s := range n.sessions {
-		dst = append(dst, s)
+	if l := n.linked.Load(); l != nil {
+		dst = append(dst, *l...)
 	}
 	return dst
 }
 
+// session returns the current session to peer, or nil. It takes no lock.
 func (n *Node) session(peer string) *session {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.sessions[peer]
+	if l := n.linked.Load(); l != nil {
+		for _, s := range *l {
+			if s.peer == peer {
+				return s
+			}
+		}
+	}
+	return nil
 }
 
 // register installs s as the session to its peer, resolving two sessions
@@ -639,7 +649,7 @@ func (n *Node) register(s *session) bool {
 	s.mark = n.reg.Watermark() // before placement can name the peer
 	s.knew = n.incarnations[s.peer]
 	n.sessions[s.peer] = s
-	n.updatePlacementLocked()
+	n.sessionsChangedLocked()
 	n.reg.SetAloneSlot(-1)
 	fresh := old == nil || old.isClosed()
 	listeners := slices.Clone(n.listeners)
@@ -658,13 +668,18 @@ func (n *Node) register(s *session) bool {
 	return true
 }
 
-// updatePlacementLocked recomputes the canonical membership placement uses.
-// Caller holds n.mu.
-func (n *Node) updatePlacementLocked() {
+// sessionsChangedLocked publishes what the request path reads of the
+// sessions map after a change: the canonical membership placement uses, and
+// the sessions themselves. Caller holds n.mu.
+func (n *Node) sessionsChangedLocked() {
 	m := []string{n.self}
-	for name := range n.sessions {
+	linked := make([]*session, 0, len(n.sessions))
+	for name, s := range n.sessions {
 		m = append(m, name)
+		linked = append(linked, s)
 	}
+	slices.SortFunc(linked, func(a, b *session) int { return strings.Compare(a.peer, b.peer) })
+	n.linked.Store(&linked)
 	c := continuity.CanonicalMembership(m)
 	n.placement.Store(&c)
 }
@@ -718,7 +733,7 @@ func (n *Node) unregister(s *session, cause error) {
 		return
 	}
 	delete(n.sessions, s.peer)
-	n.updatePlacementLocked()
+	n.sessionsChangedLocked()
 	if len(n.sessions) == 0 {
 		n.reg.SetAloneSlot(n.aloneSlot())
 	}
@@ -905,32 +920,41 @@ func (f *inflightSet) has(key string) bool {
 // this node. Unlike a WaitGroup, starting one may race with waiting for all
 // of them: once the group is closed and has drained, nothing new starts, and
 // while it drains those already running may still start others (work
-// submitted by a handler).
+// submitted by a handler). Every clustered request counts itself in and out,
+// so add and done are one atomic operation each, without a lock.
 type runGroup struct {
-	mu      sync.Mutex
-	n       int
-	closed  bool
-	drained chan struct{} // made by closeAndWait, closed when n is 0
+	// state is the count of goroutines running, with runGroupClosed set
+	// once the group is closed.
+	state atomic.Uint64
+	// mu serializes closeAndWait.
+	mu sync.Mutex
+	// drained is made by closeAndWait before it sets runGroupClosed, and
+	// closed once the count is 0 with the group closed.
+	drained chan struct{}
 }
+
+// runGroupClosed is the closed flag in runGroup.state.
+const runGroupClosed = 1 << 63
 
 // add counts one more handler, or reports false once the group is closed
 // and drained: the node is stopping and the handler must not start.
 func (g *runGroup) add() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed && g.n == 0 {
-		return false
+	for {
+		s := g.state.Load()
+		if s == runGroupClosed {
+			return false
+		}
+		if g.state.CompareAndSwap(s, s+1) {
+			return true
+		}
 	}
-	g.n++
-	return true
 }
 
 func (g *runGroup) done() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.n--
-	if g.n == 0 && g.closed {
-		close(g.drained) // once: a closed group never grows from 0 again
+	if g.state.Add(^uint64(0)) == runGroupClosed {
+		// The last one out of a closed group: once closed and at 0 the
+		// group never grows again, so this happens once.
+		close(g.drained)
 	}
 }
 
@@ -939,10 +963,9 @@ func (g *runGroup) done() {
 func (g *runGroup) closeAndWait() <-chan struct{} {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.closed {
-		g.closed = true
+	if g.drained == nil {
 		g.drained = make(chan struct{})
-		if g.n == 0 {
+		if g.state.Or(runGroupClosed) == 0 {
 			close(g.drained)
 		}
 	}

@@ -160,12 +160,11 @@ var frameScratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); retur
 
 const maxPooledFrame = 64 << 10
 
-// recordSubmit records a submission; a created attempt or an outright
-// refusal is replicated.
-func (n *Node) recordSubmit(req continuity.SubmitRequest) (dec continuity.Decision, err error) {
-	dec, err = n.reg.Submit(req)
-	if err != nil {
-		return dec, n.storeFailure(err)
+// recordSubmit records a submission into *dec; a created attempt or an
+// outright refusal is replicated.
+func (n *Node) recordSubmit(req *continuity.SubmitRequest, dec *continuity.Decision) error {
+	if err := n.reg.SubmitTo(req, dec); err != nil {
+		return n.storeFailure(err)
 	}
 	switch dec.Outcome {
 	case continuity.OutcomeCreated:
@@ -173,7 +172,7 @@ func (n *Node) recordSubmit(req continuity.SubmitRequest) (dec continuity.Decisi
 	case continuity.OutcomeRejected:
 		n.replicate(txSubmitRejected, &dec.Record)
 	}
-	return dec, nil
+	return nil
 }
 
 // recordPrepared records that attempt's replica holds its copy.

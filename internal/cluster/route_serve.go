@@ -109,7 +109,10 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ident := routeIdentity(r.Context(), n, key)
 	w.Header()[HeaderRequestKey] = ident.keyHeader() // the name is in canonical form
 
-	dec, err := n.submit(r.Context(), submission{h: h, key: key, hash: hash, count: uint64(rh.count), placed: placed})
+	// The decision is filled in place and its record used from there: a
+	// record is several hundred bytes, and each copy costs on every request.
+	var dec continuity.Decision
+	err = n.submitTo(r.Context(), &submission{h: h, key: key, hash: hash, count: uint64(rh.count), placed: placed}, &dec)
 	if err == nil && dec.Outcome == continuity.OutcomeDuplicate {
 		err = n.answerDuplicate(dec.Record)
 	}
@@ -117,7 +120,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.writeRefusal(w, http.StatusServiceUnavailable, continuity.ReasonOf(err))
 		return
 	}
-	rec := dec.Record
+	rec := &dec.Record
 	switch dec.Outcome {
 	case continuity.OutcomeConflict:
 		rw.setOutcome(routeConflict)
@@ -127,18 +130,18 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		n.writeRefusal(w, http.StatusServiceUnavailable, rec.Error)
 		return
 	case continuity.OutcomeDuplicate:
-		next, rerun := n.rerunRoute(h, rec) // Rerunnable: runs again below
+		next, rerun := n.rerunRoute(h, *rec) // Rerunnable: runs again below
 		if !rerun {
 			rw.setOutcome(routeReplayed)
 			n.replay(w, next, &h.route)
 			return
 		}
-		rec = next
+		*rec = next
 	}
 
 	var resp exchange.Response
 	if rec.OwnerNode == n.self {
-		ident.setRecord(&rec)
+		ident.setRecord(rec)
 		ctx := context.Context(ident)
 		req := r.WithContext(ctx) // shallow: path values and headers are the request's own
 		req.Body, req.ContentLength = http.NoBody, 0
@@ -146,9 +149,9 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			req.Body = io.NopCloser(bytes.NewReader(body))
 			req.ContentLength = int64(len(body))
 		}
-		resp, err = n.executeRoute(ctx, h, &rec, req, idempotent)
+		resp, err = n.executeRoute(ctx, h, rec, req, idempotent)
 	} else {
-		resp, err = n.forwardRoute(r, h, rec, body, pathValues)
+		resp, err = n.forwardRoute(r, h, *rec, body, pathValues)
 		// A mirrored record's outcome reached this node (the ingress and
 		// replica) before the owner's reply did; it is durable here too
 		// before the client has its answer, so the answer survives losing
@@ -162,7 +165,7 @@ func (rh *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		reason := continuity.ReasonOf(err)
-		if out, ran := n.refuse(rec, reason); !ran {
+		if out, ran := n.refuse(*rec, reason); !ran {
 			reason = out.Error // the stored rejection's, when the record was already rejected
 		}
 		n.writeRefusal(w, http.StatusServiceUnavailable, reason)
@@ -401,6 +404,9 @@ func (n *Node) replay(w http.ResponseWriter, rec continuity.Record, opts *routeO
 
 // routePathValues extracts the wildcard values of the matched ServeMux pattern.
 func routePathValues(r *http.Request) []wire.HeaderField {
+	if strings.IndexByte(r.Pattern, '{') < 0 {
+		return nil // no wildcard: most routes
+	}
 	var out []wire.HeaderField
 	rest := r.Pattern
 	for rest != "" {

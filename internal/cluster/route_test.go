@@ -309,3 +309,33 @@ func TestRouteHeadersOfLocalExecution(t *testing.T) {
 		t.Fatalf("panicked handler: %d %v %q", w.Code, w.Header(), w.Body.String())
 	}
 }
+
+// routePathValues reads the wildcards of the matched pattern, in pattern
+// order, and nothing from a pattern without any.
+func TestRoutePathValues(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          []string // name=value
+	}{
+		{"GET /things", "/things", nil},
+		{"GET /", "/anything", nil},
+		{"GET /things/{id}", "/things/7", []string{"id=7"}},
+		{"GET /a/{x}/b/{y}", "/a/1/b/2", []string{"x=1", "y=2"}},
+		{"GET /files/{rest...}", "/files/a/b", []string{"rest=a/b"}},
+		{"GET /exact/{$}", "/exact/", nil},
+	} {
+		t.Run(c.pattern, func(t *testing.T) {
+			var got []string
+			mux := http.NewServeMux()
+			mux.HandleFunc(c.pattern, func(w http.ResponseWriter, r *http.Request) {
+				for _, f := range routePathValues(r) {
+					got = append(got, f.Name+"="+f.Value)
+				}
+			})
+			mux.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, c.path, nil))
+			if fmt.Sprint(got) != fmt.Sprint(c.want) {
+				t.Fatalf("path values %v, want %v", got, c.want)
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ import (
 //     standby at A's epoch, and records that it hands over to B
 //     (authority.HandOver): from now on B's higher epoch steps A down
 //     instead of fencing it.
-//  2. A drains its submissions: new ones wait at submitRecord, the ones
+//  2. A drains its submissions: new ones wait at submitRecordTo, the ones
 //     already past it finish their prepare with B.
 //  3. A flushes its link and asks B to check (wire.HandoverCheck). B answers
 //     after applying every frame A sent before, so an OK means B holds every

@@ -442,17 +442,27 @@ func (r *Registry) putStoreLocked(rec *Record) error {
 // caller sends it and reports with Prepared or Reject); counts of 3 or more and
 // count 2 without a replica are rejected durably here.
 func (r *Registry) Submit(req SubmitRequest) (dec Decision, err error) {
+	err = r.SubmitTo(&req, &dec)
+	return dec, err
+}
+
+// SubmitTo is Submit writing the decision to *dec (the zero Decision when it
+// returns an error). The request path uses it: a decision holds a record of
+// several hundred bytes, which every return by value through the layers
+// above would copy again.
+func (r *Registry) SubmitTo(req *SubmitRequest, dec *Decision) error {
+	*dec = Decision{}
 	switch {
 	case req.Key == "":
-		return Decision{}, reasonError(ReasonRequestKeyMissing)
+		return reasonError(ReasonRequestKeyMissing)
 	case req.Hash == "":
-		return Decision{}, reasonError(ReasonPayloadHashMissing)
+		return reasonError(ReasonPayloadHashMissing)
 	case req.Placement.Owner == "":
-		return Decision{}, reasonError(ReasonOwnerNodeMissing)
+		return reasonError(ReasonOwnerNodeMissing)
 	case req.Count == 0:
-		return Decision{}, reasonError(ReasonInvalidReplicationCount)
+		return reasonError(ReasonInvalidReplicationCount)
 	case req.Placement.Replica != "" && req.Placement.Replica == req.Placement.Owner:
-		return Decision{}, reasonError(ReasonReplicaMatchesOwner)
+		return reasonError(ReasonReplicaMatchesOwner)
 	}
 	r.lock()
 	defer r.unlock()
@@ -467,7 +477,7 @@ func (r *Registry) Submit(req SubmitRequest) (dec Decision, err error) {
 			r.emitRecord(TransitionDuplicate, rec, "")
 		}
 		rec.Role = r.role
-		return dec, nil
+		return nil
 	}
 	replica := req.Placement.Replica
 	if req.Count < 2 {
@@ -487,7 +497,8 @@ func (r *Registry) Submit(req SubmitRequest) (dec Decision, err error) {
 		rec.ReplicaStatus = ReplicaPreparing
 	}
 	if err := r.putLocked(rec); err != nil {
-		return Decision{}, err
+		*dec = Decision{}
+		return err
 	}
 	r.emitRecord(TransitionSubmit, rec, "", KV{"required_replicas", strconv.FormatUint(req.Count-1, 10)})
 	var refusal Reason
@@ -499,14 +510,15 @@ func (r *Registry) Submit(req SubmitRequest) (dec Decision, err error) {
 	default:
 		dec.Outcome = OutcomeCreated
 		rec.Role = r.role
-		return dec, nil
+		return nil
 	}
 	if err := r.rejectLocked(rec, string(refusal), true); err != nil {
-		return Decision{}, err
+		*dec = Decision{}
+		return err
 	}
 	dec.Outcome = OutcomeRejected
 	rec.Role = r.role
-	return dec, nil
+	return nil
 }
 
 // Prepared records the replica's acknowledgement of a prepare: the record is

@@ -2462,3 +2462,49 @@ func TestMergeOrderOfThreeVersionsDoesNotMatter(t *testing.T) {
 		t.Fatalf("kept attempt %d, want the higher-epoch refusal %d", first.Attempt, refusedY.Attempt)
 	}
 }
+
+// SubmitTo fills the decision it is given whatever that held before, and
+// leaves it zero when it refuses the request; it decides as Submit does.
+func TestSubmitToOverwritesTheDecision(t *testing.T) {
+	stale := func() Decision {
+		return Decision{Outcome: OutcomeConflict, Record: Record{RequestKey: "old", Error: "old_reason",
+			Response: []byte("old"), Output: []byte("old"), ExecutionNode: "x", Refused: true}}
+	}
+	r, _ := newReg("a", RolePrimary, 1)
+	twin, _ := newReg("a", RolePrimary, 1)
+	req := SubmitRequest{Key: "k", Hash: "h", RuntimeName: "Route.get", Kind: KindRoute, Count: 1, Ingress: "a",
+		Placement: Placement{Owner: "a", Replica: "b"}}
+	// A duplicate of a pending record, then of a retained (completed) one,
+	// which is decoded into the decision.
+	for _, step := range []string{"created", "duplicate of pending", "completed", "duplicate of retained"} {
+		if step == "completed" {
+			for _, reg := range []*Registry{r, twin} {
+				rec, _ := reg.Get("k")
+				if _, err := reg.CompleteWithResponse("k", rec.Attempt, "a", reg.FenceGeneration(), []byte("resp")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			continue
+		}
+		dec := stale()
+		if err := r.SubmitTo(&req, &dec); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		want, err := twin.Submit(req)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if dec.Outcome != want.Outcome || !SameVersion(dec.Record, want.Record) {
+			t.Fatalf("%s: SubmitTo decided %+v, Submit %+v", step, dec, want)
+		}
+	}
+	bad := req
+	bad.Hash = ""
+	dec := stale()
+	if err := r.SubmitTo(&bad, &dec); err == nil {
+		t.Fatal("a request without a payload hash was recorded")
+	}
+	if dec.Outcome != "" || !SameVersion(dec.Record, Record{}) {
+		t.Fatalf("a refused request left %+v in the decision", dec)
+	}
+}
