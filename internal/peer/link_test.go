@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -358,5 +359,66 @@ func TestLinkDeliversAcksUnboxed(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, c.answer) {
 			t.Fatalf("call %d: %s wait got %#v, %v, want %#v", c.id, c.wait, got, err, c.answer)
 		}
+	}
+}
+
+// sizingConn records the size of every write made to its connection.
+type sizingConn struct {
+	net.Conn
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *sizingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(b))
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// A woken writer lets the goroutines that are ready to run queue their
+// frames before it takes the queue: a sender that wakes it and then waits
+// (a request waiting for its ack) and a second sender already runnable
+// share one write. On one CPU the woken writer would otherwise run first
+// and write the first frame alone. The scheduler decides, so the test
+// counts rounds: without the writer's yield most rounds take two writes
+// (about half under -race, which shuffles the run queue).
+func TestLinkWriterLetsReadySendersJoinTheWrite(t *testing.T) {
+	var c *sizingConn
+	s, next := pipeLinkOver(t, func(a net.Conn) net.Conn { c = &sizingConn{Conn: a}; return c })
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+
+	const rounds = 200
+	shared := 0
+	for i := range rounds {
+		c.mu.Lock()
+		c.sizes = c.sizes[:0]
+		c.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.Send(wire.Ping{Nonce: uint64(2*i + 1)})
+		}()
+		if err := s.Send(wire.Ping{Nonce: uint64(2 * i)}); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		got := map[uint64]bool{}
+		for range 2 {
+			if m, ok := next().(wire.Ping); ok {
+				got[m.Nonce] = true
+			}
+		}
+		if !got[uint64(2*i)] || !got[uint64(2*i+1)] {
+			t.Fatalf("round %d: got pings %v, want %d and %d", i, got, 2*i, 2*i+1)
+		}
+		c.mu.Lock()
+		if len(c.sizes) == 1 {
+			shared++
+		}
+		c.mu.Unlock()
+	}
+	if shared < rounds*8/10 {
+		t.Fatalf("two ready senders shared a write in %d of %d rounds, want at least %d", shared, rounds, rounds*8/10)
 	}
 }
