@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -421,4 +423,87 @@ func TestLinkWriterLetsReadySendersJoinTheWrite(t *testing.T) {
 	if shared < rounds*8/10 {
 		t.Fatalf("two ready senders shared a write in %d of %d rounds, want at least %d", shared, rounds, rounds*8/10)
 	}
+}
+
+// bareLink is a link over one end of a pipe with none of its goroutines
+// running: calls queue their requests and wait, and the test plays the
+// reader (deliver), the heartbeat (ticked) and the close.
+func bareLink(t *testing.T) *Link {
+	t.Helper()
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return New(a, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+}
+
+// A call's wait ends when the link closes, whether or not a heartbeat's
+// tick is waiting in its channel, and a call begun after the close fails.
+func TestLinkCallsEndWhenTheLinkCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := bareLink(t)
+		ticked, plain, late := begin(t, l, 1), begin(t, l, 2), begin(t, l, 6)
+		l.ticked() // only the first waits with a timeout; it has a tick to read
+		errs := make(chan error, 3)
+		go func() { _, err := ticked.Wait(t.Context(), time.Hour); errs <- err }()
+		go func() { _, err := plain.Wait(t.Context(), 0); errs <- err }()
+		go func() { _, err := l.Call(t.Context(), 3, wire.Ping{Nonce: 3}); errs <- err }()
+		synctest.Wait()
+		if len(errs) != 0 {
+			t.Fatalf("a wait ended before the link closed: %v", <-errs)
+		}
+		l.Close(errors.New("test"))
+		for range 3 {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Fatalf("wait ended with %v, want ErrClosed", err)
+			}
+		}
+		// late's channel held a tick nobody had read when the link closed.
+		if _, err := late.Wait(t.Context(), time.Hour); !errors.Is(err, ErrClosed) {
+			t.Fatalf("wait with a tick unread at the close = %v, want ErrClosed", err)
+		}
+		if _, err := l.Begin(4, wire.AppendHeld(nil, 4, "k", 1)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Begin after the close = %v, want ErrClosed", err)
+		}
+		if ch := l.await(5, false); len(ch) != 1 || (<-ch).signal != signalClosed {
+			t.Fatal("a call registered after the close is not told")
+		}
+	})
+}
+
+// A wait with a timeout ends at the first heartbeat past it, not before,
+// and a reply that arrives after a tick is still returned.
+func TestLinkCallTimeoutChecksAtHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := bareLink(t)
+		p := begin(t, l, 1)
+		errs := make(chan error, 1)
+		go func() { _, err := p.Wait(t.Context(), 100*time.Millisecond); errs <- err }()
+		synctest.Wait()
+		time.Sleep(60 * time.Millisecond)
+		l.ticked()
+		synctest.Wait()
+		if len(errs) != 0 {
+			t.Fatalf("wait ended at a tick before its timeout: %v", <-errs)
+		}
+		time.Sleep(60 * time.Millisecond)
+		l.ticked()
+		if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("wait = %v, want context.DeadlineExceeded", err)
+		}
+
+		q := begin(t, l, 2)
+		l.ticked()
+		l.deliver(2, reply{ack: wire.PrepareAck{ID: 2, OK: true}})
+		if ack, err := q.WaitPrepareAck(t.Context(), time.Hour); err != nil || ack.ID != 2 || !ack.OK {
+			t.Fatalf("WaitPrepareAck after a tick = %+v, %v", ack, err)
+		}
+	})
+}
+
+func begin(t *testing.T, l *Link, id uint64) Pending {
+	t.Helper()
+	p, err := l.Begin(id, wire.AppendHeld(nil, id, "k", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
