@@ -724,11 +724,13 @@ func (l *Link) readLoop() {
 	var ack wire.PrepareAck // reused: a PrepareAck's or HeldAck's fields, on the owner
 	var rdl deadline
 	for {
-		if now := time.Now(); rdl.stale(now) {
-			_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
-		}
 		if !frameBuffered(br) {
 			l.flushReplies() // the next read may wait for the peer
+			// Only a read that may reach the connection needs the
+			// deadline; a frame already buffered costs no clock read.
+			if now := time.Now(); rdl.stale(now) {
+				_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
+			}
 		}
 		b, err := fr.Next()
 		if err != nil {
