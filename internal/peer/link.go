@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -81,11 +82,16 @@ type Link struct {
 	err       error // why the link closed; set before closed is closed
 
 	callMu    sync.Mutex
-	calls     map[uint64]chan reply // guarded by callMu: the call waiting for each reply id
-	freeCalls []chan reply          // guarded by callMu: reply channels of finished calls, empty
+	calls     map[uint64]call // guarded by callMu: the call waiting for each reply id
+	freeCalls []chan reply    // guarded by callMu: reply channels of finished calls, empty
+	callsDone bool            // guarded by callMu: the link closed and told every call
+}
 
-	tickMu sync.Mutex
-	tick   chan struct{} // closed (and dropped) at each heartbeat while a Pending waits on it
+// call is a registered call: the channel its reply arrives on and whether
+// its waiter wants the heartbeat's tick (it has a timeout).
+type call struct {
+	ch    chan reply
+	timed bool
 }
 
 // New wraps conn, already authenticated, as a link handing what it reads to
@@ -141,6 +147,7 @@ func (l *Link) Close(cause error) {
 		} else {
 			l.conn.Close()
 		}
+		l.signalCalls(signalClosed, false)
 	})
 }
 
@@ -399,6 +406,13 @@ func (l *Link) writeLoop() {
 		case <-l.closed:
 			return
 		}
+		// Let the goroutines that are ready to run queue their frames
+		// first: a writer that wrote at once would take only the frame
+		// that woke it, while the senders ready behind it (requests whose
+		// HTTP reads completed together, a request's next step) would each
+		// cost another write, TLS record and wake-up of the peer. The
+		// yield costs next to nothing when nobody else is ready.
+		runtime.Gosched()
 		l.wmu.Lock()
 		buf, waiters := l.lazy.moveTo(l.wbuf), l.wwaiters
 		l.wbuf, l.wwaiters = spare[:0], nil
@@ -459,28 +473,39 @@ func (l *Link) CallEncoded(ctx context.Context, id uint64, msg []byte) (wire.Mes
 
 // call sends m, or msg when m is nil, and waits for the reply carrying id.
 func (l *Link) call(ctx context.Context, id uint64, m wire.Message, msg []byte) (wire.Message, error) {
-	ch := l.await(id)
-	defer l.forget(id, ch)
+	ch := l.await(id, false)
 	if err := l.enqueueFrame(m, msg, "", FrameUrgent); err != nil {
+		l.forget(id, ch)
 		return nil, err
 	}
-	select {
-	case r := <-ch:
-		return r.message(), nil
-	case <-l.closed:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	r, err := Pending{l: l, id: id, ch: ch}.wait(ctx, 0)
+	if err != nil {
+		return nil, err
 	}
+	return r.message(), nil
 }
 
 // reply is what a call's channel carries: the answer to a Prepare or a
-// Held, unboxed (one of each per count-2 request), or any other message.
+// Held, unboxed (one of each per count-2 request), any other message, or a
+// signal from the link (a heartbeat's tick, the link's close).
 type reply struct {
-	m    wire.Message // nil for an acknowledgement
-	ack  wire.PrepareAck
-	held bool // ack is a HeldAck
+	m      wire.Message // nil for an acknowledgement
+	ack    wire.PrepareAck
+	held   bool // ack is a HeldAck
+	signal signal
 }
+
+// signal is what a reply carries from the link rather than the peer. The
+// link tells each waiting call through its own channel instead of having
+// every waiter also select on shared channels (the link's closed channel, a
+// tick), whose locks all of them would contend for under load.
+type signal uint8
+
+const (
+	signalNone   signal = iota
+	signalTick          // a heartbeat passed: time to check the call's timeout
+	signalClosed        // the link closed: no reply will come
+)
 
 // message returns r as a Message.
 func (r reply) message() wire.Message {
@@ -511,7 +536,7 @@ type Pending struct {
 // that Begin returned without an error must be waited for exactly once,
 // which forgets the call. msg is copied before Begin returns.
 func (l *Link) Begin(id uint64, msg []byte) (Pending, error) {
-	ch := l.await(id)
+	ch := l.await(id, true)
 	if err := l.enqueueFrame(nil, msg, "", FrameUrgent); err != nil {
 		l.forget(id, ch)
 		return Pending{}, err
@@ -566,82 +591,92 @@ func (p Pending) WaitHeldAck(ctx context.Context, timeout time.Duration) (wire.H
 func (p Pending) wait(ctx context.Context, timeout time.Duration) (reply, error) {
 	defer p.l.forget(p.id, p.ch)
 	var start time.Time
+	if timeout > 0 {
+		start = time.Now()
+	}
 	for {
-		var tick <-chan struct{}
-		if timeout > 0 {
-			if start.IsZero() {
-				start = time.Now()
-			} else if time.Since(start) >= timeout {
-				return reply{}, context.DeadlineExceeded
-			}
-			tick = p.l.nextTick()
-		}
 		select {
 		case r := <-p.ch:
-			return r, nil
-		case <-p.l.closed:
-			return reply{}, ErrClosed
+			switch r.signal {
+			case signalNone:
+				return r, nil
+			case signalClosed:
+				return reply{}, ErrClosed
+			}
+			if timeout > 0 && time.Since(start) >= timeout {
+				return reply{}, context.DeadlineExceeded
+			}
 		case <-ctx.Done():
 			return reply{}, ctx.Err()
-		case <-tick:
 		}
 	}
 }
 
-// nextTick returns a channel closed at the link's next heartbeat.
-func (l *Link) nextTick() <-chan struct{} {
-	l.tickMu.Lock()
-	defer l.tickMu.Unlock()
-	if l.tick == nil {
-		l.tick = make(chan struct{})
+// signalCalls sends sig to every registered call (with timedOnly, to the
+// calls with a timeout). A tick goes only to an empty channel: a waiter
+// with something to read looks at its timeout again anyway. A close goes
+// to every channel with room (one holding a tick, say); one that is full
+// holds a reply, which the waiter takes. A close is final: calls
+// registered later are told at once.
+func (l *Link) signalCalls(sig signal, timedOnly bool) {
+	l.callMu.Lock()
+	defer l.callMu.Unlock()
+	if sig == signalClosed {
+		l.callsDone = true
 	}
-	return l.tick
+	for _, c := range l.calls {
+		if timedOnly && !c.timed {
+			continue
+		}
+		if n := len(c.ch); n == 0 || (sig == signalClosed && n < cap(c.ch)) {
+			c.ch <- reply{signal: sig} // room, and only senders holding callMu fill it
+		}
+	}
 }
 
-// ticked wakes the Pending calls waiting for a heartbeat.
-func (l *Link) ticked() {
-	l.tickMu.Lock()
-	if l.tick != nil {
-		close(l.tick)
-		l.tick = nil
-	}
-	l.tickMu.Unlock()
-}
+// ticked tells the calls with a timeout that a heartbeat passed.
+func (l *Link) ticked() { l.signalCalls(signalTick, true) }
 
 // maxFreeCalls bounds the reply channels a link keeps for reuse.
 const maxFreeCalls = 64
 
 // await registers a call with id and returns the channel its reply will
-// arrive on; forget must follow. The link reuses the channels of finished
-// calls: two calls per count-2 request would otherwise make two channels
-// (and a sync.Map entry each). They are the link's own, not a process-wide
-// pool's, so a link made in a testing/synctest bubble only ever waits on
-// channels of that bubble.
-func (l *Link) await(id uint64) chan reply {
+// arrive on; forget must follow. timed asks for the heartbeat's ticks (the
+// waiter has a timeout). The link reuses the channels of finished calls:
+// two calls per count-2 request would otherwise make two channels (and a
+// map entry each). They are the link's own, not a process-wide pool's, so
+// a link made in a testing/synctest bubble only ever waits on channels of
+// that bubble.
+//
+// A channel holds two: a tick is sent only to an empty channel, so the
+// reply always finds room, unless the link closed meanwhile.
+func (l *Link) await(id uint64, timed bool) chan reply {
 	l.callMu.Lock()
 	var ch chan reply
 	if n := len(l.freeCalls); n > 0 {
 		ch, l.freeCalls = l.freeCalls[n-1], l.freeCalls[:n-1]
 	} else {
-		ch = make(chan reply, 1)
+		ch = make(chan reply, 2)
 	}
 	if l.calls == nil {
-		l.calls = map[uint64]chan reply{}
+		l.calls = map[uint64]call{}
 	}
-	l.calls[id] = ch
+	l.calls[id] = call{ch: ch, timed: timed}
+	if l.callsDone {
+		ch <- reply{signal: signalClosed}
+	}
 	l.callMu.Unlock()
 	return ch
 }
 
-// forget ends the call with id. deliver sends only under callMu to a
-// registered call, so once the id is gone nothing more can arrive: a reply
-// that came too late is drained and ch is reused empty.
+// forget ends the call with id. deliver and signalCalls send only under
+// callMu to a registered call, so once the id is gone nothing more can
+// arrive: what came too late is drained and ch is reused empty.
 func (l *Link) forget(id uint64, ch chan reply) {
 	l.callMu.Lock()
 	delete(l.calls, id)
-	select {
-	case <-ch:
-	default:
+	for len(ch) > 0 {
+		<-ch
 	}
 	if len(l.freeCalls) < maxFreeCalls {
 		l.freeCalls = append(l.freeCalls, ch)
@@ -651,9 +686,9 @@ func (l *Link) forget(id uint64, ch chan reply) {
 
 func (l *Link) deliver(id uint64, r reply) {
 	l.callMu.Lock()
-	if ch, ok := l.calls[id]; ok {
+	if c, ok := l.calls[id]; ok {
 		select {
-		case ch <- r:
+		case c.ch <- r:
 		default:
 		}
 	}
@@ -689,11 +724,13 @@ func (l *Link) readLoop() {
 	var ack wire.PrepareAck // reused: a PrepareAck's or HeldAck's fields, on the owner
 	var rdl deadline
 	for {
-		if now := time.Now(); rdl.stale(now) {
-			_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
-		}
 		if !frameBuffered(br) {
 			l.flushReplies() // the next read may wait for the peer
+			// Only a read that may reach the connection needs the
+			// deadline; a frame already buffered costs no clock read.
+			if now := time.Now(); rdl.stale(now) {
+				_ = l.conn.SetReadDeadline(rdl.next(now, l.cfg.PeerTimeout))
+			}
 		}
 		b, err := fr.Next()
 		if err != nil {

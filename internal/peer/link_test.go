@@ -1,14 +1,17 @@
 package peer
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"log/slog"
 	"net"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -359,4 +362,148 @@ func TestLinkDeliversAcksUnboxed(t *testing.T) {
 			t.Fatalf("call %d: %s wait got %#v, %v, want %#v", c.id, c.wait, got, err, c.answer)
 		}
 	}
+}
+
+// sizingConn records the size of every write made to its connection.
+type sizingConn struct {
+	net.Conn
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *sizingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.sizes = append(c.sizes, len(b))
+	c.mu.Unlock()
+	return c.Conn.Write(b)
+}
+
+// A woken writer lets the goroutines that are ready to run queue their
+// frames before it takes the queue: a sender that wakes it and then waits
+// (a request waiting for its ack) and a second sender already runnable
+// share one write. On one CPU the woken writer would otherwise run first
+// and write the first frame alone. The scheduler decides, so the test
+// counts rounds: without the writer's yield most rounds take two writes
+// (about half under -race, which shuffles the run queue).
+func TestLinkWriterLetsReadySendersJoinTheWrite(t *testing.T) {
+	var c *sizingConn
+	s, next := pipeLinkOver(t, func(a net.Conn) net.Conn { c = &sizingConn{Conn: a}; return c })
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+
+	const rounds = 200
+	shared := 0
+	for i := range rounds {
+		c.mu.Lock()
+		c.sizes = c.sizes[:0]
+		c.mu.Unlock()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			_ = s.Send(wire.Ping{Nonce: uint64(2*i + 1)})
+		}()
+		if err := s.Send(wire.Ping{Nonce: uint64(2 * i)}); err != nil {
+			t.Fatal(err)
+		}
+		<-done
+		got := map[uint64]bool{}
+		for range 2 {
+			if m, ok := next().(wire.Ping); ok {
+				got[m.Nonce] = true
+			}
+		}
+		if !got[uint64(2*i)] || !got[uint64(2*i+1)] {
+			t.Fatalf("round %d: got pings %v, want %d and %d", i, got, 2*i, 2*i+1)
+		}
+		c.mu.Lock()
+		if len(c.sizes) == 1 {
+			shared++
+		}
+		c.mu.Unlock()
+	}
+	if shared < rounds*8/10 {
+		t.Fatalf("two ready senders shared a write in %d of %d rounds, want at least %d", shared, rounds, rounds*8/10)
+	}
+}
+
+// bareLink is a link over one end of a pipe with none of its goroutines
+// running: calls queue their requests and wait, and the test plays the
+// reader (deliver), the heartbeat (ticked) and the close.
+func bareLink(t *testing.T) *Link {
+	t.Helper()
+	a, b := net.Pipe()
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return New(a, Config{Peer: "peer@127.0.0.1:1", PeerTimeout: 5 * time.Second}, nil)
+}
+
+// A call's wait ends when the link closes, whether or not a heartbeat's
+// tick is waiting in its channel, and a call begun after the close fails.
+func TestLinkCallsEndWhenTheLinkCloses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := bareLink(t)
+		ticked, plain, late := begin(t, l, 1), begin(t, l, 2), begin(t, l, 6)
+		l.ticked() // only the first waits with a timeout; it has a tick to read
+		errs := make(chan error, 3)
+		go func() { _, err := ticked.Wait(t.Context(), time.Hour); errs <- err }()
+		go func() { _, err := plain.Wait(t.Context(), 0); errs <- err }()
+		go func() { _, err := l.Call(t.Context(), 3, wire.Ping{Nonce: 3}); errs <- err }()
+		synctest.Wait()
+		if len(errs) != 0 {
+			t.Fatalf("a wait ended before the link closed: %v", <-errs)
+		}
+		l.Close(errors.New("test"))
+		for range 3 {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Fatalf("wait ended with %v, want ErrClosed", err)
+			}
+		}
+		// late's channel held a tick nobody had read when the link closed.
+		if _, err := late.Wait(t.Context(), time.Hour); !errors.Is(err, ErrClosed) {
+			t.Fatalf("wait with a tick unread at the close = %v, want ErrClosed", err)
+		}
+		if _, err := l.Begin(4, wire.AppendHeld(nil, 4, "k", 1)); !errors.Is(err, ErrClosed) {
+			t.Fatalf("Begin after the close = %v, want ErrClosed", err)
+		}
+		if ch := l.await(5, false); len(ch) != 1 || (<-ch).signal != signalClosed {
+			t.Fatal("a call registered after the close is not told")
+		}
+	})
+}
+
+// A wait with a timeout ends at the first heartbeat past it, not before,
+// and a reply that arrives after a tick is still returned.
+func TestLinkCallTimeoutChecksAtHeartbeats(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := bareLink(t)
+		p := begin(t, l, 1)
+		errs := make(chan error, 1)
+		go func() { _, err := p.Wait(t.Context(), 100*time.Millisecond); errs <- err }()
+		synctest.Wait()
+		time.Sleep(60 * time.Millisecond)
+		l.ticked()
+		synctest.Wait()
+		if len(errs) != 0 {
+			t.Fatalf("wait ended at a tick before its timeout: %v", <-errs)
+		}
+		time.Sleep(60 * time.Millisecond)
+		l.ticked()
+		if err := <-errs; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("wait = %v, want context.DeadlineExceeded", err)
+		}
+
+		q := begin(t, l, 2)
+		l.ticked()
+		l.deliver(2, reply{ack: wire.PrepareAck{ID: 2, OK: true}})
+		if ack, err := q.WaitPrepareAck(t.Context(), time.Hour); err != nil || ack.ID != 2 || !ack.OK {
+			t.Fatalf("WaitPrepareAck after a tick = %+v, %v", ack, err)
+		}
+	})
+}
+
+func begin(t *testing.T, l *Link, id uint64) Pending {
+	t.Helper()
+	p, err := l.Begin(id, wire.AppendHeld(nil, id, "k", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
