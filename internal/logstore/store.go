@@ -7,6 +7,8 @@
 // stores the version in memory and queues its encoding. One writer goroutine
 // hands everything queued to the log as one append, so the versions Put while
 // a write and its fsync were in flight share the next one (group commit).
+// While recent writes carried many acknowledgements and few callers wait,
+// the writer holds the next one back briefly for more (commitHold).
 // Sync waits until every version Put before it was called is durable, or
 // returns why it is not.
 //
@@ -483,9 +485,10 @@ func (s *Store) write(hold bool) {
 	released, acks := s.releaseLocked()
 	next := s.queue.Entries() > 0
 	s.mu.Unlock()
-	if err == nil {
-		s.hold.wrote(int(acks), took)
+	if err != nil {
+		acks = 0 // a disk that refuses writes ends the holds
 	}
+	s.hold.wrote(int(acks), took)
 	if released > 0 && next {
 		// The callers just released are runnable on this goroutine's
 		// processor; the next write's flush would block it with them
