@@ -147,8 +147,7 @@ func (n *Node) closeStore() {
 		waitMicros = st.WaitTime.Microseconds() / int64(st.Waited)
 	}
 	n.log.Info("[mesh-rt continuity] record store closed", "node", n.self, "puts", st.Puts, "fsyncs", st.Log.Syncs,
-		"fsync_mean_us", fsyncMicros, "fdatasyncs", st.Log.Datasyncs, "writes_unawaited", st.Unawaited, "syncs", st.Syncs, "syncs_waited", st.Waited, "sync_wait_mean_us", waitMicros,
-		"writes_held", st.Held, "hold_us", st.HoldTime.Microseconds())
+		"fsync_mean_us", fsyncMicros, "fdatasyncs", st.Log.Datasyncs, "writes_unawaited", st.Unawaited, "syncs", st.Syncs, "syncs_waited", st.Waited, "sync_wait_mean_us", waitMicros)
 }
 
 // resumeRecovered takes up the pending records of this node's previous run

@@ -7,8 +7,6 @@
 // stores the version in memory and queues its encoding. One writer goroutine
 // hands everything queued to the log as one append, so the versions Put while
 // a write and its fsync were in flight share the next one (group commit).
-// While recent writes carried many acknowledgements and few callers wait,
-// the writer holds the next one back briefly for more (commitHold).
 // Sync waits until every version Put before it was called is durable, or
 // returns why it is not.
 //
@@ -27,7 +25,6 @@ import (
 	"iter"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -52,10 +49,6 @@ type Options struct {
 	// when that is more, so a large live set is not rewritten for every few
 	// new records. Zero means DefaultCompactAfter.
 	CompactAfter int64
-
-	// hold replaces the writer's hold policy (tests); nil means
-	// defaultHold.
-	hold *commitHold
 }
 
 // Recovered is what Open read: the log's recovery report and the records it
@@ -80,12 +73,8 @@ type Stats struct {
 	// Writes counts the writes begun; Unawaited those of them begun while
 	// no Sync was waiting.
 	Writes, Unawaited uint64
-	// Held counts the writes the writer held back for more
-	// acknowledgements, for HoldTime in total.
-	Held        uint64
-	HoldTime    time.Duration
-	Compactions int64
-	CompactErr  error // the last compaction's error, nil once one succeeds
+	Compactions       int64
+	CompactErr        error // the last compaction's error, nil once one succeeds
 	// Compacting: a compaction runs now (its goroutine and the live set
 	// it copies are alive until it ends).
 	Compacting bool
@@ -121,16 +110,6 @@ type Store struct {
 	waitTime      time.Duration
 	unawaited     uint64 // writes begun while no Sync waited
 
-	// waiting is the acknowledgements the callers in waiters stand for
-	// (changed with mu held; the writer reads it without mu while it holds
-	// a write back).
-	waiting atomic.Int64
-	// hold is the writer's policy (only the writer goroutine touches
-	// it); held and holdTime count its holds (mu).
-	hold     commitHold
-	held     uint64
-	holdTime time.Duration
-
 	// Compaction. live is the keys held when the running compaction began,
 	// putSince the keys Put after: both are kept.
 	compactAfter int64
@@ -158,10 +137,6 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
-		hold:  defaultHold(),
-	}
-	if opt.hold != nil {
-		s.hold = *opt.hold
 	}
 	s.compactAfter = opt.CompactAfter
 	if s.compactAfter <= 0 {
@@ -309,7 +284,6 @@ func (s *Store) SyncToFor(mark uint64, acks int) error {
 // failed for; the others keep waiting without being woken.
 type waiter struct {
 	target uint64     // durable must reach it
-	acks   uint64     // acknowledgements the call stands for
 	start  uint64     // s.writes when the call began: a later write's error is its
 	done   chan error // buffered; receives the call's result once
 }
@@ -335,9 +309,8 @@ func (s *Store) syncLockedFor(target, acks uint64) error {
 		return err
 	}
 	w := waiters.Get().(*waiter)
-	w.target, w.start, w.acks = target, s.writes, acks
+	w.target, w.start = target, s.writes
 	s.waiters = append(s.waiters, w)
-	s.waiting.Add(int64(acks))
 	s.waited += acks
 	select {
 	case s.wake <- struct{}{}:
@@ -367,29 +340,25 @@ func (s *Store) syncErrLocked(start uint64) error {
 }
 
 // releaseLocked ends the waits a write decided: the callers whose versions
-// are durable now, and those a failure ends. It returns how many it ended
-// and the acknowledgements they stood for.
-func (s *Store) releaseLocked() (released int, acks uint64) {
+// are durable now, and those a failure ends. It returns how many it ended.
+func (s *Store) releaseLocked() int {
 	kept := s.waiters[:0]
 	for _, w := range s.waiters {
 		switch {
 		case s.durable >= w.target:
-			acks += w.acks
 			w.done <- nil
 		default:
 			if err := s.syncErrLocked(w.start); err != nil {
-				acks += w.acks
 				w.done <- err
 				continue
 			}
 			kept = append(kept, w)
 		}
 	}
-	released = len(s.waiters) - len(kept)
+	released := len(s.waiters) - len(kept)
 	clear(s.waiters[len(kept):])
 	s.waiters = kept
-	s.waiting.Add(-int64(acks))
-	return released, acks
+	return released
 }
 
 // run is the writer: it appends whatever is queued, one append at a time,
@@ -399,57 +368,23 @@ func (s *Store) run() {
 	for {
 		select {
 		case <-s.wake:
-			s.write(true)
+			s.write()
 		case <-s.stop:
-			s.write(false)
+			s.write()
 			return
 		}
 	}
 }
 
-// holdBack holds a write back for hold at most: until enough
-// acknowledgements wait, the time is up, or the store is closing. It waits
-// by yielding its processor, not on a timer: the callers it waits for need
-// a CPU to come back, and a timer this short would fire late (a millisecond
-// on an idle machine) where a yield returns as soon as they ran.
-func (s *Store) holdBack(hold time.Duration, enough int) {
-	start := time.Now()
-	var waited time.Duration
-	for {
-		runtime.Gosched()
-		waited = time.Since(start)
-		if s.waiting.Load() >= int64(enough) || waited >= hold {
-			break
-		}
-		select {
-		case <-s.stop:
-			return
-		default:
-		}
-	}
+// write appends every queued entry as one append. A failed append puts them
+// back at the head of the queue, in order, for the next write.
+func (s *Store) write() {
 	s.mu.Lock()
-	s.held++
-	s.holdTime += waited
-	s.mu.Unlock()
-}
-
-// write appends every queued entry as one append, held back first when
-// hold is set and the policy asks for it (commitHold). A failed append puts
-// them back at the head of the queue, in order, for the next write.
-func (s *Store) write(hold bool) {
-	s.mu.Lock()
-	if s.queue.Entries() == 0 {
+	frames, size, upto := s.queue, s.queueSize, s.queued
+	if frames.Entries() == 0 {
 		s.mu.Unlock()
 		return
 	}
-	if hold {
-		if d, enough := s.hold.plan(int(s.waiting.Load())); d > 0 {
-			s.mu.Unlock()
-			s.holdBack(d, enough)
-			s.mu.Lock()
-		}
-	}
-	frames, size, upto := s.queue, s.queueSize, s.queued
 	s.queue, s.spare, s.queueSize = s.spare, nil, 0
 	s.writes++
 	if len(s.waiters) == 0 {
@@ -457,9 +392,7 @@ func (s *Store) write(hold bool) {
 	}
 	n := s.writes
 	s.mu.Unlock()
-	t0 := time.Now()
 	err := s.log.CommitFrames(frames)
-	took := time.Since(t0)
 	s.mu.Lock()
 	if err != nil {
 		// frames, then what was Put meanwhile, in order.
@@ -482,13 +415,9 @@ func (s *Store) write(hold bool) {
 		s.writeErr = nil
 		s.appended += size
 	}
-	released, acks := s.releaseLocked()
+	released := s.releaseLocked()
 	next := s.queue.Entries() > 0
 	s.mu.Unlock()
-	if err != nil {
-		acks = 0 // a disk that refuses writes ends the holds
-	}
-	s.hold.wrote(int(acks), took)
 	if released > 0 && next {
 		// The callers just released are runnable on this goroutine's
 		// processor; the next write's flush would block it with them
@@ -539,7 +468,6 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable,
 		Syncs: s.syncs, Waited: s.waited, WaitTime: s.waitTime, Writes: s.writes, Unawaited: s.unawaited,
-		Held: s.held, HoldTime: s.holdTime,
 		Compactions: s.compactions, CompactErr: s.compactErr, Compacting: s.compacting}
 }
 
