@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Encoder appends little-endian values to a byte slice. Strings and byte
@@ -171,6 +172,25 @@ func (d *Decoder) String() string {
 	return string(d.take(n))
 }
 
+// stringPair reads two strings written one after the other with String and
+// returns them sharing one allocation: a record's request key and payload
+// hash are new in every record and are kept together, so a second
+// allocation would only cost time (a key kept alone, in a diagnostic entry,
+// holds on to the hash's bytes too: a few dozen).
+func (d *Decoder) stringPair() (string, string) {
+	a := d.take(d.length(1))
+	b := d.take(d.length(1))
+	if d.err != nil {
+		return "", ""
+	}
+	var sb strings.Builder
+	sb.Grow(len(a) + len(b))
+	sb.Write(a)
+	sb.Write(b)
+	s := sb.String()
+	return s[:len(a)], s[len(a):]
+}
+
 // StringKnown reads a string like String, returning known itself, without
 // a copy, when the string read equals it.
 func (d *Decoder) StringKnown(known string) string {
@@ -199,25 +219,43 @@ func (d *Decoder) Name() string {
 // names instead of allocating them again. It is not safe for concurrent use.
 type Interner struct {
 	m map[string]string
+
+	// recent holds the last names found or added, compared before the map
+	// is hashed: a record names the same two nodes and a handler over and
+	// over, so the map is rarely needed.
+	recent [internRecent]string
+	next   int // the slot of recent the next name replaces
 }
 
 // Interner bounds.
 const (
 	maxInterned    = 256
 	maxInternedLen = 256
+	internRecent   = 4
 )
 
 func (in *Interner) intern(p []byte) string {
-	if s, ok := in.m[string(p)]; ok { // the lookup does not allocate
-		return s
+	if len(p) == 0 {
+		return ""
 	}
-	s := string(p)
-	if len(p) <= maxInternedLen && len(in.m) < maxInterned {
+	for _, s := range &in.recent {
+		if len(s) == len(p) && s == string(p) { // the comparison does not allocate
+			return s
+		}
+	}
+	s, ok := in.m[string(p)] // the lookup does not allocate
+	if !ok {
+		s = string(p)
+		if len(p) > maxInternedLen || len(in.m) >= maxInterned {
+			return s
+		}
 		if in.m == nil {
 			in.m = make(map[string]string)
 		}
 		in.m[s] = s
 	}
+	in.recent[in.next] = s
+	in.next = (in.next + 1) % internRecent
 	return s
 }
 

@@ -147,8 +147,7 @@ func decodeOptionalBlob(d *Decoder, what string) []byte {
 // zero Record and d holds the error.
 func DecodeRecord(d *Decoder) continuity.Record {
 	var r continuity.Record
-	r.RequestKey = d.String()
-	r.PayloadHash = d.String()
+	r.RequestKey, r.PayloadHash = d.stringPair()
 	r.Attempt = d.U64()
 	r.Phase = decodeEnum(d, phaseCodes, "phase")
 	r.Result = decodeEnum(d, resultCodes, "result")

@@ -197,3 +197,61 @@ func allocs(f func()) uint64 {
 	runtime.ReadMemStats(&after)
 	return after.TotalAlloc - before.TotalAlloc
 }
+
+func TestInternerRecentNamesAreTheKeptCopies(t *testing.T) {
+	var in Interner
+	names := []string{"primary@127.0.0.1:4370", "standby@[::1]:4371", "orders.Create", "billing.Charge",
+		"audit.Write", "primary@127.0.0.1:4370"}
+	first := map[string]string{}
+	for round := range 3 {
+		for _, n := range names {
+			got := in.intern([]byte(n))
+			if got != n {
+				t.Fatalf("round %d: intern(%q) = %q", round, n, got)
+			}
+			if k, ok := first[n]; !ok {
+				first[n] = got
+			} else if unsafe.StringData(k) != unsafe.StringData(got) {
+				t.Fatalf("round %d: %q came back as a second copy", round, n)
+			}
+		}
+	}
+	if got := in.intern(nil); got != "" {
+		t.Fatalf("intern(nil) = %q", got)
+	}
+	// A name past the length bound is never kept, so it is never among the
+	// recent names either: each read is its own copy.
+	long := strings.Repeat("y", maxInternedLen+1)
+	a, b := in.intern([]byte(long)), in.intern([]byte(long))
+	if a != long || b != long || unsafe.StringData(a) == unsafe.StringData(b) {
+		t.Fatal("a name longer than the bound was shared")
+	}
+	for _, s := range in.recent {
+		if s == long {
+			t.Fatal("a name longer than the bound is among the recent names")
+		}
+	}
+}
+
+func TestDecodeRecordKeyAndHashShareOneAllocation(t *testing.T) {
+	for _, c := range []struct{ key, hash string }{
+		{continuity.RouteKeyPrefix + "orders/42", "sha256:9f86d081884c7d659a2feaa0c55ad015"},
+		{"k", ""},
+		{"", "h"},
+		{"", ""},
+	} {
+		rec := fullRecord()
+		rec.RequestKey, rec.PayloadHash = c.key, c.hash
+		got, err := decodeRecord(encodeRecord(rec))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.RequestKey != c.key || got.PayloadHash != c.hash {
+			t.Fatalf("decoded key %q hash %q, want %q %q", got.RequestKey, got.PayloadHash, c.key, c.hash)
+		}
+		if c.key != "" && c.hash != "" &&
+			unsafe.Add(unsafe.Pointer(unsafe.StringData(got.RequestKey)), len(c.key)) != unsafe.Pointer(unsafe.StringData(got.PayloadHash)) {
+			t.Fatal("the request key and the payload hash are separate allocations")
+		}
+	}
+}
