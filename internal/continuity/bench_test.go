@@ -83,3 +83,35 @@ func BenchmarkRetainedPut(b *testing.B) {
 		kept.put(rec)
 	}
 }
+
+// BenchmarkReplicaPrepareComplete is a replica's share of one count-2 route
+// request owned by its peer, with the retention bound full: the prepare
+// mirrors the record, then the completed version with its stored response
+// replaces it.
+func BenchmarkReplicaPrepareComplete(b *testing.B) {
+	r := NewRegistry(Options{Self: "b@h:1", Role: RoleStandby})
+	response := make([]byte, 160)
+	one := func(i int) {
+		rec := Record{RequestKey: "http-route::api.Two::0123456789abcdef-" + strconv.Itoa(i),
+			PayloadHash: "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+			Attempt:     uint64(i + 1), Phase: PhaseSubmitted, Result: ResultPending, IngressNode: "a@h:1", OwnerNode: "a@h:1",
+			ReplicaNode: "b@h:1", ReplicationCount: 2, ReplicaStatus: ReplicaPreparing, Health: HealthHealthy,
+			RuntimeName: "api.Two", Kind: KindRoute}
+		if _, err := r.MirrorPrepare(rec); err != nil {
+			b.Fatal(err)
+		}
+		rec.Phase, rec.Result, rec.ReplicaStatus, rec.ExecutionNode, rec.Response =
+			PhaseCompleted, ResultSucceeded, ReplicaMirrored, "a@h:1", response
+		if m, err := r.MergeOutcome(rec, "a@h:1"); err != nil || !m.Changed {
+			b.Fatal(m.Changed, err)
+		}
+	}
+	for i := range 10000 {
+		one(i)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		one(10000 + i)
+	}
+}
