@@ -59,9 +59,9 @@ const (
 
 // DefaultContinuityStore is the record store of a cluster node whose Config
 // names none. It stays StoreMemory until the log store meets its throughput
-// goal (Clustered(2) at 35 % of a plain handler; measured at 9 % with wrk,
-// bench/RESULTS.md): a default should not cost most of a pair's
-// throughput. A standalone node keeps its records in memory unless it names
+// goal (Clustered(2) at 35 % of a plain handler; measured at about 15 %
+// with wrk, against 36 % with StoreMemory, bench/RESULTS.md): a default
+// should not cost most of a pair's throughput. A standalone node keeps its records in memory unless it names
 // StoreLog.
 const DefaultContinuityStore = StoreMemory
 
