@@ -161,6 +161,11 @@ const (
 	maxQueuedBytes = 8 << 20
 	// keptWriteBuffer is the largest buffer the writer keeps for reuse.
 	keptWriteBuffer = 256 << 10
+	// lazyFlushBytes is how much lazy frames may queue before the writer
+	// is woken without waiting for LazyFlushDelay: well under
+	// keptWriteBuffer, so a busy link's batches fit the buffers it keeps,
+	// and still several TLS records per write.
+	lazyFlushBytes = 64 << 10
 )
 
 // Send queues one message to be written at once. It fails only when the
@@ -334,6 +339,14 @@ func (l *Link) enqueueFrame(m wire.Message, msg []byte, key string, kind FrameKi
 	switch {
 	case lazy:
 		l.lazy.add(key, start, kind == FrameLazy)
+		if l.lazy.size() >= lazyFlushBytes {
+			// A full batch leaves now rather than at the delay: under
+			// load the queue would otherwise outgrow the buffers the
+			// link keeps and be allocated anew, by doubling, every batch.
+			kick = !l.wurgent
+			l.wurgent = true
+			break
+		}
 		fallthrough
 	case kind == FrameBeforeCall, kind == frameReply:
 		if kind == frameReply {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -147,6 +149,25 @@ func TestLinkFlushWritesLazyTransitions(t *testing.T) {
 	expect(t, next, "a", continuity.PhaseSubmitted, 0)
 	if err := <-flushed; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Lazy transitions that fill lazyFlushBytes are written at once, not at
+// the lazy delay (an hour here): a busy link's batch stays within the
+// buffers it keeps.
+func TestLinkWritesAFullLazyBatchAtOnce(t *testing.T) {
+	s, next := pipeLink(t)
+	pad := strings.Repeat("x", 500)
+	key := func(i int) string { return fmt.Sprintf("k%04d-%s", i, pad) }
+	frame := len(upsertFrame(t, key(0), continuity.PhaseCompleted)) + 4
+	n := (lazyFlushBytes + frame - 1) / frame
+	for i := range n {
+		if err := s.enqueueFrame(nil, upsertFrame(t, key(i), continuity.PhaseCompleted), key(i), FrameLazyLast); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		expect(t, next, key(i), continuity.PhaseCompleted, 0)
 	}
 }
 
