@@ -2,10 +2,11 @@
 # bench/run.sh — `make bench`: every speed and memory measurement of the
 # runtime, on this machine, in one run (about 10 minutes with the defaults).
 #
-#   1. routes: route throughput, latency and CPU per request on a real
-#      two-node cluster of bench/routeapp, driven by wrk (bench/wrkroutes,
-#      routes.lua); wrk is installed from the distribution's packages
-#      (apt-get install wrk) when it is missing
+#   1. routes: route throughput, latency, CPU per request, and system
+#      calls and thread sleeps per request, on a real two-node cluster of
+#      bench/routeapp, driven by wrk (bench/wrkroutes, routes.lua); wrk is
+#      installed from the distribution's packages (apt-get install wrk)
+#      when it is missing
 #   2. paced: p99 of plain and Clustered(1) at one fixed request rate
 #      (bench/loadgen -paced-only)
 #   3. inprocess: in-process route cost per request + CPU profiles (bench,

@@ -19,9 +19,14 @@
 // requests per second and latency percentiles (p50, p99, p99.9 from wrk's
 // histogram), and the CPU time of each node process (/proc/<pid>/stat utime
 // plus stime, read before and after the window) and of wrk (its rusage), per
-// request. The report gives, per scenario, the median and range over rounds of
-// req/s and of its ratio to plain in the same round, median percentiles, and
-// pooled CPU per request; results.json holds every window.
+// request. Per window it also reads, for both nodes, their read- and
+// write-family system calls (/proc/<pid>/io) and their threads' voluntary and
+// involuntary context switches (/proc/<pid>/task/*/status): a count-2
+// request's cost is mostly in its round trips to the standby, and these say
+// how many writes, reads and thread wake-ups each one took. The report gives,
+// per scenario, the median and range over rounds of req/s and of its ratio to
+// plain in the same round, median percentiles, and pooled CPU, system calls
+// and context switches per request; results.json holds every window.
 package main
 
 import (
@@ -128,8 +133,29 @@ type window struct {
 	Load        string  `json:"load"`
 	KeysSpilled int64   `json:"keys_spilled"`
 	Placement   string  `json:"placement,omitempty"` // "" when the checked keys ran where intended
+	// Per request, of the primary and the standby: read- and write-family
+	// system calls, and thread sleeps and preemptions (procstat.Activity).
+	ActPrimary perRequest `json:"activity_primary"`
+	ActStandby perRequest `json:"activity_standby"`
 
-	cpu [3]time.Duration // primary, standby, wrk
+	cpu [3]time.Duration     // primary, standby, wrk
+	act [2]procstat.Activity // primary, standby
+}
+
+// perRequest is a procstat.Activity divided by the requests answered.
+type perRequest struct {
+	Reads     float64 `json:"reads"`
+	Writes    float64 `json:"writes"`
+	Sleeps    float64 `json:"sleeps"`
+	Preempted float64 `json:"preempted"`
+}
+
+func activityPer(a procstat.Activity, requests int64) perRequest {
+	if requests <= 0 {
+		return perRequest{}
+	}
+	n := float64(requests)
+	return perRequest{float64(a.ReadCalls) / n, float64(a.WriteCalls) / n, float64(a.Sleeps) / n, float64(a.Preempted) / n}
 }
 
 type harness struct {
@@ -388,6 +414,10 @@ func (h *harness) measure(s *scenario, round, pos int) (*window, error) {
 		return nil, fmt.Errorf("warm-up: %w", err)
 	}
 	load0 := procstat.LoadAvg()
+	a0, err := h.nodeActivity()
+	if err != nil {
+		return nil, err
+	}
 	c0, err := h.nodeCPU()
 	if err != nil {
 		return nil, err
@@ -406,11 +436,17 @@ func (h *harness) measure(s *scenario, round, pos int) (*window, error) {
 	if err != nil {
 		return nil, err
 	}
+	a1, err := h.nodeActivity()
+	if err != nil {
+		return nil, err
+	}
 	busy1, err := procstat.SystemBusy()
 	if err != nil {
 		return nil, err
 	}
 	w := newWindow(round, pos, s.Name, res, [3]time.Duration{c1[0] - c0[0], c1[1] - c0[1], wrkCPU})
+	w.act = [2]procstat.Activity{a1[0].Sub(a0[0]), a1[1].Sub(a0[1])}
+	w.ActPrimary, w.ActStandby = activityPer(w.act[0], w.Requests), activityPer(w.act[1], w.Requests)
 	ours := w.cpu[0] + w.cpu[1] + w.cpu[2]
 	w.OtherCPU = 100 * max(0, (busy1-busy0-ours).Seconds()) / (elapsed.Seconds() * float64(runtime.NumCPU()))
 	w.Load = load0 + " -> " + procstat.LoadAvg()
@@ -534,6 +570,20 @@ func (h *harness) nodeCPU() ([2]time.Duration, error) {
 			return out, err
 		}
 		out[i] = cpu
+	}
+	return out, nil
+}
+
+// nodeActivity returns the system calls and context switches of the primary
+// and the standby so far.
+func (h *harness) nodeActivity() ([2]procstat.Activity, error) {
+	var out [2]procstat.Activity
+	for i, n := range []*clusterkit.Node{h.pri, h.sby} {
+		a, err := procstat.ProcessActivity(n.Pid())
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", n.Name, err)
+		}
+		out[i] = a
 	}
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/bench/internal/procstat"
 )
 
 func readSample(t *testing.T, name string) string {
@@ -132,7 +134,9 @@ func TestParseWrkDuration(t *testing.T) {
 
 func TestSummaries(t *testing.T) {
 	mk := func(round int, name string, rps, p99 float64, req int64, cpu time.Duration) *window {
-		return &window{Round: round, Scenario: name, RPS: rps, P99ms: p99, Requests: req, cpu: [3]time.Duration{cpu, 0, 0}}
+		// The standby does three reads and one sleep per request.
+		return &window{Round: round, Scenario: name, RPS: rps, P99ms: p99, Requests: req, cpu: [3]time.Duration{cpu, 0, 0},
+			act: [2]procstat.Activity{{WriteCalls: req}, {ReadCalls: 3 * req, Sleeps: req}}}
 	}
 	rows := []*window{
 		mk(1, "plain", 100, 1, 100, 100*time.Microsecond), mk(1, "one", 90, 1.5, 90, 180*time.Microsecond),
@@ -147,6 +151,9 @@ func TestSummaries(t *testing.T) {
 	}
 	if one.RPS.Median != 90 || one.P99MinusPlainMs != 0.5 || one.CPUPrimary != 2 || sums[0].CPUPrimary != 1 {
 		t.Errorf("summary %+v", one)
+	}
+	if (one.ActPrimary != perRequest{Writes: 1}) || (one.ActStandby != perRequest{Reads: 3, Sleeps: 1}) {
+		t.Errorf("activity per request %+v / %+v", one.ActPrimary, one.ActStandby)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"meshgo.dev/mesh/bench/internal/procstat"
 	"meshgo.dev/mesh/bench/internal/stats"
 )
 
@@ -45,6 +46,9 @@ type summary struct {
 	CPUPrimary float64 `json:"cpu_us_primary"`
 	CPUStandby float64 `json:"cpu_us_standby"`
 	CPUWrk     float64 `json:"cpu_us_wrk"`
+	// Pooled likewise: system calls and context switches per request.
+	ActPrimary perRequest `json:"activity_primary"`
+	ActStandby perRequest `json:"activity_standby"`
 }
 
 // spread is a median with the range it came from.
@@ -75,6 +79,7 @@ func summarize(order []*scenario, rows []*window) []summary {
 		sum := summary{Scenario: s.Name, What: s.What}
 		var rps, ratio, p50, p99, p999, dp99 []float64
 		var cpu [3]time.Duration
+		var act [2]procstat.Activity
 		for _, w := range rows {
 			if w.Scenario != s.Name {
 				continue
@@ -94,12 +99,16 @@ func summarize(order []*scenario, rows []*window) []summary {
 			for i := range cpu {
 				cpu[i] += w.cpu[i]
 			}
+			for i := range act {
+				act[i] = act[i].Add(w.act[i])
+			}
 		}
 		sum.RPS, sum.Ratio = spreadOf(rps), spreadOf(ratio)
 		sum.P50ms, sum.P99ms, sum.P999ms, sum.P99MinusPlainMs = stats.Median(p50), stats.Median(p99), stats.Median(p999), stats.Median(dp99)
 		if sum.Requests > 0 {
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(sum.Requests) }
 			sum.CPUPrimary, sum.CPUStandby, sum.CPUWrk = per(cpu[0]), per(cpu[1]), per(cpu[2])
+			sum.ActPrimary, sum.ActStandby = activityPer(act[0], sum.Requests), activityPer(act[1], sum.Requests)
 		}
 		out = append(out, sum)
 	}
@@ -128,6 +137,16 @@ func printTable(w io.Writer, sums []summary) {
 		fmt.Fprintf(w, "| %s (%s) | %.0f [%.0f–%.0f] | %s | %.3f | %.3f | %.3f | %s | %.1f | %.1f | %.1f | %d |\n",
 			s.Scenario, s.What, s.RPS.Median, s.RPS.Min, s.RPS.Max, ratio, s.P50ms, s.P99ms, s.P999ms, dp99,
 			s.CPUPrimary, s.CPUStandby, s.CPUWrk, s.Errors)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Per request, from /proc (pooled over the windows): read- and write-family system calls (EAGAIN reads included), thread sleeps (voluntary context switches) and preemptions.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| scenario | primary reads | writes | sleeps | preempted | standby reads | writes | sleeps | preempted |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, s := range sums {
+		p, q := s.ActPrimary, s.ActStandby
+		fmt.Fprintf(w, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+			s.Scenario, p.Reads, p.Writes, p.Sleeps, p.Preempted, q.Reads, q.Writes, q.Sleeps, q.Preempted)
 	}
 	if plain == nil {
 		return

@@ -93,3 +93,88 @@ func parseSystemStat(b []byte) (time.Duration, error) {
 	}
 	return time.Duration(ticks) * clockTick, nil
 }
+
+// Activity is what a process did so far beyond its CPU time: its read- and
+// write-family system calls as /proc/<pid>/io counts them (syscr, syscw:
+// every read(2) and write(2) on a socket, including a read that found
+// nothing and returned EAGAIN), and its threads' context switches, summed
+// over /proc/<pid>/task: voluntary ones (a thread went to sleep, in a futex
+// or epoll_wait, and was woken later) and involuntary ones (it was
+// preempted). A thread that exited takes its counts with it, which for a Go
+// program, whose threads live as long as it does, is rare.
+type Activity struct {
+	ReadCalls, WriteCalls int64
+	Sleeps, Preempted     int64
+}
+
+// Sub returns a − b, field by field.
+func (a Activity) Sub(b Activity) Activity {
+	return Activity{a.ReadCalls - b.ReadCalls, a.WriteCalls - b.WriteCalls, a.Sleeps - b.Sleeps, a.Preempted - b.Preempted}
+}
+
+// Add returns a + b, field by field.
+func (a Activity) Add(b Activity) Activity {
+	return Activity{a.ReadCalls + b.ReadCalls, a.WriteCalls + b.WriteCalls, a.Sleeps + b.Sleeps, a.Preempted + b.Preempted}
+}
+
+// ProcessActivity reads process pid's Activity.
+func ProcessActivity(pid int) (Activity, error) {
+	var a Activity
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return a, err
+	}
+	if a.ReadCalls, a.WriteCalls, err = parseIO(b); err != nil {
+		return a, err
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return a, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited since the listing
+		}
+		vol, invol, err := parseSwitches(b)
+		if err != nil {
+			return a, err
+		}
+		a.Sleeps += vol
+		a.Preempted += invol
+	}
+	return a, nil
+}
+
+// parseIO returns syscr and syscw from the contents of /proc/<pid>/io.
+func parseIO(b []byte) (reads, writes int64, err error) {
+	return twoFields(b, "syscr:", "syscw:")
+}
+
+// parseSwitches returns voluntary_ctxt_switches and
+// nonvoluntary_ctxt_switches from the contents of a /proc status file.
+func parseSwitches(b []byte) (vol, invol int64, err error) {
+	return twoFields(b, "voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+}
+
+// twoFields returns the integer values of the lines starting with the two
+// names, each of which must be there.
+func twoFields(b []byte, first, second string) (int64, int64, error) {
+	var v [2]int64
+	var seen [2]bool
+	for line := range strings.Lines(string(b)) {
+		for i, name := range [2]string{first, second} {
+			if rest, ok := strings.CutPrefix(line, name); ok {
+				n, err := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+				if err != nil {
+					return 0, 0, fmt.Errorf("%s %w", name, err)
+				}
+				v[i], seen[i] = n, true
+			}
+		}
+	}
+	if !seen[0] || !seen[1] {
+		return 0, 0, fmt.Errorf("no %s and %s lines", strings.TrimSuffix(first, ":"), strings.TrimSuffix(second, ":"))
+	}
+	return v[0], v[1], nil
+}

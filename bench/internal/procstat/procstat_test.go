@@ -59,3 +59,43 @@ func TestReadsThisMachine(t *testing.T) {
 		t.Error("ProcessCPU(-1) succeeded")
 	}
 }
+
+func TestParseIOAndSwitches(t *testing.T) {
+	io := "rchar: 1520\nwchar: 88\nsyscr: 463824\nsyscw: 199734\nread_bytes: 0\nwrite_bytes: 0\ncancelled_write_bytes: 0\n"
+	if r, w, err := parseIO([]byte(io)); err != nil || r != 463824 || w != 199734 {
+		t.Errorf("io: %d %d %v", r, w, err)
+	}
+	// "voluntary_ctxt_switches:" is also the tail of the involuntary name:
+	// each must be read from its own line.
+	status := "Name:\trouteapp\nState:\tS (sleeping)\nThreads:\t1\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t6\n"
+	if v, n, err := parseSwitches([]byte(status)); err != nil || v != 7 || n != 6 {
+		t.Errorf("status: %d %d %v", v, n, err)
+	}
+	for _, bad := range []string{"", "syscr: 1\n", "syscr: x\nsyscw: 2\n"} {
+		if _, _, err := parseIO([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}
+
+func TestProcessActivityOfThisProcess(t *testing.T) {
+	if _, err := os.Stat("/proc/self/io"); err != nil {
+		t.Skip("no /proc/<pid>/io here:", err)
+	}
+	a, err := ProcessActivity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.ReadFile("/proc/self/stat"); err != nil { // a read: syscr grows
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a sleep: some thread sleeps
+	b, err := ProcessActivity(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := b.Sub(a)
+	if d.ReadCalls < 1 || d.Sleeps < 1 || d.WriteCalls < 0 || d.Preempted < 0 {
+		t.Errorf("activity over a read and a sleep: %+v", d)
+	}
+}
