@@ -83,9 +83,14 @@ const (
 // the acknowledged version follows (txPrepared). A new unmirrored route
 // record this node runs itself is held too: it reaches the peer when it
 // ends, as nothing acts on its pending state (route records are never re-run
-// after a failover), which halves the frames per request. Work records and
-// forwarded requests are sent at once: the peer may have to recover the
-// work, or must run the request.
+// after a failover), which halves the frames per request. So is the
+// acknowledged version of a mirrored route record this node runs: its
+// replica made the same version (mirrored, healthy) when it acknowledged the
+// Prepare, and the outcome follows at once when the handler returns; sent,
+// it cost an encoding and a queue entry per count-2 request that the outcome
+// replaced before the link wrote it. Work records and forwarded requests are
+// sent at once: the peer may have to recover the work, or must run the
+// request.
 //
 // Every other transition of a route record is batched, except the outcome
 // of a mirrored (count 2) record, which is urgent: nothing acts on the
@@ -94,6 +99,9 @@ const (
 // costs the peer one upsert, not two. Work records are always urgent.
 func delivery(tx transition, r *continuity.Record, self string) deliveryKind {
 	if tx == txCreated && (r.ReplicaNode != "" || (r.Kind == continuity.KindRoute && r.OwnerNode == self)) {
+		return deliverHeld
+	}
+	if tx == txPrepared && r.Kind == continuity.KindRoute && r.OwnerNode == self {
 		return deliverHeld
 	}
 	switch {
