@@ -123,3 +123,31 @@ func TestMembershipEvents(t *testing.T) {
 	s.crash()
 	want(false)
 }
+
+// Shutdown of a node that crashed (a killed node, in tests) waits for the
+// goroutines the node still had running, so none of them runs, or writes
+// under its state directory, once Shutdown returns: a test's temporary
+// directory is removed right after.
+func TestShutdownAfterCrashWaitsForTheNodesGoroutines(t *testing.T) {
+	port := freePort(t)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
+	events := make(chan MembershipEvent, 8)
+	p.OnMembership(func(e MembershipEvent) { events <- e })
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	select {
+	case <-events:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the pair did not link")
+	}
+	s.crash()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.wg.closeAndWait():
+	default:
+		t.Fatal("Shutdown returned while goroutines of the crashed node still ran")
+	}
+}

@@ -373,7 +373,17 @@ func (n *Node) Diagnostics() Snapshot { return n.reg.Diagnostics().Snapshot() }
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.handOverOnShutdown(ctx)
 	if !n.stopped.CompareAndSwap(false, true) {
-		return nil
+		// Stopped already: by an earlier Shutdown, or crashed (a test's
+		// killed node). Its goroutines may still be finishing what they
+		// were doing (a handshake saving the peer it learned under the
+		// state directory, say); wait for them, within ctx, so that
+		// nothing of the node runs once Shutdown returns.
+		select {
+		case <-n.wg.closeAndWait():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	drained := n.running.closeAndWait()
 	var err error
