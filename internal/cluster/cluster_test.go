@@ -102,12 +102,19 @@ func TestTwoNodesStartupWorkRunsOnce(t *testing.T) {
 	}
 }
 
-func TestMembershipEvents(t *testing.T) {
+// pairWithEvents starts a primary and a standby, and returns the standby and
+// the membership events the primary reports from before the standby starts.
+func pairWithEvents(t *testing.T) (*Node, <-chan MembershipEvent) {
+	t.Helper()
 	port := freePort(t)
 	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
 	events := make(chan MembershipEvent, 8)
 	p.OnMembership(func(e MembershipEvent) { events <- e })
-	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	return startNode(t, testConfig(t, "standby", "::1", port, RoleStandby)), events
+}
+
+func TestMembershipEvents(t *testing.T) {
+	s, events := pairWithEvents(t)
 	want := func(up bool) {
 		t.Helper()
 		select {
@@ -129,11 +136,7 @@ func TestMembershipEvents(t *testing.T) {
 // under its state directory, once Shutdown returns: a test's temporary
 // directory is removed right after.
 func TestShutdownAfterCrashWaitsForTheNodesGoroutines(t *testing.T) {
-	port := freePort(t)
-	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary))
-	events := make(chan MembershipEvent, 8)
-	p.OnMembership(func(e MembershipEvent) { events <- e })
-	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby))
+	s, events := pairWithEvents(t)
 	select {
 	case <-events:
 	case <-time.After(5 * time.Second):
