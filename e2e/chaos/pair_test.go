@@ -7,15 +7,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"reflect"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,13 +49,11 @@ type node struct {
 
 // pair is the two nodes under test and the way to ask them.
 type pair struct {
-	t       *testing.T
-	meshc   string
-	cookie  string
-	dir     string // artifact directory of the soak
-	nodes   [2]*node
-	once    sync.Once   // the note that final records come from the app
-	fromApp atomic.Bool // some list was read from the app
+	t      *testing.T
+	meshc  string
+	cookie string
+	dir    string // artifact directory of the soak
+	nodes  [2]*node
 }
 
 // newCookie returns 48 random hex characters.
@@ -190,77 +183,13 @@ func (p *pair) formed() ([]chaos.StatusObs, error) {
 }
 
 // records returns n's continuity records and the raw document, as `meshc
-// cluster continuity <node> --json` lists them. A list that outgrows one
-// operator reply (about 16 MiB, some 25,000 records; meshc has no paging) is
-// read from the app's GET /records instead, which renders Node.Records in
-// the same field names.
+// cluster continuity <node> --json` lists them: the whole list, however long
+// (a reply larger than one frame arrives in parts).
 func (p *pair) records(n *node) ([]chaos.Record, []byte, error) {
-	if p.fromApp.Load() { // the list only grows during a soak
-		out, err := p.appRecords(n)
-		if err != nil {
-			return nil, nil, err
-		}
-		recs, err := chaos.DecodeRecords(out)
-		return recs, out, err
-	}
 	out, err := p.query(n, "continuity", 10*time.Second)
-	if err != nil && strings.Contains(err.Error(), "operator reply too large") {
-		p.fromApp.Store(true)
-		p.once.Do(func() {
-			fmt.Printf("chaos soak: the record list outgrows one operator reply (%v); final records are read from the app's GET /records\n", err)
-		})
-		out, err = p.appRecords(n)
-	}
 	if err != nil {
 		return nil, nil, err
 	}
 	recs, err := chaos.DecodeRecords(out)
 	return recs, out, err
-}
-
-func (p *pair) appRecords(n *node) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.base+"/records", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("records of %s: %w", n.name, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("records of %s: HTTP %d", n.name, resp.StatusCode)
-	}
-	return body, err
-}
-
-// checkAppRecords compares n's records as meshc lists them with the app's
-// GET /records, so that the fallback a long soak relies on is checked on
-// every soak whose list still fits one operator reply.
-func (p *pair) checkAppRecords(n *node, fromMeshc []chaos.Record) error {
-	raw, err := p.appRecords(n)
-	if err != nil {
-		return err
-	}
-	fromApp, err := chaos.DecodeRecords(raw)
-	if err != nil {
-		return err
-	}
-	index := map[string]chaos.Record{}
-	for _, r := range fromApp {
-		index[r.Str("request_key")] = r
-	}
-	if len(index) != len(fromMeshc) {
-		return fmt.Errorf("%s: meshc lists %d records, the app %d", n.name, len(fromMeshc), len(index))
-	}
-	for _, r := range fromMeshc {
-		a, ok := index[r.Str("request_key")]
-		if !ok || !reflect.DeepEqual(a, r) {
-			return fmt.Errorf("%s: record %s differs: meshc %v, app %v", n.name, r.Str("request_key"), r, a)
-		}
-	}
-	return nil
 }

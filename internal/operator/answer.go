@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"time"
@@ -75,15 +76,26 @@ type PeerView struct {
 // body has to leave free in a frame.
 var replyOverhead = len(wire.Encode(wire.OperatorReply{OK: true}))
 
-// maxBody is the largest reply body that still fits one frame.
+// maxBody is the largest reply body that still fits one frame; a larger one
+// goes out in parts (wire.OperatorReplyPart) of this size.
 var maxBody = wire.MaxFrame - replyOverhead
+
+// MaxReplyBody bounds an OK reply's body, whatever the number of frames it
+// takes: 256 MiB, some 400,000 continuity records. A node refuses to build a
+// larger one (the reply names --limit instead) and meshc stops reading one,
+// so neither side holds an unbounded document in memory.
+const MaxReplyBody = 256 << 20
 
 // Answer builds the reply to q from src: an OK reply whose body is the JSON
 // document for the query kind (with an empty target, which meshc fills in), or
 // an error reply naming the reason: request_key_missing,
-// request_key_not_found, "invalid operator query kind <n>", or a reply too
-// large for one frame. Answer never panics on any query.
+// request_key_not_found, "invalid operator query kind <n>", or a body larger
+// than MaxReplyBody. Answer never panics on any query.
 func Answer(q wire.OperatorQuery, src Source) wire.OperatorReply {
+	return answer(q, src, MaxReplyBody)
+}
+
+func answer(q wire.OperatorQuery, src Source, limit int) wire.OperatorReply {
 	var doc any
 	switch Kind(q.Kind) {
 	case KindStatus:
@@ -118,8 +130,8 @@ func Answer(q wire.OperatorQuery, src Source) wire.OperatorReply {
 	if err != nil {
 		return errorReply(fmt.Sprintf("encode %s reply: %v", Kind(q.Kind), err))
 	}
-	if len(body) > maxBody {
-		return errorReply(fmt.Sprintf("operator reply too large: %d bytes (max %d); query with a limit", len(body), maxBody))
+	if len(body) > limit {
+		return errorReply(fmt.Sprintf("operator reply too large: %d bytes (max %d); query with a limit", len(body), limit))
 	}
 	return wire.OperatorReply{OK: true, Body: body}
 }
@@ -235,13 +247,20 @@ func newDiagnostics(s continuity.Snapshot, hasLimit bool, limit uint32) Diagnost
 }
 
 // Serve answers the single query an authenticated operator connection
-// carries: it reads one frame, answers it from src and writes one reply
+// carries: it reads one frame, answers it from src and writes the reply, in
+// one frame when it fits and otherwise as parts that end with the reply
 // frame. timeout bounds the read and, separately, the write, so the time
 // spent building a large answer does not eat into the time to send it; no
 // deadlines are set when timeout ≤ 0. A frame that is not a well-formed query
 // gets an error reply. Serve does not close conn; the caller closes it when
 // Serve returns.
 func Serve(conn net.Conn, src Source, timeout time.Duration) error {
+	return serve(conn, src, timeout, maxBody)
+}
+
+// serve is Serve with the size of a reply's parts as a parameter, so tests
+// can split small replies.
+func serve(conn net.Conn, src Source, timeout time.Duration, part int) error {
 	if timeout > 0 {
 		if err := conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
 			return fmt.Errorf("serve operator query: %w", err)
@@ -271,10 +290,26 @@ func Serve(conn net.Conn, src Source, timeout time.Duration) error {
 			return fmt.Errorf("serve operator query: %w", err)
 		}
 	}
-	if err := wire.WriteMessage(conn, reply); err != nil {
+	if err := writeReply(conn, reply, part); err != nil {
 		return fmt.Errorf("serve operator query: %w", err)
 	}
 	return qerr
+}
+
+// writeReply writes reply as one frame when its body is at most part bytes,
+// and otherwise as parts of part bytes followed by a reply frame holding the
+// rest. A reply that fits one frame is therefore what every meshc, older
+// ones included, reads.
+func writeReply(w io.Writer, reply wire.OperatorReply, part int) error {
+	body := reply.Body
+	for reply.OK && len(body) > part {
+		if err := wire.WriteMessage(w, wire.OperatorReplyPart{Body: body[:part]}); err != nil {
+			return err
+		}
+		body = body[part:]
+	}
+	reply.Body = body
+	return wire.WriteMessage(w, reply)
 }
 
 // newLease is the JSON form of l; nil stays nil.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
@@ -132,11 +133,17 @@ func LocalName() string {
 
 // Query sends q to target and returns the JSON body of the node's OK reply.
 // It dials target.Addr(), authenticates with cookie as an operator client,
-// writes one query frame, reads one reply frame (up to wire.MaxFrame) and
-// closes the connection. timeout bounds the whole exchange; ctx may end it
+// writes one query frame, reads the reply (one frame, or parts that end with
+// the reply frame, at most MaxReplyBody bytes of body in all) and closes the
+// connection. timeout bounds the whole exchange; ctx may end it
 // earlier. Every error is a *QueryError. The body is returned as received;
 // pass it to DecodeReply before trusting it.
 func Query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQuery, timeout time.Duration) ([]byte, error) {
+	return query(ctx, target, cookie, q, timeout, MaxReplyBody)
+}
+
+// query is Query with the bound on the reply's body as a parameter.
+func query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQuery, timeout time.Duration, maxReply int) ([]byte, error) {
 	kind := Kind(q.Kind)
 	fail := func(f Failure, err error) *QueryError {
 		return &QueryError{Kind: kind, Target: target.String(), Failure: f, Timeout: timeout, Err: err}
@@ -204,20 +211,12 @@ func Query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQue
 	if err := wire.WriteMessage(conn, q); err != nil {
 		return nil, classify(fmt.Errorf("send query: %w", err))
 	}
-	frame, err := wire.ReadFrame(conn, wire.MaxFrame)
+	body, reply, err := readReply(conn, maxReply)
 	if err != nil {
-		if errors.Is(err, wire.ErrFrameTooLarge) {
+		if re := (malformedReply{}); errors.Is(err, wire.ErrFrameTooLarge) || errors.As(err, &re) {
 			return nil, fail(FailureDecode, err)
 		}
 		return nil, classify(fmt.Errorf("read reply: %w", err))
-	}
-	m, err := wire.Decode(frame)
-	if err != nil {
-		return nil, fail(FailureDecode, err)
-	}
-	reply, ok := m.(wire.OperatorReply)
-	if !ok {
-		return nil, fail(FailureDecode, fmt.Errorf("unexpected %T in reply to an operator query", m))
 	}
 	if !reply.OK {
 		qe := fail(FailureRejected, nil)
@@ -227,7 +226,57 @@ func Query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQue
 		}
 		return nil, qe
 	}
-	return reply.Body, nil
+	return body, nil
+}
+
+// malformedReply marks a reply that arrived but breaks the protocol: a frame
+// that does not decode, a message other than a reply or its parts, an error
+// reply after parts, or a body past the bound.
+type malformedReply struct{ err error }
+
+func (e malformedReply) Error() string { return e.err.Error() }
+func (e malformedReply) Unwrap() error { return e.err }
+
+// readReply reads a reply: any parts, then the reply frame. It returns the
+// whole body (the parts' and the reply's, concatenated) and the reply. A
+// body longer than limit stops the read.
+func readReply(r io.Reader, limit int) ([]byte, wire.OperatorReply, error) {
+	var body []byte
+	for {
+		frame, err := wire.ReadFrame(r, wire.MaxFrame)
+		if err != nil {
+			return nil, wire.OperatorReply{}, err
+		}
+		m, err := wire.Decode(frame)
+		if err != nil {
+			return nil, wire.OperatorReply{}, malformedReply{err}
+		}
+		var more []byte
+		switch m := m.(type) {
+		case wire.OperatorReplyPart:
+			more = m.Body
+		case wire.OperatorReply:
+			more = m.Body
+		default:
+			return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("unexpected %T in reply to an operator query", m)}
+		}
+		if len(body)+len(more) > limit {
+			return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("reply body longer than %d bytes", limit)}
+		}
+		if reply, ok := m.(wire.OperatorReply); ok {
+			if !reply.OK {
+				if len(body) > 0 {
+					return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("error reply after %d bytes of an OK reply's parts", len(body))}
+				}
+				return nil, reply, nil
+			}
+			if body == nil {
+				return reply.Body, reply, nil // one frame: no copy
+			}
+			return append(body, more...), reply, nil
+		}
+		body = append(body, more...)
+	}
 }
 
 // isTimeout reports whether err is a network timeout.

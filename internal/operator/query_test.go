@@ -1,6 +1,7 @@
 package operator
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -147,6 +148,102 @@ func TestQueryLargeReply(t *testing.T) {
 	}
 	if len(body) <= 1<<20 {
 		t.Errorf("body is only %d bytes; the test should cross 1 MiB", len(body))
+	}
+}
+
+// TestQueryReplyInParts proves a reply split into parts arrives whole and in
+// order: byte for byte the body Answer built.
+func TestQueryReplyInParts(t *testing.T) {
+	src := goldenSource()
+	src.records = manyRecords(2_000)
+	q := wire.OperatorQuery{Kind: uint8(KindContinuityList)}
+	want := Answer(q, src).Body
+	const part = 4096
+	if len(want) < 10*part {
+		t.Fatalf("the body is only %d bytes; the test wants many parts", len(want))
+	}
+	node := startNode(t, nil, func(conn net.Conn) { serve(conn, src, time.Minute, part) })
+	body, err := Query(t.Context(), node, []byte(testCookie), q, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(body, want) {
+		t.Fatalf("got %d bytes, want the %d Answer built", len(body), len(want))
+	}
+	if _, err := DecodeContinuityList(body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestQueryReplyLargerThanAFrame proves a list larger than one frame (the
+// 16 MiB a single reply could carry before parts) arrives whole through the
+// real Serve.
+func TestQueryReplyLargerThanAFrame(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a 17 MiB reply")
+	}
+	src := goldenSource()
+	src.records = manyRecords(17)
+	big := strings.Repeat("x", 1<<20)
+	for i := range src.records {
+		src.records[i].Error = big
+	}
+	node := startNode(t, src, nil)
+	body, err := Query(t.Context(), node, []byte(testCookie), wire.OperatorQuery{Kind: uint8(KindContinuityList)}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) <= wire.MaxFrame {
+		t.Fatalf("body is %d bytes; the test should cross one frame (%d)", len(body), wire.MaxFrame)
+	}
+	l, err := DecodeContinuityList(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Records) != 17 || l.Records[16].Error != big {
+		t.Fatalf("got %d records, or the last one's error is not the 1 MiB string", len(l.Records))
+	}
+}
+
+// TestQueryPartsBroken proves a reply whose parts break off, overrun the
+// bound or end in an error reply is an error, never a short body.
+func TestQueryPartsBroken(t *testing.T) {
+	part := wire.OperatorReplyPart{Body: []byte(`{"records":[`)}
+	cutOff := startNode(t, nil, func(conn net.Conn) {
+		wire.ReadFrame(conn, wire.MaxFrame)
+		wire.WriteMessage(conn, part)
+	})
+	endless := startNode(t, nil, func(conn net.Conn) {
+		wire.ReadFrame(conn, wire.MaxFrame)
+		for wire.WriteMessage(conn, wire.OperatorReplyPart{Body: make([]byte, 64<<10)}) == nil {
+		}
+	})
+	errorAfterParts := startNode(t, nil, func(conn net.Conn) {
+		wire.ReadFrame(conn, wire.MaxFrame)
+		wire.WriteMessage(conn, part)
+		wire.WriteMessage(conn, wire.OperatorReply{Error: "request_key_not_found"})
+	})
+	list := wire.OperatorQuery{Kind: uint8(KindContinuityList)}
+	for _, tc := range []struct {
+		name    string
+		node    *fakeNode
+		failure Failure
+		want    string
+	}{
+		{"cut off", cutOff, FailureUnavailable, " unavailable: read reply: "},
+		{"past the bound", endless, FailureDecode, " decode failed: reply body longer than 1048576 bytes"},
+		{"error after parts", errorAfterParts, FailureDecode, " decode failed: error reply after 12 bytes of an OK reply's parts"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := query(t.Context(), tc.node, []byte(testCookie), list, 10*time.Second, 1<<20)
+			var qe *QueryError
+			if !errors.As(err, &qe) || qe.Failure != tc.failure {
+				t.Fatalf("err = %v (body %d bytes), want a QueryError with failure %d", err, len(body), tc.failure)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("message %q does not contain %q", err, tc.want)
+			}
+		})
 	}
 }
 

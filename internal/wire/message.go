@@ -29,6 +29,7 @@ import (
 //	0x32  RouteCancel    id u64
 //	0x40  OperatorQuery  kind u8, request key, has limit bool, limit u32
 //	0x41  OperatorReply  ok bool, error string, body
+//	0x42  OperatorReplyPart  body
 //	0x50  Handover       id u64, step u8, epoch u64, authority
 //	0x51  HandoverAck    id u64, ok bool, reason string, authority,
 //	                     attempt watermark u64, pending u64
@@ -53,6 +54,7 @@ const (
 	tagRouteCancel   = 0x32
 	tagOperatorQuery = 0x40
 	tagOperatorReply = 0x41
+	tagOperatorPart  = 0x42
 	tagHandover      = 0x50
 	tagHandoverAck   = 0x51
 )
@@ -184,6 +186,7 @@ var decoders = [256]struct {
 	tagRouteCancel:   {"route cancel", decodeRouteCancel},
 	tagOperatorQuery: {"operator query", decodeOperatorQuery},
 	tagOperatorReply: {"operator reply", decodeOperatorReply},
+	tagOperatorPart:  {"operator reply part", decodeOperatorReplyPart},
 	tagHandover:      {"handover", decodeHandover},
 	tagHandoverAck:   {"handover ack", decodeHandoverAck},
 }
@@ -687,6 +690,24 @@ func (m OperatorReply) appendTo(dst []byte) []byte {
 
 func decodeOperatorReply(d *Decoder) Message {
 	return OperatorReply{OK: d.Bool(), Error: d.String(), Body: d.Blob()}
+}
+
+// OperatorReplyPart carries the leading part of an OK reply's body that is
+// too large for one frame. A node sends such a body as parts, in order, and
+// ends with an OperatorReply holding the rest; the body is their
+// concatenation. A reply that fits one frame is a single OperatorReply.
+type OperatorReplyPart struct {
+	Body []byte
+}
+
+func (m OperatorReplyPart) appendTo(dst []byte) []byte {
+	e := Encoder{buf: append(dst, tagOperatorPart)}
+	e.Blob(m.Body)
+	return e.buf
+}
+
+func decodeOperatorReplyPart(d *Decoder) Message {
+	return OperatorReplyPart{Body: d.Blob()}
 }
 
 // Handover steps of a planned switchover, sent by the primary to the

@@ -143,6 +143,8 @@ func sampleMessages() []sample {
 		{name: "operator query zero", in: OperatorQuery{}},
 		{name: "operator reply", in: OperatorReply{OK: true, Body: []byte(`{"records":[],"node":"primary@h:1"}`)}},
 		{name: "operator reply error", in: OperatorReply{Error: "unknown request key \"x\""}},
+		{name: "operator reply part", in: OperatorReplyPart{Body: []byte(`{"records":[{"request_key":"a"},`)}},
+		{name: "operator reply part empty", in: OperatorReplyPart{}},
 		{name: "handover", in: Handover{ID: 3, Step: HandoverCommit, Epoch: 4, Authority: primary}},
 		{name: "handover ack", in: HandoverAck{ID: math.MaxUint64, OK: true, Authority: Authority{Role: continuity.RoleStandby, Epoch: 4},
 			AttemptWatermark: 77, Pending: 2}},

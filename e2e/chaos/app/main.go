@@ -12,9 +12,6 @@
 //	POST /r1        Clustered(1) route; Idempotency-Key carries the key
 //	POST /submit    Submit(soak.Apply, key=?key, payload=body); answers
 //	                {"outcome","phase","attempt","epoch","owner","error"}
-//	GET /records    every continuity record this node holds (Node.Records),
-//	                in the field names of `meshc cluster continuity --json`;
-//	                for soaks whose record list outgrows one operator reply
 package main
 
 import (
@@ -51,7 +48,6 @@ func main() {
 	mux.Handle("POST /r2", mesh.Clustered(2, soak.Pair))
 	mux.Handle("POST /r1", mesh.Clustered(1, soak.Single))
 	mux.HandleFunc("POST /submit", submit)
-	mux.HandleFunc("GET /records", records)
 	addr := os.Getenv("CHAOS_HTTP_ADDR")
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -118,58 +114,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	b, _ := json.Marshal(v)
 	_, _ = w.Write(append(b, '\n'))
-}
-
-// recordDoc is one record in the field names of the operator JSON.
-type recordDoc struct {
-	AttemptID                  string     `json:"attempt_id"`
-	ClusterRole                string     `json:"cluster_role"`
-	CompletedAt                *time.Time `json:"completed_at"`
-	DeclaredHandlerRuntimeName string     `json:"declared_handler_runtime_name"`
-	Error                      string     `json:"error"`
-	ExecutionNode              string     `json:"execution_node"`
-	FellBackLocally            bool       `json:"fell_back_locally"`
-	IngressNode                string     `json:"ingress_node"`
-	OwnerNode                  string     `json:"owner_node"`
-	PayloadHash                string     `json:"payload_hash"`
-	Phase                      string     `json:"phase"`
-	PromotionEpoch             uint64     `json:"promotion_epoch"`
-	ReplicaNode                string     `json:"replica_node"`
-	ReplicaStatus              string     `json:"replica_status"`
-	ReplicationCount           uint64     `json:"replication_count"`
-	ReplicationHealth          string     `json:"replication_health"`
-	RequestKey                 string     `json:"request_key"`
-	Result                     string     `json:"result"`
-	RoutedRemotely             bool       `json:"routed_remotely"`
-	SubmittedAt                *time.Time `json:"submitted_at"`
-}
-
-func optionalTime(t time.Time) *time.Time {
-	if t.IsZero() {
-		return nil
-	}
-	return &t
-}
-
-// records streams every record as {"records":[...]}, one encoded record at
-// a time, however many there are.
-func records(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = io.WriteString(w, `{"records":[`)
-	enc := json.NewEncoder(w)
-	for i, rec := range mesh.Default().Records() {
-		if i > 0 {
-			_, _ = io.WriteString(w, ",")
-		}
-		_ = enc.Encode(recordDoc{
-			AttemptID: rec.AttemptID(), ClusterRole: string(rec.Role), CompletedAt: optionalTime(rec.CompletedAt),
-			DeclaredHandlerRuntimeName: rec.RuntimeName, Error: rec.Error, ExecutionNode: rec.ExecutionNode,
-			FellBackLocally: rec.FellBackLocally, IngressNode: rec.IngressNode, OwnerNode: rec.OwnerNode,
-			PayloadHash: rec.PayloadHash, Phase: string(rec.Phase), PromotionEpoch: rec.Epoch,
-			ReplicaNode: rec.ReplicaNode, ReplicaStatus: string(rec.ReplicaStatus), ReplicationCount: rec.ReplicationCount,
-			ReplicationHealth: string(rec.Health), RequestKey: rec.RequestKey, Result: string(rec.Result),
-			RoutedRemotely: rec.RoutedRemotely, SubmittedAt: optionalTime(rec.SubmittedAt),
-		})
-	}
-	_, _ = io.WriteString(w, "]}\n")
 }
