@@ -19,8 +19,12 @@ test: deps vet test-go-floor test-race test-tools test-e2e test-stress chaos-sho
 deps:
 	bash scripts/ensure-deps.sh
 
+# The build tags a user may set (mesh_nometrics, mesh_noetcd) must keep the
+# module building; the one test of the etcd-less build runs here too.
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags mesh_nometrics,mesh_noetcd ./...
+	$(GO) test -count=1 -tags mesh_noetcd -run '^TestLeaseEtcdCompiledOut$$' ./internal/cluster/
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 
 # The go directive is the oldest supported release; prove it by vetting the

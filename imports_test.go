@@ -61,3 +61,29 @@ func TestImportersOfFindsAnImporter(t *testing.T) {
 		t.Errorf("importersOf = %q, %d packages; want %q, 3", got, listed, want)
 	}
 }
+
+// TestNoEtcdTagLeavesEtcdOut: a program built with -tags mesh_noetcd links
+// no etcd or gRPC package, and one built without the tag does (so the check
+// can fail).
+func TestNoEtcdTagLeavesEtcdOut(t *testing.T) {
+	deps := func(tags ...string) []string {
+		args := append([]string{"list", "-deps"}, tags...)
+		out, err := exec.Command("go", append(args, ".")...).Output()
+		if err != nil {
+			t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+		}
+		var hits []string
+		for _, p := range strings.Fields(string(out)) {
+			if strings.HasPrefix(p, "go.etcd.io/") || strings.HasPrefix(p, "google.golang.org/grpc") {
+				hits = append(hits, p)
+			}
+		}
+		return hits
+	}
+	if hits := deps("-tags", "mesh_noetcd"); len(hits) > 0 {
+		t.Errorf("with -tags mesh_noetcd the package still links %s", strings.Join(hits, ", "))
+	}
+	if hits := deps(); len(hits) == 0 {
+		t.Error("without the tag no etcd package is linked; the check above proves nothing")
+	}
+}

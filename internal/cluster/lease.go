@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/arbiter"
-	etcdarbiter "meshgo.dev/mesh/internal/arbiter/etcd"
 	"meshgo.dev/mesh/internal/arbiter/postgres"
 	"meshgo.dev/mesh/internal/authority"
 	"meshgo.dev/mesh/internal/continuity"
@@ -120,11 +119,7 @@ func (n *Node) openLeaseArbiter(cfg Config) error {
 			closeFn = pa.Close
 		}
 	case arbiter.KindEtcd:
-		ea, eerr := etcdarbiter.Open(ctx, etcdarbiter.Config{URL: spec.DSN, Cluster: leaseRow(cfg.Cookie), Timing: t})
-		a, err = ea, eerr
-		if eerr == nil {
-			closeFn = ea.Close
-		}
+		a, closeFn, err = openEtcd(ctx, spec.DSN, leaseRow(cfg.Cookie), t)
 	default:
 		return fmt.Errorf("arbiter %s: unknown kind %q", spec, spec.Kind)
 	}

@@ -1,3 +1,5 @@
+//go:build !mesh_noetcd
+
 package cluster
 
 import (
