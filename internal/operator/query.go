@@ -251,31 +251,28 @@ func readReply(r io.Reader, limit int) ([]byte, wire.OperatorReply, error) {
 		if err != nil {
 			return nil, wire.OperatorReply{}, malformedReply{err}
 		}
-		var more []byte
 		switch m := m.(type) {
 		case wire.OperatorReplyPart:
-			more = m.Body
+			if len(m.Body) == 0 {
+				return nil, wire.OperatorReply{}, malformedReply{errors.New("empty reply part")}
+			}
+			if len(body)+len(m.Body) > limit {
+				return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("reply body longer than %d bytes", limit)}
+			}
+			body = append(body, m.Body...)
 		case wire.OperatorReply:
-			more = m.Body
+			switch {
+			case len(body) == 0:
+				return m.Body, m, nil // one frame, as every reply that fits one
+			case !m.OK:
+				return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("error reply after %d bytes of an OK reply's parts", len(body))}
+			case len(body)+len(m.Body) > limit:
+				return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("reply body longer than %d bytes", limit)}
+			}
+			return append(body, m.Body...), m, nil
 		default:
 			return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("unexpected %T in reply to an operator query", m)}
 		}
-		if len(body)+len(more) > limit {
-			return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("reply body longer than %d bytes", limit)}
-		}
-		if reply, ok := m.(wire.OperatorReply); ok {
-			if !reply.OK {
-				if len(body) > 0 {
-					return nil, wire.OperatorReply{}, malformedReply{fmt.Errorf("error reply after %d bytes of an OK reply's parts", len(body))}
-				}
-				return nil, reply, nil
-			}
-			if body == nil {
-				return reply.Body, reply, nil // one frame: no copy
-			}
-			return append(body, more...), reply, nil
-		}
-		body = append(body, more...)
 	}
 }
 

@@ -223,6 +223,11 @@ func TestQueryPartsBroken(t *testing.T) {
 		wire.WriteMessage(conn, part)
 		wire.WriteMessage(conn, wire.OperatorReply{Error: "request_key_not_found"})
 	})
+	emptyParts := startNode(t, nil, func(conn net.Conn) {
+		wire.ReadFrame(conn, wire.MaxFrame)
+		for wire.WriteMessage(conn, wire.OperatorReplyPart{}) == nil {
+		}
+	})
 	list := wire.OperatorQuery{Kind: uint8(KindContinuityList)}
 	for _, tc := range []struct {
 		name    string
@@ -233,6 +238,7 @@ func TestQueryPartsBroken(t *testing.T) {
 		{"cut off", cutOff, FailureUnavailable, " unavailable: read reply: "},
 		{"past the bound", endless, FailureDecode, " decode failed: reply body longer than 1048576 bytes"},
 		{"error after parts", errorAfterParts, FailureDecode, " decode failed: error reply after 12 bytes of an OK reply's parts"},
+		{"empty parts", emptyParts, FailureDecode, " decode failed: empty reply part"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body, err := query(t.Context(), tc.node, []byte(testCookie), list, 10*time.Second, 1<<20)
