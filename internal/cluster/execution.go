@@ -36,6 +36,9 @@ func (n *Node) submitRecordTo(ctx context.Context, sub *submission, dec *continu
 		*dec = continuity.Decision{}
 		return &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
+	if n.unsynced.Load() > 0 {
+		n.awaitPeerSync(ctx)
+	}
 	// Held while a switchover moves the epoch (switchover.go).
 	n.switchGate.RLock()
 	defer n.switchGate.RUnlock()
@@ -81,6 +84,32 @@ func (n *Node) submitRecordTo(ctx context.Context, sub *submission, dec *continu
 		*rec, _ = n.refuse(*rec, continuity.ReasonOf(n.storeFailure(err)))
 	}
 	return nil
+}
+
+// awaitPeerSync holds a submission while a peer is linked whose first
+// snapshot this node has not applied yet, for at most the peer timeout (or
+// until ctx ends). Until then the node does not know which keys the peer
+// holds, nor the attempt ids it has used: a node just restarted would run a
+// key its peer had already run alone (one count-1 route answered twice,
+// under two attempts, with two bodies) or open attempts its peer then
+// refuses. Placement is computed after the wait, over the linked peer.
+func (n *Node) awaitPeerSync(ctx context.Context) {
+	linked := n.linked.Load()
+	if linked == nil {
+		return
+	}
+	limit := time.NewTimer(n.cfg.PeerTimeout)
+	defer limit.Stop()
+	for _, s := range *linked {
+		select {
+		case <-s.synced:
+		case <-s.closed:
+		case <-ctx.Done():
+			return
+		case <-limit.C:
+			return
+		}
+	}
 }
 
 // refuse ends rec, an attempt this node is submitting, as refused with

@@ -151,6 +151,9 @@ type Node struct {
 	loopTick   atomic.Int64 // node-monotonic nanoseconds of the pause detector's last tick
 	rejoining  bool         // started with peers known from a previous run
 	everSynced atomic.Bool  // some peer's snapshot was merged since start
+	// unsynced counts the registered sessions whose peer's first snapshot
+	// has not been applied yet; submissions wait for it (awaitPeerSync).
+	unsynced atomic.Int32
 	// peerOutlivedPrevious: a peer's first snapshot said it knew an earlier
 	// process of this node, so that peer recovers what the earlier process
 	// held, and resumeRecovered leaves it alone.
@@ -658,6 +661,8 @@ func (n *Node) register(s *session) bool {
 	}
 	s.mark = n.reg.Watermark() // before placement can name the peer
 	s.knew = n.incarnations[s.peer]
+	s.counted = true
+	n.unsynced.Add(1)
 	n.sessions[s.peer] = s
 	n.sessionsChangedLocked()
 	n.reg.SetAloneSlot(-1)
@@ -737,6 +742,7 @@ func (n *Node) aloneSlot() int {
 // unregister removes s if it is still the registered session for its peer and
 // runs node-loss handling.
 func (n *Node) unregister(s *session, cause error) {
+	s.settle()
 	n.mu.Lock()
 	if n.sessions[s.peer] != s {
 		n.mu.Unlock()

@@ -28,6 +28,11 @@ type session struct {
 
 	synced   chan struct{} // closed when the peer's first Sync was applied
 	syncOnce sync.Once
+	// counted: register added this session to Node.unsynced; settle takes
+	// it out once, when the peer's first Sync was applied or the session
+	// ended.
+	counted    bool
+	settleOnce sync.Once
 
 	routes  sync.Map    // route id -> context.CancelFunc for requests this node executes
 	durable durableAcks // prepare acks and Held answers waiting for the log store (outcome.go)
@@ -56,6 +61,15 @@ func (s *session) isSynced() bool {
 }
 
 func (s *session) close(cause error) { s.link.Close(cause) }
+
+// settle takes a registered session out of Node.unsynced, once.
+func (s *session) settle() {
+	s.settleOnce.Do(func() {
+		if s.counted {
+			s.n.unsynced.Add(-1)
+		}
+	})
+}
 
 // send queues one message to be written at once; see peer.Link.Send.
 func (s *session) send(m wire.Message) error { return s.link.Send(m) }
@@ -178,6 +192,7 @@ func (s *session) Handle(m wire.Message) {
 		s.heard(m.Authority)
 		n.everSynced.Store(true)
 		s.syncOnce.Do(func() { close(s.synced) })
+		s.settle()
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
 		s.HandlePrepare(&m)
