@@ -153,7 +153,7 @@ func newSuite(t *testing.T, arbiter string) *suite {
 	b := nodeSpec{label: "b", role: "standby", name: fmt.Sprintf("standby@%s:%d", nw.addr[1], port), peerHost: nw.addr[0],
 		clusterPort: port, httpAddr: nw.http[1] + ":8080", prefix: nw.prefix(1), env: env}
 	s.p.nodes = [2]*node{s.p.start(s.app, a), s.p.start(s.app, b)}
-	if ok, detail := s.waitFormed("start"); !ok {
+	if formed, detail := s.waitFormed("start"); formed.IsZero() {
 		t.Fatalf("the pair never formed: %s", detail)
 	}
 	t.Logf("%s: %s", mode, nw.describe())
@@ -197,7 +197,8 @@ func (s *suite) scenario(seq int, kind string, hold time.Duration, cut, heal fun
 	pause(context.Background(), hold)
 	heal(p, sb)
 	f.End = time.Now()
-	f.Reformed, f.Detail = s.waitFormed(kind)
+	f.Formed, f.Detail = s.waitFormed(kind)
+	f.Reformed = !f.Formed.IsZero()
 	s.fault(f)
 	pause(context.Background(), time.Second)
 	stop()

@@ -178,8 +178,9 @@ func (s *soak) checkIsolation(nw *netns) {
 	s.waitFormed("isolation check")
 }
 
-// waitFormed polls until the pair has re-formed or reformBound ran out.
-func (s *soak) waitFormed(after string) (bool, string) {
+// waitFormed polls until the pair has re-formed or reformBound ran out, and
+// returns when it saw the pair formed (zero if it did not) or why not.
+func (s *soak) waitFormed(after string) (time.Time, string) {
 	deadline := time.Now().Add(reformBound)
 	for {
 		obs, err := s.p.formed()
@@ -187,10 +188,10 @@ func (s *soak) waitFormed(after string) (bool, string) {
 			s.observe(o)
 		}
 		if err == nil {
-			return true, ""
+			return time.Now(), ""
 		}
 		if time.Now().After(deadline) {
-			return false, fmt.Sprintf("after %s: %v", after, err)
+			return time.Time{}, fmt.Sprintf("after %s: %v", after, err)
 		}
 		pause(context.Background(), 200*time.Millisecond)
 	}
@@ -247,7 +248,8 @@ func (s *soak) inject(kind string, nw *netns) {
 		nw.heal()
 	}
 	f.End = time.Now()
-	f.Reformed, f.Detail = s.waitFormed(kind)
+	f.Formed, f.Detail = s.waitFormed(kind)
+	f.Reformed = !f.Formed.IsZero()
 	if kind == chaos.FaultPartition && f.Detail == "" {
 		f.Detail = "cluster link cut"
 	}
@@ -275,7 +277,7 @@ func (s *soak) pollStatus(ctx context.Context) {
 // records, the checker and the summary.
 func (s *soak) run(kinds []string, nw *netns) {
 	t := s.t
-	if ok, detail := s.waitFormed("start"); !ok {
+	if formed, detail := s.waitFormed("start"); formed.IsZero() {
 		t.Fatalf("the pair never formed: %s", detail)
 	}
 	ctx, stop := context.WithTimeout(context.Background(), s.cfg.duration)

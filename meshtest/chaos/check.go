@@ -182,19 +182,32 @@ func finalByKey(h History) map[string]map[string]Record {
 //     before the pair had re-formed after it): both sides of a partition
 //     serve, and the version kept at the heal may be either side's;
 //   - the first answer came from a Clustered(1) request whose node was
-//     killed before the second was asked: its record died with it.
+//     killed before the second was asked: its record died with it;
+//   - both are Clustered(1) answers and either was served while a killed
+//     node was down or restarted but not yet linked to its peer again
+//     (from the kill until the runner saw the pair formed): with the link
+//     down each node serves a count-1 route alone, as during a cut.
 func documentedRerun(h History, first, later Op) bool {
+	within := func(from, to time.Time) bool {
+		for _, o := range []Op{first, later} {
+			if !o.Start.Before(from) && o.Start.Before(to) {
+				return true
+			}
+		}
+		return false
+	}
 	for _, f := range h.Faults {
+		kill := strings.HasPrefix(f.Kind, "kill-")
 		switch {
 		case f.Kind == FaultPartition:
-			settled := f.End.Add(h.HungBound)
-			for _, o := range []Op{first, later} {
-				if !o.Start.Before(f.Start) && o.Start.Before(settled) {
-					return true
-				}
+			if within(f.Start, f.End.Add(h.HungBound)) {
+				return true
 			}
-		case first.Kind == KindRoute1 && strings.HasPrefix(f.Kind, "kill-") &&
+		case first.Kind == KindRoute1 && kill &&
 			!f.Start.Before(first.Start) && f.Start.Before(later.Start) && ranOn(h, first) == f.Node:
+			return true
+		case first.Kind == KindRoute1 && later.Kind == KindRoute1 && kill && !f.Formed.IsZero() &&
+			within(f.Start, f.Formed):
 			return true
 		}
 	}

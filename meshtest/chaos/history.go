@@ -122,7 +122,10 @@ type Fault struct {
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end"`
 	Reformed bool      `json:"reformed"`
-	Detail   string    `json:"detail,omitempty"`
+	// Formed is when the runner saw the pair formed again after End (zero
+	// when it did not within its bound).
+	Formed time.Time `json:"formed,omitzero"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // Record is one continuity record as `meshc cluster continuity <node>
