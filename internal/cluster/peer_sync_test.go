@@ -67,7 +67,10 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 	if n.unsynced.Load() != 0 {
 		t.Fatalf("unsynced sessions = %d after the snapshot, want 0", n.unsynced.Load())
 	}
-	if r, ok := n.reg.Get(key); !ok || r.Phase != continuity.PhaseCompleted {
-		t.Fatalf("record %+v, %v; want it completed", r, ok)
-	}
+	eventually(t, 5*time.Second, func() error { // the work runs after Submit returns
+		if r, ok := n.reg.Get(key); !ok || r.Phase != continuity.PhaseCompleted {
+			return fmt.Errorf("record %+v, %v; want it completed", r, ok)
+		}
+		return nil
+	})
 }

@@ -191,8 +191,8 @@ func (s *session) Handle(m wire.Message) {
 		}
 		s.heard(m.Authority)
 		n.everSynced.Store(true)
+		s.settle() // before synced closes: a submission it releases sees the count down
 		s.syncOnce.Do(func() { close(s.synced) })
-		s.settle()
 		n.resynced(s.peer, s.started)
 	case wire.Prepare:
 		s.HandlePrepare(&m)
