@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -53,6 +54,35 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 
+	// A leading part of the snapshot is merged, but the peer is not synced
+	// until the closing Sync: its later parts may hold keys it ran alone.
+	now := time.Now().UTC()
+	partRec := continuity.Record{
+		RequestKey: "from-the-part", PayloadHash: "payload", Attempt: 3,
+		Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
+		IngressNode: peerName, OwnerNode: peerName, ExecutionNode: peerName, ReplicationCount: 1,
+		ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
+		RuntimeName: "sync.One", Kind: continuity.KindWork, SubmittedAt: now, CompletedAt: now,
+	}
+	part := wire.SyncPart{Authority: wire.Authority{Role: RoleStandby}, Records: []continuity.Record{partRec}, Incarnation: 7}
+	if err := wire.WriteMessage(remote, part); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if _, ok := n.reg.Get(partRec.RequestKey); !ok {
+			return fmt.Errorf("the part's record is not merged")
+		}
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the submission ended (%v) after a leading part of the snapshot, before its closing Sync", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if n.unsynced.Load() != 1 {
+		t.Fatalf("unsynced sessions = %d after a leading part of the snapshot, want 1", n.unsynced.Load())
+	}
+
 	if err := wire.WriteMessage(remote, wire.Sync{Authority: wire.Authority{Role: RoleStandby}, Incarnation: 7}); err != nil {
 		t.Fatal(err)
 	}
@@ -73,4 +103,59 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A snapshot larger than one chunk goes as SyncParts and one closing Sync,
+// each under about syncChunkBytes, with every record once and in order.
+func TestSnapshotPartsThenOneSync(t *testing.T) {
+	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
+	now := time.Now().UTC()
+	body := bytes.Repeat([]byte("r"), 700<<10)
+	var keys []string
+	for i := range 8 { // 5.6 MiB of stored responses: three chunks or more
+		r := continuity.Record{
+			RequestKey: fmt.Sprintf("big-%d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
+			Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
+			IngressNode: n.Name(), OwnerNode: n.Name(), ExecutionNode: n.Name(), ReplicationCount: 1,
+			ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
+			RuntimeName: "route", Kind: continuity.KindRoute, SubmittedAt: now, CompletedAt: now, Response: body,
+		}
+		if _, changed, err := n.reg.Merge(r, "test"); err != nil || !changed {
+			t.Fatalf("seed %s: changed %v, %v", r.RequestKey, changed, err)
+		}
+		keys = append(keys, r.RequestKey)
+	}
+	msgs := n.syncMessages(0)
+	if len(msgs) < 3 {
+		t.Fatalf("%d snapshot frames for 5.6 MiB, want at least 3", len(msgs))
+	}
+	seen := map[string]int{}
+	for i, m := range msgs {
+		var recs []continuity.Record
+		switch m := m.(type) {
+		case wire.SyncPart:
+			if i == len(msgs)-1 {
+				t.Fatal("the snapshot ends with a SyncPart, not a Sync")
+			}
+			recs = m.Records
+		case wire.Sync:
+			if i != len(msgs)-1 {
+				t.Fatalf("frame %d of %d is a Sync; only the last may be", i+1, len(msgs))
+			}
+			recs = m.Records
+		default:
+			t.Fatalf("frame %d is %T", i+1, m)
+		}
+		if size := len(wire.Encode(m)); size > syncChunkBytes+len(body)+4096 {
+			t.Fatalf("frame %d is %d bytes, over a chunk", i+1, size)
+		}
+		for _, r := range recs {
+			seen[r.RequestKey]++
+		}
+	}
+	for _, k := range keys {
+		if seen[k] != 1 {
+			t.Fatalf("record %s is in %d snapshot frames, want 1", k, seen[k])
+		}
+	}
 }

@@ -26,7 +26,7 @@ type session struct {
 	knew     uint64          // the peer's incarnation known from the previous session, at registration
 	closed   <-chan struct{} // the link's Done
 
-	synced   chan struct{} // closed when the peer's first Sync was applied
+	synced   chan struct{} // closed when the peer's first snapshot was applied, its closing Sync included
 	syncOnce sync.Once
 	// counted: register added this session to Node.unsynced; settle takes
 	// it out once, when the peer's first Sync was applied or the session
@@ -107,14 +107,25 @@ func (n *Node) startSession(conn net.Conn, name string, outgoing bool) {
 	}
 }
 
+// applySnapshot merges one frame of the peer's snapshot, a SyncPart or the
+// closing Sync.
+func (s *session) applySnapshot(m *wire.Sync) {
+	n := s.n
+	n.reg.RaiseWatermark(m.AttemptWatermark)
+	n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
+	for i := range m.Records {
+		n.merge(&m.Records[i], s.peer)
+	}
+}
+
 func (n *Node) authorityMsg() wire.Authority {
 	role, epoch := n.reg.Authority()
 	return wire.Authority{Role: role, Epoch: epoch}
 }
 
-// syncChunkBytes bounds the approximate encoded size of one Sync frame, so a
-// snapshot of many records (or of records carrying stored responses) never
-// nears the frame cap and heartbeats keep flowing between chunks.
+// syncChunkBytes bounds the approximate encoded size of one snapshot frame,
+// so a snapshot of many records (or of records carrying stored responses)
+// never nears the frame cap and heartbeats keep flowing between chunks.
 const syncChunkBytes = 2 << 20
 
 func approxRecordSize(r continuity.Record) int {
@@ -123,6 +134,9 @@ func approxRecordSize(r continuity.Record) int {
 		len(r.Input) + len(r.Output)
 }
 
+// syncMessages is the node's snapshot for a peer: SyncParts of at most about
+// syncChunkBytes each, then the Sync that closes it (the only frame when
+// the snapshot is small).
 func (n *Node) syncMessages(knew uint64) []wire.Message {
 	recs := n.reg.Records()
 	auth := n.authorityMsg()
@@ -132,7 +146,7 @@ func (n *Node) syncMessages(knew uint64) []wire.Message {
 	for i, r := range recs {
 		sz := approxRecordSize(r)
 		if size+sz > syncChunkBytes && i > start {
-			out = append(out, wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation, PeerIncarnation: knew})
+			out = append(out, wire.SyncPart{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation, PeerIncarnation: knew})
 			start, size = i, 0
 		}
 		size += sz
@@ -174,13 +188,13 @@ func (s *session) Handle(m wire.Message) {
 				n.goRun(func() { _, _ = n.dial(n.ctx, addr, n.cfg.PeerTimeout) })
 			}
 		}
+	case wire.SyncPart:
+		// A leading part of a snapshot: its records are merged, but the
+		// peer counts as synced only once the closing Sync is applied.
+		s.applySnapshot((*wire.Sync)(&m))
 	case wire.Sync:
 		first := !s.isSynced()
-		n.reg.RaiseWatermark(m.AttemptWatermark)
-		n.observeAuthority(s.peer, m.Authority.Role, m.Authority.Epoch, highestEpoch(m.Records))
-		for i := range m.Records {
-			n.merge(&m.Records[i], s.peer)
-		}
+		s.applySnapshot(&m)
 		if first {
 			n.heardIncarnation(s, m.Incarnation)
 			if m.PeerIncarnation != 0 && m.PeerIncarnation != n.incarnation {

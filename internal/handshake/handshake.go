@@ -25,8 +25,9 @@ import (
 // after the handshake changes: 2 added the Refused flag to every record, 3
 // the Held/HeldAck exchange (an owner waits for its replica to hold a
 // count-2 route's outcome before answering the client) and the Handover and
-// HandoverAck messages of a planned switchover.
-const Version = 3
+// HandoverAck messages of a planned switchover, 4 the SyncPart message (a
+// snapshot of several frames counts as applied only after its last).
+const Version = 4
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second

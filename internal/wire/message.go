@@ -20,6 +20,7 @@ import (
 //	0x13  PrepareAck     id u64, ok bool, reason string, authority
 //	0x14  Held           id u64, request key, attempt u64
 //	0x15  HeldAck        id u64, ok bool, reason string, authority
+//	0x16  SyncPart       as Sync
 //	0x20  Dispatch       id u64, runtime name, request key, attempt u64, epoch u64
 //	0x21  DispatchAck    id u64, ok bool, reason string
 //	0x30  RouteRequest   id u64, runtime name, request key, attempt u64, epoch u64,
@@ -47,6 +48,7 @@ const (
 	tagPrepareAck    = 0x13
 	tagHeld          = 0x14
 	tagHeldAck       = 0x15
+	tagSyncPart      = 0x16
 	tagDispatch      = 0x20
 	tagDispatchAck   = 0x21
 	tagRouteRequest  = 0x30
@@ -179,6 +181,7 @@ var decoders = [256]struct {
 	tagPrepareAck:    {"prepare ack", decodePrepareAck},
 	tagHeld:          {"held", decodeHeld},
 	tagHeldAck:       {"held ack", decodeHeldAck},
+	tagSyncPart:      {"sync part", decodeSyncPart},
 	tagDispatch:      {"dispatch", decodeDispatch},
 	tagDispatchAck:   {"dispatch ack", decodeDispatchAck},
 	tagRouteRequest:  {"route request", decodeRouteRequest},
@@ -275,8 +278,11 @@ type Sync struct {
 	PeerIncarnation  uint64
 }
 
-func (m Sync) appendTo(dst []byte) []byte {
-	e := Encoder{buf: append(dst, tagSync)}
+func (m Sync) appendTo(dst []byte) []byte { return m.appendBody(append(dst, tagSync)) }
+
+// appendBody appends the fields of a Sync or SyncPart after its tag.
+func (m Sync) appendBody(dst []byte) []byte {
+	e := Encoder{buf: dst}
 	m.Authority.encode(&e)
 	e.U64(m.AttemptWatermark)
 	e.Count(len(m.Records))
@@ -287,6 +293,17 @@ func (m Sync) appendTo(dst []byte) []byte {
 	e.U64(m.PeerIncarnation)
 	return e.buf
 }
+
+// SyncPart is a leading part of a snapshot too large for one frame: the
+// sender splits its snapshot into SyncParts followed by one Sync, and the
+// receiver counts the peer as synced only once that Sync is applied. Its
+// fields are a Sync's, and every part carries the same authority,
+// watermark and incarnations. Added in handshake version 4.
+type SyncPart Sync
+
+func (m SyncPart) appendTo(dst []byte) []byte { return Sync(m).appendBody(append(dst, tagSyncPart)) }
+
+func decodeSyncPart(d *Decoder) Message { return SyncPart(decodeSync(d).(Sync)) }
 
 func decodeSync(d *Decoder) Message {
 	m := Sync{Authority: decodeAuthority(d), AttemptWatermark: d.U64()}

@@ -111,6 +111,9 @@ func sampleMessages() []sample {
 		{name: "sync extreme", in: Sync{AttemptWatermark: math.MaxUint64, Records: []continuity.Record{extremeRecord()},
 			Incarnation: math.MaxUint64, PeerIncarnation: math.MaxUint64}},
 		{name: "sync empty", in: Sync{Records: []continuity.Record{}}, want: Sync{}},
+		{name: "sync part", in: SyncPart{Authority: primary, AttemptWatermark: 99,
+			Records: []continuity.Record{fullRecord(), pendingRecord()}, Incarnation: 0x1122334455667788, PeerIncarnation: 7}},
+		{name: "sync part empty", in: SyncPart{Records: []continuity.Record{}}, want: SyncPart{}},
 		{name: "upsert", in: Upsert{Authority: primary, AttemptWatermark: 8, Record: fullRecord()}},
 		{name: "upsert empty response", in: Upsert{Record: func() continuity.Record {
 			r := pendingRecord()
