@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,7 +19,7 @@ import (
 func (n *Node) discoveryLoop() {
 	t := time.NewTicker(n.cfg.DiscoveryInterval)
 	defer t.Stop()
-	last := n.discoverOnce("")
+	last := n.discoverOnce("", n.endFirstLook)
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -26,7 +27,31 @@ func (n *Node) discoveryLoop() {
 		case <-t.C:
 		case <-n.kick:
 		}
-		last = n.discoverOnce(last)
+		last = n.discoverOnce(last, nil)
+	}
+}
+
+// endFirstLook ends the wait of submissions for the first discovery tick
+// (awaitFirstLook): its dials have all ended, each linked to its peer or
+// failed.
+func (n *Node) endFirstLook() {
+	n.looking.Store(false)
+	close(n.firstLook)
+}
+
+// awaitFirstLook holds a submission made before the node's first look for
+// its peers has ended, at most the peer timeout or until ctx ends. A peer
+// found then is registered before the look ends, so the submission then
+// waits for its snapshot (awaitPeerSync); a peer that cannot be reached
+// costs the submission the time its dial takes to fail.
+func (n *Node) awaitFirstLook(ctx context.Context) {
+	limit := time.NewTimer(n.cfg.PeerTimeout)
+	defer limit.Stop()
+	select {
+	case <-n.firstLook:
+	case <-ctx.Done():
+	case <-n.ctx.Done():
+	case <-limit.C:
 	}
 }
 
@@ -57,8 +82,9 @@ func (n *Node) resolveAddrs(ctx context.Context, host string, port int) ([]strin
 }
 
 // discoverOnce runs one discovery tick and returns its outcome as logged;
-// last is the previous tick's.
-func (n *Node) discoverOnce(last string) string {
+// last is the previous tick's. ended, when not nil, is called once every
+// dial the tick starts has ended (at once when it starts none).
+func (n *Node) discoverOnce(last string, ended func()) string {
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 	defer cancel()
 	seed, port := n.cfg.DiscoverySeed, n.cfg.ClusterPort
@@ -118,11 +144,22 @@ func (n *Node) discoverOnce(last string) string {
 	} else {
 		n.log.Debug("[mesh-rt discovery]", attrs...)
 	}
+	var dials sync.WaitGroup
 	for _, addr := range accepted {
+		dials.Add(1)
 		n.goRun(func() {
+			defer dials.Done()
 			if _, err := n.dial(n.ctx, addr, n.cfg.PeerTimeout); err != nil && n.ctx.Err() == nil {
 				n.log.Debug("[mesh-rt discovery] dial failed", "target", addr, "seed", seed, "error", err.Error())
 			}
+		})
+	}
+	if ended != nil {
+		// A dial goRun did not start (the node is stopping) never ends;
+		// awaitFirstLook also ends with the node.
+		n.goRun(func() {
+			dials.Wait()
+			ended()
 		})
 	}
 	return outcome

@@ -36,6 +36,9 @@ func (n *Node) submitRecordTo(ctx context.Context, sub *submission, dec *continu
 		*dec = continuity.Decision{}
 		return &continuity.Error{Reason: continuity.ReasonShuttingDown}
 	}
+	if n.looking.Load() {
+		n.awaitFirstLook(ctx)
+	}
 	if n.unsynced.Load() > 0 {
 		n.awaitPeerSync(ctx)
 	}

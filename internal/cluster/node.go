@@ -154,6 +154,12 @@ type Node struct {
 	// unsynced counts the registered sessions whose peer's first snapshot
 	// has not been applied yet; submissions wait for it (awaitPeerSync).
 	unsynced atomic.Int32
+	// looking is set, in cluster mode, until the first discovery tick's
+	// dials have all ended, when firstLook closes; until then a submission
+	// waits (awaitFirstLook): a peer that is up is about to link, and its
+	// snapshot may hold keys this node would otherwise run alone.
+	looking   atomic.Bool
+	firstLook chan struct{}
 	// peerOutlivedPrevious: a peer's first snapshot said it knew an earlier
 	// process of this node, so that peer recovers what the earlier process
 	// held, and resumeRecovered leaves it alone.
@@ -199,7 +205,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		kick: make(chan struct{}, 1), start: time.Now(), authCh: make(chan struct{}),
 		admission: newAdmission(time.Now), arbiter: authority.Peer{},
 		incarnation: randUint64() | 1, incarnations: map[string]uint64{},
-		slots: newWorkSlots(cfg.MaxRunningWork),
+		slots: newWorkSlots(cfg.MaxRunningWork), firstLook: make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(n)
@@ -303,6 +309,7 @@ func Start(cfg Config, opts ...Option) (*Node, error) {
 		n.ln = ln
 		n.log.Info("[mesh-rt transport] listening", "node", n.self, "cluster_role", string(role), "promotion_epoch", epoch)
 		n.goRun(n.acceptLoop)
+		n.looking.Store(true)
 		n.goRun(n.discoveryLoop)
 		n.goRun(n.pauseDetector)
 		if n.lease != nil {

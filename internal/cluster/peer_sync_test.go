@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -157,5 +158,40 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 		if seen[k] != 1 {
 			t.Fatalf("record %s is in %d snapshot frames, want 1", k, seen[k])
 		}
+	}
+}
+
+// A node started next to a running peer submits nothing before its first
+// look for peers has ended: a submission made the moment Start returns
+// waits for the link and the peer's snapshot, and finds the key the peer
+// already ran instead of running it alone under a second attempt.
+func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
+	var runs atomic.Int32
+	handlers := &registry{handlers: map[string]*handler{
+		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
+			run: func(context.Context) error { runs.Add(1); return nil }},
+	}}
+	decl := Declaration{RuntimeName: "look.One", ReplicationCount: 1}
+	port := freePort(t)
+	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary), withHandlers(handlers))
+	const key = "look-1"
+	if res, err := p.Submit(t.Context(), decl, key, "p"); err != nil || res.Outcome != OutcomeCreated {
+		t.Fatalf("submit on the primary: %+v, %v", res, err)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if r, ok := p.reg.Get(key); !ok || r.Phase != continuity.PhaseCompleted {
+			return fmt.Errorf("record %+v, %v; want it completed", r, ok)
+		}
+		return nil
+	})
+
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby), withHandlers(handlers))
+	res, err := s.Submit(t.Context(), decl, key, "p")
+	if err != nil || res.Outcome != OutcomeDuplicate || res.Record.Phase != continuity.PhaseCompleted {
+		t.Fatalf("submit on the new node: %s %+v, %v; want a duplicate of the completed record", res.Outcome, res.Record, err)
+	}
+	time.Sleep(100 * time.Millisecond) // a second run would be under way by now
+	if got := runs.Load(); got != 1 {
+		t.Fatalf("the work ran %d times, want once", got)
 	}
 }
