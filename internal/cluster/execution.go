@@ -97,19 +97,33 @@ func (n *Node) submitRecordTo(ctx context.Context, sub *submission, dec *continu
 // under two attempts, with two bodies) or open attempts its peer then
 // refuses. Placement is computed after the wait, over the linked peer.
 func (n *Node) awaitPeerSync(ctx context.Context) {
-	linked := n.linked.Load()
-	if linked == nil {
-		return
-	}
 	limit := time.NewTimer(n.cfg.PeerTimeout)
 	defer limit.Stop()
-	for _, s := range *linked {
-		select {
-		case <-s.synced:
-		case <-s.closed:
-		case <-ctx.Done():
+	// A session that ends may have been replaced by a preferred one to
+	// the same peer (two nodes that dialed each other at once), whose
+	// snapshot is still to come: look again until no linked session
+	// waits for one.
+	for n.unsynced.Load() > 0 {
+		linked := n.linked.Load()
+		if linked == nil {
 			return
-		case <-limit.C:
+		}
+		waited := false
+		for _, s := range *linked {
+			if s.isSynced() || s.isClosed() {
+				continue
+			}
+			waited = true
+			select {
+			case <-s.synced:
+			case <-s.closed:
+			case <-ctx.Done():
+				return
+			case <-limit.C:
+				return
+			}
+		}
+		if !waited {
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -111,11 +112,11 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 func TestSnapshotPartsThenOneSync(t *testing.T) {
 	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
 	now := time.Now().UTC()
-	body := bytes.Repeat([]byte("r"), 700<<10)
+	body := bytes.Repeat([]byte("r"), 60<<10) // under the stored response's bound
 	var keys []string
-	for i := range 8 { // 5.6 MiB of stored responses: three chunks or more
+	for i := range 100 { // 6 MiB of stored responses: three chunks or more
 		r := continuity.Record{
-			RequestKey: fmt.Sprintf("big-%d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
+			RequestKey: fmt.Sprintf("big-%03d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
 			Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
 			IngressNode: n.Name(), OwnerNode: n.Name(), ExecutionNode: n.Name(), ReplicationCount: 1,
 			ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
@@ -128,7 +129,7 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 	}
 	msgs := n.syncMessages(0)
 	if len(msgs) < 3 {
-		t.Fatalf("%d snapshot frames for 5.6 MiB, want at least 3", len(msgs))
+		t.Fatalf("%d snapshot frames for 6 MiB, want at least 3", len(msgs))
 	}
 	seen := map[string]int{}
 	for i, m := range msgs {
@@ -169,7 +170,12 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 	var runs atomic.Int32
 	handlers := &registry{handlers: map[string]*handler{
 		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
-			run: func(context.Context) error { runs.Add(1); return nil }},
+			run: func(ctx context.Context) error {
+				if id, _ := IdentityFrom(ctx); !strings.HasPrefix(id.RequestKey, "startup::") {
+					runs.Add(1) // the declared work's startup run is not counted
+				}
+				return nil
+			}},
 	}}
 	decl := Declaration{RuntimeName: "look.One", ReplicationCount: 1}
 	port := freePort(t)
@@ -193,5 +199,126 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // a second run would be under way by now
 	if got := runs.Load(); got != 1 {
 		t.Fatalf("the work ran %d times, want once", got)
+	}
+}
+
+// A node that starts next to a peer holding a snapshot of several frames
+// places nothing before the last frame is merged: a key the peer ran, sent
+// in the snapshot's closing frame and owned by the new node once the pair
+// is linked, is found there, not run again.
+func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
+	var runs atomic.Int32
+	handlers := &registry{handlers: map[string]*handler{
+		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
+			run: func(ctx context.Context) error {
+				if id, _ := IdentityFrom(ctx); !strings.HasPrefix(id.RequestKey, "startup::") {
+					runs.Add(1) // the declared work's startup run is not counted
+				}
+				return nil
+			}},
+	}}
+	port := freePort(t)
+	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
+	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
+	p := startNode(t, pcfg, withHandlers(handlers))
+
+	members := continuity.CanonicalMembership([]string{pcfg.NodeName.String(), scfg.NodeName.String()})
+	key := ""
+	for i := 0; key == ""; i++ { // sorts after the big records, so it is in the closing frame
+		k := fmt.Sprintf("zz-%d", i)
+		if continuity.PlaceCanonical(k, members).Owner == scfg.NodeName.String() {
+			key = k
+		}
+	}
+	now := time.Now().UTC()
+	body := bytes.Repeat([]byte("r"), 60<<10)
+	seed := func(k string, resp []byte) {
+		r := continuity.Record{
+			RequestKey: k, PayloadHash: "p", Attempt: 1,
+			Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
+			IngressNode: p.Name(), OwnerNode: p.Name(), ExecutionNode: p.Name(), ReplicationCount: 1,
+			ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthLocalOnly,
+			RuntimeName: "look.One", Kind: continuity.KindWork, SubmittedAt: now, CompletedAt: now, Response: resp,
+		}
+		if _, changed, err := p.reg.Merge(r, "test"); err != nil || !changed {
+			t.Fatalf("seed %s: changed %v, %v", k, changed, err)
+		}
+	}
+	for i := range 100 { // 6 MiB
+		seed(fmt.Sprintf("big-%03d", i), body)
+	}
+	seed(key, nil)
+	msgs := p.syncMessages(0)
+	if len(msgs) < 3 {
+		t.Fatalf("the primary's snapshot is %d frames, want at least 3", len(msgs))
+	}
+
+	s := startNode(t, scfg, withHandlers(handlers))
+	res, err := s.Submit(t.Context(), Declaration{RuntimeName: "look.One", ReplicationCount: 1}, key, "p")
+	if err != nil || res.Outcome != OutcomeDuplicate || res.Record.Phase != continuity.PhaseCompleted {
+		t.Fatalf("submit on the new node: %s %+v, %v; want a duplicate of the completed record", res.Outcome, res.Record, err)
+	}
+	time.Sleep(100 * time.Millisecond) // a run would be under way by now
+	if got := runs.Load(); got != 0 {
+		t.Fatalf("the work ran %d times on the new node, want none", got)
+	}
+}
+
+// Two nodes that dial each other at once keep the connection the node
+// whose name sorts first dialed. A submission waiting for the snapshot on
+// the connection that loses waits on for the snapshot on the one kept.
+func TestSubmissionWaitsForTheReplacingSessionsSnapshot(t *testing.T) {
+	handlers := &registry{handlers: map[string]*handler{
+		"sync.One": {name: "sync.One", count: 1, kind: continuity.KindWork, run: func(context.Context) error { return nil }},
+	}}
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.PeerTimeout = 10 * time.Second // the heartbeat must not end the session first
+	n := startNode(t, cfg, withHandlers(handlers))
+	const peerName = "standby@127.0.0.1:1" // sorts after the node: its outgoing connection wins
+	pipe := func() (net.Conn, net.Conn) {
+		local, remote := net.Pipe()
+		t.Cleanup(func() { remote.Close() })
+		go io.Copy(io.Discard, remote)
+		return local, remote
+	}
+	local1, _ := pipe()
+	n.startSession(local1, peerName, false)
+	first := n.session(peerName)
+
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("k-%d", i)
+		if continuity.PlaceCanonical(k, continuity.CanonicalMembership([]string{n.Name(), peerName})).Owner == n.Name() {
+			key = k
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Submit(t.Context(), Declaration{RuntimeName: "sync.One", ReplicationCount: 1}, key, "p")
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	local2, remote2 := pipe()
+	n.startSession(local2, peerName, true)
+	if first == nil || n.session(peerName) == first {
+		t.Fatal("the outgoing session did not replace the incoming one")
+	}
+	<-first.closed
+	select {
+	case err := <-done:
+		t.Fatalf("the submission ended (%v) when the first session was replaced, before the second one's snapshot", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := wire.WriteMessage(remote2, wire.Sync{Authority: wire.Authority{Role: RoleStandby}, Incarnation: 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("submit after the snapshot: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the submission still waits after the kept session's snapshot was applied")
 	}
 }
