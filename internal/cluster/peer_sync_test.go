@@ -15,33 +15,40 @@ import (
 	"meshgo.dev/mesh/internal/wire"
 )
 
-// A submission on a node whose peer is linked but has not sent its first
-// snapshot waits for it: until then the node does not know which keys the
-// peer ran alone (a node just restarted would run such a key again) nor the
-// attempt ids it used. Seen in a crash soak: a restarted node answered a
-// count-1 route 2 ms before its peer, which had not registered the link yet,
-// answered the same key under another attempt.
-func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
+// fakePeerName sorts after the test nodes' names ("primary@…"), so a
+// session the node dialed to it is the preferred one.
+const fakePeerName = "standby@127.0.0.1:1"
+
+// syncTestNode starts a primary with one count-1 declared work, "sync.One",
+// and a peer timeout long enough that no heartbeat ends a fake peer's
+// session during the test.
+func syncTestNode(t *testing.T) *Node {
 	handlers := &registry{handlers: map[string]*handler{
 		"sync.One": {name: "sync.One", count: 1, kind: continuity.KindWork, run: func(context.Context) error { return nil }},
 	}}
 	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
-	cfg.PeerTimeout = 10 * time.Second // the heartbeat must not end the session first
-	n := startNode(t, cfg, withHandlers(handlers))
+	cfg.PeerTimeout = 10 * time.Second
+	return startNode(t, cfg, withHandlers(handlers))
+}
 
-	const peerName = "standby@127.0.0.1:1"
+// fakePeerSession links n to fakePeerName over a pipe and returns the
+// peer's end; what the node sends is read and dropped.
+func fakePeerSession(t *testing.T, n *Node, outgoing bool) net.Conn {
 	local, remote := net.Pipe()
 	t.Cleanup(func() { remote.Close() })
-	go io.Copy(io.Discard, remote) // what the node sends its peer
-	n.startSession(local, peerName, false)
-	if n.unsynced.Load() != 1 {
-		t.Fatalf("unsynced sessions = %d after registering one, want 1", n.unsynced.Load())
-	}
+	go io.Copy(io.Discard, remote)
+	n.startSession(local, fakePeerName, outgoing)
+	return remote
+}
 
+// submitOwnKey submits sync.One under a key n owns once linked to the fake
+// peer (so the submission never waits on the peer's answers) and returns
+// the key and the channel the submission's error arrives on.
+func submitOwnKey(t *testing.T, n *Node) (string, <-chan error) {
 	key := ""
-	for i := 0; key == ""; i++ { // a key this node owns, so the submission never waits on the fake peer
+	for i := 0; key == ""; i++ {
 		k := fmt.Sprintf("k-%d", i)
-		if continuity.PlaceCanonical(k, continuity.CanonicalMembership([]string{n.Name(), peerName})).Owner == n.Name() {
+		if continuity.PlaceCanonical(k, continuity.CanonicalMembership([]string{n.Name(), fakePeerName})).Owner == n.Name() {
 			key = k
 		}
 	}
@@ -50,11 +57,50 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 		_, err := n.Submit(t.Context(), Declaration{RuntimeName: "sync.One", ReplicationCount: 1}, key, "p")
 		done <- err
 	}()
+	return key, done
+}
+
+// stillWaiting fails the test if the submission ends within 300 ms.
+func stillWaiting(t *testing.T, done <-chan error, when string) {
+	t.Helper()
 	select {
 	case err := <-done:
-		t.Fatalf("the submission ended (%v) before the peer's snapshot arrived", err)
+		t.Fatalf("the submission ended (%v) %s", err, when)
 	case <-time.After(300 * time.Millisecond):
 	}
+}
+
+// releasedBySync sends the closing Sync of the fake peer's snapshot on
+// remote and fails the test unless the submission then ends without error.
+func releasedBySync(t *testing.T, remote net.Conn, done <-chan error) {
+	t.Helper()
+	if err := wire.WriteMessage(remote, wire.Sync{Authority: wire.Authority{Role: RoleStandby}, Incarnation: 7}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("submit after the snapshot: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the submission still waits after the peer's snapshot was applied")
+	}
+}
+
+// A submission on a node whose peer is linked but has not sent its first
+// snapshot waits for it: until then the node does not know which keys the
+// peer ran alone (a node just restarted would run such a key again) nor the
+// attempt ids it used. Seen in a crash soak: a restarted node answered a
+// count-1 route 2 ms before its peer, which had not registered the link yet,
+// answered the same key under another attempt.
+func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
+	n := syncTestNode(t)
+	remote := fakePeerSession(t, n, false)
+	if n.unsynced.Load() != 1 {
+		t.Fatalf("unsynced sessions = %d after registering one, want 1", n.unsynced.Load())
+	}
+	key, done := submitOwnKey(t, n)
+	stillWaiting(t, done, "before the peer's snapshot arrived")
 
 	// A leading part of the snapshot is merged, but the peer is not synced
 	// until the closing Sync: its later parts may hold keys it ran alone.
@@ -62,7 +108,7 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 	partRec := continuity.Record{
 		RequestKey: "from-the-part", PayloadHash: "payload", Attempt: 3,
 		Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
-		IngressNode: peerName, OwnerNode: peerName, ExecutionNode: peerName, ReplicationCount: 1,
+		IngressNode: fakePeerName, OwnerNode: fakePeerName, ExecutionNode: fakePeerName, ReplicationCount: 1,
 		ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
 		RuntimeName: "sync.One", Kind: continuity.KindWork, SubmittedAt: now, CompletedAt: now,
 	}
@@ -76,26 +122,12 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 		}
 		return nil
 	})
-	select {
-	case err := <-done:
-		t.Fatalf("the submission ended (%v) after a leading part of the snapshot, before its closing Sync", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	stillWaiting(t, done, "after a leading part of the snapshot, before its closing Sync")
 	if n.unsynced.Load() != 1 {
 		t.Fatalf("unsynced sessions = %d after a leading part of the snapshot, want 1", n.unsynced.Load())
 	}
 
-	if err := wire.WriteMessage(remote, wire.Sync{Authority: wire.Authority{Role: RoleStandby}, Incarnation: 7}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("submit after the snapshot: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the submission still waits after the peer's snapshot was applied")
-	}
+	releasedBySync(t, remote, done)
 	if n.unsynced.Load() != 0 {
 		t.Fatalf("unsynced sessions = %d after the snapshot, want 0", n.unsynced.Load())
 	}
@@ -162,21 +194,27 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 	}
 }
 
+// countedWork declares "look.One", count 1, and counts its runs but for the
+// declared work's startup run.
+func countedWork() (*atomic.Int32, *registry) {
+	runs := new(atomic.Int32)
+	return runs, &registry{handlers: map[string]*handler{
+		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
+			run: func(ctx context.Context) error {
+				if id, _ := IdentityFrom(ctx); !strings.HasPrefix(id.RequestKey, "startup::") {
+					runs.Add(1)
+				}
+				return nil
+			}},
+	}}
+}
+
 // A node started next to a running peer submits nothing before its first
 // look for peers has ended: a submission made the moment Start returns
 // waits for the link and the peer's snapshot, and finds the key the peer
 // already ran instead of running it alone under a second attempt.
 func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
-	var runs atomic.Int32
-	handlers := &registry{handlers: map[string]*handler{
-		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
-			run: func(ctx context.Context) error {
-				if id, _ := IdentityFrom(ctx); !strings.HasPrefix(id.RequestKey, "startup::") {
-					runs.Add(1) // the declared work's startup run is not counted
-				}
-				return nil
-			}},
-	}}
+	runs, handlers := countedWork()
 	decl := Declaration{RuntimeName: "look.One", ReplicationCount: 1}
 	port := freePort(t)
 	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary), withHandlers(handlers))
@@ -207,16 +245,7 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 // in the snapshot's closing frame and owned by the new node once the pair
 // is linked, is found there, not run again.
 func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
-	var runs atomic.Int32
-	handlers := &registry{handlers: map[string]*handler{
-		"look.One": {name: "look.One", count: 1, kind: continuity.KindWork,
-			run: func(ctx context.Context) error {
-				if id, _ := IdentityFrom(ctx); !strings.HasPrefix(id.RequestKey, "startup::") {
-					runs.Add(1) // the declared work's startup run is not counted
-				}
-				return nil
-			}},
-	}}
+	runs, handlers := countedWork()
 	port := freePort(t)
 	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
 	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
@@ -268,57 +297,17 @@ func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
 // whose name sorts first dialed. A submission waiting for the snapshot on
 // the connection that loses waits on for the snapshot on the one kept.
 func TestSubmissionWaitsForTheReplacingSessionsSnapshot(t *testing.T) {
-	handlers := &registry{handlers: map[string]*handler{
-		"sync.One": {name: "sync.One", count: 1, kind: continuity.KindWork, run: func(context.Context) error { return nil }},
-	}}
-	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
-	cfg.PeerTimeout = 10 * time.Second // the heartbeat must not end the session first
-	n := startNode(t, cfg, withHandlers(handlers))
-	const peerName = "standby@127.0.0.1:1" // sorts after the node: its outgoing connection wins
-	pipe := func() (net.Conn, net.Conn) {
-		local, remote := net.Pipe()
-		t.Cleanup(func() { remote.Close() })
-		go io.Copy(io.Discard, remote)
-		return local, remote
-	}
-	local1, _ := pipe()
-	n.startSession(local1, peerName, false)
-	first := n.session(peerName)
-
-	key := ""
-	for i := 0; key == ""; i++ {
-		k := fmt.Sprintf("k-%d", i)
-		if continuity.PlaceCanonical(k, continuity.CanonicalMembership([]string{n.Name(), peerName})).Owner == n.Name() {
-			key = k
-		}
-	}
-	done := make(chan error, 1)
-	go func() {
-		_, err := n.Submit(t.Context(), Declaration{RuntimeName: "sync.One", ReplicationCount: 1}, key, "p")
-		done <- err
-	}()
+	n := syncTestNode(t)
+	fakePeerSession(t, n, false)
+	first := n.session(fakePeerName)
+	_, done := submitOwnKey(t, n)
 	time.Sleep(100 * time.Millisecond)
 
-	local2, remote2 := pipe()
-	n.startSession(local2, peerName, true)
-	if first == nil || n.session(peerName) == first {
+	remote := fakePeerSession(t, n, true) // the node's own dial: preferred
+	if first == nil || n.session(fakePeerName) == first {
 		t.Fatal("the outgoing session did not replace the incoming one")
 	}
 	<-first.closed
-	select {
-	case err := <-done:
-		t.Fatalf("the submission ended (%v) when the first session was replaced, before the second one's snapshot", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	if err := wire.WriteMessage(remote2, wire.Sync{Authority: wire.Authority{Role: RoleStandby}, Incarnation: 7}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("submit after the snapshot: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the submission still waits after the kept session's snapshot was applied")
-	}
+	stillWaiting(t, done, "when the first session was replaced, before the second one's snapshot")
+	releasedBySync(t, remote, done)
 }
