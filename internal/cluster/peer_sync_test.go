@@ -311,3 +311,36 @@ func TestSubmissionWaitsForTheReplacingSessionsSnapshot(t *testing.T) {
 	stillWaiting(t, done, "when the first session was replaced, before the second one's snapshot")
 	releasedBySync(t, remote, done)
 }
+
+// hangingDials is a network whose dials never connect: each waits until
+// its context ends, as a dial to an address that drops packets does.
+type hangingDials struct{ tcpNetwork }
+
+func (hangingDials) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// The first look for peers holds a submission at most the peer timeout:
+// a node whose dials hang then runs it alone.
+func TestFirstLookHoldsASubmissionAtMostThePeerTimeout(t *testing.T) {
+	runs, handlers := countedWork()
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.DiscoverySeed = "127.0.0.2" // a peer address other than the node's own; never reached
+	n := startNode(t, cfg, withHandlers(handlers), WithNetwork(hangingDials{}))
+	start := time.Now()
+	res, err := n.Submit(t.Context(), Declaration{RuntimeName: "look.One", ReplicationCount: 1}, "hang-1", "p")
+	held := time.Since(start)
+	if err != nil || res.Outcome != OutcomeCreated {
+		t.Fatalf("submit: %s, %v; want created", res.Outcome, err)
+	}
+	if held < cfg.PeerTimeout/2 {
+		t.Fatalf("the submission was held %v; the first look's dial hangs for the peer timeout (%v)", held, cfg.PeerTimeout)
+	}
+	eventually(t, 5*time.Second, func() error {
+		if runs.Load() != 1 {
+			return fmt.Errorf("the work ran %d times, want once", runs.Load())
+		}
+		return nil
+	})
+}
