@@ -287,7 +287,7 @@ if has durable; then
 		done
 		echo "disk: $(grep -m1 -E '^BenchmarkDiskFsync' "$d/summary.txt" | tr -s ' \t' ' ')"
 	} | tee -a "$d/summary.txt"
-	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, each prepare ack and Held answer, a batch of which shares one wait; with the one-disk build the replica waits for nothing; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; counters span warm-up and window)" | tee -a "$d/summary.txt"
+	echo "(a syncs figure counts acknowledgements that waited on the store: on the ingress, before a record runs and before its response; on the replica, each prepare ack and Held answer, a batch of which shares one wait; with the one-disk build the replica waits for nothing; 'fsync_mean_us' is the time in fsync as the log saw it, 'fdatasyncs' how many of those fsyncs were fdatasyncs into preallocated space; a wait's mean splits into 'sync_wait_queued_us' (until the group commit carrying it began: the one in flight had to end), 'sync_wait_commit_us' (that commit's write and fsync) and 'sync_wait_wake_us' (until the waiting request ran again); counters span warm-up and window)" | tee -a "$d/summary.txt"
 	echo "load after: $(load)" | tee -a "$d/summary.txt"
 fi
 

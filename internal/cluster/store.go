@@ -139,15 +139,20 @@ func (n *Node) closeStore() {
 	if err := n.store.Close(); err != nil {
 		n.log.Error("[mesh-rt continuity] record store close failed", "node", n.self, "error", err.Error())
 	}
-	var fsyncMicros, waitMicros int64
+	var fsyncMicros int64
 	if st.Log.Syncs > 0 {
 		fsyncMicros = st.Log.SyncTime.Microseconds() / st.Log.Syncs
 	}
-	if st.Waited > 0 {
-		waitMicros = st.WaitTime.Microseconds() / int64(st.Waited)
+	perWait := func(d time.Duration) int64 {
+		if st.Waited == 0 {
+			return 0
+		}
+		return d.Microseconds() / int64(st.Waited)
 	}
 	n.log.Info("[mesh-rt continuity] record store closed", "node", n.self, "puts", st.Puts, "fsyncs", st.Log.Syncs,
-		"fsync_mean_us", fsyncMicros, "fdatasyncs", st.Log.Datasyncs, "writes_unawaited", st.Unawaited, "syncs", st.Syncs, "syncs_waited", st.Waited, "sync_wait_mean_us", waitMicros)
+		"fsync_mean_us", fsyncMicros, "fdatasyncs", st.Log.Datasyncs, "writes_unawaited", st.Unawaited, "syncs", st.Syncs, "syncs_waited", st.Waited,
+		"sync_wait_mean_us", perWait(st.WaitTime), "sync_wait_queued_us", perWait(st.WaitQueued),
+		"sync_wait_commit_us", perWait(st.WaitCommit), "sync_wait_wake_us", perWait(st.WaitWake))
 }
 
 // resumeRecovered takes up the pending records of this node's previous run

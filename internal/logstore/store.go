@@ -70,6 +70,15 @@ type Stats struct {
 	Syncs    uint64
 	Waited   uint64
 	WaitTime time.Duration
+	// A wait that a write ended successfully splits WaitTime three ways:
+	// Queued, until the write that carried its versions began (the write
+	// in flight when it was called had to end first); Commit, from then,
+	// or from the call if that write had already begun, until the write
+	// and its fsync returned; Wake, from there until the waiting caller
+	// ran again (the writer releases its batch's callers one by one, and
+	// each needs a processor). A wait ended by an error counts in WaitTime
+	// only.
+	WaitQueued, WaitCommit, WaitWake time.Duration
 	// Writes counts the writes begun; Unawaited those of them begun while
 	// no Sync was waiting.
 	Writes, Unawaited uint64
@@ -108,7 +117,11 @@ type Store struct {
 
 	syncs, waited uint64 // Sync calls, and those that waited
 	waitTime      time.Duration
-	unawaited     uint64 // writes begun while no Sync waited
+	// The parts of the successful waits (Stats.WaitQueued, …), and the
+	// bounds of the last write, which releaseLocked hands to its callers.
+	waitQueued, waitCommit, waitWake time.Duration
+	writeBegan, writeEnded           time.Time
+	unawaited                        uint64 // writes begun while no Sync waited
 
 	// Compaction. live is the keys held when the running compaction began,
 	// putSince the keys Put after: both are kept.
@@ -286,6 +299,9 @@ type waiter struct {
 	target uint64     // durable must reach it
 	start  uint64     // s.writes when the call began: a later write's error is its
 	done   chan error // buffered; receives the call's result once
+	// began, ended: the bounds of the write that made the versions
+	// durable, set before done receives nil.
+	began, ended time.Time
 }
 
 // waiters recycles waiter values (and their channels) between Sync calls.
@@ -308,6 +324,7 @@ func (s *Store) syncLockedFor(target, acks uint64) error {
 	if err := s.syncErrLocked(s.writes); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	w := waiters.Get().(*waiter)
 	w.target, w.start = target, s.writes
 	s.waiters = append(s.waiters, w)
@@ -317,13 +334,29 @@ func (s *Store) syncLockedFor(target, acks uint64) error {
 	default:
 	}
 	s.mu.Unlock()
-	t0 := time.Now()
 	err := <-w.done
+	woke := time.Now()
 	// The write that sent on done dropped w from s.waiters first: w is
 	// this call's alone again.
+	began, ended := w.began, w.ended
 	waiters.Put(w)
 	s.mu.Lock()
-	s.waitTime += time.Since(t0) * time.Duration(acks)
+	n := time.Duration(acks)
+	s.waitTime += woke.Sub(t0) * n
+	if err == nil {
+		from := t0
+		if began.After(t0) {
+			s.waitQueued += began.Sub(t0) * n
+			from = began
+		}
+		// A write may end just before the call took t0 and still be
+		// the one that releases it (its writer then waits for s.mu).
+		if ended.Before(from) {
+			ended = from
+		}
+		s.waitCommit += ended.Sub(from) * n
+		s.waitWake += woke.Sub(ended) * n
+	}
 	return err
 }
 
@@ -346,6 +379,7 @@ func (s *Store) releaseLocked() int {
 	for _, w := range s.waiters {
 		switch {
 		case s.durable >= w.target:
+			w.began, w.ended = s.writeBegan, s.writeEnded
 			w.done <- nil
 		default:
 			if err := s.syncErrLocked(w.start); err != nil {
@@ -392,8 +426,11 @@ func (s *Store) write() {
 	}
 	n := s.writes
 	s.mu.Unlock()
+	began := time.Now()
 	err := s.log.CommitFrames(frames)
+	ended := time.Now()
 	s.mu.Lock()
+	s.writeBegan, s.writeEnded = began, ended
 	if err != nil {
 		// frames, then what was Put meanwhile, in order.
 		frames.Append(s.queue)
@@ -468,6 +505,7 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	return Stats{Log: s.log.Stats(), Puts: s.queued, Durable: s.durable,
 		Syncs: s.syncs, Waited: s.waited, WaitTime: s.waitTime, Writes: s.writes, Unawaited: s.unawaited,
+		WaitQueued: s.waitQueued, WaitCommit: s.waitCommit, WaitWake: s.waitWake,
 		Compactions: s.compactions, CompactErr: s.compactErr, Compacting: s.compacting}
 }
 

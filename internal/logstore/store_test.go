@@ -336,6 +336,13 @@ func TestGroupCommit(t *testing.T) {
 	if st.Log.Batches >= workers*each {
 		t.Fatalf("%d fsynced batches for %d Put+Sync calls: no group commit", st.Log.Batches, workers*each)
 	}
+	// Every wait ended with its write, so its three parts make up WaitTime.
+	if parts := st.WaitQueued + st.WaitCommit + st.WaitWake; parts != st.WaitTime || st.WaitQueued < 0 || st.WaitWake < 0 {
+		t.Fatalf("wait parts queued %v + commit %v + wake %v = %v; want each ≥ 0 and the sum %v", st.WaitQueued, st.WaitCommit, st.WaitWake, parts, st.WaitTime)
+	}
+	if st.Waited > 0 && st.WaitCommit <= 0 {
+		t.Fatalf("%d waits, none of them in a write's fsync (%v)", st.Waited, st.WaitCommit)
+	}
 }
 
 // TestSyncToForCountsEachAck: a wait on behalf of several acknowledgements
