@@ -1,12 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"meshgo.dev/mesh/internal/handshake"
 )
 
 func TestVersion(t *testing.T) {
@@ -44,7 +47,7 @@ func readTestBuildInfo(t *testing.T, path string) *debug.BuildInfo {
 }
 
 func TestVersionText(t *testing.T) {
-	const goLine = "go:       go1.26.0 linux/amd64\n"
+	goLine := fmt.Sprintf("protocol: %d (nodes and meshc link only on the same one)\n", handshake.Version) + "go:       go1.26.0 linux/amd64\n"
 	stamp := []debug.BuildSetting{
 		{Key: "vcs", Value: "git"},
 		{Key: "vcs.revision", Value: "d24036a41850ca43340d4749e126add7b86113f2"},
