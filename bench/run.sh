@@ -280,7 +280,7 @@ if has durable; then
 		echo "|---|---|---:|---:|---:|---:|---:|---:|"
 		for r in $(seq 1 "$DURABLE_ROUNDS"); do
 			for v in "memory-$r:memory store (no disk)" "log-two-$r:both disks (product)" "log-two-onedisk-$r:one disk + peer memory"; do
-				grep -h '^| two ' "$d/${v%%:*}.txt" | awk -F'|' -v r="$r" -v name="${v#*:}" '{
+				grep -h -m1 '^| two ' "$d/${v%%:*}.txt" | awk -F'|' -v r="$r" -v name="${v#*:}" '{
 					gsub(/ *\[[^]]*\]/, "", $3); gsub(/ *\[[^]]*\]/, "", $4)
 					printf "| %s | %s |%s|%s|%s|%s|%s|%s|\n", r, name, $3, $4, $5, $6, $9, $10 }'
 			done
