@@ -229,7 +229,9 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 		return nil
 	})
 
-	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby), withHandlers(handlers))
+	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
+	scfg.DiscoverySeed = "127.0.0.1" // the primary's address, however localhost resolves
+	s := startNode(t, scfg, withHandlers(handlers))
 	res, err := s.Submit(t.Context(), decl, key, "p")
 	if err != nil || res.Outcome != OutcomeDuplicate || res.Record.Phase != continuity.PhaseCompleted {
 		t.Fatalf("submit on the new node: %s %+v, %v; want a duplicate of the completed record", res.Outcome, res.Record, err)
@@ -249,6 +251,7 @@ func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
 	port := freePort(t)
 	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
 	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
+	scfg.DiscoverySeed = "127.0.0.1" // the primary's address, however localhost resolves
 	p := startNode(t, pcfg, withHandlers(handlers))
 
 	members := continuity.CanonicalMembership([]string{pcfg.NodeName.String(), scfg.NodeName.String()})
