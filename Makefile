@@ -8,7 +8,7 @@ GO_FLOOR := $(shell sed -n 's/^go //p' go.mod)
 # engine (internal/cluster) with the other internal packages, and the test kit.
 RACE_PKGS := . ./internal/... ./meshtest/...
 
-.PHONY: demo test vet test-go-floor test-race test-tools test-e2e test-website test-rails test-backend test-stress stress deps bench fuzz examples chaos chaos-short
+.PHONY: demo test vet test-go-floor test-race test-tools test-e2e test-website test-rails test-backend test-stress stress deps bench fuzz examples chaos chaos-short upgrade-check
 
 demo:
 	bash scripts/demo.sh
@@ -91,6 +91,13 @@ chaos:
 
 chaos-short:
 	bash scripts/chaos.sh short
+
+# A rolling upgrade across one protocol version with real processes
+# (scripts/upgrade-check.sh): builds the previous protocol's nodes from this
+# checkout's git history, so it is not part of `test`, which must pass on any
+# clone.
+upgrade-check:
+	bash scripts/upgrade-check.sh
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame -fuzztime 30s ./internal/wire/

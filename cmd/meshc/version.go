@@ -16,9 +16,10 @@ import (
 const versionUsage = `Usage: meshc version
 
 Prints the meshc version, the Mesh module version and VCS revision recorded
-in the binary's build information, the cluster protocol version it speaks
-(a node refuses a meshc, and a peer, on another one), and the Go toolchain
-it was built with.
+in the binary's build information, the newest cluster protocol version it
+speaks and the oldest it still links with (a node and a meshc, or two nodes,
+link on the newer version both speak, and refuse each other when they share
+none), and the Go toolchain it was built with.
 A binary built from a source tree has no module version ("devel"); one built
 with -buildvcs=false, outside a git checkout or by go install from the module
 proxy records no revision, and says so.
@@ -137,7 +138,7 @@ func versionText(bi *debug.BuildInfo, toolchain string) string {
 		}
 		fmt.Fprintf(&b, "revision: %s\n", rev)
 	}
-	fmt.Fprintf(&b, "protocol: %d (nodes and meshc link only on the same one)\n", handshake.Version)
+	fmt.Fprintf(&b, "protocol: %d (links with nodes and meshc on %d to %d)\n", handshake.Version, handshake.MinVersion, handshake.Version)
 	fmt.Fprintf(&b, "go:       %s\n", toolchain)
 	return b.String()
 }

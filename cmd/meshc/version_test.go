@@ -47,7 +47,7 @@ func readTestBuildInfo(t *testing.T, path string) *debug.BuildInfo {
 }
 
 func TestVersionText(t *testing.T) {
-	goLine := fmt.Sprintf("protocol: %d (nodes and meshc link only on the same one)\n", handshake.Version) + "go:       go1.26.0 linux/amd64\n"
+	goLine := fmt.Sprintf("protocol: %d (links with nodes and meshc on %d to %d)\n", handshake.Version, handshake.MinVersion, handshake.Version) + "go:       go1.26.0 linux/amd64\n"
 	stamp := []debug.BuildSetting{
 		{Key: "vcs", Value: "git"},
 		{Key: "vcs.revision", Value: "d24036a41850ca43340d4749e126add7b86113f2"},

@@ -164,11 +164,19 @@ type Node struct {
 	// process of this node, so that peer recovers what the earlier process
 	// held, and resumeRecovered leaves it alone.
 	peerOutlivedPrevious atomic.Bool
+
+	// protocol is the newest protocol version the node speaks; zero means
+	// handshake.Version (withProtocol).
+	protocol uint8
 }
 
 // Option changes how Start runs a node; options exist for tests and
 // embedding, the environment contract needs none.
 type Option func(*Node)
+
+// withProtocol makes the node speak protocol versions up to v only, as a
+// node of an older build does (tests).
+func withProtocol(v uint8) Option { return func(n *Node) { n.protocol = v } }
 
 // WithNetwork makes the node listen and dial through nw instead of the host's
 // TCP stack (for example a fault-injecting network in tests).
@@ -783,7 +791,7 @@ func (n *Node) kickDiscovery() {
 // ---- transport ---------------------------------------------------------------
 
 func (n *Node) handshakeConfig(kind handshake.Kind) handshake.Config {
-	return handshake.Config{LocalName: n.self, Kind: kind, Cookie: n.cookie, Certificate: n.cert, Timeout: handshakeTimeout}
+	return handshake.Config{LocalName: n.self, Kind: kind, Cookie: n.cookie, Certificate: n.cert, Timeout: handshakeTimeout, Version: n.protocol}
 }
 
 const handshakeTimeout = 5 * time.Second
@@ -841,7 +849,7 @@ func (n *Node) serveConn(raw net.Conn, t *ticket) {
 			res.Conn.Close()
 			return
 		}
-		n.startSession(res.Conn, res.RemoteName, false)
+		n.startSession(res.Conn, res.RemoteName, false, res.Version)
 	default:
 		res.Conn.Close()
 	}
@@ -871,15 +879,20 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 	}()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	raw, err := n.network.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("dial %s: %w", addr, err)
-	}
 	cfg := n.handshakeConfig(handshake.KindNode)
 	cfg.Timeout = timeout
-	res, err := handshake.Client(ctx, raw, cfg)
+	res, err := n.dialHandshake(ctx, addr, cfg)
+	if v, older := handshake.PeerVersion(err); older {
+		// A peer on an older protocol version refused this one's hello,
+		// naming its own: dial again offering it (an upgrade under way).
+		cfg.Version = v
+		res, err = n.dialHandshake(ctx, addr, cfg)
+	}
+	var derr *dialError
+	if errors.As(err, &derr) {
+		return "", derr
+	}
 	if err != nil {
-		raw.Close()
 		if errors.Is(err, handshake.ErrAuthFailed) {
 			// Timeouts and refusals of dials are the peer's absence, which
 			// failure handling reports; a cookie mismatch is worth a count.
@@ -893,9 +906,30 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 		res.Conn.Close()
 		return res.RemoteName, nil
 	}
-	n.startSession(res.Conn, res.RemoteName, true)
+	n.startSession(res.Conn, res.RemoteName, true, res.Version)
 	return res.RemoteName, nil
 }
+
+// dialHandshake connects to addr and runs the client side of the handshake
+// with cfg, within ctx. A failed connection is a *dialError; a failed
+// handshake is the handshake's error.
+func (n *Node) dialHandshake(ctx context.Context, addr string, cfg handshake.Config) (handshake.Result, error) {
+	raw, err := n.network.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return handshake.Result{}, &dialError{addr: addr, err: err}
+	}
+	return handshake.Client(ctx, raw, cfg) // closes raw on failure
+}
+
+// dialError is a connection to a peer's address that failed before any
+// handshake.
+type dialError struct {
+	addr string
+	err  error
+}
+
+func (e *dialError) Error() string { return fmt.Sprintf("dial %s: %v", e.addr, e.err) }
+func (e *dialError) Unwrap() error { return e.err }
 
 // inflightSet holds the attempts executing on this node, by request key.
 type inflightSet struct {

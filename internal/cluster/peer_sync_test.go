@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -37,7 +38,7 @@ func fakePeerSession(t *testing.T, n *Node, outgoing bool) net.Conn {
 	local, remote := net.Pipe()
 	t.Cleanup(func() { remote.Close() })
 	go io.Copy(io.Discard, remote)
-	n.startSession(local, fakePeerName, outgoing)
+	n.startSession(local, fakePeerName, outgoing, handshake.Version)
 	return remote
 }
 
@@ -159,7 +160,7 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 		}
 		keys = append(keys, r.RequestKey)
 	}
-	msgs := n.syncMessages(0)
+	msgs := n.syncMessages(0, handshake.Version)
 	if len(msgs) < 3 {
 		t.Fatalf("%d snapshot frames for 6 MiB, want at least 3", len(msgs))
 	}
@@ -280,7 +281,7 @@ func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
 		seed(fmt.Sprintf("big-%03d", i), body)
 	}
 	seed(key, nil)
-	msgs := p.syncMessages(0)
+	msgs := p.syncMessages(0, handshake.Version)
 	if len(msgs) < 3 {
 		t.Fatalf("the primary's snapshot is %d frames, want at least 3", len(msgs))
 	}

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/peer"
 	"meshgo.dev/mesh/internal/wire"
 )
@@ -21,6 +22,7 @@ type session struct {
 	link     *peer.Link
 	peer     string
 	outgoing bool
+	proto    uint8           // the protocol version settled in the handshake
 	started  int64           // node-monotonic nanoseconds at registration
 	mark     uint64          // the attempt watermark at registration (heardIncarnation)
 	knew     uint64          // the peer's incarnation known from the previous session, at registration
@@ -85,8 +87,12 @@ func (s *session) flush(ctx context.Context) error { return s.link.Flush(ctx) }
 
 // startSession registers a freshly authenticated connection and starts its
 // reader and heartbeat.
-func (n *Node) startSession(conn net.Conn, name string, outgoing bool) {
-	s := &session{n: n, peer: name, outgoing: outgoing, started: n.mono(), synced: make(chan struct{})}
+func (n *Node) startSession(conn net.Conn, name string, outgoing bool, proto uint8) {
+	s := &session{n: n, peer: name, outgoing: outgoing, proto: proto, started: n.mono(), synced: make(chan struct{})}
+	if proto < handshake.Version {
+		n.log.Warn("[mesh-rt transport] peer speaks an older protocol version; linked on it until the peer is upgraded",
+			"peer", name, "protocol", proto, "local_protocol", handshake.Version)
+	}
 	s.link = peer.New(conn, peer.Config{Peer: name, Outgoing: outgoing,
 		PeerTimeout: n.cfg.PeerTimeout, HeartbeatInterval: n.cfg.HeartbeatInterval,
 		Heartbeat: func() wire.Message { return wire.Ping{Nonce: randUint64(), Authority: n.authorityMsg()} },
@@ -100,7 +106,7 @@ func (n *Node) startSession(conn net.Conn, name string, outgoing bool) {
 	if peers := n.Peers(); len(peers) > 1 {
 		_ = s.send(wire.PeerList{Names: peers})
 	}
-	for _, m := range n.syncMessages(s.knew) {
+	for _, m := range n.syncMessages(s.knew, s.proto) {
 		if s.send(m) != nil {
 			return
 		}
@@ -134,19 +140,36 @@ func approxRecordSize(r continuity.Record) int {
 		len(r.Input) + len(r.Output)
 }
 
-// syncMessages is the node's snapshot for a peer: SyncParts of at most about
-// syncChunkBytes each, then the Sync that closes it (the only frame when
-// the snapshot is small).
-func (n *Node) syncMessages(knew uint64) []wire.Message {
+// syncChunkBytesV3 bounds a snapshot frame for a peer on protocol version
+// 3, which has no SyncPart and counts its peer as synced at the first Sync:
+// such a peer gets the whole snapshot in one frame up to this size, below
+// the frame cap with room for the estimate's error, and several Syncs only
+// beyond it.
+const syncChunkBytesV3 = 12 << 20
+
+// syncMessages is the node's snapshot for a peer speaking protocol version
+// proto: SyncParts of at most about syncChunkBytes each, then the Sync that
+// closes it (the only frame when the snapshot is small). A peer on version 3
+// gets Syncs only (syncChunkBytesV3).
+func (n *Node) syncMessages(knew uint64, proto uint8) []wire.Message {
 	recs := n.reg.Records()
 	auth := n.authorityMsg()
 	wm := n.reg.Watermark()
+	chunk, parts := syncChunkBytes, proto >= 4
+	if !parts {
+		chunk = syncChunkBytesV3
+	}
 	var out []wire.Message
 	start, size := 0, 0
 	for i, r := range recs {
 		sz := approxRecordSize(r)
-		if size+sz > syncChunkBytes && i > start {
-			out = append(out, wire.SyncPart{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation, PeerIncarnation: knew})
+		if size+sz > chunk && i > start {
+			m := wire.Sync{Authority: auth, AttemptWatermark: wm, Records: recs[start:i], Incarnation: n.incarnation, PeerIncarnation: knew}
+			if parts {
+				out = append(out, wire.SyncPart(m))
+			} else {
+				out = append(out, m)
+			}
 			start, size = i, 0
 		}
 		size += sz
@@ -158,7 +181,7 @@ func (n *Node) syncMessages(knew uint64) []wire.Message {
 // local authority was lowered so the peer learns what this node still holds.
 func (n *Node) broadcastSync() {
 	for _, s := range n.sessionList() {
-		for _, m := range n.syncMessages(s.knew) {
+		for _, m := range n.syncMessages(s.knew, s.proto) {
 			if s.send(m) != nil {
 				break
 			}

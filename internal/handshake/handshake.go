@@ -20,14 +20,27 @@ import (
 	"meshgo.dev/mesh/internal/wire"
 )
 
-// Version is the handshake protocol version this package speaks. Peers on
-// other versions are refused. It changes whenever what the peers exchange
-// after the handshake changes: 2 added the Refused flag to every record, 3
-// the Held/HeldAck exchange (an owner waits for its replica to hold a
-// count-2 route's outcome before answering the client) and the Handover and
-// HandoverAck messages of a planned switchover, 4 the SyncPart message (a
-// snapshot of several frames counts as applied only after its last).
-const Version = 4
+// Version is the newest protocol version this package speaks, and
+// MinVersion the oldest. The version changes whenever what the peers
+// exchange after the handshake changes: 2 added the Refused flag to every
+// record, 3 the Held/HeldAck exchange (an owner waits for its replica to
+// hold a count-2 route's outcome before answering the client) and the
+// Handover and HandoverAck messages of a planned switchover, 4 the SyncPart
+// message (a snapshot of several frames counts as applied only after its
+// last).
+//
+// The two sides settle on one version: the client offers the newest it
+// speaks (Config.Version), and the server answers with the lower of that
+// and its own newest. So a node upgraded next to a peer one version behind
+// still links, on the older version, and the pair can be upgraded one node
+// at a time. A server of version 3, which speaks only its own, refuses a
+// newer client's hello instead, naming its version; the client then dials
+// again offering that version (PeerVersion). From version 3 on, a hello's
+// layout does not change, so that any later version can read it.
+const (
+	Version    = 4
+	MinVersion = 3
+)
 
 // DefaultTimeout bounds a whole handshake when Config.Timeout is zero.
 const DefaultTimeout = 5 * time.Second
@@ -62,6 +75,11 @@ type Config struct {
 	// connected and sent nothing, say) is dropped early. The cookie proof
 	// then has the rest of Timeout.
 	TLSTimeout time.Duration
+	// Version is the newest protocol version this side offers (a client)
+	// or accepts (a server), between MinVersion and Version; zero means
+	// Version. A client sets it to redial a peer that refused a newer one
+	// (PeerVersion).
+	Version uint8
 }
 
 // Format prints the Config with the cookie redacted, whatever the verb.
@@ -77,6 +95,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("cookie", "[redacted]"),
 		slog.Duration("timeout", c.Timeout),
 	)
+}
+
+// offer is the newest version c lets its side speak.
+func (c Config) offer() uint8 {
+	if c.Version == 0 {
+		return Version
+	}
+	return c.Version
 }
 
 // check reports every problem with c at once.
@@ -99,6 +125,9 @@ func (c Config) check(server bool) error {
 	}
 	if c.TLSTimeout < 0 {
 		problems = append(problems, fmt.Errorf("TLSTimeout %v is negative", c.TLSTimeout))
+	}
+	if c.Version != 0 && (c.Version < MinVersion || c.Version > Version) {
+		problems = append(problems, fmt.Errorf("Version %d is outside %d to %d", c.Version, MinVersion, Version))
 	}
 	if len(problems) == 0 {
 		return nil
@@ -132,6 +161,9 @@ type Result struct {
 	RemoteName string
 	// RemoteKind is the kind the peer advertised and proved with the cookie.
 	RemoteKind Kind
+	// Version is the protocol version both sides settled on, between
+	// MinVersion and Version: what the session after the handshake speaks.
+	Version uint8
 }
 
 // Client runs the dialing side of the handshake over raw. On success the
@@ -215,7 +247,7 @@ func run(ctx context.Context, raw net.Conn, conn *tls.Conn, s *session, what str
 		}
 		return Result{}, s.describe(ctx, what, raw, budget, ctxDeadline, err)
 	}
-	return Result{Conn: conn, RemoteName: s.remote.name, RemoteKind: s.remote.kind}, nil
+	return Result{Conn: conn, RemoteName: s.remote.name, RemoteKind: s.remote.kind, Version: s.version}, nil
 }
 
 // describe wraps a failure with the peer's address (and name, once known)
@@ -268,6 +300,9 @@ type session struct {
 	conn   *tls.Conn
 	local  hello
 	remote hello
+	// version is the one both sides settled on (the proofs cover it), once
+	// the hellos are exchanged.
+	version uint8
 
 	raw       net.Conn
 	deadline  time.Time     // of the whole handshake
@@ -291,7 +326,7 @@ func (s *session) run(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 	}
-	s.local = hello{fromServer: s.server, version: Version, kind: s.cfg.Kind, name: s.cfg.LocalName}
+	s.local = hello{fromServer: s.server, version: s.cfg.offer(), kind: s.cfg.Kind, name: s.cfg.LocalName}
 	rand.Read(s.local.nonce[:]) // never fails (crypto/rand since Go 1.24)
 	if s.server {
 		return s.runServer()
@@ -315,7 +350,11 @@ func (s *session) runClient() error {
 		if err := checkName(m.name); err != nil {
 			return fmt.Errorf("%w: invalid server name: %w", ErrProtocol, err)
 		}
+		if m.version > s.local.version {
+			return fmt.Errorf("%w: server answered with protocol version %d, above the %d offered", ErrProtocol, m.version, s.local.version)
+		}
 		s.remote = m
+		s.version = m.version
 	case result:
 		if m.status == statusOK {
 			return unexpected("server hello", m)
@@ -373,6 +412,10 @@ func (s *session) runServer() error {
 		return fmt.Errorf("%w: invalid client name: %w", ErrProtocol, err)
 	}
 	s.remote = h
+	// The lower of the two newest versions; decode refused one below
+	// MinVersion.
+	s.version = min(h.version, s.local.version)
+	s.local.version = s.version
 	if err := s.send(s.local); err != nil {
 		return fmt.Errorf("send server hello: %w", err)
 	}
@@ -442,16 +485,16 @@ func (s *session) macs() (client, server [macSize]byte, err error) {
 	if s.server {
 		c, srv = s.remote, s.local
 	}
-	return mac(key, "client", c, srv, exporter), mac(key, "server", c, srv, exporter), nil
+	return mac(key, "client", s.version, c, srv, exporter), mac(key, "server", s.version, c, srv, exporter), nil
 }
 
 // mac is HMAC-SHA256 under key over the transcript: the role label, the
-// version, both kinds, both names, both nonces and the TLS exporter value,
-// each length-prefixed or fixed-size so the encoding is unambiguous.
-func mac(key []byte, role string, client, server hello, exporter []byte) [macSize]byte {
+// settled version, both kinds, both names, both nonces and the TLS exporter
+// value, each length-prefixed or fixed-size so the encoding is unambiguous.
+func mac(key []byte, role string, version uint8, client, server hello, exporter []byte) [macSize]byte {
 	var e wire.Encoder
 	e.String(role)
-	e.U8(Version)
+	e.U8(version)
 	e.U8(uint8(client.kind))
 	e.U8(uint8(server.kind))
 	e.String(client.name)

@@ -325,7 +325,7 @@ func fakeClient(t *testing.T, raw net.Conn, cfg Config) fakePeer {
 	if err := conn.Handshake(); err != nil {
 		t.Error(err)
 	}
-	s := &session{cfg: cfg, conn: conn}
+	s := &session{cfg: cfg, conn: conn, version: Version}
 	s.local = hello{version: Version, kind: cfg.Kind, name: cfg.LocalName}
 	return fakePeer{s}
 }
@@ -336,7 +336,7 @@ func fakeServer(t *testing.T, raw net.Conn, cfg Config) fakePeer {
 	if err := conn.Handshake(); err != nil {
 		t.Error(err)
 	}
-	s := &session{cfg: cfg, conn: conn, server: true}
+	s := &session{cfg: cfg, conn: conn, server: true, version: Version}
 	s.local = hello{fromServer: true, version: Version, kind: cfg.Kind, name: cfg.LocalName}
 	return fakePeer{s}
 }
@@ -472,8 +472,8 @@ func TestServerRefusesBadHello(t *testing.T) {
 		hello  []byte
 		reason string
 	}{
-		{"future version", []byte{tagClientHello, Version + 1, 0xEE}, fmt.Sprintf("unsupported protocol version %d", Version+1)},
-		{"previous version", []byte{tagClientHello, Version - 1, 0xEE}, fmt.Sprintf("unsupported protocol version %d", Version-1)},
+		{"version below the oldest", []byte{tagClientHello, MinVersion - 1, 0xEE}, fmt.Sprintf("unsupported protocol version %d (this side speaks %d to %d)", MinVersion-1, MinVersion, Version)},
+		{"unknown kind in a newer version's hello", []byte{tagClientHello, Version + 1, 0xEE}, "unknown kind 238"},
 		{"unknown kind", hello{version: Version, kind: 9, name: standbyName}.appendTo(nil), "unknown kind 9"},
 		{"name without @", hello{version: Version, kind: KindNode, name: "standby"}.appendTo(nil), "invalid client name"},
 		{"name with newline", hello{version: Version, kind: KindNode, name: "a@b\nforged log line"}.appendTo(nil), "invalid client name"},

@@ -102,13 +102,14 @@ func (a ack) appendTo(dst []byte) []byte {
 	return append(dst, tagAck, byte(a.status))
 }
 
-// errVersion reports a hello whose version this side does not speak; the
-// rest of such a hello is not parsed, since another version may lay it out
-// differently.
+// errVersion reports a hello whose version is older than any this side
+// speaks; the rest of such a hello is not parsed, since an older version may
+// lay it out differently. A newer version is read: from MinVersion on, the
+// hello's layout is fixed, and the server answers with its own newest.
 type errVersion struct{ got uint8 }
 
 func (e errVersion) Error() string {
-	return fmt.Sprintf("unsupported protocol version %d (this side speaks %d)", e.got, Version)
+	return fmt.Sprintf("unsupported protocol version %d (this side speaks %d to %d)", e.got, MinVersion, Version)
 }
 
 // decode parses one handshake message. It checks structure only (tags,
@@ -124,7 +125,7 @@ func decode(b []byte) (message, error) {
 	switch b[0] {
 	case tagClientHello, tagServerHello:
 		h := hello{fromServer: b[0] == tagServerHello, version: d.U8()}
-		if d.Err() == nil && h.version != Version {
+		if d.Err() == nil && h.version < MinVersion {
 			return nil, fmt.Errorf("%w: %w", ErrProtocol, errVersion{h.version})
 		}
 		h.kind = Kind(d.U8())

@@ -171,36 +171,30 @@ func query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQue
 		return fail(FailureUnavailable, err)
 	}
 
-	var d net.Dialer
-	raw, err := d.DialContext(ctx, "tcp", target.Addr())
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer raw.Close()
-	// Interrupt any blocked read or write when ctx ends, whatever stage the
-	// exchange is in.
-	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	if err := raw.SetDeadline(deadline); err != nil {
-		return nil, classify(err)
-	}
-
 	// The client presents no certificate: the cookie proof, bound to this
 	// TLS session, is what authenticates both ends.
-	res, err := handshake.Client(ctx, raw, handshake.Config{
-		LocalName: LocalName(),
-		Kind:      handshake.KindOperator,
-		Cookie:    cookie,
-		Timeout:   time.Until(deadline),
-	})
-	if err != nil {
-		if errors.Is(err, handshake.ErrAuthFailed) {
-			return nil, fail(FailureUnavailable, authError{err})
-		}
+	cfg := handshake.Config{LocalName: LocalName(), Kind: handshake.KindOperator, Cookie: cookie}
+	res, err := dialNode(ctx, target, cfg, deadline)
+	if v, older := handshake.PeerVersion(err); older {
+		// A node on an older protocol version refused this one's hello,
+		// naming its own: dial again offering it.
+		cfg.Version = v
+		res, err = dialNode(ctx, target, cfg, deadline)
+	}
+	var derr dialError
+	switch {
+	case errors.As(err, &derr):
+		return nil, classify(derr.err)
+	case errors.Is(err, handshake.ErrAuthFailed):
+		return nil, fail(FailureUnavailable, authError{err})
+	case err != nil:
 		return nil, classify(err) // the handshake's errors name the peer
 	}
 	conn := res.Conn
 	defer conn.Close()
+	// Interrupt any blocked read or write when ctx ends.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
 	if res.RemoteKind != handshake.KindNode {
 		return nil, fail(FailureUnavailable, fmt.Errorf("%s answered as %s, not as a node", target.Addr(), res.RemoteName))
 	}
@@ -228,6 +222,31 @@ func query(ctx context.Context, target Target, cookie []byte, q wire.OperatorQue
 	}
 	return body, nil
 }
+
+// dialNode connects to target and runs the client side of the handshake
+// with cfg, both before deadline or the end of ctx, whichever comes first
+// (the handshake bounds itself by both). A failed connection is a
+// dialError; a failed handshake is the handshake's error. On success the
+// caller owns the connection.
+func dialNode(ctx context.Context, target Target, cfg handshake.Config, deadline time.Time) (handshake.Result, error) {
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", target.Addr())
+	if err != nil {
+		return handshake.Result{}, dialError{err}
+	}
+	cfg.Timeout = time.Until(deadline)
+	if cfg.Timeout <= 0 {
+		raw.Close()
+		return handshake.Result{}, dialError{os.ErrDeadlineExceeded}
+	}
+	return handshake.Client(ctx, raw, cfg) // closes raw on failure
+}
+
+// dialError is a connection to a node that failed before any handshake.
+type dialError struct{ err error }
+
+func (e dialError) Error() string { return e.err.Error() }
+func (e dialError) Unwrap() error { return e.err }
 
 // malformedReply marks a reply that arrived but breaks the protocol: a frame
 // that does not decode, a message other than a reply or its parts, an error

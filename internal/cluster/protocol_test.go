@@ -1,0 +1,116 @@
+package cluster
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/wire"
+)
+
+// A node of this build next to one that speaks protocol 3 only (the build
+// before it): they link on 3, whichever is the primary, and count-2 routes
+// run across them, forwarded either way and mirrored, as on one version.
+func TestNodesOnTwoProtocolVersionsLinkOnTheOlder(t *testing.T) {
+	for _, old := range []Role{RolePrimary, RoleStandby} {
+		t.Run("version 3 "+string(old), func(t *testing.T) {
+			port := freePort(t)
+			var popts, sopts []Option
+			if old == RolePrimary {
+				popts = append(popts, withProtocol(3))
+			} else {
+				sopts = append(sopts, withProtocol(3))
+			}
+			p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary), popts...)
+			s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby), sopts...)
+			waitLinked(t, p, s)
+			for _, ab := range [][2]*Node{{p, s}, {s, p}} {
+				if sess := ab[0].session(ab[1].Name()); sess == nil || sess.proto != 3 {
+					t.Fatalf("%s links to %s on protocol %v, want 3", ab[0].Name(), ab[1].Name(), sess)
+				}
+			}
+			servers := map[*Node]string{p: serveNode(t, p, nil).URL, s: serveNode(t, s, nil).URL}
+			remote := 0
+			for i := range 12 {
+				ingress := []*Node{p, s}[i%2]
+				resp, body := get(t, servers[ingress]+fmt.Sprintf("/things/%d", i),
+					map[string]string{HeaderIdempotencyKey: fmt.Sprintf("upgrade-%s-%d", old, i)}, "{}")
+				key := resp.Header.Get(HeaderRequestKey)
+				if resp.StatusCode != http.StatusCreated || key == "" {
+					t.Fatalf("request %d through %s: status %d, key %q, body %s", i, ingress.Name(), resp.StatusCode, key, body)
+				}
+				for _, n := range []*Node{p, s} {
+					eventually(t, 3*time.Second, func() error {
+						r, ok := n.Record(key)
+						if !ok || r.Phase != continuity.PhaseCompleted || r.ReplicaStatus != continuity.ReplicaMirrored {
+							return fmt.Errorf("%s holds %+v", n.Name(), r)
+						}
+						if n == ingress && r.RoutedRemotely {
+							remote++
+						}
+						return nil
+					})
+				}
+			}
+			if remote == 0 {
+				t.Fatal("no request was forwarded to the other node; the keys did not cover both owners")
+			}
+		})
+	}
+}
+
+// For a peer on protocol 3, which has no SyncPart and counts its peer as
+// synced at the first Sync, the snapshot goes as Syncs only: one frame up to
+// syncChunkBytesV3, so that peer applies it whole before it counts as
+// synced, and beyond that several, each under the frame cap.
+func TestSnapshotForAVersion3PeerIsSyncsOnly(t *testing.T) {
+	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
+	now := time.Now().UTC()
+	body := bytes.Repeat([]byte("r"), 60<<10)
+	seed := func(from, to int) {
+		for i := from; i < to; i++ {
+			r := continuity.Record{
+				RequestKey: fmt.Sprintf("big-%03d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
+				Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
+				IngressNode: n.Name(), OwnerNode: n.Name(), ExecutionNode: n.Name(), ReplicationCount: 1,
+				ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
+				RuntimeName: "route", Kind: continuity.KindRoute, SubmittedAt: now, CompletedAt: now, Response: body,
+			}
+			if _, changed, err := n.reg.Merge(r, "test"); err != nil || !changed {
+				t.Fatalf("seed %s: changed %v, %v", r.RequestKey, changed, err)
+			}
+		}
+	}
+	frames := func(proto uint8) (syncs, parts, records int) {
+		for _, m := range n.syncMessages(0, proto) {
+			if size := len(wire.Encode(m)); size > wire.MaxFrame {
+				t.Fatalf("a snapshot frame is %d bytes, over the frame cap", size)
+			}
+			switch m := m.(type) {
+			case wire.Sync:
+				syncs++
+				records += len(m.Records)
+			case wire.SyncPart:
+				parts++
+				records += len(m.Records)
+			}
+		}
+		return syncs, parts, records
+	}
+
+	seed(0, 100) // about 6 MiB
+	if syncs, parts, recs := frames(handshake.Version); parts < 2 || syncs != 1 || recs != 100 {
+		t.Fatalf("protocol %d: %d SyncParts, %d Syncs, %d records; want parts, one Sync, 100", handshake.Version, parts, syncs, recs)
+	}
+	if syncs, parts, recs := frames(3); parts != 0 || syncs != 1 || recs != 100 {
+		t.Fatalf("protocol 3: %d SyncParts, %d Syncs, %d records; want one Sync of 100", parts, syncs, recs)
+	}
+	seed(100, 300) // about 18 MiB: more than one frame can carry
+	if syncs, parts, recs := frames(3); parts != 0 || syncs < 2 || recs != 300 {
+		t.Fatalf("protocol 3: %d SyncParts, %d Syncs, %d records; want several Syncs of 300", parts, syncs, recs)
+	}
+}
