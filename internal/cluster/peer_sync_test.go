@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -323,6 +324,56 @@ type hangingDials struct{ tcpNetwork }
 func (hangingDials) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// stuckDials is a network whose dials ignore their context and return only
+// when release is closed, as a dial stuck below the runtime might.
+type stuckDials struct {
+	tcpNetwork
+	release chan struct{}
+	stuck   *atomic.Int32
+}
+
+func (d stuckDials) DialContext(context.Context, string, string) (net.Conn, error) {
+	d.stuck.Add(1)
+	<-d.release
+	return nil, errors.New("released")
+}
+
+// The first look's own bound: with a dial that never ends, a submission is
+// still held at most the peer timeout, not until the dial returns.
+func TestFirstLookBoundDoesNotWaitForTheDial(t *testing.T) {
+	runs, handlers := countedWork()
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.DiscoverySeed = "127.0.0.2"
+	nw := stuckDials{release: make(chan struct{}), stuck: new(atomic.Int32)}
+	n := startNode(t, cfg, withHandlers(handlers), WithNetwork(nw))
+	t.Cleanup(func() { close(nw.release) }) // before the node's shutdown (cleanups run last first)
+	done := make(chan error, 1)
+	go func() {
+		res, err := n.Submit(t.Context(), Declaration{RuntimeName: "look.One", ReplicationCount: 1}, "stuck-1", "p")
+		if err == nil && res.Outcome != OutcomeCreated {
+			err = fmt.Errorf("outcome %s, want created", res.Outcome)
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * cfg.PeerTimeout):
+		t.Fatalf("the submission is still held after %v, with the first look's dial stuck", 10*cfg.PeerTimeout)
+	}
+	if nw.stuck.Load() == 0 {
+		t.Fatal("no dial was made; the test proves nothing")
+	}
+	eventually(t, 5*time.Second, func() error {
+		if runs.Load() != 1 {
+			return fmt.Errorf("the work ran %d times, want once", runs.Load())
+		}
+		return nil
+	})
 }
 
 // The first look for peers holds a submission at most the peer timeout:
