@@ -40,6 +40,7 @@ git -C "$root" rev-parse --verify --quiet "$old_rev^{commit}" >/dev/null ||
 	fail "commit $old_rev is not in this checkout's history (a shallow clone? run git fetch --unshallow)"
 git -C "$root" archive "$old_rev" | tar -x -C "$work/old-src"
 (cd "$work/old-src" && go build -o "$work/bin/testapp-old" ./e2e/testapp && go build -o "$work/bin/meshc-old" ./cmd/meshc)
+rm -rf "$work/old-src"
 (cd "$root" && go build -o "$work/bin/testapp-new" ./e2e/testapp && go build -o "$work/bin/meshc-new" ./cmd/meshc)
 
 export MESH_CLUSTER_COOKIE="$("$work/bin/meshc-new" cluster cookie)"
