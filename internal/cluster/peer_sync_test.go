@@ -219,7 +219,12 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 	runs, handlers := countedWork()
 	decl := Declaration{RuntimeName: "look.One", ReplicationCount: 1}
 	port := freePort(t)
-	p := startNode(t, testConfig(t, "primary", "127.0.0.1", port, RolePrimary), withHandlers(handlers))
+	// As in TestSubmissionWaitsForTheWholeSnapshot, the bounds are not
+	// under test: long enough for a race-instrumented handshake on a
+	// loaded host.
+	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
+	pcfg.PeerTimeout = 5 * time.Second
+	p := startNode(t, pcfg, withHandlers(handlers))
 	const key = "look-1"
 	if res, err := p.Submit(t.Context(), decl, key, "p"); err != nil || res.Outcome != OutcomeCreated {
 		t.Fatalf("submit on the primary: %+v, %v", res, err)
@@ -233,6 +238,7 @@ func TestSubmissionWaitsForTheFirstLookForPeers(t *testing.T) {
 
 	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
 	scfg.DiscoverySeed = "127.0.0.1" // the primary's address, however localhost resolves
+	scfg.PeerTimeout = 5 * time.Second
 	s := startNode(t, scfg, withHandlers(handlers))
 	res, err := s.Submit(t.Context(), decl, key, "p")
 	if err != nil || res.Outcome != OutcomeDuplicate || res.Record.Phase != continuity.PhaseCompleted {
@@ -254,6 +260,11 @@ func TestSubmissionWaitsForTheWholeSnapshot(t *testing.T) {
 	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
 	scfg := testConfig(t, "standby", "::1", port, RoleStandby)
 	scfg.DiscoverySeed = "127.0.0.1" // the primary's address, however localhost resolves
+	// The waits' bounds are not under test here: a race-instrumented run on
+	// a loaded two-core host took longer than testConfig's 400 ms to link
+	// and apply the 6 MiB snapshot (2 of 6 stress runs), and the submission
+	// then went ahead alone, as the bound says it should.
+	pcfg.PeerTimeout, scfg.PeerTimeout = 5*time.Second, 5*time.Second
 	p := startNode(t, pcfg, withHandlers(handlers))
 
 	members := continuity.CanonicalMembership([]string{pcfg.NodeName.String(), scfg.NodeName.String()})
