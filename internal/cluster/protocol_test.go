@@ -2,8 +2,14 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/tls"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,4 +119,80 @@ func TestSnapshotForAVersion3PeerIsSyncsOnly(t *testing.T) {
 	if syncs, parts, recs := frames(3); parts != 0 || syncs < 2 || recs != 300 {
 		t.Fatalf("protocol 3: %d SyncParts, %d Syncs, %d records; want several Syncs of 300", parts, syncs, recs)
 	}
+}
+
+// A peer of protocol version 3 refuses the node's first hello, naming its
+// version (in the words of that build); the node dials again offering 3
+// and links on it.
+func TestDialRedialsAPeerOfAnOlderProtocol(t *testing.T) {
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.PeerTimeout = 5 * time.Second // no heartbeat from the fake peer ends the session meanwhile
+	n := startNode(t, cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	cert, err := handshake.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	peerName := "standby@" + ln.Addr().String()
+	hellos := make(chan uint8, 2)
+	done := make(chan struct{})
+	peerGone := sync.OnceFunc(func() { close(done) })
+	t.Cleanup(peerGone) // before the node's shutdown, also when the test fails
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		hello, err := wire.ReadFrame(conn, wire.MaxHandshakeFrame)
+		if err != nil || len(hello) < 2 {
+			t.Errorf("read the node's hello: %v", err)
+			raw.Close()
+			return
+		}
+		hellos <- hello[1]
+		// The refusal in the handshake encoding: result 0x04, refused 0x02,
+		// the reason as a u32 little-endian length and its bytes.
+		reason := "read client hello: handshake protocol violation: unsupported protocol version " + strconv.Itoa(int(hello[1])) + " (this side speaks 3)"
+		_ = wire.WriteFrame(conn, append(binary.LittleEndian.AppendUint32([]byte{0x04, 0x02}, uint32(len(reason))), reason...))
+		conn.Close()
+
+		raw, err = ln.Accept()
+		if err != nil {
+			return
+		}
+		res, err := handshake.Server(t.Context(), raw, handshake.Config{
+			LocalName: peerName, Kind: handshake.KindNode, Cookie: []byte(cfg.Cookie), Certificate: cert,
+			Timeout: 5 * time.Second, Version: 3,
+		})
+		if err != nil {
+			t.Errorf("second handshake: %v", err)
+			return
+		}
+		hellos <- res.Version
+		go io.Copy(io.Discard, res.Conn)
+		<-done // the peer goes away before the node shuts down (no hand-over to it)
+		res.Conn.Close()
+	}()
+	name, err := n.dial(t.Context(), ln.Addr().String(), 5*time.Second)
+	if err != nil || name != peerName {
+		t.Fatalf("dial = %q, %v; want %q", name, err, peerName)
+	}
+	if first, second := <-hellos, <-hellos; first != handshake.Version || second != 3 {
+		t.Fatalf("the node offered %d, then settled on %d; want %d, then 3", first, second, handshake.Version)
+	}
+	if s := n.session(peerName); s == nil || s.proto != 3 {
+		t.Fatalf("session to %s: %v, want one on protocol 3", peerName, s)
+	}
+	peerGone()
+	eventually(t, 5*time.Second, func() error {
+		if s := n.session(peerName); s != nil && !s.isClosed() {
+			return fmt.Errorf("the session to %s is still open", peerName)
+		}
+		return nil
+	})
 }

@@ -3,6 +3,8 @@ package operator
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"net"
 	"strconv"
@@ -384,5 +386,69 @@ func TestServeRejectsNonQuery(t *testing.T) {
 	}
 	if err := <-done; err == nil {
 		t.Error("Serve returned nil for a non-query frame")
+	}
+}
+
+// A node of protocol version 3 refuses a newer client's hello, naming its
+// version, and links when dialed again offering 3. Query does that second
+// dial by itself.
+func TestQueryRedialsANodeOfAnOlderProtocol(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	cert, err := handshake.NewCertificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := target{name: "primary@" + ln.Addr().String(), addr: ln.Addr().String()}
+	settled := make(chan uint8, 1)
+	go func() {
+		// First connection: the refusal of a version-3 build, in its
+		// handshake encoding (result tag 0x04, status refused 0x02, then
+		// the reason as a u32 little-endian length and its bytes).
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		conn := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
+		hello, err := wire.ReadFrame(conn, wire.MaxHandshakeFrame)
+		if err != nil || len(hello) < 2 {
+			t.Errorf("read the client's hello: %v", err)
+			raw.Close()
+			return
+		}
+		reason := "read client hello: handshake protocol violation: unsupported protocol version " + strconv.Itoa(int(hello[1])) + " (this side speaks 3)"
+		msg := binary.LittleEndian.AppendUint32([]byte{0x04, 0x02}, uint32(len(reason)))
+		_ = wire.WriteFrame(conn, append(msg, reason...))
+		conn.Close()
+
+		// Second connection: a node that speaks 3 at most.
+		raw, err = ln.Accept()
+		if err != nil {
+			return
+		}
+		res, err := handshake.Server(t.Context(), raw, handshake.Config{
+			LocalName: node.name, Kind: handshake.KindNode, Cookie: []byte(testCookie),
+			Certificate: cert, Timeout: 5 * time.Second, Version: 3,
+		})
+		if err != nil {
+			t.Errorf("second handshake: %v", err)
+			return
+		}
+		settled <- res.Version
+		defer res.Conn.Close()
+		Serve(res.Conn, goldenSource(), time.Minute)
+	}()
+	body, err := Query(t.Context(), node, []byte(testCookie), wire.OperatorQuery{Kind: uint8(KindStatus)}, 10*time.Second)
+	if err != nil {
+		t.Fatalf("Query: %v", err)
+	}
+	if _, err := DecodeReply(KindStatus, body); err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	if v := <-settled; v != 3 {
+		t.Fatalf("the second handshake settled on version %d, want 3", v)
 	}
 }
