@@ -117,6 +117,12 @@ wait_for "new standby linked to the old primary" healthy "$S" standby 0
 wait_for "old primary sees the new standby" healthy "$P" primary 0
 grep -q "peer speaks an older protocol version; linked on it until the peer is upgraded peer=$P protocol=3 local_protocol=" "$work/standby-2-new.log" ||
 	fail "the new standby did not log that it linked on protocol 3"
+link_protocol() { # node: the protocol_version of its one peer link in meshc cluster status
+	meshc cluster status "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peers"][0]["protocol_version"])'
+}
+mixed=$(link_protocol "$S")
+[[ $mixed == 3 ]] || fail "meshc cluster status $S shows the link on protocol $mixed, want 3"
+echo "    meshc cluster status: the link is on protocol $mixed"
 sleep 2
 
 say "3. meshc of each build against a node of the other"
@@ -136,6 +142,12 @@ if grep -q "older protocol version" "$work/primary-2-new.log" ||
 fi
 grep -q "transition=switchover_promoted" "$work/standby-2-new.log" ||
 	fail "the new standby did not take the primary role through a switchover"
+for node in "$P" "$S"; do
+	v=$(link_protocol "$node")
+	[[ $v == "$("$work/bin/meshc-new" version | sed -n 's/^protocol: \([0-9]*\).*/\1/p')" ]] ||
+		fail "meshc cluster status $node shows the link on protocol $v, want the newest"
+	echo "    meshc cluster status $node: the link is on protocol $v"
+done
 sleep 2
 touch "$work/stop"
 wait "$load_p" "$load_s"

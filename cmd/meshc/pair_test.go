@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"flag"
+	"strconv"
 	"strings"
 	"testing"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/handshake"
 	"meshgo.dev/mesh/internal/operator"
 )
 
@@ -28,7 +30,7 @@ func pairView(self, peer string, role continuity.Role, epoch uint64) operator.St
 	}
 	return operator.StatusView{
 		LocalNode: self, PeerNodes: []string{peer}, Role: role, Epoch: epoch, Health: continuity.HealthHealthy,
-		Peers: []operator.PeerView{{Node: peer, Link: operator.LinkConnected, Heard: true, Role: other, Epoch: epoch}},
+		Peers: []operator.PeerView{{Node: peer, Link: operator.LinkConnected, Protocol: handshake.Version, Heard: true, Role: other, Epoch: epoch}},
 		Ready: true,
 	}
 }
@@ -46,7 +48,7 @@ func TestClusterStatusPairAgrees(t *testing.T) {
 	}
 	text := mustRun(t, cookieEnv, "status", p, s)
 	for _, want := range []string{"== " + p + " ==\n", "== " + s + " ==\n", "cluster_role:       standby\n",
-		"- node=" + s + " link_state=connected cluster_role=standby promotion_epoch=2 heartbeat_age_ms=0\n", "pair: agrees\n"} {
+		"- node=" + s + " link_state=connected cluster_role=standby promotion_epoch=2 heartbeat_age_ms=0 protocol_version=" + strconv.Itoa(handshake.Version) + "\n", "pair: agrees\n"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("pair text lacks %q:\n%s", want, text)
 		}

@@ -132,7 +132,7 @@ func (n *Node) peerViewsForStatus() []operator.PeerView {
 	for name := range names {
 		pv := operator.PeerView{Node: name, Link: operator.LinkDisconnected}
 		if s := n.session(name); s != nil && !s.isClosed() {
-			pv.Link = operator.LinkSyncing
+			pv.Link, pv.Protocol = operator.LinkSyncing, s.proto
 			if s.isSynced() {
 				pv.Link = operator.LinkConnected
 			}

@@ -38,6 +38,12 @@ func TestNodesOnTwoProtocolVersionsLinkOnTheOlder(t *testing.T) {
 				if sess := ab[0].session(ab[1].Name()); sess == nil || sess.proto != 3 {
 					t.Fatalf("%s links to %s on protocol %v, want 3", ab[0].Name(), ab[1].Name(), sess)
 				}
+				// meshc cluster status shows it (peers[].protocol_version).
+				for _, pv := range ab[0].peerViewsForStatus() {
+					if pv.Node == ab[1].Name() && pv.Protocol != 3 {
+						t.Fatalf("%s reports its link to %s on protocol %d, want 3", ab[0].Name(), pv.Node, pv.Protocol)
+					}
+				}
 			}
 			servers := map[*Node]string{p: serveNode(t, p, nil).URL, s: serveNode(t, s, nil).URL}
 			remote := 0

@@ -61,11 +61,13 @@ type LeaseView struct {
 	ExpiresIn time.Duration
 }
 
-// PeerView is what a node knows of one peer: the state of the link and,
+// PeerView is what a node knows of one peer: the state of the link, the
+// cluster protocol version the link settled on (zero with no link) and,
 // when Heard, the authority the peer last reported and how long ago.
 type PeerView struct {
 	Node         string
 	Link         LinkState
+	Protocol     uint8
 	Heard        bool
 	Role         continuity.Role
 	Epoch        uint64
@@ -169,6 +171,10 @@ func newStatus(v StatusView) Status {
 			continue
 		}
 		pv := Peer{LinkState: p.Link, Node: p.Node}
+		if p.Protocol != 0 {
+			v := p.Protocol
+			pv.ProtocolVersion = &v
+		}
 		if p.Heard {
 			role, epoch, age := p.Role, p.Epoch, max(p.HeartbeatAge, 0).Milliseconds()
 			pv.ClusterRole, pv.PromotionEpoch, pv.HeartbeatAgeMS = &role, &epoch, &age

@@ -47,12 +47,16 @@ const (
 // the authority the peer last reported (in a heartbeat or a snapshot), and
 // HeartbeatAgeMS is how long ago that was, in milliseconds; all three are
 // null when the node has not heard from the peer since it started.
+// ProtocolVersion is the cluster protocol version the link to the peer
+// settled on (below the node's own while the peer runs an older build),
+// null when there is no link; a node from before the field sends none.
 type Peer struct {
-	ClusterRole    *continuity.Role `json:"cluster_role"`
-	HeartbeatAgeMS *int64           `json:"heartbeat_age_ms"`
-	LinkState      LinkState        `json:"link_state"`
-	Node           string           `json:"node"`
-	PromotionEpoch *uint64          `json:"promotion_epoch"`
+	ClusterRole     *continuity.Role `json:"cluster_role"`
+	HeartbeatAgeMS  *int64           `json:"heartbeat_age_ms"`
+	LinkState       LinkState        `json:"link_state"`
+	Node            string           `json:"node"`
+	PromotionEpoch  *uint64          `json:"promotion_epoch"`
+	ProtocolVersion *uint8           `json:"protocol_version"`
 }
 
 // Readiness says whether the node can serve clustered requests with the

@@ -71,7 +71,7 @@ func goldenSource() *fakeSource {
 			Epoch:     1,
 			Health:    continuity.HealthHealthy,
 			Peers: []PeerView{
-				{Node: standbyNode, Link: LinkConnected, Heard: true, Role: continuity.RoleStandby, Epoch: 1, HeartbeatAge: 120 * time.Millisecond},
+				{Node: standbyNode, Link: LinkConnected, Protocol: 4, Heard: true, Role: continuity.RoleStandby, Epoch: 1, HeartbeatAge: 120 * time.Millisecond},
 				{Node: primaryNode, Link: LinkConnected}, // the local node: dropped
 			},
 			Ready:      true,

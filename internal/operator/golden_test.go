@@ -36,7 +36,7 @@ var goldenCases = []struct {
 	{"status_quarantined", wire.OperatorQuery{Kind: uint8(KindStatus)}, func() *fakeSource {
 		s := goldenSource()
 		s.status.Ready, s.status.NotReadyReason = false, "quarantined"
-		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkSyncing}}
+		s.status.Peers = []PeerView{{Node: standbyNode, Link: LinkSyncing, Protocol: 3}}
 		return s
 	}},
 	{"status_lease", wire.OperatorQuery{Kind: uint8(KindStatus)}, func() *fakeSource {

@@ -65,7 +65,7 @@ func (s *Status) WriteText(w io.Writer) error {
 			t.heading("peers")
 		}
 		for _, p := range s.Peers {
-			role, epoch, age := "unknown", "unknown", "never"
+			role, epoch, age, proto := "unknown", "unknown", "never", "none"
 			if p.ClusterRole != nil {
 				role = string(*p.ClusterRole)
 			}
@@ -75,8 +75,11 @@ func (s *Status) WriteText(w io.Writer) error {
 			if p.HeartbeatAgeMS != nil {
 				age = strconv.FormatInt(*p.HeartbeatAgeMS, 10)
 			}
+			if p.ProtocolVersion != nil {
+				proto = strconv.Itoa(int(*p.ProtocolVersion))
+			}
 			t.item("node", p.Node, "link_state", string(p.LinkState), "cluster_role", role,
-				"promotion_epoch", epoch, "heartbeat_age_ms", age)
+				"promotion_epoch", epoch, "heartbeat_age_ms", age, "protocol_version", proto)
 		}
 	}
 	return t.writeTo(w)
