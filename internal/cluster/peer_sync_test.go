@@ -141,14 +141,19 @@ func TestSubmissionWaitsForThePeersFirstSnapshot(t *testing.T) {
 	})
 }
 
-// A snapshot larger than one chunk goes as SyncParts and one closing Sync,
-// each under about syncChunkBytes, with every record once and in order.
-func TestSnapshotPartsThenOneSync(t *testing.T) {
-	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
+// bigRecordResponse is the stored response of each record seedBigRecords
+// makes, under the stored response's bound.
+const bigRecordResponse = 60 << 10
+
+// seedBigRecords merges into n the completed route records big-<from> to
+// big-<to-1> (three digits), each with a stored response of
+// bigRecordResponse bytes, about 6 MiB per hundred, and returns their keys.
+func seedBigRecords(t *testing.T, n *Node, from, to int) []string {
+	t.Helper()
 	now := time.Now().UTC()
-	body := bytes.Repeat([]byte("r"), 60<<10) // under the stored response's bound
+	body := bytes.Repeat([]byte("r"), bigRecordResponse)
 	var keys []string
-	for i := range 100 { // 6 MiB of stored responses: three chunks or more
+	for i := from; i < to; i++ {
 		r := continuity.Record{
 			RequestKey: fmt.Sprintf("big-%03d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
 			Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
@@ -161,6 +166,14 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 		}
 		keys = append(keys, r.RequestKey)
 	}
+	return keys
+}
+
+// A snapshot larger than one chunk goes as SyncParts and one closing Sync,
+// each under about syncChunkBytes, with every record once and in order.
+func TestSnapshotPartsThenOneSync(t *testing.T) {
+	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
+	keys := seedBigRecords(t, n, 0, 100) // 6 MiB of stored responses: three chunks or more
 	msgs := n.syncMessages(0, handshake.Version)
 	if len(msgs) < 3 {
 		t.Fatalf("%d snapshot frames for 6 MiB, want at least 3", len(msgs))
@@ -182,7 +195,7 @@ func TestSnapshotPartsThenOneSync(t *testing.T) {
 		default:
 			t.Fatalf("frame %d is %T", i+1, m)
 		}
-		if size := len(wire.Encode(m)); size > syncChunkBytes+len(body)+4096 {
+		if size := len(wire.Encode(m)); size > syncChunkBytes+bigRecordResponse+4096 {
 			t.Fatalf("frame %d is %d bytes, over a chunk", i+1, size)
 		}
 		for _, r := range recs {

@@ -1,20 +1,16 @@
 package cluster
 
 import (
-	"bytes"
-	"crypto/tls"
-	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
 	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/handshake/handshaketest"
 	"meshgo.dev/mesh/internal/wire"
 )
 
@@ -81,22 +77,6 @@ func TestNodesOnTwoProtocolVersionsLinkOnTheOlder(t *testing.T) {
 // synced, and beyond that several, each under the frame cap.
 func TestSnapshotForAVersion3PeerIsSyncsOnly(t *testing.T) {
 	n := startNode(t, testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary))
-	now := time.Now().UTC()
-	body := bytes.Repeat([]byte("r"), 60<<10)
-	seed := func(from, to int) {
-		for i := from; i < to; i++ {
-			r := continuity.Record{
-				RequestKey: fmt.Sprintf("big-%03d", i), PayloadHash: "payload", Attempt: uint64(i + 1),
-				Phase: continuity.PhaseCompleted, Result: continuity.ResultSucceeded,
-				IngressNode: n.Name(), OwnerNode: n.Name(), ExecutionNode: n.Name(), ReplicationCount: 1,
-				ReplicaStatus: continuity.ReplicaUnassigned, Health: continuity.HealthHealthy,
-				RuntimeName: "route", Kind: continuity.KindRoute, SubmittedAt: now, CompletedAt: now, Response: body,
-			}
-			if _, changed, err := n.reg.Merge(r, "test"); err != nil || !changed {
-				t.Fatalf("seed %s: changed %v, %v", r.RequestKey, changed, err)
-			}
-		}
-	}
 	frames := func(proto uint8) (syncs, parts, records int) {
 		for _, m := range n.syncMessages(0, proto) {
 			if size := len(wire.Encode(m)); size > wire.MaxFrame {
@@ -114,14 +94,14 @@ func TestSnapshotForAVersion3PeerIsSyncsOnly(t *testing.T) {
 		return syncs, parts, records
 	}
 
-	seed(0, 100) // about 6 MiB
+	seedBigRecords(t, n, 0, 100) // about 6 MiB
 	if syncs, parts, recs := frames(handshake.Version); parts < 2 || syncs != 1 || recs != 100 {
 		t.Fatalf("protocol %d: %d SyncParts, %d Syncs, %d records; want parts, one Sync, 100", handshake.Version, parts, syncs, recs)
 	}
 	if syncs, parts, recs := frames(3); parts != 0 || syncs != 1 || recs != 100 {
 		t.Fatalf("protocol 3: %d SyncParts, %d Syncs, %d records; want one Sync of 100", parts, syncs, recs)
 	}
-	seed(100, 300) // about 18 MiB: more than one frame can carry
+	seedBigRecords(t, n, 100, 300) // about 18 MiB: more than one frame can carry
 	if syncs, parts, recs := frames(3); parts != 0 || syncs < 2 || recs != 300 {
 		t.Fatalf("protocol 3: %d SyncParts, %d Syncs, %d records; want several Syncs of 300", parts, syncs, recs)
 	}
@@ -134,15 +114,7 @@ func TestDialRedialsAPeerOfAnOlderProtocol(t *testing.T) {
 	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
 	cfg.PeerTimeout = 5 * time.Second // no heartbeat from the fake peer ends the session meanwhile
 	n := startNode(t, cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	cert, err := handshake.NewCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, cert := handshaketest.Listen(t)
 	peerName := "standby@" + ln.Addr().String()
 	hellos := make(chan uint8, 2)
 	done := make(chan struct{})
@@ -153,19 +125,12 @@ func TestDialRedialsAPeerOfAnOlderProtocol(t *testing.T) {
 		if err != nil {
 			return
 		}
-		conn := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-		hello, err := wire.ReadFrame(conn, wire.MaxHandshakeFrame)
-		if err != nil || len(hello) < 2 {
-			t.Errorf("read the node's hello: %v", err)
-			raw.Close()
+		offered, err := handshaketest.RefuseAsVersion3(raw, cert)
+		if err != nil {
+			t.Error(err)
 			return
 		}
-		hellos <- hello[1]
-		// The refusal in the handshake encoding: result 0x04, refused 0x02,
-		// the reason as a u32 little-endian length and its bytes.
-		reason := "read client hello: handshake protocol violation: unsupported protocol version " + strconv.Itoa(int(hello[1])) + " (this side speaks 3)"
-		_ = wire.WriteFrame(conn, append(binary.LittleEndian.AppendUint32([]byte{0x04, 0x02}, uint32(len(reason))), reason...))
-		conn.Close()
+		hellos <- offered
 
 		raw, err = ln.Accept()
 		if err != nil {

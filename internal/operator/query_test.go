@@ -3,8 +3,6 @@ package operator
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"net"
 	"strconv"
@@ -14,6 +12,7 @@ import (
 	"time"
 
 	"meshgo.dev/mesh/internal/handshake"
+	"meshgo.dev/mesh/internal/handshake/handshaketest"
 	"meshgo.dev/mesh/internal/wire"
 	"meshgo.dev/mesh/meshtest"
 )
@@ -393,36 +392,19 @@ func TestServeRejectsNonQuery(t *testing.T) {
 // version, and links when dialed again offering 3. Query does that second
 // dial by itself.
 func TestQueryRedialsANodeOfAnOlderProtocol(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	cert, err := handshake.NewCertificate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, cert := handshaketest.Listen(t)
 	node := target{name: "primary@" + ln.Addr().String(), addr: ln.Addr().String()}
 	settled := make(chan uint8, 1)
 	go func() {
-		// First connection: the refusal of a version-3 build, in its
-		// handshake encoding (result tag 0x04, status refused 0x02, then
-		// the reason as a u32 little-endian length and its bytes).
+		// First connection: the refusal of a version-3 build.
 		raw, err := ln.Accept()
 		if err != nil {
 			return
 		}
-		conn := tls.Server(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13})
-		hello, err := wire.ReadFrame(conn, wire.MaxHandshakeFrame)
-		if err != nil || len(hello) < 2 {
-			t.Errorf("read the client's hello: %v", err)
-			raw.Close()
+		if _, err := handshaketest.RefuseAsVersion3(raw, cert); err != nil {
+			t.Error(err)
 			return
 		}
-		reason := "read client hello: handshake protocol violation: unsupported protocol version " + strconv.Itoa(int(hello[1])) + " (this side speaks 3)"
-		msg := binary.LittleEndian.AppendUint32([]byte{0x04, 0x02}, uint32(len(reason)))
-		_ = wire.WriteFrame(conn, append(msg, reason...))
-		conn.Close()
 
 		// Second connection: a node that speaks 3 at most.
 		raw, err = ln.Accept()
