@@ -134,10 +134,9 @@ stop primary
 start new "$P" primary "127.0.0.1:$http_p" 2
 wait_for "the restarted node rejoined as the standby" healthy "$P" standby 1
 wait_for "the new primary sees its standby" healthy "$S" primary 1
-# Two nodes of the new build link on its newest version: neither logs a
-# second link on an older one.
-if grep -q "older protocol version" "$work/primary-2-new.log" ||
-	(($(grep -c "older protocol version" "$work/standby-2-new.log") != 1)); then
+# Two nodes of the new build link on its newest version: the restarted node
+# logs no link on an older one (meshc cluster status is checked below).
+if grep -q "older protocol version" "$work/primary-2-new.log"; then
 	fail "a link of two nodes of the new build used an older protocol version"
 fi
 grep -q "transition=switchover_promoted" "$work/standby-2-new.log" ||

@@ -89,10 +89,6 @@ func (s *session) flush(ctx context.Context) error { return s.link.Flush(ctx) }
 // reader and heartbeat.
 func (n *Node) startSession(conn net.Conn, name string, outgoing bool, proto uint8) {
 	s := &session{n: n, peer: name, outgoing: outgoing, proto: proto, started: n.mono(), synced: make(chan struct{})}
-	if proto < handshake.Version {
-		n.log.Warn("[mesh-rt transport] peer speaks an older protocol version; linked on it until the peer is upgraded",
-			"peer", name, "protocol", proto, "local_protocol", handshake.Version)
-	}
 	s.link = peer.New(conn, peer.Config{Peer: name, Outgoing: outgoing,
 		PeerTimeout: n.cfg.PeerTimeout, HeartbeatInterval: n.cfg.HeartbeatInterval,
 		Heartbeat: func() wire.Message { return wire.Ping{Nonce: randUint64(), Authority: n.authorityMsg()} },
@@ -101,6 +97,10 @@ func (n *Node) startSession(conn net.Conn, name string, outgoing bool, proto uin
 	if !n.register(s) {
 		conn.Close()
 		return
+	}
+	if proto < handshake.Version {
+		n.log.Warn("[mesh-rt transport] peer speaks an older protocol version; linked on it until the peer is upgraded",
+			"peer", name, "protocol", proto, "local_protocol", handshake.Version)
 	}
 	s.link.Start(n.goRun)
 	if peers := n.Peers(); len(peers) > 1 {
