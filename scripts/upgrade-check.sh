@@ -44,11 +44,23 @@ rm -rf "$work/old-src"
 (cd "$root" && go build -o "$work/bin/testapp-new" ./e2e/testapp && go build -o "$work/bin/meshc-new" ./cmd/meshc)
 
 export MESH_CLUSTER_COOKIE="$("$work/bin/meshc-new" cluster cookie)"
-port=$((20000 + RANDOM % 20000))
+# A cluster port with the two HTTP ports after it, none of them answering on
+# either loopback address (a port in use would show up as a wait timing out).
+in_use() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+for _ in $(seq 50); do
+	port=$((20000 + RANDOM % 20000))
+	free=1
+	for p in "$port" $((port + 1)) $((port + 2)); do
+		if in_use 127.0.0.1 "$p" || in_use ::1 "$p"; then free=0; fi
+	done
+	((free)) && break
+done
+((free)) || fail "no free run of three ports found"
 http_p=$((port + 1)) http_s=$((port + 2))
 P="primary@127.0.0.1:$port" S="standby@[::1]:$port"
 declare -A pid=()
 cleanup() {
+	touch "$work/stop" # the load loops end at their next request
 	for p in "${pid[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 }
