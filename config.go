@@ -66,6 +66,9 @@ const (
 //     the lease to act, and a standby must win it to promote. No error shows
 //     credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
+//   - MESH_CLUSTER_MIN_PROTOCOL: the oldest cluster protocol version the
+//     node links on, from 3 (the default: the oldest this build speaks) to
+//     4 (the newest).
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else

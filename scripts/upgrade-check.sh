@@ -15,7 +15,10 @@
 #   3. meshc of either build queries a node of the other;
 #   4. the old primary is stopped (SIGTERM): it hands the primary role over to
 #      the new node (switchover_promoted, epoch 1), and is started again on the
-#      new build: the pair links on the newest protocol and is healthy.
+#      new build: the pair links on the newest protocol and is healthy;
+#   5. the upgrade over, both nodes restart the same way with
+#      MESH_CLUSTER_MIN_PROTOCOL at the newest version: they link again, and
+#      the old meshc is refused (protocol_below_minimum in diagnostics).
 # Throughout, a client sends count-2 route requests with an Idempotency-Key to
 # both nodes. Every request answered 200 must be completed on both nodes at
 # the end; every refusal must carry a reason. Bounded: each wait gives up
@@ -66,8 +69,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+min_protocol= # MESH_CLUSTER_MIN_PROTOCOL of the nodes started next (blank: unset)
 start() { # build name role http-addr run
-	MESH_NODE_NAME="$2" MESH_CONTINUITY_ROLE="$3" MESH_DISCOVERY_SEED=localhost MESH_CLUSTER_PORT="$port" \
+	MESH_CLUSTER_MIN_PROTOCOL="$min_protocol" MESH_NODE_NAME="$2" MESH_CONTINUITY_ROLE="$3" MESH_DISCOVERY_SEED=localhost MESH_CLUSTER_PORT="$port" \
 		MESH_STATE_DIR="$work/state-$3" MESH_DISCOVERY_INTERVAL_MS=500 TESTAPP_HTTP_ADDR="$4" \
 		"$work/bin/testapp-$1" >"$work/$3-$5-$1.log" 2>&1 &
 	pid[$3]=$!
@@ -159,6 +163,25 @@ for node in "$P" "$S"; do
 		fail "meshc cluster status $node shows the link on protocol $v, want the newest"
 	echo "    meshc cluster status $node: the link is on protocol $v"
 done
+sleep 2
+
+newest=$("$work/bin/meshc-new" version | sed -n 's/^protocol: \([0-9]*\).*/\1/p')
+say "5. the upgrade is over: both nodes restart with MESH_CLUSTER_MIN_PROTOCOL=$newest"
+min_protocol=$newest
+stop primary # $P, the standby now
+start new "$P" primary "127.0.0.1:$http_p" 3
+wait_for "the standby back with the minimum" healthy "$P" standby 1
+wait_for "the primary sees it" healthy "$S" primary 1
+stop standby # $S, the primary now: it hands over
+start new "$S" standby "[::1]:$http_s" 3
+wait_for "the old primary back as the standby" healthy "$S" standby 2
+wait_for "the new primary sees it" healthy "$P" primary 2
+if "$work/bin/meshc-old" cluster status "$P" --json >"$work/meshc-old-refused.out" 2>&1; then
+	fail "meshc of the old build still queries a node whose minimum is protocol $newest"
+fi
+meshc cluster diagnostics "$P" --json | grep -q '"reason": "protocol_below_minimum"' ||
+	fail "$P does not report the old meshc's refusal as protocol_below_minimum"
+echo "    the old meshc is refused: $(tail -n 1 "$work/meshc-old-refused.out")"
 sleep 2
 touch "$work/stop"
 wait "$load_p" "$load_s"

@@ -38,6 +38,7 @@ const (
 const (
 	reasonAuthFailed      = "authentication_failed"
 	reasonHandshakeFailed = "handshake_failed"
+	reasonBelowMinimum    = "protocol_below_minimum"
 	reasonRateLimited     = "handshake_rate_limited"
 	reasonSourceLimit     = "handshake_source_limit"
 	reasonTotalLimit      = "handshake_total_limit"

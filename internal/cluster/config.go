@@ -156,6 +156,15 @@ type Config struct {
 	// of the default logger; LogFormatJSON writes one JSON object per line.
 	// It applies only when Logger is nil.
 	LogFormat string
+	// MinProtocolVersion is MESH_CLUSTER_MIN_PROTOCOL: the oldest cluster
+	// protocol version the node links on, with peers and with meshc. 0
+	// means the oldest this build speaks, so a node links with a peer one
+	// version behind during a rolling upgrade. Once every node and meshc
+	// runs the new build, setting it to the newest version refuses a link
+	// on an older one: the older peer's refusal that makes a node dial
+	// again on an older version comes before the cookie proof, so an active
+	// attacker on the network can forge it.
+	MinProtocolVersion int
 }
 
 // withDefaults fills every zero timing and bound with its default.

@@ -13,6 +13,7 @@ import (
 
 	"meshgo.dev/mesh/internal/arbiter"
 	meshcookie "meshgo.dev/mesh/internal/cookie"
+	"meshgo.dev/mesh/internal/handshake"
 )
 
 // Environment variables of the node contract. Every value is trimmed, and a
@@ -41,6 +42,7 @@ const (
 	envContinuityStore   = "MESH_CONTINUITY_STORE"
 	envLogFormat         = "MESH_LOG_FORMAT"
 	envArbiter           = "MESH_ARBITER" // arbiter.EnvVar (TestArbiterEnvName)
+	envMinProtocol       = "MESH_CLUSTER_MIN_PROTOCOL"
 )
 
 // envVars lists every variable ConfigFromEnv reads, in reporting order.
@@ -49,6 +51,7 @@ var envVars = []string{
 	envContinuityRole, envPromotionEpoch, envDiscoveryInterval, envStartupWorkDelay,
 	envHeartbeatInterval, envPeerTimeout, envDiagnosticsCap, envRetainRecords,
 	envRetainBytes, envRouteTimeout, envRouteMaxBody, envWorkMaxResult, envMaxRunningWork, envStateDir, envArbiter, envContinuityStore, envLogFormat,
+	envMinProtocol,
 }
 
 // maxMillis is the largest millisecond count a time.Duration can hold.
@@ -93,6 +96,9 @@ const maxMillis = math.MaxInt64 / int64(time.Millisecond)
 //     arbiter.ParseSpec refuses is reported with its reason. The error never
 //     shows the value's credentials.
 //   - MESH_LOG_FORMAT: text (the default) or json.
+//   - MESH_CLUSTER_MIN_PROTOCOL: the oldest cluster protocol version the
+//     node links on, from 3 (the default: the oldest this build speaks) to
+//     4 (the newest).
 //
 // Every value is trimmed and a blank value counts as unset. A value that is
 // not valid UTF-8 is reported as "<VAR> must be valid UTF-8" and nothing else
@@ -252,6 +258,14 @@ func ConfigFromEnv(getenv func(string) string, hostname func() (string, error)) 
 		cfg.LogFormat = v
 	default:
 		invalid(envLogFormat, reasonLogFormat(v))
+	}
+	if v := get(envMinProtocol); v != "" {
+		n, err := strconv.ParseUint(v, 10, 8)
+		if err != nil || n < handshake.MinVersion || n > handshake.Version {
+			invalid(envMinProtocol, reasonMinProtocol)
+		} else {
+			cfg.MinProtocolVersion = int(n)
+		}
 	}
 
 	if len(errs) > 0 {

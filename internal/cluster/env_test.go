@@ -159,6 +159,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		envMaxRunningWork:    " 3 ",
 		envStateDir:          " /var/lib/mesh ",
 		envLogFormat:         " json ",
+		envMinProtocol:       " 4 ",
 	})
 	cfg, err := ConfigFromEnv(envOf(env), nil)
 	if err != nil {
@@ -183,6 +184,7 @@ func TestConfigFromEnvKnobs(t *testing.T) {
 		{"MaxRunningWork", cfg.MaxRunningWork, 3},
 		{"StateDir", cfg.StateDir, "/var/lib/mesh"},
 		{"LogFormat", cfg.LogFormat, LogFormatJSON},
+		{"MinProtocolVersion", cfg.MinProtocolVersion, 4},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -340,6 +342,12 @@ func TestConfigFromEnvErrors(t *testing.T) {
 			"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer no greater than 65536"},
 		{"running work not a number", map[string]string{envMaxRunningWork: "lots"}, nil,
 			"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer"},
+		{"min protocol below the oldest", map[string]string{envMinProtocol: "2"}, nil,
+			"Invalid MESH_CLUSTER_MIN_PROTOCOL: expected a protocol version from 3 to 4"},
+		{"min protocol above the newest", map[string]string{envMinProtocol: "5"}, nil,
+			"Invalid MESH_CLUSTER_MIN_PROTOCOL: expected a protocol version from 3 to 4"},
+		{"min protocol not a number", map[string]string{envMinProtocol: "v4"}, nil,
+			"Invalid MESH_CLUSTER_MIN_PROTOCOL: expected a protocol version from 3 to 4"},
 		{"count overflow", map[string]string{envRouteMaxBody: "99999999999999999999"}, nil,
 			"Invalid MESH_ROUTE_MAX_BODY_BYTES: expected a positive integer no greater than 9223372036854775807"},
 

@@ -45,7 +45,7 @@ var (
 	// authority: a completion under a fence generation or attempt that is
 	// no longer current, and a prepare or record version from a lower epoch.
 	fencedWriteReasons = [...]continuity.Reason{continuity.ReasonFenced, continuity.ReasonAttemptMismatch, continuity.ReasonStaleEpoch}
-	handshakeReasons   = [...]string{reasonAuthFailed, reasonHandshakeFailed, reasonRateLimited, reasonSourceLimit, reasonTotalLimit}
+	handshakeReasons   = [...]string{reasonAuthFailed, reasonHandshakeFailed, reasonBelowMinimum, reasonRateLimited, reasonSourceLimit, reasonTotalLimit}
 	statusClasses      = [...]string{"2xx", "3xx", "4xx", "5xx"}
 )
 

@@ -791,7 +791,8 @@ func (n *Node) kickDiscovery() {
 // ---- transport ---------------------------------------------------------------
 
 func (n *Node) handshakeConfig(kind handshake.Kind) handshake.Config {
-	return handshake.Config{LocalName: n.self, Kind: kind, Cookie: n.cookie, Certificate: n.cert, Timeout: handshakeTimeout, Version: n.protocol}
+	return handshake.Config{LocalName: n.self, Kind: kind, Cookie: n.cookie, Certificate: n.cert, Timeout: handshakeTimeout,
+		Version: n.protocol, MinVersion: uint8(n.cfg.MinProtocolVersion)}
 }
 
 const handshakeTimeout = 5 * time.Second
@@ -857,8 +858,11 @@ func (n *Node) serveConn(raw net.Conn, t *ticket) {
 
 // failureReason classifies a failed handshake for diagnostics.
 func failureReason(err error) string {
-	if errors.Is(err, handshake.ErrAuthFailed) {
+	switch {
+	case errors.Is(err, handshake.ErrAuthFailed):
 		return reasonAuthFailed
+	case errors.Is(err, handshake.ErrBelowMinimum):
+		return reasonBelowMinimum
 	}
 	return reasonHandshakeFailed
 }
@@ -884,19 +888,27 @@ func (n *Node) dial(ctx context.Context, addr string, timeout time.Duration) (st
 	res, err := n.dialHandshake(ctx, addr, cfg)
 	if v, older := handshake.PeerVersion(err); older {
 		// A peer on an older protocol version refused this one's hello,
-		// naming its own: dial again offering it (an upgrade under way).
-		cfg.Version = v
-		res, err = n.dialHandshake(ctx, addr, cfg)
+		// naming its own: dial again offering it (an upgrade under way),
+		// unless MESH_CLUSTER_MIN_PROTOCOL says the upgrade is over.
+		if floor := cfg.MinVersion; floor != 0 && v < floor {
+			err = fmt.Errorf("%w: peer at %s speaks protocol version %d only, below this node's minimum %d (%s)",
+				handshake.ErrBelowMinimum, addr, v, floor, envMinProtocol)
+		} else {
+			cfg.Version = v
+			res, err = n.dialHandshake(ctx, addr, cfg)
+		}
 	}
 	var derr *dialError
 	if errors.As(err, &derr) {
 		return "", derr
 	}
 	if err != nil {
-		if errors.Is(err, handshake.ErrAuthFailed) {
+		if reason := failureReason(err); reason != reasonHandshakeFailed {
 			// Timeouts and refusals of dials are the peer's absence, which
-			// failure handling reports; a cookie mismatch is worth a count.
-			n.handshakeFailed(addr, reasonAuthFailed, err.Error())
+			// failure handling reports; a cookie mismatch, or a peer on a
+			// protocol version this node no longer links on, is worth a
+			// count.
+			n.handshakeFailed(addr, reason, err.Error())
 		} else {
 			n.log.Debug("[mesh-rt transport] handshake failed", "remote_addr", addr, "error", err.Error())
 		}

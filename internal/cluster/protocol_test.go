@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -166,4 +169,91 @@ func TestDialRedialsAPeerOfAnOlderProtocol(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// rejectedBelowMinimum returns n's handshake_rejected entry if its last
+// reason is protocol_below_minimum, with its failure count.
+func rejectedBelowMinimum(n *Node) (continuity.Entry, bool) {
+	for _, e := range n.Diagnostics().Entries {
+		if e.Transition == transitionHandshakeRejected && e.Reason == reasonBelowMinimum {
+			return e, true
+		}
+	}
+	return continuity.Entry{}, false
+}
+
+// With MESH_CLUSTER_MIN_PROTOCOL at the newest version, a node whose
+// dial a version-3 peer refuses does not dial again offering 3 (the
+// refusal may be forged: it comes before the cookie proof). The dial fails
+// with ErrBelowMinimum, and diagnostics and metrics say why.
+func TestMinProtocolStopsTheRedialToAnOlderPeer(t *testing.T) {
+	cfg := testConfig(t, "primary", "127.0.0.1", freePort(t), RolePrimary)
+	cfg.MinProtocolVersion = handshake.Version
+	n := startNode(t, cfg)
+	ln, cert := handshaketest.Listen(t)
+	accepted := make(chan uint8, 4)
+	go func() {
+		for {
+			raw, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			offered, _ := handshaketest.RefuseAsVersion3(raw, cert)
+			accepted <- offered
+		}
+	}()
+	_, err := n.dial(t.Context(), ln.Addr().String(), 5*time.Second)
+	if !errors.Is(err, handshake.ErrBelowMinimum) || !strings.Contains(err.Error(), envMinProtocol) {
+		t.Fatalf("dial = %v; want ErrBelowMinimum naming %s", err, envMinProtocol)
+	}
+	if got := len(accepted); got != 1 || <-accepted != handshake.Version {
+		t.Fatalf("the peer saw %d connections; want one, offering %d", got, handshake.Version)
+	}
+	if _, ok := rejectedBelowMinimum(n); !ok {
+		t.Fatalf("no handshake_rejected entry with reason %s in %+v", reasonBelowMinimum, n.Diagnostics().Entries)
+	}
+	if v, _ := value(scrape(t, n), "mesh_handshake_failures_total", "reason", reasonBelowMinimum); v != 1 {
+		t.Fatalf("mesh_handshake_failures_total{reason=%q} = %v, want 1", reasonBelowMinimum, v)
+	}
+}
+
+// A node with MESH_CLUSTER_MIN_PROTOCOL at the newest version and a peer
+// that speaks 3 only never link, in either direction: as the server it
+// refuses the peer's hello, as the client the peer's answer. Lowered back
+// to 3, they link on 3.
+func TestMinProtocolRefusesALinkOnAnOlderVersion(t *testing.T) {
+	port := freePort(t)
+	pcfg := testConfig(t, "primary", "127.0.0.1", port, RolePrimary)
+	pcfg.MinProtocolVersion = handshake.Version
+	p := startNode(t, pcfg)
+	s := startNode(t, testConfig(t, "standby", "::1", port, RoleStandby), withProtocol(3))
+	// Both directions tried: the standby's dials are refused by the
+	// primary's server, the primary's refuse the standby's answer.
+	eventually(t, 10*time.Second, func() error {
+		e, ok := rejectedBelowMinimum(p)
+		if !ok {
+			return fmt.Errorf("no %s entry yet", reasonBelowMinimum)
+		}
+		if v, _ := value(scrape(t, p), "mesh_handshake_failures_total", "reason", reasonBelowMinimum); v < 4 {
+			return fmt.Errorf("%v refusals so far (last %+v)", v, e)
+		}
+		return nil
+	})
+	for _, ab := range [][2]*Node{{p, s}, {s, p}} {
+		if sess := ab[0].session(ab[1].Name()); sess != nil {
+			t.Fatalf("%s linked to %s on protocol %d despite the minimum", ab[0].Name(), ab[1].Name(), sess.proto)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	pcfg.MinProtocolVersion = 3
+	p = startNode(t, pcfg)
+	waitLinked(t, p, s)
+	if sess := p.session(s.Name()); sess == nil || sess.proto != 3 {
+		t.Fatalf("with the minimum at 3, the link is %v, want one on protocol 3", sess)
+	}
 }

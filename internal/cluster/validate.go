@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	meshcookie "meshgo.dev/mesh/internal/cookie"
+	"meshgo.dev/mesh/internal/handshake"
 )
 
 // Messages shared by ConfigFromEnv and Config.Validate, so a problem reads
@@ -27,6 +28,10 @@ func reasonRole(got string) string {
 }
 
 // reasonStore explains a record store that is neither log nor memory.
+// reasonMinProtocol explains a minimum protocol version this build cannot
+// link on.
+var reasonMinProtocol = fmt.Sprintf("expected a protocol version from %d to %d", handshake.MinVersion, handshake.Version)
+
 func reasonStore(got string) string {
 	return fmt.Sprintf("expected %s or %s, got %q", StoreLog, StoreMemory, got)
 }
@@ -174,6 +179,9 @@ func (c Config) Validate() error {
 	case "", LogFormatText, LogFormatJSON:
 	default:
 		invalid(envLogFormat, reasonLogFormat(c.LogFormat))
+	}
+	if v := c.MinProtocolVersion; v != 0 && (v < handshake.MinVersion || v > handshake.Version) {
+		invalid(envMinProtocol, reasonMinProtocol)
 	}
 	return errors.Join(errs...)
 }

@@ -94,6 +94,8 @@ var configRules = []struct {
 		"Invalid MESH_MAX_RUNNING_WORK: expected a positive integer no greater than 65536"},
 	{"log format", Config{LogFormat: "xml"}, map[string]string{envLogFormat: "xml"},
 		`Invalid MESH_LOG_FORMAT: expected text or json, got "xml"`},
+	{"min protocol", Config{MinProtocolVersion: 5}, map[string]string{envMinProtocol: "5"},
+		"Invalid MESH_CLUSTER_MIN_PROTOCOL: expected a protocol version from 3 to 4"},
 
 	// Rules of the Mode field, which the environment cannot express.
 	{"cluster mode without cookie", Config{Mode: ModeCluster, DiscoverySeed: "localhost",

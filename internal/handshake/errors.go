@@ -20,6 +20,10 @@ var (
 	// ErrProtocol means the peer sent something this side cannot accept: a
 	// malformed or unexpected message, an invalid name, another version.
 	ErrProtocol = errors.New("handshake protocol violation")
+	// ErrBelowMinimum means the two sides would settle on a protocol
+	// version below this side's Config.MinVersion, so this side refused to
+	// link (a server tells the client why).
+	ErrBelowMinimum = errors.New("peer's protocol version is below this side's minimum")
 )
 
 // olderPeerReason matches the refusal a server of version 3 sends a client

@@ -80,6 +80,15 @@ type Config struct {
 	// Version. A client sets it to redial a peer that refused a newer one
 	// (PeerVersion).
 	Version uint8
+	// MinVersion is the oldest protocol version this side links on,
+	// between the package's MinVersion and the offered version; zero means
+	// the package's MinVersion. Once every node and meshc of a cluster
+	// speaks a newer version, raising it keeps an active attacker, who can
+	// forge the older peer's refusal that comes before the cookie proof,
+	// from pushing a link down to an older version: a server refuses a
+	// hello that would settle below it, and a client refuses a server
+	// answer below it (ErrBelowMinimum).
+	MinVersion uint8
 }
 
 // Format prints the Config with the cookie redacted, whatever the verb.
@@ -105,6 +114,14 @@ func (c Config) offer() uint8 {
 	return c.Version
 }
 
+// floor is the oldest version c lets its side speak.
+func (c Config) floor() uint8 {
+	if c.MinVersion == 0 {
+		return MinVersion
+	}
+	return c.MinVersion
+}
+
 // check reports every problem with c at once.
 func (c Config) check(server bool) error {
 	var problems []error
@@ -128,6 +145,8 @@ func (c Config) check(server bool) error {
 	}
 	if c.Version != 0 && (c.Version < MinVersion || c.Version > Version) {
 		problems = append(problems, fmt.Errorf("Version %d is outside %d to %d", c.Version, MinVersion, Version))
+	} else if c.MinVersion != 0 && (c.MinVersion < MinVersion || c.MinVersion > c.offer()) {
+		problems = append(problems, fmt.Errorf("MinVersion %d is outside %d to %d", c.MinVersion, MinVersion, c.offer()))
 	}
 	if len(problems) == 0 {
 		return nil
@@ -353,6 +372,9 @@ func (s *session) runClient() error {
 		if m.version > s.local.version {
 			return fmt.Errorf("%w: server answered with protocol version %d, above the %d offered", ErrProtocol, m.version, s.local.version)
 		}
+		if floor := s.cfg.floor(); m.version < floor {
+			return fmt.Errorf("%w: server %s answered with protocol version %d, below this side's minimum %d", ErrBelowMinimum, m.name, m.version, floor)
+		}
 		s.remote = m
 		s.version = m.version
 	case result:
@@ -415,6 +437,11 @@ func (s *session) runServer() error {
 	// The lower of the two newest versions; decode refused one below
 	// MinVersion.
 	s.version = min(h.version, s.local.version)
+	if floor := s.cfg.floor(); s.version < floor {
+		reason := fmt.Sprintf("protocol version %d is below this side's minimum %d", s.version, floor)
+		s.send(result{status: statusRefused, reason: reason})
+		return fmt.Errorf("%w: client %s offered protocol version %d, below this side's minimum %d", ErrBelowMinimum, h.name, h.version, floor)
+	}
 	s.local.version = s.version
 	if err := s.send(s.local); err != nil {
 		return fmt.Errorf("send server hello: %w", err)

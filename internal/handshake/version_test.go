@@ -139,3 +139,79 @@ func TestConfigVersionRange(t *testing.T) {
 		}
 	}
 }
+
+// A server whose MinVersion is above the version a hello would settle on
+// refuses it, saying why; a client whose MinVersion is above the server's
+// answer refuses to go on. Both report ErrBelowMinimum, and neither
+// handshake gets as far as a proof.
+func TestMinVersionRefusesAnOlderLink(t *testing.T) {
+	t.Run("server", func(t *testing.T) {
+		craw, sraw := tcpPair(t)
+		ccfg, scfg := config(t, standbyName, KindNode, cookie), config(t, primaryName, KindNode, cookie)
+		ccfg.Version, scfg.MinVersion = MinVersion, Version
+		c, s := handshake(t.Context(), craw, sraw, ccfg, scfg)
+		want := fmt.Sprintf("protocol version %d is below this side's minimum %d", MinVersion, Version)
+		if !errors.Is(c.err, ErrRefused) || !strings.Contains(c.err.Error(), want) {
+			t.Errorf("client: %v; want a refusal saying %q", c.err, want)
+		}
+		if _, older := PeerVersion(c.err); older {
+			t.Errorf("PeerVersion reads the refusal %v as an older server's, which would redial lower", c.err)
+		}
+		if !errors.Is(s.err, ErrBelowMinimum) || !strings.Contains(s.err.Error(), standbyName) {
+			t.Errorf("server: %v; want ErrBelowMinimum naming the client", s.err)
+		}
+	})
+	t.Run("client", func(t *testing.T) {
+		craw, sraw := tcpPair(t)
+		proofs := make(chan message, 1)
+		go func() {
+			p := fakeServer(t, sraw, config(t, primaryName, KindNode, cookie))
+			p.expect(t, "client hello")
+			p.local.version = MinVersion
+			p.send(p.local)
+			m, _ := p.receive("proof")
+			proofs <- m
+		}()
+		cfg := config(t, standbyName, KindNode, cookie)
+		cfg.MinVersion = Version
+		_, err := Client(t.Context(), craw, cfg)
+		if !errors.Is(err, ErrBelowMinimum) || !strings.Contains(err.Error(), fmt.Sprintf("protocol version %d, below this side's minimum %d", MinVersion, Version)) {
+			t.Fatalf("Client = %v, want ErrBelowMinimum naming both versions", err)
+		}
+		craw.Close()
+		if m := <-proofs; m != nil {
+			t.Fatalf("the client sent %T after refusing the server's version", m)
+		}
+	})
+	t.Run("at the minimum", func(t *testing.T) {
+		craw, sraw := tcpPair(t)
+		ccfg, scfg := config(t, standbyName, KindNode, cookie), config(t, primaryName, KindNode, cookie)
+		ccfg.MinVersion, scfg.MinVersion = Version, Version
+		c, s := handshake(t.Context(), craw, sraw, ccfg, scfg)
+		if c.err != nil || s.err != nil || c.res.Version != Version {
+			t.Fatalf("client %v (version %d); server %v", c.err, c.res.Version, s.err)
+		}
+	})
+}
+
+func TestConfigMinVersionRange(t *testing.T) {
+	tests := []struct {
+		version, min uint8
+		want         string // "" when valid
+	}{
+		{0, MinVersion, ""},
+		{0, Version, ""},
+		{MinVersion, MinVersion, ""},
+		{0, MinVersion - 1, fmt.Sprintf("MinVersion %d is outside %d to %d", MinVersion-1, MinVersion, Version)},
+		{0, Version + 1, fmt.Sprintf("MinVersion %d is outside %d to %d", Version+1, MinVersion, Version)},
+		{MinVersion, Version, fmt.Sprintf("MinVersion %d is outside %d to %d", Version, MinVersion, MinVersion)},
+	}
+	for _, tt := range tests {
+		cfg := config(t, standbyName, KindNode, cookie)
+		cfg.Version, cfg.MinVersion = tt.version, tt.min
+		err := cfg.check(false)
+		if (tt.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.want)) {
+			t.Errorf("Version %d MinVersion %d: check = %v, want %q", tt.version, tt.min, err, tt.want)
+		}
+	}
+}
