@@ -27,11 +27,11 @@ func reasonRole(got string) string {
 	return fmt.Sprintf("expected primary or standby, got %q", got)
 }
 
-// reasonStore explains a record store that is neither log nor memory.
 // reasonMinProtocol explains a minimum protocol version this build cannot
 // link on.
 var reasonMinProtocol = fmt.Sprintf("expected a protocol version from %d to %d", handshake.MinVersion, handshake.Version)
 
+// reasonStore explains a record store that is neither log nor memory.
 func reasonStore(got string) string {
 	return fmt.Sprintf("expected %s or %s, got %q", StoreLog, StoreMemory, got)
 }
