@@ -3,9 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,11 +26,54 @@ var _ = Work(Add)
 
 func freePort(t *testing.T) int { return meshtest.FreePort(t) }
 
+// testLogger is the log of a test's nodes. With MESH_TEST_LOG set it goes
+// to standard error as it happens; otherwise the nodes of one test share a
+// buffer of their last lines, printed with the test's output when the test
+// fails, so a failure that shows up once in a stress run can be read.
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("MESH_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test_node", t.Name())
 	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	v, loaded := testLogs.LoadOrStore(t, &tailBuffer{keep: 256 << 10})
+	b := v.(*tailBuffer)
+	if !loaded {
+		t.Cleanup(func() { // after the nodes' own cleanups: their shutdown is in it
+			testLogs.Delete(t)
+			if t.Failed() {
+				t.Logf("the test's nodes logged (the last %d KiB at most):\n%s", b.keep>>10, b.String())
+			}
+		})
+	}
+	return slog.New(slog.NewTextHandler(b, nil))
+}
+
+// testLogs holds the log buffer of each running test (testLogger).
+var testLogs sync.Map
+
+// tailBuffer keeps about the last keep bytes written to it.
+type tailBuffer struct {
+	keep int
+	mu   sync.Mutex
+	b    []byte
+}
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.b = append(b.b, p...)
+	if len(b.b) > 2*b.keep {
+		b.b = append(b.b[:0], b.b[len(b.b)-b.keep:]...)
+	}
+	return len(p), nil
+}
+
+func (b *tailBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.b) > b.keep {
+		return string(b.b[len(b.b)-b.keep:])
+	}
+	return string(b.b)
 }
 
 func testConfig(t *testing.T, name, host string, port int, role Role) Config {
