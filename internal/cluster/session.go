@@ -267,12 +267,12 @@ func (s *session) HandleUpsert(m *wire.Upsert) {
 }
 
 // HandlePrepare stores a record the peer asks this node to mirror and
-// answers it (peer.Handler): at once with the memory store, once the record
-// is durable with the log store.
+// answers it (peer.Handler): at once with the memory store or for a minted
+// route key (mintedRoute), once the record is durable with the log store.
 func (s *session) HandlePrepare(m *wire.Prepare) {
 	n := s.n
 	ack := n.handlePrepare(s.peer, m)
-	if !ack.OK || n.store == nil || !replicaAckAfterFsync {
+	if !ack.OK || n.store == nil || !replicaAckAfterFsync || mintedRoute(&m.Record) {
 		bp := frameScratch.Get().(*[]byte)
 		*bp = wire.AppendPrepareAck((*bp)[:0], &ack)
 		_ = s.link.Reply(*bp) // copies it; on the reader, as HandlePrepare runs

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -34,6 +35,7 @@ func (n *Node) openStore(cfg Config, dir string) (*logstore.Store, logstore.Reco
 	s, rec, err := logstore.Open(path, logstore.Options{
 		Retention: continuity.Retention{Records: cfg.RetainedRecords, Bytes: cfg.RetainedBytes},
 		Log:       recordlog.Options{FS: n.storeFS},
+		Volatile:  logVolatile,
 	})
 	if err != nil {
 		return nil, rec, fmt.Errorf("record store %s: %w", path, err)
@@ -245,8 +247,39 @@ func (n *Node) resumeRecovered(recs []continuity.Record) {
 // outcome), so it waits only for mark. Work is acknowledged by this return
 // (Submit answers created), so it waits for the record as the ack left it.
 func (n *Node) syncPrepared(rec *continuity.Record, mark uint64) error {
-	if rec.Kind == continuity.KindRoute {
+	switch {
+	case mintedRoute(rec):
+		return nil // its pending versions are not logged (logVolatile)
+	case rec.Kind == continuity.KindRoute:
 		return n.syncRecordsTo(mark)
 	}
 	return n.syncRecords()
+}
+
+// mintedRoute says whether rec is a route record under a key the runtime
+// minted (the client sent no Idempotency-Key). Such a record's pending
+// versions need no disk, on the ingress or on the replica.
+//
+// Work's prepared version is an acknowledgement (Submit answers created). A
+// client-keyed route record's protects a retry: after both nodes restarted,
+// a retry of the client's key finds the attempt that may have run and is
+// answered outcome_unknown instead of running the handler again. A minted
+// key has no retry: no client can send it (the prefix is reserved), and the
+// client that sent the request has had no answer to act on. A full-pair
+// crash while such a request runs loses its pending record, as it loses the
+// client's connection; its completed version, the client's answer, is
+// durable (on both nodes for count 2) before the response leaves, as for
+// every route (executeRoute, the replica's Held answer).
+func mintedRoute(rec *continuity.Record) bool {
+	return rec.Kind == continuity.KindRoute && strings.HasPrefix(rec.RequestKey, continuity.RouteKeyPrefix) &&
+		!clientKeyed(rec.RequestKey)
+}
+
+// logVolatile is the log store's Options.Volatile: the versions it keeps in
+// memory only. A pending version of a minted route record is never
+// acknowledged by itself (mintedRoute), so writing it would only cost the
+// log a write and an fsync's worth of bytes per request; the log holds such
+// a record from its terminal version on.
+func logVolatile(rec *continuity.Record) bool {
+	return rec.Pending() && mintedRoute(rec)
 }

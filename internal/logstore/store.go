@@ -49,6 +49,11 @@ type Options struct {
 	// when that is more, so a large live set is not rewritten for every few
 	// new records. Zero means DefaultCompactAfter.
 	CompactAfter int64
+	// Volatile, when set, picks the versions Put keeps in memory only: they
+	// are never written to the log, so a restart does not see them (an
+	// earlier version of the key, if any, comes back instead). It is called
+	// with the store's lock held and must not call the store.
+	Volatile func(*continuity.Record) bool
 }
 
 // Recovered is what Open read: the log's recovery report and the records it
@@ -92,8 +97,9 @@ type Stats struct {
 // Store is the durable continuity.Store. Open makes one; Close it after the
 // registry that uses it is no longer called.
 type Store struct {
-	mem *continuity.MemoryStore // only touched by the serialized calls and by Open
-	log *recordlog.Log
+	mem      *continuity.MemoryStore // only touched by the serialized calls and by Open
+	log      *recordlog.Log
+	volatile func(*continuity.Record) bool // Options.Volatile
 
 	wake chan struct{} // a write may be due; capacity 1
 	stop chan struct{}
@@ -152,6 +158,7 @@ func Open(dir string, opt Options) (*Store, Recovered, error) {
 		done:  make(chan struct{}),
 	}
 	s.compactAfter = opt.CompactAfter
+	s.volatile = opt.Volatile
 	if s.compactAfter <= 0 {
 		s.compactAfter = DefaultCompactAfter
 	}
@@ -219,6 +226,11 @@ func (s *Store) Put(rec continuity.Record) error {
 	s.mu.Lock()
 	if s.failed != nil {
 		err := s.failed
+		s.mu.Unlock()
+		return err
+	}
+	if s.volatile != nil && s.volatile(&rec) {
+		err := s.mem.Put(rec) // never fails today
 		s.mu.Unlock()
 		return err
 	}

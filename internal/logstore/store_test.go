@@ -117,6 +117,41 @@ func TestSyncedRecordsSurviveWithoutClose(t *testing.T) {
 	}
 }
 
+// TestVolatileVersionsStayInMemory: a version Options.Volatile picks is
+// served from memory like any other but never reaches the log, so after a
+// restart the key holds its last logged version, or nothing.
+func TestVolatileVersionsStayInMemory(t *testing.T) {
+	dir := t.TempDir()
+	volatile := func(r *continuity.Record) bool { return r.Pending() && strings.HasPrefix(r.RequestKey, "v-") }
+	s, _ := open(t, dir, Options{Volatile: volatile})
+	mustPut(t, s,
+		storetest.Full("v-pending", 1, continuity.PhaseSubmitted),   // never logged
+		storetest.Full("v-completed", 2, continuity.PhaseSubmitted), // logged from its completion on
+		storetest.Full("v-completed", 3, continuity.PhaseCompleted),
+		storetest.Full("kept", 4, continuity.PhaseSubmitted))
+	if r, ok := s.Get("v-pending"); !ok || r.Phase != continuity.PhaseSubmitted {
+		t.Fatalf("the volatile version is not served from memory: %+v %v", r, ok)
+	}
+	if st := s.Stats(); st.Puts != 2 {
+		t.Fatalf("%d versions given to the log, want 2", st.Puts)
+	}
+	if err := s.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, rec := open(t, dir, Options{Volatile: volatile})
+	defer s2.Close()
+	if rec.Entries != 2 || rec.Pending != 1 || rec.Retained != 1 {
+		t.Fatalf("recovered %+v, want the two logged versions", rec)
+	}
+	if r, ok := s2.Get("v-pending"); ok {
+		t.Fatalf("the volatile version came back: %+v", r)
+	}
+	if r, ok := s2.Get("v-completed"); !ok || r.Phase != continuity.PhaseCompleted || r.Attempt != 1003 {
+		t.Fatalf("v-completed: %+v %v, want its completed version", r, ok)
+	}
+}
+
 // TestTornTail: a last segment cut in the middle of a record is truncated at
 // the last whole group commit; everything before it is recovered and
 // store_recovered says what was cut.
