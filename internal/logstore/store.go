@@ -129,17 +129,20 @@ type Store struct {
 	writeBegan, writeEnded           time.Time
 	unawaited                        uint64 // writes begun while no Sync waited
 
-	// Compaction. live is the keys held when the running compaction began,
-	// putSince the keys Put after: both are kept.
+	// Compaction. putSince is the keys Put since the running compaction
+	// took its snapshot of the keys held, until the log sealed the
+	// segments it folds (nil outside that window): both sets are kept.
 	compactAfter int64
 	threshold    int64 // bytes to append before the next compaction
 	appended     int64 // bytes appended since the last compaction
 	compacting   bool
-	live         map[string]struct{}
 	putSince     map[string]struct{}
 	compactions  int64
 	compactErr   error
 	compactDone  sync.WaitGroup
+	// compactBegins, when set (by tests), is called by the compaction's
+	// goroutine before it asks the log to compact.
+	compactBegins func()
 }
 
 var _ continuity.Store = (*Store)(nil)
@@ -489,19 +492,31 @@ func (s *Store) startCompaction() {
 	s.compactDone.Add(1)
 	go func() {
 		defer s.compactDone.Done()
+		if s.compactBegins != nil {
+			s.compactBegins()
+		}
+		// The log calls the predicate first once the segments it folds
+		// are sealed: no version Put after that is in them, so the keys
+		// Put until then are all that must be kept besides live, and the
+		// rest of the compaction looks them up without the lock (and
+		// Put stops recording them).
+		var since map[string]struct{}
 		st, err := s.log.Compact(func(key string) bool {
+			if since == nil {
+				s.mu.Lock()
+				since, s.putSince = s.putSince, nil
+				s.mu.Unlock()
+			}
 			if _, ok := live[key]; ok {
 				return true
 			}
-			s.mu.Lock()
-			_, ok := s.putSince[key]
-			s.mu.Unlock()
+			_, ok := since[key]
 			return ok
 		})
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		s.compacting = false
-		s.putSince = nil
+		s.putSince = nil // if the log asked nothing (an error, or no segment to fold)
 		s.compactErr = err
 		if err == nil {
 			s.compactions++

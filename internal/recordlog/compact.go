@@ -21,9 +21,17 @@ type CompactStats struct {
 // Compact seals the active segment and rewrites every older segment into one
 // compacted segment that keeps, for each key whose last entry is a put and
 // for which live returns true, that last entry, in commit order. Evicted keys
-// and keys live rejects are dropped. live is called on the calling goroutine,
-// once per candidate key; it may Append but must not Close the log. Appends
-// continue during compaction, into the new active segment.
+// and keys live rejects are dropped. Appends continue during compaction, into
+// the new active segment.
+//
+// live is called on the calling goroutine, for every entry of the folded
+// segments (so a key may be asked about more than once), and first only once
+// the active segment was sealed: no entry is added to the folded segments
+// after that, so a caller may fix its answers then. It must give a key the
+// same answer throughout one Compact. It may Append but must not Close the
+// log. Only the keys it accepts are indexed: a log whose keys are mostly
+// dead (one per request, most of them evicted since) costs a lookup per
+// entry, not an index entry per key.
 //
 // Each step is crash-safe: the compacted segment is written under a temporary
 // name and fsynced, renamed into place and the directory fsynced (the commit
@@ -61,15 +69,15 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	}
 	st.Segments = len(inputs)
 
-	// Pass 1: where each key's last entry is.
+	// Pass 1: where the last entry of each key live accepts is.
 	type position struct {
 		seg int
 		ord int64
 		put bool
 	}
 	// index maps a key to its slot in last: a key seen before is updated
-	// through a lookup, which copies no key (most entries are later
-	// versions of a key seen before).
+	// through a lookup, which copies no key. Keys live rejects are not
+	// indexed at all: their entries are dropped whatever they say.
 	index := make(map[string]int)
 	var last []position
 	for i, s := range inputs {
@@ -78,14 +86,17 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 			if v.kind == kindBatch {
 				return
 			}
+			st.EntriesRead++
 			p := position{seg: i, ord: ord, put: v.kind == KindPut}
 			if k, ok := index[string(v.key)]; ok {
 				last[k] = p
-			} else {
-				index[string(v.key)] = len(last)
-				last = append(last, p)
+				return
 			}
-			st.EntriesRead++
+			if !live(string(v.key)) {
+				return
+			}
+			index[string(v.key)] = len(last)
+			last = append(last, p)
 		})
 		if err != nil {
 			return st, err
@@ -112,8 +123,11 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 			if v.kind == kindBatch {
 				return
 			}
-			p := last[index[string(v.key)]]
-			if werr != nil || p.seg != i || p.ord != ord || !p.put || !live(string(v.key)) {
+			k, ok := index[string(v.key)]
+			if !ok || werr != nil {
+				return
+			}
+			if p := last[k]; p.seg != i || p.ord != ord || !p.put {
 				return
 			}
 			// The frame is copied as it was read (its checksum was
