@@ -176,6 +176,10 @@ func TestMintedRouteRunsBeforeTheDisksSync(t *testing.T) {
 			}
 			pdisk.holding.Store(true)
 			sdisk.holding.Store(true)
+			// The versions each store was given for its log so far: a
+			// version is counted when it is stored, before the handler
+			// runs (owner) or the prepare is answered (replica).
+			pmark, smark := p.store.Mark(), s.store.Mark()
 			answered := make(chan *httptest.ResponseRecorder, 1)
 			go func() {
 				w := httptest.NewRecorder()
@@ -200,13 +204,15 @@ func TestMintedRouteRunsBeforeTheDisksSync(t *testing.T) {
 				t.Fatalf("ran under key %s; client-keyed: want %v", ran.RequestKey, keyed)
 			}
 			if !keyed {
-				// Neither log was given a version of the pending record (a
-				// write would have begun when it was stored).
-				time.Sleep(200 * time.Millisecond)
+				// Neither log was given a version of the pending record.
 				for _, d := range []struct {
 					n    *Node
 					disk *heldSyncFS
-				}{{p, pdisk}, {s, sdisk}} {
+					mark uint64
+				}{{p, pdisk, pmark}, {s, sdisk, smark}} {
+					if got := d.n.store.Mark(); got != d.mark {
+						t.Fatalf("%s gave its log %d versions while the minted record was pending, want none", d.n.Name(), got-d.mark)
+					}
 					if d.disk.wrote(ran.RequestKey) {
 						t.Fatalf("%s logged the minted record while it was pending", d.n.Name())
 					}
