@@ -5,8 +5,9 @@
 // scenarios differ only in what the runtime adds.
 //
 // It is configured through the MESH_* environment plus ROUTEAPP_HTTP_ADDR
-// (the HTTP listener) and ROUTEAPP_PPROF=1 (serve /debug/pprof/profile, for
-// CPU profiles of a node under load; off by default).
+// (the HTTP listener) and ROUTEAPP_PPROF=1 (serve /debug/pprof/profile and
+// /debug/pprof/trace, for CPU profiles and execution traces of a node under
+// load; off by default).
 package main
 
 import (
@@ -46,6 +47,7 @@ func main() {
 	mux.Handle("GET /two", mesh.Clustered(2, Two))
 	if os.Getenv("ROUTEAPP_PPROF") == "1" {
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	os.Exit(nodeapp.Run("routeapp", "ROUTEAPP_HTTP_ADDR", mux))
 }
