@@ -7,10 +7,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
+	"meshgo.dev/mesh/internal/cputime"
 	"meshgo.dev/mesh/meshtest"
 )
 
@@ -53,14 +53,6 @@ func benchPair(b *testing.B) *Node {
 	return p
 }
 
-// processCPU returns the CPU time this process has used, user and system, in
-// nanoseconds.
-func processCPU() int64 {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return ru.Utime.Nano() + ru.Stime.Nano()
-}
-
 // BenchmarkRoutePair is the cost per request of clustered routes on the
 // primary of a linked pair (the standby's share runs in this process too):
 // a count-1 route owned by the ingress, a count-2 route mirrored to the
@@ -77,7 +69,7 @@ func BenchmarkRoutePair(b *testing.B) {
 			req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 			b.ReportAllocs()
 			i := 0
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for b.Loop() {
 				if c.keyed {
 					i++
@@ -89,7 +81,7 @@ func BenchmarkRoutePair(b *testing.B) {
 					b.Fatalf("status %d: %s", w.Code, w.Body)
 				}
 			}
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -107,7 +99,7 @@ func BenchmarkRoutePairParallel(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(16)
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			b.RunParallel(func(pb *testing.PB) {
 				req := httptest.NewRequest(http.MethodGet, "/bench", nil)
 				for pb.Next() {
@@ -119,7 +111,7 @@ func BenchmarkRoutePairParallel(b *testing.B) {
 					}
 				}
 			})
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"meshgo.dev/mesh/internal/continuity"
+	"meshgo.dev/mesh/internal/cputime"
 	"meshgo.dev/mesh/meshtest/storetest"
 )
 
@@ -46,7 +47,7 @@ func benchPutSync(b *testing.B, submitters int, busy bool) {
 		recs[i] = storetest.Full(fmt.Sprintf("bench-%d", i), i, continuity.PhaseSubmitted)
 	}
 	st0 := s.Stats()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	b.ResetTimer()
 	var wg sync.WaitGroup
 	for w := range submitters {
@@ -76,7 +77,7 @@ func benchPutSync(b *testing.B, submitters int, busy bool) {
 	wg.Wait()
 	b.StopTimer()
 	if !busy {
-		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 	st := s.Stats()
 	syncs := st.Log.Syncs - st0.Log.Syncs

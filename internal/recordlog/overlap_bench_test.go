@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"meshgo.dev/mesh/internal/cputime"
 )
 
 // BenchmarkDiskOverlap asks whether the disk under the test's temporary
@@ -51,7 +53,7 @@ func BenchmarkDiskOverlap(b *testing.B) {
 			lat := make([][]time.Duration, n)
 			var wg sync.WaitGroup
 			b.ResetTimer()
-			start, cpu0 := time.Now(), processCPU()
+			start, cpu0 := time.Now(), cputime.Process()
 			for g := range n {
 				wg.Go(func() {
 					buf := make([]byte, block)
@@ -74,7 +76,7 @@ func BenchmarkDiskOverlap(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			elapsed, cpu := time.Since(start), processCPU()-cpu0
+			elapsed, cpu := time.Since(start), cputime.Process()-cpu0
 			b.StopTimer()
 			all := slices.Concat(lat...)
 			slices.Sort(all)

@@ -1,14 +1,15 @@
 //go:build unix
 
-package logstore
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user and system) the process used so far.
-func processCPU() time.Duration {
+// Process returns the CPU time, user and system, of every thread of the
+// process so far.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
