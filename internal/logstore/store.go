@@ -500,12 +500,16 @@ func (s *Store) startCompaction() {
 		// Put until then are all that must be kept besides live, and the
 		// rest of the compaction looks them up without the lock (and
 		// Put stops recording them).
-		var since map[string]struct{}
+		var (
+			since map[string]struct{}
+			fixed bool
+		)
 		st, err := s.log.Compact(func(key string) bool {
-			if since == nil {
+			if !fixed {
 				s.mu.Lock()
 				since, s.putSince = s.putSince, nil
 				s.mu.Unlock()
+				fixed = true
 			}
 			if _, ok := live[key]; ok {
 				return true
