@@ -3,6 +3,7 @@ package mesh
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"time"
 
 	"meshgo.dev/mesh/internal/cluster"
@@ -66,6 +67,7 @@ type WorkHandle[Out any] struct {
 	key     string
 	outcome string
 	rec     Record
+	claim   *cluster.Claim // SubmitWork's hold on the outcome; nil from Lookup
 }
 
 // RequestKey returns the handle's request key.
@@ -89,13 +91,22 @@ func (h *WorkHandle[Out]) Record() Record { return h.rec }
 // record's error text (handler_error:<text>, handler_panicked:<value>,
 // result_too_large, ...). For a conflict it returns an error at once, without
 // reading the other submission's output. It returns ctx's error if ctx ends
-// first.
+// first. A handle made while its record was pending is handed the outcome
+// when the record ends on its node, so the node's retention evicting the
+// record (MESH_CONTINUITY_RETAIN_RECORDS, under a high submission rate)
+// before Result is called does not take the output from the handle.
 func (h *WorkHandle[Out]) Result(ctx context.Context) (Out, error) {
 	var out Out
 	if h.outcome == OutcomeConflict {
 		return out, fmt.Errorf("work %s: %s", h.key, OutcomeConflict)
 	}
-	data, err := cluster.AwaitTyped(ctx, h.n, h.d, h.key)
+	var data []byte
+	var err error
+	if h.claim != nil {
+		data, err = cluster.AwaitClaimed(ctx, h.n, h.d, h.key, h.claim)
+	} else {
+		data, err = cluster.AwaitTyped(ctx, h.n, h.d, h.key)
+	}
 	if err != nil {
 		return out, err
 	}
@@ -126,11 +137,16 @@ func SubmitWork[In, Out any](ctx context.Context, n *Node, fn func(context.Conte
 	if err != nil {
 		return nil, fmt.Errorf("submit %s: %w", requestKey, err)
 	}
+	// Claimed before the submission, so the outcome is handed to this
+	// handle when the record ends, however soon: Result then has it even if
+	// the node's retention evicts the record before Result is called.
+	claim := cluster.ClaimTyped(n, requestKey)
 	res, err := cluster.SubmitTyped(ctx, n, d, requestKey, in)
 	if err != nil {
+		claim.Release()
 		return nil, err
 	}
-	return &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: res.Outcome, rec: res.Record}, nil
+	return newHandle[Out](n, d, requestKey, res.Outcome, res.Record, claim), nil
 }
 
 // Lookup returns a handle on the typed work d stored under requestKey on n
@@ -147,14 +163,33 @@ func Lookup[Out any](ctx context.Context, n *Node, d Declaration, requestKey str
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	claim := cluster.ClaimTyped(n, requestKey) // before the read: see SubmitWork
 	rec, err := cluster.LookupTyped(n, d, requestKey)
 	if err != nil {
+		claim.Release()
 		return nil, err
 	}
 	if err := cluster.CheckOutput(n, d, new(Out)); err != nil {
+		claim.Release()
 		return nil, fmt.Errorf("lookup %s: %w", requestKey, err)
 	}
-	return &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: OutcomeDuplicate, rec: rec}, nil
+	return newHandle[Out](n, d, requestKey, OutcomeDuplicate, rec, claim), nil
+}
+
+// newHandle makes the handle of a submission or lookup of requestKey that
+// took claim before it: the handle keeps the claim while the record is
+// pending, and gives it up when it becomes unreachable.
+func newHandle[Out any](n *Node, d Declaration, requestKey, outcome string, rec Record, claim *cluster.Claim) *WorkHandle[Out] {
+	h := &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: outcome, rec: rec}
+	if outcome == OutcomeConflict || outcome == OutcomeRejected || rec.Phase.Terminal() {
+		// Nothing to claim: a refusal, another submission's record, or an
+		// outcome already here, which Result reads from the node.
+		claim.Release()
+		return h
+	}
+	h.claim = claim
+	runtime.AddCleanup(h, func(c *cluster.Claim) { c.Release() }, claim)
+	return h
 }
 
 // Submission outcomes returned by Node.Submit.

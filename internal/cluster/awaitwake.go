@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 
@@ -8,62 +9,90 @@ import (
 )
 
 // awaitWake wakes the typed-work handles waiting on a record's outcome
-// (AwaitTyped) when the record ends on this node, so a Result returns as
-// soon as the outcome is here instead of at its next poll. The poll stays as
-// the fallback for the transitions that do not pass through wake (a record
-// closed because its owner was lost, a retention eviction).
+// (AwaitTyped) when the record ends on this node, and hands each the ended
+// version: a Result returns as soon as the outcome is here instead of at its
+// next poll, and has the outcome even if retention evicts the record before
+// the waiting goroutine runs again. The poll stays as the fallback for the
+// transitions that do not pass through wake (a record closed because its
+// owner was lost).
 type awaitWake struct {
 	waiting atomic.Int32 // registered waiters; wake costs one load when 0
 
 	mu sync.Mutex
-	by map[string][]chan struct{} // request key -> waiters, each woken once
+	by map[string][]*awaiter // request key -> waiters, each woken once
 }
 
-// add registers a waiter for key and returns the channel wake closes.
-func (a *awaitWake) add(key string) chan struct{} {
-	ch := make(chan struct{})
+// awaiter is one registered waiter. wake sets rec, the ended version, and
+// then closes done; rec is read only after done is closed.
+type awaiter struct {
+	key  string
+	done chan struct{}
+	rec  continuity.Record
+}
+
+// ended returns the version wake handed over, if it has.
+func (w *awaiter) ended() (*continuity.Record, bool) {
+	select {
+	case <-w.done:
+		return &w.rec, true
+	default:
+		return nil, false
+	}
+}
+
+// add registers a waiter for key.
+func (a *awaitWake) add(key string) *awaiter {
+	w := &awaiter{key: key, done: make(chan struct{})}
 	a.mu.Lock()
 	if a.by == nil {
-		a.by = map[string][]chan struct{}{}
+		a.by = map[string][]*awaiter{}
 	}
-	a.by[key] = append(a.by[key], ch)
+	a.by[key] = append(a.by[key], w)
 	a.mu.Unlock()
 	a.waiting.Add(1)
-	return ch
+	return w
 }
 
 // remove forgets a waiter that stops waiting; a waiter already woken is
 // gone.
-func (a *awaitWake) remove(key string, ch chan struct{}) {
+func (a *awaitWake) remove(w *awaiter) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	chs := a.by[key]
-	for i, c := range chs {
-		if c == ch {
-			chs = append(chs[:i], chs[i+1:]...)
+	ws := a.by[w.key]
+	for i, c := range ws {
+		if c == w {
+			ws = append(ws[:i], ws[i+1:]...)
 			a.waiting.Add(-1)
 			break
 		}
 	}
-	if len(chs) == 0 {
-		delete(a.by, key)
+	if len(ws) == 0 {
+		delete(a.by, w.key)
 	} else {
-		a.by[key] = chs
+		a.by[w.key] = ws
 	}
 }
 
-// wake wakes every waiter of rec's key when rec is a work record that
-// ended.
+// wake hands rec to every waiter of its key and wakes them, when rec is a
+// work record that ended.
 func (a *awaitWake) wake(rec *continuity.Record) {
 	if a.waiting.Load() == 0 || rec.Kind != continuity.KindWork || !rec.Phase.Terminal() {
 		return
 	}
 	a.mu.Lock()
-	chs := a.by[rec.RequestKey]
+	ws := a.by[rec.RequestKey]
 	delete(a.by, rec.RequestKey)
-	a.waiting.Add(-int32(len(chs)))
+	a.waiting.Add(-int32(len(ws)))
 	a.mu.Unlock()
-	for _, ch := range chs {
-		close(ch)
+	if len(ws) == 0 {
+		return
+	}
+	// The waiters keep their copy past the caller's use of rec; the output
+	// is the one slice a caller may reuse.
+	kept := *rec
+	kept.Output = bytes.Clone(rec.Output)
+	for _, w := range ws {
+		w.rec = kept
+		close(w.done)
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"sync"
 	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
@@ -244,15 +246,84 @@ const (
 // replication, and after a failover with the survivor's re-run under a new
 // attempt. It returns ctx's error when ctx ends first.
 func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) ([]byte, error) {
+	return awaitTyped(ctx, n, d, requestKey, nil)
+}
+
+// A Claim is a typed-work handle's hold on the outcome of its record on its
+// node, taken before the submission (ClaimTyped): when the record ends there
+// the claim is handed the ended version, so the handle's Result has it even
+// if retention evicts the record before Result reads it (a caller that
+// submits, is descheduled, and asks while the node completed more records
+// than it retains). A claim is given up when its outcome was read, or by
+// Release.
+type Claim struct {
+	n *Node
+	w *awaiter
+
+	// The answer once a wait on the claim ended, for the handle's next
+	// Result (the claim is given up then, and the node may have evicted
+	// the record since).
+	mu   sync.Mutex
+	have bool
+	out  []byte
+	err  error
+}
+
+// ClaimTyped registers a claim on the outcome of requestKey on n; call it
+// before submitting, so that the outcome cannot end unseen.
+func ClaimTyped(n *Node, requestKey string) *Claim {
+	return &Claim{n: n, w: n.awaiting.add(requestKey)}
+}
+
+// Release gives the claim up: a handle whose record ended already, or that
+// will never wait (its submission was refused or conflicted), or that is
+// no longer reachable. It may be called more than once.
+func (c *Claim) Release() { c.n.awaiting.remove(c.w) }
+
+// AwaitClaimed is AwaitTyped for the handle holding c, a claim on
+// requestKey: once the record ended on n, the ended version handed to the
+// claim answers, whether or not the node still retains the record.
+func AwaitClaimed(ctx context.Context, n *Node, d Declaration, requestKey string, c *Claim) ([]byte, error) {
+	c.mu.Lock()
+	have, out, err := c.have, c.out, c.err
+	c.mu.Unlock()
+	if have {
+		return out, err
+	}
+	out, err = awaitTyped(ctx, n, d, requestKey, c)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return out, err // not an answer: a later Result waits again
+	}
+	c.mu.Lock()
+	c.have, c.out, c.err = true, out, err
+	c.mu.Unlock()
+	return out, err
+}
+
+func awaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string, c *Claim) ([]byte, error) {
 	wait := awaitPollMin
 	var timer *time.Timer
 	for {
 		// Registered before the read, so an outcome stored after it wakes
-		// this waiter.
-		woken := n.awaiting.add(requestKey)
-		out, done, err := awaitRead(n, d, requestKey)
+		// this waiter (a claim registered before the submission).
+		var w *awaiter
+		if c != nil {
+			w = c.w
+		} else {
+			w = n.awaiting.add(requestKey)
+		}
+		var (
+			out  []byte
+			done bool
+			err  error
+		)
+		if rec, ok := w.ended(); ok {
+			out, done, err = endedOutput(n, d, requestKey, rec)
+		} else {
+			out, done, err = awaitRead(n, d, requestKey)
+		}
 		if done {
-			n.awaiting.remove(requestKey, woken)
+			n.awaiting.remove(w)
 			return out, err
 		}
 		if timer == nil {
@@ -263,13 +334,17 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 		}
 		select {
 		case <-ctx.Done():
-			n.awaiting.remove(requestKey, woken)
+			if c == nil {
+				n.awaiting.remove(w)
+			}
 			return nil, ctx.Err()
-		case <-woken:
+		case <-w.done:
 			continue // the timer is reset above (no stale tick since Go 1.23)
 		case <-timer.C:
 		}
-		n.awaiting.remove(requestKey, woken)
+		if c == nil {
+			n.awaiting.remove(w)
+		}
 		wait = min(2*wait, awaitPollMax)
 	}
 }
@@ -278,18 +353,25 @@ func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) 
 // error when it has ended (or cannot be waited on), not done while pending.
 func awaitRead(n *Node, d Declaration, requestKey string) (out []byte, done bool, err error) {
 	rec, ok := n.reg.Get(requestKey)
-	switch {
-	case !ok:
+	if !ok {
 		// The handle's node holds the record from its submission or
 		// lookup on: it is gone only if retention evicted it.
 		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
-	case !continuity.SameKeySpace(&rec, continuity.KindWork, d.RuntimeName):
+	}
+	return endedOutput(n, d, requestKey, &rec)
+}
+
+// endedOutput is awaitRead's answer for rec, the version of requestKey at
+// hand: its output or error when it has ended, not done while pending.
+func endedOutput(n *Node, d Declaration, requestKey string, rec *continuity.Record) (out []byte, done bool, err error) {
+	switch {
+	case !continuity.SameKeySpace(rec, continuity.KindWork, d.RuntimeName):
 		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
 	case rec.Phase == continuity.PhaseCompleted:
 		if rec.Output == nil {
 			return nil, true, fmt.Errorf("await %s: the completed record carries no output", requestKey)
 		}
-		n.workOutputHeld(&rec)
+		n.workOutputHeld(rec)
 		return rec.Output, true, nil
 	case rec.Phase == continuity.PhaseRejected:
 		return nil, true, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
