@@ -104,6 +104,9 @@ func (h *WorkHandle[Out]) Result(ctx context.Context) (Out, error) {
 	var err error
 	if h.claim != nil {
 		data, err = cluster.AwaitClaimed(ctx, h.n, h.d, h.key, h.claim)
+		// h must stay reachable while it waits: its cleanup gives the
+		// claim up, and the wait reads only the claim.
+		runtime.KeepAlive(h)
 	} else {
 		data, err = cluster.AwaitTyped(ctx, h.n, h.d, h.key)
 	}

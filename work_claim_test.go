@@ -16,13 +16,11 @@ func Double(_ context.Context, in int) (int, error) { return 2 * in, nil }
 
 var doubleDecl = mesh.Work(Double, mesh.ReplicationCount(1))
 
-// A handle's Result returns its work's output even when the node's retention
-// evicted the record before Result was called: the caller submitted, was
-// descheduled, and the node completed more records than it retains
-// meanwhile. The handle claimed the outcome before submitting, so the ended
-// version was handed to it when the record ended.
-func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
-	n, err := mesh.Start(mesh.Config{RetainedRecords: 8, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+// startRetaining starts a standalone node that retains at most records
+// ended records.
+func startRetaining(t *testing.T, records int) *mesh.Node {
+	t.Helper()
+	n, err := mesh.Start(mesh.Config{RetainedRecords: records, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +29,16 @@ func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 		defer cancel()
 		n.Shutdown(ctx)
 	})
+	return n
+}
+
+// A handle's Result returns its work's output even when the node's retention
+// evicted the record before Result was called: the caller submitted, was
+// descheduled, and the node completed more records than it retains
+// meanwhile. The handle claimed the outcome before submitting, so the ended
+// version was handed to it when the record ended.
+func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
+	n := startRetaining(t, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -40,7 +48,7 @@ func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 	}
 	// Ended, while the node holds no more records than it retains (the
 	// first and this package's few startup records).
-	waitCompleted(t, n, "double:first")
+	waitPhase(t, n, "double:first", mesh.PhaseCompleted)
 	// Later records, each read through its own handle, push it out of the
 	// eight retained.
 	for i := range 20 {
@@ -70,16 +78,16 @@ func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 	}
 }
 
-// waitCompleted polls n until the record of key has completed.
-func waitCompleted(t *testing.T, n *mesh.Node, key string) {
+// waitPhase polls n until the record of key is in phase.
+func waitPhase(t *testing.T, n *mesh.Node, key string, phase mesh.Phase) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		rec, ok := n.Record(key)
-		if ok && rec.Phase == mesh.PhaseCompleted {
+		if ok && rec.Phase == phase {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not complete: held %v, %s", key, ok, rec.Phase)
+			t.Fatalf("%s is not %s: held %v, %s", key, phase, ok, rec.Phase)
 		}
 	}
 }

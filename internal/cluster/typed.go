@@ -312,19 +312,28 @@ func awaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string, 
 		} else {
 			w = n.awaiting.add(requestKey)
 		}
-		var (
-			out  []byte
-			done bool
-			err  error
-		)
-		if rec, ok := w.ended(); ok {
-			out, done, err = endedOutput(n, d, requestKey, rec)
-		} else {
-			out, done, err = awaitRead(n, d, requestKey)
-		}
-		if done {
+		var rec *continuity.Record
+		if r, ok := w.ended(); ok {
+			rec = r
+		} else if got, ok := n.reg.Get(requestKey); ok {
+			rec = &got
+		} else if r, ok := w.ended(); ok {
+			rec = r // it ended, and was evicted, between the two looks
+		} else if c == nil {
 			n.awaiting.remove(w)
-			return out, err
+			// The handle's node holds the record from its submission or
+			// lookup on: it is gone only if retention evicted it.
+			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
+		}
+		// With a claim and no record, the record ended and was evicted
+		// before the node handed the ended version to the claim (the
+		// version is stored, then handed over): the hand-over is on its
+		// way, so wait for it.
+		if rec != nil {
+			if out, done, err := endedOutput(n, d, requestKey, rec); done {
+				n.awaiting.remove(w)
+				return out, err
+			}
 		}
 		if timer == nil {
 			timer = time.NewTimer(wait)
@@ -349,20 +358,9 @@ func awaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string, 
 	}
 }
 
-// awaitRead reads the record AwaitTyped waits on: done with its output or
-// error when it has ended (or cannot be waited on), not done while pending.
-func awaitRead(n *Node, d Declaration, requestKey string) (out []byte, done bool, err error) {
-	rec, ok := n.reg.Get(requestKey)
-	if !ok {
-		// The handle's node holds the record from its submission or
-		// lookup on: it is gone only if retention evicted it.
-		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
-	}
-	return endedOutput(n, d, requestKey, &rec)
-}
-
-// endedOutput is awaitRead's answer for rec, the version of requestKey at
-// hand: its output or error when it has ended, not done while pending.
+// endedOutput is awaitTyped's answer for rec, the version of requestKey at
+// hand (handed to its waiter, or read from the registry): its output or
+// error when it has ended, not done while pending.
 func endedOutput(n *Node, d Declaration, requestKey string, rec *continuity.Record) (out []byte, done bool, err error) {
 	switch {
 	case !continuity.SameKeySpace(rec, continuity.KindWork, d.RuntimeName):

@@ -225,3 +225,53 @@ func SettlePair(ctx context.Context, in SettleInput) (SettlePairOutput, error) {
 }
 
 var settlePairDecl = Work(SettlePair)
+
+// A claimed record can end and be evicted (its version stored, then more
+// records completed than the node retains) before the node hands the ended
+// version to the claim: a wait on the claim then goes on until the
+// hand-over instead of answering request_key_not_found, and answers with
+// the handed version.
+func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
+	n := standalone(t, Config{RetainedRecords: 16, WorkMaxResultBytes: 4096})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := SubmitTyped(ctx, n, settleDecl, "settle:evicted", SettleInput{ID: 5, Note: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	want, err := AwaitTyped(ctx, n, settleDecl, "settle:evicted")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended, ok := n.Record("settle:evicted")
+	if !ok || ended.Phase != continuity.PhaseCompleted {
+		t.Fatalf("record %v %s", ok, ended.Phase)
+	}
+	for i := range 40 {
+		key := fmt.Sprintf("settle:later-%d", i)
+		if _, err := SubmitTyped(ctx, n, settleDecl, key, SettleInput{ID: i}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := AwaitTyped(ctx, n, settleDecl, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := n.Record("settle:evicted"); ok {
+		t.Fatal("the record is still retained: the test evicts nothing")
+	}
+
+	// The claim as it stands between the eviction and the hand-over.
+	c := ClaimTyped(n, "settle:evicted")
+	done, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := AwaitClaimed(done, n, settleDecl, "settle:evicted", c); !errors.Is(err, context.Canceled) {
+		t.Fatalf("before the hand-over: %v, want the wait to go on until its context ended", err)
+	}
+	n.awaiting.wake(&ended)
+	got, err := AwaitClaimed(ctx, n, settleDecl, "settle:evicted", c)
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("after the hand-over: %q, %v; want %q", got, err, want)
+	}
+	if w := n.awaiting.waiting.Load(); w != 0 {
+		t.Fatalf("%d waiters left registered", w)
+	}
+}
