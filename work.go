@@ -67,7 +67,7 @@ type WorkHandle[Out any] struct {
 	key     string
 	outcome string
 	rec     Record
-	claim   *cluster.Claim // SubmitWork's hold on the outcome; nil from Lookup
+	claim   *cluster.Claim // the hold on the outcome taken before the submission or lookup; nil if the record had ended by then
 }
 
 // RequestKey returns the handle's request key.

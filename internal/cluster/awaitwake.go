@@ -12,9 +12,9 @@ import (
 // (AwaitTyped) when the record ends on this node, and hands each the ended
 // version: a Result returns as soon as the outcome is here instead of at its
 // next poll, and has the outcome even if retention evicts the record before
-// the waiting goroutine runs again. The poll stays as the fallback for the
-// transitions that do not pass through wake (a record closed because its
-// owner was lost).
+// the waiting goroutine runs again. Every ended version of a work record
+// passes through wake (this node's transitions in replicate, the peer's in
+// merge); the poll stays as a fallback.
 type awaitWake struct {
 	waiting atomic.Int32 // registered waiters; wake costs one load when 0
 
