@@ -67,7 +67,7 @@ type WorkHandle[Out any] struct {
 	key     string
 	outcome string
 	rec     Record
-	claim   *cluster.Claim // the hold on the outcome taken before the submission or lookup; nil if the record had ended by then
+	claim   *cluster.Claim // the hold on the outcome taken before the submission or lookup; nil if rec had ended (or is a conflict or refusal)
 }
 
 // RequestKey returns the handle's request key.
@@ -103,12 +103,12 @@ func (h *WorkHandle[Out]) Result(ctx context.Context) (Out, error) {
 	var data []byte
 	var err error
 	if h.claim != nil {
-		data, err = cluster.AwaitClaimed(ctx, h.n, h.d, h.key, h.claim)
+		data, err = h.claim.Await(ctx, h.d)
 		// h must stay reachable while it waits: its cleanup gives the
 		// claim up, and the wait reads only the claim.
 		runtime.KeepAlive(h)
 	} else {
-		data, err = cluster.AwaitTyped(ctx, h.n, h.d, h.key)
+		data, err = cluster.EndedOutput(h.n, h.d, &h.rec)
 	}
 	if err != nil {
 		return out, err
@@ -186,7 +186,7 @@ func newHandle[Out any](n *Node, d Declaration, requestKey, outcome string, rec 
 	h := &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: outcome, rec: rec}
 	if outcome == OutcomeConflict || outcome == OutcomeRejected || rec.Phase.Terminal() {
 		// Nothing to claim: a refusal, another submission's record, or an
-		// outcome already here, which Result reads from the node.
+		// outcome already here, which Result answers from rec.
 		claim.Release()
 		return h
 	}

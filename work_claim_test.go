@@ -36,7 +36,8 @@ func startRetaining(t *testing.T, records int) *mesh.Node {
 // evicted the record before Result was called: the caller submitted, was
 // descheduled, and the node completed more records than it retains
 // meanwhile. The handle claimed the outcome before submitting, so the ended
-// version was handed to it when the record ended.
+// version was handed to it when the record ended; handles made after it ended
+// (a duplicate submission, a Lookup) answer from the record they read.
 func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 	n := startRetaining(t, 8)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -49,6 +50,15 @@ func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 	// Ended, while the node holds no more records than it retains (the
 	// first and this package's few startup records).
 	waitPhase(t, n, "double:first", mesh.PhaseCompleted)
+	// Handles made once it had ended keep the record they read.
+	dup, err := mesh.SubmitWork(ctx, n, Double, "double:first", 21)
+	if err != nil || dup.Outcome() != mesh.OutcomeDuplicate {
+		t.Fatalf("submit again: %v, %v", dup, err)
+	}
+	looked, err := mesh.Lookup[int](ctx, n, doubleDecl, "double:first")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Later records, each read through its own handle, push it out of the
 	// eight retained.
 	for i := range 20 {
@@ -70,6 +80,11 @@ func TestResultAfterRetentionEvictedTheRecord(t *testing.T) {
 	// Asked again, the handle answers the same.
 	if again, err := first.Result(ctx); err != nil || again != 42 {
 		t.Fatalf("second Result: %d, %v", again, err)
+	}
+	for what, h := range map[string]*mesh.WorkHandle[int]{"duplicate": dup, "lookup": looked} {
+		if got, err := h.Result(ctx); err != nil || got != 42 {
+			t.Fatalf("%s handle's Result after eviction: %d, %v; want 42", what, got, err)
+		}
 	}
 	// A handle made after the eviction has nothing to claim: the key is
 	// unknown to the node.

@@ -8,13 +8,13 @@ import (
 	"meshgo.dev/mesh/internal/continuity"
 )
 
-// awaitWake wakes the typed-work handles waiting on a record's outcome
-// (AwaitTyped) when the record ends on this node, and hands each the ended
-// version: a Result returns as soon as the outcome is here instead of at its
-// next poll, and has the outcome even if retention evicts the record before
-// the waiting goroutine runs again. Every ended version of a work record
-// passes through wake (this node's transitions in replicate, the peer's in
-// merge); the poll stays as a fallback.
+// awaitWake hands the ended version of a work record to every claim on its
+// key (a typed-work handle's Claim, registered before its submission or
+// lookup) and wakes them: a Result returns as soon as the outcome is here,
+// and has it even if retention evicts the record before the waiting
+// goroutine runs again. Every ended version of a work record must pass
+// through wake (this node's transitions in replicate, the peer's in merge):
+// a claim waits for nothing else.
 type awaitWake struct {
 	waiting atomic.Int32 // registered waiters; wake costs one load when 0
 

@@ -163,7 +163,7 @@ func HeldSettle(ctx context.Context, in SettleInput) (SettlePairOutput, error) {
 
 var heldSettleDecl = Work(HeldSettle)
 
-// Count-2 typed work completed on its owner: Result (AwaitTyped) on the
+// Count-2 typed work completed on its owner: Result (awaitTyped) on the
 // owner returns the output only once the replica holds the completion, so
 // the output a caller saw is the one a retry reads on the survivor.
 func TestWorkResultWaitsForReplica(t *testing.T) {
@@ -196,7 +196,7 @@ func TestWorkResultWaitsForReplica(t *testing.T) {
 		err  error
 	}
 	got := make(chan result, 1)
-	go func() { d, err := AwaitTyped(ctx, p, heldSettleDecl, key); got <- result{d, err} }()
+	go func() { d, err := awaitTyped(ctx, p, heldSettleDecl, key); got <- result{d, err} }()
 	select {
 	case r := <-got:
 		t.Fatalf("Result returned %s, %v before the replica's acknowledgement", r.data, r.err)

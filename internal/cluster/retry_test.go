@@ -94,7 +94,7 @@ func TestWorkRetry(t *testing.T) {
 			if err != nil || res.Outcome != OutcomeCreated {
 				t.Fatalf("submit: %+v, %v", res, err)
 			}
-			out, err := AwaitTyped(ctx, n, flakyDecl, key)
+			out, err := awaitTyped(ctx, n, flakyDecl, key)
 			var we *WorkError
 			switch {
 			case tt.wantErr != "" && (!errors.As(err, &we) || we.Reason != tt.wantErr):

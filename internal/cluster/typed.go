@@ -6,11 +6,8 @@ import (
 	"encoding"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"reflect"
-	"sync"
-	"time"
 
 	"meshgo.dev/mesh/internal/continuity"
 )
@@ -233,148 +230,71 @@ func (e *WorkError) Error() string {
 	return fmt.Sprintf("work %s (%s) rejected: %s", e.RequestKey, e.AttemptID, e.Reason)
 }
 
-// awaitPoll bounds how often a waiting handle re-reads the record.
-const (
-	awaitPollMin = 2 * time.Millisecond
-	awaitPollMax = 50 * time.Millisecond
-)
-
-// AwaitTyped waits until the record of requestKey is terminal on n and
-// returns its encoded output, or a *WorkError when it was rejected. The
-// record is read from n's own registry, which the pair keeps converged: on a
-// node that is not the owner the outcome arrives with the owner's
-// replication, and after a failover with the survivor's re-run under a new
-// attempt. It returns ctx's error when ctx ends first.
-func AwaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string) ([]byte, error) {
-	return awaitTyped(ctx, n, d, requestKey, nil)
-}
-
 // A Claim is a typed-work handle's hold on the outcome of its record on its
-// node, taken before the submission (ClaimTyped): when the record ends there
-// the claim is handed the ended version, so the handle's Result has it even
-// if retention evicts the record before Result reads it (a caller that
-// submits, is descheduled, and asks while the node completed more records
-// than it retains). A claim is given up when its outcome was read, or by
-// Release.
+// node, taken before the submission or lookup that made the handle
+// (ClaimTyped). Every ended version of a work record passes through the
+// node's awaitWake (this node's transitions in replicate, the peer's in
+// merge), which hands it to each claim on the key: so a claim on a record
+// that was pending when the handle was made is handed the version that
+// ended it, whether or not the node still retains the record when Result is
+// called (a caller that submits, is descheduled, and asks after the node
+// completed more records than it retains). Await answers from that version,
+// every time it is called.
 type Claim struct {
 	n *Node
 	w *awaiter
-
-	// The answer once a wait on the claim ended, for the handle's next
-	// Result (the claim is given up then, and the node may have evicted
-	// the record since).
-	mu   sync.Mutex
-	have bool
-	out  []byte
-	err  error
 }
 
 // ClaimTyped registers a claim on the outcome of requestKey on n; call it
-// before submitting, so that the outcome cannot end unseen.
+// before submitting or reading the record, so that the outcome cannot end
+// unseen.
 func ClaimTyped(n *Node, requestKey string) *Claim {
 	return &Claim{n: n, w: n.awaiting.add(requestKey)}
 }
 
-// Release gives the claim up: a handle whose record ended already, or that
-// will never wait (its submission was refused or conflicted), or that is
-// no longer reachable. It may be called more than once.
+// Release gives the claim up: a handle whose record had ended already, or
+// that will never wait (its submission was refused or conflicted), or that
+// is no longer reachable. A claim that was handed its outcome is no longer
+// registered, so Release is then a no-op; it may be called more than once.
 func (c *Claim) Release() { c.n.awaiting.remove(c.w) }
 
-// AwaitClaimed is AwaitTyped for the handle holding c, a claim on
-// requestKey: once the record ended on n, the ended version handed to the
-// claim answers, whether or not the node still retains the record.
-func AwaitClaimed(ctx context.Context, n *Node, d Declaration, requestKey string, c *Claim) ([]byte, error) {
-	c.mu.Lock()
-	have, out, err := c.have, c.out, c.err
-	c.mu.Unlock()
-	if have {
-		return out, err
-	}
-	out, err = awaitTyped(ctx, n, d, requestKey, c)
-	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return out, err // not an answer: a later Result waits again
-	}
-	c.mu.Lock()
-	c.have, c.out, c.err = true, out, err
-	c.mu.Unlock()
-	return out, err
-}
-
-func awaitTyped(ctx context.Context, n *Node, d Declaration, requestKey string, c *Claim) ([]byte, error) {
-	wait := awaitPollMin
-	var timer *time.Timer
-	for {
-		// Registered before the read, so an outcome stored after it wakes
-		// this waiter (a claim registered before the submission).
-		var w *awaiter
-		if c != nil {
-			w = c.w
-		} else {
-			w = n.awaiting.add(requestKey)
-		}
-		var rec *continuity.Record
-		if r, ok := w.ended(); ok {
-			rec = r
-		} else if got, ok := n.reg.Get(requestKey); ok {
-			rec = &got
-		} else if r, ok := w.ended(); ok {
-			rec = r // it ended, and was evicted, between the two looks
-		} else if c == nil {
-			n.awaiting.remove(w)
-			// The handle's node holds the record from its submission or
-			// lookup on: it is gone only if retention evicted it.
-			return nil, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyNotFound})
-		}
-		// With a claim and no record, the record ended and was evicted
-		// before the node handed the ended version to the claim (the
-		// version is stored, then handed over): the hand-over is on its
-		// way, so wait for it.
-		if rec != nil {
-			if out, done, err := endedOutput(n, d, requestKey, rec); done {
-				n.awaiting.remove(w)
-				return out, err
-			}
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-			defer timer.Stop()
-		} else {
-			timer.Reset(wait)
-		}
+// Await waits until the record of the claim, typed work d, has ended on the
+// claim's node and returns its encoded output, or a *WorkError when it was
+// rejected. It returns ctx's error when ctx ends first; the claim stays, so
+// a later Await waits on.
+func (c *Claim) Await(ctx context.Context, d Declaration) ([]byte, error) {
+	rec, ok := c.w.ended()
+	if !ok {
 		select {
+		case <-c.w.done:
+			rec, _ = c.w.ended()
 		case <-ctx.Done():
-			if c == nil {
-				n.awaiting.remove(w)
-			}
 			return nil, ctx.Err()
-		case <-w.done:
-			continue // the timer is reset above (no stale tick since Go 1.23)
-		case <-timer.C:
 		}
-		if c == nil {
-			n.awaiting.remove(w)
-		}
-		wait = min(2*wait, awaitPollMax)
 	}
+	return EndedOutput(c.n, d, rec)
 }
 
-// endedOutput is awaitTyped's answer for rec, the version of requestKey at
-// hand (handed to its waiter, or read from the registry): its output or
-// error when it has ended, not done while pending.
-func endedOutput(n *Node, d Declaration, requestKey string, rec *continuity.Record) (out []byte, done bool, err error) {
+// EndedOutput returns the encoded output of rec, an ended record of typed
+// work d (handed to a claim, or at hand when the handle was made), or the
+// error its outcome stands for: a *WorkError when it was rejected,
+// request_key_conflict when the key belongs to another function's record.
+// For count-2 work this node ran, it first makes sure the replica holds the
+// outcome (see workOutputHeld).
+func EndedOutput(n *Node, d Declaration, rec *continuity.Record) ([]byte, error) {
 	switch {
 	case !continuity.SameKeySpace(rec, continuity.KindWork, d.RuntimeName):
-		return nil, true, fmt.Errorf("await %s: %w", requestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
+		return nil, fmt.Errorf("await %s: %w", rec.RequestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
 	case rec.Phase == continuity.PhaseCompleted:
 		if rec.Output == nil {
-			return nil, true, fmt.Errorf("await %s: the completed record carries no output", requestKey)
+			return nil, fmt.Errorf("await %s: the completed record carries no output", rec.RequestKey)
 		}
 		n.workOutputHeld(rec)
-		return rec.Output, true, nil
+		return rec.Output, nil
 	case rec.Phase == continuity.PhaseRejected:
-		return nil, true, &WorkError{RequestKey: requestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
+		return nil, &WorkError{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
 	}
-	return nil, false, nil
+	return nil, fmt.Errorf("await %s: the record has not ended (%s)", rec.RequestKey, rec.Phase)
 }
 
 // LookupTyped returns the stored record of typed work d under requestKey on

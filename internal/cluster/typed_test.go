@@ -91,7 +91,7 @@ func TestTypedWorkSubmitResultDuplicateConflict(t *testing.T) {
 	if err != nil || res.Outcome != OutcomeCreated {
 		t.Fatalf("submit: %+v, %v", res, err)
 	}
-	data, err := AwaitTyped(ctx, n, settleDecl, "settle:42")
+	data, err := awaitTyped(ctx, n, settleDecl, "settle:42")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestTypedWorkSubmitResultDuplicateConflict(t *testing.T) {
 	if _, err := SubmitTyped(ctx, n, settleDecl, "settle:fail", SettleInput{ID: 1, Note: "fail"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = AwaitTyped(ctx, n, settleDecl, "settle:fail")
+	_, err = awaitTyped(ctx, n, settleDecl, "settle:fail")
 	var we *WorkError
 	if !errors.As(err, &we) || we.Reason != "handler_error: card declined" {
 		t.Fatalf("await failed work: %v", err)
@@ -138,7 +138,7 @@ func TestTypedWorkSubmitResultDuplicateConflict(t *testing.T) {
 	if _, err := SubmitTyped(ctx, n, settleDecl, "settle:big", SettleInput{ID: 2, Large: 5000}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = AwaitTyped(ctx, n, settleDecl, "settle:big")
+	_, err = awaitTyped(ctx, n, settleDecl, "settle:big")
 	if !errors.As(err, &we) || we.Reason != string(continuity.ReasonResultTooLarge) {
 		t.Fatalf("await oversize output: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestTypedWorkSubmitResultDuplicateConflict(t *testing.T) {
 	}
 	// Every wait above has ended: none is left registered.
 	if w := n.awaiting.waiting.Load(); w != 0 {
-		t.Fatalf("%d waiters left registered after every AwaitTyped returned", w)
+		t.Fatalf("%d waiters left registered after every wait returned", w)
 	}
 }
 
@@ -196,7 +196,7 @@ func TestTypedWorkResultAcrossNodes(t *testing.T) {
 	if err != nil || res.Outcome != OutcomeCreated {
 		t.Fatalf("submit: %+v, %v", res, err)
 	}
-	data, err := AwaitTyped(ctx, s, settlePairDecl, key)
+	data, err := awaitTyped(ctx, s, settlePairDecl, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,11 +226,29 @@ func SettlePair(ctx context.Context, in SettleInput) (SettlePairOutput, error) {
 
 var settlePairDecl = Work(SettlePair)
 
+// awaitTyped waits for the outcome of typed work d under key on n the way a
+// handle from mesh.Lookup does: a claim taken before the record is read,
+// then the record's outcome if it has ended, else the version handed to the
+// claim when it ends.
+func awaitTyped(ctx context.Context, n *Node, d Declaration, key string) ([]byte, error) {
+	c := ClaimTyped(n, key)
+	defer c.Release()
+	rec, err := LookupTyped(n, d, key)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Phase.Terminal() {
+		return EndedOutput(n, d, &rec)
+	}
+	return c.Await(ctx, d)
+}
+
 // A claimed record can end and be evicted (its version stored, then more
 // records completed than the node retains) before the node hands the ended
 // version to the claim: a wait on the claim then goes on until the
-// hand-over instead of answering request_key_not_found, and answers with
-// the handed version.
+// hand-over instead of answering request_key_not_found, answers with the
+// handed version, and answers the same again once the claim is no longer
+// registered.
 func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
 	n := standalone(t, Config{RetainedRecords: 16, WorkMaxResultBytes: 4096})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -238,7 +256,7 @@ func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
 	if _, err := SubmitTyped(ctx, n, settleDecl, "settle:evicted", SettleInput{ID: 5, Note: "kept"}); err != nil {
 		t.Fatal(err)
 	}
-	want, err := AwaitTyped(ctx, n, settleDecl, "settle:evicted")
+	want, err := awaitTyped(ctx, n, settleDecl, "settle:evicted")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +269,7 @@ func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
 		if _, err := SubmitTyped(ctx, n, settleDecl, key, SettleInput{ID: i}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := AwaitTyped(ctx, n, settleDecl, key); err != nil {
+		if _, err := awaitTyped(ctx, n, settleDecl, key); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -263,13 +281,15 @@ func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
 	c := ClaimTyped(n, "settle:evicted")
 	done, stop := context.WithCancel(ctx)
 	stop()
-	if _, err := AwaitClaimed(done, n, settleDecl, "settle:evicted", c); !errors.Is(err, context.Canceled) {
+	if _, err := c.Await(done, settleDecl); !errors.Is(err, context.Canceled) {
 		t.Fatalf("before the hand-over: %v, want the wait to go on until its context ended", err)
 	}
 	n.awaiting.wake(&ended)
-	got, err := AwaitClaimed(ctx, n, settleDecl, "settle:evicted", c)
-	if err != nil || string(got) != string(want) {
-		t.Fatalf("after the hand-over: %q, %v; want %q", got, err, want)
+	for _, when := range []string{"after the hand-over", "asked again"} {
+		got, err := c.Await(ctx, settleDecl)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("%s: %q, %v; want %q", when, got, err, want)
+		}
 	}
 	if w := n.awaiting.waiting.Load(); w != 0 {
 		t.Fatalf("%d waiters left registered", w)

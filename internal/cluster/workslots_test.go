@@ -114,7 +114,7 @@ func TestMaxRunningWorkHonoured(t *testing.T) {
 		}
 	}
 	for i := range total {
-		if _, err := AwaitTyped(ctx, n, decl, fmt.Sprintf("gated-%d", i)); err != nil {
+		if _, err := awaitTyped(ctx, n, decl, fmt.Sprintf("gated-%d", i)); err != nil {
 			t.Fatalf("await %d: %v", i, err)
 		}
 	}
