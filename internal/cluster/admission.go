@@ -53,6 +53,7 @@ type admission struct {
 	pending  int        // unauthenticated connections in flight (reserved ones included)
 	reserved int        // of which in the reserved slots
 	sources  map[netip.Prefix]*source
+	swept    time.Time // when evict last swept out the entries that remember nothing
 }
 
 // source is what admission remembers about one source address.
@@ -154,18 +155,39 @@ func (a *admission) source(key netip.Prefix, now time.Time) *source {
 	return s
 }
 
-// evict drops entries that remember nothing useful, and if none qualify, one
-// entry with nothing in flight (the map's order picks which). Caller holds
+// evict makes room in a full table for one more source. Entries that
+// remember nothing useful are swept out, at most once per failureRefill: a
+// sweep reads every entry, and a flood of new sources (each one a failed
+// handshake to remember) would otherwise pay for one on every connection,
+// under a.mu. Between sweeps, or when a sweep freed nothing, one entry with
+// nothing in flight goes, an untrusted one if any: the first the map's
+// randomized order yields, found in a step or two since at most
+// maxPendingHandshakes+reservedHandshakes entries have a connection in
+// flight. So a flood from more sources than the table holds cannot push out
+// the peer's trust, which keeps its reserved handshake slots. Caller holds
 // a.mu.
 func (a *admission) evict(now time.Time) {
+	if now.Sub(a.swept) >= failureRefill {
+		a.swept = now
+		for k, s := range a.sources {
+			s.refill(now)
+			a.forget(k, s, now)
+		}
+		if len(a.sources) < maxTrackedSources {
+			return
+		}
+	}
 	var spare netip.Prefix
 	found := false
 	for k, s := range a.sources {
-		s.refill(now)
-		if a.forget(k, s, now) {
+		if s.pending != 0 {
+			continue
+		}
+		if now.After(s.trustedUntil) {
+			delete(a.sources, k)
 			return
 		}
-		if s.pending == 0 && !found {
+		if !found {
 			spare, found = k, true
 		}
 	}

@@ -163,6 +163,59 @@ func TestAdmissionForgetsIdleSourcesAndStaysBounded(t *testing.T) {
 	}
 }
 
+// A flood of failing handshakes from more sources than the table holds does
+// not push out a trusted source (the peer): it keeps its trust, and with it
+// the reserved slots the flood cannot take.
+func TestAdmissionFloodKeepsTrustedSource(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdmission(clock.now)
+	peer := tcpAddr("10.250.0.1", 1)
+	tk, why := a.admit(peer)
+	if why != "" {
+		t.Fatal(why)
+	}
+	tk.done(true)
+	for i := range 3 * maxTrackedSources {
+		if i%512 == 0 {
+			clock.add(100 * time.Millisecond) // a flood over seconds: sweeps run
+		}
+		ip := net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String()
+		tk, why := a.admit(tcpAddr(ip, 1))
+		if why != "" {
+			t.Fatalf("source %d refused: %s", i, why)
+		}
+		tk.done(false)
+	}
+	s, ok := a.sources[sourceKey(peer)]
+	if !ok || !clock.now().Before(s.trustedUntil) {
+		t.Fatalf("the trusted source was evicted by the flood (held %v)", ok)
+	}
+}
+
+// BenchmarkAdmissionFlood is the cost of admitting a connection from a new
+// source while the table is full of sources that each failed a handshake
+// (so none may be forgotten): a flood from many addresses.
+func BenchmarkAdmissionFlood(b *testing.B) {
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	a := newAdmission(clock.now)
+	for i := range maxTrackedSources {
+		tk, _ := a.admit(tcpAddr(net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)).String(), 1))
+		tk.done(false)
+	}
+	addrs := make([]net.Addr, 1<<16)
+	for i := range addrs {
+		addrs[i] = tcpAddr(net.IPv4(11, byte(i>>16), byte(i>>8), byte(i)).String(), 1)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		tk, why := a.admit(addrs[i%len(addrs)])
+		if why != "" {
+			b.Fatal(why)
+		}
+		tk.done(false)
+	}
+}
+
 // syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
 type syncBuffer struct {
 	mu sync.Mutex
