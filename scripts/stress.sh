@@ -8,7 +8,10 @@
 #   1. starts STRESS_LOAD busy loops (bounded by STRESS_MAX_SECONDS, stopped on
 #      exit) so the tests compete for the CPU;
 #   2. runs STRESS_PKGS with -race -count=STRESS_COUNT -cpu STRESS_CPU, so each
-#      test runs STRESS_COUNT times at each GOMAXPROCS value, then the starter
+#      test runs STRESS_COUNT times at each GOMAXPROCS value, and with -short
+#      (STRESS_SHORT): the volume tests (a 17 MiB operator reply, 100,000
+#      submissions) run smaller or not at all, since repeating them finds no
+#      race their single full run in `make test` does not; then the starter
 #      and rail tests of ./e2e/ (each about a minute a run, with PostgreSQL)
 #      STRESS_E2E_COUNT times at each GOMAXPROCS value;
 #   3. runs each shell rail in STRESS_RAILS (if any) STRESS_RAIL_LOOPS times;
@@ -20,6 +23,7 @@
 #   STRESS_CPU          GOMAXPROCS values, comma-separated       (default 1,2)
 #   STRESS_PKGS         packages                                 (default: below)
 #   STRESS_RUN          -run filter, empty for every test        (default empty)
+#   STRESS_SHORT        1: go test -short; 0: the volume tests in full (default 1)
 #   STRESS_E2E_COUNT    runs of the ./e2e/ starter and rail tests (default 2; 0 skips)
 #   STRESS_LOAD         background busy loops                    (default 1)
 #   STRESS_RAILS        rails to loop, e.g. "verify-failover"    (default none)
@@ -40,6 +44,7 @@ cpus=${STRESS_CPU:-1,2}
 # tests.
 pkgs=${STRESS_PKGS:-"./internal/cluster/ . ./meshtest/... ./e2e/cluster/"}
 run=${STRESS_RUN:-}
+short=${STRESS_SHORT:-1}
 e2e_count=${STRESS_E2E_COUNT:-2}
 load=${STRESS_LOAD:-1}
 rails=${STRESS_RAILS:-}
@@ -61,12 +66,14 @@ for ((i = 0; i < load; i++)); do
 	hogs+=($!)
 done
 
+shortflag=()
+if [[ $short == 1 ]]; then shortflag=(-short); fi
 ncpu=$(tr ',' '\n' <<<"$cpus" | grep -c .)
-echo "stress: $pkgs: -race -count=$count -cpu $cpus (each test $((count * ncpu)) runs)${run:+ -run $run}, $load busy loop(s); log in $out"
+echo "stress: $pkgs: -race ${shortflag[*]:-}${shortflag[*]:+ }-count=$count -cpu $cpus (each test $((count * ncpu)) runs)${run:+ -run $run}, $load busy loop(s); log in $out"
 start=$SECONDS
 set +e
 # shellcheck disable=SC2086 # pkgs is a list of package patterns
-timeout "$max" go test -race -count="$count" -cpu "$cpus" ${run:+-run "$run"} -timeout "${max}s" $pkgs >"$out/go-test.log" 2>&1
+timeout "$max" go test -race "${shortflag[@]}" -count="$count" -cpu "$cpus" ${run:+-run "$run"} -timeout "${max}s" $pkgs >"$out/go-test.log" 2>&1
 go_rc=$?
 if ((e2e_count > 0)); then
 	echo "stress: ./e2e/ starters and rails: -race -count=$e2e_count -cpu $cpus (each test $((e2e_count * ncpu)) runs)"

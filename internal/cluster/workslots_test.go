@@ -126,14 +126,20 @@ func TestMaxRunningWorkHonoured(t *testing.T) {
 	}
 }
 
-// TestBoundedSubmission submits 100,000 records of fast work and checks that
-// the goroutines and the heap stay within bounds derived from the running
-// limit, the queue room and the retention bound, during the burst and after.
+// TestBoundedSubmission submits 100,000 records of fast work (20,000 under
+// -short) and checks that the goroutines and the heap stay within bounds
+// derived from the running limit, the queue room and the retention bound,
+// during the burst and after.
 func TestBoundedSubmission(t *testing.T) {
+	// Under -short (the stress passes, which repeat every test) 20,000
+	// submissions: still twenty times the retained window.
+	total := int64(100_000)
+	if testing.Short() {
+		total = 20_000
+	}
 	const (
 		limit      = 8
 		retained   = 1000
-		total      = 100_000
 		submitters = 4
 		sample     = 5_000
 		// perRecord is a generous budget for one record held in memory
@@ -214,7 +220,7 @@ func TestBoundedSubmission(t *testing.T) {
 		}
 		return nil
 	})
-	last, ok := n.Record("burst-" + strconv.Itoa(total-1))
+	last, ok := n.Record("burst-" + strconv.FormatInt(total-1, 10))
 	if !ok || last.Phase != continuity.PhaseCompleted {
 		t.Fatalf("last record %+v (found %v), want completed", last, ok)
 	}
