@@ -10,8 +10,9 @@
 #   2. runs STRESS_PKGS with -race -count=STRESS_COUNT -cpu STRESS_CPU, so each
 #      test runs STRESS_COUNT times at each GOMAXPROCS value, and with -short
 #      (STRESS_SHORT): the volume tests (a 17 MiB operator reply, 100,000
-#      submissions) run smaller or not at all, since repeating them finds no
-#      race their single full run in `make test` does not; then the starter
+#      submissions) run smaller or not at all: they check sizes and bounds,
+#      which repeating them does not check any better, and `make test` runs
+#      them in full once (test-go-floor); then the starter
 #      and rail tests of ./e2e/ (each about a minute a run, with PostgreSQL)
 #      STRESS_E2E_COUNT times at each GOMAXPROCS value;
 #   3. runs each shell rail in STRESS_RAILS (if any) STRESS_RAIL_LOOPS times;
