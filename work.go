@@ -67,7 +67,7 @@ type WorkHandle[Out any] struct {
 	key     string
 	outcome string
 	rec     Record
-	claim   *cluster.Claim // the hold on the outcome taken before the submission or lookup; nil if rec had ended (or is a conflict or refusal)
+	output  *cluster.TypedOutcome // where Result reads the output; its claim, if any, was taken before the submission or lookup
 }
 
 // RequestKey returns the handle's request key.
@@ -100,16 +100,10 @@ func (h *WorkHandle[Out]) Result(ctx context.Context) (Out, error) {
 	if h.outcome == OutcomeConflict {
 		return out, fmt.Errorf("work %s: %s", h.key, OutcomeConflict)
 	}
-	var data []byte
-	var err error
-	if h.claim != nil {
-		data, err = h.claim.Await(ctx, h.d)
-		// h must stay reachable while it waits: its cleanup gives the
-		// claim up, and the wait reads only the claim.
-		runtime.KeepAlive(h)
-	} else {
-		data, err = cluster.EndedOutput(h.n, h.d, &h.rec)
-	}
+	data, err := h.output.Output(ctx)
+	// h must stay reachable while it waits: its cleanup gives the claim up,
+	// and the wait reads only the claim.
+	runtime.KeepAlive(h)
 	if err != nil {
 		return out, err
 	}
@@ -143,13 +137,11 @@ func SubmitWork[In, Out any](ctx context.Context, n *Node, fn func(context.Conte
 	// Claimed before the submission, so the outcome is handed to this
 	// handle when the record ends, however soon: Result then has it even if
 	// the node's retention evicts the record before Result is called.
-	claim := cluster.ClaimTyped(n, requestKey)
-	res, err := cluster.SubmitTyped(ctx, n, d, requestKey, in)
+	res, output, err := cluster.SubmitClaimed(ctx, n, d, requestKey, in)
 	if err != nil {
-		claim.Release()
 		return nil, err
 	}
-	return newHandle[Out](n, d, requestKey, res.Outcome, res.Record, claim), nil
+	return newHandle[Out](n, d, requestKey, res.Outcome, res.Record, output), nil
 }
 
 // Lookup returns a handle on the typed work d stored under requestKey on n
@@ -166,32 +158,25 @@ func Lookup[Out any](ctx context.Context, n *Node, d Declaration, requestKey str
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	claim := cluster.ClaimTyped(n, requestKey) // before the read: see SubmitWork
-	rec, err := cluster.LookupTyped(n, d, requestKey)
+	rec, output, err := cluster.LookupClaimed(n, d, requestKey) // claimed before the read: see SubmitWork
 	if err != nil {
-		claim.Release()
 		return nil, err
 	}
 	if err := cluster.CheckOutput(n, d, new(Out)); err != nil {
-		claim.Release()
+		output.Release()
 		return nil, fmt.Errorf("lookup %s: %w", requestKey, err)
 	}
-	return newHandle[Out](n, d, requestKey, OutcomeDuplicate, rec, claim), nil
+	return newHandle[Out](n, d, requestKey, OutcomeDuplicate, rec, output), nil
 }
 
-// newHandle makes the handle of a submission or lookup of requestKey that
-// took claim before it: the handle keeps the claim while the record is
-// pending, and gives it up when it becomes unreachable.
-func newHandle[Out any](n *Node, d Declaration, requestKey, outcome string, rec Record, claim *cluster.Claim) *WorkHandle[Out] {
-	h := &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: outcome, rec: rec}
-	if outcome == OutcomeConflict || outcome == OutcomeRejected || rec.Phase.Terminal() {
-		// Nothing to claim: a refusal, another submission's record, or an
-		// outcome already here, which Result answers from rec.
-		claim.Release()
-		return h
+// newHandle makes the handle of a submission or lookup of requestKey: while
+// the record was pending, output holds a claim on its outcome, which the
+// handle gives up when it becomes unreachable.
+func newHandle[Out any](n *Node, d Declaration, requestKey, outcome string, rec Record, output *cluster.TypedOutcome) *WorkHandle[Out] {
+	h := &WorkHandle[Out]{n: n, d: d, key: requestKey, outcome: outcome, rec: rec, output: output}
+	if c := output.Claim(); c != nil {
+		runtime.AddCleanup(h, func(c *cluster.Claim) { c.Release() }, c)
 	}
-	h.claim = claim
-	runtime.AddCleanup(h, func(c *cluster.Claim) { c.Release() }, claim)
 	return h
 }
 

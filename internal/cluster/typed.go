@@ -232,7 +232,7 @@ func (e *WorkError) Error() string {
 
 // A Claim is a typed-work handle's hold on the outcome of its record on its
 // node, taken before the submission or lookup that made the handle
-// (ClaimTyped). Every ended version of a work record passes through the
+// (claimTyped). Every ended version of a work record passes through the
 // node's awaitWake (this node's transitions in replicate, the peer's in
 // merge), which hands it to each claim on the key: so a claim on a record
 // that was pending when the handle was made is handed the version that
@@ -245,10 +245,10 @@ type Claim struct {
 	w *awaiter
 }
 
-// ClaimTyped registers a claim on the outcome of requestKey on n; call it
+// claimTyped registers a claim on the outcome of requestKey on n; call it
 // before submitting or reading the record, so that the outcome cannot end
 // unseen.
-func ClaimTyped(n *Node, requestKey string) *Claim {
+func claimTyped(n *Node, requestKey string) *Claim {
 	return &Claim{n: n, w: n.awaiting.add(requestKey)}
 }
 
@@ -272,16 +272,16 @@ func (c *Claim) Await(ctx context.Context, d Declaration) ([]byte, error) {
 			return nil, ctx.Err()
 		}
 	}
-	return EndedOutput(c.n, d, rec)
+	return endedOutput(c.n, d, rec)
 }
 
-// EndedOutput returns the encoded output of rec, an ended record of typed
+// endedOutput returns the encoded output of rec, an ended record of typed
 // work d (handed to a claim, or at hand when the handle was made), or the
 // error its outcome stands for: a *WorkError when it was rejected,
 // request_key_conflict when the key belongs to another function's record.
 // For count-2 work this node ran, it first makes sure the replica holds the
 // outcome (see workOutputHeld).
-func EndedOutput(n *Node, d Declaration, rec *continuity.Record) ([]byte, error) {
+func endedOutput(n *Node, d Declaration, rec *continuity.Record) ([]byte, error) {
 	switch {
 	case !continuity.SameKeySpace(rec, continuity.KindWork, d.RuntimeName):
 		return nil, fmt.Errorf("await %s: %w", rec.RequestKey, &continuity.Error{Reason: continuity.ReasonRequestKeyConflict})
@@ -295,6 +295,77 @@ func EndedOutput(n *Node, d Declaration, rec *continuity.Record) ([]byte, error)
 		return nil, &WorkError{RequestKey: rec.RequestKey, AttemptID: rec.AttemptID(), Reason: rec.Error}
 	}
 	return nil, fmt.Errorf("await %s: the record has not ended (%s)", rec.RequestKey, rec.Phase)
+}
+
+// A TypedOutcome is where a typed-work handle reads its output: the record
+// as its submission or lookup read it and, while that record was pending,
+// the claim taken before the read, which is handed the version that ends it.
+// SubmitClaimed and LookupClaimed make one; the root package's WorkHandle
+// and the tests read outputs only through it.
+type TypedOutcome struct {
+	n     *Node
+	d     Declaration
+	rec   Record
+	claim *Claim // nil when rec had ended when read, or for a refusal or conflict
+}
+
+// SubmitClaimed submits like SubmitTyped, with a claim on requestKey taken
+// before the submission, so the outcome is handed over when the record ends,
+// however soon.
+func SubmitClaimed(ctx context.Context, n *Node, d Declaration, requestKey string, in any) (SubmitResult, *TypedOutcome, error) {
+	claim := claimTyped(n, requestKey)
+	res, err := SubmitTyped(ctx, n, d, requestKey, in)
+	if err != nil {
+		claim.Release()
+		return SubmitResult{}, nil, err
+	}
+	return res, newTypedOutcome(n, d, res.Outcome, res.Record, claim), nil
+}
+
+// LookupClaimed reads like LookupTyped, with a claim on requestKey taken
+// before the read.
+func LookupClaimed(n *Node, d Declaration, requestKey string) (Record, *TypedOutcome, error) {
+	claim := claimTyped(n, requestKey)
+	rec, err := LookupTyped(n, d, requestKey)
+	if err != nil {
+		claim.Release()
+		return Record{}, nil, err
+	}
+	return rec, newTypedOutcome(n, d, OutcomeDuplicate, rec, claim), nil
+}
+
+// newTypedOutcome keeps claim only while it can still be handed an outcome
+// the handle needs: not for a refusal, another submission's record, or an
+// outcome already read, which Output answers from rec.
+func newTypedOutcome(n *Node, d Declaration, outcome string, rec Record, claim *Claim) *TypedOutcome {
+	o := &TypedOutcome{n: n, d: d, rec: rec}
+	if outcome == OutcomeConflict || outcome == OutcomeRejected || rec.Phase.Terminal() {
+		claim.Release()
+		return o
+	}
+	o.claim = claim
+	return o
+}
+
+// Output returns the encoded output, waiting for the record to end if it
+// was pending when read; see endedOutput for the errors. Asked again, it
+// answers from the same version.
+func (o *TypedOutcome) Output(ctx context.Context) ([]byte, error) {
+	if o.claim != nil {
+		return o.claim.Await(ctx, o.d)
+	}
+	return endedOutput(o.n, o.d, &o.rec)
+}
+
+// Claim returns the claim o holds, nil if none: the handle that owns o
+// releases it once it is unreachable.
+func (o *TypedOutcome) Claim() *Claim { return o.claim }
+
+// Release gives up the claim o holds, if any.
+func (o *TypedOutcome) Release() {
+	if o.claim != nil {
+		o.claim.Release()
+	}
 }
 
 // LookupTyped returns the stored record of typed work d under requestKey on

@@ -226,21 +226,15 @@ func SettlePair(ctx context.Context, in SettleInput) (SettlePairOutput, error) {
 
 var settlePairDecl = Work(SettlePair)
 
-// awaitTyped waits for the outcome of typed work d under key on n the way a
-// handle from mesh.Lookup does: a claim taken before the record is read,
-// then the record's outcome if it has ended, else the version handed to the
-// claim when it ends.
+// awaitTyped waits for the output of typed work d under key on n the way a
+// handle from mesh.Lookup does.
 func awaitTyped(ctx context.Context, n *Node, d Declaration, key string) ([]byte, error) {
-	c := ClaimTyped(n, key)
-	defer c.Release()
-	rec, err := LookupTyped(n, d, key)
+	_, o, err := LookupClaimed(n, d, key)
 	if err != nil {
 		return nil, err
 	}
-	if rec.Phase.Terminal() {
-		return EndedOutput(n, d, &rec)
-	}
-	return c.Await(ctx, d)
+	defer o.Release()
+	return o.Output(ctx)
 }
 
 // A claimed record can end and be evicted (its version stored, then more
@@ -278,7 +272,7 @@ func TestAwaitClaimedWaitsForTheHandOver(t *testing.T) {
 	}
 
 	// The claim as it stands between the eviction and the hand-over.
-	c := ClaimTyped(n, "settle:evicted")
+	c := claimTyped(n, "settle:evicted")
 	done, stop := context.WithCancel(ctx)
 	stop()
 	if _, err := c.Await(done, settleDecl); !errors.Is(err, context.Canceled) {
