@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 )
@@ -73,6 +74,7 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	type position struct {
 		seg int
 		ord int64
+		off int64 // of the entry's frame in its segment
 		put bool
 	}
 	// index maps a key to its slot in last: a key seen before is updated
@@ -81,13 +83,13 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	index := make(map[string]int)
 	var last []position
 	for i, s := range inputs {
-		err := l.scan(s, func(ord int64, v view) {
+		err := l.scan(s, 0, 0, func(ord, off int64, v view) {
 			st.BytesBefore += int64(len(v.frame))
 			if v.kind == kindBatch {
 				return
 			}
 			st.EntriesRead++
-			p := position{seg: i, ord: ord, put: v.kind == KindPut}
+			p := position{seg: i, ord: ord, off: off, put: v.kind == KindPut}
 			if k, ok := index[string(v.key)]; ok {
 				last[k] = p
 				return
@@ -103,7 +105,20 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 		}
 	}
 
-	// Pass 2: write the live last entries under a temporary name.
+	// Pass 2: write the live last entries under a temporary name. Each
+	// segment is read again from its first entry that is kept, and not at
+	// all if it keeps none: on a busy node most entries are dead and the
+	// kept ones (the records the store still holds) are the latest, so most
+	// of each segment is not read twice.
+	first := make([]position, len(inputs))
+	for i := range first {
+		first[i].ord = -1
+	}
+	for _, p := range last {
+		if f := &first[p.seg]; p.put && (f.ord < 0 || p.ord < f.ord) {
+			*f = p
+		}
+	}
 	target := segment{seq: inputs[len(inputs)-1].seq, compacted: true}
 	path := target.path(l.dir)
 	tmp := path + tmpSuffix
@@ -119,7 +134,10 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	var werr error
 	for i, s := range inputs {
-		err := l.scan(s, func(ord int64, v view) {
+		if first[i].ord < 0 {
+			continue
+		}
+		err := l.scan(s, first[i].off, first[i].ord, func(ord, _ int64, v view) {
 			if v.kind == kindBatch {
 				return
 			}
@@ -183,18 +201,21 @@ func (l *Log) Compact(live func(key string) bool) (CompactStats, error) {
 	return st, errors.Join(errs...)
 }
 
-// scan reads a sealed segment, calling fn with each entry's ordinal and the
-// entry as read (valid during the call only). Any damage is ErrCorrupt:
-// sealed segments were complete and fsynced.
-func (l *Log) scan(s segment, fn func(ord int64, v view)) error {
+// scan reads a sealed segment from the entry at offset from, whose ordinal
+// is fromOrd (0, 0: the whole segment), calling fn with each entry's
+// ordinal, its frame's offset and the entry as read (valid during the call
+// only). Any damage is ErrCorrupt: sealed segments were complete and
+// fsynced.
+func (l *Log) scan(s segment, from, fromOrd int64, fn func(ord, off int64, v view)) error {
 	path := s.path(l.dir)
 	f, err := l.fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return fmt.Errorf("compact: open %s: %w", path, err)
 	}
 	defer f.Close()
-	fr := newFrameReader(f)
-	for ord := int64(0); ; ord++ {
+	fr := newFrameReaderAt(io.NewSectionReader(f, from, math.MaxInt64-from), from)
+	for ord := fromOrd; ; ord++ {
+		off := fr.offset
 		v, err := fr.nextView()
 		if err == io.EOF {
 			return nil
@@ -205,6 +226,6 @@ func (l *Log) scan(s segment, fn func(ord int64, v view)) error {
 			}
 			return fmt.Errorf("compact: segment %s: %w", path, err)
 		}
-		fn(ord, v)
+		fn(ord, off, v)
 	}
 }

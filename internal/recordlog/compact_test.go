@@ -89,6 +89,49 @@ func TestCompact(t *testing.T) {
 	}
 }
 
+// TestCompactReadsDeadEntriesOnce: the shape of a busy node's log, one key
+// per request and only the latest still held. The compaction reads every
+// folded byte once to find the last entries, then reads again only from each
+// segment's first kept entry on (segments with none not at all), and keeps
+// exactly the live keys.
+func TestCompactReadsDeadEntriesOnce(t *testing.T) {
+	dir := t.TempDir()
+	ffs := newFaultFS()
+	l, _, _ := openLog(t, dir, Options{SegmentSize: 8 << 10, FS: ffs})
+	key := func(i int) string { return fmt.Sprintf("request-%04d", i) }
+	value := strings.Repeat("v", 200)
+	want := state{}
+	const n, held = 400, 30
+	for i := range n {
+		mustAppend(t, l, put(key(i), value))
+		if i >= n-held {
+			want[key(i)] = value
+		}
+	}
+	if len(segmentFiles(t, dir)) < 5 {
+		t.Fatalf("want several segments to fold, have %v", segmentFiles(t, dir))
+	}
+	ffs.read.Store(0)
+	st, err := l.Compact(func(k string) bool { _, ok := want[k]; return ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.EntriesKept != held {
+		t.Fatalf("CompactStats %+v, want %d kept", st, held)
+	}
+	// The kept entries and what precedes them in their segment: at most
+	// two segments' worth on top of the first pass.
+	if got, limit := ffs.read.Load(), st.BytesBefore+2*(8<<10); got > limit {
+		t.Fatalf("Compact read %d bytes of %d folded (limit %d): the second pass read dead segments again", got, st.BytesBefore, limit)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := replayState(t, dir); !got.equal(want) {
+		t.Fatalf("after compaction: %v, want %v", got, want)
+	}
+}
+
 // TestCompactWhileAppending: appends go on during a compaction; everything
 // acknowledged is there afterwards.
 func TestCompactWhileAppending(t *testing.T) {

@@ -151,8 +151,12 @@ type frameReader struct {
 	frame  []byte // the last frame read, header and body
 }
 
-func newFrameReader(r io.Reader) *frameReader {
-	return &frameReader{r: bufio.NewReaderSize(r, 256<<10)}
+func newFrameReader(r io.Reader) *frameReader { return newFrameReaderAt(r, 0) }
+
+// newFrameReaderAt reads frames from r, which starts at offset of its
+// segment (the offset batch markers and errors name).
+func newFrameReaderAt(r io.Reader, offset int64) *frameReader {
+	return &frameReader{r: bufio.NewReaderSize(r, 256<<10), offset: offset}
 }
 
 // view is an entry as read, without copies: key, value and frame alias the

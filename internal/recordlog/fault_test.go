@@ -11,10 +11,12 @@ import (
 // faultFS wraps OSFS. Before every operation it calls hook (when set) with
 // the operation's name and the file's path; an error from hook is returned
 // instead of performing the operation. For "write", a *partialWrite error
-// writes its first n bytes before failing. It counts successful file syncs.
+// writes its first n bytes before failing. It counts successful file syncs
+// and the bytes read from files.
 type faultFS struct {
 	inner FS
 	syncs atomic.Int64
+	read  atomic.Int64
 
 	mu   sync.Mutex
 	hook func(op, path string) error
@@ -118,6 +120,18 @@ func (f *faultFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return f.File.Write(p)
+}
+
+func (f *faultFile) Read(p []byte) (int, error) {
+	n, err := f.File.Read(p)
+	f.fs.read.Add(int64(n))
+	return n, err
+}
+
+func (f *faultFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.File.ReadAt(p, off)
+	f.fs.read.Add(int64(n))
+	return n, err
 }
 
 func (f *faultFile) Sync() error {
