@@ -301,7 +301,8 @@ func endedOutput(n *Node, d Declaration, rec *continuity.Record) ([]byte, error)
 // as its submission or lookup read it and, while that record was pending,
 // the claim taken before the read, which is handed the version that ends it.
 // SubmitClaimed and LookupClaimed make one; the root package's WorkHandle
-// and the tests read outputs only through it.
+// reads its output only through it, as the engine's tests do (but for the
+// claim's own).
 type TypedOutcome struct {
 	n     *Node
 	d     Declaration
