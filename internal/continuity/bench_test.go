@@ -115,3 +115,28 @@ func BenchmarkReplicaPrepareComplete(b *testing.B) {
 		one(10000 + i)
 	}
 }
+
+// BenchmarkHolds is the snapshot a durable store's compaction takes of the
+// keys held, with the lock of the registry held: the default retention bound
+// full and a few hundred requests pending.
+func BenchmarkHolds(b *testing.B) {
+	const bound, pending = DefaultRetainRecords, 256
+	m := NewMemoryStore(Retention{})
+	for i := range bound + pending {
+		rec := Record{RequestKey: "http-route::api.One::0123456789abcdef-" + strconv.Itoa(i), PayloadHash: "h",
+			Attempt: 1, Phase: PhaseCompleted, Result: ResultSucceeded, IngressNode: "a@h:1", OwnerNode: "a@h:1",
+			ReplicationCount: 1, ReplicaStatus: ReplicaUnassigned, Health: HealthLocalOnly, ExecutionNode: "a@h:1",
+			FellBackLocally: true, RuntimeName: "api.One", Kind: KindRoute}
+		if i >= bound {
+			rec.Phase, rec.Result = PhaseSubmitted, ResultPending
+		}
+		_ = m.Put(rec)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if !m.Holds()("http-route::api.One::0123456789abcdef-0") {
+			b.Fatal("a retained key is not held")
+		}
+	}
+}

@@ -2,6 +2,7 @@ package continuity
 
 import (
 	"iter"
+	"maps"
 	"slices"
 
 	"meshgo.dev/mesh/internal/mapsize"
@@ -135,6 +136,28 @@ func (m *MemoryStore) List() iter.Seq[Record] {
 			}
 		}
 		m.kept.each(func(rec *Record) bool { return yield(*rec) })
+	}
+}
+
+// Holds returns a snapshot of the keys the store holds now, pending or
+// retained, as a predicate that another goroutine may call while the store
+// moves on (a compaction of a durable log asks it about every key it
+// folds). Taking it copies two maps, not a key or a record: it runs with the
+// registry's lock held, and decoding ten thousand retained records there to
+// list their keys stalled every request for milliseconds. A retained key is
+// matched by its 64-bit hash, as the retained index finds it; another key of
+// the same hash (for a random seed, practically never) would be reported
+// held as well, which can only keep a version that was not needed.
+func (m *MemoryStore) Holds() func(key string) bool {
+	pending := maps.Clone(m.pending) // its values are never read
+	kept := maps.Clone(m.kept.index)
+	hash := m.kept.hash
+	return func(key string) bool {
+		if _, ok := pending[key]; ok {
+			return true
+		}
+		_, ok := kept[hash(key)]
+		return ok
 	}
 }
 

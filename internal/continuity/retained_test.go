@@ -293,3 +293,35 @@ func TestRetainedWorkSectionRejected(t *testing.T) {
 		t.Fatalf("valid entry: %+v, %v", got, err)
 	}
 }
+
+// TestMemoryStoreHolds: the snapshot answers for the keys held when it was
+// taken, pending or retained, and not for evicted or unknown keys; what the
+// store does afterwards does not change its answers.
+func TestMemoryStoreHolds(t *testing.T) {
+	m := NewMemoryStore(Retention{Records: 2})
+	put := func(key string, phase Phase) {
+		t.Helper()
+		if err := m.Put(Record{RequestKey: key, Phase: phase, Attempt: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("evicted", PhaseCompleted)
+	put("kept-1", PhaseCompleted)
+	put("kept-2", PhaseCompleted) // evicts "evicted": the bound is two
+	put("pending", PhaseSubmitted)
+	held := m.Holds()
+
+	put("later", PhaseSubmitted)
+	put("pending", PhaseCompleted) // evicts "kept-1"
+	put("kept-2", PhaseSubmitted)
+
+	for key, want := range map[string]bool{"pending": true, "kept-1": true, "kept-2": true,
+		"evicted": false, "later": false, "unknown": false} {
+		if got := held(key); got != want {
+			t.Errorf("held(%q) = %v, want %v", key, got, want)
+		}
+	}
+	if _, ok := m.Get("kept-1"); ok {
+		t.Fatal("kept-1 is still retained: the test no longer evicts it after the snapshot")
+	}
+}

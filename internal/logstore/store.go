@@ -417,6 +417,15 @@ func (s *Store) run() {
 	for {
 		select {
 		case <-s.wake:
+			// The Put that woke the writer readied it to run next, ahead
+			// of the callers already runnable behind that Put (requests
+			// the network poller handed over together, callers the last
+			// write released). Let them Put first: the write's fsync
+			// keeps this processor until it returns, and with one
+			// processor (GOMAXPROCS=1, a one-CPU machine) nothing else
+			// runs meanwhile, so a writer that went at once carried one
+			// version per fsync and the callers took turns.
+			runtime.Gosched()
 			s.write()
 		case <-s.stop:
 			s.write()
@@ -485,10 +494,7 @@ func (s *Store) write() {
 // so with the registry lock held and no other call into mem) and compacts
 // the log in the background, keeping those keys and every key Put since.
 func (s *Store) startCompaction() {
-	live := map[string]struct{}{}
-	for rec := range s.mem.List() {
-		live[rec.RequestKey] = struct{}{}
-	}
+	held := s.mem.Holds()
 	s.compactDone.Add(1)
 	go func() {
 		defer s.compactDone.Done()
@@ -511,7 +517,7 @@ func (s *Store) startCompaction() {
 				s.mu.Unlock()
 				fixed = true
 			}
-			if _, ok := live[key]; ok {
+			if held(key) {
 				return true
 			}
 			_, ok := since[key]

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -429,6 +430,52 @@ func TestGroupCommit(t *testing.T) {
 	}
 	if st.Waited > 0 && st.WaitCommit <= 0 {
 		t.Fatalf("%d waits, none of them in a write's fsync (%v)", st.Waited, st.WaitCommit)
+	}
+}
+
+// TestGroupCommitWithOneProcessor: with one processor (GOMAXPROCS=1, a
+// one-CPU machine) the writer's fsync holds the only processor until it
+// returns, so what it carries is what was Put before the writer took the
+// queue. The callers a write releases each store again; the writer woken by
+// the first of them must let the others, runnable behind it, Put first, or
+// every fsync carries one version and the callers take turns.
+func TestGroupCommitWithOneProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s, _ := open(t, t.TempDir(), Options{})
+	defer s.Close()
+	var regMu sync.Mutex // the registry lock
+	var wg sync.WaitGroup
+	const workers, each = 16, 40
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				regMu.Lock()
+				err := s.Put(storetest.Full(fmt.Sprintf("w%d-%d", w, i), i, continuity.PhaseSubmitted))
+				regMu.Unlock()
+				if err == nil {
+					err = s.Sync()
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	st := s.Stats()
+	if st.Durable != workers*each {
+		t.Fatalf("stats %+v", st)
+	}
+	// Every caller but the first of a round finds its turn's write begun
+	// by another; with all of them runnable when the writer wakes, a write
+	// carries most of them.
+	per := float64(st.Durable) / float64(st.Log.Batches)
+	t.Logf("%.1f versions per fsync", per)
+	if per < workers/2 {
+		t.Fatalf("%d fsynced batches for %d Put+Sync calls of %d callers: %.1f versions per fsync, want at least %d", st.Log.Batches, workers*each, workers, per, workers/2)
 	}
 }
 

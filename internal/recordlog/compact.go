@@ -7,8 +7,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 )
+
+// compactYieldEvery is how many entries a compaction's scan reads between
+// two yields of its processor (see scan): a few dozen microseconds' work.
+const compactYieldEvery = 256
 
 // CompactStats says what one Compact did.
 type CompactStats struct {
@@ -215,6 +220,15 @@ func (l *Log) scan(s segment, from, fromOrd int64, fn func(ord, off int64, v vie
 	defer f.Close()
 	fr := newFrameReaderAt(io.NewSectionReader(f, from, math.MaxInt64-from), from)
 	for ord := fromOrd; ; ord++ {
+		if (ord-fromOrd)%compactYieldEvery == compactYieldEvery-1 {
+			// A compaction is background work that reads and checks
+			// every folded byte: hundreds of milliseconds of CPU on a
+			// busy node. Left alone it runs for the runtime's whole
+			// time slice (10 ms) each turn, and with one processor the
+			// requests wait that long behind it; so it lets whatever is
+			// runnable go first every few dozen microseconds.
+			runtime.Gosched()
+		}
 		off := fr.offset
 		v, err := fr.nextView()
 		if err == io.EOF {

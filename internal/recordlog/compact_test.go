@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 )
@@ -129,6 +131,52 @@ func TestCompactReadsDeadEntriesOnce(t *testing.T) {
 	}
 	if got, _ := replayState(t, dir); !got.equal(want) {
 		t.Fatalf("after compaction: %v, want %v", got, want)
+	}
+}
+
+// TestCompactYieldsItsProcessor: with one processor (GOMAXPROCS=1), a
+// goroutine that is runnable while a compaction scans gets a turn every
+// compactYieldEvery entries or so, not only when the runtime preempts the
+// compaction (every 10 ms): the requests of a one-CPU node wait behind it
+// for microseconds, not for whole time slices.
+func TestCompactYieldsItsProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	l, _, _ := openLog(t, t.TempDir(), Options{})
+	defer l.Close()
+	value := make([]byte, 200)
+	const n = 20000
+	var f Frames
+	for i := range n {
+		_ = f.EndPut(append(f.BeginPut(fmt.Sprintf("request-%06d", i)), value...))
+		if f.Entries() == 100 {
+			if err := l.CommitFrames(&f); err != nil {
+				t.Fatal(err)
+			}
+			f.Reset()
+		}
+	}
+	var turns atomic.Int64
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			turns.Add(1)
+			runtime.Gosched()
+		}
+	}()
+	runtime.Gosched() // let it start
+	before := turns.Load()
+	st, err := l.Compact(func(k string) bool { return k >= "request-019000" })
+	during := turns.Load() - before
+	stop.Store(true)
+	<-done
+	if err != nil || st.EntriesRead != n || st.EntriesKept != 1000 {
+		t.Fatalf("Compact = %+v, %v", st, err)
+	}
+	// The first pass alone reads n entries.
+	if want := int64(n / compactYieldEvery / 2); during < want {
+		t.Fatalf("a runnable goroutine ran %d times during a compaction of %d entries; want at least %d (a turn every %d entries)", during, n, want, compactYieldEvery)
 	}
 }
 
