@@ -22,7 +22,9 @@
 #      per fsync on each node, and the disk's own fsync latency; Clustered(2)
 #      at both durability points side by side: durable on both nodes (the
 #      product) and durable on one node plus the peer's memory (the routeapp
-#      built with -tags mesh_ackfrommemory) (about 3 minutes)
+#      built with -tags mesh_ackfrommemory); and the log store with one
+#      processor per node (GOMAXPROCS=1, as on a one-CPU machine: there the
+#      store's fsyncs hold the node's only processor) (about 3.5 minutes)
 #   8. typed: the typed submit→result round trip of declared work
 #      (mesh.SubmitWork, then Result) on one standalone node and on a real
 #      pair, submitted on the owner and on the non-owner (bench/typedwork),
@@ -62,7 +64,9 @@
 #   BENCH_FAILOVER_RUNS=10  runs per failover mode
 #   BENCH_DURABLE_ROUNDS=2  rounds of the durable step (each: memory, then log
 #                           plain+Clustered(1), then log plain+Clustered(2),
-#                           then the same with the one-disk durability point)
+#                           then the same with the one-disk durability point,
+#                           then log plain+Clustered(1)+Clustered(2) with
+#                           GOMAXPROCS=1 on both nodes)
 #   BENCH_DURABLE_WINDOW=3s its window per scenario (whole seconds)
 #   BENCH_TYPED_ROUNDS=2    rounds of the typed step (each scenario once a round)
 #   BENCH_TYPED_WINDOW=2s   its window per scenario per round
@@ -256,9 +260,9 @@ if has durable; then
 	# Clustered(2)'s own (plain never touches the store).
 	wr() { # name store scenarios [app]
 		"$BIN/wrkroutes" -app "${4:-$BIN/routeapp}" -wrk "$WRK" -c "$CONNECTIONS" -t "$WRK_THREADS" -warmup "$WARMUP" \
-			-d "$DURABLE_WINDOW" -rounds 1 -scenarios "$3" -node-env "MESH_CONTINUITY_STORE=$2 $NODE_ENV" \
+			-d "$DURABLE_WINDOW" -rounds 1 -scenarios "$3" -node-env "MESH_CONTINUITY_STORE=$2 $NODE_ENV${WR_ENV:+ $WR_ENV}" \
 			-out "$d/$1" >"$d/$1.txt" 2>&1 || { cat "$d/$1.txt"; return 1; }
-		echo "--- $1 (MESH_CONTINUITY_STORE=$2${4:+, $(basename "$4")})"
+		echo "--- $1 (MESH_CONTINUITY_STORE=$2${WR_ENV:+ $WR_ENV}${4:+, $(basename "$4")})"
 		grep -E '^\|' "$d/$1.txt"
 		for f in "$d/$1"/primary-*.log "$d/$1"/standby-*.log; do
 			[[ -f $f ]] || continue
@@ -272,6 +276,7 @@ if has durable; then
 		wr "log-$r" log plain,one
 		wr "log-two-$r" log plain,two
 		wr "log-two-onedisk-$r" log plain,two "$BIN/routeapp-ackfrommemory"
+		WR_ENV=GOMAXPROCS=1 wr "log-oneproc-$r" log plain,one,two
 	done | tee -a "$d/summary.txt"
 	{
 		echo
