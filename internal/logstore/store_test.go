@@ -395,28 +395,8 @@ func TestCompactionKeepsRecordsPutAsItBegins(t *testing.T) {
 func TestGroupCommit(t *testing.T) {
 	s, _ := open(t, t.TempDir(), Options{})
 	defer s.Close()
-	var regMu sync.Mutex // the registry lock
-	var wg sync.WaitGroup
 	const workers, each = 16, 20
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range each {
-				regMu.Lock()
-				err := s.Put(storetest.Full(fmt.Sprintf("w%d-%d", w, i), i, continuity.PhaseSubmitted))
-				regMu.Unlock()
-				if err == nil {
-					err = s.Sync()
-				}
-				if err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	putAndSync(t, s, workers, each)
 	st := s.Stats()
 	if st.Durable != workers*each || st.Puts != workers*each {
 		t.Fatalf("stats %+v", st)
@@ -433,19 +413,13 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// TestGroupCommitWithOneProcessor: with one processor (GOMAXPROCS=1, a
-// one-CPU machine) the writer's fsync holds the only processor until it
-// returns, so what it carries is what was Put before the writer took the
-// queue. The callers a write releases each store again; the writer woken by
-// the first of them must let the others, runnable behind it, Put first, or
-// every fsync carries one version and the callers take turns.
-func TestGroupCommitWithOneProcessor(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	s, _ := open(t, t.TempDir(), Options{})
-	defer s.Close()
+// putAndSync runs workers goroutines that each Put each records and Sync
+// after every Put, the way the registry stores (Put under its lock, Sync
+// without it).
+func putAndSync(t *testing.T, s *Store, workers, each int) {
+	t.Helper()
 	var regMu sync.Mutex // the registry lock
 	var wg sync.WaitGroup
-	const workers, each = 16, 40
 	for w := range workers {
 		wg.Add(1)
 		go func() {
@@ -465,13 +439,26 @@ func TestGroupCommitWithOneProcessor(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestGroupCommitWithOneProcessor: with one processor (GOMAXPROCS=1, a
+// one-CPU machine) the writer's fsync holds the only processor until it
+// returns, so what it carries is what was Put before the writer took the
+// queue. The callers a write releases each store again; the writer woken by
+// the first of them must let the others, runnable behind it, Put first, or
+// every fsync carries one version and the callers take turns.
+func TestGroupCommitWithOneProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s, _ := open(t, t.TempDir(), Options{})
+	defer s.Close()
+	const workers, each = 16, 40
+	putAndSync(t, s, workers, each)
 	st := s.Stats()
 	if st.Durable != workers*each {
 		t.Fatalf("stats %+v", st)
 	}
-	// Every caller but the first of a round finds its turn's write begun
-	// by another; with all of them runnable when the writer wakes, a write
-	// carries most of them.
+	// The callers a write released are all runnable when the first of
+	// them wakes the writer: the next write carries most of them.
 	per := float64(st.Durable) / float64(st.Log.Batches)
 	t.Logf("%.1f versions per fsync", per)
 	if per < workers/2 {
