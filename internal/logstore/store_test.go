@@ -413,9 +413,9 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
-// putAndSync runs workers goroutines that each Put each records and Sync
-// after every Put, the way the registry stores (Put under its lock, Sync
-// without it).
+// putAndSync runs workers goroutines, each storing `each` records and
+// calling Sync after every Put, as the registry does (Put under its lock,
+// Sync without it).
 func putAndSync(t *testing.T, s *Store, workers, each int) {
 	t.Helper()
 	var regMu sync.Mutex // the registry lock
