@@ -19,7 +19,10 @@ Usage: bash scripts/chaos.sh [short|long]
 
 Environment: SEED=<n> repeats a run's random choices (every run prints its
 seed); CHAOS_DURATION=<Go duration> sets how long faults are injected;
-MESH_KEEP_ARTIFACTS=1 keeps the evidence of a passing run too.
+CHAOS_CONTINUITY_STORE=log runs both nodes with the durable record log
+(MESH_CONTINUITY_STORE; the default is the nodes' default, memory), so a
+killed node comes back from its own log; MESH_KEEP_ARTIFACTS=1 keeps the
+evidence of a passing run too.
 
 The last line printed is the summary of the last soak; a failing soak keeps
 its client history, side-effect log, node logs, final records and

@@ -97,6 +97,9 @@ func (p *pair) start(app string, s nodeSpec) *node {
 		"CHAOS_EFFECT_LOG=" + filepath.Join(p.dir, "effects.jsonl"),
 		"HOME=" + p.dir, "PATH=" + os.Getenv("PATH"),
 	}
+	if store := os.Getenv("CHAOS_CONTINUITY_STORE"); store != "" {
+		env = append(env, "MESH_CONTINUITY_STORE="+store) // the durable log: "log"
+	}
 	env = append(env, s.env...)
 	bin, args := app, []string(nil)
 	if len(s.prefix) > 0 {
